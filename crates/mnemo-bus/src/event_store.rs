@@ -1,0 +1,455 @@
+//! cqrs-es's `EventStore` on a JetStream stream.
+//!
+//! One aggregate is one subject (`<ns>.ev.<kind>.<owner token>.<id>`); one
+//! command is one message holding all its events (a JSON array), because
+//! nats-server 2.9 cannot publish a batch atomically.
+//!
+//! *Appending* publishes with `Nats-Expected-Last-Subject-Sequence` set to the
+//! subject sequence the command was decided on: if anyone appended in between,
+//! JetStream refuses and the command is retried on fresh state (see
+//! [`crate::commands`]). `Nats-Msg-Id` is the event id, so a publish retried
+//! after a lost ack is deduplicated instead of doubled.
+//!
+//! *Loading* walks the subject with direct gets (`next_by_subj`): about a
+//! tenth of a millisecond per message, where creating an ordered consumer per
+//! load costs tens of milliseconds. Hot aggregates are cached with their last
+//! subject sequence; a stale cache entry cannot do harm because the expected
+//! sequence check rejects the append, and the conflict evicts the entry.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
+use async_nats::jetstream::Context;
+use bytes::Bytes;
+use cqrs_es::{
+    Aggregate, AggregateContext, AggregateError, DomainEvent, EventEnvelope, EventStore,
+};
+use time::format_description::well_known::Rfc3339;
+
+use crate::envelope::{meta, Envelope};
+use crate::error::{BusError, BusErrorKind};
+use crate::namespace::{valid_aggregate_id, Namespace};
+
+/// How many times a publish whose ack was lost is re-sent (same message id).
+const PUBLISH_ATTEMPTS: u32 = 3;
+
+/// The state a command is decided on: the aggregate, and where its history ended.
+pub struct JetStreamContext<A> {
+    pub aggregate_id: String,
+    pub aggregate: A,
+    /// Stream sequence of the aggregate's last message (0: no message yet).
+    pub last_sequence: u64,
+    /// Number of events folded into `aggregate`.
+    pub version: u64,
+}
+
+impl<A: Aggregate> AggregateContext<A> for JetStreamContext<A> {
+    fn aggregate(&mut self) -> &mut A {
+        &mut self.aggregate
+    }
+}
+
+#[derive(Clone)]
+struct Cached<A> {
+    aggregate: A,
+    last_sequence: u64,
+    version: u64,
+}
+
+/// Bounded map of hot aggregates. Eviction is coarse (drop an arbitrary
+/// eighth when full): correctness never depends on what is cached.
+struct Cache<A> {
+    entries: HashMap<String, Cached<A>>,
+    capacity: usize,
+}
+
+impl<A> Cache<A> {
+    fn insert(&mut self, id: String, entry: Cached<A>) {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.entries.len() >= self.capacity && !self.entries.contains_key(&id) {
+            let drop: Vec<String> = self
+                .entries
+                .keys()
+                .take((self.capacity / 8).max(1))
+                .cloned()
+                .collect();
+            for k in drop {
+                self.entries.remove(&k);
+            }
+        }
+        self.entries.insert(id, entry);
+    }
+}
+
+/// cqrs-es event store for aggregate `A`, events under subject kind `kind`.
+pub struct JetStreamEventStore<A: Aggregate> {
+    js: Context,
+    stream: Stream,
+    namespace: Namespace,
+    kind: &'static str,
+    cache: Arc<Mutex<Cache<A>>>,
+    _aggregate: PhantomData<fn() -> A>,
+}
+
+impl<A: Aggregate> Clone for JetStreamEventStore<A> {
+    fn clone(&self) -> Self {
+        Self {
+            js: self.js.clone(),
+            stream: self.stream.clone(),
+            namespace: self.namespace.clone(),
+            kind: self.kind,
+            cache: self.cache.clone(),
+            _aggregate: PhantomData,
+        }
+    }
+}
+
+/// The decoded content of one event message.
+#[derive(Debug, Clone)]
+pub struct StoredEvents<E> {
+    pub envelope: Envelope,
+    pub stream_sequence: u64,
+    pub subject: String,
+    pub events: Vec<E>,
+}
+
+/// Decodes an event message's headers and payload.
+pub fn decode_message<E: DomainEvent>(
+    subject: &str,
+    stream_sequence: u64,
+    headers: Option<&async_nats::HeaderMap>,
+    payload: &[u8],
+) -> Result<StoredEvents<E>, BusError> {
+    let headers = headers.ok_or_else(|| {
+        BusError::new(
+            BusErrorKind::Corrupt,
+            format!("event message {stream_sequence} has no headers"),
+        )
+    })?;
+    let envelope = Envelope::from_headers(headers)?;
+    let events: Vec<E> = serde_json::from_slice(payload).map_err(|e| {
+        BusError::with_source(
+            BusErrorKind::Corrupt,
+            format!(
+                "cannot decode event message {stream_sequence} ({})",
+                envelope.event_types.join(",")
+            ),
+            e,
+        )
+    })?;
+    if events.len() != envelope.event_types.len() {
+        return Err(BusError::new(
+            BusErrorKind::Corrupt,
+            format!(
+                "event message {stream_sequence}: payload and headers disagree on the event count"
+            ),
+        ));
+    }
+    Ok(StoredEvents {
+        envelope,
+        stream_sequence,
+        subject: subject.to_owned(),
+        events,
+    })
+}
+
+impl<A> JetStreamEventStore<A>
+where
+    A: Aggregate + Clone,
+{
+    /// A store over the namespace's event stream; `cache_capacity` 0 disables caching.
+    pub fn new(bus: &crate::Bus, kind: &'static str, cache_capacity: usize) -> Self {
+        Self {
+            js: bus.jetstream.clone(),
+            stream: bus.events.clone(),
+            namespace: bus.namespace.clone(),
+            kind,
+            cache: Arc::new(Mutex::new(Cache {
+                entries: HashMap::new(),
+                capacity: cache_capacity,
+            })),
+            _aggregate: PhantomData,
+        }
+    }
+
+    /// The subject of an aggregate, after checking its id cannot escape it.
+    pub fn subject(&self, aggregate_id: &str) -> Result<String, BusError> {
+        if !valid_aggregate_id(aggregate_id) {
+            return Err(BusError::config(format!(
+                "invalid aggregate id '{aggregate_id}'"
+            )));
+        }
+        Ok(self.namespace.aggregate_subject(self.kind, aggregate_id))
+    }
+
+    /// Every message of one aggregate, oldest first.
+    pub async fn read_messages(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<StoredEvents<A::Event>>, BusError> {
+        let subject = self.subject(aggregate_id)?;
+        let mut out = Vec::new();
+        let mut next = 1;
+        loop {
+            match self
+                .stream
+                .direct_get_next_for_subject(subject.as_str(), Some(next))
+                .await
+            {
+                Ok(msg) => {
+                    next = msg.sequence + 1;
+                    out.push(decode_message(
+                        &subject,
+                        msg.sequence,
+                        Some(&msg.headers),
+                        &msg.payload,
+                    )?);
+                }
+                Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(out),
+                Err(e) => return Err(BusError::unavailable(format!("cannot read {subject}"), e)),
+            }
+        }
+    }
+
+    /// Loads the aggregate (from cache when hot) with its last stream sequence.
+    pub async fn load(&self, aggregate_id: &str) -> Result<JetStreamContext<A>, BusError> {
+        if let Some(hit) = self.cached(aggregate_id) {
+            return Ok(JetStreamContext {
+                aggregate_id: aggregate_id.to_owned(),
+                aggregate: hit.aggregate,
+                last_sequence: hit.last_sequence,
+                version: hit.version,
+            });
+        }
+        let mut aggregate = A::default();
+        let mut last_sequence = 0;
+        let mut version = 0;
+        for stored in self.read_messages(aggregate_id).await? {
+            last_sequence = stored.stream_sequence;
+            version = stored.envelope.aggregate_version;
+            for event in stored.events {
+                aggregate.apply(event);
+            }
+        }
+        if last_sequence > 0 {
+            self.remember(aggregate_id, &aggregate, last_sequence, version);
+        }
+        Ok(JetStreamContext {
+            aggregate_id: aggregate_id.to_owned(),
+            aggregate,
+            last_sequence,
+            version,
+        })
+    }
+
+    /// Appends the events of one command; returns the stream sequence.
+    /// Conflicts come back as `BusErrorKind::Conflict`.
+    pub async fn append(
+        &self,
+        events: &[A::Event],
+        context: &JetStreamContext<A>,
+        metadata: &HashMap<String, String>,
+    ) -> Result<(Envelope, u64), BusError> {
+        let subject = self.subject(&context.aggregate_id)?;
+        let version = context.version + events.len() as u64;
+        let envelope = Envelope::for_commit(
+            A::TYPE,
+            &context.aggregate_id,
+            version,
+            events.iter().map(DomainEvent::event_type).collect(),
+            events.iter().map(DomainEvent::event_version).collect(),
+            metadata,
+        );
+        let payload = Bytes::from(serde_json::to_vec(events).map_err(|e| {
+            BusError::with_source(BusErrorKind::Rejected, "cannot encode events", e)
+        })?);
+        let span = tracing::debug_span!("append", event_id = %envelope.event_id, aggregate_id = %context.aggregate_id);
+        let _enter = span.enter();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let message = PublishMessage::build()
+                .headers(envelope.to_headers())
+                .expected_last_subject_sequence(context.last_sequence)
+                .payload(payload.clone());
+            let result = match self.js.send_publish(subject.clone(), message).await {
+                Ok(ack) => ack.await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(ack) => {
+                    if ack.duplicate {
+                        // This event id was appended before (a retried command):
+                        // what we decided now may not be what was stored, so
+                        // forget the cached state and let the next load read it.
+                        self.forget(&context.aggregate_id);
+                    } else {
+                        self.remember(
+                            &context.aggregate_id,
+                            &context.aggregate,
+                            ack.sequence,
+                            version,
+                        );
+                    }
+                    return Ok((envelope, ack.sequence));
+                }
+                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                    self.forget(&context.aggregate_id);
+                    return Err(BusError::with_source(
+                        BusErrorKind::Conflict,
+                        "aggregate changed concurrently",
+                        e,
+                    ));
+                }
+                Err(e)
+                    if attempt < PUBLISH_ATTEMPTS
+                        && matches!(
+                            e.kind(),
+                            PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe
+                        ) =>
+                {
+                    tracing::warn!(error = %e, attempt, "publish not acknowledged, re-sending with the same message id");
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                }
+                Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                    return Err(BusError::with_source(
+                        BusErrorKind::Rejected,
+                        "event message too large",
+                        e,
+                    ));
+                }
+                Err(e) => {
+                    self.forget(&context.aggregate_id);
+                    return Err(BusError::unavailable(
+                        format!("cannot append to {subject}"),
+                        e,
+                    ));
+                }
+            }
+        }
+    }
+
+    fn cached(&self, id: &str) -> Option<Cached<A>> {
+        self.cache.lock().ok()?.entries.get(id).cloned()
+    }
+
+    fn remember(&self, id: &str, aggregate: &A, last_sequence: u64, version: u64) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(
+                id.to_owned(),
+                Cached {
+                    aggregate: aggregate.clone(),
+                    last_sequence,
+                    version,
+                },
+            );
+        }
+    }
+
+    /// Drops a cached aggregate (after a conflict, or to force a reload).
+    pub fn forget(&self, id: &str) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.entries.remove(id);
+        }
+    }
+
+    fn envelopes(stored: &StoredEvents<A::Event>, aggregate_id: &str) -> Vec<EventEnvelope<A>> {
+        let n = stored.events.len() as u64;
+        let first = stored.envelope.aggregate_version.saturating_sub(n) + 1;
+        stored
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| EventEnvelope {
+                aggregate_id: aggregate_id.to_owned(),
+                sequence: (first + i as u64) as usize,
+                payload: event.clone(),
+                metadata: envelope_metadata(&stored.envelope, stored.stream_sequence),
+            })
+            .collect()
+    }
+}
+
+/// The metadata map cqrs-es sees on loaded events.
+fn envelope_metadata(env: &Envelope, stream_sequence: u64) -> HashMap<String, String> {
+    HashMap::from([
+        (meta::EVENT_ID.to_owned(), env.event_id.clone()),
+        (
+            meta::STREAM_SEQUENCE.to_owned(),
+            stream_sequence.to_string(),
+        ),
+        (meta::CAUSATION_ID.to_owned(), env.causation_id.clone()),
+        (meta::CORRELATION_ID.to_owned(), env.correlation_id.clone()),
+        (meta::TRACEPARENT.to_owned(), env.traceparent.clone()),
+        (
+            meta::OCCURRED_AT.to_owned(),
+            env.occurred_at.format(&Rfc3339).unwrap_or_default(),
+        ),
+    ])
+}
+
+fn to_aggregate_error<E: std::error::Error>(e: BusError) -> AggregateError<E> {
+    match e.kind() {
+        BusErrorKind::Conflict => AggregateError::AggregateConflict,
+        BusErrorKind::Corrupt => AggregateError::DeserializationError(Box::new(e)),
+        BusErrorKind::Unavailable => AggregateError::DatabaseConnectionError(Box::new(e)),
+        _ => AggregateError::UnexpectedError(Box::new(e)),
+    }
+}
+
+impl<A> EventStore<A> for JetStreamEventStore<A>
+where
+    A: Aggregate + Clone + 'static,
+{
+    type AC = JetStreamContext<A>;
+
+    async fn load_events(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+        let messages = self
+            .read_messages(aggregate_id)
+            .await
+            .map_err(to_aggregate_error)?;
+        Ok(messages
+            .iter()
+            .flat_map(|m| Self::envelopes(m, aggregate_id))
+            .collect())
+    }
+
+    async fn load_aggregate(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Self::AC, AggregateError<A::Error>> {
+        self.load(aggregate_id).await.map_err(to_aggregate_error)
+    }
+
+    async fn commit(
+        &self,
+        events: Vec<A::Event>,
+        context: Self::AC,
+        metadata: HashMap<String, String>,
+    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+        if events.is_empty() {
+            return Ok(vec![]);
+        }
+        let (envelope, sequence) = self
+            .append(&events, &context, &metadata)
+            .await
+            .map_err(to_aggregate_error)?;
+        let stored = StoredEvents {
+            envelope,
+            stream_sequence: sequence,
+            subject: String::new(),
+            events,
+        };
+        Ok(Self::envelopes(&stored, &context.aggregate_id))
+    }
+}

@@ -1,0 +1,35 @@
+//! JetStream plumbing for mnemo: the event log, the blob store, and the
+//! cqrs-es event store that appends to one and reads from the other.
+//!
+//! Owns: stream and bucket definitions (idempotent setup), the event envelope
+//! (headers every event message carries), optimistic-concurrency appends,
+//! aggregate loading (with a cache kept honest by the expected-sequence
+//! check), and content-addressed blobs.
+//! Must not: know what a PDF, a chunk or a gRPC status is. Domain types come
+//! in through cqrs-es's `Aggregate` and `DomainEvent`.
+//!
+//! # Layout
+//! - [`namespace`]: the prefix that isolates installs and tests; every name
+//!   (stream, subject, bucket, consumer, SQL schema) is derived here.
+//! - [`envelope`]: header names and the per-message envelope.
+//! - [`setup`]: connecting, and creating/updating the event stream and blob bucket.
+//! - [`event_store`]: `JetStreamEventStore`, cqrs-es's `EventStore` on JetStream.
+//! - [`commands`]: executing a command with bounded retries on conflict.
+//! - [`blob_store`]: SHA-256-addressed blobs on the JetStream Object Store.
+//! - [`error`]: `BusError` and its `kind()`.
+
+pub mod blob_store;
+pub mod commands;
+pub mod envelope;
+pub mod error;
+pub mod event_store;
+pub mod namespace;
+pub mod setup;
+
+pub use blob_store::BlobStore;
+pub use commands::{CommandExecutor, ExecuteError, RetryPolicy};
+pub use envelope::Envelope;
+pub use error::{BusError, BusErrorKind};
+pub use event_store::{JetStreamEventStore, StoredEvents};
+pub use namespace::Namespace;
+pub use setup::{connect, ensure_blob_bucket, ensure_event_stream, Bus};

@@ -1,0 +1,113 @@
+//! The namespace: one prefix from which every name of an install is derived.
+//!
+//! Several installs, and every test, share one NATS server and one PostgreSQL
+//! server; the namespace keeps them apart. It prefixes the stream, every
+//! subject, the blob bucket, durable consumer names and the SQL schema, so a
+//! namespace can be deleted without touching any other.
+
+use std::fmt;
+
+use crate::error::BusError;
+
+/// A validated namespace: `[a-z][a-z0-9_]{0,31}`, usable verbatim as a
+/// subject token, a (case-folded) stream name, and an unquoted SQL identifier.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Namespace(String);
+
+impl Namespace {
+    pub fn new(name: impl Into<String>) -> Result<Self, BusError> {
+        let name = name.into();
+        let mut bytes = name.bytes();
+        let ok = name.len() <= 32
+            && bytes.next().is_some_and(|b| b.is_ascii_lowercase())
+            && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if ok {
+            Ok(Self(name))
+        } else {
+            Err(BusError::config(format!(
+                "namespace '{name}' must match [a-z][a-z0-9_]{{0,31}}"
+            )))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The event stream: `<NS>_EVENTS`.
+    pub fn event_stream(&self) -> String {
+        format!("{}_EVENTS", self.0.to_ascii_uppercase())
+    }
+
+    /// Every event subject of this install: `<ns>.ev.>`.
+    pub fn all_events(&self) -> String {
+        format!("{}.ev.>", self.0)
+    }
+
+    /// Subject prefix of one aggregate type: `<ns>.ev.<kind>` (kind: `doc`, `learn`).
+    pub fn events_of(&self, kind: &str) -> String {
+        format!("{}.ev.{kind}", self.0)
+    }
+
+    /// Subject of one aggregate: `<ns>.ev.<kind>.<aggregate id>`, where the
+    /// aggregate id is `<owner token>.<id>` (see `mnemo_domain`).
+    pub fn aggregate_subject(&self, kind: &str, aggregate_id: &str) -> String {
+        format!("{}.ev.{kind}.{aggregate_id}", self.0)
+    }
+
+    /// Blob bucket (Object Store): `<ns>_blobs`.
+    pub fn blob_bucket(&self) -> String {
+        format!("{}_blobs", self.0)
+    }
+
+    /// A durable consumer's name: `<ns>_<service>`.
+    pub fn consumer(&self, service: &str) -> String {
+        format!("{}_{service}", self.0)
+    }
+
+    /// The PostgreSQL schema holding this install's read models.
+    pub fn sql_schema(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Checks that an aggregate id is two or more plain subject tokens.
+pub(crate) fn valid_aggregate_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.split('.').all(|t| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_derive_from_the_namespace() {
+        let ns = Namespace::new("t_1").unwrap();
+        assert_eq!(ns.event_stream(), "T_1_EVENTS");
+        assert_eq!(ns.aggregate_subject("doc", "abc.x-1"), "t_1.ev.doc.abc.x-1");
+        assert_eq!(ns.blob_bucket(), "t_1_blobs");
+        assert_eq!(ns.consumer("projector"), "t_1_projector");
+    }
+
+    #[test]
+    fn rejects_names_that_would_escape() {
+        for bad in ["", "A", "a.b", "a*", "a>", "1a", "a-b", &"a".repeat(33)] {
+            assert!(Namespace::new(bad).is_err(), "{bad}");
+        }
+        assert!(valid_aggregate_id("abc.0190-aa"));
+        assert!(!valid_aggregate_id("abc.>"));
+        assert!(!valid_aggregate_id("abc..x"));
+        assert!(!valid_aggregate_id("a b"));
+    }
+}

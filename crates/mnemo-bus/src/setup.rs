@@ -1,0 +1,176 @@
+//! Connecting to NATS and declaring what mnemo needs there, idempotently.
+//!
+//! Everything here is safe to run at every start of every service: a stream
+//! that exists with the same config is left alone, one whose config drifted
+//! (e.g. a new limit) is updated, and a missing one is created. Only features
+//! of nats-server 2.9 are used (no multi-filter consumers, no KV API).
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, object_store::ObjectStore, stream};
+
+use crate::error::{BusError, BusErrorKind};
+use crate::namespace::Namespace;
+
+/// Largest event message accepted, well under NATS's 1 MiB default: large
+/// bytes belong in the blob store and events carry their hash.
+pub const MAX_EVENT_BYTES: i32 = 1024 * 1024;
+
+/// Window in which JetStream drops a message whose `Nats-Msg-Id` it has seen.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// A connection with JetStream, the namespace and the event stream handle.
+#[derive(Clone)]
+pub struct Bus {
+    pub client: async_nats::Client,
+    pub jetstream: jetstream::Context,
+    pub namespace: Namespace,
+    pub events: stream::Stream,
+}
+
+impl Bus {
+    /// Connects, then declares the event stream and blob bucket.
+    pub async fn start(url: &str, namespace: Namespace, replicas: usize) -> Result<Self, BusError> {
+        let client = connect(url, &format!("mnemo:{namespace}")).await?;
+        let jetstream = jetstream::new(client.clone());
+        let events = ensure_event_stream(&jetstream, &namespace, replicas).await?;
+        ensure_blob_bucket(&jetstream, &namespace, replicas).await?;
+        Ok(Self {
+            client,
+            jetstream,
+            namespace,
+            events,
+        })
+    }
+
+    /// The blob store of this namespace (its bucket must exist: see [`Bus::start`]).
+    pub async fn blob_store(&self) -> Result<crate::BlobStore, BusError> {
+        crate::BlobStore::open(&self.jetstream, &self.namespace).await
+    }
+}
+
+/// Connects to NATS with a name that shows up in `nats server report connections`.
+pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, BusError> {
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .connection_timeout(Duration::from_secs(5))
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connect(url)
+        .await
+        .map_err(|e| BusError::unavailable(format!("cannot connect to NATS at {url}"), e))
+}
+
+/// The event stream's config: file storage, kept forever, deduplicated, and
+/// immutable (message delete and purge denied).
+pub fn event_stream_config(ns: &Namespace, replicas: usize) -> stream::Config {
+    stream::Config {
+        name: ns.event_stream(),
+        description: Some(format!("mnemo event log of namespace {ns}")),
+        subjects: vec![ns.all_events()],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        discard: stream::DiscardPolicy::Old,
+        max_age: Duration::ZERO,
+        max_message_size: MAX_EVENT_BYTES,
+        duplicate_window: DUPLICATE_WINDOW,
+        allow_direct: true,
+        deny_delete: true,
+        deny_purge: true,
+        num_replicas: replicas.max(1),
+        ..Default::default()
+    }
+}
+
+/// Creates the event stream, or updates it if its config drifted.
+pub async fn ensure_event_stream(
+    js: &jetstream::Context,
+    ns: &Namespace,
+    replicas: usize,
+) -> Result<stream::Stream, BusError> {
+    let config = event_stream_config(ns, replicas);
+    match js.get_stream(&config.name).await {
+        Ok(mut existing) => {
+            let info = existing
+                .info()
+                .await
+                .map_err(|e| BusError::unavailable("cannot read event stream info", e))?;
+            let current = &info.config;
+            let drifted = current.subjects != config.subjects
+                || current.max_message_size != config.max_message_size
+                || current.duplicate_window != config.duplicate_window
+                || current.allow_direct != config.allow_direct
+                || current.deny_delete != config.deny_delete
+                || current.deny_purge != config.deny_purge
+                || current.max_age != config.max_age;
+            if drifted {
+                tracing::info!(stream = %config.name, "updating event stream config");
+                js.update_stream(&config).await.map_err(|e| {
+                    BusError::with_source(BusErrorKind::Rejected, "cannot update event stream", e)
+                })?;
+            }
+            Ok(existing)
+        }
+        Err(err) if is_stream_not_found(&err) => {
+            tracing::info!(stream = %config.name, "creating event stream");
+            js.create_stream(config).await.map_err(|e| {
+                BusError::with_source(BusErrorKind::Rejected, "cannot create event stream", e)
+            })
+        }
+        Err(err) => Err(BusError::unavailable(
+            "cannot reach JetStream (is the server running with -js?)",
+            err,
+        )),
+    }
+}
+
+/// Creates the blob bucket if it does not exist.
+pub async fn ensure_blob_bucket(
+    js: &jetstream::Context,
+    ns: &Namespace,
+    replicas: usize,
+) -> Result<ObjectStore, BusError> {
+    let bucket = ns.blob_bucket();
+    if let Ok(store) = js.get_object_store(&bucket).await {
+        return Ok(store);
+    }
+    js.create_object_store(jetstream::object_store::Config {
+        bucket: bucket.clone(),
+        description: Some(format!("mnemo blobs (by SHA-256) of namespace {ns}")),
+        storage: stream::StorageType::File,
+        num_replicas: replicas.max(1),
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| {
+        BusError::with_source(
+            BusErrorKind::Rejected,
+            format!("cannot create blob bucket {bucket}"),
+            e,
+        )
+    })
+}
+
+/// Deletes everything of a namespace on NATS (tests and `mnemo` operators only).
+pub async fn delete_namespace(js: &jetstream::Context, ns: &Namespace) -> Result<(), BusError> {
+    for name in [ns.event_stream(), format!("OBJ_{}", ns.blob_bucket())] {
+        if let Err(e) = js.delete_stream(&name).await {
+            if !is_stream_not_found(&e) {
+                return Err(BusError::with_source(
+                    BusErrorKind::Rejected,
+                    format!("cannot delete {name}"),
+                    e,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_stream_not_found(err: &jetstream::context::GetStreamError) -> bool {
+    matches!(
+        err.kind(),
+        jetstream::context::GetStreamErrorKind::JetStream(e)
+            if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+    )
+}

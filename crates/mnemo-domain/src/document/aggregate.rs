@@ -1,0 +1,777 @@
+//! The document aggregate's state, `handle` (decide) and `apply` (fold).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+
+use crate::content::ContentType;
+use crate::document::{DocumentCommand, DocumentError, DocumentEvent};
+use crate::ids::{DocumentId, Sha256Hex};
+use crate::owner::OwnerId;
+
+/// Where a document is in the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Uploaded,
+    Extracting,
+    Chunking,
+    Embedding,
+    Indexed,
+    Failed,
+    Cancelled,
+}
+
+impl Stage {
+    /// Indexed, failed and cancelled end a run.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Indexed | Self::Failed | Self::Cancelled)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Uploaded => "uploaded",
+            Self::Extracting => "extracting",
+            Self::Chunking => "chunking",
+            Self::Embedding => "embedding",
+            Self::Indexed => "indexed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Uploaded,
+            Self::Extracting,
+            Self::Chunking,
+            Self::Embedding,
+            Self::Indexed,
+            Self::Failed,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A document as its events describe it. `Default` is "does not exist yet".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Document {
+    pub id: Option<DocumentId>,
+    pub owner: Option<OwnerId>,
+    pub filename: String,
+    pub content_type: Option<ContentType>,
+    pub size_bytes: u64,
+    pub sha256: Option<Sha256Hex>,
+    pub topic: Option<String>,
+    pub batch_id: String,
+    pub idempotency_key: Option<String>,
+    /// `None` until uploaded.
+    pub stage: Option<Stage>,
+    /// Current processing run (1 after upload, +1 per reprocess).
+    pub run: u32,
+    /// Why the run failed or was cancelled.
+    pub reason: Option<String>,
+    pub pages_done: u32,
+    pub pages_total: u32,
+    pub text_sha256: Option<Sha256Hex>,
+    /// Chunk batches recorded in this run, and the index of the last one once known.
+    pub chunk_batches: BTreeSet<u32>,
+    pub last_chunk_batch: Option<u32>,
+    /// Chunk ids of this run, and those that have a vector.
+    pub chunk_ids: BTreeSet<String>,
+    pub embedded: BTreeSet<String>,
+}
+
+impl Document {
+    /// Every chunk batch of the run has been recorded.
+    pub fn all_chunks_recorded(&self) -> bool {
+        self.last_chunk_batch
+            .is_some_and(|last| (0..=last).all(|b| self.chunk_batches.contains(&b)))
+    }
+
+    /// Every recorded chunk of the run has a vector.
+    pub fn all_chunks_embedded(&self) -> bool {
+        self.all_chunks_recorded() && self.embedded.len() == self.chunk_ids.len()
+    }
+
+    /// The stage, or `NotFound` for a document that was never uploaded.
+    fn existing_stage(&self) -> Result<Stage, DocumentError> {
+        self.stage.ok_or(DocumentError::NotFound)
+    }
+
+    /// Checks that a pipeline result belongs to the current, live run.
+    fn live_run(&self, run: u32, command: &'static str) -> Result<Stage, DocumentError> {
+        let stage = self.existing_stage()?;
+        if run != self.run {
+            return Err(DocumentError::StaleRun {
+                current: self.run,
+                got: run,
+            });
+        }
+        if stage.is_terminal() {
+            return Err(DocumentError::InvalidTransition { stage, command });
+        }
+        Ok(stage)
+    }
+
+    fn decide(&self, command: DocumentCommand) -> Result<Vec<DocumentEvent>, DocumentError> {
+        use DocumentCommand as C;
+        use DocumentEvent as E;
+        let name = command.name();
+        let wrong_stage = |stage| DocumentError::InvalidTransition {
+            stage,
+            command: name,
+        };
+        match command {
+            C::Upload {
+                document_id,
+                owner,
+                filename,
+                content_type,
+                size_bytes,
+                sha256,
+                topic,
+                batch_id,
+                idempotency_key,
+            } => {
+                if self.stage.is_some() {
+                    // A retried upload with the same key and bytes is the same upload.
+                    let same_retry = idempotency_key.is_some()
+                        && self.idempotency_key == idempotency_key
+                        && self.sha256.as_ref() == Some(&sha256);
+                    return if same_retry {
+                        Ok(vec![])
+                    } else {
+                        Err(DocumentError::AlreadyExists)
+                    };
+                }
+                if filename.trim().is_empty() {
+                    return Err(DocumentError::InvalidInput("filename is empty".into()));
+                }
+                Ok(vec![E::DocumentUploaded {
+                    document_id,
+                    owner,
+                    filename,
+                    content_type,
+                    size_bytes,
+                    sha256,
+                    topic,
+                    batch_id,
+                    idempotency_key,
+                }])
+            }
+            C::RecordExtractionProgress {
+                run,
+                pages_done,
+                pages_total,
+            } => {
+                let stage = self.live_run(run, name)?;
+                if pages_done > pages_total {
+                    return Err(DocumentError::InvalidInput(format!(
+                        "pages_done {pages_done} > pages_total {pages_total}"
+                    )));
+                }
+                match stage {
+                    Stage::Uploaded | Stage::Extracting => {}
+                    // Progress that arrives after the text is moot, not wrong.
+                    _ => return Ok(vec![]),
+                }
+                if stage == Stage::Extracting && pages_done <= self.pages_done {
+                    return Ok(vec![]); // redelivered or out of order
+                }
+                Ok(vec![E::ExtractionProgressed {
+                    run,
+                    pages_done,
+                    pages_total,
+                }])
+            }
+            C::RecordTextExtracted {
+                run,
+                text_sha256,
+                pages,
+                chars,
+                extractor,
+            } => {
+                let stage = self.live_run(run, name)?;
+                match stage {
+                    Stage::Uploaded | Stage::Extracting => Ok(vec![E::TextExtracted {
+                        run,
+                        text_sha256,
+                        pages,
+                        chars,
+                        extractor,
+                    }]),
+                    // Redelivery of the result already recorded.
+                    _ if self.text_sha256.as_ref() == Some(&text_sha256) => Ok(vec![]),
+                    other => Err(wrong_stage(other)),
+                }
+            }
+            C::RecordChunks {
+                run,
+                batch,
+                last,
+                chunks,
+            } => {
+                let stage = self.live_run(run, name)?;
+                if !matches!(stage, Stage::Chunking | Stage::Embedding) {
+                    return Err(wrong_stage(stage));
+                }
+                if self.chunk_batches.contains(&batch) {
+                    return Ok(vec![]); // redelivered batch
+                }
+                if stage == Stage::Embedding {
+                    return Err(wrong_stage(stage)); // a new batch after the last one
+                }
+                if let Some(known_last) = self.last_chunk_batch {
+                    if batch > known_last || last {
+                        return Err(DocumentError::InvalidInput(format!(
+                            "chunk batch {batch} after the last batch {known_last}"
+                        )));
+                    }
+                }
+                let mut seen = BTreeSet::new();
+                for c in &chunks {
+                    if !seen.insert(&c.chunk_id) || self.chunk_ids.contains(&c.chunk_id) {
+                        return Err(DocumentError::InvalidInput(format!(
+                            "duplicate chunk id {}",
+                            c.chunk_id
+                        )));
+                    }
+                    if c.page_start > c.page_end {
+                        return Err(DocumentError::InvalidInput(format!(
+                            "chunk {} has page_start > page_end",
+                            c.chunk_id
+                        )));
+                    }
+                }
+                Ok(vec![E::DocumentChunked {
+                    run,
+                    batch,
+                    last,
+                    chunks,
+                }])
+            }
+            C::RecordEmbeddings {
+                run,
+                model,
+                dims,
+                vectors,
+            } => {
+                let stage = self.live_run(run, name)?;
+                if !matches!(stage, Stage::Chunking | Stage::Embedding) {
+                    return Err(wrong_stage(stage));
+                }
+                if let Some(v) = vectors.iter().find(|v| v.vector.len() != dims as usize) {
+                    return Err(DocumentError::InvalidInput(format!(
+                        "vector for {} has {} dimensions, expected {dims}",
+                        v.chunk_id,
+                        v.vector.len()
+                    )));
+                }
+                if let Some(v) = vectors
+                    .iter()
+                    .find(|v| !self.chunk_ids.contains(&v.chunk_id))
+                {
+                    return Err(DocumentError::InvalidInput(format!(
+                        "vector for unknown chunk {}",
+                        v.chunk_id
+                    )));
+                }
+                let fresh: Vec<_> = vectors
+                    .into_iter()
+                    .filter(|v| !self.embedded.contains(&v.chunk_id))
+                    .collect();
+                if fresh.is_empty() {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::ChunksEmbedded {
+                    run,
+                    model,
+                    dims,
+                    vectors: fresh,
+                }])
+            }
+            C::MarkIndexed { run } => {
+                let stage = self.existing_stage()?;
+                if stage == Stage::Indexed && run == self.run {
+                    return Ok(vec![]); // redelivery
+                }
+                let stage = self.live_run(run, name)?;
+                if stage != Stage::Embedding || !self.all_chunks_embedded() {
+                    return Err(wrong_stage(stage));
+                }
+                Ok(vec![E::DocumentIndexed {
+                    run,
+                    chunks: self.chunk_ids.len() as u32,
+                }])
+            }
+            C::RecordFailure {
+                run,
+                stage: failed_stage,
+                reason,
+                retryable,
+            } => {
+                let stage = self.existing_stage()?;
+                if stage == Stage::Failed && run == self.run {
+                    return Ok(vec![]); // redelivery
+                }
+                self.live_run(run, name)?;
+                Ok(vec![E::DocumentFailed {
+                    run,
+                    stage: failed_stage,
+                    reason,
+                    retryable,
+                }])
+            }
+            C::Cancel { reason } => {
+                let stage = self.existing_stage()?;
+                if stage.is_terminal() {
+                    return Err(wrong_stage(stage));
+                }
+                Ok(vec![E::ProcessingCancelled {
+                    run: self.run,
+                    reason,
+                }])
+            }
+            C::Reprocess { reason } => {
+                self.existing_stage()?;
+                Ok(vec![E::ReprocessRequested {
+                    run: self.run + 1,
+                    reason,
+                }])
+            }
+        }
+    }
+
+    /// Forgets the results of the previous run.
+    fn start_run(&mut self, run: u32) {
+        self.run = run;
+        self.stage = Some(Stage::Uploaded);
+        self.reason = None;
+        self.pages_done = 0;
+        self.pages_total = 0;
+        self.text_sha256 = None;
+        self.chunk_batches.clear();
+        self.last_chunk_batch = None;
+        self.chunk_ids.clear();
+        self.embedded.clear();
+    }
+}
+
+impl Aggregate for Document {
+    const TYPE: &'static str = "document";
+    type Command = DocumentCommand;
+    type Event = DocumentEvent;
+    type Error = DocumentError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        use DocumentEvent as E;
+        match event {
+            E::DocumentUploaded {
+                document_id,
+                owner,
+                filename,
+                content_type,
+                size_bytes,
+                sha256,
+                topic,
+                batch_id,
+                idempotency_key,
+            } => {
+                self.id = Some(document_id);
+                self.owner = Some(owner);
+                self.filename = filename;
+                self.content_type = Some(content_type);
+                self.size_bytes = size_bytes;
+                self.sha256 = Some(sha256);
+                self.topic = topic;
+                self.batch_id = batch_id;
+                self.idempotency_key = idempotency_key;
+                self.start_run(1);
+            }
+            E::ExtractionProgressed {
+                pages_done,
+                pages_total,
+                ..
+            } => {
+                self.stage = Some(Stage::Extracting);
+                self.pages_done = pages_done;
+                self.pages_total = pages_total;
+            }
+            E::TextExtracted {
+                text_sha256, pages, ..
+            } => {
+                self.stage = Some(Stage::Chunking);
+                self.text_sha256 = Some(text_sha256);
+                self.pages_done = pages;
+                self.pages_total = pages;
+            }
+            E::DocumentChunked {
+                batch,
+                last,
+                chunks,
+                ..
+            } => {
+                self.chunk_batches.insert(batch);
+                if last {
+                    self.last_chunk_batch = Some(batch);
+                }
+                self.chunk_ids
+                    .extend(chunks.into_iter().map(|c| c.chunk_id));
+                if self.all_chunks_recorded() {
+                    self.stage = Some(Stage::Embedding);
+                }
+            }
+            E::ChunksEmbedded { vectors, .. } => {
+                self.embedded
+                    .extend(vectors.into_iter().map(|v| v.chunk_id));
+            }
+            E::DocumentIndexed { .. } => self.stage = Some(Stage::Indexed),
+            E::DocumentFailed { reason, .. } => {
+                self.stage = Some(Stage::Failed);
+                self.reason = Some(reason);
+            }
+            E::ProcessingCancelled { reason, .. } => {
+                self.stage = Some(Stage::Cancelled);
+                self.reason = Some(reason);
+            }
+            E::ReprocessRequested { run, .. } => self.start_run(run),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cqrs_es::test::TestFramework;
+
+    use super::*;
+    use crate::document::{ChunkRecord, ChunkVector};
+
+    type Given = TestFramework<Document>;
+
+    fn uploaded() -> DocumentEvent {
+        DocumentEvent::DocumentUploaded {
+            document_id: "0190b2d4-6c1e-7000-8000-000000000001".parse().unwrap(),
+            owner: OwnerId::new("alice").unwrap(),
+            filename: "notes.pdf".into(),
+            content_type: ContentType::Pdf,
+            size_bytes: 10,
+            sha256: Sha256Hex::from_digest(&[1; 32]),
+            topic: None,
+            batch_id: "b1".into(),
+            idempotency_key: Some("k1".into()),
+        }
+    }
+
+    fn upload_command() -> DocumentCommand {
+        let DocumentEvent::DocumentUploaded {
+            document_id,
+            owner,
+            filename,
+            content_type,
+            size_bytes,
+            sha256,
+            topic,
+            batch_id,
+            idempotency_key,
+        } = uploaded()
+        else {
+            unreachable!()
+        };
+        DocumentCommand::Upload {
+            document_id,
+            owner,
+            filename,
+            content_type,
+            size_bytes,
+            sha256,
+            topic,
+            batch_id,
+            idempotency_key,
+        }
+    }
+
+    fn text(run: u32) -> DocumentEvent {
+        DocumentEvent::TextExtracted {
+            run,
+            text_sha256: Sha256Hex::from_digest(&[2; 32]),
+            pages: 3,
+            chars: 100,
+            extractor: "pdf-rs".into(),
+        }
+    }
+
+    fn chunk(id: &str) -> ChunkRecord {
+        ChunkRecord {
+            chunk_id: id.into(),
+            ordinal: 0,
+            text: "t".into(),
+            page_start: 1,
+            page_end: 1,
+            tokens: 3,
+        }
+    }
+
+    fn chunked(run: u32, batch: u32, last: bool, ids: &[&str]) -> DocumentEvent {
+        DocumentEvent::DocumentChunked {
+            run,
+            batch,
+            last,
+            chunks: ids.iter().map(|i| chunk(i)).collect(),
+        }
+    }
+
+    fn vectors(ids: &[&str]) -> Vec<ChunkVector> {
+        ids.iter()
+            .map(|i| ChunkVector {
+                chunk_id: (*i).into(),
+                vector: vec![0.5, 0.5],
+            })
+            .collect()
+    }
+
+    fn embedded(run: u32, ids: &[&str]) -> DocumentEvent {
+        DocumentEvent::ChunksEmbedded {
+            run,
+            model: "m".into(),
+            dims: 2,
+            vectors: vectors(ids),
+        }
+    }
+
+    #[test]
+    fn upload_creates_the_document() {
+        Given::with(())
+            .given_no_previous_events()
+            .when(upload_command())
+            .then_expect_events(vec![uploaded()]);
+    }
+
+    #[test]
+    fn a_retried_upload_with_the_same_key_appends_nothing() {
+        Given::with(())
+            .given(vec![uploaded()])
+            .when(upload_command())
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_different_upload_on_an_existing_id_is_refused() {
+        let mut cmd = upload_command();
+        if let DocumentCommand::Upload {
+            idempotency_key, ..
+        } = &mut cmd
+        {
+            *idempotency_key = None;
+        }
+        Given::with(())
+            .given(vec![uploaded()])
+            .when(cmd)
+            .then_expect_error_message("document already exists");
+    }
+
+    #[test]
+    fn commands_on_a_missing_document_are_not_found() {
+        Given::with(())
+            .given_no_previous_events()
+            .when(DocumentCommand::Cancel { reason: "x".into() })
+            .then_expect_error_message("document not found");
+    }
+
+    #[test]
+    fn the_happy_path_reaches_indexed() {
+        Given::with(())
+            .given(vec![
+                uploaded(),
+                text(1),
+                chunked(1, 0, false, &["a"]),
+                chunked(1, 1, true, &["b"]),
+                embedded(1, &["a", "b"]),
+            ])
+            .when(DocumentCommand::MarkIndexed { run: 1 })
+            .then_expect_events(vec![DocumentEvent::DocumentIndexed { run: 1, chunks: 2 }]);
+    }
+
+    #[test]
+    fn indexing_before_every_chunk_has_a_vector_is_refused() {
+        Given::with(())
+            .given(vec![
+                uploaded(),
+                text(1),
+                chunked(1, 0, true, &["a", "b"]),
+                embedded(1, &["a"]),
+            ])
+            .when(DocumentCommand::MarkIndexed { run: 1 })
+            .then_expect_error_message(
+                "MarkIndexed is not allowed while the document is embedding",
+            );
+    }
+
+    #[test]
+    fn redelivered_results_append_nothing() {
+        Given::with(())
+            .given(vec![uploaded(), text(1), chunked(1, 0, true, &["a"])])
+            .when(DocumentCommand::RecordChunks {
+                run: 1,
+                batch: 0,
+                last: true,
+                chunks: vec![chunk("a")],
+            })
+            .then_expect_events(vec![]);
+        Given::with(())
+            .given(vec![
+                uploaded(),
+                text(1),
+                chunked(1, 0, true, &["a", "b"]),
+                embedded(1, &["a"]),
+            ])
+            .when(DocumentCommand::RecordEmbeddings {
+                run: 1,
+                model: "m".into(),
+                dims: 2,
+                vectors: vectors(&["a", "b"]),
+            })
+            .then_expect_events(vec![embedded(1, &["b"])]);
+    }
+
+    #[test]
+    fn results_of_a_superseded_run_are_rejected() {
+        Given::with(())
+            .given(vec![
+                uploaded(),
+                DocumentEvent::ReprocessRequested {
+                    run: 2,
+                    reason: "new chunking".into(),
+                },
+            ])
+            .when(DocumentCommand::RecordTextExtracted {
+                run: 1,
+                text_sha256: Sha256Hex::from_digest(&[2; 32]),
+                pages: 3,
+                chars: 100,
+                extractor: "pdf-rs".into(),
+            })
+            .then_expect_error_message("run 1 is stale: the document's current run is 2");
+    }
+
+    #[test]
+    fn results_after_cancel_are_rejected_and_cancel_is_not_repeatable() {
+        let cancelled = DocumentEvent::ProcessingCancelled {
+            run: 1,
+            reason: "user".into(),
+        };
+        Given::with(())
+            .given(vec![uploaded(), cancelled.clone()])
+            .when(DocumentCommand::RecordExtractionProgress {
+                run: 1,
+                pages_done: 1,
+                pages_total: 3,
+            })
+            .then_expect_error_message(
+                "RecordExtractionProgress is not allowed while the document is cancelled",
+            );
+        Given::with(())
+            .given(vec![uploaded(), cancelled])
+            .when(DocumentCommand::Cancel {
+                reason: "again".into(),
+            })
+            .then_expect_error_message("Cancel is not allowed while the document is cancelled");
+    }
+
+    #[test]
+    fn cancel_mid_pipeline_stops_the_run() {
+        Given::with(())
+            .given(vec![uploaded(), text(1)])
+            .when(DocumentCommand::Cancel {
+                reason: "user".into(),
+            })
+            .then_expect_events(vec![DocumentEvent::ProcessingCancelled {
+                run: 1,
+                reason: "user".into(),
+            }]);
+    }
+
+    #[test]
+    fn reprocess_starts_the_next_run_and_forgets_old_results() {
+        let mut doc = Document::default();
+        for e in [uploaded(), text(1), chunked(1, 0, true, &["a"])] {
+            doc.apply(e);
+        }
+        doc.apply(DocumentEvent::ReprocessRequested {
+            run: 2,
+            reason: "r".into(),
+        });
+        assert_eq!(doc.run, 2);
+        assert_eq!(doc.stage, Some(Stage::Uploaded));
+        assert!(doc.chunk_ids.is_empty());
+    }
+
+    #[test]
+    fn malformed_results_are_invalid_input() {
+        Given::with(())
+            .given(vec![uploaded()])
+            .when(DocumentCommand::RecordExtractionProgress {
+                run: 1,
+                pages_done: 5,
+                pages_total: 3,
+            })
+            .then_expect_error_message("invalid input: pages_done 5 > pages_total 3");
+        Given::with(())
+            .given(vec![uploaded(), text(1), chunked(1, 0, true, &["a"])])
+            .when(DocumentCommand::RecordEmbeddings {
+                run: 1,
+                model: "m".into(),
+                dims: 2,
+                vectors: vectors(&["zzz"]),
+            })
+            .then_expect_error_message("invalid input: vector for unknown chunk zzz");
+    }
+
+    #[test]
+    fn failure_is_recorded_once() {
+        let failed = DocumentEvent::DocumentFailed {
+            run: 1,
+            stage: Stage::Extracting,
+            reason: "no text layer (OCR not supported)".into(),
+            retryable: false,
+        };
+        let cmd = DocumentCommand::RecordFailure {
+            run: 1,
+            stage: Stage::Extracting,
+            reason: "no text layer (OCR not supported)".into(),
+            retryable: false,
+        };
+        Given::with(())
+            .given(vec![uploaded()])
+            .when(cmd.clone())
+            .then_expect_events(vec![failed.clone()]);
+        Given::with(())
+            .given(vec![uploaded(), failed])
+            .when(cmd)
+            .then_expect_events(vec![]);
+    }
+}

@@ -1,0 +1,81 @@
+//! Document commands: imperatives, decided by [`super::Document::handle`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::content::ContentType;
+use crate::document::{ChunkRecord, ChunkVector, Stage};
+use crate::ids::{DocumentId, Sha256Hex};
+use crate::owner::OwnerId;
+
+/// What can be asked of a document. The API sends `Upload`, `Cancel` and
+/// `Reprocess`; pipeline services send the `Record*` commands for a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum DocumentCommand {
+    Upload {
+        document_id: DocumentId,
+        owner: OwnerId,
+        filename: String,
+        content_type: ContentType,
+        size_bytes: u64,
+        sha256: Sha256Hex,
+        topic: Option<String>,
+        batch_id: String,
+        idempotency_key: Option<String>,
+    },
+    RecordExtractionProgress {
+        run: u32,
+        pages_done: u32,
+        pages_total: u32,
+    },
+    RecordTextExtracted {
+        run: u32,
+        text_sha256: Sha256Hex,
+        pages: u32,
+        chars: u64,
+        extractor: String,
+    },
+    RecordChunks {
+        run: u32,
+        batch: u32,
+        last: bool,
+        chunks: Vec<ChunkRecord>,
+    },
+    RecordEmbeddings {
+        run: u32,
+        model: String,
+        dims: u32,
+        vectors: Vec<ChunkVector>,
+    },
+    MarkIndexed {
+        run: u32,
+    },
+    RecordFailure {
+        run: u32,
+        stage: Stage,
+        reason: String,
+        retryable: bool,
+    },
+    Cancel {
+        reason: String,
+    },
+    Reprocess {
+        reason: String,
+    },
+}
+
+impl DocumentCommand {
+    /// The command's name, for logs and error messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Upload { .. } => "Upload",
+            Self::RecordExtractionProgress { .. } => "RecordExtractionProgress",
+            Self::RecordTextExtracted { .. } => "RecordTextExtracted",
+            Self::RecordChunks { .. } => "RecordChunks",
+            Self::RecordEmbeddings { .. } => "RecordEmbeddings",
+            Self::MarkIndexed { .. } => "MarkIndexed",
+            Self::RecordFailure { .. } => "RecordFailure",
+            Self::Cancel { .. } => "Cancel",
+            Self::Reprocess { .. } => "Reprocess",
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Document events: past-tense facts, appended only by the document aggregate.
+//!
+//! Payload format: serde JSON, adjacently tagged (`{"type": …, "data": …}`);
+//! the schema version of each type is [`DocumentEvent::event_version`]. The
+//! catalogue with subjects, emitters and consumers is docs/events.md.
+
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+use crate::content::ContentType;
+use crate::document::Stage;
+use crate::ids::{DocumentId, Sha256Hex};
+use crate::owner::OwnerId;
+
+/// One chunk of a document's text, as the chunker cut it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkRecord {
+    /// Stable: derived from (document, ordinal, text hash).
+    pub chunk_id: String,
+    pub ordinal: u32,
+    pub text: String,
+    /// First and last page (1-based) the chunk's text comes from.
+    pub page_start: u32,
+    pub page_end: u32,
+    /// Word-pieces under the embedding model's tokenizer, specials included.
+    pub tokens: u32,
+}
+
+/// One chunk's embedding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkVector {
+    pub chunk_id: String,
+    pub vector: Vec<f32>,
+}
+
+/// Everything that can happen to a document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum DocumentEvent {
+    /// Emitted by the API on Upload, after the bytes are in the blob store.
+    /// Consumed by the extractor (starts run 1), the projector, progress.
+    DocumentUploaded {
+        document_id: DocumentId,
+        owner: OwnerId,
+        filename: String,
+        content_type: ContentType,
+        size_bytes: u64,
+        /// Address of the uploaded bytes in the blob store.
+        sha256: Sha256Hex,
+        topic: Option<String>,
+        batch_id: String,
+        idempotency_key: Option<String>,
+    },
+    /// Emitted (throttled) by the extractor while it reads pages.
+    ExtractionProgressed {
+        run: u32,
+        pages_done: u32,
+        pages_total: u32,
+    },
+    /// Emitted by the extractor; the text lives in the blob store.
+    /// Consumed by the chunker.
+    TextExtracted {
+        run: u32,
+        text_sha256: Sha256Hex,
+        pages: u32,
+        chars: u64,
+        /// Which extractor produced the text (e.g. `pdf-rs`, `pdftotext`, `utf8`).
+        extractor: String,
+    },
+    /// Emitted by the chunker, in numbered batches; `last` closes the set.
+    /// Consumed by the embedder and the projector.
+    DocumentChunked {
+        run: u32,
+        batch: u32,
+        last: bool,
+        chunks: Vec<ChunkRecord>,
+    },
+    /// Emitted by the embedder (batched, possibly across documents).
+    /// Consumed by the projector.
+    ChunksEmbedded {
+        run: u32,
+        model: String,
+        dims: u32,
+        vectors: Vec<ChunkVector>,
+    },
+    /// Emitted by the projector once every chunk of the run is stored.
+    DocumentIndexed { run: u32, chunks: u32 },
+    /// Emitted by any stage that gives up on the document.
+    DocumentFailed {
+        run: u32,
+        stage: Stage,
+        reason: String,
+        retryable: bool,
+    },
+    /// Emitted by the API on Cancel.
+    ProcessingCancelled { run: u32, reason: String },
+    /// Emitted by the API on Reprocess; starts run `run` from the stored upload.
+    ReprocessRequested { run: u32, reason: String },
+}
+
+impl DocumentEvent {
+    /// The processing run an event belongs to (uploads start run 1).
+    pub fn run(&self) -> u32 {
+        match self {
+            Self::DocumentUploaded { .. } => 1,
+            Self::ExtractionProgressed { run, .. }
+            | Self::TextExtracted { run, .. }
+            | Self::DocumentChunked { run, .. }
+            | Self::ChunksEmbedded { run, .. }
+            | Self::DocumentIndexed { run, .. }
+            | Self::DocumentFailed { run, .. }
+            | Self::ProcessingCancelled { run, .. }
+            | Self::ReprocessRequested { run, .. } => *run,
+        }
+    }
+
+    /// The variant's name, as written in the `Mnemo-Event-Type` header.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::DocumentUploaded { .. } => "DocumentUploaded",
+            Self::ExtractionProgressed { .. } => "ExtractionProgressed",
+            Self::TextExtracted { .. } => "TextExtracted",
+            Self::DocumentChunked { .. } => "DocumentChunked",
+            Self::ChunksEmbedded { .. } => "ChunksEmbedded",
+            Self::DocumentIndexed { .. } => "DocumentIndexed",
+            Self::DocumentFailed { .. } => "DocumentFailed",
+            Self::ProcessingCancelled { .. } => "ProcessingCancelled",
+            Self::ReprocessRequested { .. } => "ReprocessRequested",
+        }
+    }
+}
+
+impl DomainEvent for DocumentEvent {
+    fn event_type(&self) -> String {
+        self.name().to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        // Every document event is at schema version 1 so far.
+        "1".to_owned()
+    }
+}

@@ -1,0 +1,34 @@
+//! The document aggregate: one uploaded file and its trip through the pipeline.
+//!
+//! ```text
+//!  Upload ─▶ uploaded ─▶ extracting ─▶ chunking ─▶ embedding ─▶ indexed
+//!               │            │            │            │
+//!               └────────────┴────────────┴────────────┴─▶ failed | cancelled
+//!  Reprocess (from any stage) ─▶ uploaded, run + 1
+//! ```
+//!
+//! Every processing run has a number. Pipeline services record results *for a
+//! run*; a result for a run that was cancelled or superseded by a reprocess is
+//! rejected, so a slow worker can never overwrite newer work. Results are also
+//! idempotent: a redelivered result that is already recorded appends nothing.
+//!
+//! - [`events`]: what happened (`DocumentEvent`), one variant per fact.
+//! - [`commands`]: what may be asked (`DocumentCommand`).
+//! - [`aggregate`]: `handle` (decide) and `apply` (fold), pure.
+//! - [`error`]: why a command was refused, with a kind for callers to map.
+
+pub mod aggregate;
+pub mod commands;
+pub mod error;
+pub mod events;
+
+pub use aggregate::{Document, Stage};
+pub use commands::DocumentCommand;
+pub use error::{DocumentError, DocumentErrorKind};
+pub use events::{ChunkRecord, ChunkVector, DocumentEvent};
+
+/// The aggregate id of a document: `<owner token>.<document id>`, which is
+/// also the tail of its subject (`<ns>.ev.doc.<owner token>.<document id>`).
+pub fn aggregate_id(owner: &crate::OwnerId, id: &crate::DocumentId) -> String {
+    format!("{}.{}", owner.token(), id)
+}

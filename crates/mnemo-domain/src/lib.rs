@@ -1,0 +1,27 @@
+//! mnemo's domain: events, commands, aggregates and the pure logic around them.
+//!
+//! Owns: what a document *is* (its events and the state machine that decides
+//! which command may append which event), how an owner id becomes a safe
+//! subject token, how uploaded bytes are classified, and how a document's
+//! events fold into progress.
+//! Must not: do I/O. Nothing here knows NATS, PostgreSQL or gRPC, and every
+//! function can be tested without an async runtime.
+//!
+//! # Layout
+//! - [`owner`]: owner ids and the subject-safe token derived from them.
+//! - [`ids`]: document ids and SHA-256 content hashes.
+//! - [`content`]: sniffing uploaded bytes (PDF, plain text, Markdown).
+//! - [`document`]: the document aggregate: commands, events, errors, state.
+//! - [`progress`]: the fold of a document's events into stage/fraction/message.
+
+pub mod content;
+pub mod document;
+pub mod ids;
+pub mod owner;
+pub mod progress;
+
+pub use document::{
+    Document, DocumentCommand, DocumentError, DocumentErrorKind, DocumentEvent, Stage,
+};
+pub use ids::{DocumentId, Sha256Hex};
+pub use owner::{OwnerError, OwnerId};

@@ -1,0 +1,98 @@
+//! Versioned SQL from `projections/`, applied in order at start.
+//!
+//! Each file is `projections/<read model>/V<n>__<what>.sql`, compiled into the
+//! binary. Applied versions are recorded in `schema_migrations`; a transaction
+//! with an advisory lock makes concurrent starts safe.
+
+use mnemo_bus::Namespace;
+use tokio_postgres::Client;
+
+use crate::ProjectorError;
+
+/// One migration: read model, version, file name, SQL.
+pub struct Migration {
+    pub projection: &'static str,
+    pub version: i32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+macro_rules! migration {
+    ($projection:literal, $version:literal, $file:literal) => {
+        Migration {
+            projection: $projection,
+            version: $version,
+            name: $file,
+            sql: include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../projections/",
+                $projection,
+                "/",
+                $file
+            )),
+        }
+    };
+}
+
+/// Every migration, in the order they apply.
+pub fn all() -> Vec<Migration> {
+    vec![
+        migration!("checkpoints", 1, "V1__checkpoints.sql"),
+        migration!("documents", 1, "V1__documents.sql"),
+    ]
+}
+
+/// Creates the namespace's schema and applies what is missing. The client's
+/// search_path is the namespace schema (see [`crate::db::connect`]).
+pub async fn apply(client: &mut Client, ns: &Namespace) -> Result<(), ProjectorError> {
+    let tx = client.transaction().await?;
+    // Serialise concurrent starts on this namespace.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext($1))",
+        &[&ns.as_str()],
+    )
+    .await?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema};
+         SET LOCAL search_path TO {schema};
+         CREATE TABLE IF NOT EXISTS schema_migrations (
+             projection text NOT NULL,
+             version    integer NOT NULL,
+             name       text NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now(),
+             PRIMARY KEY (projection, version)
+         );",
+        schema = ns.sql_schema()
+    ))
+    .await?;
+    for m in all() {
+        let done = tx
+            .query_opt(
+                "SELECT 1 FROM schema_migrations WHERE projection = $1 AND version = $2",
+                &[&m.projection, &m.version],
+            )
+            .await?
+            .is_some();
+        if done {
+            continue;
+        }
+        tracing::info!(
+            projection = m.projection,
+            file = m.name,
+            "applying migration"
+        );
+        tx.batch_execute(m.sql)
+            .await
+            .map_err(|source| ProjectorError::Migration {
+                name: format!("{}/{}", m.projection, m.name),
+                source,
+            })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (projection, version, name) VALUES ($1, $2, $3)",
+            &[&m.projection, &m.version, &m.name],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! The projector's consumer loop.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::{AckKind, Message};
+use futures::{FutureExt, StreamExt};
+use mnemo_bus::event_store::decode_message;
+use mnemo_bus::{Bus, Namespace};
+use mnemo_domain::DocumentEvent;
+use tokio_postgres::{Client, GenericClient};
+
+use crate::{db, documents, migrations, ProjectorConfig, ProjectorError};
+
+/// Name of the projector's durable consumer (and its checkpoint row).
+pub fn consumer_name(ns: &Namespace) -> String {
+    ns.consumer("projector")
+}
+
+/// Stream sequence the `documents` read model reflects.
+pub async fn checkpoint(
+    client: &impl GenericClient,
+    ns: &Namespace,
+) -> Result<u64, ProjectorError> {
+    let row = client
+        .query_opt(
+            "SELECT last_sequence FROM projection_checkpoints WHERE consumer = $1",
+            &[&consumer_name(ns)],
+        )
+        .await?;
+    Ok(row.map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0))
+}
+
+/// Waits until the read model has applied `sequence`, polling the checkpoint
+/// until `timeout`. Returns the checkpoint reached.
+pub async fn wait_for(
+    client: &impl GenericClient,
+    ns: &Namespace,
+    sequence: u64,
+    timeout: Duration,
+) -> Result<u64, ProjectorError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let at = checkpoint(client, ns).await?;
+        if at >= sequence || tokio::time::Instant::now() >= deadline {
+            return Ok(at);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Prepares the schema; safe to call at every start.
+pub async fn prepare(config: &ProjectorConfig) -> Result<Client, ProjectorError> {
+    let mut client = db::connect(&config.database_url, &config.namespace).await?;
+    migrations::apply(&mut client, &config.namespace).await?;
+    Ok(client)
+}
+
+/// Runs the projector until `shutdown` resolves; finishes the batch in hand.
+pub async fn run(
+    bus: Bus,
+    config: ProjectorConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ProjectorError> {
+    let mut client = prepare(&config).await?;
+    let ns = &config.namespace;
+    let name = consumer_name(ns);
+    let consumer: async_nats::jetstream::consumer::Consumer<pull::Config> = bus
+        .events
+        .get_or_create_consumer(
+            &name,
+            pull::Config {
+                durable_name: Some(name.clone()),
+                description: Some("mnemo projector: document events into PostgreSQL".into()),
+                filter_subject: format!("{}.>", ns.events_of("doc")),
+                deliver_policy: DeliverPolicy::All,
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(30),
+                // One batch in flight at a time keeps the stream order even
+                // when several projector copies share this consumer.
+                max_ack_pending: config.batch_size as i64,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| ProjectorError::Consumer(e.to_string()))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| ProjectorError::Consumer(e.to_string()))?;
+    tracing::info!(consumer = %name, "projector running");
+    tokio::pin!(shutdown);
+    loop {
+        let first = tokio::select! {
+            _ = &mut shutdown => break,
+            next = messages.next() => next,
+        };
+        let Some(first) = first else { break };
+        let mut batch = vec![first];
+        while batch.len() < config.batch_size {
+            match messages.next().now_or_never() {
+                Some(Some(m)) => batch.push(m),
+                _ => break,
+            }
+        }
+        let batch: Vec<Message> = batch
+            .into_iter()
+            .filter_map(|m| match m {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::warn!(error = %e, "consumer error");
+                    None
+                }
+            })
+            .collect();
+        if batch.is_empty() {
+            continue;
+        }
+        match apply_batch(&mut client, ns, &batch).await {
+            Ok(()) => {
+                for m in &batch {
+                    if let Err(e) = m.ack().await {
+                        tracing::warn!(error = %e, "ack failed; the event will be redelivered and skipped");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "projection batch failed; will retry");
+                for m in &batch {
+                    let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                }
+                if client.is_closed() {
+                    client = reconnect(&config).await;
+                }
+            }
+        }
+    }
+    tracing::info!("projector stopped");
+    Ok(())
+}
+
+async fn reconnect(config: &ProjectorConfig) -> Client {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match db::connect(&config.database_url, &config.namespace).await {
+            Ok(c) => return c,
+            Err(e) => {
+                tracing::warn!(error = %e, "PostgreSQL unreachable, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Applies a batch and the checkpoint in one transaction.
+async fn apply_batch(
+    client: &mut Client,
+    ns: &Namespace,
+    batch: &[Message],
+) -> Result<(), ProjectorError> {
+    let name = consumer_name(ns);
+    let tx = client.transaction().await?;
+    tx.execute(
+        "INSERT INTO projection_checkpoints (consumer, last_sequence) VALUES ($1, 0)
+         ON CONFLICT (consumer) DO NOTHING",
+        &[&name],
+    )
+    .await?;
+    let row = tx
+        .query_one(
+            "SELECT last_sequence FROM projection_checkpoints WHERE consumer = $1 FOR UPDATE",
+            &[&name],
+        )
+        .await?;
+    let mut at = row.get::<_, i64>(0) as u64;
+    let prefix = format!("{}.", ns.events_of("doc"));
+    for m in batch {
+        let Ok(info) = m.info() else { continue };
+        let seq = info.stream_sequence;
+        if seq <= at {
+            continue; // applied before, ack was lost
+        }
+        let owner_token = m
+            .subject
+            .strip_prefix(prefix.as_str())
+            .and_then(|rest| rest.split('.').next())
+            .unwrap_or_default()
+            .to_owned();
+        match decode_message::<DocumentEvent>(&m.subject, seq, m.headers.as_ref(), &m.payload) {
+            Ok(stored) => {
+                let span = tracing::debug_span!("project", event_id = %stored.envelope.event_id, document = %stored.envelope.aggregate_id, seq);
+                let _e = span.enter();
+                for event in &stored.events {
+                    documents::apply(&tx, &owner_token, &stored.envelope, seq, event).await?;
+                }
+            }
+            // An undecodable message can never succeed: record and move on
+            // rather than stall every later event.
+            Err(e) => {
+                tracing::error!(error = %e, seq, subject = %m.subject, "skipping undecodable event")
+            }
+        }
+        at = seq;
+    }
+    tx.execute(
+        "UPDATE projection_checkpoints SET last_sequence = $2, updated_at = now() WHERE consumer = $1",
+        &[&name, &(at as i64)],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
