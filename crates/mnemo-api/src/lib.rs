@@ -1,1 +1,31 @@
+//! The gRPC API: commands in, queries out, progress streams.
+//!
+//! Consumes: gRPC calls (every one authenticated by a bearer JWT whose
+//! subject is the owner); document events for progress streams.
+//! Emits: `DocumentUploaded`, `ProcessingCancelled`, `ReprocessRequested`
+//! through the document aggregate; uploaded bytes into the blob store.
+//! Must not: let one owner see or touch another's data. The owner always
+//! comes from the verified token, never from the request body, and becomes
+//! part of every subject and SQL filter.
+//!
+//! # Layout
+//! - [`config`]: listen address, limits, JWT secret.
+//! - [`auth`]: issuing and verifying tokens; the interceptor that sets [`auth::Caller`].
+//! - [`status`]: the one place errors become gRPC statuses.
+//! - [`upload`]: spooling, hashing and sniffing an upload stream.
+//! - [`documents`]: `DocumentService` (Upload, Get, List, Cancel, Reprocess).
+//! - [`progress`]: `ProgressService.Watch`.
+//! - [`convert`]: domain and read-model types into wire types.
+//! - [`server`]: wiring it all (plus health and reflection) into one server.
 
+pub mod auth;
+pub mod config;
+pub mod convert;
+pub mod documents;
+pub mod progress;
+pub mod server;
+pub mod status;
+pub mod upload;
+
+pub use config::ApiConfig;
+pub use server::{serve, ApiState};

@@ -17,7 +17,10 @@ pub async fn connect(database_url: &str, ns: &Namespace) -> Result<Client, Proje
     // The namespace is validated to [a-z][a-z0-9_]*: safe as an identifier.
     // The schema itself is created by the migrations (under a lock).
     client
-        .batch_execute(&format!("SET search_path TO {}", ns.sql_schema()))
+        .batch_execute(&format!(
+            "SET client_min_messages TO warning; SET search_path TO {}",
+            ns.sql_schema()
+        ))
         .await?;
     Ok(client)
 }

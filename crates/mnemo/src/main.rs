@@ -1,1 +1,64 @@
-fn main() {}
+//! `mnemo`: the one binary. Servers (`mnemo serve …`) and the client
+//! commands (`upload`, `docs list`, `progress`, `token`, `doctor`, `bench`).
+//!
+//! Owns: command-line parsing, configuration (flags with env fallbacks),
+//! logging setup, signal handling, and presenting results to people
+//! (tables, progress bars) or scripts (`--json`).
+//! Must not: hold business logic. Servers are the library crates' `run`/`serve`;
+//! client commands speak only the public gRPC API.
+//!
+//! # Layout
+//! - [`cli`]: every flag and subcommand.
+//! - [`secret`]: where the JWT secret comes from (flag, env, or a local file).
+//! - [`serve`]: `mnemo serve [all|api|projector]`.
+//! - [`client`]: gRPC channel with the bearer token.
+//! - [`cmd`]: one module per client command.
+//! - [`bench`]: `mnemo bench append`.
+
+mod bench;
+mod cli;
+mod client;
+mod cmd;
+mod secret;
+mod serve;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let default_log = if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    init_tracing(cli.global.log.as_deref().unwrap_or(default_log));
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(&cli.global, args).await,
+        Command::Token(args) => cmd::token::run(&cli.global, args),
+        Command::Upload(args) => cmd::upload::run(&cli.global, args).await,
+        Command::Docs(args) => cmd::docs::run(&cli.global, args).await,
+        Command::Progress(args) => cmd::progress::run(&cli.global, args).await,
+        Command::Doctor(args) => cmd::doctor::run(&cli.global, args).await,
+        Command::Bench(args) => bench::run(&cli.global, args).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,94 @@
+//! Domain and read-model types into wire types.
+
+use mnemo_domain::progress::Progress;
+use mnemo_domain::{Document, Stage};
+use mnemo_projector::documents::DocumentRow;
+use mnemo_proto::v1 as pb;
+use time::OffsetDateTime;
+
+pub fn stage(s: Option<Stage>) -> pb::Stage {
+    match s {
+        None => pb::Stage::Unspecified,
+        Some(Stage::Uploaded) => pb::Stage::Uploaded,
+        Some(Stage::Extracting) => pb::Stage::Extracting,
+        Some(Stage::Chunking) => pb::Stage::Chunking,
+        Some(Stage::Embedding) => pb::Stage::Embedding,
+        Some(Stage::Indexed) => pb::Stage::Indexed,
+        Some(Stage::Failed) => pb::Stage::Failed,
+        Some(Stage::Cancelled) => pb::Stage::Cancelled,
+    }
+}
+
+pub fn timestamp(t: OffsetDateTime) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.unix_timestamp(),
+        nanos: t.nanosecond() as i32,
+    }
+}
+
+/// A document folded from its events (strongly consistent view).
+pub fn document(
+    doc: &Document,
+    uploaded_at: Option<OffsetDateTime>,
+    updated_at: Option<OffsetDateTime>,
+    sequence: u64,
+) -> pb::Document {
+    pb::Document {
+        document_id: doc.id.map(|i| i.to_string()).unwrap_or_default(),
+        filename: doc.filename.clone(),
+        topic: doc.topic.clone().unwrap_or_default(),
+        batch_id: doc.batch_id.clone(),
+        content_type: doc
+            .content_type
+            .map(|c| c.mime().to_owned())
+            .unwrap_or_default(),
+        size_bytes: doc.size_bytes,
+        sha256: doc
+            .sha256
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        stage: stage(doc.stage) as i32,
+        run: doc.run,
+        reason: doc.reason.clone().unwrap_or_default(),
+        uploaded_at: uploaded_at.map(timestamp),
+        updated_at: updated_at.map(timestamp),
+        sequence,
+    }
+}
+
+/// A row of the `documents` read model.
+pub fn document_row(row: &DocumentRow) -> pb::Document {
+    pb::Document {
+        document_id: row.document_id.to_string(),
+        filename: row.filename.clone(),
+        topic: row.topic.clone().unwrap_or_default(),
+        batch_id: row.batch_id.clone(),
+        content_type: row.content_type.clone(),
+        size_bytes: row.size_bytes.max(0) as u64,
+        sha256: row.sha256.clone(),
+        stage: stage(Stage::parse(&row.stage)) as i32,
+        run: row.run.max(0) as u32,
+        reason: row.reason.clone().unwrap_or_default(),
+        uploaded_at: Some(timestamp(row.uploaded_at)),
+        updated_at: Some(timestamp(row.updated_at)),
+        sequence: row.last_sequence.max(0) as u64,
+    }
+}
+
+pub fn progress(document_id: &str, p: &Progress) -> pb::ProgressUpdate {
+    pb::ProgressUpdate {
+        document_id: document_id.to_owned(),
+        stage: stage(p.stage) as i32,
+        fraction: p.fraction,
+        message: p.message.clone(),
+        run: p.run,
+        pages_done: p.pages_done,
+        pages_total: p.pages_total,
+        chunks_embedded: p.chunks_embedded,
+        chunks_total: p.chunks_total,
+        sequence: p.sequence,
+        event_type: p.event_type.to_owned(),
+        terminal: p.is_terminal(),
+    }
+}

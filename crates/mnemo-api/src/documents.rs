@@ -1,0 +1,337 @@
+//! `DocumentService`: Upload, Get, List, Cancel, Reprocess.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use mnemo_bus::envelope::meta;
+use mnemo_domain::document::aggregate_id;
+use mnemo_domain::{Document, DocumentCommand, DocumentId};
+use mnemo_proto::v1 as pb;
+use mnemo_proto::v1::document_service_server::DocumentService;
+use mnemo_proto::v1::upload_request::Part;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::auth::{caller, Caller};
+use crate::server::ApiState;
+use crate::upload::IncomingUpload;
+use crate::{convert, status};
+
+/// Namespace UUID for ids derived from (owner, idempotency key).
+const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6d6e_656d_6f2d_4944_454d_504f_5445_4e54);
+
+/// Longest topic, batch id or idempotency key accepted.
+const MAX_LABEL: usize = 200;
+
+pub struct DocumentApi {
+    state: Arc<ApiState>,
+}
+
+impl DocumentApi {
+    pub fn new(state: Arc<ApiState>) -> Self {
+        Self { state }
+    }
+}
+
+/// Causation/correlation/trace metadata for a command issued by a request.
+pub(crate) fn command_metadata<T>(
+    req: &Request<T>,
+    command_id: Option<String>,
+) -> HashMap<String, String> {
+    let mut md = HashMap::new();
+    let header = |name: &str| {
+        req.metadata()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let command_id = command_id.unwrap_or_else(|| Uuid::now_v7().to_string());
+    md.insert(meta::COMMAND_ID.to_owned(), command_id.clone());
+    md.insert(meta::CAUSATION_ID.to_owned(), command_id.clone());
+    md.insert(
+        meta::CORRELATION_ID.to_owned(),
+        header("x-request-id")
+            .filter(|v| v.len() <= MAX_LABEL)
+            .unwrap_or(command_id),
+    );
+    if let Some(tp) = header("traceparent") {
+        md.insert(meta::TRACEPARENT.to_owned(), tp);
+    }
+    md
+}
+
+fn label(value: &str, what: &str) -> Result<Option<String>, Status> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    if v.len() > MAX_LABEL || v.chars().any(char::is_control) {
+        return Err(Status::invalid_argument(format!(
+            "{what} must be at most {MAX_LABEL} bytes without control characters"
+        )));
+    }
+    Ok(Some(v.to_owned()))
+}
+
+pub(crate) fn parse_document_id(raw: &str) -> Result<DocumentId, Status> {
+    raw.parse::<DocumentId>()
+        .map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+impl DocumentApi {
+    async fn run_command(
+        &self,
+        who: &Caller,
+        document_id: &str,
+        command: DocumentCommand,
+        metadata: &HashMap<String, String>,
+    ) -> Result<pb::CommandAccepted, Status> {
+        let id = parse_document_id(document_id)?;
+        let agg = aggregate_id(&who.owner, &id);
+        let done = self
+            .state
+            .executor
+            .execute(&agg, command, metadata)
+            .await
+            .map_err(|e| status::from_execute_error(&e))?;
+        Ok(pb::CommandAccepted {
+            document_id: id.to_string(),
+            run: done.aggregate.run,
+            sequence: done.last_sequence,
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl DocumentService for DocumentApi {
+    async fn upload(
+        &self,
+        req: Request<Streaming<pb::UploadRequest>>,
+    ) -> Result<Response<pb::UploadResponse>, Status> {
+        let who = caller(&req)?;
+        let metadata_base = command_metadata(&req, None);
+        let mut stream = req.into_inner();
+        let first = stream
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("empty upload stream: send metadata first"))?;
+        let Some(Part::Metadata(m)) = first.part else {
+            return Err(Status::invalid_argument(
+                "the first upload message must carry metadata",
+            ));
+        };
+        let topic = label(&m.topic, "topic")?;
+        let key = label(&m.idempotency_key, "idempotency_key")?;
+        let batch_id =
+            label(&m.batch_id, "batch_id")?.unwrap_or_else(|| Uuid::now_v7().to_string());
+        let document_id = match &key {
+            Some(k) => DocumentId::from(Uuid::new_v5(
+                &IDEMPOTENCY_NAMESPACE,
+                format!("{}/{k}", who.owner.token()).as_bytes(),
+            )),
+            None => DocumentId::new(),
+        };
+        let span = tracing::info_span!("upload", document_id = %document_id, event_id = tracing::field::Empty);
+        async move {
+            let mut incoming = IncomingUpload::new(
+                &m.filename,
+                Some(m.content_type.as_str()),
+                self.state.config.max_upload_bytes,
+                self.state.config.spool_memory_bytes,
+            )?;
+            // A transport error here (client gone) returns before anything is stored.
+            while let Some(msg) = stream.message().await? {
+                match msg.part {
+                    Some(Part::Chunk(bytes)) => incoming.push(&bytes).await?,
+                    Some(Part::Metadata(_)) => {
+                        return Err(Status::invalid_argument(
+                            "metadata may only be sent once, first",
+                        ))
+                    }
+                    None => {}
+                }
+            }
+            let received = incoming.finish()?;
+            let (filename, content_type, sha256, size) = (
+                received.filename.clone(),
+                received.content_type,
+                received.sha256.clone(),
+                received.size,
+            );
+            let mut reader = received.reader().await?;
+            self.state
+                .blobs
+                .put(sha256.as_str(), &mut reader)
+                .await
+                .map_err(|e| status::from_bus_error(&e))?;
+            let mut md = metadata_base;
+            if let Some(k) = &key {
+                // Same key, same event id: a retried upload is deduplicated by JetStream too.
+                let id = Uuid::new_v5(
+                    &IDEMPOTENCY_NAMESPACE,
+                    format!("{document_id}/upload/{k}").as_bytes(),
+                );
+                md.insert(meta::COMMAND_ID.to_owned(), id.to_string());
+            }
+            tracing::Span::current()
+                .record("event_id", md.get(meta::COMMAND_ID).map(String::as_str));
+            let agg = aggregate_id(&who.owner, &document_id);
+            let done = self
+                .state
+                .executor
+                .execute(
+                    &agg,
+                    DocumentCommand::Upload {
+                        document_id,
+                        owner: who.owner.clone(),
+                        filename,
+                        content_type,
+                        size_bytes: size,
+                        sha256: sha256.clone(),
+                        topic,
+                        batch_id: batch_id.clone(),
+                        idempotency_key: key,
+                    },
+                    &md,
+                )
+                .await
+                .map_err(|e| status::from_execute_error(&e))?;
+            tracing::info!(size, %content_type, sequence = done.last_sequence, "document uploaded");
+            Ok(Response::new(pb::UploadResponse {
+                document_id: document_id.to_string(),
+                batch_id: done.aggregate.batch_id.clone(),
+                content_type: content_type.mime().to_owned(),
+                size_bytes: size,
+                sha256: sha256.to_string(),
+                sequence: done.last_sequence,
+                deduplicated: done.appended.is_none(),
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn get(
+        &self,
+        req: Request<pb::GetDocumentRequest>,
+    ) -> Result<Response<pb::Document>, Status> {
+        let who = caller(&req)?;
+        let id = parse_document_id(&req.get_ref().document_id)?;
+        let messages = self
+            .state
+            .executor
+            .store()
+            .read_messages(&aggregate_id(&who.owner, &id))
+            .await
+            .map_err(|e| status::from_bus_error(&e))?;
+        let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
+            return Err(Status::not_found("document not found"));
+        };
+        let (uploaded_at, updated_at, sequence) = (
+            first.envelope.occurred_at,
+            last.envelope.occurred_at,
+            last.stream_sequence,
+        );
+        let mut doc = Document::default();
+        for m in messages {
+            for e in m.events {
+                cqrs_es::Aggregate::apply(&mut doc, e);
+            }
+        }
+        Ok(Response::new(convert::document(
+            &doc,
+            Some(uploaded_at),
+            Some(updated_at),
+            sequence,
+        )))
+    }
+
+    async fn list(
+        &self,
+        req: Request<pb::ListDocumentsRequest>,
+    ) -> Result<Response<pb::ListDocumentsResponse>, Status> {
+        let who = caller(&req)?;
+        let r = req.into_inner();
+        let topic = label(&r.topic, "topic")?;
+        let limit = if r.limit == 0 {
+            1000
+        } else {
+            r.limit.min(10_000)
+        } as i64;
+        let db = self
+            .state
+            .db
+            .client()
+            .await
+            .map_err(|e| status::from_db_error(&e))?;
+        let ns = &self.state.bus.namespace;
+        let sequence = if r.min_sequence > 0 {
+            let at = mnemo_projector::runner::wait_for(
+                &*db,
+                ns,
+                r.min_sequence,
+                self.state.config.max_consistency_wait,
+            )
+            .await
+            .map_err(|e| status::from_db_error(&e))?;
+            if at < r.min_sequence {
+                return Err(Status::deadline_exceeded(format!(
+                    "the documents read model is at sequence {at}, not yet {}; is the projector running?",
+                    r.min_sequence
+                )));
+            }
+            at
+        } else {
+            mnemo_projector::runner::checkpoint(&*db, ns)
+                .await
+                .map_err(|e| status::from_db_error(&e))?
+        };
+        let rows =
+            mnemo_projector::documents::list(&*db, &who.owner.token(), topic.as_deref(), limit)
+                .await
+                .map_err(|e| status::from_db_error(&e))?;
+        Ok(Response::new(pb::ListDocumentsResponse {
+            documents: rows.iter().map(convert::document_row).collect(),
+            sequence,
+        }))
+    }
+
+    async fn cancel(
+        &self,
+        req: Request<pb::CancelDocumentRequest>,
+    ) -> Result<Response<pb::CommandAccepted>, Status> {
+        let who = caller(&req)?;
+        let md = command_metadata(&req, None);
+        let r = req.get_ref();
+        let reason = label(&r.reason, "reason")?.unwrap_or_else(|| "cancelled by the user".into());
+        let accepted = self
+            .run_command(
+                &who,
+                &r.document_id,
+                DocumentCommand::Cancel { reason },
+                &md,
+            )
+            .await?;
+        Ok(Response::new(accepted))
+    }
+
+    async fn reprocess(
+        &self,
+        req: Request<pb::ReprocessDocumentRequest>,
+    ) -> Result<Response<pb::CommandAccepted>, Status> {
+        let who = caller(&req)?;
+        let md = command_metadata(&req, None);
+        let r = req.get_ref();
+        let reason = label(&r.reason, "reason")?.unwrap_or_else(|| "reprocess requested".into());
+        let accepted = self
+            .run_command(
+                &who,
+                &r.document_id,
+                DocumentCommand::Reprocess { reason },
+                &md,
+            )
+            .await?;
+        Ok(Response::new(accepted))
+    }
+}

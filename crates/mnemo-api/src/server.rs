@@ -1,0 +1,125 @@
+//! Wiring: state shared by the services, and the tonic server with health
+//! and reflection (so `grpcurl`/`buf curl` work without the protos).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use mnemo_bus::{BlobStore, Bus, CommandExecutor, JetStreamEventStore, RetryPolicy};
+use mnemo_domain::Document;
+use mnemo_projector::ProjectorError;
+use mnemo_proto::v1::document_service_server::DocumentServiceServer;
+use mnemo_proto::v1::progress_service_server::ProgressServiceServer;
+use tokio::net::TcpListener;
+use tokio::sync::Mutex;
+use tokio_postgres::Client;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::auth::Authenticator;
+use crate::documents::DocumentApi;
+use crate::progress::ProgressApi;
+use crate::ApiConfig;
+
+/// A PostgreSQL client for read-model queries, reconnected when it drops.
+pub struct ReadDb {
+    url: String,
+    namespace: mnemo_bus::Namespace,
+    client: Mutex<Option<Arc<Client>>>,
+}
+
+impl ReadDb {
+    pub fn new(url: &str, namespace: mnemo_bus::Namespace) -> Self {
+        Self {
+            url: url.to_owned(),
+            namespace,
+            client: Mutex::new(None),
+        }
+    }
+
+    /// A live client (tokio-postgres pipelines concurrent queries on one).
+    pub async fn client(&self) -> Result<Arc<Client>, ProjectorError> {
+        let mut guard = self.client.lock().await;
+        if let Some(c) = guard.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(mnemo_projector::db::connect(&self.url, &self.namespace).await?);
+        *guard = Some(c.clone());
+        Ok(c)
+    }
+}
+
+/// What every service of the API shares.
+pub struct ApiState {
+    pub bus: Bus,
+    pub config: ApiConfig,
+    pub executor: CommandExecutor<Document>,
+    pub blobs: BlobStore,
+    pub db: ReadDb,
+}
+
+impl ApiState {
+    pub async fn new(bus: Bus, config: ApiConfig) -> Result<Self, mnemo_bus::BusError> {
+        let store = JetStreamEventStore::<Document>::new(&bus, "doc", config.aggregate_cache);
+        let executor = CommandExecutor::new(store, (), RetryPolicy::default());
+        let blobs = bus.blob_store().await?;
+        let db = ReadDb::new(&config.database_url, bus.namespace.clone());
+        Ok(Self {
+            bus,
+            config,
+            executor,
+            blobs,
+            db,
+        })
+    }
+}
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen: {0}")]
+    Listen(std::io::Error),
+    #[error("reflection: {0}")]
+    Reflection(String),
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves on an already bound listener until `shutdown` resolves.
+pub async fn serve(
+    state: Arc<ApiState>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let auth = Authenticator::new(&state.config.jwt_secret);
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<DocumentServiceServer<DocumentApi>>()
+        .await;
+    health
+        .set_serving::<ProgressServiceServer<ProgressApi>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(mnemo_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let a1 = auth.clone();
+    let documents =
+        DocumentServiceServer::with_interceptor(DocumentApi::new(state.clone()), move |r| {
+            a1.intercept(r)
+        });
+    let progress =
+        ProgressServiceServer::with_interceptor(ProgressApi::new(state.clone()), move |r| {
+            auth.intercept(r)
+        });
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, namespace = %state.bus.namespace, "gRPC API listening");
+    }
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(documents)
+        .add_service(progress)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,247 @@
+//! Every flag and subcommand. Each flag has an env fallback (`MNEMO_…`) and a
+//! default that works on a local machine.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "mnemo",
+    version,
+    about = "Event-sourced study companion backend"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command understands.
+#[derive(Args, Clone)]
+pub struct Global {
+    /// gRPC address of a running mnemo API (client commands).
+    #[arg(
+        long,
+        env = "MNEMO_SERVER",
+        default_value = "http://127.0.0.1:50051",
+        global = true
+    )]
+    pub server: String,
+    /// Bearer token (client commands). Without one, a token for --owner is
+    /// minted from the local JWT secret file, if this machine has it.
+    #[arg(long, env = "MNEMO_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Owner used for a locally minted token when no --token is given.
+    #[arg(long, env = "MNEMO_OWNER", default_value = "local", global = true)]
+    pub owner: String,
+    /// File holding the HS256 secret (created on first use by the server or `token issue`).
+    #[arg(long, env = "MNEMO_JWT_SECRET_FILE", global = true)]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info,mnemo_bus=debug`.
+    /// Default: `info` for servers, `warn` for client commands.
+    #[arg(long, env = "MNEMO_LOG", global = true)]
+    pub log: Option<String>,
+}
+
+/// Where the services find NATS and PostgreSQL, and which namespace is theirs.
+#[derive(Args, Clone)]
+pub struct Backend {
+    #[arg(long, env = "MNEMO_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    #[arg(
+        long,
+        env = "MNEMO_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub database_url: String,
+    /// Prefixes streams, subjects, consumers and the SQL schema.
+    #[arg(long, env = "MNEMO_NAMESPACE", default_value = "mnemo")]
+    pub namespace: String,
+    /// JetStream replicas for the stream and bucket (3 on a cluster).
+    #[arg(long, env = "MNEMO_REPLICAS", default_value_t = 1)]
+    pub replicas: usize,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run mnemo's services.
+    Serve(ServeArgs),
+    /// Manage bearer tokens.
+    Token(TokenArgs),
+    /// Upload study material (PDF, text, Markdown).
+    Upload(UploadArgs),
+    /// Your documents.
+    Docs(DocsArgs),
+    /// Follow one document's progress.
+    Progress(ProgressArgs),
+    /// Check NATS, JetStream, PostgreSQL and the embedding runtime.
+    Doctor(DoctorArgs),
+    /// Benchmarks (print a table).
+    Bench(BenchArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Service {
+    /// Every service in one process.
+    All,
+    /// The gRPC API.
+    Api,
+    /// PostgreSQL read models.
+    Projector,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[arg(value_enum, default_value = "all")]
+    pub service: Service,
+    #[command(flatten)]
+    pub backend: Backend,
+    #[arg(long, env = "MNEMO_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// HS256 secret; overrides --jwt-secret-file.
+    #[arg(long, env = "MNEMO_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Largest accepted upload, in bytes.
+    #[arg(long, env = "MNEMO_MAX_UPLOAD_BYTES", default_value_t = mnemo_api::config::DEFAULT_MAX_UPLOAD_BYTES)]
+    pub max_upload_bytes: u64,
+}
+
+#[derive(Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Print a token for an owner, signed with the local secret.
+    Issue {
+        #[arg(long)]
+        owner: String,
+        /// Lifetime in seconds (default 30 days).
+        #[arg(long, default_value_t = 30 * 24 * 3600)]
+        ttl: u64,
+        #[arg(long)]
+        admin: bool,
+        #[arg(long, env = "MNEMO_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum UntilStage {
+    Uploaded,
+    Extracting,
+    Chunking,
+    Embedding,
+    Indexed,
+}
+
+#[derive(Args)]
+pub struct UploadArgs {
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Draw live progress per file until each is done.
+    #[arg(long)]
+    pub watch: bool,
+    /// With --watch: stop following a file once it reaches this stage
+    /// (failed and cancelled always stop).
+    #[arg(long, value_enum, default_value = "indexed")]
+    pub until: UntilStage,
+    /// Uploads in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct DocsArgs {
+    #[command(subcommand)]
+    pub command: DocsCommand,
+}
+
+#[derive(Subcommand)]
+pub enum DocsCommand {
+    /// List your documents.
+    List {
+        #[arg(long)]
+        topic: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one document (strongly consistent, from its events).
+    Get {
+        document_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a document's processing.
+    Cancel {
+        document_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Process a document again from its stored upload.
+    Reprocess {
+        document_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct ProgressArgs {
+    pub document_id: String,
+    /// Resume after this stream sequence.
+    #[arg(long, default_value_t = 0)]
+    pub from: u64,
+    /// Keep following after a terminal stage.
+    #[arg(long)]
+    pub follow: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub backend: Backend,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Commands/s across many aggregates, and upload-accept latency.
+    Append {
+        #[command(flatten)]
+        backend: Backend,
+        /// Aggregates the commands spread over.
+        #[arg(long, default_value_t = 1000)]
+        aggregates: usize,
+        /// Commands to time (after creating the aggregates).
+        #[arg(long, default_value_t = 50_000)]
+        commands: usize,
+        /// Commands in flight at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Uploads to time.
+        #[arg(long, default_value_t = 200)]
+        uploads: usize,
+        /// A ~1 MB PDF to upload (default: the corpus file nearest 1 MB, else a generated one).
+        #[arg(long)]
+        pdf: Option<PathBuf>,
+    },
+}

@@ -1,0 +1,109 @@
+//! `mnemo docs list|get|cancel|reprocess`.
+
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Result};
+use mnemo_proto::v1 as pb;
+
+use crate::cli::{DocsArgs, DocsCommand, Global};
+use crate::client::{connect, describe};
+use crate::cmd::{document_json, stage_name};
+
+pub async fn run(global: &Global, args: DocsArgs) -> Result<ExitCode> {
+    let mut c = connect(global).await?;
+    match args.command {
+        DocsCommand::List { topic, json } => {
+            let r = c
+                .documents
+                .list(pb::ListDocumentsRequest {
+                    min_sequence: 0,
+                    topic: topic.unwrap_or_default(),
+                    limit: 0,
+                })
+                .await
+                .map_err(|s| anyhow!(describe(&s)))?
+                .into_inner();
+            if json {
+                let docs: Vec<_> = r.documents.iter().map(document_json).collect();
+                println!(
+                    "{}",
+                    serde_json::json!({"sequence": r.sequence, "documents": docs})
+                );
+            } else if r.documents.is_empty() {
+                println!("no documents yet: try `mnemo upload FILE`");
+            } else {
+                println!(
+                    "{:<36}  {:<10}  {:>10}  {:<16}  FILENAME",
+                    "DOCUMENT", "STAGE", "BYTES", "TOPIC"
+                );
+                for d in &r.documents {
+                    println!(
+                        "{:<36}  {:<10}  {:>10}  {:<16}  {}{}",
+                        d.document_id,
+                        stage_name(d.stage),
+                        d.size_bytes,
+                        d.topic,
+                        d.filename,
+                        if d.reason.is_empty() {
+                            String::new()
+                        } else {
+                            format!("  ({})", d.reason)
+                        }
+                    );
+                }
+            }
+        }
+        DocsCommand::Get { document_id, json } => {
+            let d = c
+                .documents
+                .get(pb::GetDocumentRequest { document_id })
+                .await
+                .map_err(|s| anyhow!(describe(&s)))?
+                .into_inner();
+            if json {
+                println!("{}", document_json(&d));
+            } else {
+                println!("{}", serde_json::to_string_pretty(&document_json(&d))?);
+            }
+        }
+        DocsCommand::Cancel { document_id, json } => {
+            let r = c
+                .documents
+                .cancel(pb::CancelDocumentRequest {
+                    document_id,
+                    reason: String::new(),
+                })
+                .await
+                .map_err(|s| anyhow!(describe(&s)))?
+                .into_inner();
+            print_accepted("cancelled", &r, json);
+        }
+        DocsCommand::Reprocess { document_id, json } => {
+            let r = c
+                .documents
+                .reprocess(pb::ReprocessDocumentRequest {
+                    document_id,
+                    reason: String::new(),
+                })
+                .await
+                .map_err(|s| anyhow!(describe(&s)))?
+                .into_inner();
+            print_accepted("reprocessing", &r, json);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_accepted(what: &str, r: &pb::CommandAccepted, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"document_id": r.document_id, "run": r.run, "sequence": r.sequence})
+        );
+    } else {
+        println!(
+            "{what} {} (run {}, sequence {})",
+            r.document_id, r.run, r.sequence
+        );
+    }
+}

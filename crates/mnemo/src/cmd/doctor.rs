@@ -1,0 +1,307 @@
+//! `mnemo doctor`: checks what mnemo needs and says what to do about each.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use mnemo_bus::Namespace;
+
+use crate::cli::{DoctorArgs, Global};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+struct Check {
+    name: &'static str,
+    level: Level,
+    detail: String,
+    fix: String,
+}
+
+fn check(
+    name: &'static str,
+    level: Level,
+    detail: impl Into<String>,
+    fix: impl Into<String>,
+) -> Check {
+    Check {
+        name,
+        level,
+        detail: detail.into(),
+        fix: fix.into(),
+    }
+}
+
+const BOOTSTRAP: &str = "run deploy/local/bootstrap.sh (installs and starts NATS and PostgreSQL)";
+
+async fn nats_checks(args: &DoctorArgs, out: &mut Vec<Check>) {
+    let url = &args.backend.nats_url;
+    let client = match tokio::time::timeout(
+        Duration::from_secs(5),
+        async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(3))
+            .connect(url.as_str()),
+    )
+    .await
+    {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            out.push(check("nats", Level::Fail, format!("{url}: {e}"), BOOTSTRAP));
+            return;
+        }
+        Err(_) => {
+            out.push(check(
+                "nats",
+                Level::Fail,
+                format!("{url}: no answer in 5 s"),
+                BOOTSTRAP,
+            ));
+            return;
+        }
+    };
+    let info = client.server_info();
+    out.push(check(
+        "nats",
+        Level::Ok,
+        format!("{url} (nats-server {})", info.version),
+        "",
+    ));
+    // A raw $JS.API.INFO request: the typed account call of async-nats
+    // expects fields that nats-server 2.9 does not send.
+    let account = client
+        .request("$JS.API.INFO", bytes::Bytes::new())
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|m| {
+            serde_json::from_slice::<serde_json::Value>(&m.payload).map_err(|e| e.to_string())
+        });
+    match account {
+        Ok(v) if v.get("error").is_none() => out.push(check(
+            "jetstream",
+            Level::Ok,
+            format!(
+                "enabled; {} streams, {} bytes stored",
+                v["streams"].as_u64().unwrap_or(0),
+                v["storage"].as_u64().unwrap_or(0)
+            ),
+            "",
+        )),
+        other => {
+            let why = match other {
+                Ok(v) => v["error"]["description"]
+                    .as_str()
+                    .unwrap_or("disabled")
+                    .to_owned(),
+                Err(e) => e,
+            };
+            out.push(check(
+                "jetstream",
+                Level::Fail,
+                why,
+                "start nats-server with JetStream (-js, or the repo's nats.conf)",
+            ));
+            return;
+        }
+    }
+    let js = async_nats::jetstream::new(client);
+    if let Ok(ns) = Namespace::new(&args.backend.namespace) {
+        match js.get_stream(ns.event_stream()).await {
+            Ok(mut s) => {
+                let msgs = s.info().await.map(|i| i.state.messages).unwrap_or(0);
+                out.push(check(
+                    "event stream",
+                    Level::Ok,
+                    format!("{} ({msgs} messages)", ns.event_stream()),
+                    "",
+                ))
+            }
+            Err(_) => out.push(check(
+                "event stream",
+                Level::Warn,
+                format!("{} does not exist yet", ns.event_stream()),
+                "it is created by the first `mnemo serve`",
+            )),
+        }
+    }
+}
+
+async fn postgres_checks(args: &DoctorArgs, out: &mut Vec<Check>) {
+    let url = &args.backend.database_url;
+    let connected = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio_postgres::connect(url, tokio_postgres::NoTls),
+    )
+    .await;
+    let client = match connected {
+        Ok(Ok((client, conn))) => {
+            tokio::spawn(conn);
+            client
+        }
+        Ok(Err(e)) => {
+            out.push(check(
+                "postgresql",
+                Level::Fail,
+                format!("{url}: {e}"),
+                BOOTSTRAP,
+            ));
+            return;
+        }
+        Err(_) => {
+            out.push(check(
+                "postgresql",
+                Level::Fail,
+                format!("{url}: no answer in 5 s"),
+                BOOTSTRAP,
+            ));
+            return;
+        }
+    };
+    let version = client
+        .query_one("SHOW server_version", &[])
+        .await
+        .map(|r| r.get::<_, String>(0))
+        .unwrap_or_default();
+    out.push(check(
+        "postgresql",
+        Level::Ok,
+        format!("PostgreSQL {version}"),
+        "",
+    ));
+    let schema = args.backend.namespace.clone();
+    let applied = client
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'schema_migrations'",
+            &[&schema],
+        )
+        .await
+        .map(|r| r.get::<_, i64>(0))
+        .unwrap_or(0);
+    if applied > 0 {
+        out.push(check(
+            "read models",
+            Level::Ok,
+            format!("schema {schema} migrated"),
+            "",
+        ));
+    } else {
+        out.push(check(
+            "read models",
+            Level::Warn,
+            format!("schema {schema} not created yet"),
+            "it is created by the first `mnemo serve`",
+        ));
+    }
+}
+
+fn embedding_checks(out: &mut Vec<Check>) {
+    match std::env::var_os("ORT_DYLIB_PATH") {
+        None => out.push(check(
+            "onnxruntime",
+            Level::Warn,
+            "ORT_DYLIB_PATH is not set",
+            "needed by the embedder (document pipeline): point it at onnxruntime/capi/libonnxruntime.so.* from the PyPI onnxruntime wheel",
+        )),
+        Some(p) if std::path::Path::new(&p).is_file() => out.push(check(
+            "onnxruntime",
+            Level::Ok,
+            format!("{}", std::path::Path::new(&p).display()),
+            "",
+        )),
+        Some(p) => out.push(check(
+            "onnxruntime",
+            Level::Fail,
+            format!("ORT_DYLIB_PATH={} does not exist", std::path::Path::new(&p).display()),
+            "pip install onnxruntime and point ORT_DYLIB_PATH at its libonnxruntime.so.*",
+        )),
+    }
+    match std::env::var_os("MNEMO_MODEL_DIR") {
+        None => out.push(check(
+            "embedding model",
+            Level::Warn,
+            "MNEMO_MODEL_DIR is not set",
+            "needed by the embedder (document pipeline): the prepared all-MiniLM-L6-v2 ONNX export",
+        )),
+        Some(p) => {
+            let dir = std::path::PathBuf::from(p);
+            let ok = dir.join("model.onnx").is_file() && dir.join("tokenizer.json").is_file();
+            out.push(check(
+                "embedding model",
+                if ok { Level::Ok } else { Level::Fail },
+                dir.display().to_string(),
+                if ok {
+                    ""
+                } else {
+                    "expected model.onnx and tokenizer.json in MNEMO_MODEL_DIR"
+                },
+            ));
+        }
+    }
+}
+
+async fn api_check(global: &Global, out: &mut Vec<Check>) {
+    let ep = match tonic::transport::Endpoint::from_shared(global.server.clone()) {
+        Ok(ep) => ep.connect_timeout(Duration::from_secs(2)),
+        Err(e) => {
+            out.push(check("api", Level::Fail, e.to_string(), "fix --server"));
+            return;
+        }
+    };
+    match ep.connect().await {
+        Ok(_) => out.push(check(
+            "api",
+            Level::Ok,
+            format!("{} answers", global.server),
+            "",
+        )),
+        Err(_) => out.push(check(
+            "api",
+            Level::Warn,
+            format!("nothing answers at {}", global.server),
+            "start it with `mnemo serve`",
+        )),
+    }
+}
+
+pub async fn run(global: &Global, args: DoctorArgs) -> Result<ExitCode> {
+    let mut checks = Vec::new();
+    nats_checks(&args, &mut checks).await;
+    postgres_checks(&args, &mut checks).await;
+    embedding_checks(&mut checks);
+    api_check(global, &mut checks).await;
+    let failed = checks.iter().any(|c| c.level == Level::Fail);
+    if args.json {
+        let v: Vec<_> = checks
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "check": c.name,
+                    "status": match c.level { Level::Ok => "ok", Level::Warn => "warn", Level::Fail => "fail" },
+                    "detail": c.detail,
+                    "fix": c.fix,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::json!({ "ok": !failed, "checks": v }));
+    } else {
+        for c in &checks {
+            let mark = match c.level {
+                Level::Ok => "ok  ",
+                Level::Warn => "warn",
+                Level::Fail => "FAIL",
+            };
+            println!("[{mark}] {:<16} {}", c.name, c.detail);
+            if !c.fix.is_empty() {
+                println!("       {:<16} -> {}", "", c.fix);
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

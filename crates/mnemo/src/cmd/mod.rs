@@ -1,0 +1,60 @@
+//! Client commands, one module each. They speak only the public gRPC API.
+
+pub mod docs;
+pub mod doctor;
+pub mod progress;
+pub mod token;
+pub mod upload;
+
+use mnemo_proto::v1 as pb;
+
+/// The stage's lowercase name.
+pub fn stage_name(stage: i32) -> &'static str {
+    match pb::Stage::try_from(stage).unwrap_or(pb::Stage::Unspecified) {
+        pb::Stage::Unspecified => "unknown",
+        pb::Stage::Uploaded => "uploaded",
+        pb::Stage::Extracting => "extracting",
+        pb::Stage::Chunking => "chunking",
+        pb::Stage::Embedding => "embedding",
+        pb::Stage::Indexed => "indexed",
+        pb::Stage::Failed => "failed",
+        pb::Stage::Cancelled => "cancelled",
+    }
+}
+
+/// A document as JSON for `--json` output.
+pub fn document_json(d: &pb::Document) -> serde_json::Value {
+    serde_json::json!({
+        "document_id": d.document_id,
+        "filename": d.filename,
+        "topic": d.topic,
+        "batch_id": d.batch_id,
+        "content_type": d.content_type,
+        "size_bytes": d.size_bytes,
+        "sha256": d.sha256,
+        "stage": stage_name(d.stage),
+        "run": d.run,
+        "reason": d.reason,
+        "uploaded_at": d.uploaded_at.as_ref().map(|t| t.seconds),
+        "updated_at": d.updated_at.as_ref().map(|t| t.seconds),
+        "sequence": d.sequence,
+    })
+}
+
+/// A progress update as JSON for `--json` output.
+pub fn progress_json(u: &pb::ProgressUpdate) -> serde_json::Value {
+    serde_json::json!({
+        "document_id": u.document_id,
+        "stage": stage_name(u.stage),
+        "fraction": u.fraction,
+        "message": u.message,
+        "run": u.run,
+        "pages_done": u.pages_done,
+        "pages_total": u.pages_total,
+        "chunks_embedded": u.chunks_embedded,
+        "chunks_total": u.chunks_total,
+        "sequence": u.sequence,
+        "event_type": u.event_type,
+        "terminal": u.terminal,
+    })
+}

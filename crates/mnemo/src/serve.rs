@@ -1,0 +1,101 @@
+//! `mnemo serve [all|api|projector]`: runs services until SIGTERM or Ctrl-C.
+//!
+//! The extractor, chunker and embedder arrive with the document pipeline;
+//! until then a document stays in `uploaded` after its upload.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use mnemo_api::{ApiConfig, ApiState};
+use mnemo_bus::{Bus, Namespace};
+use mnemo_projector::ProjectorConfig;
+use tokio::sync::watch;
+
+use crate::cli::{Global, ServeArgs, Service};
+
+/// Resolves when the process is asked to stop.
+async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
+    let ns = Namespace::new(&args.backend.namespace)?;
+    let bus = Bus::start(&args.backend.nats_url, ns.clone(), args.backend.replicas)
+        .await
+        .context(
+            "starting the event bus (is nats-server running with JetStream? try `mnemo doctor`)",
+        )?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+
+    let projector_config = ProjectorConfig::new(ns.clone(), &args.backend.database_url);
+    // The schema must exist before the API answers List.
+    mnemo_projector::runner::prepare(&projector_config)
+        .await
+        .context("preparing PostgreSQL (try `mnemo doctor`)")?;
+
+    if matches!(args.service, Service::All | Service::Projector) {
+        let (bus, rx) = (bus.clone(), stop_rx.clone());
+        tasks.spawn(async move {
+            mnemo_projector::run(bus, projector_config, stopped(rx))
+                .await
+                .context("projector")
+        });
+    }
+    if matches!(args.service, Service::All | Service::Api) {
+        let secret = crate::secret::load(global, args.jwt_secret.as_deref(), true)?;
+        let mut config = ApiConfig::new(args.listen, &args.backend.database_url, secret);
+        config.max_upload_bytes = args.max_upload_bytes;
+        let state = Arc::new(ApiState::new(bus.clone(), config).await?);
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let rx = stop_rx.clone();
+        tasks.spawn(async move {
+            mnemo_api::serve(state, listener, stopped(rx))
+                .await
+                .context("gRPC API")
+        });
+    }
+
+    let mut code = ExitCode::SUCCESS;
+    tokio::select! {
+        _ = stop_signal() => tracing::info!("stopping"),
+        Some(done) = tasks.join_next() => {
+            // A service ended on its own: stop the others too.
+            if let Ok(Err(e)) = done {
+                tracing::error!(error = %format!("{e:#}"), "service failed");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(Err(e)) = done {
+            tracing::error!(error = %format!("{e:#}"), "service failed while stopping");
+            code = ExitCode::FAILURE;
+        }
+    }
+    Ok(code)
+}
