@@ -1,1 +1,326 @@
+//! Test harness for mnemo's end-to-end tests.
+//!
+//! [`TestEnv::start`] gives each test its own namespace (`t_<random>`) on the
+//! real NATS and PostgreSQL — its own stream, blob bucket, consumers and SQL
+//! schema — and runs the API (on `127.0.0.1:0`) and the projector in-process.
+//! Dropping the env stops them and deletes the namespace, so tests run in
+//! parallel and leave nothing behind.
+//!
+//! `MNEMO_TEST_NATS_URL` and `MNEMO_TEST_DATABASE_URL` point the tests
+//! elsewhere (defaults: the local servers that `deploy/local/bootstrap.sh` starts).
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mnemo_api::auth::Authenticator;
+use mnemo_api::{ApiConfig, ApiState};
+use mnemo_bus::{Bus, CommandExecutor, JetStreamEventStore, Namespace, RetryPolicy};
+use mnemo_domain::{Document, OwnerId};
+use mnemo_proto::v1 as pb;
+use mnemo_proto::v1::document_service_client::DocumentServiceClient;
+use mnemo_proto::v1::progress_service_client::ProgressServiceClient;
+use mnemo_proto::v1::upload_request::Part;
+use tokio::sync::watch;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+pub fn nats_url() -> String {
+    std::env::var("MNEMO_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+pub fn database_url() -> String {
+    std::env::var("MNEMO_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh namespace name for one test.
+pub fn fresh_namespace() -> Namespace {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    Namespace::new(format!("t_{}", &id[..12])).expect("generated namespace is valid")
+}
+
+/// The shared corpus of real PDFs (`../shared/corpus/pdf` from the repo root).
+pub fn corpus_dir() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::env::var_os("MNEMO_CORPUS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("../shared/corpus/pdf"))
+}
+
+/// Bytes of a corpus PDF. Falls back to a small hand-written PDF (and says
+/// so) where the shared corpus is absent.
+pub fn corpus_pdf(name: &str) -> Vec<u8> {
+    match std::fs::read(corpus_dir().join(name)) {
+        Ok(b) => b,
+        Err(_) => {
+            eprintln!("corpus file {name} not found; using a generated PDF");
+            minimal_pdf()
+        }
+    }
+}
+
+/// A tiny valid one-page PDF with one line of text.
+pub fn minimal_pdf() -> Vec<u8> {
+    let body = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]/Contents 4 0 R/Resources<</Font<</F1 5 0 R>>>>>>endobj\n4 0 obj<</Length 44>>stream\nBT /F1 12 Tf 72 720 Td (Hello mnemo) Tj ET\nendstream endobj\n5 0 obj<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
+    body.to_vec()
+}
+
+pub type Documents = DocumentServiceClient<InterceptedService<Channel, BearerInterceptor>>;
+pub type Progress = ProgressServiceClient<InterceptedService<Channel, BearerInterceptor>>;
+
+#[derive(Clone)]
+pub struct BearerInterceptor(Option<String>);
+
+impl tonic::service::Interceptor for BearerInterceptor {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(t) = &self.0 {
+            let v = format!("Bearer {t}")
+                .parse()
+                .map_err(|_| tonic::Status::internal("bad token"))?;
+            req.metadata_mut().insert("authorization", v);
+        }
+        Ok(req)
+    }
+}
+
+/// Options for [`TestEnv::start_with`].
+#[derive(Clone)]
+pub struct EnvOptions {
+    pub max_upload_bytes: u64,
+    pub run_api: bool,
+    pub run_projector: bool,
+}
+
+impl Default for EnvOptions {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: mnemo_api::config::DEFAULT_MAX_UPLOAD_BYTES,
+            run_api: true,
+            run_projector: true,
+        }
+    }
+}
+
+/// One test's world: namespace, bus, and optionally the API and projector.
+pub struct TestEnv {
+    pub ns: Namespace,
+    pub bus: Bus,
+    pub addr: Option<SocketAddr>,
+    pub auth: Authenticator,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl TestEnv {
+    pub async fn start() -> Self {
+        Self::start_with(EnvOptions::default()).await
+    }
+
+    pub async fn start_with(opts: EnvOptions) -> Self {
+        let ns = fresh_namespace();
+        let bus = Bus::start(&nats_url(), ns.clone(), 1)
+            .await
+            .expect("NATS with JetStream must run (deploy/local/bootstrap.sh)");
+        let projector_config = mnemo_projector::ProjectorConfig::new(ns.clone(), database_url());
+        mnemo_projector::runner::prepare(&projector_config)
+            .await
+            .expect("PostgreSQL must run (deploy/local/bootstrap.sh)");
+        let secret = uuid::Uuid::new_v4().simple().to_string().into_bytes();
+        let (stop, _) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        if opts.run_projector {
+            let (b, rx) = (bus.clone(), stop.subscribe());
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = mnemo_projector::run(b, projector_config, stopped(rx)).await {
+                    eprintln!("projector failed: {e}");
+                }
+            }));
+        }
+        let mut addr = None;
+        if opts.run_api {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            addr = listener.local_addr().ok();
+            let mut config = ApiConfig::new(addr.expect("addr"), database_url(), secret.clone());
+            config.max_upload_bytes = opts.max_upload_bytes;
+            let state = Arc::new(ApiState::new(bus.clone(), config).await.expect("api state"));
+            let rx = stop.subscribe();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = mnemo_api::serve(state, listener, stopped(rx)).await {
+                    eprintln!("api failed: {e}");
+                }
+            }));
+        }
+        Self {
+            ns,
+            bus,
+            addr,
+            auth: Authenticator::new(&secret),
+            stop,
+            tasks,
+        }
+    }
+
+    /// A token for `owner`, signed with this env's secret.
+    pub fn token(&self, owner: &str) -> String {
+        self.auth
+            .issue(&OwnerId::new(owner).expect("owner"), 3600, false)
+            .expect("token")
+    }
+
+    pub async fn channel(&self) -> Channel {
+        let addr = self.addr.expect("this env runs no API");
+        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect to the test API")
+    }
+
+    /// A DocumentService client for `owner` (None: no token at all).
+    pub async fn documents_with(&self, token: Option<String>) -> Documents {
+        DocumentServiceClient::with_interceptor(self.channel().await, BearerInterceptor(token))
+    }
+
+    pub async fn documents(&self, owner: &str) -> Documents {
+        self.documents_with(Some(self.token(owner))).await
+    }
+
+    pub async fn progress(&self, owner: &str) -> Progress {
+        ProgressServiceClient::with_interceptor(
+            self.channel().await,
+            BearerInterceptor(Some(self.token(owner))),
+        )
+    }
+
+    /// An executor on this namespace, as a pipeline service would have.
+    pub fn executor(&self, cache: usize, retry: RetryPolicy) -> CommandExecutor<Document> {
+        CommandExecutor::new(JetStreamEventStore::new(&self.bus, "doc", cache), (), retry)
+    }
+
+    /// Number of messages in this namespace's event stream.
+    pub async fn event_count(&self) -> u64 {
+        let mut s = self.bus.events.clone();
+        s.info().await.expect("stream info").state.messages
+    }
+}
+
+/// Upload requests for `bytes`: metadata first, then 64 KiB chunks.
+pub fn upload_requests(filename: &str, bytes: &[u8], key: &str) -> Vec<pb::UploadRequest> {
+    let mut v = vec![pb::UploadRequest {
+        part: Some(Part::Metadata(pb::UploadMetadata {
+            filename: filename.into(),
+            idempotency_key: key.into(),
+            ..Default::default()
+        })),
+    }];
+    v.extend(bytes.chunks(64 * 1024).map(|c| pb::UploadRequest {
+        part: Some(Part::Chunk(c.to_vec())),
+    }));
+    v
+}
+
+/// Uploads `bytes` as `filename`.
+pub async fn upload(
+    client: &mut Documents,
+    filename: &str,
+    bytes: &[u8],
+) -> Result<pb::UploadResponse, tonic::Status> {
+    client
+        .upload(futures::stream::iter(upload_requests(filename, bytes, "")))
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// Command metadata with a fixed command id (for dedup tests).
+pub fn metadata_with_id(id: &str) -> HashMap<String, String> {
+    HashMap::from([(
+        mnemo_bus::envelope::meta::COMMAND_ID.to_owned(),
+        id.to_owned(),
+    )])
+}
+
+/// Waits for a condition on facts (not time), up to `limit`.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        // Cleanup needs async I/O but Drop is sync: use a private runtime on
+        // a plain thread so this works inside or outside a tokio runtime.
+        let ns = self.ns.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(client) = async_nats::connect(nats_url()).await {
+                    let js = async_nats::jetstream::new(client);
+                    let _ = mnemo_bus::setup::delete_namespace(&js, &ns).await;
+                }
+                if let Err(e) = mnemo_projector::db::drop_schema(&database_url(), &ns).await {
+                    eprintln!("could not drop schema {ns}: {e}");
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A second projector on an env's namespace (stopped on drop).
+pub struct TestEnvProjector {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestEnvProjector {
+    pub async fn start(env: &TestEnv) -> Self {
+        let (stop, rx) = watch::channel(false);
+        let config = mnemo_projector::ProjectorConfig::new(env.ns.clone(), database_url());
+        let bus = env.bus.clone();
+        let task = tokio::spawn(async move {
+            let mut rx = rx;
+            let _ = mnemo_projector::run(bus, config, async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await;
+        });
+        Self { stop, task }
+    }
+}
+
+impl Drop for TestEnvProjector {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        self.task.abort();
+    }
+}

@@ -14,7 +14,7 @@
 //! - [`status`]: the one place errors become gRPC statuses.
 //! - [`upload`]: spooling, hashing and sniffing an upload stream.
 //! - [`documents`]: `DocumentService` (Upload, Get, List, Cancel, Reprocess).
-//! - [`progress`]: `ProgressService.Watch`.
+//! - [`progress`]: the `Watch` call of `ProgressService`.
 //! - [`convert`]: domain and read-model types into wire types.
 //! - [`server`]: wiring it all (plus health and reflection) into one server.
 

@@ -97,7 +97,8 @@ where
         metadata: &HashMap<String, String>,
     ) -> Result<Executed<A>, ExecuteError<A::Error>> {
         let mut backoff = self.retry.initial_backoff;
-        for attempt in 1..=self.retry.max_attempts {
+        let mut attempt = 0;
+        loop {
             let mut context = self
                 .store
                 .load(aggregate_id)
@@ -107,11 +108,24 @@ where
             // `handle` mutates a copy: the context keeps the state it was
             // decided on until the append has succeeded.
             let mut decided = context.aggregate.clone();
-            decided
-                .handle(command.clone(), &self.services, &sink)
-                .await
-                .map_err(ExecuteError::Refused)?;
+            let outcome = decided.handle(command.clone(), &self.services, &sink).await;
             let events = sink.collect().await;
+            // A refusal or a no-op decided on cached state is only as good
+            // as the cache: an append protects itself (expected sequence),
+            // a refusal must check that nothing happened meanwhile. The
+            // reload is uncached, so this happens at most once per command.
+            if (outcome.is_err() || events.is_empty())
+                && context.from_cache
+                && !self
+                    .store
+                    .is_current(&context)
+                    .await
+                    .map_err(ExecuteError::Bus)?
+            {
+                self.store.forget(aggregate_id);
+                continue;
+            }
+            outcome.map_err(ExecuteError::Refused)?;
             if events.is_empty() {
                 return Ok(Executed {
                     aggregate: decided,
@@ -131,18 +145,17 @@ where
                     })
                 }
                 Err(e) if e.kind() == BusErrorKind::Conflict => {
+                    attempt += 1;
                     tracing::debug!(aggregate_id, attempt, "conflict, reloading");
-                    if attempt < self.retry.max_attempts {
-                        let jitter = rand::rng().random_range(0..=backoff.as_micros() as u64);
-                        tokio::time::sleep(backoff / 2 + Duration::from_micros(jitter / 2)).await;
-                        backoff = (backoff * 2).min(self.retry.max_backoff);
+                    if attempt >= self.retry.max_attempts {
+                        return Err(ExecuteError::Conflict { attempts: attempt });
                     }
+                    let jitter = rand::rng().random_range(0..=backoff.as_micros() as u64);
+                    tokio::time::sleep(backoff / 2 + Duration::from_micros(jitter / 2)).await;
+                    backoff = (backoff * 2).min(self.retry.max_backoff);
                 }
                 Err(e) => return Err(ExecuteError::Bus(e)),
             }
         }
-        Err(ExecuteError::Conflict {
-            attempts: self.retry.max_attempts,
-        })
     }
 }

@@ -46,6 +46,8 @@ pub struct JetStreamContext<A> {
     pub last_sequence: u64,
     /// Number of events folded into `aggregate`.
     pub version: u64,
+    /// Whether the state came from the cache (and so may be stale).
+    pub from_cache: bool,
 }
 
 impl<A: Aggregate> AggregateContext<A> for JetStreamContext<A> {
@@ -226,6 +228,7 @@ where
                 aggregate: hit.aggregate,
                 last_sequence: hit.last_sequence,
                 version: hit.version,
+                from_cache: true,
             });
         }
         let mut aggregate = A::default();
@@ -246,7 +249,23 @@ where
             aggregate,
             last_sequence,
             version,
+            from_cache: false,
         })
+    }
+
+    /// Whether nothing was appended to the aggregate since `context` was
+    /// loaded: one direct get of the subject's last message.
+    pub async fn is_current(&self, context: &JetStreamContext<A>) -> Result<bool, BusError> {
+        let subject = self.subject(&context.aggregate_id)?;
+        match self
+            .stream
+            .direct_get_last_for_subject(subject.as_str())
+            .await
+        {
+            Ok(msg) => Ok(msg.sequence == context.last_sequence),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(context.last_sequence == 0),
+            Err(e) => Err(BusError::unavailable(format!("cannot read {subject}"), e)),
+        }
     }
 
     /// Appends the events of one command; returns the stream sequence.

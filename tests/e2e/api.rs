@@ -1,0 +1,341 @@
+//! The gRPC API: upload, refusal, isolation between owners, auth, health.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use mnemo_proto::v1 as pb;
+use mnemo_tests::{corpus_pdf, upload, upload_requests, EnvOptions, TestEnv};
+use tonic::Code;
+
+#[tokio::test]
+async fn a_corpus_pdf_is_stored_by_hash_listed_and_gettable() {
+    let env = TestEnv::start().await;
+    let mut docs = env.documents("alice").await;
+    let bytes = corpus_pdf("bio_vespa_bioinformatics.pdf");
+    let r = upload(&mut docs, "bio_vespa_bioinformatics.pdf", &bytes)
+        .await
+        .unwrap();
+    assert_eq!(r.content_type, "application/pdf");
+    assert_eq!(r.size_bytes, bytes.len() as u64);
+    assert!(r.sequence > 0);
+    assert!(!r.deduplicated);
+
+    // The blob store holds exactly these bytes under their SHA-256.
+    let blobs = env.bus.blob_store().await.unwrap();
+    assert_eq!(blobs.get(&r.sha256).await.unwrap(), bytes);
+
+    // Get folds the events: strongly consistent right after the upload.
+    let d = docs
+        .get(pb::GetDocumentRequest {
+            document_id: r.document_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(d.stage, pb::Stage::Uploaded as i32);
+    assert_eq!(d.filename, "bio_vespa_bioinformatics.pdf");
+    assert_eq!(d.run, 1);
+    assert_eq!(d.sha256, r.sha256);
+
+    // List reads the projection; min_sequence gives read-your-writes.
+    let list = docs
+        .list(pb::ListDocumentsRequest {
+            min_sequence: r.sequence,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(list.sequence >= r.sequence);
+    assert_eq!(list.documents.len(), 1);
+    assert_eq!(list.documents[0].document_id, r.document_id);
+    assert_eq!(list.documents[0].stage, pb::Stage::Uploaded as i32);
+}
+
+#[tokio::test]
+async fn events_carry_the_envelope_headers_for_any_nats_client() {
+    let env = TestEnv::start().await;
+    let mut docs = env.documents("alice").await;
+    let mut req = tonic::Request::new(futures::stream::iter(upload_requests(
+        "notes.md",
+        b"# Cells\n\nMitochondria.\n",
+        "",
+    )));
+    req.metadata_mut()
+        .insert("x-request-id", "req-42".parse().unwrap());
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    req.metadata_mut()
+        .insert("traceparent", tp.parse().unwrap());
+    let r = docs.upload(req).await.unwrap().into_inner();
+    assert_eq!(r.content_type, "text/markdown");
+
+    // Read the raw message as a plain JetStream client would.
+    let msg = env.bus.events.get_raw_message(r.sequence).await.unwrap();
+    let h = |name: &str| msg.headers.get(name).map(|v| v.as_str().to_owned());
+    assert_eq!(h("Mnemo-Event-Type").as_deref(), Some("DocumentUploaded"));
+    assert_eq!(h("Mnemo-Schema-Version").as_deref(), Some("1"));
+    assert_eq!(h("Mnemo-Correlation-Id").as_deref(), Some("req-42"));
+    assert_eq!(h("traceparent").as_deref(), Some(tp));
+    assert_eq!(h("Nats-Msg-Id"), h("Mnemo-Event-Id"));
+    assert_eq!(h("Mnemo-Causation-Id"), h("Mnemo-Event-Id"));
+    assert!(h("Mnemo-Occurred-At").is_some_and(|t| t.ends_with('Z')));
+    assert_eq!(h("Mnemo-Aggregate-Type").as_deref(), Some("document"));
+    let subject = msg.subject.to_string();
+    assert!(
+        subject.starts_with(&format!("{}.ev.doc.", env.ns)),
+        "{subject}"
+    );
+    assert!(subject.ends_with(&r.document_id));
+    let payload: serde_json::Value = serde_json::from_slice(&msg.payload).unwrap();
+    assert_eq!(payload[0]["type"], "DocumentUploaded");
+    assert_eq!(payload[0]["data"]["sha256"], r.sha256);
+}
+
+#[tokio::test]
+async fn unsupported_content_is_refused_with_a_reason_and_leaves_nothing() {
+    let env = TestEnv::start().await;
+    let mut docs = env.documents("alice").await;
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01".to_vec();
+    let err = upload(&mut docs, "photo.pdf", &png).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("PNG"), "{}", err.message());
+
+    let err = upload(&mut docs, "empty.txt", b"").await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    let err = docs
+        .upload(futures::stream::iter(vec![pb::UploadRequest {
+            part: Some(pb::upload_request::Part::Chunk(b"%PDF-".to_vec())),
+        }]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "bytes before metadata");
+    assert_eq!(env.event_count().await, 0);
+}
+
+#[tokio::test]
+async fn an_upload_over_the_size_limit_is_refused() {
+    let env = TestEnv::start_with(EnvOptions {
+        max_upload_bytes: 100_000,
+        ..Default::default()
+    })
+    .await;
+    let mut docs = env.documents("alice").await;
+    let err = upload(
+        &mut docs,
+        "big.pdf",
+        &corpus_pdf("bio_vespa_bioinformatics.pdf"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(err.message().contains("100000"));
+    assert_eq!(env.event_count().await, 0);
+}
+
+#[tokio::test]
+async fn a_broken_off_upload_stores_no_document_and_no_event() {
+    let env = TestEnv::start().await;
+    let mut docs = env.documents("alice").await;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut call = {
+        let mut docs = docs.clone();
+        tokio::spawn(async move {
+            docs.upload(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+        })
+    };
+    for r in upload_requests(
+        "half.pdf",
+        &corpus_pdf("bio_vespa_bioinformatics.pdf")[..200_000],
+        "",
+    ) {
+        tx.send(r).await.unwrap();
+    }
+    // The client dies before ending the stream.
+    call.abort();
+    assert!((&mut call).await.is_err());
+    drop(tx);
+
+    // A later, complete upload on the same connection is the only document.
+    let ok = upload(&mut docs, "whole.md", b"# Whole\n").await.unwrap();
+    assert_eq!(env.event_count().await, 1);
+    let list = docs
+        .list(pb::ListDocumentsRequest {
+            min_sequence: ok.sequence,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.documents.len(), 1);
+    assert_eq!(list.documents[0].filename, "whole.md");
+}
+
+#[tokio::test]
+async fn an_upload_retried_with_the_same_key_is_the_same_document() {
+    let env = TestEnv::start().await;
+    let mut docs = env.documents("alice").await;
+    let send = |docs: &mut mnemo_tests::Documents| {
+        let mut docs = docs.clone();
+        async move {
+            docs.upload(futures::stream::iter(upload_requests(
+                "n.txt",
+                b"same bytes",
+                "key-1",
+            )))
+            .await
+            .unwrap()
+            .into_inner()
+        }
+    };
+    let first = send(&mut docs).await;
+    let second = send(&mut docs).await;
+    assert_eq!(first.document_id, second.document_id);
+    assert!(!first.deduplicated && second.deduplicated);
+    assert_eq!(env.event_count().await, 1);
+    // The same key under another owner is another document.
+    let mut bob = env.documents("bob").await;
+    let theirs = send(&mut bob).await;
+    assert_ne!(theirs.document_id, first.document_id);
+}
+
+#[tokio::test]
+async fn owners_never_see_each_others_documents() {
+    let env = TestEnv::start().await;
+    let mut alice = env.documents("alice").await;
+    let mut mallory = env.documents("alice.>").await; // a hostile owner id
+    let r = upload(&mut alice, "secret.md", b"# Alice's notes\n")
+        .await
+        .unwrap();
+
+    let err = mallory
+        .get(pb::GetDocumentRequest {
+            document_id: r.document_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = mallory
+        .cancel(pb::CancelDocumentRequest {
+            document_id: r.document_id.clone(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let list = mallory
+        .list(pb::ListDocumentsRequest {
+            min_sequence: r.sequence,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(list.documents.is_empty());
+    let mut progress = env.progress("alice.>").await;
+    let err = progress
+        .watch(pb::WatchRequest {
+            document_id: r.document_id.clone(),
+            from_sequence: 0,
+            follow: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    // Alice still sees hers, untouched.
+    let d = alice
+        .get(pb::GetDocumentRequest {
+            document_id: r.document_id,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(d.stage, pb::Stage::Uploaded as i32);
+}
+
+#[tokio::test]
+async fn calls_without_a_valid_token_are_unauthenticated() {
+    let env = TestEnv::start().await;
+    let other = mnemo_api::auth::Authenticator::new(b"another-secret-entirely");
+    let forged = other
+        .issue(&mnemo_domain::OwnerId::new("alice").unwrap(), 60, false)
+        .unwrap();
+    for token in [None, Some("garbage".to_owned()), Some(forged)] {
+        let mut docs = env.documents_with(token).await;
+        let err = docs
+            .list(pb::ListDocumentsRequest::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated);
+        let err = upload(&mut docs, "a.txt", b"text").await.unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated);
+    }
+    assert_eq!(env.event_count().await, 0);
+}
+
+#[tokio::test]
+async fn malformed_ids_are_invalid_arguments() {
+    let env = TestEnv::start().await;
+    let mut docs = env.documents("alice").await;
+    for bad in ["", "x", "a.>", "../etc"] {
+        let err = docs
+            .get(pb::GetDocumentRequest {
+                document_id: bad.into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{bad}");
+    }
+    let err = docs
+        .get(pb::GetDocumentRequest {
+            document_id: uuid::Uuid::now_v7().to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn health_and_reflection_work_without_the_protos() {
+    let env = TestEnv::start().await;
+    let channel = env.channel().await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let r = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "mnemo.v1.DocumentService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        r.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    let mut refl = ServerReflectionClient::new(channel);
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut resp = refl
+        .server_reflection_info(futures::stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = tokio::time::timeout(Duration::from_secs(10), resp.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
+        panic!("unexpected reflection answer");
+    };
+    let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+    assert!(names.contains(&"mnemo.v1.DocumentService"), "{names:?}");
+    assert!(names.contains(&"mnemo.v1.ProgressService"), "{names:?}");
+}

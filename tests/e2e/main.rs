@@ -1,0 +1,7 @@
+//! End-to-end tests: real NATS, real PostgreSQL, real PDFs.
+//! Each test gets its own namespace from `mnemo_tests::TestEnv`.
+
+mod api;
+mod event_store;
+mod progress;
+mod projector;
