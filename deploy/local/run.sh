@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Starts mnemo locally and ingests sample documents with live progress.
+#
+#   1. bootstrap.sh: NATS and PostgreSQL (installed and started if needed)
+#   2. builds the `mnemo` binary (release) and starts `mnemo serve all` in the
+#      background (log: .mnemo/serve.log, pid: .mnemo/serve.pid)
+#   3. uploads the PDFs in ../shared/corpus/pdf when that folder exists, else
+#      the sample notes in deploy/local/samples, with one live bar per file
+#
+# Stop the server with: kill "$(cat .mnemo/serve.pid)"
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$repo"
+state="${MNEMO_STATE_DIR:-$repo/.mnemo}"
+mkdir -p "$state"
+
+"$repo/deploy/local/bootstrap.sh"
+cargo build --release --locked -p mnemo
+target="${CARGO_TARGET_DIR:-$repo/target}"
+mnemo="$target/release/mnemo"
+
+if [ -f "$state/serve.pid" ] && kill -0 "$(cat "$state/serve.pid")" 2>/dev/null; then
+  echo "mnemo already running (pid $(cat "$state/serve.pid")); restarting it"
+  kill "$(cat "$state/serve.pid")"
+  while kill -0 "$(cat "$state/serve.pid")" 2>/dev/null; do sleep 0.1; done
+fi
+nohup "$mnemo" serve all >"$state/serve.log" 2>&1 &
+echo $! >"$state/serve.pid"
+
+# Wait until the API answers (bounded): `docs list` needs API + PostgreSQL.
+for _ in $(seq 1 100); do
+  "$mnemo" docs list >/dev/null 2>&1 && break
+  kill -0 "$(cat "$state/serve.pid")" 2>/dev/null || { cat "$state/serve.log"; exit 1; }
+  sleep 0.2
+done
+
+corpus="$repo/../shared/corpus/pdf"
+if [ -d "$corpus" ]; then
+  files=("$corpus"/*.pdf)
+else
+  files=("$repo"/deploy/local/samples/*)
+fi
+echo "uploading ${#files[@]} files to mnemo (server log: $state/serve.log)"
+# Until the document pipeline (extractor, chunker, embedder) is in, a
+# document's journey ends at `uploaded`; --until says how far to follow it.
+"$mnemo" upload --watch --until "${MNEMO_WATCH_UNTIL:-uploaded}" "${files[@]}" || true
+"$mnemo" docs list
+echo
+echo "mnemo is running (pid $(cat "$state/serve.pid")). Try: $mnemo docs list --json"
+echo "Stop it with: kill \$(cat $state/serve.pid)"
