@@ -152,6 +152,7 @@ impl DocumentService for DocumentApi {
                     None => {}
                 }
             }
+            let received_at = std::time::Instant::now();
             let received = incoming.finish()?;
             let (filename, content_type, sha256, size) = (
                 received.filename.clone(),
@@ -165,6 +166,7 @@ impl DocumentService for DocumentApi {
                 .put(sha256.as_str(), &mut reader)
                 .await
                 .map_err(|e| status::from_bus_error(&e))?;
+            let stored_at = std::time::Instant::now();
             let mut md = metadata_base;
             if let Some(k) = &key {
                 // Same key, same event id: a retried upload is deduplicated by JetStream too.
@@ -197,7 +199,14 @@ impl DocumentService for DocumentApi {
                 )
                 .await
                 .map_err(|e| status::from_execute_error(&e))?;
-            tracing::info!(size, %content_type, sequence = done.last_sequence, "document uploaded");
+            tracing::info!(
+                size,
+                %content_type,
+                sequence = done.last_sequence,
+                store_ms = (stored_at - received_at).as_secs_f64() * 1e3,
+                append_ms = stored_at.elapsed().as_secs_f64() * 1e3,
+                "document uploaded"
+            );
             Ok(Response::new(pb::UploadResponse {
                 document_id: document_id.to_string(),
                 batch_id: done.aggregate.batch_id.clone(),

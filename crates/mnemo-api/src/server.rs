@@ -12,12 +12,14 @@ use mnemo_proto::v1::progress_service_server::ProgressServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use tokio_postgres::Client;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::auth::Authenticator;
 use crate::documents::DocumentApi;
 use crate::progress::ProgressApi;
 use crate::ApiConfig;
+
+/// HTTP/2 flow-control window per stream (the connection gets twice this).
+pub const UPLOAD_WINDOW: u32 = 4 * 1024 * 1024;
 
 /// A PostgreSQL client for read-model queries, reconnected when it drops.
 pub struct ReadDb {
@@ -114,12 +116,20 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, namespace = %state.bus.namespace, "gRPC API listening");
     }
+    // Uploads stream megabytes: HTTP/2's default 64 KiB windows would make
+    // every MiB wait on a dozen window updates.
     tonic::transport::Server::builder()
+        .initial_stream_window_size(Some(UPLOAD_WINDOW))
+        .initial_connection_window_size(Some(2 * UPLOAD_WINDOW))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(documents)
         .add_service(progress)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        // Nagle + delayed ACKs would add ~40 ms to small responses.
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await?;
     Ok(())
 }

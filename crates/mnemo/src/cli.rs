@@ -128,6 +128,8 @@ pub enum TokenCommand {
         admin: bool,
         #[arg(long, env = "MNEMO_JWT_SECRET", hide_env_values = true)]
         jwt_secret: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 

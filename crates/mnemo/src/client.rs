@@ -46,6 +46,8 @@ pub async fn connect(global: &Global) -> Result<Clients> {
     );
     let channel = Endpoint::from_shared(global.server.clone())
         .with_context(|| format!("bad --server {}", global.server))?
+        .initial_stream_window_size(mnemo_api::server::UPLOAD_WINDOW)
+        .initial_connection_window_size(2 * mnemo_api::server::UPLOAD_WINDOW)
         .connect()
         .await
         .with_context(|| {

@@ -14,11 +14,19 @@ pub fn run(global: &Global, args: TokenArgs) -> Result<ExitCode> {
             ttl,
             admin,
             jwt_secret,
+            json,
         } => {
             let owner = OwnerId::new(owner).context("--owner")?;
             let secret = crate::secret::load(global, jwt_secret.as_deref(), true)?;
             let token = mnemo_api::auth::Authenticator::new(&secret).issue(&owner, ttl, admin)?;
-            println!("{token}");
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"owner": owner.as_str(), "token": token, "ttl_secs": ttl, "admin": admin})
+                );
+            } else {
+                println!("{token}");
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
