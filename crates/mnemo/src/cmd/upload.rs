@@ -137,7 +137,7 @@ pub async fn run(global: &Global, args: UploadArgs) -> Result<ExitCode> {
     let until = until_value(args.until);
     let multi = Arc::new(MultiProgress::new());
     let show_bars = args.watch && !args.json;
-    let style = ProgressStyle::with_template("{prefix:<32!} [{bar:30}] {percent:>3}% {msg}")
+    let style = ProgressStyle::with_template("{prefix:<32!} [{bar:30}] {percent:>3}% {wide_msg}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
 
@@ -187,9 +187,11 @@ pub async fn run(global: &Global, args: UploadArgs) -> Result<ExitCode> {
                     }
                     _ => {}
                 }
+                // Leave each bar where its document stopped (a cancelled or
+                // failed run, or --until, is not 100 %).
                 if let Some(b) = &bar {
                     if !b.is_finished() {
-                        b.finish();
+                        b.abandon();
                     }
                 }
                 Outcome { path, upload, last }
