@@ -4,9 +4,9 @@ use std::collections::HashMap;
 
 use cqrs_es::{Aggregate, EventStore};
 use futures::future::join_all;
-use mnemo_bus::{BusErrorKind, ExecuteError, JetStreamEventStore, RetryPolicy};
+use mnemo_bus::{BusErrorKind, CommandExecutor, ExecuteError, JetStreamEventStore, RetryPolicy};
 use mnemo_domain::content::ContentType;
-use mnemo_domain::document::{aggregate_id, ChunkRecord, ChunkVector};
+use mnemo_domain::document::{aggregate_id, ChunkRecord, ChunkVector, UploadedDocument};
 use mnemo_domain::{
     Document, DocumentCommand, DocumentError, DocumentEvent, DocumentId, OwnerId, Sha256Hex, Stage,
 };
@@ -21,7 +21,7 @@ fn no_servers() -> EnvOptions {
 }
 
 fn upload_cmd(owner: &OwnerId, id: DocumentId) -> DocumentCommand {
-    DocumentCommand::Upload {
+    DocumentCommand::Upload(UploadedDocument {
         document_id: id,
         owner: owner.clone(),
         filename: "paper.pdf".into(),
@@ -31,7 +31,7 @@ fn upload_cmd(owner: &OwnerId, id: DocumentId) -> DocumentCommand {
         topic: Some("biology".into()),
         batch_id: "batch-1".into(),
         idempotency_key: None,
-    }
+    })
 }
 
 fn patient() -> RetryPolicy {
@@ -41,8 +41,8 @@ fn patient() -> RetryPolicy {
     }
 }
 
-#[tokio::test]
-async fn twenty_concurrent_commands_apply_only_the_valid_ones_in_a_gapless_sequence() {
+/// A bus-only env with one uploaded document, and a caching executor.
+async fn uploaded_document() -> (TestEnv, String, CommandExecutor<Document>) {
     let env = TestEnv::start_with(no_servers()).await;
     let owner = OwnerId::new("alice").unwrap();
     let id = DocumentId::new();
@@ -51,6 +51,12 @@ async fn twenty_concurrent_commands_apply_only_the_valid_ones_in_a_gapless_seque
     exec.execute(&agg, upload_cmd(&owner, id), &HashMap::new())
         .await
         .unwrap();
+    (env, agg, exec)
+}
+
+#[tokio::test]
+async fn twenty_concurrent_commands_apply_only_the_valid_ones_in_a_gapless_sequence() {
+    let (_env, agg, exec) = uploaded_document().await;
 
     // 20 writers race: pages_done = 1..=20. A command is valid only if it
     // moves progress forward on the state it finally sees.
@@ -110,14 +116,7 @@ async fn twenty_concurrent_commands_apply_only_the_valid_ones_in_a_gapless_seque
 
 #[tokio::test]
 async fn concurrent_cancels_let_exactly_one_through() {
-    let env = TestEnv::start_with(no_servers()).await;
-    let owner = OwnerId::new("alice").unwrap();
-    let id = DocumentId::new();
-    let agg = aggregate_id(&owner, &id);
-    let exec = env.executor(10_000, patient());
-    exec.execute(&agg, upload_cmd(&owner, id), &HashMap::new())
-        .await
-        .unwrap();
+    let (env, agg, exec) = uploaded_document().await;
     let md = HashMap::new();
     let results = join_all(
         (0..20).map(|_| exec.execute(&agg, DocumentCommand::Cancel { reason: "r".into() }, &md)),
@@ -210,7 +209,7 @@ async fn a_retried_publish_with_the_same_event_id_is_deduplicated() {
     let agg = aggregate_id(&owner, &id);
     let store = JetStreamEventStore::<Document>::new(&env.bus, "doc", 0);
     let ctx = store.load(&agg).await.unwrap();
-    let event = DocumentEvent::DocumentUploaded {
+    let event = DocumentEvent::DocumentUploaded(UploadedDocument {
         document_id: id,
         owner: owner.clone(),
         filename: "a.md".into(),
@@ -220,7 +219,7 @@ async fn a_retried_publish_with_the_same_event_id_is_deduplicated() {
         topic: None,
         batch_id: "b".into(),
         idempotency_key: None,
-    };
+    });
     let md = metadata_with_id("0190e0c8-0000-7000-8000-00000000abcd");
     let (_, first) = store
         .append(std::slice::from_ref(&event), &ctx, &md)

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use mnemo_bus::envelope::meta;
-use mnemo_domain::document::aggregate_id;
+use mnemo_domain::document::{aggregate_id, UploadedDocument};
 use mnemo_domain::{Document, DocumentCommand, DocumentId};
 use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::document_service_server::DocumentService;
@@ -184,7 +184,7 @@ impl DocumentService for DocumentApi {
                 .executor
                 .execute(
                     &agg,
-                    DocumentCommand::Upload {
+                    DocumentCommand::Upload(UploadedDocument {
                         document_id,
                         owner: who.owner.clone(),
                         filename,
@@ -194,7 +194,7 @@ impl DocumentService for DocumentApi {
                         topic,
                         batch_id: batch_id.clone(),
                         idempotency_key: key,
-                    },
+                    }),
                     &md,
                 )
                 .await

@@ -48,15 +48,13 @@ impl Progress {
         }
         let mut next = self.fraction;
         match event {
-            E::DocumentUploaded {
-                filename,
-                size_bytes,
-                ..
-            } => {
+            E::DocumentUploaded(d) => {
                 self.reset(1);
                 self.stage = Some(Stage::Uploaded);
-                self.message =
-                    format!("uploaded {filename} ({size_bytes} bytes), waiting for extraction");
+                self.message = format!(
+                    "uploaded {} ({} bytes), waiting for extraction",
+                    d.filename, d.size_bytes
+                );
                 next = 0.0;
             }
             E::ReprocessRequested { run, reason } => {
@@ -129,7 +127,7 @@ impl Progress {
             }
         }
         self.fraction = match event {
-            E::DocumentUploaded { .. } | E::ReprocessRequested { .. } => next,
+            E::DocumentUploaded(_) | E::ReprocessRequested { .. } => next,
             _ => self.fraction.max(next).min(1.0),
         };
     }
@@ -161,7 +159,7 @@ mod tests {
     use crate::owner::OwnerId;
 
     fn uploaded() -> DocumentEvent {
-        DocumentEvent::DocumentUploaded {
+        DocumentEvent::DocumentUploaded(crate::document::UploadedDocument {
             document_id: crate::DocumentId::new(),
             owner: OwnerId::new("o").unwrap(),
             filename: "a.pdf".into(),
@@ -171,7 +169,7 @@ mod tests {
             topic: None,
             batch_id: "b".into(),
             idempotency_key: None,
-        }
+        })
     }
 
     fn fold(events: &[DocumentEvent]) -> Vec<Progress> {

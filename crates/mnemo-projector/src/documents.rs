@@ -63,32 +63,22 @@ pub async fn apply(
     let doc_id = document_id_of(envelope);
     let set_stage = |stage: Stage| (stage.as_str().to_owned(), None::<String>);
     let (stage, reason): (String, Option<String>) = match event {
-        E::DocumentUploaded {
-            document_id,
-            owner,
-            filename,
-            content_type,
-            size_bytes,
-            sha256,
-            topic,
-            batch_id,
-            ..
-        } => {
+        E::DocumentUploaded(d) => {
             tx.execute(
                 "INSERT INTO documents (document_id, owner_token, owner_id, filename, content_type,
                      size_bytes, sha256, topic, batch_id, stage, run, uploaded_at, updated_at, last_sequence)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'uploaded', 1, $10, $10, $11)
                  ON CONFLICT (document_id) DO NOTHING",
                 &[
-                    &document_id.as_uuid(),
+                    &d.document_id.as_uuid(),
                     &owner_token,
-                    &owner.as_str(),
-                    filename,
-                    &content_type.mime(),
-                    &(*size_bytes as i64),
-                    &sha256.as_str(),
-                    topic,
-                    batch_id,
+                    &d.owner.as_str(),
+                    &d.filename,
+                    &d.content_type.mime(),
+                    &(d.size_bytes as i64),
+                    &d.sha256.as_str(),
+                    &d.topic,
+                    &d.batch_id,
                     &at,
                     &seq,
                 ],

@@ -23,7 +23,7 @@ use mnemo_api::auth::Authenticator;
 use mnemo_api::{ApiConfig, ApiState};
 use mnemo_bus::{Bus, CommandExecutor, JetStreamEventStore, Namespace, RetryPolicy};
 use mnemo_domain::content::ContentType;
-use mnemo_domain::document::aggregate_id;
+use mnemo_domain::document::{aggregate_id, UploadedDocument};
 use mnemo_domain::{Document, DocumentCommand, DocumentId, OwnerId, Sha256Hex};
 use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::upload_request::Part;
@@ -101,7 +101,7 @@ async fn create(
                     .parse::<DocumentId>()?;
                 exec.execute(
                     &id,
-                    DocumentCommand::Upload {
+                    DocumentCommand::Upload(UploadedDocument {
                         document_id,
                         owner: owner.clone(),
                         filename: format!("bench-{w}.pdf"),
@@ -111,7 +111,7 @@ async fn create(
                         topic: None,
                         batch_id: "bench".into(),
                         idempotency_key: None,
-                    },
+                    }),
                     &HashMap::new(),
                 )
                 .await?;

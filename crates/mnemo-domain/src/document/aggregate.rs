@@ -134,42 +134,22 @@ impl Document {
             command: name,
         };
         match command {
-            C::Upload {
-                document_id,
-                owner,
-                filename,
-                content_type,
-                size_bytes,
-                sha256,
-                topic,
-                batch_id,
-                idempotency_key,
-            } => {
+            C::Upload(upload) => {
                 if self.stage.is_some() {
                     // A retried upload with the same key and bytes is the same upload.
-                    let same_retry = idempotency_key.is_some()
-                        && self.idempotency_key == idempotency_key
-                        && self.sha256.as_ref() == Some(&sha256);
+                    let same_retry = upload.idempotency_key.is_some()
+                        && self.idempotency_key == upload.idempotency_key
+                        && self.sha256.as_ref() == Some(&upload.sha256);
                     return if same_retry {
                         Ok(vec![])
                     } else {
                         Err(DocumentError::AlreadyExists)
                     };
                 }
-                if filename.trim().is_empty() {
+                if upload.filename.trim().is_empty() {
                     return Err(DocumentError::InvalidInput("filename is empty".into()));
                 }
-                Ok(vec![E::DocumentUploaded {
-                    document_id,
-                    owner,
-                    filename,
-                    content_type,
-                    size_bytes,
-                    sha256,
-                    topic,
-                    batch_id,
-                    idempotency_key,
-                }])
+                Ok(vec![E::DocumentUploaded(upload)])
             }
             C::RecordExtractionProgress {
                 run,
@@ -391,26 +371,16 @@ impl Aggregate for Document {
     fn apply(&mut self, event: Self::Event) {
         use DocumentEvent as E;
         match event {
-            E::DocumentUploaded {
-                document_id,
-                owner,
-                filename,
-                content_type,
-                size_bytes,
-                sha256,
-                topic,
-                batch_id,
-                idempotency_key,
-            } => {
-                self.id = Some(document_id);
-                self.owner = Some(owner);
-                self.filename = filename;
-                self.content_type = Some(content_type);
-                self.size_bytes = size_bytes;
-                self.sha256 = Some(sha256);
-                self.topic = topic;
-                self.batch_id = batch_id;
-                self.idempotency_key = idempotency_key;
+            E::DocumentUploaded(d) => {
+                self.id = Some(d.document_id);
+                self.owner = Some(d.owner);
+                self.filename = d.filename;
+                self.content_type = Some(d.content_type);
+                self.size_bytes = d.size_bytes;
+                self.sha256 = Some(d.sha256);
+                self.topic = d.topic;
+                self.batch_id = d.batch_id;
+                self.idempotency_key = d.idempotency_key;
                 self.start_run(1);
             }
             E::ExtractionProgressed {
@@ -469,12 +439,12 @@ mod tests {
     use cqrs_es::test::TestFramework;
 
     use super::*;
-    use crate::document::{ChunkRecord, ChunkVector};
+    use crate::document::{ChunkRecord, ChunkVector, UploadedDocument};
 
     type Given = TestFramework<Document>;
 
-    fn uploaded() -> DocumentEvent {
-        DocumentEvent::DocumentUploaded {
+    fn new_document() -> UploadedDocument {
+        UploadedDocument {
             document_id: "0190b2d4-6c1e-7000-8000-000000000001".parse().unwrap(),
             owner: OwnerId::new("alice").unwrap(),
             filename: "notes.pdf".into(),
@@ -487,32 +457,12 @@ mod tests {
         }
     }
 
+    fn uploaded() -> DocumentEvent {
+        DocumentEvent::DocumentUploaded(new_document())
+    }
+
     fn upload_command() -> DocumentCommand {
-        let DocumentEvent::DocumentUploaded {
-            document_id,
-            owner,
-            filename,
-            content_type,
-            size_bytes,
-            sha256,
-            topic,
-            batch_id,
-            idempotency_key,
-        } = uploaded()
-        else {
-            unreachable!()
-        };
-        DocumentCommand::Upload {
-            document_id,
-            owner,
-            filename,
-            content_type,
-            size_bytes,
-            sha256,
-            topic,
-            batch_id,
-            idempotency_key,
-        }
+        DocumentCommand::Upload(new_document())
     }
 
     fn text(run: u32) -> DocumentEvent {
@@ -581,13 +531,10 @@ mod tests {
 
     #[test]
     fn a_different_upload_on_an_existing_id_is_refused() {
-        let mut cmd = upload_command();
-        if let DocumentCommand::Upload {
-            idempotency_key, ..
-        } = &mut cmd
-        {
-            *idempotency_key = None;
-        }
+        let cmd = DocumentCommand::Upload(UploadedDocument {
+            idempotency_key: None,
+            ..new_document()
+        });
         Given::with(())
             .given(vec![uploaded()])
             .when(cmd)

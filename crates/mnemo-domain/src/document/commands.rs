@@ -2,26 +2,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::content::ContentType;
-use crate::document::{ChunkRecord, ChunkVector, Stage};
-use crate::ids::{DocumentId, Sha256Hex};
-use crate::owner::OwnerId;
+use crate::document::{ChunkRecord, ChunkVector, Stage, UploadedDocument};
+use crate::ids::Sha256Hex;
 
 /// What can be asked of a document. The API sends `Upload`, `Cancel` and
 /// `Reprocess`; pipeline services send the `Record*` commands for a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum DocumentCommand {
-    Upload {
-        document_id: DocumentId,
-        owner: OwnerId,
-        filename: String,
-        content_type: ContentType,
-        size_bytes: u64,
-        sha256: Sha256Hex,
-        topic: Option<String>,
-        batch_id: String,
-        idempotency_key: Option<String>,
-    },
+    Upload(UploadedDocument),
     RecordExtractionProgress {
         run: u32,
         pages_done: u32,
@@ -67,7 +55,7 @@ impl DocumentCommand {
     /// The command's name, for logs and error messages.
     pub fn name(&self) -> &'static str {
         match self {
-            Self::Upload { .. } => "Upload",
+            Self::Upload(_) => "Upload",
             Self::RecordExtractionProgress { .. } => "RecordExtractionProgress",
             Self::RecordTextExtracted { .. } => "RecordTextExtracted",
             Self::RecordChunks { .. } => "RecordChunks",

@@ -33,24 +33,29 @@ pub struct ChunkVector {
     pub vector: Vec<f32>,
 }
 
+/// What an upload says about a document: the `Upload` command's content and
+/// the `DocumentUploaded` event's payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UploadedDocument {
+    pub document_id: DocumentId,
+    pub owner: OwnerId,
+    pub filename: String,
+    pub content_type: ContentType,
+    pub size_bytes: u64,
+    /// Address of the uploaded bytes in the blob store.
+    pub sha256: Sha256Hex,
+    pub topic: Option<String>,
+    pub batch_id: String,
+    pub idempotency_key: Option<String>,
+}
+
 /// Everything that can happen to a document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum DocumentEvent {
     /// Emitted by the API on Upload, after the bytes are in the blob store.
     /// Consumed by the extractor (starts run 1), the projector, progress.
-    DocumentUploaded {
-        document_id: DocumentId,
-        owner: OwnerId,
-        filename: String,
-        content_type: ContentType,
-        size_bytes: u64,
-        /// Address of the uploaded bytes in the blob store.
-        sha256: Sha256Hex,
-        topic: Option<String>,
-        batch_id: String,
-        idempotency_key: Option<String>,
-    },
+    DocumentUploaded(UploadedDocument),
     /// Emitted (throttled) by the extractor while it reads pages.
     ExtractionProgressed {
         run: u32,
@@ -102,7 +107,7 @@ impl DocumentEvent {
     /// The processing run an event belongs to (uploads start run 1).
     pub fn run(&self) -> u32 {
         match self {
-            Self::DocumentUploaded { .. } => 1,
+            Self::DocumentUploaded(_) => 1,
             Self::ExtractionProgressed { run, .. }
             | Self::TextExtracted { run, .. }
             | Self::DocumentChunked { run, .. }
@@ -117,7 +122,7 @@ impl DocumentEvent {
     /// The variant's name, as written in the `Mnemo-Event-Type` header.
     pub fn name(&self) -> &'static str {
         match self {
-            Self::DocumentUploaded { .. } => "DocumentUploaded",
+            Self::DocumentUploaded(_) => "DocumentUploaded",
             Self::ExtractionProgressed { .. } => "ExtractionProgressed",
             Self::TextExtracted { .. } => "TextExtracted",
             Self::DocumentChunked { .. } => "DocumentChunked",

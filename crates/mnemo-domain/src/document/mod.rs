@@ -25,7 +25,7 @@ pub mod events;
 pub use aggregate::{Document, Stage};
 pub use commands::DocumentCommand;
 pub use error::{DocumentError, DocumentErrorKind};
-pub use events::{ChunkRecord, ChunkVector, DocumentEvent};
+pub use events::{ChunkRecord, ChunkVector, DocumentEvent, UploadedDocument};
 
 /// The aggregate id of a document: `<owner token>.<document id>`, which is
 /// also the tail of its subject (`<ns>.ev.doc.<owner token>.<document id>`).
