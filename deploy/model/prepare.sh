@@ -41,7 +41,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --force) force=1 ;;
     --bench) [ $# -ge 2 ] || die "--bench needs a corpus path"; bench="$2"; shift ;;
-    -h|--help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1" ;;
   esac
   shift

@@ -15,11 +15,14 @@
 //! - [`setup`]: connecting, and creating/updating the event stream and blob bucket.
 //! - [`event_store`]: `JetStreamEventStore`, cqrs-es's `EventStore` on JetStream.
 //! - [`commands`]: executing a command with bounded retries on conflict.
+//! - [`consumer`]: the durable-consumer loop services share (ack after
+//!   output, backoff, bounded attempts, dead letters, graceful stop).
 //! - [`blob_store`]: SHA-256-addressed blobs on the JetStream Object Store.
 //! - [`error`]: `BusError` and its `kind()`.
 
 pub mod blob_store;
 pub mod commands;
+pub mod consumer;
 pub mod envelope;
 pub mod error;
 pub mod event_store;
@@ -28,6 +31,7 @@ pub mod setup;
 
 pub use blob_store::BlobStore;
 pub use commands::{CommandExecutor, ExecuteError, RetryPolicy};
+pub use consumer::{ConsumerSpec, Delivery, Handler, Outcome};
 pub use envelope::Envelope;
 pub use error::{BusError, BusErrorKind};
 pub use event_store::{JetStreamEventStore, StoredEvents};

@@ -55,6 +55,16 @@ impl Namespace {
         format!("{}.ev.{kind}.{aggregate_id}", self.0)
     }
 
+    /// The dead-letter stream: `<NS>_DLQ`, subjects `<ns>.dlq.>`.
+    pub fn dlq_stream(&self) -> String {
+        format!("{}_DLQ", self.0.to_ascii_uppercase())
+    }
+
+    /// Dead letters of one service: `<ns>.dlq.<service>`.
+    pub fn dlq_subject(&self, service: &str) -> String {
+        format!("{}.dlq.{service}", self.0)
+    }
+
     /// Blob bucket (Object Store): `<ns>_blobs`.
     pub fn blob_bucket(&self) -> String {
         format!("{}_blobs", self.0)

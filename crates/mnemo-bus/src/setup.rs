@@ -34,6 +34,7 @@ impl Bus {
         let client = connect(url, &format!("mnemo:{namespace}")).await?;
         let jetstream = jetstream::new(client.clone());
         let events = ensure_event_stream(&jetstream, &namespace, replicas).await?;
+        ensure_dlq_stream(&jetstream, &namespace, replicas).await?;
         ensure_blob_bucket(&jetstream, &namespace, replicas).await?;
         Ok(Self {
             client,
@@ -124,6 +125,36 @@ pub async fn ensure_event_stream(
     }
 }
 
+/// Creates the dead-letter stream if it does not exist: messages services
+/// gave up on, with the reason in headers (see [`crate::consumer`]). Unlike
+/// the event log, entries may be deleted once dealt with.
+pub async fn ensure_dlq_stream(
+    js: &jetstream::Context,
+    ns: &Namespace,
+    replicas: usize,
+) -> Result<stream::Stream, BusError> {
+    let name = ns.dlq_stream();
+    match js.get_stream(&name).await {
+        Ok(s) => Ok(s),
+        Err(err) if is_stream_not_found(&err) => js
+            .create_stream(stream::Config {
+                name: name.clone(),
+                description: Some(format!("mnemo dead letters of namespace {ns}")),
+                subjects: vec![format!("{}.dlq.>", ns.as_str())],
+                storage: stream::StorageType::File,
+                duplicate_window: DUPLICATE_WINDOW,
+                allow_direct: true,
+                num_replicas: replicas.max(1),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| {
+                BusError::with_source(BusErrorKind::Rejected, format!("cannot create {name}"), e)
+            }),
+        Err(err) => Err(BusError::unavailable("cannot reach JetStream", err)),
+    }
+}
+
 /// Creates the blob bucket if it does not exist.
 pub async fn ensure_blob_bucket(
     js: &jetstream::Context,
@@ -153,7 +184,11 @@ pub async fn ensure_blob_bucket(
 
 /// Deletes everything of a namespace on NATS (tests and `mnemo` operators only).
 pub async fn delete_namespace(js: &jetstream::Context, ns: &Namespace) -> Result<(), BusError> {
-    for name in [ns.event_stream(), format!("OBJ_{}", ns.blob_bucket())] {
+    for name in [
+        ns.event_stream(),
+        ns.dlq_stream(),
+        format!("OBJ_{}", ns.blob_bucket()),
+    ] {
         if let Err(e) = js.delete_stream(&name).await {
             if !is_stream_not_found(&e) {
                 return Err(BusError::with_source(

@@ -1,0 +1,327 @@
+//! The loop every event-consuming service shares: a durable pull consumer,
+//! a handler per message, and what happens after.
+//!
+//! - *Ack after the output.* A handler returns [`Outcome::Done`] only once
+//!   what it produced is appended; the message is acknowledged after that.
+//! - *Retry with backoff.* [`Outcome::Retry`] naks with a delay; JetStream
+//!   redelivers. Long work calls [`Delivery::in_progress`] so the ack wait
+//!   does not expire under it.
+//! - *Bounded attempts.* After `max_deliver` deliveries, or at once on
+//!   [`Outcome::Reject`], the handler's [`Handler::give_up`] runs (e.g. to
+//!   append `DocumentFailed`), a copy goes to the dead-letter stream
+//!   (`<ns>.dlq.<service>`, with the reason), and the message is terminated.
+//! - *Shared work.* N copies of a service use the same durable consumer name
+//!   and JetStream spreads messages between them.
+//! - *Graceful stop.* On shutdown no new message is taken; messages in hand
+//!   finish and are acknowledged before [`run`] returns.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::{AckKind, Message};
+use bytes::Bytes;
+use cqrs_es::DomainEvent;
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+use crate::error::{BusError, BusErrorKind};
+use crate::event_store::{decode_message, StoredEvents};
+use crate::Bus;
+
+/// Header names on dead-letter messages.
+pub mod dlq_headers {
+    pub const REASON: &str = "Mnemo-Dlq-Reason";
+    pub const SERVICE: &str = "Mnemo-Dlq-Service";
+    pub const SUBJECT: &str = "Mnemo-Dlq-Subject";
+    pub const SEQUENCE: &str = "Mnemo-Dlq-Stream-Sequence";
+    pub const DELIVERIES: &str = "Mnemo-Dlq-Deliveries";
+}
+
+/// What a service consumes and how patiently.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    /// Service name: the durable consumer is `<ns>_<service>`.
+    pub service: String,
+    /// Subjects consumed (one filter: nats-server 2.9 ignores plural filters).
+    pub filter_subject: String,
+    /// How long a delivery may stay unacknowledged before redelivery.
+    pub ack_wait: Duration,
+    /// Deliveries before giving up.
+    pub max_deliver: i64,
+    /// Delay before each redelivery after a retry (last one repeats).
+    pub backoff: Vec<Duration>,
+    /// Messages handled at once by this process.
+    pub concurrency: usize,
+}
+
+impl ConsumerSpec {
+    pub fn new(service: impl Into<String>, filter_subject: impl Into<String>) -> Self {
+        Self {
+            service: service.into(),
+            filter_subject: filter_subject.into(),
+            ack_wait: Duration::from_secs(30),
+            max_deliver: 5,
+            backoff: vec![
+                Duration::from_secs(1),
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+            ],
+            concurrency: 4,
+        }
+    }
+
+    fn delay_after(&self, delivered: i64) -> Duration {
+        let i = (delivered.max(1) - 1) as usize;
+        self.backoff
+            .get(i)
+            .or(self.backoff.last())
+            .copied()
+            .unwrap_or(Duration::from_secs(1))
+    }
+}
+
+/// What the handler made of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Handled, output appended (or nothing to do): acknowledge.
+    Done,
+    /// Failed in a way that may pass later (service unavailable, conflict).
+    Retry { reason: String },
+    /// Can never succeed (poison input): give up now.
+    Reject { reason: String },
+}
+
+/// One delivered message.
+pub struct Delivery {
+    message: Message,
+    pub subject: String,
+    pub stream_sequence: u64,
+    /// 1 on first delivery.
+    pub delivered: i64,
+}
+
+impl Delivery {
+    fn new(message: Message) -> Result<Self, BusError> {
+        let info = message.info().map_err(|e| {
+            BusError::new(
+                BusErrorKind::Corrupt,
+                format!("not a JetStream delivery: {e}"),
+            )
+        })?;
+        let (stream_sequence, delivered) = (info.stream_sequence, info.delivered);
+        Ok(Self {
+            subject: message.subject.to_string(),
+            stream_sequence,
+            delivered,
+            message,
+        })
+    }
+
+    pub fn payload(&self) -> &Bytes {
+        &self.message.payload
+    }
+
+    /// Decodes the events in the message.
+    pub fn decode<E: DomainEvent>(&self) -> Result<StoredEvents<E>, BusError> {
+        decode_message(
+            &self.subject,
+            self.stream_sequence,
+            self.message.headers.as_ref(),
+            &self.message.payload,
+        )
+    }
+
+    /// Tells JetStream the work goes on (resets the ack wait).
+    pub async fn in_progress(&self) -> Result<(), BusError> {
+        self.message.ack_with(AckKind::Progress).await.map_err(|e| {
+            BusError::new(
+                BusErrorKind::Unavailable,
+                format!("cannot send progress: {e}"),
+            )
+        })
+    }
+}
+
+/// A service's reaction to messages.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles one message.
+    fn handle(&self, delivery: &Delivery) -> impl Future<Output = Outcome> + Send;
+
+    /// Runs once when the message is given up on, before it is dead-lettered
+    /// (e.g. append `DocumentFailed` for the document).
+    fn give_up(&self, delivery: &Delivery, reason: &str) -> impl Future<Output = ()> + Send;
+}
+
+/// Creates (or finds) the service's durable consumer.
+pub async fn durable_consumer(
+    bus: &Bus,
+    spec: &ConsumerSpec,
+) -> Result<async_nats::jetstream::consumer::Consumer<pull::Config>, BusError> {
+    let name = bus.namespace.consumer(&spec.service);
+    bus.events
+        .get_or_create_consumer(
+            &name,
+            pull::Config {
+                durable_name: Some(name.clone()),
+                description: Some(format!("mnemo {}", spec.service)),
+                filter_subject: spec.filter_subject.clone(),
+                deliver_policy: DeliverPolicy::All,
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: spec.ack_wait,
+                // One more than we use: the consumer itself must never be
+                // the one that stops delivering, or give_up would not run.
+                max_deliver: spec.max_deliver + 1,
+                max_ack_pending: (spec.concurrency * 4).max(16) as i64,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| BusError::unavailable(format!("cannot create consumer {name}"), e))
+}
+
+/// Runs `handler` on the service's consumer until `shutdown` resolves.
+pub async fn run<H: Handler>(
+    bus: &Bus,
+    spec: ConsumerSpec,
+    handler: Arc<H>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), BusError> {
+    let consumer = durable_consumer(bus, &spec).await?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| BusError::unavailable("cannot pull messages", e))?;
+    let permits = Arc::new(Semaphore::new(spec.concurrency.max(1)));
+    let spec = Arc::new(spec);
+    let mut in_hand = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    tracing::info!(service = %spec.service, filter = %spec.filter_subject, "consumer running");
+    loop {
+        // Take a permit before a message, so no message waits unhandled
+        // (and its ack wait ticking) inside this process.
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let next = tokio::select! {
+            _ = &mut shutdown => break,
+            next = messages.next() => next,
+        };
+        let message = match next {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "consumer stream error");
+                continue;
+            }
+            None => break,
+        };
+        let delivery = match Delivery::new(message) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "dropping a non-JetStream message");
+                continue;
+            }
+        };
+        let span = tracing::info_span!(
+            "deliver",
+            service = %spec.service,
+            seq = delivery.stream_sequence,
+            delivered = delivery.delivered,
+            event_id = delivery
+                .message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(crate::envelope::EVENT_ID))
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default(),
+        );
+        let (handler, spec, js, ns) = (
+            handler.clone(),
+            spec.clone(),
+            bus.jetstream.clone(),
+            bus.namespace.clone(),
+        );
+        in_hand.spawn(async move {
+            let _permit = permit;
+            let outcome = handler.handle(&delivery).await;
+            let ack = match outcome {
+                Outcome::Done => AckKind::Ack,
+                Outcome::Retry { reason } if delivery.delivered < spec.max_deliver => {
+                    let delay = spec.delay_after(delivery.delivered);
+                    tracing::warn!(seq = delivery.stream_sequence, delivered = delivery.delivered, %reason, ?delay, "retrying");
+                    AckKind::Nak(Some(delay))
+                }
+                Outcome::Retry { reason } | Outcome::Reject { reason } => {
+                    let reason = if delivery.delivered >= spec.max_deliver {
+                        format!("gave up after {} attempts: {reason}", delivery.delivered)
+                    } else {
+                        reason
+                    };
+                    tracing::error!(seq = delivery.stream_sequence, %reason, "giving up");
+                    handler.give_up(&delivery, &reason).await;
+                    dead_letter(&js, &ns.dlq_subject(&spec.service), &spec.service, &delivery, &reason).await;
+                    AckKind::Term
+                }
+            };
+            // A success is acknowledged with confirmation: once `run`
+            // returns, JetStream knows every finished message is done.
+            let acked = match ack {
+                AckKind::Ack => delivery.message.double_ack().await,
+                other => delivery.message.ack_with(other).await,
+            };
+            if let Err(e) = acked {
+                tracing::warn!(error = %e, seq = delivery.stream_sequence, "ack failed; JetStream will redeliver");
+            }
+        }.instrument(span));
+        // Reap finished tasks as we go.
+        while in_hand.try_join_next().is_some() {}
+    }
+    // Graceful stop: finish what is in hand.
+    while in_hand.join_next().await.is_some() {}
+    tracing::info!(service = %spec.service, "consumer stopped");
+    Ok(())
+}
+
+/// Copies a given-up message to the dead-letter stream, with why.
+async fn dead_letter(
+    js: &async_nats::jetstream::Context,
+    subject: &str,
+    service: &str,
+    delivery: &Delivery,
+    reason: &str,
+) {
+    let mut headers = delivery.message.headers.clone().unwrap_or_default();
+    headers.insert(dlq_headers::REASON, reason);
+    headers.insert(dlq_headers::SERVICE, service);
+    headers.insert(dlq_headers::SUBJECT, delivery.subject.as_str());
+    headers.insert(
+        dlq_headers::SEQUENCE,
+        delivery.stream_sequence.to_string().as_str(),
+    );
+    headers.insert(
+        dlq_headers::DELIVERIES,
+        delivery.delivered.to_string().as_str(),
+    );
+    // One dead letter per (service, message), however often this runs.
+    headers.insert(
+        async_nats::header::NATS_MESSAGE_ID,
+        format!("dlq-{service}-{}", delivery.stream_sequence).as_str(),
+    );
+    let sent = match js
+        .publish_with_headers(
+            subject.to_owned(),
+            headers,
+            delivery.message.payload.clone(),
+        )
+        .await
+    {
+        Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = sent {
+        tracing::error!(error = %e, seq = delivery.stream_sequence, "could not dead-letter the message");
+    }
+}

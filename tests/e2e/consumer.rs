@@ -1,0 +1,218 @@
+//! The shared consumer loop: retries, bounded attempts, dead letters, stop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::pull;
+use mnemo_bus::consumer::{self, dlq_headers};
+use mnemo_bus::{ConsumerSpec, Delivery, Handler, Outcome};
+use mnemo_tests::{eventually, EnvOptions, TestEnv};
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+/// Acts on the payload: `ok`, `flaky` (fails twice), `poison` (always
+/// fails), `bad` (rejected), `slow` (waits for the test to release it).
+struct Scripted {
+    seen: mpsc::UnboundedSender<(String, i64, &'static str)>,
+    release: Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+impl Handler for Scripted {
+    async fn handle(&self, d: &Delivery) -> Outcome {
+        let kind = String::from_utf8_lossy(d.payload()).into_owned();
+        let _ = self.seen.send((kind.clone(), d.delivered, "handled"));
+        match kind.as_str() {
+            "ok" => Outcome::Done,
+            "flaky" if d.delivered < 3 => Outcome::Retry {
+                reason: "not yet".into(),
+            },
+            "flaky" => Outcome::Done,
+            "bad" => Outcome::Reject {
+                reason: "bad input".into(),
+            },
+            "slow" => {
+                if let Some(rx) = self.release.lock().await.take() {
+                    let _ = rx.await;
+                }
+                Outcome::Done
+            }
+            _ => Outcome::Retry {
+                reason: "still broken".into(),
+            },
+        }
+    }
+
+    async fn give_up(&self, d: &Delivery, _reason: &str) {
+        let kind = String::from_utf8_lossy(d.payload()).into_owned();
+        let _ = self.seen.send((kind, d.delivered, "gave_up"));
+    }
+}
+
+fn spec(env: &TestEnv) -> ConsumerSpec {
+    let mut spec = ConsumerSpec::new("test", format!("{}.>", env.ns.events_of("test")));
+    spec.max_deliver = 3;
+    spec.backoff = vec![Duration::from_millis(10)];
+    spec.ack_wait = Duration::from_secs(10);
+    spec.concurrency = 2;
+    spec
+}
+
+async fn publish(env: &TestEnv, kinds: &[&str]) {
+    for (i, k) in kinds.iter().enumerate() {
+        let subject = env.ns.aggregate_subject("test", &format!("x.{i}"));
+        env.bus
+            .jetstream
+            .publish(subject, k.as_bytes().to_vec().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+}
+
+async fn settled(env: &TestEnv) -> bool {
+    eventually(Duration::from_secs(20), || async {
+        let name = env.ns.consumer("test");
+        let Ok(mut c) = env.bus.events.get_consumer::<pull::Config>(&name).await else {
+            return false;
+        };
+        c.info()
+            .await
+            .is_ok_and(|i| i.num_pending == 0 && i.num_ack_pending == 0)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn retries_then_gives_up_and_dead_letters_with_the_reason() {
+    let env = TestEnv::start_with(EnvOptions {
+        run_api: false,
+        run_projector: false,
+        ..Default::default()
+    })
+    .await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let handler = Arc::new(Scripted {
+        seen: tx,
+        release: Mutex::new(None),
+    });
+    publish(&env, &["ok", "flaky", "poison", "bad"]).await;
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let bus = env.bus.clone();
+    let s = spec(&env);
+    let runner = tokio::spawn(async move {
+        consumer::run(&bus, s, handler, async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+
+    // ok ×1, flaky ×3, poison ×3 + give up, bad ×1 + give up.
+    let mut seen = Vec::new();
+    while seen.len() < 10 {
+        let item = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("deliveries keep coming")
+            .unwrap();
+        seen.push(item);
+    }
+    let count = |k: &str, what: &str| {
+        seen.iter()
+            .filter(|(kind, _, w)| kind == k && *w == what)
+            .count()
+    };
+    assert_eq!(count("ok", "handled"), 1);
+    assert_eq!(count("flaky", "handled"), 3);
+    assert_eq!(count("flaky", "gave_up"), 0);
+    assert_eq!(count("poison", "handled"), 3);
+    assert_eq!(count("poison", "gave_up"), 1);
+    assert_eq!(count("bad", "handled"), 1);
+    assert_eq!(count("bad", "gave_up"), 1);
+    assert!(
+        settled(&env).await,
+        "every message must end acked or terminated"
+    );
+    assert!(
+        rx.try_recv().is_err(),
+        "nothing is redelivered after giving up"
+    );
+
+    // Two dead letters, each saying why and where it came from.
+    let dlq = env
+        .bus
+        .jetstream
+        .get_stream(env.ns.dlq_stream())
+        .await
+        .unwrap();
+    let mut reasons = Vec::new();
+    for seq in 1..=2 {
+        let m = dlq.get_raw_message(seq).await.unwrap();
+        let h = |n: &str| {
+            m.headers
+                .get(n)
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default()
+        };
+        assert_eq!(h(dlq_headers::SERVICE), "test");
+        assert!(h(dlq_headers::SUBJECT).starts_with(&env.ns.events_of("test")));
+        reasons.push((
+            String::from_utf8_lossy(&m.payload).into_owned(),
+            h(dlq_headers::REASON),
+        ));
+    }
+    reasons.sort();
+    assert_eq!(reasons[0], ("bad".into(), "bad input".into()));
+    assert_eq!(reasons[1].0, "poison");
+    assert!(
+        reasons[1].1.contains("gave up after 3 attempts"),
+        "{}",
+        reasons[1].1
+    );
+
+    let _ = stop_tx.send(());
+    runner.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn stopping_finishes_the_message_in_hand() {
+    let env = TestEnv::start_with(EnvOptions {
+        run_api: false,
+        run_projector: false,
+        ..Default::default()
+    })
+    .await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (release_tx, release_rx) = oneshot::channel();
+    let handler = Arc::new(Scripted {
+        seen: tx,
+        release: Mutex::new(Some(release_rx)),
+    });
+    publish(&env, &["slow"]).await;
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let bus = env.bus.clone();
+    let s = spec(&env);
+    let runner = tokio::spawn(async move {
+        consumer::run(&bus, s, handler, async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+    let started = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(started.0, "slow");
+    // Ask to stop while the message is in hand, then let it finish.
+    stop_tx.send(()).unwrap();
+    release_tx.send(()).unwrap();
+    runner.await.unwrap().unwrap();
+    // run() returned only after the confirmed ack: nothing left to redeliver.
+    let mut c = env
+        .bus
+        .events
+        .get_consumer::<pull::Config>(&env.ns.consumer("test"))
+        .await
+        .unwrap();
+    let info = c.info().await.unwrap();
+    assert_eq!((info.num_pending, info.num_ack_pending), (0, 0));
+    assert_eq!(info.ack_floor.stream_sequence, 1);
+}
