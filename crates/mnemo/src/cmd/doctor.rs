@@ -203,7 +203,7 @@ fn embedding_checks(out: &mut Vec<Check>) {
             "onnxruntime",
             Level::Warn,
             "ORT_DYLIB_PATH is not set",
-            "needed by the embedder (document pipeline): point it at onnxruntime/capi/libonnxruntime.so.* from the PyPI onnxruntime wheel",
+            "needed by the embedder (document pipeline): run deploy/model/prepare.sh, then `source .mnemo/model.env`",
         )),
         Some(p) if std::path::Path::new(&p).is_file() => out.push(check(
             "onnxruntime",
@@ -223,7 +223,7 @@ fn embedding_checks(out: &mut Vec<Check>) {
             "embedding model",
             Level::Warn,
             "MNEMO_MODEL_DIR is not set",
-            "needed by the embedder (document pipeline): the prepared all-MiniLM-L6-v2 ONNX export",
+            "needed by the embedder (document pipeline): run deploy/model/prepare.sh, then `source .mnemo/model.env`",
         )),
         Some(p) => {
             let dir = std::path::PathBuf::from(p);
@@ -235,7 +235,7 @@ fn embedding_checks(out: &mut Vec<Check>) {
                 if ok {
                     ""
                 } else {
-                    "expected model.onnx and tokenizer.json in MNEMO_MODEL_DIR"
+                    "expected model.onnx and tokenizer.json there: run deploy/model/prepare.sh"
                 },
             ));
         }
