@@ -384,3 +384,26 @@ async fn hostile_aggregate_ids_are_refused_before_reaching_nats() {
         );
     }
 }
+
+#[tokio::test]
+async fn two_concurrent_creations_of_one_aggregate_make_one_document() {
+    let env = TestEnv::start_with(no_servers()).await;
+    let owner = OwnerId::new("erin").unwrap();
+    let id = DocumentId::new();
+    let agg = aggregate_id(&owner, &id);
+    // Two stores (two API processes): neither has the aggregate cached.
+    let (a, b) = (env.executor(100, patient()), env.executor(100, patient()));
+    let md = HashMap::new();
+    let (ra, rb) = tokio::join!(
+        a.execute(&agg, upload_cmd(&owner, id), &md),
+        b.execute(&agg, upload_cmd(&owner, id), &md)
+    );
+    let oks = [ra.is_ok(), rb.is_ok()].iter().filter(|ok| **ok).count();
+    let exists = [&ra, &rb]
+        .iter()
+        .filter(|r| matches!(r, Err(ExecuteError::Refused(DocumentError::AlreadyExists))))
+        .count();
+    // Expected-last-subject-sequence 0 means "no message yet" on 2.9 too.
+    assert_eq!((oks, exists), (1, 1));
+    assert_eq!(env.event_count().await, 1);
+}
