@@ -83,11 +83,14 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     tokio::select! {
         _ = stop_signal() => tracing::info!("stopping"),
         Some(done) = tasks.join_next() => {
-            // A service ended on its own: stop the others too.
-            if let Ok(Err(e)) = done {
-                tracing::error!(error = %format!("{e:#}"), "service failed");
-                code = ExitCode::FAILURE;
+            // A service ended on its own: that is a failure whatever it
+            // returned (e.g. its consumer was deleted); stop the others too.
+            match done {
+                Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "service failed"),
+                Ok(Ok(())) => tracing::error!("a service stopped unexpectedly"),
+                Err(e) => tracing::error!(error = %e, "a service panicked"),
             }
+            code = ExitCode::FAILURE;
         }
     }
     let _ = stop_tx.send(true);
