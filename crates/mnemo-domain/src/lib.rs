@@ -10,10 +10,12 @@
 //! # Layout
 //! - [`owner`]: owner ids and the subject-safe token derived from them.
 //! - [`ids`]: document ids and SHA-256 content hashes.
+//! - [`chunking`]: cutting text into model-sized chunks with page spans.
 //! - [`content`]: sniffing uploaded bytes (PDF, plain text, Markdown).
 //! - [`document`]: the document aggregate: commands, events, errors, state.
 //! - [`progress`]: the fold of a document's events into stage/fraction/message.
 
+pub mod chunking;
 pub mod content;
 pub mod document;
 pub mod ids;

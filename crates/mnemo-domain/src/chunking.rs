@@ -1,0 +1,478 @@
+//! Cutting a document's text into chunks an embedding model can take whole.
+//!
+//! Every chunk must fit the model's maximum sequence length *as the model's
+//! own tokenizer counts it, special tokens included* (256 word-pieces for
+//! all-MiniLM-L6-v2): a longer chunk would be silently truncated and its end
+//! never searchable. The tokenizer is passed in as a [`TokenCounter`], so
+//! this module stays pure and is tested with a simple counter.
+//!
+//! Cuts fall, in order of preference, between paragraphs, between sentences,
+//! and — only for a sentence too long on its own — between words. Each chunk
+//! remembers the pages its text comes from (for citations), and consecutive
+//! chunks share up to `overlap_tokens` of whole sentences so a fact cut in
+//! two is still found. Chunk ids are stable: the same text of the same
+//! document at the same position always gets the same id.
+
+use sha2::{Digest, Sha256};
+
+/// Counts tokens the way the embedding model will see them.
+pub trait TokenCounter {
+    /// Tokens of `text` including the model's special tokens ([CLS], [SEP]).
+    fn count(&self, text: &str) -> usize;
+}
+
+/// How chunks are cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkParams {
+    /// Hard limit: no chunk is longer (the model's max sequence length).
+    pub max_tokens: usize,
+    /// A chunk that has reached this size ends at the next paragraph break.
+    pub target_tokens: usize,
+    /// Whole sentences repeated from the end of one chunk at the start of
+    /// the next, up to this many tokens.
+    pub overlap_tokens: usize,
+}
+
+impl Default for ChunkParams {
+    fn default() -> Self {
+        Self {
+            max_tokens: 256,
+            target_tokens: 200,
+            overlap_tokens: 32,
+        }
+    }
+}
+
+/// One page of extracted text (pages are numbered from 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageText {
+    pub number: u32,
+    pub text: String,
+}
+
+/// A chunk before it gets its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkDraft {
+    pub ordinal: u32,
+    pub text: String,
+    pub page_start: u32,
+    pub page_end: u32,
+    pub tokens: u32,
+}
+
+/// Why text could not be chunked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChunkError {
+    #[error("max_tokens {0} leaves no room for text")]
+    NoRoom(usize),
+    #[error("the word starting {0:?} alone exceeds max_tokens")]
+    WordTooLong(String),
+}
+
+/// A piece of text that is never split further by the packer.
+#[derive(Debug, Clone)]
+struct Unit {
+    text: String,
+    page: u32,
+    /// Starts a paragraph (a preferred place to cut).
+    paragraph_start: bool,
+    /// Tokens of the text alone (without the model's special tokens).
+    tokens: usize,
+}
+
+/// Stable chunk id: document, ordinal and a hash of the text.
+pub fn chunk_id(document_id: &str, ordinal: u32, text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    let short: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{document_id}-{ordinal:05}-{short}")
+}
+
+/// Cuts pages into chunks; see the module docs for the rules.
+pub fn chunk_pages(
+    pages: &[PageText],
+    counter: &impl TokenCounter,
+    params: ChunkParams,
+) -> Result<Vec<ChunkDraft>, ChunkError> {
+    let empty = counter.count("");
+    if params.max_tokens <= empty {
+        return Err(ChunkError::NoRoom(params.max_tokens));
+    }
+    let mut units = Vec::new();
+    for page in pages {
+        for paragraph in paragraphs(&page.text) {
+            for (j, sentence) in sentences(&paragraph).into_iter().enumerate() {
+                for (k, piece) in fit(&sentence, counter, params.max_tokens)?
+                    .into_iter()
+                    .enumerate()
+                {
+                    let tokens = counter.count(&piece).saturating_sub(empty);
+                    units.push(Unit {
+                        text: piece,
+                        page: page.number,
+                        paragraph_start: j == 0 && k == 0,
+                        tokens,
+                    });
+                }
+            }
+        }
+    }
+    Ok(pack(&units, counter, params))
+}
+
+/// Paragraphs: separated by blank lines; lines inside one are joined, and a
+/// word hyphenated across a line break is rejoined.
+fn paragraphs(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            if !current.is_empty() {
+                out.push(std::mem::take(&mut current));
+            }
+            continue;
+        }
+        if current.ends_with('-')
+            && current
+                .chars()
+                .rev()
+                .nth(1)
+                .is_some_and(char::is_alphabetic)
+            && line.chars().next().is_some_and(char::is_lowercase)
+        {
+            current.pop();
+        } else if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(line);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// Sentences: a `.`, `!` or `?` (optionally followed by closing quotes or
+/// brackets) then whitespace then an uppercase letter, digit or opening
+/// quote. Single capital letters before the dot ("J. Smith") and a few common
+/// abbreviations do not end a sentence.
+fn sentences(paragraph: &str) -> Vec<String> {
+    const ABBREVIATIONS: [&str; 12] = [
+        "e.g.", "i.e.", "etc.", "vs.", "Fig.", "fig.", "al.", "Dr.", "Mr.", "Mrs.", "No.", "cf.",
+    ];
+    let chars: Vec<(usize, char)> = paragraph.char_indices().collect();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < chars.len() {
+        let (pos, c) = chars[i];
+        if matches!(c, '.' | '!' | '?') {
+            let mut j = i + 1;
+            while j < chars.len() && matches!(chars[j].1, '"' | '\'' | ')' | ']' | '”' | '’') {
+                j += 1;
+            }
+            let spaced = j < chars.len() && chars[j].1.is_whitespace();
+            let mut k = j;
+            while k < chars.len() && chars[k].1.is_whitespace() {
+                k += 1;
+            }
+            let next_starts = k < chars.len()
+                && (chars[k].1.is_uppercase()
+                    || chars[k].1.is_ascii_digit()
+                    || matches!(chars[k].1, '"' | '“' | '(' | '['));
+            let word_start = paragraph[..pos]
+                .rfind(char::is_whitespace)
+                .map(|w| w + 1)
+                .unwrap_or(0);
+            let word = &paragraph[word_start..pos + c.len_utf8()];
+            let initial = word.len() == 2 && word.chars().next().is_some_and(char::is_uppercase);
+            let abbreviation = c == '.' && (initial || ABBREVIATIONS.contains(&word));
+            if spaced && next_starts && !abbreviation {
+                let end = if j < chars.len() {
+                    chars[j].0
+                } else {
+                    paragraph.len()
+                };
+                out.push(paragraph[start..end].trim().to_owned());
+                start = if k < chars.len() {
+                    chars[k].0
+                } else {
+                    paragraph.len()
+                };
+                i = k;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    let rest = paragraph[start..].trim();
+    if !rest.is_empty() {
+        out.push(rest.to_owned());
+    }
+    out
+}
+
+/// Splits a sentence that is too long on its own at word boundaries.
+fn fit(sentence: &str, counter: &impl TokenCounter, max: usize) -> Result<Vec<String>, ChunkError> {
+    if counter.count(sentence) <= max {
+        return Ok(vec![sentence.to_owned()]);
+    }
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for word in sentence.split_whitespace() {
+        let candidate = if current.is_empty() {
+            word.to_owned()
+        } else {
+            format!("{current} {word}")
+        };
+        if counter.count(&candidate) <= max {
+            current = candidate;
+            continue;
+        }
+        if current.is_empty() {
+            // One "word" longer than a chunk (e.g. a base64 blob): cut it
+            // by characters rather than fail the document.
+            out.extend(split_long_word(word, counter, max)?);
+        } else {
+            out.push(std::mem::take(&mut current));
+            if counter.count(word) <= max {
+                current = word.to_owned();
+            } else {
+                out.extend(split_long_word(word, counter, max)?);
+            }
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    Ok(out)
+}
+
+fn split_long_word(
+    word: &str,
+    counter: &impl TokenCounter,
+    max: usize,
+) -> Result<Vec<String>, ChunkError> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for c in word.chars() {
+        current.push(c);
+        if counter.count(&current) > max {
+            current.pop();
+            if current.is_empty() {
+                return Err(ChunkError::WordTooLong(word.chars().take(20).collect()));
+            }
+            out.push(std::mem::take(&mut current));
+            current.push(c);
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    Ok(out)
+}
+
+fn join(units: &[Unit]) -> String {
+    units
+        .iter()
+        .map(|u| u.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Greedy packing of units into chunks, with sentence overlap.
+fn pack(units: &[Unit], counter: &impl TokenCounter, params: ChunkParams) -> Vec<ChunkDraft> {
+    let mut chunks: Vec<ChunkDraft> = Vec::new();
+    let mut start = 0;
+    while start < units.len() {
+        // Grow [start, end) while the joined text fits.
+        let mut end = start + 1;
+        let mut tokens = counter.count(&units[start].text);
+        while end < units.len() {
+            if tokens >= params.target_tokens && units[end].paragraph_start {
+                break;
+            }
+            let candidate = counter.count(&join(&units[start..=end]));
+            if candidate > params.max_tokens {
+                break;
+            }
+            tokens = candidate;
+            end += 1;
+        }
+        let piece = &units[start..end];
+        let text = join(piece);
+        chunks.push(ChunkDraft {
+            ordinal: chunks.len() as u32,
+            tokens: counter.count(&text) as u32,
+            page_start: piece.iter().map(|u| u.page).min().unwrap_or(1),
+            page_end: piece.iter().map(|u| u.page).max().unwrap_or(1),
+            text,
+        });
+        if end >= units.len() {
+            break;
+        }
+        // Overlap: step back over whole trailing units that fit the budget,
+        // but always move forward by at least one unit.
+        let mut next = end;
+        let mut overlap = 0;
+        while next > start + 1 {
+            let t = units[next - 1].tokens;
+            if overlap + t > params.overlap_tokens {
+                break;
+            }
+            overlap += t;
+            next -= 1;
+        }
+        start = next;
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One token per whitespace-separated word, plus [CLS] and [SEP].
+    struct Words;
+    impl TokenCounter for Words {
+        fn count(&self, text: &str) -> usize {
+            text.split_whitespace().count() + 2
+        }
+    }
+
+    fn page(number: u32, text: &str) -> PageText {
+        PageText {
+            number,
+            text: text.to_owned(),
+        }
+    }
+
+    fn params(max: usize, target: usize, overlap: usize) -> ChunkParams {
+        ChunkParams {
+            max_tokens: max,
+            target_tokens: target,
+            overlap_tokens: overlap,
+        }
+    }
+
+    #[test]
+    fn sentences_split_at_real_ends_only() {
+        let s = sentences("Cells divide. Dr. Smith et al. showed it in Fig. 2, e.g. in yeast. J. Watson agreed! Did he? \"Yes.\" Then 3 more.");
+        assert_eq!(
+            s,
+            vec![
+                "Cells divide.",
+                "Dr. Smith et al. showed it in Fig. 2, e.g. in yeast.",
+                "J. Watson agreed!",
+                "Did he?",
+                "\"Yes.\"",
+                "Then 3 more."
+            ]
+        );
+    }
+
+    #[test]
+    fn paragraphs_join_lines_and_hyphenation() {
+        let p = paragraphs("The mito-\nchondria make\nATP.\n\nSecond para-\nGraph stays.");
+        assert_eq!(
+            p,
+            vec!["The mitochondria make ATP.", "Second para- Graph stays."]
+        );
+    }
+
+    #[test]
+    fn no_chunk_exceeds_the_limit_and_nothing_is_lost() {
+        let text = (0..200)
+            .map(|i| format!("Sentence number {i} says something about cells."))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let chunks = chunk_pages(&[page(1, &text)], &Words, params(40, 30, 0)).unwrap();
+        assert!(chunks.len() > 10);
+        for c in &chunks {
+            assert!(Words.count(&c.text) <= 40, "{}", c.text);
+            assert_eq!(c.tokens as usize, Words.count(&c.text));
+        }
+        // Without overlap, the chunks are exactly the words of the text.
+        let rejoined: Vec<&str> = chunks
+            .iter()
+            .flat_map(|c| c.text.split_whitespace())
+            .collect();
+        let original: Vec<&str> = text.split_whitespace().collect();
+        assert_eq!(rejoined, original);
+        assert!(chunks.windows(2).all(|w| w[1].ordinal == w[0].ordinal + 1));
+    }
+
+    #[test]
+    fn a_sentence_longer_than_a_chunk_is_split_at_words() {
+        let long = vec!["word"; 100].join(" ") + ".";
+        let chunks = chunk_pages(&[page(1, &long)], &Words, params(30, 20, 0)).unwrap();
+        assert!(chunks.iter().all(|c| Words.count(&c.text) <= 30));
+        assert_eq!(
+            chunks
+                .iter()
+                .map(|c| c.text.split_whitespace().count())
+                .sum::<usize>(),
+            100
+        );
+    }
+
+    #[test]
+    fn chunks_prefer_paragraph_breaks_once_big_enough() {
+        let p1 = ["Alpha beta gamma delta."; 4].join(" ");
+        let p2 = "Second paragraph starts here.";
+        let chunks = chunk_pages(
+            &[page(1, &format!("{p1}\n\n{p2}"))],
+            &Words,
+            params(100, 10, 0),
+        )
+        .unwrap();
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[1].text, p2);
+    }
+
+    #[test]
+    fn page_spans_follow_the_text_and_overlap_repeats_whole_sentences() {
+        let pages = [
+            page(1, "One two three. Four five six."),
+            page(2, "Seven eight nine. Ten eleven twelve."),
+            page(3, "Thirteen fourteen fifteen."),
+        ];
+        let chunks = chunk_pages(&pages, &Words, params(11, 11, 4)).unwrap();
+        assert_eq!((chunks[0].page_start, chunks[0].page_end), (1, 2));
+        assert_eq!(
+            chunks[0].text,
+            "One two three. Four five six. Seven eight nine."
+        );
+        // The next chunk starts with the last sentence of the previous one.
+        assert!(
+            chunks[1].text.starts_with("Seven eight nine."),
+            "{}",
+            chunks[1].text
+        );
+        assert_eq!((chunks[1].page_start, chunks[1].page_end), (2, 3));
+        assert!(chunks.iter().all(|c| Words.count(&c.text) <= 11));
+    }
+
+    #[test]
+    fn chunk_ids_are_stable_and_distinct() {
+        let a = chunk_id("doc", 0, "text");
+        assert_eq!(a, chunk_id("doc", 0, "text"));
+        assert_ne!(a, chunk_id("doc", 1, "text"));
+        assert_ne!(a, chunk_id("doc", 0, "other"));
+        assert_ne!(a, chunk_id("doc2", 0, "text"));
+        assert!(a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    }
+
+    #[test]
+    fn empty_text_gives_no_chunks_and_no_room_is_an_error() {
+        assert!(
+            chunk_pages(&[page(1, "  \n\n ")], &Words, ChunkParams::default())
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            chunk_pages(&[page(1, "x")], &Words, params(2, 2, 0)),
+            Err(ChunkError::NoRoom(2))
+        );
+    }
+}

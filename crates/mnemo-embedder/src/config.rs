@@ -1,0 +1,188 @@
+//! What to embed with: the model source and the knobs that bound memory and
+//! CPU. Validated before anything is loaded.
+
+use std::path::PathBuf;
+
+use crate::error::EmbedError;
+
+/// The environment variable `deploy/model/prepare.sh` writes into
+/// `.mnemo/model.env`, naming the prepared model directory.
+pub const MODEL_DIR_ENV: &str = "MNEMO_MODEL_DIR";
+
+/// Word pieces per text, special tokens included. The chunker keeps chunks
+/// within this; all-MiniLM-L6-v2 was trained at 256 (its position table has
+/// 512, the upper bound accepted here).
+pub const DEFAULT_MAX_LENGTH: usize = 256;
+/// The model's position table: no text can be longer than this.
+pub const MAX_MAX_LENGTH: usize = 512;
+
+/// Texts per onnxruntime call. fastembed pads each batch to its longest text
+/// and holds the whole batch's `[batch, seq, 384]` output, so the batch size
+/// bounds memory: 64 × 256 × 384 × 4 B ≈ 25 MB of hidden states.
+pub const DEFAULT_BATCH_SIZE: usize = 64;
+/// Upper bound for `batch_size` (256 × 256 × 384 × 4 B ≈ 100 MB per batch).
+pub const MAX_BATCH_SIZE: usize = 256;
+
+/// Where the model comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// A directory prepared by `deploy/model/prepare.sh`: `model.onnx` (inputs
+    /// `input_ids`, `attention_mask`, `token_type_ids`; output
+    /// `last_hidden_state`), `tokenizer.json`, `config.json`,
+    /// `special_tokens_map.json` and `tokenizer_config.json`. Loaded through
+    /// fastembed's user-defined model API with mean pooling. This is the
+    /// deployed path: it needs no network.
+    LocalDir(PathBuf),
+    /// A fastembed model name (`EmbeddingModel`'s variant name, matched
+    /// case-insensitively, e.g. `"AllMiniLML6V2"`), downloaded from the
+    /// Hugging Face hub into fastembed's cache (`FASTEMBED_CACHE_DIR`, or
+    /// `HF_HOME`). Needs the `hub` cargo feature and internet access; mnemo's
+    /// own machines use `LocalDir`.
+    Hub(String),
+}
+
+/// How the embedder is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbedderConfig {
+    pub model: ModelSource,
+    /// Longest text in word pieces, special tokens included. Longer texts
+    /// are truncated by the tokenizer, not refused: keeping chunks short
+    /// is the chunker's job (see [`crate::Embedder::count_tokens`]).
+    pub max_length: usize,
+    /// Texts per onnxruntime call, 1..=256.
+    pub batch_size: usize,
+    /// onnxruntime intra-op threads; `None` uses every available core.
+    pub threads: Option<usize>,
+}
+
+impl EmbedderConfig {
+    /// Defaults for a model source: max length 256, batch size 64, all cores.
+    pub fn new(model: ModelSource) -> Self {
+        Self {
+            model,
+            max_length: DEFAULT_MAX_LENGTH,
+            batch_size: DEFAULT_BATCH_SIZE,
+            threads: None,
+        }
+    }
+
+    /// The prepared local export in `dir`, with defaults.
+    pub fn local(dir: impl Into<PathBuf>) -> Self {
+        Self::new(ModelSource::LocalDir(dir.into()))
+    }
+
+    /// The local export named by `MNEMO_MODEL_DIR`, with defaults.
+    pub fn from_env() -> Result<Self, EmbedError> {
+        Self::from_model_dir_var(std::env::var_os(MODEL_DIR_ENV))
+    }
+
+    // Split from `from_env` so the unset/empty cases are testable without
+    // mutating the process environment.
+    fn from_model_dir_var(value: Option<std::ffi::OsString>) -> Result<Self, EmbedError> {
+        match value {
+            Some(dir) if !dir.is_empty() => Ok(Self::local(PathBuf::from(dir))),
+            _ => Err(EmbedError::Config(format!(
+                "{MODEL_DIR_ENV} is not set: run deploy/model/prepare.sh and source .mnemo/model.env"
+            ))),
+        }
+    }
+
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    pub fn with_max_length(mut self, max_length: usize) -> Self {
+        self.max_length = max_length;
+        self
+    }
+
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads);
+        self
+    }
+
+    /// Refuses values fastembed would reject late or silently clamp.
+    pub fn validate(&self) -> Result<(), EmbedError> {
+        if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
+            return Err(EmbedError::Config(format!(
+                "batch_size must be 1..={MAX_BATCH_SIZE}, got {}",
+                self.batch_size
+            )));
+        }
+        // Below 2 nothing but [CLS] and [SEP] would fit.
+        if !(3..=MAX_MAX_LENGTH).contains(&self.max_length) {
+            return Err(EmbedError::Config(format!(
+                "max_length must be 3..={MAX_MAX_LENGTH}, got {}",
+                self.max_length
+            )));
+        }
+        if self.threads == Some(0) {
+            return Err(EmbedError::Config("threads must be at least 1".into()));
+        }
+        match &self.model {
+            ModelSource::LocalDir(dir) if dir.as_os_str().is_empty() => {
+                Err(EmbedError::Config("the model directory is empty".into()))
+            }
+            ModelSource::Hub(name) if name.trim().is_empty() => {
+                Err(EmbedError::Config("the hub model name is empty".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::EmbedErrorKind;
+
+    #[test]
+    fn defaults() {
+        let config = EmbedderConfig::local("/m");
+        assert_eq!(config.model, ModelSource::LocalDir("/m".into()));
+        assert_eq!(config.max_length, 256);
+        assert_eq!(config.batch_size, 64);
+        assert_eq!(config.threads, None);
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn model_dir_from_env_value() {
+        let config = EmbedderConfig::from_model_dir_var(Some("/x/all-MiniLM-L6-v2".into()));
+        assert_eq!(
+            config.map(|c| c.model).ok(),
+            Some(ModelSource::LocalDir("/x/all-MiniLM-L6-v2".into()))
+        );
+        for unset in [None, Some("".into())] {
+            let err = EmbedderConfig::from_model_dir_var(unset).err();
+            let err = err.map(|e| (e.kind(), e.to_string()));
+            assert!(
+                matches!(&err, Some((EmbedErrorKind::Config, m)) if m.contains("deploy/model/prepare.sh")),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bounds_are_enforced() {
+        let base = EmbedderConfig::local("/m");
+        for bad in [
+            base.clone().with_batch_size(0),
+            base.clone().with_batch_size(257),
+            base.clone().with_max_length(2),
+            base.clone().with_max_length(513),
+            base.clone().with_threads(0),
+            EmbedderConfig::local(""),
+            EmbedderConfig::new(ModelSource::Hub(" ".into())),
+        ] {
+            let err = bad.validate().err().map(|e| e.kind());
+            assert_eq!(err, Some(EmbedErrorKind::Config), "{bad:?}");
+        }
+        assert!(base
+            .with_batch_size(256)
+            .with_max_length(512)
+            .validate()
+            .is_ok());
+    }
+}

@@ -1,0 +1,159 @@
+//! [`Embedder`]: texts in, L2-normalised vectors out, one bounded batch at a
+//! time.
+
+use std::sync::{Mutex, PoisonError};
+
+use fastembed::TextEmbedding;
+use tokenizers::Tokenizer;
+
+use crate::config::EmbedderConfig;
+use crate::error::EmbedError;
+use crate::model;
+
+/// A loaded embedding model, shareable across threads (`Send + Sync`).
+///
+/// fastembed's `TextEmbedding::embed` takes `&mut self`, so the model sits
+/// behind a `Mutex` and calls run one batch at a time. That is the intended
+/// shape, not a compromise: onnxruntime already spreads one batch over
+/// `threads` cores, a second session would double the ~90 MB of weights and
+/// the arena, and on the 2-core machines mnemo targets two concurrent runs
+/// only contend. The lock is taken per batch, so long requests interleave
+/// with short ones. A service that wants parallel sessions builds one
+/// `Embedder` per worker and splits `threads` between them.
+///
+/// Texts longer than `max_length` word pieces are truncated by the tokenizer,
+/// not refused: the chunker guarantees chunks fit (it measures them with
+/// [`Embedder::count_tokens`], which uses this very tokenizer), so checking
+/// again here would tokenise every text twice for nothing.
+pub struct Embedder {
+    model: Mutex<TextEmbedding>,
+    // The same tokenizer without truncation or padding, so counts are true
+    // lengths (a truncating count would hide over-long chunks at 256).
+    counter: Tokenizer,
+    model_id: String,
+    dims: usize,
+    batch_size: usize,
+    max_length: usize,
+}
+
+impl Embedder {
+    /// Loads onnxruntime (if not yet loaded, from `ORT_DYLIB_PATH`) and the
+    /// model, and checks the model answers with `dims` values.
+    pub fn new(config: EmbedderConfig) -> Result<Self, EmbedError> {
+        config.validate()?;
+        let loaded = model::load(&config)?;
+        let mut counter = loaded.embedding.tokenizer.clone();
+        counter.with_padding(None);
+        counter
+            .with_truncation(None)
+            .map_err(|e| EmbedError::model(format!("cannot configure the token counter: {e}")))?;
+        let embedder = Self {
+            model: Mutex::new(loaded.embedding),
+            counter,
+            model_id: loaded.model_id,
+            dims: loaded.dims,
+            batch_size: config.batch_size,
+            max_length: config.max_length,
+        };
+        // One tiny run: catches a graph whose output is not the hidden
+        // state we pool (wrong dims), and warms onnxruntime up before the
+        // first real batch.
+        embedder.embed(&["mnemo".to_string()]).map_err(|e| {
+            EmbedError::model(format!("the model failed its first run: {}", e.report()))
+        })?;
+        tracing::info!(
+            model_id = %embedder.model_id,
+            dims = embedder.dims,
+            batch_size = embedder.batch_size,
+            max_length = embedder.max_length,
+            "embedder ready"
+        );
+        Ok(embedder)
+    }
+
+    /// `<name>@<sha256 prefix of model.onnx>` (e.g.
+    /// `all-MiniLM-L6-v2@48334d3b8c54`): changes whenever the model does, so
+    /// caches and stored vectors can be keyed by it.
+    pub fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    /// Length of every vector (384 for all-MiniLM-L6-v2).
+    pub fn dims(&self) -> usize {
+        self.dims
+    }
+
+    /// Longest text the model sees, in word pieces with special tokens.
+    pub fn max_length(&self) -> usize {
+        self.max_length
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Word pieces in `text` as the model would see them, special tokens
+    /// (`[CLS]`, `[SEP]`) included and without truncation: a text fits when
+    /// this is at most [`Embedder::max_length`].
+    pub fn count_tokens(&self, text: &str) -> Result<usize, EmbedError> {
+        self.counter
+            .encode(text, true)
+            .map(|encoding| encoding.len())
+            .map_err(|e| EmbedError::Input(format!("cannot tokenise the text: {e}")))
+    }
+
+    /// One L2-normalised vector of [`Embedder::dims`] values per text, in
+    /// order. fastembed is handed at most `batch_size` texts per call,
+    /// because it keeps every batch's output until it returns.
+    pub fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let mut vectors = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(self.batch_size) {
+            let embedded = {
+                // Poisoning means a panic inside fastembed during an earlier
+                // run; the session holds no state between runs, so it is
+                // still fit to use.
+                let mut model = self.model.lock().unwrap_or_else(PoisonError::into_inner);
+                model.embed(batch, Some(batch.len()))
+            }
+            .map_err(|e| EmbedError::inference_with("embedding a batch failed", e))?;
+            if embedded.len() != batch.len() {
+                return Err(EmbedError::inference(format!(
+                    "the model returned {} vectors for {} texts",
+                    embedded.len(),
+                    batch.len()
+                )));
+            }
+            if let Some(bad) = embedded.iter().find(|v| v.len() != self.dims) {
+                return Err(EmbedError::inference(format!(
+                    "the model returned {} values per vector, expected {}",
+                    bad.len(),
+                    self.dims
+                )));
+            }
+            vectors.extend(embedded);
+        }
+        Ok(vectors)
+    }
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder")
+            .field("model_id", &self.model_id)
+            .field("dims", &self.dims)
+            .field("batch_size", &self.batch_size)
+            .field("max_length", &self.max_length)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedder_is_shareable() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Embedder>();
+    }
+}

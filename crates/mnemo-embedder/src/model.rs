@@ -1,0 +1,230 @@
+//! Turning a [`ModelSource`] into a fastembed `TextEmbedding`, its id and
+//! its dimension.
+
+use std::path::Path;
+
+use fastembed::{
+    EmbeddingModel, InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles,
+    UserDefinedEmbeddingModel,
+};
+use sha2::{Digest, Sha256};
+
+use crate::config::{EmbedderConfig, ModelSource};
+use crate::error::EmbedError;
+
+/// Hex digits of the model file's SHA-256 in the model id: 48 bits, plenty
+/// to tell exports apart, short enough for cache keys and logs.
+const ID_HASH_CHARS: usize = 12;
+
+/// The files of a prepared export, relative to its directory.
+pub const MODEL_FILE: &str = "model.onnx";
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+pub const CONFIG_FILE: &str = "config.json";
+pub const SPECIAL_TOKENS_FILE: &str = "special_tokens_map.json";
+pub const TOKENIZER_CONFIG_FILE: &str = "tokenizer_config.json";
+
+/// A loaded model, before it is wrapped for sharing.
+pub(crate) struct Loaded {
+    pub embedding: TextEmbedding,
+    pub model_id: String,
+    pub dims: usize,
+}
+
+pub(crate) fn load(config: &EmbedderConfig) -> Result<Loaded, EmbedError> {
+    match &config.model {
+        ModelSource::LocalDir(dir) => load_local(dir, config),
+        ModelSource::Hub(name) => load_hub(name, config),
+    }
+}
+
+fn load_local(dir: &Path, config: &EmbedderConfig) -> Result<Loaded, EmbedError> {
+    if !dir.is_dir() {
+        return Err(EmbedError::model(format!(
+            "model directory {} does not exist: run deploy/model/prepare.sh and source .mnemo/model.env",
+            dir.display()
+        )));
+    }
+    // The runtime first: its errors are the likelier ones on a new machine,
+    // and it must exist before fastembed creates a session.
+    let environment = crate::runtime::environment()?;
+    let onnx = read(&dir.join(MODEL_FILE))?;
+    let config_json = read(&dir.join(CONFIG_FILE))?;
+    let dims = hidden_size(&config_json, &dir.join(CONFIG_FILE))?;
+    let tokenizer_files = TokenizerFiles {
+        tokenizer_file: read(&dir.join(TOKENIZER_FILE))?,
+        config_file: config_json,
+        special_tokens_map_file: read(&dir.join(SPECIAL_TOKENS_FILE))?,
+        tokenizer_config_file: read(&dir.join(TOKENIZER_CONFIG_FILE))?,
+    };
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let model_id = local_model_id(&name, &onnx);
+
+    // The export has no pooling in the graph; fastembed's default for
+    // user-defined models is CLS, which is wrong for this model (trained
+    // with mean pooling). fastembed L2-normalises after pooling.
+    let model = UserDefinedEmbeddingModel::new(onnx, tokenizer_files).with_pooling(Pooling::Mean);
+    let mut options = InitOptionsUserDefined::new()
+        .with_environment(environment)
+        .with_max_length(config.max_length);
+    if let Some(threads) = config.threads {
+        options = options.with_intra_threads(threads);
+    }
+    let embedding = TextEmbedding::try_new_from_user_defined(model, options).map_err(|e| {
+        EmbedError::model_with(format!("cannot load the model in {}", dir.display()), e)
+    })?;
+    Ok(Loaded {
+        embedding,
+        model_id,
+        dims,
+    })
+}
+
+/// `<directory name>@<sha256 prefix of model.onnx>`: a cache keyed by it
+/// misses when the export changes. The tokenizer files are copied unchanged
+/// from the pinned package, so the weights are what varies.
+fn local_model_id(name: &str, onnx: &[u8]) -> String {
+    let digest = hex::encode(Sha256::digest(onnx));
+    format!("{name}@{}", &digest[..ID_HASH_CHARS])
+}
+
+fn hidden_size(config_json: &[u8], path: &Path) -> Result<usize, EmbedError> {
+    let value: serde_json::Value = serde_json::from_slice(config_json)
+        .map_err(|e| EmbedError::model_with(format!("{} is not JSON", path.display()), e))?;
+    value
+        .get("hidden_size")
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|&n| n > 0)
+        .ok_or_else(|| {
+            EmbedError::model(format!(
+                "{} has no positive integer hidden_size",
+                path.display()
+            ))
+        })
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, EmbedError> {
+    std::fs::read(path).map_err(|e| {
+        EmbedError::model_with(
+            format!(
+                "cannot read {} (run deploy/model/prepare.sh)",
+                path.display()
+            ),
+            e,
+        )
+    })
+}
+
+/// Resolves a hub model name; shared by both builds so a bad name is a
+/// configuration error with or without the `hub` feature.
+fn hub_model(name: &str) -> Result<EmbeddingModel, EmbedError> {
+    name.trim().parse::<EmbeddingModel>().map_err(|e| {
+        EmbedError::Config(format!(
+            "{e} (use a fastembed EmbeddingModel name, e.g. AllMiniLML6V2)"
+        ))
+    })
+}
+
+#[cfg(feature = "hub")]
+fn load_hub(name: &str, config: &EmbedderConfig) -> Result<Loaded, EmbedError> {
+    use fastembed::TextInitOptions;
+
+    let model = hub_model(name)?;
+    let info = TextEmbedding::get_model_info(&model)
+        .map_err(|e| EmbedError::model_with(format!("unknown hub model {name}"), e))?;
+    // The hub path downloads the repository's current files; there is no
+    // file hash before the download, so the id names fastembed's model code
+    // and the fastembed release that chose it.
+    let model_id = format!("{}@fastembed-7.5", info.model_code);
+    let dims = info.dim;
+    // Pooling comes from fastembed's per-model defaults (mean for MiniLM).
+    let mut options = TextInitOptions::new(model)
+        .with_environment(crate::runtime::environment()?)
+        .with_max_length(config.max_length)
+        .with_show_download_progress(false);
+    if let Some(threads) = config.threads {
+        options = options.with_intra_threads(threads);
+    }
+    let embedding = TextEmbedding::try_new(options)
+        .map_err(|e| EmbedError::model_with(format!("cannot load hub model {name}"), e))?;
+    Ok(Loaded {
+        embedding,
+        model_id,
+        dims,
+    })
+}
+
+#[cfg(not(feature = "hub"))]
+fn load_hub(name: &str, _config: &EmbedderConfig) -> Result<Loaded, EmbedError> {
+    hub_model(name)?;
+    Err(EmbedError::Config(format!(
+        "ModelSource::Hub({name:?}) needs mnemo-embedder's `hub` feature (and internet); \
+         this build loads only prepared exports (ModelSource::LocalDir, MNEMO_MODEL_DIR)"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::EmbedErrorKind;
+
+    #[test]
+    fn model_id_changes_with_the_weights() {
+        let a = local_model_id("all-MiniLM-L6-v2", b"weights a");
+        let b = local_model_id("all-MiniLM-L6-v2", b"weights b");
+        assert_ne!(a, b);
+        assert!(a.starts_with("all-MiniLM-L6-v2@"));
+        assert_eq!(a.len(), "all-MiniLM-L6-v2@".len() + ID_HASH_CHARS);
+        // sha256("") = e3b0c44298fc…
+        assert_eq!(local_model_id("m", b""), "m@e3b0c44298fc");
+    }
+
+    #[test]
+    fn hidden_size_is_read_from_config_json() {
+        let path = Path::new("config.json");
+        assert_eq!(
+            hidden_size(br#"{"hidden_size": 384}"#, path).ok(),
+            Some(384)
+        );
+        for bad in [&b"{}"[..], br#"{"hidden_size": 0}"#, b"nope"] {
+            let err = hidden_size(bad, path).err().map(|e| e.kind());
+            assert_eq!(err, Some(EmbedErrorKind::Model));
+        }
+    }
+
+    #[test]
+    fn hub_names_are_checked() {
+        assert_eq!(
+            hub_model("allminilml6v2").ok(),
+            Some(EmbeddingModel::AllMiniLML6V2)
+        );
+        let err = hub_model("no-such-model").err().map(|e| e.kind());
+        assert_eq!(err, Some(EmbedErrorKind::Config));
+    }
+
+    #[cfg(not(feature = "hub"))]
+    #[test]
+    fn hub_without_the_feature_is_a_config_error() {
+        let config = EmbedderConfig::new(ModelSource::Hub("AllMiniLML6V2".into()));
+        let err = load(&config).err();
+        assert!(
+            matches!(&err, Some(e) if e.kind() == EmbedErrorKind::Config && e.to_string().contains("`hub` feature")),
+            "{:?}",
+            err.map(|e| e.to_string())
+        );
+    }
+
+    #[test]
+    fn missing_directory_is_a_model_error() {
+        let config = EmbedderConfig::local("/nonexistent/mnemo-model");
+        let err = load(&config).err();
+        assert!(
+            matches!(&err, Some(e) if e.kind() == EmbedErrorKind::Model && e.to_string().contains("prepare.sh")),
+            "{:?}",
+            err.map(|e| e.to_string())
+        );
+    }
+}
