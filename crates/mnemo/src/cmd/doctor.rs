@@ -197,48 +197,54 @@ async fn postgres_checks(args: &DoctorArgs, out: &mut Vec<Check>) {
     }
 }
 
+const PREPARE: &str = "run deploy/model/prepare.sh, then `source .mnemo/model.env`";
+
+/// Loads onnxruntime and the model for real, and embeds one sentence.
 fn embedding_checks(out: &mut Vec<Check>) {
-    match std::env::var_os("ORT_DYLIB_PATH") {
-        None => out.push(check(
-            "onnxruntime",
-            Level::Warn,
-            "ORT_DYLIB_PATH is not set",
-            "needed by the embedder (document pipeline): run deploy/model/prepare.sh, then `source .mnemo/model.env`",
-        )),
-        Some(p) if std::path::Path::new(&p).is_file() => out.push(check(
+    // Not configured at all is a warning: only the embedder needs it.
+    let level_if_unset = |var: &str| {
+        if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
+            Level::Fail
+        } else {
+            Level::Warn
+        }
+    };
+    match mnemo_embedder::check_runtime() {
+        Ok(info) => out.push(check(
             "onnxruntime",
             Level::Ok,
-            format!("{}", std::path::Path::new(&p).display()),
+            format!("{} ({})", info.version, info.dylib.display()),
             "",
         )),
-        Some(p) => out.push(check(
-            "onnxruntime",
-            Level::Fail,
-            format!("ORT_DYLIB_PATH={} does not exist", std::path::Path::new(&p).display()),
-            "pip install onnxruntime and point ORT_DYLIB_PATH at its libonnxruntime.so.*",
-        )),
-    }
-    match std::env::var_os("MNEMO_MODEL_DIR") {
-        None => out.push(check(
-            "embedding model",
-            Level::Warn,
-            "MNEMO_MODEL_DIR is not set",
-            "needed by the embedder (document pipeline): run deploy/model/prepare.sh, then `source .mnemo/model.env`",
-        )),
-        Some(p) => {
-            let dir = std::path::PathBuf::from(p);
-            let ok = dir.join("model.onnx").is_file() && dir.join("tokenizer.json").is_file();
+        Err(e) => {
             out.push(check(
-                "embedding model",
-                if ok { Level::Ok } else { Level::Fail },
-                dir.display().to_string(),
-                if ok {
-                    ""
-                } else {
-                    "expected model.onnx and tokenizer.json there: run deploy/model/prepare.sh"
-                },
+                "onnxruntime",
+                level_if_unset("ORT_DYLIB_PATH"),
+                e.report(),
+                PREPARE,
             ));
+            return;
         }
+    }
+    let loaded = mnemo_embedder::EmbedderConfig::from_env()
+        .and_then(mnemo_embedder::Embedder::new)
+        .and_then(|m| {
+            let v = m.embed(&["mnemo doctor".to_owned()])?;
+            Ok((m.model_id().to_owned(), v.first().map_or(0, Vec::len)))
+        });
+    match loaded {
+        Ok((id, dims)) => out.push(check(
+            "embedding model",
+            Level::Ok,
+            format!("{id}, {dims}-d"),
+            "",
+        )),
+        Err(e) => out.push(check(
+            "embedding model",
+            level_if_unset("MNEMO_MODEL_DIR"),
+            e.report(),
+            PREPARE,
+        )),
     }
 }
 
@@ -270,7 +276,15 @@ pub async fn run(global: &Global, args: DoctorArgs) -> Result<ExitCode> {
     let mut checks = Vec::new();
     nats_checks(&args, &mut checks).await;
     postgres_checks(&args, &mut checks).await;
-    embedding_checks(&mut checks);
+    // Loading a model is blocking work.
+    let mut embedding = tokio::task::spawn_blocking(|| {
+        let mut v = Vec::new();
+        embedding_checks(&mut v);
+        v
+    })
+    .await
+    .unwrap_or_default();
+    checks.append(&mut embedding);
     api_check(global, &mut checks).await;
     let failed = checks.iter().any(|c| c.level == Level::Fail);
     if args.json {
