@@ -81,3 +81,222 @@ async fn redelivered_events_change_nothing() {
         last
     );
 }
+
+/// Plays the extractor, chunker and embedder for one run of a document.
+async fn process_run(env: &TestEnv, agg: &str, run: u32, doc: &str, texts: &[&str]) {
+    use mnemo_domain::document::{ChunkRecord, ChunkVector};
+    use mnemo_domain::{DocumentCommand, Sha256Hex};
+    let exec = env.executor(100, mnemo_bus::RetryPolicy::default());
+    let md = std::collections::HashMap::new();
+    exec.execute(
+        agg,
+        DocumentCommand::RecordTextExtracted {
+            run,
+            text_sha256: Sha256Hex::from_digest(&[5; 32]),
+            pages: 2,
+            chars: 120,
+            extractor: "utf8".into(),
+        },
+        &md,
+    )
+    .await
+    .unwrap();
+    let chunks: Vec<ChunkRecord> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| ChunkRecord {
+            chunk_id: mnemo_domain::chunking::chunk_id(doc, i as u32, t),
+            ordinal: i as u32,
+            text: (*t).to_owned(),
+            page_start: i as u32 + 1,
+            page_end: i as u32 + 1,
+            tokens: 8,
+        })
+        .collect();
+    let (first, rest) = chunks.split_at(1);
+    for (batch, part, last) in [(0, first, false), (1, rest, true)] {
+        exec.execute(
+            agg,
+            DocumentCommand::RecordChunks {
+                run,
+                batch,
+                last,
+                chunks: part.to_vec(),
+            },
+            &md,
+        )
+        .await
+        .unwrap();
+    }
+    // Vectors arrive in two messages, as from a batching embedder.
+    for part in chunks.chunks(2) {
+        let vectors = part
+            .iter()
+            .map(|c| ChunkVector {
+                chunk_id: c.chunk_id.clone(),
+                vector: vec![0.6, 0.8],
+            })
+            .collect();
+        exec.execute(
+            agg,
+            DocumentCommand::RecordEmbeddings {
+                run,
+                model: "m@1".into(),
+                dims: 2,
+                vectors,
+            },
+            &md,
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// Waits (on the Watch stream, not on time) for the document's run to end.
+async fn final_update(
+    env: &TestEnv,
+    owner: &str,
+    document_id: &str,
+    from: u64,
+) -> pb::ProgressUpdate {
+    let mut progress = env.progress(owner).await;
+    let mut stream = progress
+        .watch(pb::WatchRequest {
+            document_id: document_id.into(),
+            from_sequence: from,
+            follow: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut last = None;
+    while let Some(u) = tokio::time::timeout(Duration::from_secs(20), stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        last = Some(u);
+    }
+    last.expect("at least one update")
+}
+
+#[tokio::test]
+async fn stored_chunks_become_searchable_and_the_run_is_declared_indexed() {
+    let env = TestEnv::start().await;
+    let mut docs = env.documents("alice").await;
+    let up = upload(
+        &mut docs,
+        "cells.md",
+        b"# Cells\n\nMitochondria make ATP.\n",
+    )
+    .await
+    .unwrap();
+    let owner = mnemo_domain::OwnerId::new("alice").unwrap();
+    let id: mnemo_domain::DocumentId = up.document_id.parse().unwrap();
+    let agg = mnemo_domain::document::aggregate_id(&owner, &id);
+    let texts = [
+        "Mitochondria make ATP for the cell.",
+        "Ribosomes build proteins from messenger RNA.",
+        "The membrane keeps the inside apart.",
+    ];
+    process_run(&env, &agg, 1, &up.document_id, &texts).await;
+
+    // The projector, not the test, appends DocumentIndexed.
+    let done = final_update(&env, "alice", &up.document_id, 0).await;
+    assert_eq!(done.stage, pb::Stage::Indexed as i32, "{}", done.message);
+    assert_eq!(done.event_type, "DocumentIndexed");
+    assert!((done.fraction - 1.0).abs() < 1e-9);
+
+    let db = mnemo_projector::db::connect(&database_url(), &env.ns)
+        .await
+        .unwrap();
+    // Read-your-writes: the DocumentIndexed message is applied too.
+    mnemo_projector::runner::wait_for(&db, &env.ns, done.sequence, Duration::from_secs(20))
+        .await
+        .unwrap();
+    let rows = db
+        .query("SELECT ordinal, page_start, array_length(embedding, 1), model FROM chunks ORDER BY ordinal", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r.get::<_, i32>(0), i as i32);
+        assert_eq!(r.get::<_, i32>(1), i as i32 + 1);
+        assert_eq!(r.get::<_, Option<i32>>(2), Some(2));
+        assert_eq!(r.get::<_, Option<String>>(3).as_deref(), Some("m@1"));
+    }
+    let hit: String = db
+        .query_one(
+            "SELECT text FROM chunks WHERE tsv @@ websearch_to_tsquery('english', 'protein ribosome')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(hit.starts_with("Ribosomes"));
+    let doc = db
+        .query_one(
+            "SELECT stage, indexed_run, chunks_total FROM documents",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            doc.get::<_, String>(0),
+            doc.get::<_, Option<i32>>(1),
+            doc.get::<_, i32>(2)
+        ),
+        ("indexed".into(), Some(1), 3)
+    );
+    let timings = db
+        .query("SELECT stage, outcome FROM stage_timings WHERE finished_at IS NOT NULL ORDER BY started_at, stage", &[])
+        .await
+        .unwrap();
+    let stages: Vec<(String, Option<String>)> =
+        timings.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert!(
+        stages.contains(&("embedding".into(), Some("indexed".into()))),
+        "{stages:?}"
+    );
+    assert!(
+        stages.contains(&("uploaded".into(), Some("chunking".into()))),
+        "{stages:?}"
+    );
+
+    // Reprocess: run 2 replaces run 1's chunks only once it is indexed.
+    let accepted = docs
+        .reprocess(pb::ReprocessDocumentRequest {
+            document_id: up.document_id.clone(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    mnemo_projector::runner::wait_for(&db, &env.ns, accepted.sequence, Duration::from_secs(20))
+        .await
+        .unwrap();
+    let old: i64 = db
+        .query_one("SELECT count(*) FROM chunks WHERE run = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        old, 3,
+        "the old run stays searchable while the new one runs"
+    );
+    process_run(&env, &agg, 2, &up.document_id, &texts).await;
+    let done = final_update(&env, "alice", &up.document_id, accepted.sequence).await;
+    assert_eq!((done.stage, done.run), (pb::Stage::Indexed as i32, 2));
+    mnemo_projector::runner::wait_for(&db, &env.ns, done.sequence, Duration::from_secs(20))
+        .await
+        .unwrap();
+    let runs = db
+        .query("SELECT DISTINCT run FROM chunks", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        runs.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>(),
+        vec![2]
+    );
+}

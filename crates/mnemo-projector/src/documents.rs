@@ -49,14 +49,14 @@ impl DocumentRow {
 }
 
 /// Applies one document event (from the message at `sequence`) inside the
-/// projector's transaction.
+/// projector's transaction; returns the stage the document is in after it.
 pub async fn apply(
     tx: &impl GenericClient,
     owner_token: &str,
     envelope: &Envelope,
     sequence: u64,
     event: &DocumentEvent,
-) -> Result<(), ProjectorError> {
+) -> Result<Stage, ProjectorError> {
     use DocumentEvent as E;
     let seq = sequence as i64;
     let at = envelope.occurred_at;
@@ -84,7 +84,7 @@ pub async fn apply(
                 ],
             )
             .await?;
-            return Ok(());
+            return Ok(Stage::Uploaded);
         }
         E::ExtractionProgressed { pages_total, .. } => {
             tx.execute(
@@ -104,8 +104,9 @@ pub async fn apply(
         }
         E::DocumentChunked { last, chunks, .. } => {
             tx.execute(
-                "UPDATE documents SET chunks_total = chunks_total + $2 WHERE document_id = $1",
-                &[&doc_id, &(chunks.len() as i32)],
+                "UPDATE documents SET chunks_total = chunks_total + $2, chunks_final = chunks_final OR $3
+                 WHERE document_id = $1",
+                &[&doc_id, &(chunks.len() as i32), last],
             )
             .await?;
             set_stage(if *last {
@@ -115,7 +116,14 @@ pub async fn apply(
             })
         }
         E::ChunksEmbedded { .. } => set_stage(Stage::Embedding),
-        E::DocumentIndexed { .. } => set_stage(Stage::Indexed),
+        E::DocumentIndexed { run, .. } => {
+            tx.execute(
+                "UPDATE documents SET indexed_run = $2 WHERE document_id = $1",
+                &[&doc_id, &(*run as i32)],
+            )
+            .await?;
+            set_stage(Stage::Indexed)
+        }
         E::DocumentFailed { reason, .. } => {
             (Stage::Failed.as_str().to_owned(), Some(reason.clone()))
         }
@@ -124,7 +132,8 @@ pub async fn apply(
         }
         E::ReprocessRequested { .. } => {
             tx.execute(
-                "UPDATE documents SET chunks_total = 0, pages_total = NULL WHERE document_id = $1",
+                "UPDATE documents SET chunks_total = 0, chunks_final = false, pages_total = NULL
+                 WHERE document_id = $1",
                 &[&doc_id],
             )
             .await?;
@@ -137,11 +146,11 @@ pub async fn apply(
         &[&doc_id, &stage, &(event.run() as i32), &reason, &at, &seq],
     )
     .await?;
-    Ok(())
+    Ok(Stage::parse(&stage).unwrap_or(Stage::Uploaded))
 }
 
 /// The document id is the last token of the aggregate id (`<owner>.<id>`).
-fn document_id_of(envelope: &Envelope) -> Uuid {
+pub fn document_id_of(envelope: &Envelope) -> Uuid {
     envelope
         .aggregate_id
         .rsplit('.')

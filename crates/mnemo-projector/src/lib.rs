@@ -2,7 +2,8 @@
 //!
 //! Consumes: every document event (`<ns>.ev.doc.>`) through one durable pull
 //! consumer, `<ns>_projector`.
-//! Emits: nothing yet (the pipeline adds `DocumentIndexed`).
+//! Emits: `DocumentIndexed` (through the document aggregate's `MarkIndexed`)
+//! once every chunk of a run is stored with its vector.
 //! Owns: the read models defined in `projections/` (schema `<ns>`), their
 //! migrations, and the queries that read them.
 //! Must not: decide anything. It mirrors what events say; a rule about what
@@ -20,13 +21,17 @@
 //! - [`db`]: connecting to PostgreSQL and the namespace's schema.
 //! - [`migrations`]: versioned SQL from `projections/`, applied at start.
 //! - [`documents`]: the `documents` read model (apply + queries).
+//! - [`chunks`]: the `chunks` read model (text, tsvector, pages, vector).
+//! - [`stage_timings`]: time spent per stage per run.
 //! - [`runner`]: the consumer loop.
 
+pub mod chunks;
 pub mod config;
 pub mod db;
 pub mod documents;
 pub mod migrations;
 pub mod runner;
+pub mod stage_timings;
 
 pub use config::ProjectorConfig;
 pub use runner::run;

@@ -39,6 +39,8 @@ pub fn all() -> Vec<Migration> {
     vec![
         migration!("checkpoints", 1, "V1__checkpoints.sql"),
         migration!("documents", 1, "V1__documents.sql"),
+        migration!("chunks", 1, "V1__chunks.sql"),
+        migration!("stage_timings", 1, "V1__stage_timings.sql"),
     ]
 }
 

@@ -6,12 +6,16 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use async_nats::jetstream::{AckKind, Message};
 use futures::{FutureExt, StreamExt};
-use mnemo_bus::event_store::decode_message;
-use mnemo_bus::{Bus, Namespace};
-use mnemo_domain::DocumentEvent;
-use tokio_postgres::{Client, GenericClient};
+use std::collections::HashMap;
 
-use crate::{db, documents, migrations, ProjectorConfig, ProjectorError};
+use mnemo_bus::envelope::{meta, Envelope};
+use mnemo_bus::event_store::decode_message;
+use mnemo_bus::{Bus, CommandExecutor, ExecuteError, JetStreamEventStore, Namespace, RetryPolicy};
+use mnemo_domain::{Document, DocumentCommand, DocumentEvent};
+use tokio_postgres::{Client, GenericClient};
+use uuid::Uuid;
+
+use crate::{chunks, db, documents, migrations, stage_timings, ProjectorConfig, ProjectorError};
 
 /// Name of the projector's durable consumer (and its checkpoint row).
 pub fn consumer_name(ns: &Namespace) -> String {
@@ -65,6 +69,11 @@ pub async fn run(
 ) -> Result<(), ProjectorError> {
     let mut client = prepare(&config).await?;
     let ns = &config.namespace;
+    let executor = CommandExecutor::new(
+        JetStreamEventStore::<Document>::new(&bus, "doc", 10_000),
+        (),
+        RetryPolicy::default(),
+    );
     let name = consumer_name(ns);
     let consumer: async_nats::jetstream::consumer::Consumer<pull::Config> = bus
         .events
@@ -117,7 +126,11 @@ pub async fn run(
         if batch.is_empty() {
             continue;
         }
-        match apply_batch(&mut client, ns, &batch).await {
+        let applied = match apply_batch(&mut client, ns, &batch).await {
+            Ok(candidates) => index_ready(&client, &executor, candidates).await,
+            Err(e) => Err(e),
+        };
+        match applied {
             Ok(()) => {
                 for m in &batch {
                     if let Err(e) = m.ack().await {
@@ -154,12 +167,18 @@ async fn reconnect(config: &ProjectorConfig) -> Client {
     }
 }
 
-/// Applies a batch and the checkpoint in one transaction.
+/// Documents whose run may have become fully embedded in a batch, with the
+/// envelope of the message that made it so (for causation/correlation).
+type Candidates = HashMap<Uuid, (String, Envelope)>;
+
+/// Applies a batch and the checkpoint in one transaction. Returns the
+/// documents to check for indexing — also for messages already applied
+/// before (a redelivery re-runs that check, never the writes).
 async fn apply_batch(
     client: &mut Client,
     ns: &Namespace,
     batch: &[Message],
-) -> Result<(), ProjectorError> {
+) -> Result<Candidates, ProjectorError> {
     let name = consumer_name(ns);
     let tx = client.transaction().await?;
     tx.execute(
@@ -176,31 +195,50 @@ async fn apply_batch(
         .await?;
     let mut at = row.get::<_, i64>(0) as u64;
     let prefix = format!("{}.", ns.events_of("doc"));
+    let mut candidates = Candidates::new();
     for m in batch {
         let Ok(info) = m.info() else { continue };
         let seq = info.stream_sequence;
-        if seq <= at {
-            continue; // applied before, ack was lost
-        }
         let owner_token = m
             .subject
             .strip_prefix(prefix.as_str())
             .and_then(|rest| rest.split('.').next())
             .unwrap_or_default()
             .to_owned();
-        match decode_message::<DocumentEvent>(&m.subject, seq, m.headers.as_ref(), &m.payload) {
-            Ok(stored) => {
-                let span = tracing::debug_span!("project", event_id = %stored.envelope.event_id, document = %stored.envelope.aggregate_id, seq);
-                let _e = span.enter();
-                for event in &stored.events {
-                    documents::apply(&tx, &owner_token, &stored.envelope, seq, event).await?;
-                }
-            }
+        let stored = match decode_message::<DocumentEvent>(
+            &m.subject,
+            seq,
+            m.headers.as_ref(),
+            &m.payload,
+        ) {
+            Ok(stored) => stored,
             // An undecodable message can never succeed: record and move on
             // rather than stall every later event.
             Err(e) => {
-                tracing::error!(error = %e, seq, subject = %m.subject, "skipping undecodable event")
+                tracing::error!(error = %e, seq, subject = %m.subject, "skipping undecodable event");
+                at = at.max(seq);
+                continue;
             }
+        };
+        let document_id = documents::document_id_of(&stored.envelope);
+        if stored.events.iter().any(|e| {
+            matches!(
+                e,
+                DocumentEvent::ChunksEmbedded { .. } | DocumentEvent::DocumentChunked { .. }
+            )
+        }) {
+            candidates.insert(document_id, (owner_token.clone(), stored.envelope.clone()));
+        }
+        if seq <= at {
+            continue; // applied before, ack was lost
+        }
+        let span = tracing::debug_span!("project", event_id = %stored.envelope.event_id, document = %stored.envelope.aggregate_id, seq);
+        let _e = span.enter();
+        let when = stored.envelope.occurred_at;
+        for event in &stored.events {
+            let stage = documents::apply(&tx, &owner_token, &stored.envelope, seq, event).await?;
+            chunks::apply(&tx, document_id, &owner_token, when, event).await?;
+            stage_timings::record(&tx, document_id, &owner_token, event.run(), stage, when).await?;
         }
         at = seq;
     }
@@ -210,5 +248,50 @@ async fn apply_batch(
     )
     .await?;
     tx.commit().await?;
+    Ok(candidates)
+}
+
+/// Declares indexed every candidate whose chunks are all stored with vectors.
+async fn index_ready(
+    client: &Client,
+    executor: &CommandExecutor<Document>,
+    candidates: Candidates,
+) -> Result<(), ProjectorError> {
+    if candidates.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = candidates.keys().copied().collect();
+    for (document_id, owner_token, run) in chunks::ready_to_index(client, &ids).await? {
+        let Some((_, cause)) = candidates.get(&document_id) else {
+            continue;
+        };
+        let metadata = HashMap::from([
+            (meta::CAUSATION_ID.to_owned(), cause.event_id.clone()),
+            (
+                meta::CORRELATION_ID.to_owned(),
+                cause.correlation_id.clone(),
+            ),
+            (meta::TRACEPARENT.to_owned(), cause.traceparent.clone()),
+        ]);
+        let aggregate = format!("{owner_token}.{document_id}");
+        match executor
+            .execute(&aggregate, DocumentCommand::MarkIndexed { run }, &metadata)
+            .await
+        {
+            Ok(done) => {
+                if done.appended.is_some() {
+                    tracing::info!(document = %document_id, run, "document indexed");
+                }
+            }
+            // Not ready after all, or a newer run: the aggregate knows best.
+            Err(ExecuteError::Refused(e)) => {
+                tracing::debug!(document = %document_id, run, reason = %e, "not indexed")
+            }
+            Err(ExecuteError::Bus(e)) => return Err(e.into()),
+            Err(e @ ExecuteError::Conflict { .. }) => {
+                return Err(ProjectorError::Consumer(e.to_string()))
+            }
+        }
+    }
     Ok(())
 }
