@@ -50,6 +50,12 @@ else
   wait_port "$nats_port" || { say "nats-server did not start; see $state/nats.log"; exit 1; }
 fi
 
+# --- PDF tools (the extractor runs poppler's pdftotext in a sandboxed child) ---
+if ! command -v pdftotext >/dev/null || ! command -v pdfinfo >/dev/null; then
+  apt_install poppler-utils
+fi
+command -v prlimit >/dev/null || apt_install util-linux
+
 # --- PostgreSQL ----------------------------------------------------------------
 if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p "$pg_port"; then
   say "PostgreSQL answers on 127.0.0.1:$pg_port"

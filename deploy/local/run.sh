@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts mnemo locally and ingests sample documents with live progress.
 #
-#   1. bootstrap.sh: NATS and PostgreSQL (installed and started if needed)
+#   1. bootstrap.sh: NATS, PostgreSQL, poppler-utils (installed and started
+#      if needed); deploy/model/prepare.sh: the embedding model, offline
 #   2. builds the `mnemo` binary (release) and starts `mnemo serve all` in the
 #      background (log: .mnemo/serve.log, pid: .mnemo/serve.pid)
 #   3. uploads the PDFs in ../shared/corpus/pdf when that folder exists, else
@@ -15,6 +16,9 @@ state="${MNEMO_STATE_DIR:-$repo/.mnemo}"
 mkdir -p "$state"
 
 "$repo/deploy/local/bootstrap.sh"
+"$repo/deploy/model/prepare.sh" >/dev/null
+# shellcheck disable=SC1091
+. "$state/model.env"
 cargo build --release --locked -p mnemo
 target="${CARGO_TARGET_DIR:-$repo/target}"
 mnemo="$target/release/mnemo"
@@ -41,9 +45,9 @@ else
   files=("$repo"/deploy/local/samples/*)
 fi
 echo "uploading ${#files[@]} files to mnemo (server log: $state/serve.log)"
-# Until the document pipeline (extractor, chunker, embedder) is in, a
-# document's journey ends at `uploaded`; --until says how far to follow it.
-"$mnemo" upload --watch --until "${MNEMO_WATCH_UNTIL:-uploaded}" "${files[@]}" || true
+# Every file ends indexed, or failed with the reason (the corpus has broken
+# PDFs on purpose).
+"$mnemo" upload --watch "${files[@]}" || true
 "$mnemo" docs list
 echo
 echo "mnemo is running (pid $(cat "$state/serve.pid")). Try: $mnemo docs list --json"

@@ -4,5 +4,6 @@
 mod api;
 mod consumer;
 mod event_store;
+mod pipeline;
 mod progress;
 mod projector;

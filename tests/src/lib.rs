@@ -42,6 +42,17 @@ pub fn fresh_namespace() -> Namespace {
     Namespace::new(format!("t_{}", &id[..12])).expect("generated namespace is valid")
 }
 
+/// The prepared model: MNEMO_MODEL_DIR, else `<repo>/.mnemo/models/all-MiniLM-L6-v2`
+/// (deploy/model/prepare.sh; deploy/local/test.sh runs it). The embedder
+/// finds onnxruntime through ORT_DYLIB_PATH, which test.sh exports.
+pub fn model_dir() -> PathBuf {
+    std::env::var_os("MNEMO_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.mnemo/models/all-MiniLM-L6-v2")
+        })
+}
+
 /// The shared corpus of real PDFs (`../shared/corpus/pdf` from the repo root).
 pub fn corpus_dir() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -92,6 +103,8 @@ pub struct EnvOptions {
     pub max_upload_bytes: u64,
     pub run_api: bool,
     pub run_projector: bool,
+    /// Also run the extractor, chunker and embedder (needs the prepared model).
+    pub run_pipeline: bool,
 }
 
 impl Default for EnvOptions {
@@ -100,6 +113,7 @@ impl Default for EnvOptions {
             max_upload_bytes: mnemo_api::config::DEFAULT_MAX_UPLOAD_BYTES,
             run_api: true,
             run_projector: true,
+            run_pipeline: false,
         }
     }
 }
@@ -140,6 +154,31 @@ impl TestEnv {
                 if let Err(e) = mnemo_projector::run(b, projector_config, stopped(rx)).await {
                     eprintln!("projector failed: {e}");
                 }
+            }));
+        }
+        if opts.run_pipeline {
+            let dir = model_dir();
+            let tokenizer = mnemo_chunker::ModelTokenizer::from_model_dir(&dir).expect("tokenizer");
+            let model = std::sync::Arc::new(
+                mnemo_embedder::Embedder::new(mnemo_embedder::EmbedderConfig::local(&dir))
+                    .unwrap_or_else(|e| panic!("{}", e.report())),
+            );
+            let (b, rx) = (bus.clone(), stop.subscribe());
+            tasks.push(tokio::spawn(async move {
+                let _ = mnemo_extractor::run(
+                    &b,
+                    mnemo_extractor::ExtractorConfig::default(),
+                    stopped(rx),
+                )
+                .await;
+            }));
+            let (b, rx) = (bus.clone(), stop.subscribe());
+            tasks.push(tokio::spawn(async move {
+                let _ = mnemo_chunker::run(&b, tokenizer, Default::default(), stopped(rx)).await;
+            }));
+            let (b, rx) = (bus.clone(), stop.subscribe());
+            tasks.push(tokio::spawn(async move {
+                let _ = mnemo_embedder::service::run(&b, model, 1, stopped(rx)).await;
             }));
         }
         let mut addr = None;
@@ -322,5 +361,47 @@ impl Drop for TestEnvProjector {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
         self.task.abort();
+    }
+}
+
+/// A second chunker + embedder on an env's namespace (stopped on drop).
+pub struct TestEnvPipeline {
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl TestEnvPipeline {
+    pub async fn start(env: &TestEnv) -> Self {
+        let (stop, _) = watch::channel(false);
+        let dir = model_dir();
+        let tokenizer = mnemo_chunker::ModelTokenizer::from_model_dir(&dir).expect("tokenizer");
+        let model = Arc::new(
+            mnemo_embedder::Embedder::new(mnemo_embedder::EmbedderConfig::local(&dir))
+                .unwrap_or_else(|e| panic!("{}", e.report())),
+        );
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let (b, rx) = (env.bus.clone(), stop.subscribe());
+        let chunker = tokio::spawn(async move {
+            let _ = mnemo_chunker::run(&b, tokenizer, Default::default(), stopped(rx)).await;
+        });
+        let (b, rx) = (env.bus.clone(), stop.subscribe());
+        let embedder = tokio::spawn(async move {
+            let _ = mnemo_embedder::service::run(&b, model, 1, stopped(rx)).await;
+        });
+        Self {
+            stop,
+            tasks: vec![chunker, embedder],
+        }
+    }
+}
+
+impl Drop for TestEnvPipeline {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
     }
 }

@@ -114,6 +114,16 @@ impl Envelope {
         }
     }
 
+    /// Metadata for a command this event causes: the event is its cause,
+    /// the correlation and trace carry on.
+    pub fn caused_metadata(&self) -> HashMap<String, String> {
+        HashMap::from([
+            (meta::CAUSATION_ID.to_owned(), self.event_id.clone()),
+            (meta::CORRELATION_ID.to_owned(), self.correlation_id.clone()),
+            (meta::TRACEPARENT.to_owned(), self.traceparent.clone()),
+        ])
+    }
+
     pub fn to_headers(&self) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(async_nats::header::NATS_MESSAGE_ID, self.event_id.as_str());

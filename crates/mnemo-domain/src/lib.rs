@@ -14,6 +14,7 @@
 //! - [`content`]: sniffing uploaded bytes (PDF, plain text, Markdown).
 //! - [`document`]: the document aggregate: commands, events, errors, state.
 //! - [`progress`]: the fold of a document's events into stage/fraction/message.
+//! - [`text`]: extracted text as the extractor stores it for the chunker.
 
 pub mod chunking;
 pub mod content;
@@ -21,6 +22,7 @@ pub mod document;
 pub mod ids;
 pub mod owner;
 pub mod progress;
+pub mod text;
 
 pub use document::{
     Document, DocumentCommand, DocumentError, DocumentErrorKind, DocumentEvent, Stage,

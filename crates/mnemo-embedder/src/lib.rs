@@ -7,10 +7,12 @@
 //! `deploy/model/prepare.sh` (`MNEMO_MODEL_DIR`) with mean pooling, the model
 //! id that keys caches, bounded batching, and token counting with the
 //! model's own tokenizer.
-//! Must not: know about NATS, events, documents or chunks. It embeds the
-//! texts it is given; deciding what a chunk is (and keeping it within
-//! `max_length` tokens) is the chunker's job, and the service loop lives
-//! elsewhere.
+//! It also holds the embedder *service* ([`service`]): consumes
+//! `DocumentChunked` (durable consumer `<ns>_embedder`), appends
+//! `ChunksEmbedded` through the document aggregate.
+//! Must not: decide what a chunk is (and keeping it within `max_length`
+//! tokens) — that is the chunker's job. Only [`service`] knows NATS and
+//! events; the runtime modules embed the texts they are given.
 //!
 //! # Layout
 //! - [`config`]: `EmbedderConfig` and `ModelSource` (local export or hub).
@@ -19,6 +21,7 @@
 //! - [`model`]: model files → fastembed `TextEmbedding`, model id, dims.
 //! - [`embedder`]: `Embedder`: `embed`, `count_tokens`, `model_id`, `dims`.
 //! - [`error`]: `EmbedError` and its `kind()`.
+//! - [`service`]: the consumer handler (cache, sorted batches, progress).
 //!
 //! # Use
 //! ```no_run
@@ -36,6 +39,7 @@ pub mod embedder;
 pub mod error;
 pub mod model;
 pub mod runtime;
+pub mod service;
 
 pub use config::{EmbedderConfig, ModelSource};
 pub use embedder::Embedder;

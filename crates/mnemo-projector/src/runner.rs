@@ -8,7 +8,7 @@ use async_nats::jetstream::{AckKind, Message};
 use futures::{FutureExt, StreamExt};
 use std::collections::HashMap;
 
-use mnemo_bus::envelope::{meta, Envelope};
+use mnemo_bus::envelope::Envelope;
 use mnemo_bus::event_store::decode_message;
 use mnemo_bus::{Bus, CommandExecutor, ExecuteError, JetStreamEventStore, Namespace, RetryPolicy};
 use mnemo_domain::{Document, DocumentCommand, DocumentEvent};
@@ -265,14 +265,7 @@ async fn index_ready(
         let Some((_, cause)) = candidates.get(&document_id) else {
             continue;
         };
-        let metadata = HashMap::from([
-            (meta::CAUSATION_ID.to_owned(), cause.event_id.clone()),
-            (
-                meta::CORRELATION_ID.to_owned(),
-                cause.correlation_id.clone(),
-            ),
-            (meta::TRACEPARENT.to_owned(), cause.traceparent.clone()),
-        ]);
+        let metadata = cause.caused_metadata();
         let aggregate = format!("{owner_token}.{document_id}");
         match executor
             .execute(&aggregate, DocumentCommand::MarkIndexed { run }, &metadata)

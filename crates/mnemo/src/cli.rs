@@ -89,7 +89,13 @@ pub enum Service {
     All,
     /// The gRPC API.
     Api,
-    /// PostgreSQL read models.
+    /// Text out of uploads (PDF through a sandboxed child process).
+    Extractor,
+    /// Text into model-sized chunks.
+    Chunker,
+    /// Chunks into vectors.
+    Embedder,
+    /// PostgreSQL read models; declares runs indexed.
     Projector,
 }
 
@@ -104,6 +110,10 @@ pub struct ServeArgs {
     /// HS256 secret; overrides --jwt-secret-file.
     #[arg(long, env = "MNEMO_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// The prepared embedding model (deploy/model/prepare.sh); needed by the
+    /// chunker (its tokenizer) and the embedder.
+    #[arg(long, env = "MNEMO_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
     /// Largest accepted upload, in bytes.
     #[arg(long, env = "MNEMO_MAX_UPLOAD_BYTES", default_value_t = mnemo_api::config::DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: u64,

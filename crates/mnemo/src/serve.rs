@@ -1,7 +1,8 @@
-//! `mnemo serve [all|api|projector]`: runs services until SIGTERM or Ctrl-C.
+//! `mnemo serve [all|api|extractor|chunker|embedder|projector]`: runs
+//! services until SIGTERM or Ctrl-C.
 //!
-//! The extractor, chunker and embedder arrive with the document pipeline;
-//! until then a document stays in `uploaded` after its upload.
+//! `all` runs every service in one process; each can also run alone (and in
+//! N copies: they share their durable consumers).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -62,6 +63,47 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
                 .await
                 .context("projector")
         });
+    }
+    let runs = |s: Service| args.service == Service::All || args.service == s;
+    if runs(Service::Extractor) {
+        let (bus, rx) = (bus.clone(), stop_rx.clone());
+        tasks.spawn(async move {
+            mnemo_extractor::run(
+                &bus,
+                mnemo_extractor::ExtractorConfig::default(),
+                stopped(rx),
+            )
+            .await
+            .context("extractor")
+        });
+    }
+    if runs(Service::Chunker) || runs(Service::Embedder) {
+        let dir = args
+            .model_dir
+            .clone()
+            .context("the chunker and embedder need the prepared model: run deploy/model/prepare.sh and source .mnemo/model.env (or pass --model-dir)")?;
+        if runs(Service::Chunker) {
+            let tokenizer = mnemo_chunker::ModelTokenizer::from_model_dir(&dir)?;
+            let (bus, rx) = (bus.clone(), stop_rx.clone());
+            tasks.spawn(async move {
+                mnemo_chunker::run(&bus, tokenizer, Default::default(), stopped(rx))
+                    .await
+                    .context("chunker")
+            });
+        }
+        if runs(Service::Embedder) {
+            let config = mnemo_embedder::EmbedderConfig::local(dir);
+            let model = tokio::task::spawn_blocking(move || mnemo_embedder::Embedder::new(config))
+                .await?
+                .map_err(|e| anyhow::anyhow!(e.report()))?;
+            tracing::info!(model = model.model_id(), "embedding model loaded");
+            let (bus, rx) = (bus.clone(), stop_rx.clone());
+            tasks.spawn(async move {
+                mnemo_embedder::service::run(&bus, std::sync::Arc::new(model), 1, stopped(rx))
+                    .await
+                    .context("embedder")
+            });
+        }
     }
     if matches!(args.service, Service::All | Service::Api) {
         let secret = crate::secret::load(global, args.jwt_secret.as_deref(), true)?;

@@ -1,0 +1,263 @@
+//! The chunker's consumer handler.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use mnemo_bus::consumer::{Delivery, Handler, Outcome};
+use mnemo_bus::{BlobStore, Bus, CommandExecutor, ExecuteError, JetStreamEventStore, RetryPolicy};
+use mnemo_domain::chunking::{chunk_id, chunk_pages, ChunkParams, PageText};
+use mnemo_domain::text::ExtractedText;
+use mnemo_domain::{
+    document::ChunkRecord, Document, DocumentCommand, DocumentErrorKind, DocumentEvent, Stage,
+};
+use tracing::Instrument;
+
+use crate::ModelTokenizer;
+
+/// Keeps each `DocumentChunked` message well under NATS's 1 MiB (and the
+/// pipeline's ~256 KB target): text bytes per batch, and chunks per batch.
+const BATCH_TEXT_BYTES: usize = 192 * 1024;
+const BATCH_CHUNKS: usize = 128;
+
+pub struct Chunker {
+    executor: CommandExecutor<Document>,
+    blobs: BlobStore,
+    tokenizer: Arc<ModelTokenizer>,
+    params: ChunkParams,
+}
+
+impl Chunker {
+    pub async fn new(
+        bus: &Bus,
+        tokenizer: ModelTokenizer,
+        params: ChunkParams,
+    ) -> Result<Arc<Self>, mnemo_bus::BusError> {
+        Ok(Arc::new(Self {
+            executor: CommandExecutor::new(
+                JetStreamEventStore::new(bus, "doc", 10_000),
+                (),
+                RetryPolicy::default(),
+            ),
+            blobs: bus.blob_store().await?,
+            tokenizer: Arc::new(tokenizer),
+            params,
+        }))
+    }
+
+    async fn chunk(
+        &self,
+        aggregate: &str,
+        run: u32,
+        text_sha: &str,
+        md: &HashMap<String, String>,
+    ) -> Outcome {
+        let doc = match self.executor.store().load(aggregate).await {
+            Ok(c) => c.aggregate,
+            Err(e) => {
+                return Outcome::Retry {
+                    reason: e.to_string(),
+                }
+            }
+        };
+        if doc.run != run || doc.stage != Some(Stage::Chunking) {
+            return Outcome::Done; // superseded, cancelled, or done already
+        }
+        let Some(document_id) = doc.id.map(|i| i.to_string()) else {
+            return Outcome::Done;
+        };
+        let bytes = match self.blobs.get(text_sha).await {
+            Ok(b) => b,
+            Err(e) => {
+                return Outcome::Retry {
+                    reason: e.to_string(),
+                }
+            }
+        };
+        let text: ExtractedText = match serde_json::from_slice(&bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                return Outcome::Reject {
+                    reason: format!("stored text is unreadable: {e}"),
+                }
+            }
+        };
+        let pages: Vec<PageText> = text
+            .pages
+            .into_iter()
+            .enumerate()
+            .map(|(i, text)| PageText {
+                number: i as u32 + 1,
+                text,
+            })
+            .collect();
+        // Tokenizing is CPU work: keep it off the async threads.
+        let (tokenizer, params) = (self.tokenizer.clone(), self.params);
+        let drafts =
+            match tokio::task::spawn_blocking(move || chunk_pages(&pages, &*tokenizer, params))
+                .await
+            {
+                Ok(Ok(d)) => d,
+                Ok(Err(e)) => {
+                    return Outcome::Reject {
+                        reason: e.to_string(),
+                    }
+                }
+                Err(e) => {
+                    return Outcome::Retry {
+                        reason: format!("chunking task failed: {e}"),
+                    }
+                }
+            };
+        let records: Vec<ChunkRecord> = drafts
+            .into_iter()
+            .map(|d| ChunkRecord {
+                chunk_id: chunk_id(&document_id, d.ordinal, &d.text),
+                ordinal: d.ordinal,
+                text: d.text,
+                page_start: d.page_start,
+                page_end: d.page_end,
+                tokens: d.tokens,
+            })
+            .collect();
+        let batches = batches(records);
+        let count = batches.len();
+        for (i, chunks) in batches.into_iter().enumerate() {
+            let command = DocumentCommand::RecordChunks {
+                run,
+                batch: i as u32,
+                last: i + 1 == count,
+                chunks,
+            };
+            match self.executor.execute(aggregate, command, md).await {
+                Ok(_) => {}
+                Err(ExecuteError::Refused(e))
+                    if matches!(
+                        e.kind(),
+                        DocumentErrorKind::Stale | DocumentErrorKind::FailedPrecondition
+                    ) =>
+                {
+                    tracing::info!(aggregate, reason = %e, "chunks dropped: the run moved on");
+                    return Outcome::Done;
+                }
+                Err(ExecuteError::Refused(e)) => {
+                    return Outcome::Reject {
+                        reason: e.to_string(),
+                    }
+                }
+                Err(e) => {
+                    return Outcome::Retry {
+                        reason: e.to_string(),
+                    }
+                }
+            }
+        }
+        Outcome::Done
+    }
+}
+
+/// Splits chunks into batches bounded in bytes and count; always at least
+/// one batch (an empty last batch still says "no more chunks").
+fn batches(records: Vec<ChunkRecord>) -> Vec<Vec<ChunkRecord>> {
+    let mut out = vec![Vec::new()];
+    let mut bytes = 0;
+    for r in records {
+        let size = r.text.len() + 160;
+        let current = out.last().map_or(0, Vec::len);
+        if current > 0 && (bytes + size > BATCH_TEXT_BYTES || current >= BATCH_CHUNKS) {
+            out.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += size;
+        if let Some(b) = out.last_mut() {
+            b.push(r);
+        }
+    }
+    out
+}
+
+impl Handler for Chunker {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        let stored = match delivery.decode::<DocumentEvent>() {
+            Ok(s) => s,
+            Err(e) => {
+                return Outcome::Reject {
+                    reason: e.to_string(),
+                }
+            }
+        };
+        let Some((run, sha)) = stored.events.iter().find_map(|e| match e {
+            DocumentEvent::TextExtracted {
+                run, text_sha256, ..
+            } => Some((*run, text_sha256.to_string())),
+            _ => None,
+        }) else {
+            return Outcome::Done;
+        };
+        let aggregate = stored.envelope.aggregate_id.clone();
+        let md = stored.envelope.caused_metadata();
+        let span = tracing::info_span!("chunk", document = %aggregate, event_id = %stored.envelope.event_id, run);
+        self.chunk(&aggregate, run, &sha, &md)
+            .instrument(span)
+            .await
+    }
+
+    async fn give_up(&self, delivery: &Delivery, reason: &str) {
+        let Ok(stored) = delivery.decode::<DocumentEvent>() else {
+            return;
+        };
+        let Some(run) = stored.events.iter().find_map(|e| match e {
+            DocumentEvent::TextExtracted { run, .. } => Some(*run),
+            _ => None,
+        }) else {
+            return;
+        };
+        let failed = DocumentCommand::RecordFailure {
+            run,
+            stage: Stage::Chunking,
+            reason: reason.to_owned(),
+            retryable: true,
+        };
+        let _ = self
+            .executor
+            .execute(
+                &stored.envelope.aggregate_id,
+                failed,
+                &stored.envelope.caused_metadata(),
+            )
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(i: u32, len: usize) -> ChunkRecord {
+        ChunkRecord {
+            chunk_id: format!("c{i}"),
+            ordinal: i,
+            text: "x".repeat(len),
+            page_start: 1,
+            page_end: 1,
+            tokens: 1,
+        }
+    }
+
+    #[test]
+    fn batches_stay_bounded_and_keep_order() {
+        let recs: Vec<_> = (0..300).map(|i| record(i, 1500)).collect();
+        let b = batches(recs);
+        assert!(b.len() > 2);
+        for batch in &b {
+            assert!(batch.len() <= BATCH_CHUNKS);
+            assert!(batch.iter().map(|r| r.text.len() + 160).sum::<usize>() <= BATCH_TEXT_BYTES);
+        }
+        let order: Vec<u32> = b.iter().flatten().map(|r| r.ordinal).collect();
+        assert_eq!(order, (0..300).collect::<Vec<_>>());
+        assert_eq!(
+            batches(vec![]).len(),
+            1,
+            "an empty document still gets its last batch"
+        );
+    }
+}

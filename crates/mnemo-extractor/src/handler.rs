@@ -1,0 +1,249 @@
+//! The extractor's consumer handler: which events it reacts to and what it
+//! appends for them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mnemo_bus::consumer::{Delivery, Handler, Outcome};
+use mnemo_bus::{BlobStore, Bus, CommandExecutor, ExecuteError, JetStreamEventStore, RetryPolicy};
+use mnemo_domain::content::ContentType;
+use mnemo_domain::text::ExtractedText;
+use mnemo_domain::{Document, DocumentCommand, DocumentErrorKind, DocumentEvent, Sha256Hex, Stage};
+use sha2::{Digest, Sha256};
+use tracing::Instrument;
+
+use crate::pdf::PdfFile;
+use crate::{ExtractError, ExtractorConfig};
+
+/// Extracts text for documents whose processing run starts.
+pub struct Extractor {
+    executor: CommandExecutor<Document>,
+    blobs: BlobStore,
+    config: ExtractorConfig,
+}
+
+/// Why a delivery did not complete.
+enum Failure {
+    /// The document's text cannot be had: record `DocumentFailed`.
+    Document(ExtractError),
+    /// Something around us failed (NATS, blob store): try again later.
+    Transient(String),
+}
+
+impl Extractor {
+    pub async fn new(bus: &Bus, config: ExtractorConfig) -> Result<Arc<Self>, mnemo_bus::BusError> {
+        Ok(Arc::new(Self {
+            executor: CommandExecutor::new(
+                JetStreamEventStore::new(bus, "doc", 10_000),
+                (),
+                RetryPolicy::default(),
+            ),
+            blobs: bus.blob_store().await?,
+            config,
+        }))
+    }
+
+    /// Appends a command; a refusal because the run moved on is not an error.
+    async fn record(
+        &self,
+        aggregate: &str,
+        command: DocumentCommand,
+        md: &HashMap<String, String>,
+    ) -> Result<(), Failure> {
+        match self.executor.execute(aggregate, command, md).await {
+            Ok(_) => Ok(()),
+            Err(ExecuteError::Refused(e))
+                if matches!(
+                    e.kind(),
+                    DocumentErrorKind::Stale | DocumentErrorKind::FailedPrecondition
+                ) =>
+            {
+                tracing::info!(aggregate, reason = %e, "result dropped: the run was cancelled or superseded");
+                Ok(())
+            }
+            Err(e) => Err(Failure::Transient(e.to_string())),
+        }
+    }
+
+    /// The run that an event starts, if it starts one.
+    fn started_run(event: &DocumentEvent) -> Option<u32> {
+        match event {
+            DocumentEvent::DocumentUploaded(_) => Some(1),
+            DocumentEvent::ReprocessRequested { run, .. } => Some(*run),
+            _ => None,
+        }
+    }
+
+    async fn extract(
+        &self,
+        delivery: &Delivery,
+        aggregate: &str,
+        run: u32,
+        md: &HashMap<String, String>,
+    ) -> Result<(), Failure> {
+        let state = self
+            .executor
+            .store()
+            .load(aggregate)
+            .await
+            .map_err(|e| Failure::Transient(e.to_string()))?;
+        let doc = state.aggregate;
+        // Only the current run, and only before its text exists (a
+        // redelivery after TextExtracted has nothing left to do).
+        if doc.run != run || !matches!(doc.stage, Some(Stage::Uploaded | Stage::Extracting)) {
+            return Ok(());
+        }
+        let (Some(sha), Some(content_type)) = (doc.sha256.clone(), doc.content_type) else {
+            return Ok(());
+        };
+        let bytes = self
+            .blobs
+            .get(sha.as_str())
+            .await
+            .map_err(|e| Failure::Transient(e.to_string()))?;
+        let text = match content_type {
+            ContentType::PlainText | ContentType::Markdown => ExtractedText {
+                // A form feed separates pages in plain text, if anywhere.
+                pages: String::from_utf8_lossy(&bytes)
+                    .split('\u{c}')
+                    .map(str::to_owned)
+                    .collect(),
+                extractor: "utf8".into(),
+            },
+            ContentType::Pdf => {
+                self.extract_pdf(delivery, aggregate, run, &bytes, md)
+                    .await?
+            }
+        };
+        if text.is_blank() {
+            return Err(Failure::Document(ExtractError::NoTextLayer));
+        }
+        let json = serde_json::to_vec(&text).map_err(|e| Failure::Transient(e.to_string()))?;
+        let digest: [u8; 32] = Sha256::digest(&json).into();
+        let text_sha = Sha256Hex::from_digest(&digest);
+        self.blobs
+            .put(text_sha.as_str(), &mut json.as_slice())
+            .await
+            .map_err(|e| Failure::Transient(e.to_string()))?;
+        let command = DocumentCommand::RecordTextExtracted {
+            run,
+            text_sha256: text_sha,
+            pages: text.pages.len() as u32,
+            chars: text.chars(),
+            extractor: text.extractor.clone(),
+        };
+        self.record(aggregate, command, md).await
+    }
+
+    async fn extract_pdf(
+        &self,
+        delivery: &Delivery,
+        aggregate: &str,
+        run: u32,
+        bytes: &[u8],
+        md: &HashMap<String, String>,
+    ) -> Result<ExtractedText, Failure> {
+        let pdf = PdfFile::open(bytes, &self.config)
+            .await
+            .map_err(Failure::Document)?;
+        let total = pdf.pages;
+        let mut pages = Vec::with_capacity(total as usize);
+        let mut last_report = Instant::now();
+        let step = self.config.pages_per_step.max(1);
+        let mut first = 1;
+        while first <= total {
+            let last = (first + step - 1).min(total);
+            pages.extend(
+                pdf.pages(first, last, &self.config)
+                    .await
+                    .map_err(Failure::Document)?,
+            );
+            // Still working: keep JetStream from redelivering to a copy.
+            let _ = delivery.in_progress().await;
+            if last < total && last_report.elapsed() >= self.config.progress_every {
+                last_report = Instant::now();
+                let progress = DocumentCommand::RecordExtractionProgress {
+                    run,
+                    pages_done: last,
+                    pages_total: total,
+                };
+                self.record(aggregate, progress, md).await?;
+            }
+            first = last + 1;
+        }
+        Ok(ExtractedText {
+            pages,
+            extractor: "pdftotext".into(),
+        })
+    }
+}
+
+impl Handler for Extractor {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        let stored = match delivery.decode::<DocumentEvent>() {
+            Ok(s) => s,
+            Err(e) => {
+                return Outcome::Reject {
+                    reason: e.to_string(),
+                }
+            }
+        };
+        let Some(run) = stored.events.iter().find_map(Extractor::started_run) else {
+            return Outcome::Done;
+        };
+        let aggregate = stored.envelope.aggregate_id.clone();
+        let md = stored.envelope.caused_metadata();
+        let span = tracing::info_span!("extract", document = %aggregate, event_id = %stored.envelope.event_id, run);
+        match self
+            .extract(delivery, &aggregate, run, &md)
+            .instrument(span)
+            .await
+        {
+            Ok(()) => Outcome::Done,
+            Err(Failure::Document(e)) if !e.is_retryable() => {
+                let failed = DocumentCommand::RecordFailure {
+                    run,
+                    stage: Stage::Extracting,
+                    reason: e.to_string(),
+                    retryable: false,
+                };
+                match self.record(&aggregate, failed, &md).await {
+                    Ok(()) => Outcome::Done,
+                    Err(Failure::Transient(t)) | Err(Failure::Document(ExtractError::Io(t))) => {
+                        Outcome::Retry { reason: t }
+                    }
+                    Err(Failure::Document(e)) => Outcome::Retry {
+                        reason: e.to_string(),
+                    },
+                }
+            }
+            Err(Failure::Document(e)) => Outcome::Retry {
+                reason: e.to_string(),
+            },
+            Err(Failure::Transient(t)) => Outcome::Retry { reason: t },
+        }
+    }
+
+    async fn give_up(&self, delivery: &Delivery, reason: &str) {
+        let Ok(stored) = delivery.decode::<DocumentEvent>() else {
+            return;
+        };
+        let Some(run) = stored.events.iter().find_map(Extractor::started_run) else {
+            return;
+        };
+        let failed = DocumentCommand::RecordFailure {
+            run,
+            stage: Stage::Extracting,
+            reason: reason.to_owned(),
+            retryable: true,
+        };
+        let _ = self
+            .record(
+                &stored.envelope.aggregate_id,
+                failed,
+                &stored.envelope.caused_metadata(),
+            )
+            .await;
+    }
+}

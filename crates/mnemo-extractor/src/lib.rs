@@ -1,0 +1,69 @@
+//! The extractor: turns an uploaded document into text, page by page.
+//!
+//! Consumes: `DocumentUploaded` and `ReprocessRequested` (durable consumer
+//! `<ns>_extractor`).
+//! Emits (through the document aggregate): throttled `ExtractionProgressed`,
+//! then `TextExtracted` (the text itself goes to the blob store as
+//! [`mnemo_domain::text::ExtractedText`]), or `DocumentFailed` with a reason
+//! a person understands ("no text layer (OCR not supported)", "damaged PDF:
+//! …", "gave up after 60 s").
+//! Must not: let one document take the service down. PDF parsing runs in a
+//! child process (`pdftotext`) under a wall-clock timeout and an address-space
+//! limit, so a crash, a loop or a memory blow-up fails that document alone.
+//!
+//! State of the work: plain text and Markdown skip parsing; PDFs go through
+//! poppler's `pdftotext`. The pipeline issue asks for pdf-rs as the primary
+//! extractor with this as the fallback; until that lands every PDF's
+//! `TextExtracted.extractor` says `pdftotext`.
+//!
+//! # Layout
+//! - [`config`]: limits and tool paths.
+//! - [`pdf`]: running `pdfinfo` / `pdftotext` in a sandboxed child process.
+//! - [`handler`]: the consumer handler (which events, what it appends).
+
+pub mod config;
+pub mod handler;
+pub mod pdf;
+
+pub use config::ExtractorConfig;
+pub use handler::Extractor;
+
+/// Why a document's text could not be extracted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExtractError {
+    #[error("no text layer (OCR not supported)")]
+    NoTextLayer,
+    #[error("damaged PDF: {0}")]
+    Damaged(String),
+    #[error("encrypted PDF that needs a password")]
+    NeedsPassword,
+    #[error("gave up after {0} s (the PDF may loop forever)")]
+    TimedOut(u64),
+    #[error("{tool} is not installed: run deploy/local/bootstrap.sh")]
+    ToolMissing { tool: String },
+    #[error("cannot run the extractor: {0}")]
+    Io(String),
+}
+
+impl ExtractError {
+    /// Whether trying again later could help (a missing tool can be
+    /// installed; a damaged file stays damaged).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::ToolMissing { .. } | Self::Io(_))
+    }
+}
+
+/// Runs the extractor until `shutdown` resolves.
+pub async fn run(
+    bus: &mnemo_bus::Bus,
+    config: ExtractorConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), mnemo_bus::BusError> {
+    let mut spec =
+        mnemo_bus::ConsumerSpec::new("extractor", format!("{}.>", bus.namespace.events_of("doc")));
+    spec.concurrency = config.concurrency;
+    // A step may take up to its timeout; never let the ack wait expire first.
+    spec.ack_wait = config.step_timeout * 2;
+    let handler = Extractor::new(bus, config).await?;
+    mnemo_bus::consumer::run(bus, spec, handler, shutdown).await
+}

@@ -1,0 +1,186 @@
+//! The whole pipeline on real parts: extractor (pdftotext in a sandbox),
+//! chunker (the model's tokenizer), embedder (onnxruntime), projector.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::pull;
+use mnemo_proto::v1 as pb;
+use mnemo_tests::{corpus_pdf, database_url, eventually, upload, EnvOptions, TestEnv};
+
+/// A valid one-page PDF whose page draws nothing: no text layer at all.
+fn blank_pdf() -> Vec<u8> {
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n".to_vec()
+}
+
+/// Follows a document's Watch stream to its terminal update.
+async fn outcome(env: &TestEnv, document_id: &str) -> pb::ProgressUpdate {
+    let mut progress = env.progress("alice").await;
+    let mut stream = progress
+        .watch(pb::WatchRequest {
+            document_id: document_id.into(),
+            from_sequence: 0,
+            follow: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut last = None;
+    while let Some(u) = tokio::time::timeout(Duration::from_secs(120), stream.message())
+        .await
+        .expect("the pipeline keeps moving")
+        .unwrap()
+    {
+        last = Some(u);
+    }
+    last.expect("updates")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_become_searchable_chunks_and_poison_fails_alone() {
+    let env = TestEnv::start_with(EnvOptions {
+        run_pipeline: true,
+        ..Default::default()
+    })
+    .await;
+    let mut docs = env.documents("alice").await;
+    let notes = upload(
+        &mut docs,
+        "cells.md",
+        b"# Cells\n\nMitochondria make ATP. Ribosomes make proteins.\n",
+    )
+    .await
+    .unwrap();
+    let paper = upload(
+        &mut docs,
+        "vespa.pdf",
+        &corpus_pdf("bio_vespa_bioinformatics.pdf"),
+    )
+    .await
+    .unwrap();
+    let poison = upload(
+        &mut docs,
+        "loop.pdf",
+        &corpus_pdf("broken_infinite_loop103.pdf"),
+    )
+    .await
+    .unwrap();
+    let blank = upload(&mut docs, "scan.pdf", &blank_pdf()).await.unwrap();
+
+    let notes_end = outcome(&env, &notes.document_id).await;
+    let paper_end = outcome(&env, &paper.document_id).await;
+    let poison_end = outcome(&env, &poison.document_id).await;
+    let blank_end = outcome(&env, &blank.document_id).await;
+    assert_eq!(
+        notes_end.stage,
+        pb::Stage::Indexed as i32,
+        "{}",
+        notes_end.message
+    );
+    assert_eq!(
+        paper_end.stage,
+        pb::Stage::Indexed as i32,
+        "{}",
+        paper_end.message
+    );
+    assert!(paper_end.pages_total > 1);
+    assert_eq!(poison_end.stage, pb::Stage::Failed as i32);
+    assert!(
+        poison_end.message.contains("damaged PDF"),
+        "{}",
+        poison_end.message
+    );
+    assert_eq!(blank_end.stage, pb::Stage::Failed as i32);
+    assert!(
+        blank_end
+            .message
+            .contains("no text layer (OCR not supported)"),
+        "{}",
+        blank_end.message
+    );
+
+    let db = mnemo_projector::db::connect(&database_url(), &env.ns)
+        .await
+        .unwrap();
+    let last = paper_end.sequence.max(notes_end.sequence);
+    mnemo_projector::runner::wait_for(&db, &env.ns, last, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let paper_id: uuid::Uuid = paper.document_id.parse().unwrap();
+    let row = db
+        .query_one(
+            "SELECT count(*), max(tokens), min(array_length(embedding, 1)), max(array_length(embedding, 1)),
+                    min(page_start), max(page_end)
+             FROM chunks WHERE document_id = $1",
+            &[&paper_id],
+        )
+        .await
+        .unwrap();
+    let (n, max_tokens, min_dims, max_dims) = (
+        row.get::<_, i64>(0),
+        row.get::<_, i32>(1),
+        row.get::<_, i32>(2),
+        row.get::<_, i32>(3),
+    );
+    assert!(n > 10, "{n} chunks");
+    assert!(
+        max_tokens <= 256,
+        "a chunk of {max_tokens} tokens would be truncated"
+    );
+    assert_eq!((min_dims, max_dims), (384, 384));
+    assert!(row.get::<_, i32>(4) >= 1 && row.get::<_, i32>(5) as u64 <= paper_end.pages_total);
+    let hits: i64 = db
+        .query_one(
+            "SELECT count(*) FROM chunks WHERE document_id = $1 AND tsv @@ websearch_to_tsquery('english', 'protein')",
+            &[&paper_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(hits > 0);
+
+    // Forced redelivery: the chunker and embedder forget where they were and
+    // see every event again. Nothing new may be appended or stored.
+    let events_before = env.event_count().await;
+    let chunks_before: i64 = db
+        .query_one("SELECT count(*) FROM chunks", &[])
+        .await
+        .unwrap()
+        .get(0);
+    for service in ["chunker", "embedder"] {
+        env.bus
+            .events
+            .delete_consumer(&env.ns.consumer(service))
+            .await
+            .unwrap();
+    }
+    let _again = mnemo_tests::TestEnvPipeline::start(&env).await;
+    for service in ["chunker", "embedder"] {
+        let name = env.ns.consumer(service);
+        let settled = eventually(Duration::from_secs(60), || async {
+            let Ok(mut c) = env.bus.events.get_consumer::<pull::Config>(&name).await else {
+                return false;
+            };
+            c.info().await.is_ok_and(|i| {
+                i.num_pending == 0
+                    && i.num_ack_pending == 0
+                    && i.delivered.stream_sequence >= events_before
+            })
+        })
+        .await;
+        assert!(
+            settled,
+            "{service} did not go through the redelivered events"
+        );
+    }
+    assert_eq!(
+        env.event_count().await,
+        events_before,
+        "a redelivery appended events"
+    );
+    let chunks_after: i64 = db
+        .query_one("SELECT count(*) FROM chunks", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(chunks_after, chunks_before);
+}
