@@ -53,6 +53,43 @@ impl ExtractError {
     }
 }
 
+/// Extracts a whole file locally, as the service would (for `mnemo extract`).
+pub async fn extract_bytes(
+    bytes: &[u8],
+    content_type: mnemo_domain::content::ContentType,
+    config: &ExtractorConfig,
+) -> Result<mnemo_domain::text::ExtractedText, ExtractError> {
+    use mnemo_domain::content::ContentType;
+    let text = match content_type {
+        ContentType::PlainText | ContentType::Markdown => mnemo_domain::text::ExtractedText {
+            pages: String::from_utf8_lossy(bytes)
+                .split('\u{c}')
+                .map(str::to_owned)
+                .collect(),
+            extractor: "utf8".into(),
+        },
+        ContentType::Pdf => {
+            let pdf = pdf::PdfFile::open(bytes, config).await?;
+            let mut pages = Vec::with_capacity(pdf.pages as usize);
+            let step = config.pages_per_step.max(1);
+            let mut first = 1;
+            while first <= pdf.pages {
+                let last = (first + step - 1).min(pdf.pages);
+                pages.extend(pdf.pages(first, last, config).await?);
+                first = last + 1;
+            }
+            mnemo_domain::text::ExtractedText {
+                pages,
+                extractor: "pdftotext".into(),
+            }
+        }
+    };
+    if text.is_blank() {
+        return Err(ExtractError::NoTextLayer);
+    }
+    Ok(text)
+}
+
 /// Runs the extractor until `shutdown` resolves.
 pub async fn run(
     bus: &mnemo_bus::Bus,

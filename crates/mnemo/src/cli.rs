@@ -77,6 +77,8 @@ pub enum Command {
     Docs(DocsArgs),
     /// Follow one document's progress.
     Progress(ProgressArgs),
+    /// Extract a file's text locally, as the extractor service would.
+    Extract(ExtractArgs),
     /// Check NATS, JetStream, PostgreSQL and the embedding runtime.
     Doctor(DoctorArgs),
     /// Benchmarks (print a table).
@@ -216,6 +218,13 @@ pub struct ProgressArgs {
     /// Keep following after a terminal stage.
     #[arg(long)]
     pub follow: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ExtractArgs {
+    pub file: PathBuf,
     #[arg(long)]
     pub json: bool,
 }

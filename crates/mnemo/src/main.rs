@@ -42,6 +42,7 @@ async fn main() -> std::process::ExitCode {
         Command::Docs(args) => cmd::docs::run(&cli.global, args).await,
         Command::Progress(args) => cmd::progress::run(&cli.global, args).await,
         Command::Doctor(args) => cmd::doctor::run(&cli.global, args).await,
+        Command::Extract(args) => cmd::extract::run(args).await,
         Command::Bench(args) => bench::run(&cli.global, args).await,
     };
     match result {

@@ -2,6 +2,7 @@
 
 pub mod docs;
 pub mod doctor;
+pub mod extract;
 pub mod progress;
 pub mod token;
 pub mod upload;
