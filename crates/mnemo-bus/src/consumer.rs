@@ -325,3 +325,59 @@ async fn dead_letter(
         tracing::error!(error = %e, seq = delivery.stream_sequence, "could not dead-letter the message");
     }
 }
+
+/// Appends a service's result for a delivered event and says what to do
+/// with the delivery: `Done` once appended (or when the aggregate refuses it
+/// as `moot`, e.g. because the run it belongs to was cancelled or
+/// superseded), `Reject` for any other refusal, `Retry` when the bus failed.
+pub async fn append_result<A>(
+    executor: &crate::CommandExecutor<A>,
+    aggregate: &str,
+    command: A::Command,
+    metadata: &std::collections::HashMap<String, String>,
+    moot: impl Fn(&A::Error) -> bool,
+) -> Outcome
+where
+    A: cqrs_es::Aggregate + Clone + 'static,
+    A::Command: Clone,
+{
+    match executor.execute(aggregate, command, metadata).await {
+        Ok(_) => Outcome::Done,
+        Err(crate::ExecuteError::Refused(e)) if moot(&e) => {
+            tracing::info!(aggregate, reason = %e, "result dropped");
+            Outcome::Done
+        }
+        Err(crate::ExecuteError::Refused(e)) => Outcome::Reject {
+            reason: e.to_string(),
+        },
+        Err(e) => Outcome::Retry {
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// For [`Handler::give_up`]: appends the failure command that `fail` builds
+/// from the delivered events (the first event it applies to), caused by the
+/// delivered message. Errors are logged: giving up must not fail.
+pub async fn append_failure<A>(
+    executor: &crate::CommandExecutor<A>,
+    delivery: &Delivery,
+    fail: impl Fn(&A::Event) -> Option<A::Command>,
+) where
+    A: cqrs_es::Aggregate + Clone + 'static,
+    A::Command: Clone,
+{
+    let Ok(stored) = delivery.decode::<A::Event>() else {
+        return;
+    };
+    let Some(command) = stored.events.iter().find_map(fail) else {
+        return;
+    };
+    let md = stored.envelope.caused_metadata();
+    if let Err(e) = executor
+        .execute(&stored.envelope.aggregate_id, command, &md)
+        .await
+    {
+        tracing::error!(aggregate = %stored.envelope.aggregate_id, error = %e, "could not record the failure");
+    }
+}

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use mnemo_bus::consumer::{Delivery, Handler, Outcome};
-use mnemo_bus::{BlobStore, Bus, CommandExecutor, ExecuteError, JetStreamEventStore, RetryPolicy};
+use mnemo_bus::consumer::{append_failure, append_result, Delivery, Handler, Outcome};
+use mnemo_bus::{BlobStore, Bus, CommandExecutor, JetStreamEventStore, RetryPolicy};
 use mnemo_domain::chunking::{chunk_id, chunk_pages, ChunkParams, PageText};
 use mnemo_domain::text::ExtractedText;
 use mnemo_domain::{
@@ -18,6 +18,14 @@ use crate::ModelTokenizer;
 /// pipeline's ~256 KB target): text bytes per batch, and chunks per batch.
 const BATCH_TEXT_BYTES: usize = 192 * 1024;
 const BATCH_CHUNKS: usize = 128;
+
+/// A refusal that only means the run moved on (cancelled or superseded).
+fn moot(e: &mnemo_domain::DocumentError) -> bool {
+    matches!(
+        e.kind(),
+        DocumentErrorKind::Stale | DocumentErrorKind::FailedPrecondition
+    )
+}
 
 pub struct Chunker {
     executor: CommandExecutor<Document>,
@@ -128,27 +136,9 @@ impl Chunker {
                 last: i + 1 == count,
                 chunks,
             };
-            match self.executor.execute(aggregate, command, md).await {
-                Ok(_) => {}
-                Err(ExecuteError::Refused(e))
-                    if matches!(
-                        e.kind(),
-                        DocumentErrorKind::Stale | DocumentErrorKind::FailedPrecondition
-                    ) =>
-                {
-                    tracing::info!(aggregate, reason = %e, "chunks dropped: the run moved on");
-                    return Outcome::Done;
-                }
-                Err(ExecuteError::Refused(e)) => {
-                    return Outcome::Reject {
-                        reason: e.to_string(),
-                    }
-                }
-                Err(e) => {
-                    return Outcome::Retry {
-                        reason: e.to_string(),
-                    }
-                }
+            let outcome = append_result(&self.executor, aggregate, command, md, moot).await;
+            if outcome != Outcome::Done {
+                return outcome;
             }
         }
         Outcome::Done
@@ -202,29 +192,16 @@ impl Handler for Chunker {
     }
 
     async fn give_up(&self, delivery: &Delivery, reason: &str) {
-        let Ok(stored) = delivery.decode::<DocumentEvent>() else {
-            return;
-        };
-        let Some(run) = stored.events.iter().find_map(|e| match e {
-            DocumentEvent::TextExtracted { run, .. } => Some(*run),
+        append_failure(&self.executor, delivery, |e| match e {
+            DocumentEvent::TextExtracted { run, .. } => Some(DocumentCommand::RecordFailure {
+                run: *run,
+                stage: Stage::Chunking,
+                reason: reason.to_owned(),
+                retryable: true,
+            }),
             _ => None,
-        }) else {
-            return;
-        };
-        let failed = DocumentCommand::RecordFailure {
-            run,
-            stage: Stage::Chunking,
-            reason: reason.to_owned(),
-            retryable: true,
-        };
-        let _ = self
-            .executor
-            .execute(
-                &stored.envelope.aggregate_id,
-                failed,
-                &stored.envelope.caused_metadata(),
-            )
-            .await;
+        })
+        .await;
     }
 }
 

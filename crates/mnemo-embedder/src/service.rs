@@ -14,10 +14,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use mnemo_bus::consumer::{Delivery, Handler, Outcome};
-use mnemo_bus::{
-    Bus, CommandExecutor, ConsumerSpec, ExecuteError, JetStreamEventStore, RetryPolicy,
-};
+use mnemo_bus::consumer::{append_failure, append_result, Delivery, Handler, Outcome};
+use mnemo_bus::{Bus, CommandExecutor, ConsumerSpec, JetStreamEventStore, RetryPolicy};
 use mnemo_domain::document::ChunkVector;
 use mnemo_domain::{Document, DocumentCommand, DocumentErrorKind, DocumentEvent, Stage};
 use sha2::{Digest, Sha256};
@@ -136,27 +134,15 @@ impl EmbedderService {
                 dims: self.model.dims() as u32,
                 vectors: part.to_vec(),
             };
-            match self.executor.execute(aggregate, command, md).await {
-                Ok(_) => {}
-                Err(ExecuteError::Refused(e))
-                    if matches!(
-                        e.kind(),
-                        DocumentErrorKind::Stale | DocumentErrorKind::FailedPrecondition
-                    ) =>
-                {
-                    tracing::info!(aggregate, reason = %e, "vectors dropped: the run moved on");
-                    return Outcome::Done;
-                }
-                Err(ExecuteError::Refused(e)) => {
-                    return Outcome::Reject {
-                        reason: e.to_string(),
-                    }
-                }
-                Err(e) => {
-                    return Outcome::Retry {
-                        reason: e.to_string(),
-                    }
-                }
+            let outcome = append_result(&self.executor, aggregate, command, md, |e| {
+                matches!(
+                    e.kind(),
+                    DocumentErrorKind::Stale | DocumentErrorKind::FailedPrecondition
+                )
+            })
+            .await;
+            if outcome != Outcome::Done {
+                return outcome;
             }
         }
         Outcome::Done
@@ -194,29 +180,16 @@ impl Handler for EmbedderService {
     }
 
     async fn give_up(&self, delivery: &Delivery, reason: &str) {
-        let Ok(stored) = delivery.decode::<DocumentEvent>() else {
-            return;
-        };
-        let Some(run) = stored.events.iter().find_map(|e| match e {
-            DocumentEvent::DocumentChunked { run, .. } => Some(*run),
+        append_failure(&self.executor, delivery, |e| match e {
+            DocumentEvent::DocumentChunked { run, .. } => Some(DocumentCommand::RecordFailure {
+                run: *run,
+                stage: Stage::Embedding,
+                reason: reason.to_owned(),
+                retryable: true,
+            }),
             _ => None,
-        }) else {
-            return;
-        };
-        let failed = DocumentCommand::RecordFailure {
-            run,
-            stage: Stage::Embedding,
-            reason: reason.to_owned(),
-            retryable: true,
-        };
-        let _ = self
-            .executor
-            .execute(
-                &stored.envelope.aggregate_id,
-                failed,
-                &stored.envelope.caused_metadata(),
-            )
-            .await;
+        })
+        .await;
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use mnemo_bus::consumer::{Delivery, Handler, Outcome};
+use mnemo_bus::consumer::{append_failure, Delivery, Handler, Outcome};
 use mnemo_bus::{BlobStore, Bus, CommandExecutor, ExecuteError, JetStreamEventStore, RetryPolicy};
 use mnemo_domain::content::ContentType;
 use mnemo_domain::text::ExtractedText;
@@ -226,24 +226,14 @@ impl Handler for Extractor {
     }
 
     async fn give_up(&self, delivery: &Delivery, reason: &str) {
-        let Ok(stored) = delivery.decode::<DocumentEvent>() else {
-            return;
-        };
-        let Some(run) = stored.events.iter().find_map(Extractor::started_run) else {
-            return;
-        };
-        let failed = DocumentCommand::RecordFailure {
-            run,
-            stage: Stage::Extracting,
-            reason: reason.to_owned(),
-            retryable: true,
-        };
-        let _ = self
-            .record(
-                &stored.envelope.aggregate_id,
-                failed,
-                &stored.envelope.caused_metadata(),
-            )
-            .await;
+        append_failure(&self.executor, delivery, |e| {
+            Extractor::started_run(e).map(|run| DocumentCommand::RecordFailure {
+                run,
+                stage: Stage::Extracting,
+                reason: reason.to_owned(),
+                retryable: true,
+            })
+        })
+        .await;
     }
 }
