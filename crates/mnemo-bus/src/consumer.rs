@@ -134,6 +134,14 @@ impl Delivery {
         )
     }
 
+    /// Decodes the events, or says to reject the message: an event that
+    /// cannot be decoded now never will be.
+    pub fn decode_or_reject<E: DomainEvent>(&self) -> Result<StoredEvents<E>, Outcome> {
+        self.decode().map_err(|e| Outcome::Reject {
+            reason: e.to_string(),
+        })
+    }
+
     /// Tells JetStream the work goes on (resets the ack wait).
     pub async fn in_progress(&self) -> Result<(), BusError> {
         self.message.ack_with(AckKind::Progress).await.map_err(|e| {

@@ -167,13 +167,9 @@ fn batches(records: Vec<ChunkRecord>) -> Vec<Vec<ChunkRecord>> {
 
 impl Handler for Chunker {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        let stored = match delivery.decode::<DocumentEvent>() {
+        let stored = match delivery.decode_or_reject::<DocumentEvent>() {
             Ok(s) => s,
-            Err(e) => {
-                return Outcome::Reject {
-                    reason: e.to_string(),
-                }
-            }
+            Err(outcome) => return outcome,
         };
         let Some((run, sha)) = stored.events.iter().find_map(|e| match e {
             DocumentEvent::TextExtracted {

@@ -151,13 +151,9 @@ impl EmbedderService {
 
 impl Handler for EmbedderService {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        let stored = match delivery.decode::<DocumentEvent>() {
+        let stored = match delivery.decode_or_reject::<DocumentEvent>() {
             Ok(s) => s,
-            Err(e) => {
-                return Outcome::Reject {
-                    reason: e.to_string(),
-                }
-            }
+            Err(outcome) => return outcome,
         };
         let mut run = None;
         let mut chunks = Vec::new();

@@ -181,13 +181,9 @@ impl Extractor {
 
 impl Handler for Extractor {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        let stored = match delivery.decode::<DocumentEvent>() {
+        let stored = match delivery.decode_or_reject::<DocumentEvent>() {
             Ok(s) => s,
-            Err(e) => {
-                return Outcome::Reject {
-                    reason: e.to_string(),
-                }
-            }
+            Err(outcome) => return outcome,
         };
         let Some(run) = stored.events.iter().find_map(Extractor::started_run) else {
             return Outcome::Done;
