@@ -114,7 +114,7 @@ pub async fn ensure_event_stream(
         }
         Err(err) if is_stream_not_found(&err) => {
             tracing::info!(stream = %config.name, "creating event stream");
-            js.create_stream(config).await.map_err(|e| {
+            create_stream(js, config).await.map_err(|e| {
                 BusError::with_source(BusErrorKind::Rejected, "cannot create event stream", e)
             })
         }
@@ -122,6 +122,35 @@ pub async fn ensure_event_stream(
             "cannot reach JetStream (is the server running with -js?)",
             err,
         )),
+    }
+}
+
+/// Tries a creation again when nats-server 2.9 lost a race with itself: when
+/// the account's last stream is deleted it removes the account's store
+/// directory, and a stream created at that moment fails with "error creating
+/// store for stream" (10049) although nothing is wrong. Seen when tests in
+/// parallel create and delete namespaces.
+const STORE_RACE_ATTEMPTS: u32 = 5;
+
+async fn create_stream(
+    js: &jetstream::Context,
+    config: stream::Config,
+) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
+    use async_nats::jetstream::context::CreateStreamErrorKind;
+    let mut attempt = 1;
+    loop {
+        match js.create_stream(config.clone()).await {
+            Err(e)
+                if attempt < STORE_RACE_ATTEMPTS
+                    && matches!(e.kind(), CreateStreamErrorKind::JetStream(ref j)
+                        if j.error_code() == jetstream::ErrorCode::STREAM_CREATE) =>
+            {
+                tracing::warn!(stream = %config.name, attempt, "stream store race; trying again");
+                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
     }
 }
 
@@ -136,8 +165,9 @@ pub async fn ensure_dlq_stream(
     let name = ns.dlq_stream();
     match js.get_stream(&name).await {
         Ok(s) => Ok(s),
-        Err(err) if is_stream_not_found(&err) => js
-            .create_stream(stream::Config {
+        Err(err) if is_stream_not_found(&err) => create_stream(
+            js,
+            stream::Config {
                 name: name.clone(),
                 description: Some(format!("mnemo dead letters of namespace {ns}")),
                 subjects: vec![format!("{}.dlq.>", ns.as_str())],
@@ -146,11 +176,12 @@ pub async fn ensure_dlq_stream(
                 allow_direct: true,
                 num_replicas: replicas.max(1),
                 ..Default::default()
-            })
-            .await
-            .map_err(|e| {
-                BusError::with_source(BusErrorKind::Rejected, format!("cannot create {name}"), e)
-            }),
+            },
+        )
+        .await
+        .map_err(|e| {
+            BusError::with_source(BusErrorKind::Rejected, format!("cannot create {name}"), e)
+        }),
         Err(err) => Err(BusError::unavailable("cannot reach JetStream", err)),
     }
 }
@@ -165,21 +196,35 @@ pub async fn ensure_blob_bucket(
     if let Ok(store) = js.get_object_store(&bucket).await {
         return Ok(store);
     }
-    js.create_object_store(jetstream::object_store::Config {
+    let config = jetstream::object_store::Config {
         bucket: bucket.clone(),
         description: Some(format!("mnemo blobs (by SHA-256) of namespace {ns}")),
         storage: stream::StorageType::File,
         num_replicas: replicas.max(1),
         ..Default::default()
-    })
-    .await
-    .map_err(|e| {
-        BusError::with_source(
-            BusErrorKind::Rejected,
-            format!("cannot create blob bucket {bucket}"),
-            e,
-        )
-    })
+    };
+    let mut attempt = 1;
+    loop {
+        match js.create_object_store(config.clone()).await {
+            Ok(store) => return Ok(store),
+            // The bucket is a stream: the same store race as [`create_stream`].
+            Err(e)
+                if attempt < STORE_RACE_ATTEMPTS
+                    && e.kind() == jetstream::context::CreateObjectStoreErrorKind::BucketCreate =>
+            {
+                tracing::warn!(%bucket, attempt, "bucket store race; trying again");
+                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(e) => {
+                return Err(BusError::with_source(
+                    BusErrorKind::Rejected,
+                    format!("cannot create blob bucket {bucket}"),
+                    e,
+                ))
+            }
+        }
+    }
 }
 
 /// Deletes everything of a namespace on NATS (tests and `mnemo` operators only).
