@@ -178,7 +178,13 @@ impl TestEnv {
             }));
             let (b, rx) = (bus.clone(), stop.subscribe());
             tasks.push(tokio::spawn(async move {
-                let _ = mnemo_embedder::service::run(&b, model, 1, stopped(rx)).await;
+                let _ = mnemo_embedder::service::run(
+                    &b,
+                    model,
+                    mnemo_embedder::service::DEFAULT_CONCURRENCY,
+                    stopped(rx),
+                )
+                .await;
             }));
         }
         let mut addr = None;
@@ -388,7 +394,13 @@ impl TestEnvPipeline {
         });
         let (b, rx) = (env.bus.clone(), stop.subscribe());
         let embedder = tokio::spawn(async move {
-            let _ = mnemo_embedder::service::run(&b, model, 1, stopped(rx)).await;
+            let _ = mnemo_embedder::service::run(
+                &b,
+                model,
+                mnemo_embedder::service::DEFAULT_CONCURRENCY,
+                stopped(rx),
+            )
+            .await;
         });
         Self {
             stop,

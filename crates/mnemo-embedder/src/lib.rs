@@ -21,7 +21,9 @@
 //! - [`model`]: model files → fastembed `TextEmbedding`, model id, dims.
 //! - [`embedder`]: `Embedder`: `embed`, `count_tokens`, `model_id`, `dims`.
 //! - [`error`]: `EmbedError` and its `kind()`.
-//! - [`service`]: the consumer handler (cache, sorted batches, progress).
+//! - [`batcher`]: one queue in front of the model; length-sorted batches
+//!   across documents within a padded-token budget.
+//! - [`service`]: the consumer handler (cache, queue, progress).
 //!
 //! # Use
 //! ```no_run
@@ -34,6 +36,7 @@
 //! # }
 //! ```
 
+pub mod batcher;
 pub mod config;
 pub mod embedder;
 pub mod error;

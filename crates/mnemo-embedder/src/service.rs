@@ -1,18 +1,20 @@
 //! The embedder service: vectors for every chunk the chunker records.
 //!
-//! - Texts are embedded shortest-first in batches of similar length:
-//!   fastembed pads a batch to its longest text, so mixing lengths wastes
-//!   most of the work (vectors are bit-identical whatever the batch).
+//! - Every delivery in flight (up to `concurrency` documents) submits its
+//!   texts to one [`Batcher`]: batches are cut across documents, by length,
+//!   within a padded-token budget, and the model runs back to back while
+//!   any document waits (see [`crate::batcher`]).
 //! - Vectors are cached by (model id, SHA-256 of the text): identical text
 //!   is never embedded twice in a process. Nothing is cached before it is
 //!   computed, and nothing is recorded for a batch that failed.
-//! - Between batches the delivery is marked in progress so JetStream does
-//!   not hand a long document to another copy.
-//! - Cross-document batching is not done yet: one `DocumentChunked` message
-//!   is embedded at a time (up to `concurrency` in parallel).
+//! - Vectors are appended as they come, [`VECTORS_PER_EVENT`] per
+//!   `ChunksEmbedded`, so progress moves during a long document; the
+//!   delivery is marked in progress every [`IN_PROGRESS_EVERY`] so
+//!   JetStream does not hand work in progress to another copy.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use mnemo_bus::consumer::{append_failure, append_result, Delivery, Handler, Outcome};
 use mnemo_bus::{Bus, CommandExecutor, ConsumerSpec, JetStreamEventStore, RetryPolicy};
@@ -21,22 +23,37 @@ use mnemo_domain::{Document, DocumentCommand, DocumentErrorKind, DocumentEvent, 
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
+use crate::batcher::{BatchPlan, Batcher, TextToEmbed};
 use crate::Embedder;
 
 /// Vectors per `ChunksEmbedded` message: 32 × 384 floats as JSON stay far
 /// below the 1 MiB message limit (~130 KB).
-const VECTORS_PER_EVENT: usize = 32;
+pub const VECTORS_PER_EVENT: usize = 32;
+/// How often a delivery waiting on the model tells JetStream it is alive
+/// (well inside the consumer's ack wait).
+pub const IN_PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// Cached vectors (1.5 KB each).
 const CACHE_ENTRIES: usize = 20_000;
+
+/// A chunk of the delivery that still needs a vector.
+struct Todo {
+    chunk_id: String,
+    text: String,
+    tokens: usize,
+}
 
 pub struct EmbedderService {
     executor: CommandExecutor<Document>,
     model: Arc<Embedder>,
+    batcher: Batcher,
     cache: Mutex<HashMap<[u8; 32], Vec<f32>>>,
 }
 
 impl EmbedderService {
-    pub fn new(bus: &Bus, model: Arc<Embedder>) -> Arc<Self> {
+    /// Builds the service and starts its batching task (needs a tokio
+    /// runtime).
+    pub fn new(bus: &Bus, model: Arc<Embedder>, plan: BatchPlan) -> Arc<Self> {
+        let (batcher, _task) = Batcher::start(model.clone(), plan);
         Arc::new(Self {
             executor: CommandExecutor::new(
                 JetStreamEventStore::new(bus, "doc", 10_000),
@@ -44,6 +61,7 @@ impl EmbedderService {
                 RetryPolicy::default(),
             ),
             model,
+            batcher,
             cache: Mutex::new(HashMap::new()),
         })
     }
@@ -69,12 +87,35 @@ impl EmbedderService {
         }
     }
 
+    /// Appends `vectors` as one `ChunksEmbedded`.
+    async fn record(
+        &self,
+        aggregate: &str,
+        run: u32,
+        vectors: Vec<ChunkVector>,
+        md: &HashMap<String, String>,
+    ) -> Outcome {
+        let command = DocumentCommand::RecordEmbeddings {
+            run,
+            model: self.model.model_id().to_owned(),
+            dims: self.model.dims() as u32,
+            vectors,
+        };
+        append_result(&self.executor, aggregate, command, md, |e| {
+            matches!(
+                e.kind(),
+                DocumentErrorKind::Stale | DocumentErrorKind::FailedPrecondition
+            )
+        })
+        .await
+    }
+
     async fn embed_chunks(
         &self,
         delivery: &Delivery,
         aggregate: &str,
         run: u32,
-        chunk_ids: Vec<(String, String)>,
+        chunks: Vec<Todo>,
         md: &HashMap<String, String>,
     ) -> Outcome {
         let doc = match self.executor.store().load(aggregate).await {
@@ -88,63 +129,73 @@ impl EmbedderService {
         if doc.run != run || !matches!(doc.stage, Some(Stage::Chunking | Stage::Embedding)) {
             return Outcome::Done;
         }
-        // Redelivery: only what has no vector yet.
-        let mut todo: Vec<(String, String)> = chunk_ids
+        // Redelivery: only what has no vector yet. Cached texts first.
+        let mut ready: Vec<ChunkVector> = Vec::new();
+        let mut missing: Vec<(String, [u8; 32])> = Vec::new();
+        let mut texts: Vec<TextToEmbed> = Vec::new();
+        for todo in chunks
             .into_iter()
-            .filter(|(id, _)| !doc.embedded.contains(id))
-            .collect();
-        todo.sort_by_key(|(_, text)| text.len());
-        let mut done: Vec<ChunkVector> = Vec::with_capacity(todo.len());
-        let mut missing: Vec<(String, String, [u8; 32])> = Vec::new();
-        for (id, text) in todo {
-            let key = self.key(&text);
+            .filter(|c| !doc.embedded.contains(&c.chunk_id))
+        {
+            let key = self.key(&todo.text);
             match self.cached(&key) {
-                Some(vector) => done.push(ChunkVector {
-                    chunk_id: id,
+                Some(vector) => ready.push(ChunkVector {
+                    chunk_id: todo.chunk_id,
                     vector,
                 }),
-                None => missing.push((id, text, key)),
-            }
-        }
-        for batch in missing.chunks(self.model.batch_size()) {
-            let texts: Vec<String> = batch.iter().map(|(_, t, _)| t.clone()).collect();
-            let model = self.model.clone();
-            let vectors = match tokio::task::spawn_blocking(move || model.embed(&texts)).await {
-                Ok(Ok(v)) => v,
-                Ok(Err(e)) => return Outcome::Retry { reason: e.report() },
-                Err(e) => {
-                    return Outcome::Retry {
-                        reason: format!("embedding task failed: {e}"),
-                    }
+                None => {
+                    texts.push(TextToEmbed {
+                        index: missing.len(),
+                        text: todo.text,
+                        tokens: todo.tokens,
+                    });
+                    missing.push((todo.chunk_id, key));
                 }
-            };
-            for ((id, _, key), vector) in batch.iter().zip(vectors) {
-                self.remember(*key, &vector);
-                done.push(ChunkVector {
-                    chunk_id: id.clone(),
-                    vector,
-                });
-            }
-            let _ = delivery.in_progress().await;
-        }
-        for part in done.chunks(VECTORS_PER_EVENT) {
-            let command = DocumentCommand::RecordEmbeddings {
-                run,
-                model: self.model.model_id().to_owned(),
-                dims: self.model.dims() as u32,
-                vectors: part.to_vec(),
-            };
-            let outcome = append_result(&self.executor, aggregate, command, md, |e| {
-                matches!(
-                    e.kind(),
-                    DocumentErrorKind::Stale | DocumentErrorKind::FailedPrecondition
-                )
-            })
-            .await;
-            if outcome != Outcome::Done {
-                return outcome;
             }
         }
+        tracing::debug!(
+            cached = ready.len(),
+            to_embed = missing.len(),
+            "vectors needed"
+        );
+        let mut remaining = missing.len();
+        let mut results = match self.batcher.submit(texts) {
+            Ok(r) => Some(r),
+            Err(e) => return Outcome::Retry { reason: e.report() },
+        };
+        let mut alive = tokio::time::interval(IN_PROGRESS_EVERY);
+        alive.tick().await; // the first tick is immediate
+        while remaining > 0 || !ready.is_empty() {
+            // Append whenever a full event's worth is ready (or at the end).
+            if ready.len() >= VECTORS_PER_EVENT || (remaining == 0 && !ready.is_empty()) {
+                let take = ready.len().min(VECTORS_PER_EVENT);
+                let part: Vec<ChunkVector> = ready.drain(..take).collect();
+                let outcome = self.record(aggregate, run, part, md).await;
+                if outcome != Outcome::Done {
+                    return outcome;
+                }
+                continue;
+            }
+            let Some(rx) = results.as_mut() else { break };
+            tokio::select! {
+                next = rx.recv() => match next {
+                    Some(Ok(embedded)) => {
+                        let Some((chunk_id, key)) = missing.get(embedded.index) else {
+                            return Outcome::Retry { reason: "the embedding queue returned an unknown text".into() };
+                        };
+                        self.remember(*key, &embedded.vector);
+                        ready.push(ChunkVector { chunk_id: chunk_id.clone(), vector: embedded.vector });
+                        remaining -= 1;
+                    }
+                    Some(Err(e)) => return Outcome::Retry { reason: e.report() },
+                    None => return Outcome::Retry { reason: "the embedding queue stopped".into() },
+                },
+                _ = alive.tick() => {
+                    let _ = delivery.in_progress().await;
+                }
+            }
+        }
+        results.take();
         Outcome::Done
     }
 }
@@ -156,14 +207,18 @@ impl Handler for EmbedderService {
             Err(outcome) => return outcome,
         };
         let mut run = None;
-        let mut chunks = Vec::new();
+        let mut chunks: Vec<Todo> = Vec::new();
         for e in &stored.events {
             if let DocumentEvent::DocumentChunked {
                 run: r, chunks: c, ..
             } = e
             {
                 run = Some(*r);
-                chunks.extend(c.iter().map(|c| (c.chunk_id.clone(), c.text.clone())));
+                chunks.extend(c.iter().map(|c| Todo {
+                    chunk_id: c.chunk_id.clone(),
+                    text: c.text.clone(),
+                    tokens: c.tokens as usize,
+                }));
             }
         }
         let Some(run) = run else { return Outcome::Done };
@@ -189,7 +244,12 @@ impl Handler for EmbedderService {
     }
 }
 
-/// Runs the embedder service until `shutdown` resolves.
+/// Documents in flight at once by default: enough that the batching queue
+/// never runs dry while one delivery appends its events.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+/// Runs the embedder service until `shutdown` resolves: `concurrency`
+/// deliveries in flight, all feeding one batching queue.
 pub async fn run(
     bus: &Bus,
     model: Arc<Embedder>,
@@ -198,6 +258,7 @@ pub async fn run(
 ) -> Result<(), mnemo_bus::BusError> {
     let mut spec = ConsumerSpec::new("embedder", format!("{}.>", bus.namespace.events_of("doc")));
     spec.concurrency = concurrency.max(1);
-    spec.ack_wait = std::time::Duration::from_secs(60);
-    mnemo_bus::consumer::run(bus, spec, EmbedderService::new(bus, model), shutdown).await
+    spec.ack_wait = IN_PROGRESS_EVERY * 6;
+    let service = EmbedderService::new(bus, model, BatchPlan::default());
+    mnemo_bus::consumer::run(bus, spec, service, shutdown).await
 }

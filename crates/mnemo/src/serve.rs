@@ -99,9 +99,14 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             tracing::info!(model = model.model_id(), "embedding model loaded");
             let (bus, rx) = (bus.clone(), stop_rx.clone());
             tasks.spawn(async move {
-                mnemo_embedder::service::run(&bus, std::sync::Arc::new(model), 1, stopped(rx))
-                    .await
-                    .context("embedder")
+                mnemo_embedder::service::run(
+                    &bus,
+                    std::sync::Arc::new(model),
+                    mnemo_embedder::service::DEFAULT_CONCURRENCY,
+                    stopped(rx),
+                )
+                .await
+                .context("embedder")
             });
         }
     }
