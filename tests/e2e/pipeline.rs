@@ -184,3 +184,94 @@ async fn uploads_become_searchable_chunks_and_poison_fails_alone() {
         .get(0);
     assert_eq!(chunks_after, chunks_before);
 }
+
+/// The next update of a Watch stream (None at its end), within a deadline.
+async fn next(stream: &mut tonic::Streaming<pb::ProgressUpdate>) -> Option<pb::ProgressUpdate> {
+    tokio::time::timeout(Duration::from_secs(120), stream.message())
+        .await
+        .expect("the pipeline keeps moving")
+        .unwrap()
+}
+
+/// Cancel while the real services work on a long book: the document ends
+/// `cancelled`, and once every service has gone through its backlog nothing
+/// was appended after the cancellation (late results were rejected).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_mid_pipeline_stops_the_run() {
+    let env = TestEnv::start_with(EnvOptions {
+        run_pipeline: true,
+        ..Default::default()
+    })
+    .await;
+    let mut docs = env.documents("alice").await;
+    let book = upload(
+        &mut docs,
+        "geotopo.pdf",
+        &corpus_pdf("book_geotopo_117p_objstm.pdf"),
+    )
+    .await
+    .unwrap();
+    let mut progress = env.progress("alice").await;
+    let mut stream = progress
+        .watch(pb::WatchRequest {
+            document_id: book.document_id.clone(),
+            from_sequence: 0,
+            follow: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // Wait until a service has started on it, then cancel.
+    loop {
+        let u = next(&mut stream).await.expect("updates until the end");
+        assert!(!u.terminal, "ended before it could be cancelled: {u:?}");
+        if u.stage >= pb::Stage::Extracting as i32 {
+            break;
+        }
+    }
+    docs.cancel(pb::CancelDocumentRequest {
+        document_id: book.document_id.clone(),
+        reason: "changed my mind".into(),
+    })
+    .await
+    .unwrap();
+    let mut last = None;
+    while let Some(u) = next(&mut stream).await {
+        last = Some(u);
+    }
+    let last = last.expect("a final update");
+    assert_eq!(last.stage, pb::Stage::Cancelled as i32, "{last:?}");
+
+    // Let every service go through what is on the stream, then look at the
+    // document's last event: still the cancellation.
+    let end = env.event_count().await;
+    for service in ["extractor", "chunker", "embedder"] {
+        let name = env.ns.consumer(service);
+        let settled = eventually(Duration::from_secs(120), || async {
+            let Ok(mut c) = env.bus.events.get_consumer::<pull::Config>(&name).await else {
+                return false;
+            };
+            c.info().await.is_ok_and(|i| {
+                i.num_pending == 0 && i.num_ack_pending == 0 && i.delivered.stream_sequence >= end
+            })
+        })
+        .await;
+        assert!(settled, "{service} did not settle");
+    }
+    let owner = mnemo_domain::OwnerId::new("alice".to_owned()).unwrap();
+    let id: mnemo_domain::DocumentId = book.document_id.parse().unwrap();
+    let subject = env
+        .ns
+        .aggregate_subject("doc", &mnemo_domain::document::aggregate_id(&owner, &id));
+    let message = env
+        .bus
+        .events
+        .get_last_raw_message_by_subject(&subject)
+        .await
+        .unwrap();
+    let event_type = message
+        .headers
+        .get(mnemo_bus::envelope::EVENT_TYPE)
+        .map(|v| v.to_string());
+    assert_eq!(event_type.as_deref(), Some("ProcessingCancelled"));
+}

@@ -182,6 +182,7 @@ impl TestEnv {
                     &b,
                     model,
                     mnemo_embedder::service::DEFAULT_CONCURRENCY,
+                    Default::default(),
                     stopped(rx),
                 )
                 .await;
@@ -398,6 +399,7 @@ impl TestEnvPipeline {
                 &b,
                 model,
                 mnemo_embedder::service::DEFAULT_CONCURRENCY,
+                Default::default(),
                 stopped(rx),
             )
             .await;

@@ -53,6 +53,11 @@ pub struct EmbedderConfig {
     pub batch_size: usize,
     /// onnxruntime intra-op threads; `None` uses every available core.
     pub threads: Option<usize>,
+    /// Whether onnxruntime's idle intra-op threads spin instead of sleeping.
+    /// Spinning saves microseconds per operator on an idle machine, but next
+    /// to other services it burns the cores they need (and a descheduled
+    /// spinner stalls the rest of the batch), so it is off by default.
+    pub spin_wait: bool,
 }
 
 impl EmbedderConfig {
@@ -63,6 +68,7 @@ impl EmbedderConfig {
             max_length: DEFAULT_MAX_LENGTH,
             batch_size: DEFAULT_BATCH_SIZE,
             threads: None,
+            spin_wait: false,
         }
     }
 
@@ -99,6 +105,11 @@ impl EmbedderConfig {
 
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads);
+        self
+    }
+
+    pub fn with_spin_wait(mut self, spin_wait: bool) -> Self {
+        self.spin_wait = spin_wait;
         self
     }
 

@@ -15,6 +15,8 @@ use crate::error::EmbedError;
 /// Hex digits of the model file's SHA-256 in the model id: 48 bits, plenty
 /// to tell exports apart, short enough for cache keys and logs.
 const ID_HASH_CHARS: usize = 12;
+/// onnxruntime session option: may idle intra-op threads spin?
+const SPIN_CONFIG_KEY: &str = "session.intra_op.allow_spinning";
 
 /// The files of a prepared export, relative to its directory.
 pub const MODEL_FILE: &str = "model.onnx";
@@ -68,7 +70,8 @@ fn load_local(dir: &Path, config: &EmbedderConfig) -> Result<Loaded, EmbedError>
     let model = UserDefinedEmbeddingModel::new(onnx, tokenizer_files).with_pooling(Pooling::Mean);
     let mut options = InitOptionsUserDefined::new()
         .with_environment(environment)
-        .with_max_length(config.max_length);
+        .with_max_length(config.max_length)
+        .with_session_config(SPIN_CONFIG_KEY, if config.spin_wait { "1" } else { "0" });
     if let Some(threads) = config.threads {
         options = options.with_intra_threads(threads);
     }
@@ -144,7 +147,8 @@ fn load_hub(name: &str, config: &EmbedderConfig) -> Result<Loaded, EmbedError> {
     let mut options = TextInitOptions::new(model)
         .with_environment(crate::runtime::environment()?)
         .with_max_length(config.max_length)
-        .with_show_download_progress(false);
+        .with_show_download_progress(false)
+        .with_session_config(SPIN_CONFIG_KEY, if config.spin_wait { "1" } else { "0" });
     if let Some(threads) = config.threads {
         options = options.with_intra_threads(threads);
     }

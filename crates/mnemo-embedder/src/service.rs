@@ -254,11 +254,12 @@ pub async fn run(
     bus: &Bus,
     model: Arc<Embedder>,
     concurrency: usize,
+    plan: BatchPlan,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), mnemo_bus::BusError> {
     let mut spec = ConsumerSpec::new("embedder", format!("{}.>", bus.namespace.events_of("doc")));
     spec.concurrency = concurrency.max(1);
     spec.ack_wait = IN_PROGRESS_EVERY * 6;
-    let service = EmbedderService::new(bus, model, BatchPlan::default());
+    let service = EmbedderService::new(bus, model, plan);
     mnemo_bus::consumer::run(bus, spec, service, shutdown).await
 }

@@ -1,4 +1,5 @@
-//! `mnemo bench append`: how fast commands append, and how fast uploads are accepted.
+//! `mnemo bench append`: how fast commands append, and how fast uploads are
+//! accepted. `mnemo bench pipeline` lives in [`pipeline`].
 //!
 //! Runs in a throwaway namespace (`bench_<random>`) on the configured NATS and
 //! PostgreSQL, and deletes it afterwards.
@@ -30,8 +31,33 @@ use mnemo_proto::v1::upload_request::Part;
 
 use crate::cli::{Backend, BenchArgs, BenchCommand, Global};
 
-pub async fn run(_global: &Global, args: BenchArgs) -> Result<ExitCode> {
+mod pipeline;
+
+pub async fn run(global: &Global, args: BenchArgs) -> Result<ExitCode> {
     match args.command {
+        BenchCommand::Pipeline {
+            backend,
+            dir,
+            model_dir,
+            embed,
+            parallel,
+            keep,
+            json,
+        } => {
+            pipeline::run(
+                global,
+                pipeline::PipelineBench {
+                    backend,
+                    dir,
+                    model_dir,
+                    embed,
+                    parallel,
+                    keep,
+                    json,
+                },
+            )
+            .await
+        }
         BenchCommand::Append {
             backend,
             aggregates,

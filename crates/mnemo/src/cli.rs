@@ -101,6 +101,42 @@ pub enum Service {
     Projector,
 }
 
+/// How the embedder uses the machine (the embedder service, and the
+/// benchmarks that embed).
+#[derive(Args, Clone, Debug)]
+pub struct EmbedArgs {
+    /// onnxruntime intra-op threads (default: every core).
+    #[arg(long, env = "MNEMO_EMBED_THREADS")]
+    pub embed_threads: Option<usize>,
+    /// Most padded tokens (texts × longest) per model call; bounds memory.
+    #[arg(long, env = "MNEMO_EMBED_TOKEN_BUDGET", default_value_t = mnemo_embedder::batcher::BatchPlan::default().token_budget)]
+    pub embed_token_budget: usize,
+    /// Let idle onnxruntime threads spin (faster alone, worse beside other services).
+    #[arg(long, env = "MNEMO_EMBED_SPIN")]
+    pub embed_spin: bool,
+    /// Documents the embedder works on at once (all feed one batching queue).
+    #[arg(long, env = "MNEMO_EMBED_CONCURRENCY", default_value_t = mnemo_embedder::service::DEFAULT_CONCURRENCY)]
+    pub embed_concurrency: usize,
+}
+
+impl EmbedArgs {
+    pub fn config(&self, model_dir: PathBuf) -> mnemo_embedder::EmbedderConfig {
+        let mut config =
+            mnemo_embedder::EmbedderConfig::local(model_dir).with_spin_wait(self.embed_spin);
+        if let Some(t) = self.embed_threads {
+            config = config.with_threads(t);
+        }
+        config
+    }
+
+    pub fn plan(&self) -> mnemo_embedder::batcher::BatchPlan {
+        mnemo_embedder::batcher::BatchPlan {
+            token_budget: self.embed_token_budget,
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Args)]
 pub struct ServeArgs {
     #[arg(value_enum, default_value = "all")]
@@ -116,6 +152,8 @@ pub struct ServeArgs {
     /// chunker (its tokenizer) and the embedder.
     #[arg(long, env = "MNEMO_MODEL_DIR")]
     pub model_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub embed: EmbedArgs,
     /// Largest accepted upload, in bytes.
     #[arg(long, env = "MNEMO_MAX_UPLOAD_BYTES", default_value_t = mnemo_api::config::DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: u64,
@@ -264,5 +302,27 @@ pub enum BenchCommand {
         /// A ~1 MB PDF to upload (default: the corpus file nearest 1 MB, else a generated one).
         #[arg(long)]
         pdf: Option<PathBuf>,
+    },
+    /// A folder through the real services end to end (each its own process),
+    /// then the embedder alone on the same chunks; peak RSS per service.
+    Pipeline {
+        #[command(flatten)]
+        backend: Backend,
+        /// Folder of PDFs (and .txt/.md files) to ingest.
+        dir: PathBuf,
+        /// The prepared embedding model (deploy/model/prepare.sh).
+        #[arg(long, env = "MNEMO_MODEL_DIR")]
+        model_dir: PathBuf,
+        #[command(flatten)]
+        embed: EmbedArgs,
+        /// Uploads in flight at once.
+        #[arg(long, default_value_t = 8)]
+        parallel: usize,
+        /// Keep the benchmark's namespace (streams, schema) for inspection.
+        #[arg(long)]
+        keep: bool,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }

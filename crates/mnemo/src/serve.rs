@@ -92,7 +92,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             });
         }
         if runs(Service::Embedder) {
-            let config = mnemo_embedder::EmbedderConfig::local(dir);
+            let config = args.embed.config(dir);
             let model = tokio::task::spawn_blocking(move || mnemo_embedder::Embedder::new(config))
                 .await?
                 .map_err(|e| anyhow::anyhow!(e.report()))?;
@@ -102,7 +102,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
                 mnemo_embedder::service::run(
                     &bus,
                     std::sync::Arc::new(model),
-                    mnemo_embedder::service::DEFAULT_CONCURRENCY,
+                    args.embed.embed_concurrency,
+                    args.embed.plan(),
                     stopped(rx),
                 )
                 .await

@@ -90,7 +90,7 @@ fn until_value(u: UntilStage) -> i32 {
 }
 
 /// Follows one document until it reaches `until` or ends; returns the last update.
-async fn watch(
+pub(crate) async fn watch(
     mut progress: Progress,
     document_id: String,
     until: i32,

@@ -1,0 +1,447 @@
+//! `mnemo bench pipeline DIR`: a folder through the real services, end to
+//! end, then the embedder alone on the same chunks.
+//!
+//! 1. A throwaway namespace (`bench_<random>`) is prepared (streams, schema),
+//!    then each service starts as its own child process (`mnemo serve api`,
+//!    `extractor`, `chunker`, `embedder`, `projector`), so each one's peak
+//!    RSS (`VmHWM`) can be read on its own.
+//! 2. Every file of DIR is uploaded (a few at a time, one batch) and watched
+//!    until it is indexed or failed. The clock runs from the first upload to
+//!    the last terminal update.
+//! 3. The services are stopped (SIGTERM) after their peak RSS is read.
+//! 4. *Embedder alone*: the chunk texts the pipeline produced are read back
+//!    from PostgreSQL and embedded in this process through the same batching
+//!    queue, without the cache. `efficiency = alone time / pipeline time`:
+//!    1.0 would mean the pipeline costs nothing beyond embedding.
+//! 5. The namespace is deleted (unless `--keep`).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use futures::StreamExt;
+use mnemo_bus::{Bus, Namespace};
+use mnemo_embedder::batcher::{Batcher, TextToEmbed};
+use mnemo_proto::v1 as pb;
+use tokio::process::{Child, Command};
+
+use crate::cli::{Backend, EmbedArgs, Global};
+use crate::client::connect;
+
+/// What `bench pipeline` is asked to do.
+pub struct PipelineBench {
+    pub backend: Backend,
+    pub dir: PathBuf,
+    pub model_dir: PathBuf,
+    pub embed: EmbedArgs,
+    pub parallel: usize,
+    pub keep: bool,
+    pub json: bool,
+}
+
+/// One service child process.
+struct ServiceProcess {
+    name: &'static str,
+    child: Child,
+}
+
+impl ServiceProcess {
+    /// Peak resident set size so far, in bytes (Linux `VmHWM`).
+    fn peak_rss(&self) -> Option<u64> {
+        let pid = self.child.id()?;
+        peak_rss_of(pid)
+    }
+
+    /// Asks the service to stop (SIGTERM) and waits for it.
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await;
+        }
+        if tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// CPU seconds (user + system) a process has used so far, its waited-for
+/// children included (the extractor's `pdftotext`s).
+fn cpu_seconds_of(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime, stime, cutime, cstime are fields 14–17 of stat(5); `rest` starts at field 3.
+    let ticks: u64 = fields
+        .get(11..15)?
+        .iter()
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    Some(ticks as f64 / 100.0) // USER_HZ is 100 on Linux
+}
+
+fn peak_rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// A free TCP port on loopback for the API child.
+fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn pdfs_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                    matches!(e.to_ascii_lowercase().as_str(), "pdf" | "txt" | "md")
+                })
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("no .pdf, .txt or .md files in {}", dir.display());
+    }
+    Ok(files)
+}
+
+/// Results of the end-to-end part.
+#[derive(Default, serde::Serialize)]
+struct EndToEnd {
+    files: usize,
+    indexed: usize,
+    failed: Vec<(String, String)>,
+    seconds: f64,
+    pages: u64,
+    chunks: u64,
+    tokens: u64,
+    max_chunk_tokens: u64,
+    duplicate_texts: u64,
+    peak_rss: Vec<(String, u64)>,
+    cpu_seconds: Vec<(String, f64)>,
+}
+
+#[derive(serde::Serialize)]
+struct Alone {
+    seconds: f64,
+    chunks: usize,
+    tokens: u64,
+}
+
+pub async fn run(global: &Global, bench: PipelineBench) -> Result<ExitCode> {
+    let files = pdfs_in(&bench.dir)?;
+    let ns = Namespace::new(format!(
+        "bench_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ))?;
+    // Streams and schema exist before the services race to create them.
+    let bus = Bus::start(&bench.backend.nats_url, ns.clone(), 1)
+        .await
+        .context("starting the event bus (try `mnemo doctor`)")?;
+    let projector = mnemo_projector::ProjectorConfig::new(ns.clone(), &bench.backend.database_url);
+    mnemo_projector::runner::prepare(&projector).await?;
+
+    let result = measure(global, &bench, &ns, &files).await;
+
+    if !bench.keep {
+        mnemo_bus::setup::delete_namespace(&bus.jetstream, &ns).await?;
+        mnemo_projector::db::drop_schema(&bench.backend.database_url, &ns).await?;
+    } else {
+        eprintln!("kept namespace {}", ns.as_str());
+    }
+    let (e2e, alone) = result?;
+    report(&bench, &e2e, &alone)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn measure(
+    global: &Global,
+    bench: &PipelineBench,
+    ns: &Namespace,
+    files: &[PathBuf],
+) -> Result<(EndToEnd, Alone)> {
+    let exe = std::env::current_exe().context("cannot find the mnemo executable")?;
+    let port = free_port()?;
+    let secret = uuid::Uuid::new_v4().simple().to_string();
+    let mut services = Vec::new();
+    for name in ["projector", "extractor", "chunker", "embedder", "api"] {
+        let child = Command::new(&exe)
+            .arg("serve")
+            .arg(name)
+            .env("MNEMO_NATS_URL", &bench.backend.nats_url)
+            .env("MNEMO_DATABASE_URL", &bench.backend.database_url)
+            .env("MNEMO_NAMESPACE", ns.as_str())
+            .env("MNEMO_LISTEN", format!("127.0.0.1:{port}"))
+            .env("MNEMO_JWT_SECRET", &secret)
+            .env("MNEMO_MODEL_DIR", &bench.model_dir)
+            .env("MNEMO_LOG", global.log.as_deref().unwrap_or("warn"))
+            .env(
+                "MNEMO_EMBED_TOKEN_BUDGET",
+                bench.embed.embed_token_budget.to_string(),
+            )
+            .env(
+                "MNEMO_EMBED_CONCURRENCY",
+                bench.embed.embed_concurrency.to_string(),
+            )
+            .env("MNEMO_EMBED_SPIN", bench.embed.embed_spin.to_string())
+            .envs(
+                bench
+                    .embed
+                    .embed_threads
+                    .map(|t| ("MNEMO_EMBED_THREADS", t.to_string())),
+            )
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start `mnemo serve {name}`"))?;
+        services.push(ServiceProcess { name, child });
+    }
+    let outcome = drive(global, bench, files, port, &secret, ns, &mut services).await;
+    let mut peak_rss = Vec::new();
+    let mut cpu_seconds = Vec::new();
+    for s in &services {
+        peak_rss.push((s.name.to_owned(), s.peak_rss().unwrap_or(0)));
+        let cpu = s.child.id().and_then(cpu_seconds_of).unwrap_or(0.0);
+        cpu_seconds.push((s.name.to_owned(), cpu));
+    }
+    for s in services {
+        s.stop().await;
+    }
+    let mut e2e = outcome?;
+    e2e.peak_rss = peak_rss;
+    e2e.cpu_seconds = cpu_seconds;
+    let alone = embed_alone(bench, ns).await?;
+    Ok((e2e, alone))
+}
+
+/// Uploads every file and waits for each to end; then reads the counts.
+async fn drive(
+    global: &Global,
+    bench: &PipelineBench,
+    files: &[PathBuf],
+    port: u16,
+    secret: &str,
+    ns: &Namespace,
+    services: &mut [ServiceProcess],
+) -> Result<EndToEnd> {
+    let mut client_global = global.clone();
+    client_global.server = format!("http://127.0.0.1:{port}");
+    let owner = mnemo_domain::OwnerId::new("bench".to_owned())?;
+    client_global.token = Some(
+        mnemo_api::auth::Authenticator::new(secret.as_bytes()).issue(&owner, 24 * 3600, false)?,
+    );
+    // The API child needs a moment to load; retry the connection, and give
+    // up early if a service already died.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let clients = loop {
+        match connect(&client_global).await {
+            Ok(c) => break c,
+            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(_) => {
+                for s in services.iter_mut() {
+                    if let Ok(Some(status)) = s.child.try_wait() {
+                        bail!("`mnemo serve {}` exited early: {status}", s.name);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+
+    let batch_id = uuid::Uuid::now_v7().to_string();
+    let started = Instant::now();
+    let parallel = bench.parallel.max(1);
+    let outcomes: Vec<(PathBuf, Result<Option<pb::ProgressUpdate>>)> =
+        futures::stream::iter(files.iter().cloned())
+            .map(|path| {
+                let mut documents = clients.documents.clone();
+                let progress = clients.progress.clone();
+                let batch_id = batch_id.clone();
+                async move {
+                    let r = async {
+                        let up =
+                            crate::cmd::upload::upload_file(&mut documents, &path, "", &batch_id)
+                                .await?;
+                        crate::cmd::upload::watch(
+                            progress,
+                            up.document_id,
+                            pb::Stage::Indexed as i32,
+                            None,
+                        )
+                        .await
+                    }
+                    .await;
+                    (path, r)
+                }
+            })
+            .buffer_unordered(parallel)
+            .collect()
+            .await;
+    let seconds = started.elapsed().as_secs_f64();
+
+    let mut e2e = EndToEnd {
+        files: files.len(),
+        seconds,
+        ..Default::default()
+    };
+    for (path, r) in outcomes {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match r {
+            Ok(Some(u)) if u.stage == pb::Stage::Indexed as i32 => e2e.indexed += 1,
+            Ok(Some(u)) => e2e.failed.push((name, u.message)),
+            Ok(None) => e2e.failed.push((name, "no progress update".into())),
+            Err(e) => e2e.failed.push((name, format!("{e:#}"))),
+        }
+    }
+    let db = mnemo_projector::db::connect(&bench.backend.database_url, ns).await?;
+    let row = db
+        .query_one(
+            "SELECT coalesce(sum(pages_total), 0)::bigint FROM documents WHERE stage = 'indexed'",
+            &[],
+        )
+        .await?;
+    e2e.pages = row.get::<_, i64>(0) as u64;
+    let row = db
+        .query_one(
+            "SELECT count(*), coalesce(sum(tokens), 0)::bigint, coalesce(max(tokens), 0)::bigint,
+                    count(*) - count(DISTINCT md5(text))
+               FROM chunks",
+            &[],
+        )
+        .await?;
+    e2e.chunks = row.get::<_, i64>(0) as u64;
+    e2e.tokens = row.get::<_, i64>(1) as u64;
+    e2e.max_chunk_tokens = row.get::<_, i64>(2) as u64;
+    e2e.duplicate_texts = row.get::<_, i64>(3) as u64;
+    Ok(e2e)
+}
+
+/// The same chunks through the model in this process, no cache.
+async fn embed_alone(bench: &PipelineBench, ns: &Namespace) -> Result<Alone> {
+    let db = mnemo_projector::db::connect(&bench.backend.database_url, ns).await?;
+    let rows = db
+        .query(
+            "SELECT text, tokens FROM chunks ORDER BY document_id, ordinal",
+            &[],
+        )
+        .await?;
+    let texts: Vec<TextToEmbed> = rows
+        .iter()
+        .enumerate()
+        .map(|(index, r)| TextToEmbed {
+            index,
+            text: r.get(0),
+            tokens: r.get::<_, i32>(1).max(0) as usize,
+        })
+        .collect();
+    let tokens = texts.iter().map(|t| t.tokens as u64).sum();
+    let chunks = texts.len();
+    let config = bench.embed.config(bench.model_dir.clone());
+    let model = tokio::task::spawn_blocking(move || mnemo_embedder::Embedder::new(config))
+        .await?
+        .map_err(|e| anyhow::anyhow!(e.report()))?;
+    let (batcher, _task) = Batcher::start(Arc::new(model), bench.embed.plan());
+    let started = Instant::now();
+    let mut results = batcher.submit(texts)?;
+    let mut got = 0;
+    while got < chunks {
+        match results.recv().await {
+            Some(Ok(_)) => got += 1,
+            Some(Err(e)) => bail!("embedding failed: {}", e.report()),
+            None => bail!("the embedding queue stopped after {got} of {chunks}"),
+        }
+    }
+    Ok(Alone {
+        seconds: started.elapsed().as_secs_f64(),
+        chunks,
+        tokens,
+    })
+}
+
+fn report(bench: &PipelineBench, e2e: &EndToEnd, alone: &Alone) -> Result<()> {
+    let efficiency = if e2e.seconds > 0.0 {
+        alone.seconds / e2e.seconds
+    } else {
+        0.0
+    };
+    let total_rss: u64 = e2e.peak_rss.iter().map(|(_, b)| b).sum();
+    if bench.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "end_to_end": e2e,
+                "embedder_alone": alone,
+                "efficiency": efficiency,
+                "peak_rss_total_bytes": total_rss,
+            })
+        );
+        return Ok(());
+    }
+    let per_s = |n: f64, s: f64| if s > 0.0 { n / s } else { 0.0 };
+    let mb = |b: u64| b as f64 / 1e6;
+    println!("pipeline on {} ({} files)", bench.dir.display(), e2e.files);
+    println!();
+    println!("| what | value |");
+    println!("|---|---:|");
+    println!(
+        "| indexed / failed | {} / {} |",
+        e2e.indexed,
+        e2e.failed.len()
+    );
+    println!("| end to end | {:.1} s |", e2e.seconds);
+    println!("| docs/s | {:.3} |", per_s(e2e.files as f64, e2e.seconds));
+    println!(
+        "| pages/s (indexed pages: {}) | {:.1} |",
+        e2e.pages,
+        per_s(e2e.pages as f64, e2e.seconds)
+    );
+    println!(
+        "| chunks/s ({} chunks, {} tokens, largest {}) | {:.1} |",
+        e2e.chunks,
+        e2e.tokens,
+        e2e.max_chunk_tokens,
+        per_s(e2e.chunks as f64, e2e.seconds)
+    );
+    println!(
+        "| embedder alone, same chunks | {:.1} s, {:.1} chunks/s, {:.0} tok/s |",
+        alone.seconds,
+        per_s(alone.chunks as f64, alone.seconds),
+        per_s(alone.tokens as f64, alone.seconds)
+    );
+    println!("| pipeline efficiency (alone / end to end) | {efficiency:.2} |");
+    println!(
+        "| cache hits (chunks whose text another chunk has) | {} |",
+        e2e.duplicate_texts
+    );
+    for ((name, bytes), (_, cpu)) in e2e.peak_rss.iter().zip(&e2e.cpu_seconds) {
+        println!(
+            "| {name}: peak RSS, CPU | {:.0} MB, {cpu:.1} s |",
+            mb(*bytes)
+        );
+    }
+    println!(
+        "| peak RSS, all services (sum of peaks) | {:.0} MB |",
+        mb(total_rss)
+    );
+    for (name, reason) in &e2e.failed {
+        println!();
+        println!("failed: {name}: {reason}");
+    }
+    Ok(())
+}
