@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         protos.join("mnemo/v1/documents.proto"),
         protos.join("mnemo/v1/progress.proto"),
+        protos.join("mnemo/v1/stats.proto"),
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());

@@ -7,3 +7,4 @@ mod event_store;
 mod pipeline;
 mod progress;
 mod projector;
+mod stats;

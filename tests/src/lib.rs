@@ -22,6 +22,7 @@ use mnemo_domain::{Document, OwnerId};
 use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::document_service_client::DocumentServiceClient;
 use mnemo_proto::v1::progress_service_client::ProgressServiceClient;
+use mnemo_proto::v1::stats_service_client::StatsServiceClient;
 use mnemo_proto::v1::upload_request::Part;
 use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
@@ -81,6 +82,7 @@ pub fn minimal_pdf() -> Vec<u8> {
 
 pub type Documents = DocumentServiceClient<InterceptedService<Channel, BearerInterceptor>>;
 pub type Progress = ProgressServiceClient<InterceptedService<Channel, BearerInterceptor>>;
+pub type StatsClient = StatsServiceClient<InterceptedService<Channel, BearerInterceptor>>;
 
 #[derive(Clone)]
 pub struct BearerInterceptor(Option<String>);
@@ -241,6 +243,13 @@ impl TestEnv {
 
     pub async fn progress(&self, owner: &str) -> Progress {
         ProgressServiceClient::with_interceptor(
+            self.channel().await,
+            BearerInterceptor(Some(self.token(owner))),
+        )
+    }
+
+    pub async fn stats(&self, owner: &str) -> StatsClient {
+        StatsServiceClient::with_interceptor(
             self.channel().await,
             BearerInterceptor(Some(self.token(owner))),
         )

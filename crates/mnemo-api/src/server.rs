@@ -9,6 +9,7 @@ use mnemo_domain::Document;
 use mnemo_projector::ProjectorError;
 use mnemo_proto::v1::document_service_server::DocumentServiceServer;
 use mnemo_proto::v1::progress_service_server::ProgressServiceServer;
+use mnemo_proto::v1::stats_service_server::StatsServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use tokio_postgres::Client;
@@ -16,6 +17,7 @@ use tokio_postgres::Client;
 use crate::auth::Authenticator;
 use crate::documents::DocumentApi;
 use crate::progress::ProgressApi;
+use crate::stats::StatsApi;
 use crate::ApiConfig;
 
 /// HTTP/2 flow-control window per stream (the connection gets twice this).
@@ -99,6 +101,7 @@ pub async fn serve(
     health
         .set_serving::<ProgressServiceServer<ProgressApi>>()
         .await;
+    health.set_serving::<StatsServiceServer<StatsApi>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(mnemo_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -109,10 +112,14 @@ pub async fn serve(
         DocumentServiceServer::with_interceptor(DocumentApi::new(state.clone()), move |r| {
             a1.intercept(r)
         });
+    let a2 = auth.clone();
     let progress =
         ProgressServiceServer::with_interceptor(ProgressApi::new(state.clone()), move |r| {
-            auth.intercept(r)
+            a2.intercept(r)
         });
+    let stats = StatsServiceServer::with_interceptor(StatsApi::new(state.clone()), move |r| {
+        auth.intercept(r)
+    });
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, namespace = %state.bus.namespace, "gRPC API listening");
     }
@@ -125,6 +132,7 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(documents)
         .add_service(progress)
+        .add_service(stats)
         // Nagle + delayed ACKs would add ~40 ms to small responses.
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),

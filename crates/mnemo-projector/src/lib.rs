@@ -24,7 +24,10 @@
 //! - [`chunks`]: the `chunks` read model (text, tsvector, pages, vector).
 //! - [`stage_timings`]: time spent per stage per run.
 //! - [`runner`]: the consumer loop.
+//! - [`stats`]: live totals by state and per-stage analytics (queries).
+//! - [`checksum`]: fingerprints of the read models (rebuild checks).
 
+pub mod checksum;
 pub mod chunks;
 pub mod config;
 pub mod db;
@@ -32,6 +35,7 @@ pub mod documents;
 pub mod migrations;
 pub mod runner;
 pub mod stage_timings;
+pub mod stats;
 
 pub use config::ProjectorConfig;
 pub use runner::run;

@@ -81,6 +81,10 @@ pub enum Command {
     Extract(ExtractArgs),
     /// Check NATS, JetStream, PostgreSQL and the embedding runtime.
     Doctor(DoctorArgs),
+    /// Your documents by state, and how long each stage takes.
+    Stats(StatsArgs),
+    /// Operator tools for the read models.
+    Projections(ProjectionsArgs),
     /// Benchmarks (print a table).
     Bench(BenchArgs),
 }
@@ -210,6 +214,32 @@ pub struct UploadArgs {
     pub parallel: usize,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args)]
+pub struct StatsArgs {
+    /// Every owner's figures (needs an admin token).
+    #[arg(long)]
+    pub all_owners: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ProjectionsArgs {
+    #[command(subcommand)]
+    pub command: ProjectionsCommand,
+}
+
+#[derive(Subcommand)]
+pub enum ProjectionsCommand {
+    /// Row count and MD5 of every read model (equal after a rebuild).
+    Checksum {
+        #[command(flatten)]
+        backend: Backend,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]

@@ -42,6 +42,8 @@ async fn main() -> std::process::ExitCode {
         Command::Docs(args) => cmd::docs::run(&cli.global, args).await,
         Command::Progress(args) => cmd::progress::run(&cli.global, args).await,
         Command::Doctor(args) => cmd::doctor::run(&cli.global, args).await,
+        Command::Stats(args) => cmd::stats::run(&cli.global, args).await,
+        Command::Projections(args) => cmd::projections::run(args).await,
         Command::Extract(args) => cmd::extract::run(args).await,
         Command::Bench(args) => bench::run(&cli.global, args).await,
     };

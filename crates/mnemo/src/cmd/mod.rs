@@ -4,6 +4,8 @@ pub mod docs;
 pub mod doctor;
 pub mod extract;
 pub mod progress;
+pub mod projections;
+pub mod stats;
 pub mod token;
 pub mod upload;
 
