@@ -168,6 +168,28 @@ async fn retries_then_gives_up_and_dead_letters_with_the_reason() {
         reasons[1].1
     );
 
+    // What `mnemo dlq list` shows, and clearing one (`mnemo dlq retry`).
+    let letters = mnemo_bus::dlq::list(&env.bus).await.unwrap();
+    assert_eq!(letters.len(), 2);
+    assert!(letters
+        .iter()
+        .all(|l| l.service == "test" && l.deliveries >= 1));
+    let poison = letters
+        .iter()
+        .find(|l| l.reason.contains("gave up after 3 attempts"))
+        .expect("the poison message's dead letter");
+    assert_eq!(poison.deliveries, 3);
+    assert!(poison.event_sequence >= 1);
+    mnemo_bus::dlq::remove(&env.bus, poison.sequence)
+        .await
+        .unwrap();
+    let left = mnemo_bus::dlq::list(&env.bus).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].reason, "bad input");
+    assert!(mnemo_bus::dlq::remove(&env.bus, poison.sequence)
+        .await
+        .is_err());
+
     let _ = stop_tx.send(());
     runner.await.unwrap().unwrap();
 }

@@ -17,12 +17,14 @@
 //! - [`commands`]: executing a command with bounded retries on conflict.
 //! - [`consumer`]: the durable-consumer loop services share (ack after
 //!   output, backoff, bounded attempts, dead letters, graceful stop).
+//! - [`dlq`]: listing and clearing dead letters (`mnemo dlq`).
 //! - [`blob_store`]: SHA-256-addressed blobs on the JetStream Object Store.
 //! - [`error`]: `BusError` and its `kind()`.
 
 pub mod blob_store;
 pub mod commands;
 pub mod consumer;
+pub mod dlq;
 pub mod envelope;
 pub mod error;
 pub mod event_store;

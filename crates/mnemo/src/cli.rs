@@ -85,6 +85,8 @@ pub enum Command {
     Stats(StatsArgs),
     /// Operator tools for the read models.
     Projections(ProjectionsArgs),
+    /// Events services gave up on (operators).
+    Dlq(DlqArgs),
     /// Benchmarks (print a table).
     Bench(BenchArgs),
 }
@@ -226,6 +228,36 @@ pub struct StatsArgs {
 }
 
 #[derive(Args)]
+pub struct DlqArgs {
+    #[command(subcommand)]
+    pub command: DlqCommand,
+}
+
+#[derive(Subcommand)]
+pub enum DlqCommand {
+    /// Every dead letter: which service gave up on which event, and why.
+    List {
+        #[command(flatten)]
+        backend: Backend,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a new processing run for dead letters' documents, then clear them.
+    Retry {
+        #[command(flatten)]
+        backend: Backend,
+        /// Dead-letter sequences (from `mnemo dlq list`).
+        #[arg(required_unless_present = "all")]
+        sequence: Vec<u64>,
+        /// Every dead letter.
+        #[arg(long, conflicts_with = "sequence")]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
 pub struct ProjectionsArgs {
     #[command(subcommand)]
     pub command: ProjectionsCommand,
@@ -270,8 +302,21 @@ pub enum DocsCommand {
         json: bool,
     },
     /// Process a document again from its stored upload.
+    /// Start a new processing run from the stored upload: one document, a
+    /// topic's, or all of yours. The old chunks stay searchable until the
+    /// new run is indexed.
     Reprocess {
-        document_id: String,
+        #[arg(required_unless_present_any = ["topic", "all"], conflicts_with_all = ["topic", "all"])]
+        document_id: Option<String>,
+        /// Every document of this topic.
+        #[arg(long, conflicts_with = "all")]
+        topic: Option<String>,
+        /// Every document.
+        #[arg(long)]
+        all: bool,
+        /// Why (recorded in the event).
+        #[arg(long, default_value = "")]
+        reason: String,
         #[arg(long)]
         json: bool,
     },

@@ -78,17 +78,56 @@ pub async fn run(global: &Global, args: DocsArgs) -> Result<ExitCode> {
                 .into_inner();
             print_accepted("cancelled", &r, json);
         }
-        DocsCommand::Reprocess { document_id, json } => {
-            let r = c
-                .documents
-                .reprocess(pb::ReprocessDocumentRequest {
-                    document_id,
-                    reason: String::new(),
-                })
-                .await
-                .map_err(|s| anyhow!(describe(&s)))?
-                .into_inner();
-            print_accepted("reprocessing", &r, json);
+        DocsCommand::Reprocess {
+            document_id,
+            topic,
+            all: _,
+            reason,
+            json,
+        } => {
+            let ids = match document_id {
+                Some(id) => vec![id],
+                None => {
+                    let r = c
+                        .documents
+                        .list(pb::ListDocumentsRequest {
+                            min_sequence: 0,
+                            topic: topic.clone().unwrap_or_default(),
+                            limit: 10_000,
+                        })
+                        .await
+                        .map_err(|s| anyhow!(describe(&s)))?
+                        .into_inner();
+                    r.documents.into_iter().map(|d| d.document_id).collect()
+                }
+            };
+            let mut refused = 0;
+            for document_id in ids {
+                match c
+                    .documents
+                    .reprocess(pb::ReprocessDocumentRequest {
+                        document_id: document_id.clone(),
+                        reason: reason.clone(),
+                    })
+                    .await
+                {
+                    Ok(r) => print_accepted("reprocessing", &r.into_inner(), json),
+                    Err(s) => {
+                        refused += 1;
+                        if json {
+                            println!(
+                                "{}",
+                                serde_json::json!({"document_id": document_id, "error": describe(&s)})
+                            );
+                        } else {
+                            eprintln!("{document_id}: {}", describe(&s));
+                        }
+                    }
+                }
+            }
+            if refused > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

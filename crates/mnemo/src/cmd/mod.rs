@@ -1,5 +1,8 @@
-//! Client commands, one module each. They speak only the public gRPC API.
+//! Commands, one module each. Client commands speak only the public gRPC
+//! API; the operator commands `dlq` and `projections` talk to NATS and
+//! PostgreSQL directly (like `serve` and `bench`).
 
+pub mod dlq;
 pub mod docs;
 pub mod doctor;
 pub mod extract;

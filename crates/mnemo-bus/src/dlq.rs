@@ -1,0 +1,90 @@
+//! Reading and clearing the dead-letter stream (`<NS>_DLQ`), for
+//! `mnemo dlq list|retry`.
+//!
+//! A dead letter is a copy of an event a service gave up on (see
+//! [`crate::consumer`]): the original headers (aggregate, event id…) plus
+//! why, which service, the original stream sequence and how often it was
+//! delivered. Retrying is the caller's business (for documents: a new
+//! processing run through the aggregate); this module lists dead letters and
+//! removes one once it has been dealt with. The event log itself is never
+//! touched: the dead letter is only a pointer into it.
+
+use async_nats::jetstream::stream::DirectGetErrorKind;
+
+use crate::consumer::dlq_headers;
+use crate::envelope::{AGGREGATE_ID, AGGREGATE_TYPE, EVENT_TYPE};
+use crate::error::{BusError, BusErrorKind};
+use crate::Bus;
+
+/// One dead letter.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeadLetter {
+    /// Its sequence in the dead-letter stream (what `retry` takes).
+    pub sequence: u64,
+    pub service: String,
+    pub reason: String,
+    /// Subject and stream sequence of the event in the event log.
+    pub event_subject: String,
+    pub event_sequence: u64,
+    pub deliveries: u64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub event_type: String,
+}
+
+/// Every dead letter of the namespace, oldest first.
+pub async fn list(bus: &Bus) -> Result<Vec<DeadLetter>, BusError> {
+    let stream = dlq_stream(bus).await?;
+    let subject = format!("{}.dlq.>", bus.namespace.as_str());
+    let mut out = Vec::new();
+    let mut next = 1;
+    loop {
+        match stream
+            .direct_get_next_for_subject(subject.as_str(), Some(next))
+            .await
+        {
+            Ok(msg) => {
+                next = msg.sequence + 1;
+                let h = |name: &str| {
+                    msg.headers
+                        .get(name)
+                        .map(|v| v.to_string())
+                        .unwrap_or_default()
+                };
+                out.push(DeadLetter {
+                    sequence: msg.sequence,
+                    service: h(dlq_headers::SERVICE),
+                    reason: h(dlq_headers::REASON),
+                    event_subject: h(dlq_headers::SUBJECT),
+                    event_sequence: h(dlq_headers::SEQUENCE).parse().unwrap_or(0),
+                    deliveries: h(dlq_headers::DELIVERIES).parse().unwrap_or(0),
+                    aggregate_type: h(AGGREGATE_TYPE),
+                    aggregate_id: h(AGGREGATE_ID),
+                    event_type: h(EVENT_TYPE),
+                });
+            }
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(BusError::unavailable("cannot read the dead letters", e)),
+        }
+    }
+}
+
+/// Removes a dead letter once it has been dealt with.
+pub async fn remove(bus: &Bus, sequence: u64) -> Result<(), BusError> {
+    let stream = dlq_stream(bus).await?;
+    stream.delete_message(sequence).await.map_err(|e| {
+        BusError::with_source(
+            BusErrorKind::NotFound,
+            format!("no dead letter {sequence}"),
+            e,
+        )
+    })?;
+    Ok(())
+}
+
+async fn dlq_stream(bus: &Bus) -> Result<async_nats::jetstream::stream::Stream, BusError> {
+    bus.jetstream
+        .get_stream(bus.namespace.dlq_stream())
+        .await
+        .map_err(|e| BusError::unavailable("cannot open the dead-letter stream", e))
+}

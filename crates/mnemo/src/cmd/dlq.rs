@@ -1,0 +1,136 @@
+//! `mnemo dlq list|retry [--json]`: the events services gave up on.
+//!
+//! An operator command (it talks to NATS directly, like `bench`). `retry`
+//! starts a new processing run of the dead letter's document through the
+//! document aggregate (the same `Reprocess` a user can ask for), then clears
+//! the dead letter. A dead letter whose document cannot be reprocessed
+//! (e.g. it was deleted from under it) stays, with the reason printed.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use mnemo_bus::dlq::{self, DeadLetter};
+use mnemo_bus::{Bus, CommandExecutor, JetStreamEventStore, Namespace, RetryPolicy};
+use mnemo_domain::{Document, DocumentCommand};
+
+use crate::cli::{DlqArgs, DlqCommand};
+
+pub async fn run(args: DlqArgs) -> Result<ExitCode> {
+    let backend = match &args.command {
+        DlqCommand::List { backend, .. } | DlqCommand::Retry { backend, .. } => backend,
+    };
+    let ns = Namespace::new(&backend.namespace)?;
+    let bus = Bus::start(&backend.nats_url, ns, backend.replicas)
+        .await
+        .context("connecting to NATS (try `mnemo doctor`)")?;
+    let letters = dlq::list(&bus).await?;
+    match args.command {
+        DlqCommand::List { json, .. } => {
+            if json {
+                println!("{}", serde_json::to_string(&letters)?);
+            } else if letters.is_empty() {
+                println!("no dead letters");
+            } else {
+                println!(
+                    "{:>6}  {:<10} {:<22} {:>8}  {:<45} REASON",
+                    "DLQ", "SERVICE", "EVENT", "EVENT#", "AGGREGATE"
+                );
+                for l in &letters {
+                    println!(
+                        "{:>6}  {:<10} {:<22} {:>8}  {:<45} {}",
+                        l.sequence,
+                        l.service,
+                        l.event_type,
+                        l.event_sequence,
+                        l.aggregate_id,
+                        l.reason
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DlqCommand::Retry {
+            sequence,
+            all,
+            json,
+            ..
+        } => {
+            let chosen: Vec<&DeadLetter> = letters
+                .iter()
+                .filter(|l| all || sequence.contains(&l.sequence))
+                .collect();
+            if chosen.is_empty() {
+                anyhow::bail!("no such dead letter: see `mnemo dlq list`");
+            }
+            let executor = CommandExecutor::new(
+                JetStreamEventStore::<Document>::new(&bus, "doc", 0),
+                (),
+                RetryPolicy::default(),
+            );
+            let mut failures = 0;
+            let mut results = Vec::new();
+            for l in chosen {
+                let outcome = retry(&bus, &executor, l).await;
+                if outcome.is_err() {
+                    failures += 1;
+                }
+                results.push(match &outcome {
+                    Ok(run) => serde_json::json!({"sequence": l.sequence, "aggregate_id": l.aggregate_id, "run": run}),
+                    Err(e) => serde_json::json!({"sequence": l.sequence, "aggregate_id": l.aggregate_id, "error": e}),
+                });
+                if !json {
+                    match outcome {
+                        Ok(run) => println!(
+                            "dead letter {}: {} reprocessing as run {run}",
+                            l.sequence, l.aggregate_id
+                        ),
+                        Err(e) => println!("dead letter {}: kept: {e}", l.sequence),
+                    }
+                }
+            }
+            if json {
+                println!("{}", serde_json::Value::Array(results));
+            }
+            Ok(if failures == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+/// Reprocesses the dead letter's document and clears the letter; returns the
+/// new run.
+async fn retry(
+    bus: &Bus,
+    executor: &CommandExecutor<Document>,
+    letter: &DeadLetter,
+) -> Result<u32, String> {
+    if letter.aggregate_type != "document" || letter.aggregate_id.is_empty() {
+        return Err(format!(
+            "not a document event ({}), nothing to retry",
+            letter.aggregate_type
+        ));
+    }
+    let mut metadata = HashMap::new();
+    metadata.insert("dlq_sequence".to_owned(), letter.sequence.to_string());
+    let executed = executor
+        .execute(
+            &letter.aggregate_id,
+            DocumentCommand::Reprocess {
+                reason: format!(
+                    "retry of dead letter {} ({} gave up: {})",
+                    letter.sequence, letter.service, letter.reason
+                ),
+            },
+            &metadata,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    dlq::remove(bus, letter.sequence)
+        .await
+        .map_err(|e| format!("reprocessing started, but the dead letter stays: {e}"))?;
+    Ok(executed.aggregate.run)
+}
