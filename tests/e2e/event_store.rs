@@ -407,3 +407,94 @@ async fn two_concurrent_creations_of_one_aggregate_make_one_document() {
     assert_eq!((oks, exists), (1, 1));
     assert_eq!(env.event_count().await, 1);
 }
+
+/// Upcasting: a `DocumentFailed` written by an older mnemo (schema v1, no
+/// `code`) reads as v2 everywhere: aggregate loads, the projector, and the
+/// event's code is derived from its reason. The stream keeps the v1 bytes.
+#[tokio::test]
+async fn v1_events_on_the_stream_read_as_v2() {
+    let env = TestEnv::start_with(EnvOptions {
+        run_api: false,
+        ..Default::default()
+    })
+    .await;
+    let owner = OwnerId::new("alice").unwrap();
+    let id = DocumentId::new();
+    let agg = aggregate_id(&owner, &id);
+    let exec = env.executor(0, patient());
+    let uploaded = exec
+        .execute(&agg, upload_cmd(&owner, id), &HashMap::new())
+        .await
+        .unwrap();
+
+    // What mnemo wrote before `code` existed, byte for byte.
+    let v1 = br#"[{"type":"DocumentFailed","data":{"run":1,"stage":"extracting","reason":"damaged PDF: Couldn't find trailer dictionary","retryable":false}}]"#;
+    let envelope = mnemo_bus::Envelope::for_commit(
+        "document",
+        &agg,
+        2,
+        vec!["DocumentFailed".into()],
+        vec!["1".into()],
+        &HashMap::new(),
+    );
+    let subject = env.ns.aggregate_subject("doc", &agg);
+    let ack = env
+        .bus
+        .jetstream
+        .publish_with_headers(subject.clone(), envelope.to_headers(), v1.to_vec().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(ack.sequence > uploaded.last_sequence);
+
+    // The aggregate (cold load) sees a v2 event with its code.
+    let store = JetStreamEventStore::<Document>::new(&env.bus, "doc", 0);
+    let events = store.read_messages(&agg).await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last.envelope.schema_versions, vec!["1".to_string()]);
+    assert_eq!(
+        last.events,
+        vec![DocumentEvent::DocumentFailed {
+            run: 1,
+            stage: Stage::Extracting,
+            reason: "damaged PDF: Couldn't find trailer dictionary".into(),
+            retryable: false,
+            code: mnemo_domain::FailureCode::Damaged,
+        }]
+    );
+    let loaded = store.load(&agg).await.unwrap();
+    assert_eq!(loaded.aggregate.stage, Some(Stage::Failed));
+
+    // The projector reads it too.
+    let db = mnemo_projector::db::connect(&mnemo_tests::database_url(), &env.ns)
+        .await
+        .unwrap();
+    let at = mnemo_projector::runner::wait_for(
+        &db,
+        &env.ns,
+        ack.sequence,
+        std::time::Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    assert!(at >= ack.sequence);
+    let stage: String = db
+        .query_one(
+            "SELECT stage FROM documents WHERE document_id = $1",
+            &[&id.as_uuid()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stage, "failed");
+
+    // Reading never rewrites the log.
+    let raw = env
+        .bus
+        .events
+        .get_last_raw_message_by_subject(&subject)
+        .await
+        .unwrap();
+    assert_eq!(raw.sequence, ack.sequence, "reading appended nothing");
+}

@@ -74,6 +74,7 @@ pub struct CommandExecutor<A: Aggregate> {
 impl<A> CommandExecutor<A>
 where
     A: Aggregate + Clone + 'static,
+    A::Event: crate::upcast::Upcast,
     A::Command: Clone,
 {
     pub fn new(store: JetStreamEventStore<A>, services: A::Services, retry: RetryPolicy) -> Self {

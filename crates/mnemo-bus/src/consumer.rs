@@ -125,7 +125,9 @@ impl Delivery {
     }
 
     /// Decodes the events in the message.
-    pub fn decode<E: DomainEvent>(&self) -> Result<StoredEvents<E>, BusError> {
+    pub fn decode<E: DomainEvent + crate::upcast::Upcast>(
+        &self,
+    ) -> Result<StoredEvents<E>, BusError> {
         decode_message(
             &self.subject,
             self.stream_sequence,
@@ -136,7 +138,9 @@ impl Delivery {
 
     /// Decodes the events, or says to reject the message: an event that
     /// cannot be decoded now never will be.
-    pub fn decode_or_reject<E: DomainEvent>(&self) -> Result<StoredEvents<E>, Outcome> {
+    pub fn decode_or_reject<E: DomainEvent + crate::upcast::Upcast>(
+        &self,
+    ) -> Result<StoredEvents<E>, Outcome> {
         self.decode().map_err(|e| Outcome::Reject {
             reason: e.to_string(),
         })
@@ -347,6 +351,7 @@ pub async fn append_result<A>(
 ) -> Outcome
 where
     A: cqrs_es::Aggregate + Clone + 'static,
+    A::Event: crate::upcast::Upcast,
     A::Command: Clone,
 {
     match executor.execute(aggregate, command, metadata).await {
@@ -373,6 +378,7 @@ pub async fn append_failure<A>(
     fail: impl Fn(&A::Event) -> Option<A::Command>,
 ) where
     A: cqrs_es::Aggregate + Clone + 'static,
+    A::Event: crate::upcast::Upcast,
     A::Command: Clone,
 {
     let Ok(stored) = delivery.decode::<A::Event>() else {

@@ -123,7 +123,7 @@ pub struct StoredEvents<E> {
 }
 
 /// Decodes an event message's headers and payload.
-pub fn decode_message<E: DomainEvent>(
+pub fn decode_message<E: DomainEvent + crate::upcast::Upcast>(
     subject: &str,
     stream_sequence: u64,
     headers: Option<&async_nats::HeaderMap>,
@@ -136,7 +136,7 @@ pub fn decode_message<E: DomainEvent>(
         )
     })?;
     let envelope = Envelope::from_headers(headers)?;
-    let events: Vec<E> = serde_json::from_slice(payload).map_err(|e| {
+    let events: Vec<E> = crate::upcast::decode(&envelope, payload).map_err(|e| {
         BusError::with_source(
             BusErrorKind::Corrupt,
             format!(
@@ -165,6 +165,7 @@ pub fn decode_message<E: DomainEvent>(
 impl<A> JetStreamEventStore<A>
 where
     A: Aggregate + Clone,
+    A::Event: crate::upcast::Upcast,
 {
     /// A store over the namespace's event stream; `cache_capacity` 0 disables caching.
     pub fn new(bus: &crate::Bus, kind: &'static str, cache_capacity: usize) -> Self {
@@ -426,6 +427,7 @@ fn to_aggregate_error<E: std::error::Error>(e: BusError) -> AggregateError<E> {
 impl<A> EventStore<A> for JetStreamEventStore<A>
 where
     A: Aggregate + Clone + 'static,
+    A::Event: crate::upcast::Upcast,
 {
     type AC = JetStreamContext<A>;
 

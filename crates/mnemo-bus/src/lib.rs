@@ -6,7 +6,8 @@
 //! aggregate loading (with a cache kept honest by the expected-sequence
 //! check), and content-addressed blobs.
 //! Must not: know what a PDF, a chunk or a gRPC status is. Domain types come
-//! in through cqrs-es's `Aggregate` and `DomainEvent`.
+//! in through cqrs-es's `Aggregate` and `DomainEvent` (and
+//! `mnemo_domain::schema::Upcast` for their older schema versions).
 //!
 //! # Layout
 //! - [`namespace`]: the prefix that isolates installs and tests; every name
@@ -19,6 +20,7 @@
 //!   output, backoff, bounded attempts, dead letters, graceful stop).
 //! - [`dlq`]: listing and clearing dead letters (`mnemo dlq`).
 //! - [`blob_store`]: SHA-256-addressed blobs on the JetStream Object Store.
+//! - [`upcast`]: older event schemas read as current ones.
 //! - [`error`]: `BusError` and its `kind()`.
 
 pub mod blob_store;
@@ -30,6 +32,7 @@ pub mod error;
 pub mod event_store;
 pub mod namespace;
 pub mod setup;
+pub mod upcast;
 
 pub use blob_store::BlobStore;
 pub use commands::{CommandExecutor, ExecuteError, RetryPolicy};

@@ -15,6 +15,7 @@
 //! - [`document`]: the document aggregate: commands, events, errors, state.
 //! - [`progress`]: the fold of a document's events into stage/fraction/message.
 //! - [`text`]: extracted text as the extractor stores it for the chunker.
+//! - [`schema`]: event schema versions and their upcasters.
 
 pub mod chunking;
 pub mod content;
@@ -22,10 +23,11 @@ pub mod document;
 pub mod ids;
 pub mod owner;
 pub mod progress;
+pub mod schema;
 pub mod text;
 
 pub use document::{
-    Document, DocumentCommand, DocumentError, DocumentErrorKind, DocumentEvent, Stage,
+    Document, DocumentCommand, DocumentError, DocumentErrorKind, DocumentEvent, FailureCode, Stage,
 };
 pub use ids::{DocumentId, Sha256Hex};
 pub use owner::{OwnerError, OwnerId};

@@ -278,6 +278,7 @@ mod tests {
                 stage: Stage::Extracting,
                 reason: "no text layer (OCR not supported)".into(),
                 retryable: false,
+                code: crate::document::FailureCode::NoTextLayer,
             },
         ]);
         let last = steps.last().unwrap();

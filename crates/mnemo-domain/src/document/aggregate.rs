@@ -8,7 +8,7 @@ use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
 use crate::content::ContentType;
-use crate::document::{DocumentCommand, DocumentError, DocumentEvent};
+use crate::document::{DocumentCommand, DocumentError, DocumentEvent, FailureCode};
 use crate::ids::{DocumentId, Sha256Hex};
 use crate::owner::OwnerId;
 
@@ -310,6 +310,7 @@ impl Document {
                 Ok(vec![E::DocumentFailed {
                     run,
                     stage: failed_stage,
+                    code: FailureCode::classify(&reason),
                     reason,
                     retryable,
                 }])
@@ -705,6 +706,7 @@ mod tests {
             stage: Stage::Extracting,
             reason: "no text layer (OCR not supported)".into(),
             retryable: false,
+            code: FailureCode::NoTextLayer,
         };
         let cmd = DocumentCommand::RecordFailure {
             run: 1,

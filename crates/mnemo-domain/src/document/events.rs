@@ -8,7 +8,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::content::ContentType;
-use crate::document::Stage;
+use crate::document::{FailureCode, Stage};
 use crate::ids::{DocumentId, Sha256Hex};
 use crate::owner::OwnerId;
 
@@ -91,11 +91,13 @@ pub enum DocumentEvent {
     /// Emitted by the projector once every chunk of the run is stored.
     DocumentIndexed { run: u32, chunks: u32 },
     /// Emitted by any stage that gives up on the document.
+    /// Schema v2 added `code` (v1 events are upcast: see `document::upcast`).
     DocumentFailed {
         run: u32,
         stage: Stage,
         reason: String,
         retryable: bool,
+        code: FailureCode,
     },
     /// Emitted by the API on Cancel.
     ProcessingCancelled { run: u32, reason: String },
@@ -141,7 +143,11 @@ impl DomainEvent for DocumentEvent {
     }
 
     fn event_version(&self) -> String {
-        // Every document event is at schema version 1 so far.
-        "1".to_owned()
+        match self {
+            // v2: `code` added (upcaster in `document::upcast`).
+            Self::DocumentFailed { .. } => "2",
+            _ => "1",
+        }
+        .to_owned()
     }
 }

@@ -16,16 +16,21 @@
 //! - [`commands`]: what may be asked (`DocumentCommand`).
 //! - [`aggregate`]: `handle` (decide) and `apply` (fold), pure.
 //! - [`error`]: why a command was refused, with a kind for callers to map.
+//! - [`failure`]: `FailureCode`, the kind of a failure (`DocumentFailed` v2).
+//! - [`upcast`]: reading older event schemas as current ones.
 
 pub mod aggregate;
 pub mod commands;
 pub mod error;
 pub mod events;
+pub mod failure;
+pub mod upcast;
 
 pub use aggregate::{Document, Stage};
 pub use commands::DocumentCommand;
 pub use error::{DocumentError, DocumentErrorKind};
 pub use events::{ChunkRecord, ChunkVector, DocumentEvent, UploadedDocument};
+pub use failure::FailureCode;
 
 /// The aggregate id of a document: `<owner token>.<document id>`, which is
 /// also the tail of its subject (`<ns>.ev.doc.<owner token>.<document id>`).
