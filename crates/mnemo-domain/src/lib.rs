@@ -13,6 +13,7 @@
 //! - [`chunking`]: cutting text into model-sized chunks with page spans.
 //! - [`content`]: sniffing uploaded bytes (PDF, plain text, Markdown).
 //! - [`document`]: the document aggregate: commands, events, errors, state.
+//! - [`learn`]: the learner's history: topics, cards and their reviews.
 //! - [`progress`]: the fold of a document's events into stage/fraction/message.
 //! - [`text`]: extracted text as the extractor stores it for the chunker.
 //! - [`schema`]: event schema versions and their upcasters.
@@ -21,6 +22,7 @@ pub mod chunking;
 pub mod content;
 pub mod document;
 pub mod ids;
+pub mod learn;
 pub mod owner;
 pub mod progress;
 pub mod schema;
