@@ -106,6 +106,21 @@ async fn uploads_become_searchable_chunks_and_poison_fails_alone() {
         .await
         .unwrap();
     let paper_id: uuid::Uuid = paper.document_id.parse().unwrap();
+    // pdf-rs (the primary extractor) read the paper; the event says so.
+    let store = mnemo_bus::JetStreamEventStore::<mnemo_domain::Document>::new(&env.bus, "doc", 0);
+    let owner = mnemo_domain::OwnerId::new("alice").unwrap();
+    let events = store
+        .read_messages(&mnemo_domain::document::aggregate_id(
+            &owner,
+            &paper.document_id.parse().unwrap(),
+        ))
+        .await
+        .unwrap();
+    let extractor = events.iter().flat_map(|m| &m.events).find_map(|e| match e {
+        mnemo_domain::DocumentEvent::TextExtracted { extractor, .. } => Some(extractor.clone()),
+        _ => None,
+    });
+    assert_eq!(extractor.as_deref(), Some("pdf-rs"));
     let row = db
         .query_one(
             "SELECT count(*), max(tokens), min(array_length(embedding, 1)), max(array_length(embedding, 1)),

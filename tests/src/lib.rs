@@ -55,6 +55,28 @@ pub fn model_dir() -> PathBuf {
 }
 
 /// The shared corpus of real PDFs (`../shared/corpus/pdf` from the repo root).
+/// The extractor's config in tests: the pdf-rs worker is this package's
+/// `mnemo-extract-worker` binary (the test binary cannot re-run itself as
+/// `mnemo extract-worker`). Cargo builds it before the integration tests,
+/// next to their `deps/` directory.
+pub fn extractor_config() -> mnemo_extractor::ExtractorConfig {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let worker = exe
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join("mnemo-extract-worker"))
+        .find(|p| p.is_file())
+        .expect("mnemo-extract-worker is built with the tests (cargo test -p mnemo-tests)");
+    mnemo_extractor::ExtractorConfig {
+        pdf_worker: Some(mnemo_extractor::pdf_worker::PdfWorker {
+            program: worker,
+            args: Vec::new(),
+        }),
+        ..Default::default()
+    }
+}
+
 pub fn corpus_dir() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     std::env::var_os("MNEMO_CORPUS_DIR")
@@ -167,12 +189,7 @@ impl TestEnv {
             );
             let (b, rx) = (bus.clone(), stop.subscribe());
             tasks.push(tokio::spawn(async move {
-                let _ = mnemo_extractor::run(
-                    &b,
-                    mnemo_extractor::ExtractorConfig::default(),
-                    stopped(rx),
-                )
-                .await;
+                let _ = mnemo_extractor::run(&b, extractor_config(), stopped(rx)).await;
             }));
             let (b, rx) = (bus.clone(), stop.subscribe());
             tasks.push(tokio::spawn(async move {

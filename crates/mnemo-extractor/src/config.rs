@@ -3,10 +3,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::pdf_worker::PdfWorker;
+
 /// Limits for one document's extraction, and where the tools are.
 #[derive(Debug, Clone)]
 pub struct ExtractorConfig {
-    /// Wall-clock limit for each child process (one step of pages).
+    /// Wall-clock limit for each child process (one step of pages), and for
+    /// each page of the pdf-rs worker.
     pub step_timeout: Duration,
     /// Address-space limit of each child process.
     pub memory_limit_bytes: u64,
@@ -18,6 +21,8 @@ pub struct ExtractorConfig {
     pub pdfinfo: PathBuf,
     /// Documents extracted at once by this process.
     pub concurrency: usize,
+    /// The pdf-rs worker (primary); `None` leaves PDFs to `pdftotext`.
+    pub pdf_worker: Option<PdfWorker>,
 }
 
 impl Default for ExtractorConfig {
@@ -30,6 +35,7 @@ impl Default for ExtractorConfig {
             pdftotext: PathBuf::from("pdftotext"),
             pdfinfo: PathBuf::from("pdfinfo"),
             concurrency: 2,
+            pdf_worker: PdfWorker::from_current_exe(),
         }
     }
 }

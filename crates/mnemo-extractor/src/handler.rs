@@ -13,7 +13,6 @@ use mnemo_domain::{Document, DocumentCommand, DocumentErrorKind, DocumentEvent, 
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
-use crate::pdf::PdfFile;
 use crate::{ExtractError, ExtractorConfig};
 
 /// Extracts text for documents whose processing run starts.
@@ -144,38 +143,34 @@ impl Extractor {
         bytes: &[u8],
         md: &HashMap<String, String>,
     ) -> Result<ExtractedText, Failure> {
-        let pdf = PdfFile::open(bytes, &self.config)
-            .await
-            .map_err(Failure::Document)?;
-        let total = pdf.pages;
-        let mut pages = Vec::with_capacity(total as usize);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let work = crate::pdf_text::extract(bytes, &self.config, &tx);
+        tokio::pin!(work);
         let mut last_report = Instant::now();
-        let step = self.config.pages_per_step.max(1);
-        let mut first = 1;
-        while first <= total {
-            let last = (first + step - 1).min(total);
-            pages.extend(
-                pdf.pages(first, last, &self.config)
-                    .await
-                    .map_err(Failure::Document)?,
-            );
-            // Still working: keep JetStream from redelivering to a copy.
-            let _ = delivery.in_progress().await;
-            if last < total && last_report.elapsed() >= self.config.progress_every {
-                last_report = Instant::now();
-                let progress = DocumentCommand::RecordExtractionProgress {
-                    run,
-                    pages_done: last,
-                    pages_total: total,
-                };
-                self.record(aggregate, progress, md).await?;
+        loop {
+            tokio::select! {
+                result = &mut work => return result.map_err(Failure::Document),
+                Some((done, total)) = rx.recv() => {
+                    if last_report.elapsed() < self.config.progress_every {
+                        continue;
+                    }
+                    last_report = Instant::now();
+                    // Still working: keep JetStream from redelivering to a copy.
+                    let _ = delivery.in_progress().await;
+                    if done < total {
+                        let progress = DocumentCommand::RecordExtractionProgress {
+                            run,
+                            pages_done: done,
+                            pages_total: total,
+                        };
+                        // Progress is best effort; the result is what must land.
+                        if let Err(Failure::Transient(e)) = self.record(aggregate, progress, md).await {
+                            tracing::warn!(error = %e, "progress not recorded");
+                        }
+                    }
+                }
             }
-            first = last + 1;
         }
-        Ok(ExtractedText {
-            pages,
-            extractor: "pdftotext".into(),
-        })
     }
 }
 

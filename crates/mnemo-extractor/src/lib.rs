@@ -7,23 +7,28 @@
 //! [`mnemo_domain::text::ExtractedText`]), or `DocumentFailed` with a reason
 //! a person understands ("no text layer (OCR not supported)", "damaged PDF:
 //! …", "gave up after 60 s").
-//! Must not: let one document take the service down. PDF parsing runs in a
-//! child process (`pdftotext`) under a wall-clock timeout and an address-space
-//! limit, so a crash, a loop or a memory blow-up fails that document alone.
+//! Must not: let one document take the service down. PDF parsing runs in
+//! child processes (the pdf-rs worker `mnemo extract-worker`, and
+//! `pdftotext`) under a wall-clock timeout and an address-space limit, so a
+//! crash, a loop or a memory blow-up fails that document alone.
 //!
-//! State of the work: plain text and Markdown skip parsing; PDFs go through
-//! poppler's `pdftotext`. The pipeline issue asks for pdf-rs as the primary
-//! extractor with this as the fallback; until that lands every PDF's
-//! `TextExtracted.extractor` says `pdftotext`.
+//! Plain text and Markdown skip parsing. PDFs go through pdf-rs (crate
+//! `mnemo-pdf`, mnemo's own content-stream walker) first; when it fails or
+//! returns almost nothing, through poppler's `pdftotext`.
+//! `TextExtracted.extractor` records which (`pdf-rs` / `pdftotext`).
 //!
 //! # Layout
 //! - [`config`]: limits and tool paths.
+//! - [`pdf_text`]: pdf-rs first, `pdftotext` as the fallback.
+//! - [`pdf_worker`]: the pdf-rs worker process (`mnemo extract-worker`).
 //! - [`pdf`]: running `pdfinfo` / `pdftotext` in a sandboxed child process.
 //! - [`handler`]: the consumer handler (which events, what it appends).
 
 pub mod config;
 pub mod handler;
 pub mod pdf;
+pub mod pdf_text;
+pub mod pdf_worker;
 
 pub use config::ExtractorConfig;
 pub use handler::Extractor;
@@ -69,19 +74,8 @@ pub async fn extract_bytes(
             extractor: "utf8".into(),
         },
         ContentType::Pdf => {
-            let pdf = pdf::PdfFile::open(bytes, config).await?;
-            let mut pages = Vec::with_capacity(pdf.pages as usize);
-            let step = config.pages_per_step.max(1);
-            let mut first = 1;
-            while first <= pdf.pages {
-                let last = (first + step - 1).min(pdf.pages);
-                pages.extend(pdf.pages(first, last, config).await?);
-                first = last + 1;
-            }
-            mnemo_domain::text::ExtractedText {
-                pages,
-                extractor: "pdftotext".into(),
-            }
+            let (progress, _ignored) = tokio::sync::mpsc::unbounded_channel();
+            pdf_text::extract(bytes, config, &progress).await?
         }
     };
     if text.is_blank() {

@@ -1,4 +1,4 @@
-//! PDF text through poppler's `pdfinfo` and `pdftotext`, each run in a child
+//! The fallback: PDF text through poppler's `pdfinfo` and `pdftotext`, each run in a child
 //! process under `prlimit --as` (address space) and a wall-clock timeout, so
 //! a file that crashes, loops or eats memory costs one child, not the service.
 
@@ -13,7 +13,6 @@ use crate::{ExtractError, ExtractorConfig};
 /// need a path, not a pipe: they seek). Deleted on drop.
 pub struct PdfFile {
     file: tempfile::NamedTempFile,
-    pub pages: u32,
 }
 
 /// Runs `tool args…` sandboxed; returns stdout, or the reason it failed.
@@ -86,15 +85,24 @@ async fn run_tool(
 }
 
 impl PdfFile {
-    /// Writes the PDF to a private file and reads its page count.
-    pub async fn open(bytes: &[u8], config: &ExtractorConfig) -> Result<Self, ExtractError> {
+    /// Writes the PDF to a private file.
+    pub fn write(bytes: &[u8]) -> Result<Self, ExtractError> {
         let mut file = tempfile::Builder::new()
             .prefix("mnemo-extract-")
             .suffix(".pdf")
             .tempfile()
             .map_err(|e| ExtractError::Io(e.to_string()))?;
         std::io::Write::write_all(&mut file, bytes).map_err(|e| ExtractError::Io(e.to_string()))?;
-        let path = file.path().to_string_lossy().into_owned();
+        Ok(Self { file })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// The page count, as `pdfinfo` reads it.
+    pub async fn page_count(&self, config: &ExtractorConfig) -> Result<u32, ExtractError> {
+        let path = self.file.path().to_string_lossy().into_owned();
         let info = run_tool(config, &config.pdfinfo, &[path.as_str()]).await?;
         let info = String::from_utf8_lossy(&info);
         let pages = info
@@ -102,7 +110,7 @@ impl PdfFile {
             .find_map(|l| l.strip_prefix("Pages:"))
             .and_then(|n| n.trim().parse::<u32>().ok())
             .ok_or_else(|| ExtractError::Damaged("no page count".into()))?;
-        Ok(Self { file, pages })
+        Ok(pages)
     }
 
     /// Text of pages `first..=last` (1-based), one string per page.

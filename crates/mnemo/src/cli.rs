@@ -79,6 +79,9 @@ pub enum Command {
     Progress(ProgressArgs),
     /// Extract a file's text locally, as the extractor service would.
     Extract(ExtractArgs),
+    /// Internal: the extractor's sandboxed PDF worker (one JSON line per page).
+    #[command(hide = true)]
+    ExtractWorker { file: PathBuf },
     /// Check NATS, JetStream, PostgreSQL and the embedding runtime.
     Doctor(DoctorArgs),
     /// Your documents by state, and how long each stage takes.

@@ -29,10 +29,11 @@ use crate::cli::{Cli, Command};
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let default_log = if matches!(cli.command, Command::Serve(_)) {
-        "info"
-    } else {
-        "warn"
+    let default_log = match cli.command {
+        Command::Serve(_) => "info",
+        // The worker's stdout is a protocol and its parent reports failures.
+        Command::ExtractWorker { .. } => "off",
+        _ => "warn",
     };
     init_tracing(cli.global.log.as_deref().unwrap_or(default_log));
     let result = match cli.command {
@@ -46,6 +47,7 @@ async fn main() -> std::process::ExitCode {
         Command::Projections(args) => cmd::projections::run(args).await,
         Command::Dlq(args) => cmd::dlq::run(args).await,
         Command::Extract(args) => cmd::extract::run(args).await,
+        Command::ExtractWorker { file } => Ok(mnemo_pdf::worker::main(&file)),
         Command::Bench(args) => bench::run(&cli.global, args).await,
     };
     match result {

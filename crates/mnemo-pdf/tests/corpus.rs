@@ -1,0 +1,145 @@
+//! pdf-rs text on real PDFs from ../shared/corpus/pdf, compared word by word
+//! with poppler's `pdftotext` (bag-of-words F1), plus the hard cases:
+//! encryption, a scan, a file that makes parsers loop.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn corpus(name: &str) -> Vec<u8> {
+    let dir = std::env::var_os("MNEMO_CORPUS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/pdf")
+        });
+    let path = dir.join(name);
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (set MNEMO_CORPUS_DIR)", path.display()))
+}
+
+fn words(text: &str) -> HashMap<String, usize> {
+    let mut bag = HashMap::new();
+    for w in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        *bag.entry(w.to_lowercase()).or_insert(0) += 1;
+    }
+    bag
+}
+
+fn f1(ours: &str, reference: &str) -> f64 {
+    let (a, b) = (words(ours), words(reference));
+    let common: usize = a
+        .iter()
+        .map(|(w, n)| (*n).min(*b.get(w).unwrap_or(&0)))
+        .sum();
+    let (na, nb): (usize, usize) = (a.values().sum(), b.values().sum());
+    if common == 0 {
+        return 0.0;
+    }
+    let (p, r) = (common as f64 / na as f64, common as f64 / nb as f64);
+    2.0 * p * r / (p + r)
+}
+
+fn pdftotext(bytes: &[u8]) -> String {
+    let dir = std::env::temp_dir().join(format!("mnemo-pdf-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{:x}.pdf", bytes.len()));
+    std::fs::write(&path, bytes).unwrap();
+    let out = Command::new("pdftotext")
+        .arg("-q")
+        .arg(&path)
+        .arg("-")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn papers_read_like_pdftotext() {
+    for (name, at_least) in [
+        ("med_psychogeriatrics.pdf", 0.97),
+        ("paper_tracemonkey_2col.pdf", 0.95),
+        ("office_word2013_47p.pdf", 0.98),
+        ("gov_federal_register_3col.pdf", 0.95),
+    ] {
+        let bytes = corpus(name);
+        let ours = mnemo_pdf::extract(bytes.clone()).unwrap().join("\n");
+        let score = f1(&ours, &pdftotext(&bytes));
+        assert!(score >= at_least, "{name}: F1 {score:.3} < {at_least}");
+    }
+}
+
+#[test]
+fn an_encrypted_file_is_decrypted_with_the_empty_password() {
+    // AES-128 (revision 4), empty user password.
+    let bytes = corpus("enc_r4_copy_protected.pdf");
+    let text = mnemo_pdf::extract(bytes.clone()).unwrap().join("\n");
+    assert!(f1(&text, &pdftotext(&bytes)) > 0.9, "{text:.200}");
+}
+
+/// A well-formed one-page PDF (with its xref table) whose page draws nothing.
+fn blank_pdf() -> Vec<u8> {
+    let objects = [
+        "<</Type/Catalog/Pages 2 0 R>>",
+        "<</Type/Pages/Kids[3 0 R]/Count 1>>",
+        "<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>",
+    ];
+    let mut pdf = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend(format!("{} 0 obj{o}endobj\n", i + 1).bytes());
+    }
+    let xref = pdf.len();
+    pdf.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).bytes());
+    for o in offsets {
+        pdf.extend(format!("{o:010} 00000 n \n").bytes());
+    }
+    pdf.extend(
+        format!(
+            "trailer<</Size {}/Root 1 0 R>>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .bytes(),
+    );
+    pdf
+}
+
+#[test]
+fn a_page_without_a_text_layer_has_no_text() {
+    // What a scan without OCR looks like to a text extractor: a page that
+    // draws no text at all (the extractor then reports "no text layer").
+    let pages = mnemo_pdf::extract(blank_pdf()).unwrap();
+    assert_eq!(pages.len(), 1);
+    assert!(pages[0].trim().is_empty());
+}
+
+#[test]
+fn broken_files_fail_with_a_reason() {
+    for name in [
+        "broken_truncated_sepsis_55pct.pdf",
+        "broken_infinite_loop103.pdf",
+    ] {
+        match mnemo_pdf::extract(corpus(name)) {
+            Err(mnemo_pdf::PdfError::Damaged(why)) => assert!(!why.is_empty()),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn word_spacing_comes_from_glyph_positions() {
+    // Papers set with TeX position every word with TJ offsets, not spaces.
+    let text = mnemo_pdf::extract(corpus("paper_acl2020_2col.pdf"))
+        .unwrap()
+        .join("\n");
+    let bag = words(&text);
+    for w in ["the", "of", "and", "we"] {
+        assert!(
+            bag.get(w).copied().unwrap_or(0) > 20,
+            "'{w}' should be a word of its own"
+        );
+    }
+}
