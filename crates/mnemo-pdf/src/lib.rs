@@ -16,10 +16,12 @@
 //! - [`fonts`]: `FontDecoder`: codes → text and widths.
 //! - [`walker`]: the text-state machine over content-stream operators.
 //! - [`layout`]: placed glyphs → lines, words, columns.
+//! - [`quality`]: word-level F1 against a reference extractor.
 //! - [`worker`]: `mnemo extract-worker FILE`: one JSON line per page.
 
 pub mod fonts;
 pub mod layout;
+pub mod quality;
 pub mod walker;
 pub mod worker;
 

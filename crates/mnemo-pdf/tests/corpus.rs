@@ -2,7 +2,6 @@
 //! with poppler's `pdftotext` (bag-of-words F1), plus the hard cases:
 //! encryption, a scan, a file that makes parsers loop.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -17,30 +16,7 @@ fn corpus(name: &str) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("{}: {e} (set MNEMO_CORPUS_DIR)", path.display()))
 }
 
-fn words(text: &str) -> HashMap<String, usize> {
-    let mut bag = HashMap::new();
-    for w in text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-    {
-        *bag.entry(w.to_lowercase()).or_insert(0) += 1;
-    }
-    bag
-}
-
-fn f1(ours: &str, reference: &str) -> f64 {
-    let (a, b) = (words(ours), words(reference));
-    let common: usize = a
-        .iter()
-        .map(|(w, n)| (*n).min(*b.get(w).unwrap_or(&0)))
-        .sum();
-    let (na, nb): (usize, usize) = (a.values().sum(), b.values().sum());
-    if common == 0 {
-        return 0.0;
-    }
-    let (p, r) = (common as f64 / na as f64, common as f64 / nb as f64);
-    2.0 * p * r / (p + r)
-}
+use mnemo_pdf::quality::{word_f1 as f1, words};
 
 fn pdftotext(bytes: &[u8]) -> String {
     let dir = std::env::temp_dir().join(format!("mnemo-pdf-test-{}", std::process::id()));

@@ -1,5 +1,6 @@
 //! `mnemo bench append`: how fast commands append, and how fast uploads are
-//! accepted. `mnemo bench pipeline` lives in [`pipeline`].
+//! accepted. `mnemo bench pipeline` lives in [`pipeline`], `mnemo bench
+//! extract` in [`extract`].
 //!
 //! Runs in a throwaway namespace (`bench_<random>`) on the configured NATS and
 //! PostgreSQL, and deletes it afterwards.
@@ -31,10 +32,12 @@ use mnemo_proto::v1::upload_request::Part;
 
 use crate::cli::{Backend, BenchArgs, BenchCommand, Global};
 
+mod extract;
 mod pipeline;
 
 pub async fn run(global: &Global, args: BenchArgs) -> Result<ExitCode> {
     match args.command {
+        BenchCommand::Extract { dir, json } => extract::run(&dir, json).await,
         BenchCommand::Pipeline {
             backend,
             dir,

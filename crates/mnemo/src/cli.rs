@@ -381,6 +381,13 @@ pub enum BenchCommand {
         #[arg(long)]
         pdf: Option<PathBuf>,
     },
+    /// pdf-rs against pdftotext on a folder of PDFs: word F1 and pages/s.
+    Extract {
+        /// Folder of PDFs.
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// A folder through the real services end to end (each its own process),
     /// then the embedder alone on the same chunks; peak RSS per service.
     Pipeline {
