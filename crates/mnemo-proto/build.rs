@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         protos.join("mnemo/v1/documents.proto"),
         protos.join("mnemo/v1/progress.proto"),
         protos.join("mnemo/v1/stats.proto"),
+        protos.join("mnemo/v1/search.proto"),
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());

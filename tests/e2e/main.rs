@@ -7,4 +7,5 @@ mod event_store;
 mod pipeline;
 mod progress;
 mod projector;
+mod search;
 mod stats;

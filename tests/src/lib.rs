@@ -22,6 +22,7 @@ use mnemo_domain::{Document, OwnerId};
 use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::document_service_client::DocumentServiceClient;
 use mnemo_proto::v1::progress_service_client::ProgressServiceClient;
+use mnemo_proto::v1::search_service_client::SearchServiceClient;
 use mnemo_proto::v1::stats_service_client::StatsServiceClient;
 use mnemo_proto::v1::upload_request::Part;
 use tokio::sync::watch;
@@ -105,6 +106,7 @@ pub fn minimal_pdf() -> Vec<u8> {
 pub type Documents = DocumentServiceClient<InterceptedService<Channel, BearerInterceptor>>;
 pub type Progress = ProgressServiceClient<InterceptedService<Channel, BearerInterceptor>>;
 pub type StatsClient = StatsServiceClient<InterceptedService<Channel, BearerInterceptor>>;
+pub type SearchClient = SearchServiceClient<InterceptedService<Channel, BearerInterceptor>>;
 
 #[derive(Clone)]
 pub struct BearerInterceptor(Option<String>);
@@ -180,6 +182,8 @@ impl TestEnv {
                 }
             }));
         }
+        // With the pipeline, the API also searches with the same model.
+        let mut search_model = None;
         if opts.run_pipeline {
             let dir = model_dir();
             let tokenizer = mnemo_chunker::ModelTokenizer::from_model_dir(&dir).expect("tokenizer");
@@ -187,6 +191,7 @@ impl TestEnv {
                 mnemo_embedder::Embedder::new(mnemo_embedder::EmbedderConfig::local(&dir))
                     .unwrap_or_else(|e| panic!("{}", e.report())),
             );
+            search_model = Some(model.clone());
             let (b, rx) = (bus.clone(), stop.subscribe());
             tasks.push(tokio::spawn(async move {
                 let _ = mnemo_extractor::run(&b, extractor_config(), stopped(rx)).await;
@@ -215,7 +220,27 @@ impl TestEnv {
             addr = listener.local_addr().ok();
             let mut config = ApiConfig::new(addr.expect("addr"), database_url(), secret.clone());
             config.max_upload_bytes = opts.max_upload_bytes;
-            let state = Arc::new(ApiState::new(bus.clone(), config).await.expect("api state"));
+            let index = Arc::new(mnemo_search::VectorIndex::new(384));
+            let state = ApiState::new(bus.clone(), config)
+                .await
+                .expect("api state")
+                .with_search(mnemo_api::search::SearchState {
+                    index: index.clone(),
+                    embedder: search_model,
+                    fusion: Default::default(),
+                });
+            let state = Arc::new(state);
+            let (b, rx) = (bus.clone(), stop.subscribe());
+            tasks.push(tokio::spawn(async move {
+                tokio::select! {
+                    r = mnemo_search::follow(b, database_url(), index) => {
+                        if let Err(e) = r {
+                            eprintln!("search index failed: {e}");
+                        }
+                    }
+                    _ = stopped(rx) => {}
+                }
+            }));
             let rx = stop.subscribe();
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = mnemo_api::serve(state, listener, stopped(rx)).await {
@@ -260,6 +285,13 @@ impl TestEnv {
 
     pub async fn progress(&self, owner: &str) -> Progress {
         ProgressServiceClient::with_interceptor(
+            self.channel().await,
+            BearerInterceptor(Some(self.token(owner))),
+        )
+    }
+
+    pub async fn search(&self, owner: &str) -> SearchClient {
+        SearchServiceClient::with_interceptor(
             self.channel().await,
             BearerInterceptor(Some(self.token(owner))),
         )

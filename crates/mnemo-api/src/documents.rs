@@ -61,7 +61,7 @@ pub(crate) fn command_metadata<T>(
     md
 }
 
-fn label(value: &str, what: &str) -> Result<Option<String>, Status> {
+pub(crate) fn label(value: &str, what: &str) -> Result<Option<String>, Status> {
     let v = value.trim();
     if v.is_empty() {
         return Ok(None);

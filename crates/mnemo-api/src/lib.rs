@@ -15,6 +15,7 @@
 //! - [`upload`]: spooling, hashing and sniffing an upload stream.
 //! - [`documents`]: `DocumentService` (Upload, Get, List, Cancel, Reprocess).
 //! - [`progress`]: the `Watch` call of `ProgressService`.
+//! - [`search`]: `SearchService` (hybrid search, query embedding).
 //! - [`stats`]: `StatsService` (totals by state, per-stage analytics).
 //! - [`convert`]: domain and read-model types into wire types.
 //! - [`server`]: wiring it all (plus health and reflection) into one server.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod convert;
 pub mod documents;
 pub mod progress;
+pub mod search;
 pub mod server;
 pub mod stats;
 pub mod status;

@@ -9,6 +9,7 @@ use mnemo_domain::Document;
 use mnemo_projector::ProjectorError;
 use mnemo_proto::v1::document_service_server::DocumentServiceServer;
 use mnemo_proto::v1::progress_service_server::ProgressServiceServer;
+use mnemo_proto::v1::search_service_server::SearchServiceServer;
 use mnemo_proto::v1::stats_service_server::StatsServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
@@ -17,6 +18,7 @@ use tokio_postgres::Client;
 use crate::auth::Authenticator;
 use crate::documents::DocumentApi;
 use crate::progress::ProgressApi;
+use crate::search::SearchApi;
 use crate::stats::StatsApi;
 use crate::ApiConfig;
 
@@ -58,6 +60,8 @@ pub struct ApiState {
     pub executor: CommandExecutor<Document>,
     pub blobs: BlobStore,
     pub db: ReadDb,
+    /// Hybrid search; None when the server runs without it.
+    pub search: Option<crate::search::SearchState>,
 }
 
 impl ApiState {
@@ -72,7 +76,14 @@ impl ApiState {
             executor,
             blobs,
             db,
+            search: None,
         })
+    }
+
+    /// Enables `SearchService` with this index and model.
+    pub fn with_search(mut self, search: crate::search::SearchState) -> Self {
+        self.search = Some(search);
+        self
     }
 }
 
@@ -102,6 +113,7 @@ pub async fn serve(
         .set_serving::<ProgressServiceServer<ProgressApi>>()
         .await;
     health.set_serving::<StatsServiceServer<StatsApi>>().await;
+    health.set_serving::<SearchServiceServer<SearchApi>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(mnemo_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -117,7 +129,11 @@ pub async fn serve(
         ProgressServiceServer::with_interceptor(ProgressApi::new(state.clone()), move |r| {
             a2.intercept(r)
         });
+    let a3 = auth.clone();
     let stats = StatsServiceServer::with_interceptor(StatsApi::new(state.clone()), move |r| {
+        a3.intercept(r)
+    });
+    let search = SearchServiceServer::with_interceptor(SearchApi::new(state.clone()), move |r| {
         auth.intercept(r)
     });
     if let Ok(addr) = listener.local_addr() {
@@ -133,6 +149,7 @@ pub async fn serve(
         .add_service(documents)
         .add_service(progress)
         .add_service(stats)
+        .add_service(search)
         // Nagle + delayed ACKs would add ~40 ms to small responses.
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),

@@ -84,6 +84,8 @@ pub enum Command {
     ExtractWorker { file: PathBuf },
     /// Check NATS, JetStream, PostgreSQL and the embedding runtime.
     Doctor(DoctorArgs),
+    /// Search your documents (full text and meaning, with citations).
+    Search(SearchArgs),
     /// Your documents by state, and how long each stage takes.
     Stats(StatsArgs),
     /// Operator tools for the read models.
@@ -217,6 +219,33 @@ pub struct UploadArgs {
     /// Uploads in flight at once.
     #[arg(long, default_value_t = 4)]
     pub parallel: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SearchModeArg {
+    /// Full text and vectors, fused by reciprocal rank.
+    Hybrid,
+    Lexical,
+    Vector,
+}
+
+#[derive(Args)]
+pub struct SearchArgs {
+    /// Words, "phrases", -exclusions.
+    pub query: String,
+    /// Hits wanted (1..=100).
+    #[arg(long, default_value_t = 10)]
+    pub k: u32,
+    /// Only this document (repeatable).
+    #[arg(long)]
+    pub document: Vec<String>,
+    /// Only documents of this topic.
+    #[arg(long)]
+    pub topic: Option<String>,
+    #[arg(long, value_enum, default_value = "hybrid")]
+    pub mode: SearchModeArg,
     #[arg(long)]
     pub json: bool,
 }

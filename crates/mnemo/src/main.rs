@@ -44,6 +44,7 @@ async fn main() -> std::process::ExitCode {
         Command::Progress(args) => cmd::progress::run(&cli.global, args).await,
         Command::Doctor(args) => cmd::doctor::run(&cli.global, args).await,
         Command::Stats(args) => cmd::stats::run(&cli.global, args).await,
+        Command::Search(args) => cmd::search::run(&cli.global, args).await,
         Command::Projections(args) => cmd::projections::run(args).await,
         Command::Dlq(args) => cmd::dlq::run(args).await,
         Command::Extract(args) => cmd::extract::run(args).await,

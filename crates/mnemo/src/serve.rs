@@ -77,45 +77,68 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             .context("extractor")
         });
     }
-    if runs(Service::Chunker) || runs(Service::Embedder) {
+    // One model per process, shared by the embedder service and search.
+    let wants_model = runs(Service::Embedder) || (runs(Service::Api) && args.model_dir.is_some());
+    let model = if wants_model {
+        let dir = args.model_dir.clone().context(
+            "the embedder needs the prepared model: run deploy/model/prepare.sh and source .mnemo/model.env (or pass --model-dir)",
+        )?;
+        let config = args.embed.config(dir);
+        let model = tokio::task::spawn_blocking(move || mnemo_embedder::Embedder::new(config))
+            .await?
+            .map_err(|e| anyhow::anyhow!(e.report()))?;
+        tracing::info!(model = model.model_id(), "embedding model loaded");
+        Some(Arc::new(model))
+    } else {
+        None
+    };
+    if runs(Service::Chunker) {
         let dir = args
             .model_dir
             .clone()
-            .context("the chunker and embedder need the prepared model: run deploy/model/prepare.sh and source .mnemo/model.env (or pass --model-dir)")?;
-        if runs(Service::Chunker) {
-            let tokenizer = mnemo_chunker::ModelTokenizer::from_model_dir(&dir)?;
-            let (bus, rx) = (bus.clone(), stop_rx.clone());
-            tasks.spawn(async move {
-                mnemo_chunker::run(&bus, tokenizer, Default::default(), stopped(rx))
-                    .await
-                    .context("chunker")
-            });
-        }
-        if runs(Service::Embedder) {
-            let config = args.embed.config(dir);
-            let model = tokio::task::spawn_blocking(move || mnemo_embedder::Embedder::new(config))
-                .await?
-                .map_err(|e| anyhow::anyhow!(e.report()))?;
-            tracing::info!(model = model.model_id(), "embedding model loaded");
-            let (bus, rx) = (bus.clone(), stop_rx.clone());
-            tasks.spawn(async move {
-                mnemo_embedder::service::run(
-                    &bus,
-                    std::sync::Arc::new(model),
-                    args.embed.embed_concurrency,
-                    args.embed.plan(),
-                    stopped(rx),
-                )
+            .context("the chunker needs the prepared model's tokenizer: run deploy/model/prepare.sh and source .mnemo/model.env (or pass --model-dir)")?;
+        let tokenizer = mnemo_chunker::ModelTokenizer::from_model_dir(&dir)?;
+        let (bus, rx) = (bus.clone(), stop_rx.clone());
+        tasks.spawn(async move {
+            mnemo_chunker::run(&bus, tokenizer, Default::default(), stopped(rx))
+                .await
+                .context("chunker")
+        });
+    }
+    if let (true, Some(model)) = (runs(Service::Embedder), &model) {
+        let (bus, rx, model) = (bus.clone(), stop_rx.clone(), model.clone());
+        let (concurrency, plan) = (args.embed.embed_concurrency, args.embed.plan());
+        tasks.spawn(async move {
+            mnemo_embedder::service::run(&bus, model, concurrency, plan, stopped(rx))
                 .await
                 .context("embedder")
-            });
-        }
+        });
     }
     if matches!(args.service, Service::All | Service::Api) {
         let secret = crate::secret::load(global, args.jwt_secret.as_deref(), true)?;
         let mut config = ApiConfig::new(args.listen, &args.backend.database_url, secret);
         config.max_upload_bytes = args.max_upload_bytes;
-        let state = Arc::new(ApiState::new(bus.clone(), config).await?);
+        let index = Arc::new(mnemo_search::VectorIndex::new(
+            model.as_ref().map(|m| m.dims()).unwrap_or(384),
+        ));
+        if model.is_none() {
+            tracing::warn!("no --model-dir: search answers from full text only");
+        }
+        let state =
+            ApiState::new(bus.clone(), config)
+                .await?
+                .with_search(mnemo_api::search::SearchState {
+                    index: index.clone(),
+                    embedder: model.clone(),
+                    fusion: Default::default(),
+                });
+        let (b, url) = (bus.clone(), args.backend.database_url.clone());
+        tasks.spawn(async move {
+            mnemo_search::follow(b, url, index)
+                .await
+                .context("search index")
+        });
+        let state = Arc::new(state);
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;

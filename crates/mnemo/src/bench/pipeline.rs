@@ -154,7 +154,7 @@ pub async fn run(global: &Global, bench: PipelineBench) -> Result<ExitCode> {
     let projector = mnemo_projector::ProjectorConfig::new(ns.clone(), &bench.backend.database_url);
     mnemo_projector::runner::prepare(&projector).await?;
 
-    let result = measure(global, &bench, &ns, &files).await;
+    let result = measure(global, &bench, &bus, &files).await;
 
     if !bench.keep {
         mnemo_bus::setup::delete_namespace(&bus.jetstream, &ns).await?;
@@ -170,9 +170,10 @@ pub async fn run(global: &Global, bench: PipelineBench) -> Result<ExitCode> {
 async fn measure(
     global: &Global,
     bench: &PipelineBench,
-    ns: &Namespace,
+    bus: &Bus,
     files: &[PathBuf],
 ) -> Result<(EndToEnd, Alone)> {
+    let ns = &bus.namespace;
     let exe = std::env::current_exe().context("cannot find the mnemo executable")?;
     let port = free_port()?;
     let secret = uuid::Uuid::new_v4().simple().to_string();
@@ -209,7 +210,7 @@ async fn measure(
             .with_context(|| format!("cannot start `mnemo serve {name}`"))?;
         services.push(ServiceProcess { name, child });
     }
-    let outcome = drive(global, bench, files, port, &secret, ns, &mut services).await;
+    let outcome = drive(global, bench, files, port, &secret, bus, &mut services).await;
     let mut peak_rss = Vec::new();
     let mut cpu_seconds = Vec::new();
     for s in &services {
@@ -234,9 +235,10 @@ async fn drive(
     files: &[PathBuf],
     port: u16,
     secret: &str,
-    ns: &Namespace,
+    bus: &Bus,
     services: &mut [ServiceProcess],
 ) -> Result<EndToEnd> {
+    let ns = &bus.namespace;
     let mut client_global = global.clone();
     client_global.server = format!("http://127.0.0.1:{port}");
     let owner = mnemo_domain::OwnerId::new("bench".to_owned())?;
@@ -260,6 +262,21 @@ async fn drive(
             }
         }
     };
+
+    // The clock starts when every service is ready: a service creates its
+    // durable consumer once loaded (the embedder after its model).
+    for service in ["extractor", "chunker", "embedder", "projector"] {
+        let name = ns.consumer(service);
+        loop {
+            if bus.events.consumer_info(&name).await.is_ok() {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("`mnemo serve {service}` did not start its consumer {name}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 
     let batch_id = uuid::Uuid::now_v7().to_string();
     let started = Instant::now();

@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod extract;
 pub mod progress;
 pub mod projections;
+pub mod search;
 pub mod stats;
 pub mod token;
 pub mod upload;

@@ -1,0 +1,141 @@
+//! `SearchService.Search`: hybrid retrieval over the caller's own chunks
+//! (see `mnemo_search`). The query is embedded here, with the model the
+//! chunks were embedded with.
+
+use std::sync::Arc;
+
+use mnemo_embedder::Embedder;
+use mnemo_proto::v1 as pb;
+use mnemo_proto::v1::search_service_server::SearchService;
+use mnemo_search::{Fusion, Query, Scope, VectorIndex};
+use tonic::{Request, Response, Status};
+
+use crate::auth::caller;
+use crate::documents::{label, parse_document_id};
+use crate::server::ApiState;
+use crate::status;
+
+/// Longest accepted query, in characters.
+pub const MAX_QUERY_CHARS: usize = 1_000;
+/// Most hits per call.
+pub const MAX_K: u32 = 100;
+
+/// What search needs beyond the API's state.
+pub struct SearchState {
+    pub index: Arc<VectorIndex>,
+    /// The chunks' model, for embedding queries; None: lexical only.
+    pub embedder: Option<Arc<Embedder>>,
+    pub fusion: Fusion,
+}
+
+pub struct SearchApi {
+    state: Arc<ApiState>,
+}
+
+impl SearchApi {
+    pub fn new(state: Arc<ApiState>) -> Self {
+        Self { state }
+    }
+}
+
+#[tonic::async_trait]
+impl SearchService for SearchApi {
+    async fn search(
+        &self,
+        req: Request<pb::SearchRequest>,
+    ) -> Result<Response<pb::SearchResponse>, Status> {
+        let who = caller(&req)?;
+        let r = req.into_inner();
+        let search = self
+            .state
+            .search
+            .as_ref()
+            .ok_or_else(|| Status::unavailable("search is not enabled on this server"))?;
+        let text = r.query.trim();
+        if text.is_empty() {
+            return Err(Status::invalid_argument("the query is empty"));
+        }
+        if text.chars().count() > MAX_QUERY_CHARS {
+            return Err(Status::invalid_argument(format!(
+                "the query is longer than {MAX_QUERY_CHARS} characters"
+            )));
+        }
+        let k = match r.k {
+            0 => 10,
+            k if k > MAX_K => {
+                return Err(Status::invalid_argument(format!(
+                    "k must be 1..={MAX_K}, got {k}"
+                )))
+            }
+            k => k,
+        } as usize;
+        let documents = if r.document_ids.is_empty() {
+            None
+        } else {
+            Some(
+                r.document_ids
+                    .iter()
+                    .map(|d| parse_document_id(d).map(|id| id.as_uuid()))
+                    .collect::<Result<Vec<_>, _>>()?,
+            )
+        };
+        let mode = pb::SearchMode::try_from(r.mode).unwrap_or(pb::SearchMode::Hybrid);
+        let vector = match (mode, &search.embedder) {
+            (pb::SearchMode::Lexical, _) => None,
+            (_, Some(model)) => {
+                let model = model.clone();
+                let query = text.to_owned();
+                let v = tokio::task::spawn_blocking(move || model.embed(&[query]))
+                    .await
+                    .map_err(|e| Status::internal(format!("embedding the query: {e}")))?
+                    .map_err(|e| {
+                        Status::internal(format!("embedding the query: {}", e.report()))
+                    })?;
+                v.into_iter().next()
+            }
+            (pb::SearchMode::Vector, None) => {
+                return Err(Status::failed_precondition(
+                    "vector search needs the embedding model, which this server has not loaded",
+                ))
+            }
+            (_, None) => None,
+        };
+        let query = Query {
+            scope: Scope {
+                owner_token: who.owner.token(),
+                documents,
+                topic: label(&r.topic, "topic")?,
+            },
+            text,
+            vector: vector.as_deref(),
+            lexical: mode != pb::SearchMode::Vector,
+            k,
+        };
+        let db = self
+            .state
+            .db
+            .client()
+            .await
+            .map_err(|e| status::from_db_error(&e))?;
+        let hits = mnemo_search::search(&*db, &search.index, &search.fusion, &query)
+            .await
+            .map_err(|e| Status::unavailable(format!("search failed: {e}")))?;
+        Ok(Response::new(pb::SearchResponse {
+            vector_used: query.vector.is_some(),
+            hits: hits
+                .into_iter()
+                .map(|h| pb::SearchHit {
+                    chunk_id: h.details.chunk_id,
+                    document_id: h.details.document_id.to_string(),
+                    title: h.details.title,
+                    page_start: h.details.page_start,
+                    page_end: h.details.page_end,
+                    score: h.score,
+                    snippet: h.details.snippet,
+                    lexical_rank: h.lexical_rank,
+                    vector_rank: h.vector_rank,
+                })
+                .collect(),
+        }))
+    }
+}
