@@ -5,34 +5,13 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull;
 use mnemo_proto::v1 as pb;
-use mnemo_tests::{corpus_pdf, database_url, eventually, upload, EnvOptions, TestEnv};
+use mnemo_tests::{
+    blank_pdf, corpus_pdf, database_url, eventually, terminal_update, upload, EnvOptions, TestEnv,
+};
 
-/// A valid one-page PDF whose page draws nothing: no text layer at all.
-fn blank_pdf() -> Vec<u8> {
-    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n".to_vec()
-}
-
-/// Follows a document's Watch stream to its terminal update.
+/// The final update of alice's document.
 async fn outcome(env: &TestEnv, document_id: &str) -> pb::ProgressUpdate {
-    let mut progress = env.progress("alice").await;
-    let mut stream = progress
-        .watch(pb::WatchRequest {
-            document_id: document_id.into(),
-            from_sequence: 0,
-            follow: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut last = None;
-    while let Some(u) = tokio::time::timeout(Duration::from_secs(120), stream.message())
-        .await
-        .expect("the pipeline keeps moving")
-        .unwrap()
-    {
-        last = Some(u);
-    }
-    last.expect("updates")
+    terminal_update(env, "alice", document_id).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,28 +4,10 @@
 use std::time::Duration;
 
 use mnemo_proto::v1 as pb;
-use mnemo_tests::{eventually, upload, EnvOptions, SearchClient, TestEnv};
+use mnemo_tests::{eventually, terminal_update, upload, EnvOptions, SearchClient, TestEnv};
 
 async fn indexed(env: &TestEnv, owner: &str, document_id: &str) {
-    let mut progress = env.progress(owner).await;
-    let mut stream = progress
-        .watch(pb::WatchRequest {
-            document_id: document_id.into(),
-            from_sequence: 0,
-            follow: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut last = None;
-    while let Some(u) = tokio::time::timeout(Duration::from_secs(120), stream.message())
-        .await
-        .expect("the pipeline keeps moving")
-        .unwrap()
-    {
-        last = Some(u);
-    }
-    let last = last.expect("updates");
+    let last = terminal_update(env, owner, document_id).await;
     assert_eq!(last.stage, pb::Stage::Indexed as i32, "{last:?}");
 }
 

@@ -4,12 +4,9 @@
 use std::time::Duration;
 
 use mnemo_proto::v1 as pb;
-use mnemo_tests::{database_url, upload, EnvOptions, TestEnv, TestEnvProjector};
-
-/// A valid one-page PDF with no text layer: fails in extraction.
-fn blank_pdf() -> Vec<u8> {
-    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n".to_vec()
-}
+use mnemo_tests::{
+    blank_pdf, database_url, terminal_update, upload, EnvOptions, TestEnv, TestEnvProjector,
+};
 
 /// Stats once the read models reflect `sequence`.
 async fn stats_at(env: &TestEnv, owner: &str, sequence: u64) -> pb::Stats {
@@ -27,29 +24,6 @@ async fn stats_at(env: &TestEnv, owner: &str, sequence: u64) -> pb::Stats {
     .await;
     assert!(reached, "read models never reached sequence {sequence}");
     get(client).await
-}
-
-/// Follows a document to its terminal update; returns it.
-async fn terminal(env: &TestEnv, owner: &str, document_id: &str) -> pb::ProgressUpdate {
-    let mut progress = env.progress(owner).await;
-    let mut stream = progress
-        .watch(pb::WatchRequest {
-            document_id: document_id.into(),
-            from_sequence: 0,
-            follow: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut last = None;
-    while let Some(u) = tokio::time::timeout(Duration::from_secs(120), stream.message())
-        .await
-        .expect("the pipeline keeps moving")
-        .unwrap()
-    {
-        last = Some(u);
-    }
-    last.expect("updates")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,9 +48,9 @@ async fn counters_are_per_owner_and_stage_analytics_come_from_events() {
     let b1 = upload(&mut bob, "b1.md", b"# Bob\n\nBob's own notes on enzymes.\n")
         .await
         .unwrap();
-    let a1_end = terminal(&env, "alice", &a1.document_id).await;
-    let a2_end = terminal(&env, "alice", &a2.document_id).await;
-    let b1_end = terminal(&env, "bob", &b1.document_id).await;
+    let a1_end = terminal_update(&env, "alice", &a1.document_id).await;
+    let a2_end = terminal_update(&env, "alice", &a2.document_id).await;
+    let b1_end = terminal_update(&env, "bob", &b1.document_id).await;
     assert_eq!(a1_end.stage, pb::Stage::Indexed as i32, "{a1_end:?}");
     assert_eq!(a2_end.stage, pb::Stage::Failed as i32, "{a2_end:?}");
     assert_eq!(b1_end.stage, pb::Stage::Indexed as i32, "{b1_end:?}");

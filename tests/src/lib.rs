@@ -185,32 +185,13 @@ impl TestEnv {
         // With the pipeline, the API also searches with the same model.
         let mut search_model = None;
         if opts.run_pipeline {
-            let dir = model_dir();
-            let tokenizer = mnemo_chunker::ModelTokenizer::from_model_dir(&dir).expect("tokenizer");
-            let model = std::sync::Arc::new(
-                mnemo_embedder::Embedder::new(mnemo_embedder::EmbedderConfig::local(&dir))
-                    .unwrap_or_else(|e| panic!("{}", e.report())),
-            );
+            let model = load_model();
             search_model = Some(model.clone());
             let (b, rx) = (bus.clone(), stop.subscribe());
             tasks.push(tokio::spawn(async move {
                 let _ = mnemo_extractor::run(&b, extractor_config(), stopped(rx)).await;
             }));
-            let (b, rx) = (bus.clone(), stop.subscribe());
-            tasks.push(tokio::spawn(async move {
-                let _ = mnemo_chunker::run(&b, tokenizer, Default::default(), stopped(rx)).await;
-            }));
-            let (b, rx) = (bus.clone(), stop.subscribe());
-            tasks.push(tokio::spawn(async move {
-                let _ = mnemo_embedder::service::run(
-                    &b,
-                    model,
-                    mnemo_embedder::service::DEFAULT_CONCURRENCY,
-                    Default::default(),
-                    stopped(rx),
-                )
-                .await;
-            }));
+            tasks.extend(spawn_chunker_and_embedder(&bus, model, &stop));
         }
         let mut addr = None;
         if opts.run_api {
@@ -351,6 +332,37 @@ pub fn metadata_with_id(id: &str) -> HashMap<String, String> {
     )])
 }
 
+/// A valid one-page PDF whose page draws nothing: no text layer at all
+/// (what a scan without OCR is to a text extractor).
+pub fn blank_pdf() -> Vec<u8> {
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n".to_vec()
+}
+
+/// Follows `owner`'s document through its Watch stream to the terminal
+/// update (indexed, failed or cancelled) and returns it; fails the test if
+/// the pipeline stops moving for two minutes.
+pub async fn terminal_update(env: &TestEnv, owner: &str, document_id: &str) -> pb::ProgressUpdate {
+    let mut progress = env.progress(owner).await;
+    let mut stream = progress
+        .watch(pb::WatchRequest {
+            document_id: document_id.into(),
+            from_sequence: 0,
+            follow: false,
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut last = None;
+    while let Some(u) = tokio::time::timeout(Duration::from_secs(120), stream.message())
+        .await
+        .expect("the pipeline keeps moving")
+        .expect("the watch stream")
+    {
+        last = Some(u);
+    }
+    last.expect("updates")
+}
+
 /// Waits for a condition on facts (not time), up to `limit`.
 pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
 where
@@ -438,35 +450,45 @@ pub struct TestEnvPipeline {
 impl TestEnvPipeline {
     pub async fn start(env: &TestEnv) -> Self {
         let (stop, _) = watch::channel(false);
-        let dir = model_dir();
-        let tokenizer = mnemo_chunker::ModelTokenizer::from_model_dir(&dir).expect("tokenizer");
-        let model = Arc::new(
-            mnemo_embedder::Embedder::new(mnemo_embedder::EmbedderConfig::local(&dir))
-                .unwrap_or_else(|e| panic!("{}", e.report())),
-        );
-        let stopped = |mut rx: watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
-        let (b, rx) = (env.bus.clone(), stop.subscribe());
-        let chunker = tokio::spawn(async move {
-            let _ = mnemo_chunker::run(&b, tokenizer, Default::default(), stopped(rx)).await;
-        });
-        let (b, rx) = (env.bus.clone(), stop.subscribe());
-        let embedder = tokio::spawn(async move {
-            let _ = mnemo_embedder::service::run(
-                &b,
-                model,
-                mnemo_embedder::service::DEFAULT_CONCURRENCY,
-                Default::default(),
-                stopped(rx),
-            )
-            .await;
-        });
-        Self {
-            stop,
-            tasks: vec![chunker, embedder],
-        }
+        let tasks = spawn_chunker_and_embedder(&env.bus, load_model(), &stop);
+        Self { stop, tasks }
     }
+}
+
+/// The prepared model (fails the test if `deploy/model/prepare.sh` has not run).
+fn load_model() -> Arc<mnemo_embedder::Embedder> {
+    Arc::new(
+        mnemo_embedder::Embedder::new(mnemo_embedder::EmbedderConfig::local(model_dir()))
+            .unwrap_or_else(|e| panic!("{}", e.report())),
+    )
+}
+
+/// A chunker and an embedder on `bus`, until `stop` says true.
+fn spawn_chunker_and_embedder(
+    bus: &Bus,
+    model: Arc<mnemo_embedder::Embedder>,
+    stop: &watch::Sender<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let tokenizer = mnemo_chunker::ModelTokenizer::from_model_dir(&model_dir()).expect("tokenizer");
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let (b, rx) = (bus.clone(), stop.subscribe());
+    let chunker = tokio::spawn(async move {
+        let _ = mnemo_chunker::run(&b, tokenizer, Default::default(), stopped(rx)).await;
+    });
+    let (b, rx) = (bus.clone(), stop.subscribe());
+    let embedder = tokio::spawn(async move {
+        let _ = mnemo_embedder::service::run(
+            &b,
+            model,
+            mnemo_embedder::service::DEFAULT_CONCURRENCY,
+            Default::default(),
+            stopped(rx),
+        )
+        .await;
+    });
+    vec![chunker, embedder]
 }
 
 impl Drop for TestEnvPipeline {

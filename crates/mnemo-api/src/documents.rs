@@ -268,12 +268,7 @@ impl DocumentService for DocumentApi {
         } else {
             r.limit.min(10_000)
         } as i64;
-        let db = self
-            .state
-            .db
-            .client()
-            .await
-            .map_err(|e| status::from_db_error(&e))?;
+        let db = self.state.read_db().await?;
         let ns = &self.state.bus.namespace;
         let sequence = if r.min_sequence > 0 {
             let at = mnemo_projector::runner::wait_for(

@@ -13,7 +13,6 @@ use tonic::{Request, Response, Status};
 use crate::auth::caller;
 use crate::documents::{label, parse_document_id};
 use crate::server::ApiState;
-use crate::status;
 
 /// Longest accepted query, in characters.
 pub const MAX_QUERY_CHARS: usize = 1_000;
@@ -111,12 +110,7 @@ impl SearchService for SearchApi {
             lexical: mode != pb::SearchMode::Vector,
             k,
         };
-        let db = self
-            .state
-            .db
-            .client()
-            .await
-            .map_err(|e| status::from_db_error(&e))?;
+        let db = self.state.read_db().await?;
         let hits = mnemo_search::search(&*db, &search.index, &search.fusion, &query)
             .await
             .map_err(|e| Status::unavailable(format!("search failed: {e}")))?;

@@ -80,6 +80,14 @@ impl ApiState {
         })
     }
 
+    /// A client for read-model queries, or the status to answer with.
+    pub async fn read_db(&self) -> Result<Arc<Client>, tonic::Status> {
+        self.db
+            .client()
+            .await
+            .map_err(|e| crate::status::from_db_error(&e))
+    }
+
     /// Enables `SearchService` with this index and model.
     pub fn with_search(mut self, search: crate::search::SearchState) -> Self {
         self.search = Some(search);

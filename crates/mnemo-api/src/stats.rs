@@ -41,12 +41,7 @@ impl StatsService for StatsApi {
         } else {
             Scope::Owner(&token)
         };
-        let db = self
-            .state
-            .db
-            .client()
-            .await
-            .map_err(|e| status::from_db_error(&e))?;
+        let db = self.state.read_db().await?;
         let sequence = mnemo_projector::runner::checkpoint(&*db, &self.state.bus.namespace)
             .await
             .map_err(|e| status::from_db_error(&e))?;

@@ -39,28 +39,23 @@ impl Fusion {
     /// vector rank (deterministic).
     pub fn fuse<T: Clone + Eq + Hash>(&self, lexical: &[T], vector: &[T]) -> Vec<Fused<T>> {
         let mut by_item: HashMap<T, Fused<T>> = HashMap::new();
-        for (i, item) in lexical.iter().enumerate() {
-            let e = by_item.entry(item.clone()).or_insert_with(|| Fused {
-                item: item.clone(),
-                score: 0.0,
-                lexical_rank: 0,
-                vector_rank: 0,
-            });
-            if e.lexical_rank == 0 {
-                e.lexical_rank = i as u32 + 1;
-                e.score += self.lexical_weight / (self.k + (i + 1) as f64);
-            }
-        }
-        for (i, item) in vector.iter().enumerate() {
-            let e = by_item.entry(item.clone()).or_insert_with(|| Fused {
-                item: item.clone(),
-                score: 0.0,
-                lexical_rank: 0,
-                vector_rank: 0,
-            });
-            if e.vector_rank == 0 {
-                e.vector_rank = i as u32 + 1;
-                e.score += self.vector_weight / (self.k + (i + 1) as f64);
+        let lists: [(&[T], f64, fn(&mut Fused<T>) -> &mut u32); 2] = [
+            (lexical, self.lexical_weight, |f| &mut f.lexical_rank),
+            (vector, self.vector_weight, |f| &mut f.vector_rank),
+        ];
+        for (list, weight, rank_of) in lists {
+            for (i, item) in list.iter().enumerate() {
+                let e = by_item.entry(item.clone()).or_insert_with(|| Fused {
+                    item: item.clone(),
+                    score: 0.0,
+                    lexical_rank: 0,
+                    vector_rank: 0,
+                });
+                let rank = rank_of(e);
+                if *rank == 0 {
+                    *rank = i as u32 + 1;
+                    e.score += weight / (self.k + (i + 1) as f64);
+                }
             }
         }
         let rank = |r: u32| if r == 0 { u32::MAX } else { r };
