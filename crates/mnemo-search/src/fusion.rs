@@ -25,6 +25,9 @@ impl Default for Fusion {
     }
 }
 
+/// Which rank field of a [`Fused`] a list fills.
+type RankOf<T> = fn(&mut Fused<T>) -> &mut u32;
+
 /// A fused item: its score and its 1-based rank in each list (0 = absent).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fused<T> {
@@ -39,7 +42,7 @@ impl Fusion {
     /// vector rank (deterministic).
     pub fn fuse<T: Clone + Eq + Hash>(&self, lexical: &[T], vector: &[T]) -> Vec<Fused<T>> {
         let mut by_item: HashMap<T, Fused<T>> = HashMap::new();
-        let lists: [(&[T], f64, fn(&mut Fused<T>) -> &mut u32); 2] = [
+        let lists: [(&[T], f64, RankOf<T>); 2] = [
             (lexical, self.lexical_weight, |f| &mut f.lexical_rank),
             (vector, self.vector_weight, |f| &mut f.vector_rank),
         ];
