@@ -284,26 +284,40 @@ fn join(units: &[Unit]) -> String {
 fn pack(units: &[Unit], counter: &impl TokenCounter, params: ChunkParams) -> Vec<ChunkDraft> {
     let mut chunks: Vec<ChunkDraft> = Vec::new();
     let mut start = 0;
+    let specials = counter.count("");
     while start < units.len() {
-        // Grow [start, end) while the joined text fits.
+        // Grow [start, end) while the joined text fits. Units are counted
+        // once: for WordPiece (the pre-tokenizer splits on whitespace
+        // first) the tokens of "a b" are those of "a" plus those of "b",
+        // so the sum is exact; re-encoding every candidate would make
+        // chunking quadratic in the sentences per chunk.
         let mut end = start + 1;
-        let mut tokens = counter.count(&units[start].text);
+        let mut tokens = specials + units[start].tokens;
         while end < units.len() {
             if tokens >= params.target_tokens && units[end].paragraph_start {
                 break;
             }
-            let candidate = counter.count(&join(&units[start..=end]));
+            let candidate = tokens + units[end].tokens;
             if candidate > params.max_tokens {
                 break;
             }
             tokens = candidate;
             end += 1;
         }
+        // The guarantee is checked on the real text: a tokenizer that is
+        // not additive makes the chunk shorter, never longer than allowed.
+        let (text, exact) = loop {
+            let text = join(&units[start..end]);
+            let exact = counter.count(&text);
+            if exact <= params.max_tokens || end == start + 1 {
+                break (text, exact);
+            }
+            end -= 1;
+        };
         let piece = &units[start..end];
-        let text = join(piece);
         chunks.push(ChunkDraft {
             ordinal: chunks.len() as u32,
-            tokens: counter.count(&text) as u32,
+            tokens: exact as u32,
             page_start: piece.iter().map(|u| u.page).min().unwrap_or(1),
             page_end: piece.iter().map(|u| u.page).max().unwrap_or(1),
             text,
@@ -344,6 +358,27 @@ mod tests {
         PageText {
             number,
             text: text.to_owned(),
+        }
+    }
+
+    /// A tokenizer that is not additive: every space costs a token too.
+    struct Joints;
+
+    impl TokenCounter for Joints {
+        fn count(&self, text: &str) -> usize {
+            let words = text.split_whitespace().count();
+            words + words.saturating_sub(1) + 2
+        }
+    }
+
+    #[test]
+    fn a_non_additive_tokenizer_still_never_overflows() {
+        let text = "One two three. Four five six. Seven eight nine. Ten eleven twelve.";
+        let chunks = chunk_pages(&[page(1, text)], &Joints, params(12, 12, 0)).unwrap();
+        assert!(chunks.len() > 1);
+        for c in &chunks {
+            assert!(Joints.count(&c.text) <= 12, "{} is too long", c.text);
+            assert_eq!(c.tokens as usize, Joints.count(&c.text));
         }
     }
 
