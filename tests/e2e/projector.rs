@@ -134,7 +134,8 @@ async fn process_run(env: &TestEnv, agg: &str, run: u32, doc: &str, texts: &[&st
             .iter()
             .map(|c| ChunkVector {
                 chunk_id: c.chunk_id.clone(),
-                vector: vec![0.6, 0.8],
+                // Distinct per chunk: each row must get its own vector.
+                vector: vec![c.ordinal as f32, 0.5],
             })
             .collect();
         exec.execute(
@@ -215,7 +216,7 @@ async fn stored_chunks_become_searchable_and_the_run_is_declared_indexed() {
         .await
         .unwrap();
     let rows = db
-        .query("SELECT ordinal, page_start, array_length(embedding, 1), model FROM chunks ORDER BY ordinal", &[])
+        .query("SELECT ordinal, page_start, array_length(embedding, 1), model, embedding FROM chunks ORDER BY ordinal", &[])
         .await
         .unwrap();
     assert_eq!(rows.len(), 3);
@@ -224,6 +225,7 @@ async fn stored_chunks_become_searchable_and_the_run_is_declared_indexed() {
         assert_eq!(r.get::<_, i32>(1), i as i32 + 1);
         assert_eq!(r.get::<_, Option<i32>>(2), Some(2));
         assert_eq!(r.get::<_, Option<String>>(3).as_deref(), Some("m@1"));
+        assert_eq!(r.get::<_, Option<Vec<f32>>>(4), Some(vec![i as f32, 0.5]));
     }
     let hit: String = db
         .query_one(

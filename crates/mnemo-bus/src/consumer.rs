@@ -124,6 +124,24 @@ impl Delivery {
         &self.message.payload
     }
 
+    /// Whether the message holds an event of one of `types`, read from the
+    /// `Mnemo-Event-Type` header without decoding the payload. Services
+    /// skip what they do not handle this way: most messages on a document's
+    /// subject are other services' results (vectors are most of the bytes).
+    /// A message without the header is treated as relevant, so decoding
+    /// reports it.
+    pub fn has_event_type(&self, types: &[&str]) -> bool {
+        match self
+            .message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(crate::envelope::EVENT_TYPE))
+        {
+            Some(v) => v.as_str().split(',').any(|t| types.contains(&t)),
+            None => true,
+        }
+    }
+
     /// Decodes the events in the message.
     pub fn decode<E: DomainEvent + crate::upcast::Upcast>(
         &self,

@@ -167,6 +167,9 @@ fn batches(records: Vec<ChunkRecord>) -> Vec<Vec<ChunkRecord>> {
 
 impl Handler for Chunker {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
+        if !delivery.has_event_type(&["TextExtracted"]) {
+            return Outcome::Done;
+        }
         let stored = match delivery.decode_or_reject::<DocumentEvent>() {
             Ok(s) => s,
             Err(outcome) => return outcome,

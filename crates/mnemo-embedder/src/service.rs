@@ -202,6 +202,9 @@ impl EmbedderService {
 
 impl Handler for EmbedderService {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
+        if !delivery.has_event_type(&["DocumentChunked"]) {
+            return Outcome::Done;
+        }
         let stored = match delivery.decode_or_reject::<DocumentEvent>() {
             Ok(s) => s,
             Err(outcome) => return outcome,

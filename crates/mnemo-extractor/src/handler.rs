@@ -176,6 +176,9 @@ impl Extractor {
 
 impl Handler for Extractor {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
+        if !delivery.has_event_type(&["DocumentUploaded", "ReprocessRequested"]) {
+            return Outcome::Done;
+        }
         let stored = match delivery.decode_or_reject::<DocumentEvent>() {
             Ok(s) => s,
             Err(outcome) => return outcome,

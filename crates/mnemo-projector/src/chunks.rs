@@ -54,13 +54,31 @@ pub async fn apply(
             vectors,
             ..
         } => {
-            for v in vectors {
+            // One statement per event: the vectors travel as one flat
+            // array and each row takes its slice (1-based, inclusive).
+            let dims = vectors.first().map(|v| v.vector.len()).unwrap_or(0);
+            if dims > 0 && vectors.iter().all(|v| v.vector.len() == dims) {
+                let ids: Vec<&str> = vectors.iter().map(|v| v.chunk_id.as_str()).collect();
+                let flat: Vec<f32> = vectors
+                    .iter()
+                    .flat_map(|v| v.vector.iter().copied())
+                    .collect();
                 tx.execute(
-                    "UPDATE chunks SET embedding = $1, model = $2
-                     WHERE chunk_id = $3 AND run = $4 AND document_id = $5",
-                    &[&v.vector, model, &v.chunk_id, &(*run as i32), &document_id],
+                    "UPDATE chunks c SET embedding = ($1::real[])[(u.n - 1) * $2 + 1 : u.n * $2], model = $3
+                       FROM unnest($4::text[]) WITH ORDINALITY AS u(id, n)
+                      WHERE c.chunk_id = u.id AND c.run = $5 AND c.document_id = $6",
+                    &[&flat, &(dims as i64), model, &ids, &(*run as i32), &document_id],
                 )
                 .await?;
+            } else {
+                for v in vectors {
+                    tx.execute(
+                        "UPDATE chunks SET embedding = $1, model = $2
+                         WHERE chunk_id = $3 AND run = $4 AND document_id = $5",
+                        &[&v.vector, model, &v.chunk_id, &(*run as i32), &document_id],
+                    )
+                    .await?;
+                }
             }
         }
         // The new run is searchable: the older runs' chunks go.
