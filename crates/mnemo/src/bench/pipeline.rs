@@ -441,7 +441,7 @@ fn report(bench: &PipelineBench, e2e: &EndToEnd, alone: &Alone) -> Result<()> {
         per_s(alone.chunks as f64, alone.seconds),
         per_s(alone.tokens as f64, alone.seconds)
     );
-    println!("| pipeline efficiency (alone / end to end) | {efficiency:.2} |");
+    println!("| pipeline efficiency (alone / end to end) | {efficiency:.3} |");
     println!(
         "| cache hits (chunks whose text another chunk has) | {} |",
         e2e.duplicate_texts
