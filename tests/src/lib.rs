@@ -79,10 +79,17 @@ pub fn extractor_config() -> mnemo_extractor::ExtractorConfig {
 }
 
 pub fn corpus_dir() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    std::env::var_os("MNEMO_CORPUS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("../shared/corpus/pdf"))
+    if let Some(dir) = std::env::var_os("MNEMO_CORPUS_DIR") {
+        return PathBuf::from(dir);
+    }
+    // Beside the checkout, else where this workplace keeps it.
+    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/pdf");
+    let workplace = PathBuf::from("/work/shared/corpus/pdf");
+    if !beside.is_dir() && workplace.is_dir() {
+        workplace
+    } else {
+        beside
+    }
 }
 
 /// Bytes of a corpus PDF. Falls back to a small hand-written PDF (and says

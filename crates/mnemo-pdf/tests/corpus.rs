@@ -5,15 +5,23 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+/// The shared corpus: `MNEMO_CORPUS_DIR`, else `../shared/corpus/pdf` next
+/// to the checkout, else `/work/shared/corpus/pdf`.
 fn corpus(name: &str) -> Vec<u8> {
-    let dir = std::env::var_os("MNEMO_CORPUS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/pdf")
-        });
+    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/pdf");
+    let workplace = PathBuf::from("/work/shared/corpus/pdf");
+    let dir = match std::env::var_os("MNEMO_CORPUS_DIR") {
+        Some(d) => PathBuf::from(d),
+        None if !beside.is_dir() && workplace.is_dir() => workplace,
+        None => beside,
+    };
     let path = dir.join(name);
-    std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (set MNEMO_CORPUS_DIR)", path.display()))
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (set MNEMO_CORPUS_DIR to the corpus)",
+            path.display()
+        )
+    })
 }
 
 use mnemo_pdf::quality::{word_f1 as f1, words};
