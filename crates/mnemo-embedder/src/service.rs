@@ -26,9 +26,9 @@ use tracing::Instrument;
 use crate::batcher::{BatchPlan, Batcher, TextToEmbed};
 use crate::Embedder;
 
-/// Vectors per `ChunksEmbedded` message: 32 × 384 floats as JSON stay far
-/// below the 1 MiB message limit (~130 KB).
-pub const VECTORS_PER_EVENT: usize = 32;
+/// Vectors per `ChunksEmbedded` message: 64 × 384 f32s as base64 are
+/// ~135 KB, far below the 1 MiB message limit.
+pub const VECTORS_PER_EVENT: usize = 64;
 /// How often a delivery waiting on the model tells JetStream it is alive
 /// (well inside the consumer's ack wait).
 pub const IN_PROGRESS_EVERY: Duration = Duration::from_secs(10);

@@ -30,6 +30,9 @@ pub struct ChunkRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChunkVector {
     pub chunk_id: String,
+    /// Base64 of the little-endian f32s on the wire since schema v2 of
+    /// `ChunksEmbedded` (v1's number lists still read).
+    #[serde(with = "crate::document::vector_codec")]
     pub vector: Vec<f32>,
 }
 
@@ -146,6 +149,8 @@ impl DomainEvent for DocumentEvent {
         match self {
             // v2: `code` added (upcaster in `document::upcast`).
             Self::DocumentFailed { .. } => "2",
+            // v2: vectors as base64 f32s (`document::vector_codec` reads v1 too).
+            Self::ChunksEmbedded { .. } => "2",
             _ => "1",
         }
         .to_owned()

@@ -18,6 +18,7 @@
 //! - [`error`]: why a command was refused, with a kind for callers to map.
 //! - [`failure`]: `FailureCode`, the kind of a failure (`DocumentFailed` v2).
 //! - [`upcast`]: reading older event schemas as current ones.
+//! - [`vector_codec`]: embeddings as base64 f32s inside events.
 
 pub mod aggregate;
 pub mod commands;
@@ -25,6 +26,7 @@ pub mod error;
 pub mod events;
 pub mod failure;
 pub mod upcast;
+pub mod vector_codec;
 
 pub use aggregate::{Document, Stage};
 pub use commands::DocumentCommand;
