@@ -31,6 +31,7 @@ fn upload_cmd(owner: &OwnerId, id: DocumentId) -> DocumentCommand {
         topic: Some("biology".into()),
         batch_id: "batch-1".into(),
         idempotency_key: None,
+        external_id: None,
     })
 }
 
@@ -219,6 +220,7 @@ async fn a_retried_publish_with_the_same_event_id_is_deduplicated() {
         topic: None,
         batch_id: "b".into(),
         idempotency_key: None,
+        external_id: None,
     });
     let md = metadata_with_id("0190e0c8-0000-7000-8000-00000000abcd");
     let (_, first) = store

@@ -102,9 +102,10 @@ async fn uploads_become_searchable_chunks_and_poison_fails_alone() {
     assert_eq!(extractor.as_deref(), Some("pdf-rs"));
     let row = db
         .query_one(
-            "SELECT count(*), max(tokens), min(array_length(embedding, 1)), max(array_length(embedding, 1)),
-                    min(page_start), max(page_end)
-             FROM chunks WHERE document_id = $1",
+            "SELECT count(*), max(c.tokens), min(e.dims), max(e.dims),
+                    min(c.page_start), max(c.page_end), count(e.chunk_id)
+             FROM chunks c LEFT JOIN chunk_embeddings e ON e.chunk_id = c.chunk_id AND e.run = c.run
+             WHERE c.document_id = $1",
             &[&paper_id],
         )
         .await
@@ -121,6 +122,11 @@ async fn uploads_become_searchable_chunks_and_poison_fails_alone() {
         "a chunk of {max_tokens} tokens would be truncated"
     );
     assert_eq!((min_dims, max_dims), (384, 384));
+    assert_eq!(
+        row.get::<_, i64>(6),
+        n,
+        "every chunk has exactly one vector"
+    );
     assert!(row.get::<_, i32>(4) >= 1 && row.get::<_, i32>(5) as u64 <= paper_end.pages_total);
     let hits: i64 = db
         .query_one(

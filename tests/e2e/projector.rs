@@ -3,7 +3,53 @@
 use std::time::Duration;
 
 use mnemo_proto::v1 as pb;
-use mnemo_tests::{database_url, eventually, upload, TestEnv};
+use mnemo_tests::{database_url, upload, EnvOptions, TestEnv, TestEnvProjector};
+
+/// Uploads `n` small notes; returns the last upload's sequence.
+async fn upload_notes(docs: &mut mnemo_tests::Documents, n: usize) -> u64 {
+    let mut last = 0;
+    for i in 0..n {
+        let note = format!("note {i}");
+        last = upload(docs, &format!("n{i}.txt"), note.as_bytes())
+            .await
+            .unwrap()
+            .sequence;
+    }
+    last
+}
+
+/// Every document event message of the env's stream, decoded, in order.
+async fn document_messages(env: &TestEnv) -> Vec<mnemo_projector::batch::EventMessage> {
+    let mut out = Vec::new();
+    let filter = format!("{}.>", env.ns.events_of("doc"));
+    let mut next = 1;
+    loop {
+        match env
+            .bus
+            .events
+            .direct_get_next_for_subject(filter.as_str(), Some(next))
+            .await
+        {
+            Ok(m) => {
+                next = m.sequence + 1;
+                out.push(
+                    mnemo_projector::batch::EventMessage::decode(
+                        &env.ns,
+                        m.subject.as_str(),
+                        m.sequence,
+                        Some(&m.headers),
+                        &m.payload,
+                    )
+                    .unwrap(),
+                );
+            }
+            Err(e) if e.kind() == async_nats::jetstream::stream::DirectGetErrorKind::NotFound => {
+                return out
+            }
+            Err(e) => panic!("reading the stream: {e}"),
+        }
+    }
+}
 
 async fn documents_rows(env: &TestEnv) -> Vec<(String, String, i64)> {
     let client = mnemo_projector::db::connect(&database_url(), &env.ns)
@@ -25,17 +71,7 @@ async fn documents_rows(env: &TestEnv) -> Vec<(String, String, i64)> {
 async fn redelivered_events_change_nothing() {
     let env = TestEnv::start().await;
     let mut docs = env.documents("alice").await;
-    let mut last = 0;
-    for i in 0..5 {
-        last = upload(
-            &mut docs,
-            &format!("n{i}.txt"),
-            format!("note {i}").as_bytes(),
-        )
-        .await
-        .unwrap()
-        .sequence;
-    }
+    let last = upload_notes(&mut docs, 5).await;
     let r = docs
         .list(pb::ListDocumentsRequest {
             min_sequence: last,
@@ -47,29 +83,24 @@ async fn redelivered_events_change_nothing() {
     assert_eq!(r.documents.len(), 5);
     let before = documents_rows(&env).await;
 
-    // Forget the consumer: JetStream redelivers every event from sequence 1.
-    let name = mnemo_projector::runner::consumer_name(&env.ns);
-    env.bus.events.delete_consumer(&name).await.unwrap();
-    let second = mnemo_tests::TestEnvProjector::start(&env).await;
-    let consumer_done = eventually(Duration::from_secs(20), || async {
-        let Ok(mut c) = env
-            .bus
-            .events
-            .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&name)
-            .await
-        else {
-            return false;
-        };
-        c.info()
-            .await
-            .is_ok_and(|i| i.delivered.stream_sequence >= last && i.num_ack_pending == 0)
-    })
-    .await;
-    assert!(
-        consumer_done,
-        "the redelivered events were not all acknowledged"
-    );
-    drop(second);
+    // Read every document event again, as a projector restarting from an
+    // old position would, and apply it all once more.
+    let again = document_messages(&env).await;
+    assert!(again.len() >= 5);
+    let through = again.last().map(|m| m.sequence).unwrap();
+    let mut client = mnemo_projector::db::connect(&database_url(), &env.ns)
+        .await
+        .unwrap();
+    let applied = mnemo_projector::batch::apply(
+        &mut client,
+        &mnemo_projector::runner::consumer_name(&env.ns),
+        &mnemo_projector::Projection::ALL,
+        &again,
+        through,
+    )
+    .await
+    .unwrap();
+    assert_eq!(applied.events, 0, "everything was applied before");
     assert_eq!(documents_rows(&env).await, before);
     let client = mnemo_projector::db::connect(&database_url(), &env.ns)
         .await
@@ -216,16 +247,24 @@ async fn stored_chunks_become_searchable_and_the_run_is_declared_indexed() {
         .await
         .unwrap();
     let rows = db
-        .query("SELECT ordinal, page_start, array_length(embedding, 1), model, embedding FROM chunks ORDER BY ordinal", &[])
+        .query(
+            "SELECT c.ordinal, c.page_start, e.dims, e.model, e.vector
+               FROM chunks c JOIN chunk_embeddings e ON e.chunk_id = c.chunk_id AND e.run = c.run
+              ORDER BY c.ordinal",
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(rows.len(), 3);
     for (i, r) in rows.iter().enumerate() {
         assert_eq!(r.get::<_, i32>(0), i as i32);
         assert_eq!(r.get::<_, i32>(1), i as i32 + 1);
-        assert_eq!(r.get::<_, Option<i32>>(2), Some(2));
-        assert_eq!(r.get::<_, Option<String>>(3).as_deref(), Some("m@1"));
-        assert_eq!(r.get::<_, Option<Vec<f32>>>(4), Some(vec![i as f32, 0.5]));
+        assert_eq!(r.get::<_, i32>(2), 2);
+        assert_eq!(r.get::<_, String>(3), "m@1");
+        assert_eq!(
+            mnemo_projector::chunks::vector_from_bytes(r.get(4)),
+            Some(vec![i as f32, 0.5])
+        );
     }
     let hit: String = db
         .query_one(
@@ -301,4 +340,171 @@ async fn stored_chunks_become_searchable_and_the_run_is_declared_indexed() {
         runs.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>(),
         vec![2]
     );
+}
+
+/// Waits until the read models have applied `sequence`.
+async fn applied(env: &TestEnv, sequence: u64) -> bool {
+    let db = mnemo_projector::db::connect(&database_url(), &env.ns)
+        .await
+        .unwrap();
+    let at = mnemo_projector::runner::wait_for(&db, &env.ns, sequence, Duration::from_secs(30))
+        .await
+        .unwrap();
+    at >= sequence
+}
+
+#[tokio::test]
+async fn a_standby_projector_takes_over_where_the_active_one_stopped() {
+    let env = TestEnv::start_with(EnvOptions {
+        run_projector: false,
+        ..Default::default()
+    })
+    .await;
+    let mut docs = env.documents("alice").await;
+    let first = TestEnvProjector::start(&env).await;
+    let a = upload(&mut docs, "a.txt", b"first note").await.unwrap();
+    assert!(applied(&env, a.sequence).await, "the first copy applies");
+    // The second copy waits for the first one's lock.
+    let second = TestEnvProjector::start(&env).await;
+    drop(first);
+    let last = upload_notes(&mut docs, 3).await;
+    assert!(applied(&env, last).await, "the standby took over");
+    let rows = documents_rows(&env).await;
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert!(rows.iter().all(|(_, stage, _)| stage == "uploaded"));
+    drop(second);
+}
+
+#[tokio::test]
+async fn an_undecodable_event_is_dead_lettered_and_the_rest_goes_on() {
+    let env = TestEnv::start().await;
+    let mut docs = env.documents("alice").await;
+    let a = upload(&mut docs, "a.txt", b"before").await.unwrap();
+    assert!(applied(&env, a.sequence).await);
+    // Garbage on a document subject (any client can publish raw bytes).
+    let subject = format!(
+        "{}.x.0190aaaa-0000-7000-8000-000000000000",
+        env.ns.events_of("doc")
+    );
+    let ack = env
+        .bus
+        .jetstream
+        .publish(subject, "not an event".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let b = upload(&mut docs, "b.txt", b"after").await.unwrap();
+    assert!(b.sequence > ack.sequence);
+    assert!(
+        applied(&env, b.sequence).await,
+        "the projector went past it"
+    );
+    assert_eq!(documents_rows(&env).await.len(), 2);
+    let letters = mnemo_bus::dlq::list(&env.bus).await.unwrap();
+    let letter = letters
+        .iter()
+        .find(|l| l.service == "projector")
+        .expect("a projector dead letter");
+    assert_eq!(letter.event_sequence, ack.sequence);
+    assert!(letter.reason.contains("no headers"), "{}", letter.reason);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_swaps_in_a_new_version_that_queries_never_see_half_built() {
+    let env = TestEnv::start().await;
+    let mut docs = env.documents("alice").await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let up = upload(
+            &mut docs,
+            &format!("cells{i}.md"),
+            b"# Cells\n\nMitochondria make ATP.\n",
+        )
+        .await
+        .unwrap();
+        ids.push(up.document_id);
+    }
+    let owner = mnemo_domain::OwnerId::new("alice").unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let agg = mnemo_domain::document::aggregate_id(&owner, &id.parse().unwrap());
+        let texts: Vec<String> = (0..4)
+            .map(|j| format!("chunk {j} of document {i}"))
+            .collect();
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        process_run(&env, &agg, 1, id, &texts).await;
+    }
+    for id in &ids {
+        let done = final_update(&env, "alice", id, 0).await;
+        assert_eq!(done.stage, pb::Stage::Indexed as i32, "{}", done.message);
+        assert!(applied(&env, done.sequence).await);
+    }
+    let db = mnemo_projector::db::connect(&database_url(), &env.ns)
+        .await
+        .unwrap();
+    let before = mnemo_projector::checksum::checksums(&db).await.unwrap();
+
+    // A reader counts chunks all through the rebuild: always all of them.
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let reader = tokio::spawn(async move {
+        let mut seen = std::collections::BTreeSet::new();
+        loop {
+            let n: i64 = db
+                .query_one("SELECT count(*) FROM chunks", &[])
+                .await
+                .unwrap()
+                .get(0);
+            seen.insert(n);
+            if *stopped.borrow_and_update() {
+                return seen;
+            }
+            tokio::task::yield_now().await;
+        }
+    });
+    let mut progress = Vec::new();
+    let report = mnemo_projector::rebuild::rebuild(
+        &env.bus,
+        &database_url(),
+        &[mnemo_projector::Projection::Chunks],
+        &mnemo_projector::rebuild::RebuildOptions {
+            batch_messages: 2,
+            ..Default::default()
+        },
+        |p| progress.push(p.applied_through),
+    )
+    .await
+    .unwrap();
+    stop.send(true).unwrap();
+    let seen = reader.await.unwrap();
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        vec![12],
+        "a query saw a partial table"
+    );
+    assert!(
+        progress.len() > 2 && progress.windows(2).all(|w| w[0] <= w[1]),
+        "{progress:?}"
+    );
+    assert_eq!(report.versions, vec![("chunks".to_owned(), 2)]);
+
+    let db = mnemo_projector::db::connect(&database_url(), &env.ns)
+        .await
+        .unwrap();
+    assert_eq!(
+        mnemo_projector::checksum::checksums(&db).await.unwrap(),
+        before
+    );
+    let scratch: bool = db
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &[&mnemo_projector::rebuild::scratch_schema(&env.ns)],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!scratch, "the scratch schema is dropped after the swap");
+    // The live projector writes into the new version.
+    let more = upload(&mut docs, "late.txt", b"late note").await.unwrap();
+    assert!(applied(&env, more.sequence).await);
+    assert_eq!(documents_rows(&env).await.len(), 4);
 }

@@ -208,7 +208,11 @@ impl TestEnv {
             addr = listener.local_addr().ok();
             let mut config = ApiConfig::new(addr.expect("addr"), database_url(), secret.clone());
             config.max_upload_bytes = opts.max_upload_bytes;
-            let index = Arc::new(mnemo_search::VectorIndex::new(384));
+            let index = mnemo_search::VectorIndex::new(384);
+            let index = Arc::new(match &search_model {
+                Some(m) => index.for_model(m.model_id()),
+                None => index,
+            });
             let state = ApiState::new(bus.clone(), config)
                 .await
                 .expect("api state")

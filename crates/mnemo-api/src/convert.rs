@@ -54,6 +54,7 @@ pub fn document(
         uploaded_at: uploaded_at.map(timestamp),
         updated_at: updated_at.map(timestamp),
         sequence,
+        external_id: doc.external_id.clone().unwrap_or_default(),
     }
 }
 
@@ -73,6 +74,7 @@ pub fn document_row(row: &DocumentRow) -> pb::Document {
         uploaded_at: Some(timestamp(row.uploaded_at)),
         updated_at: Some(timestamp(row.updated_at)),
         sequence: row.last_sequence.max(0) as u64,
+        external_id: row.external_id.clone().unwrap_or_default(),
     }
 }
 

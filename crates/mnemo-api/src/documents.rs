@@ -123,6 +123,7 @@ impl DocumentService for DocumentApi {
         };
         let topic = label(&m.topic, "topic")?;
         let key = label(&m.idempotency_key, "idempotency_key")?;
+        let external_id = label(&m.external_id, "external_id")?;
         let batch_id =
             label(&m.batch_id, "batch_id")?.unwrap_or_else(|| Uuid::now_v7().to_string());
         let document_id = match &key {
@@ -194,6 +195,7 @@ impl DocumentService for DocumentApi {
                         topic,
                         batch_id: batch_id.clone(),
                         idempotency_key: key,
+                        external_id,
                     }),
                     &md,
                 )

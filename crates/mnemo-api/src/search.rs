@@ -128,6 +128,7 @@ impl SearchService for SearchApi {
                     snippet: h.details.snippet,
                     lexical_rank: h.lexical_rank,
                     vector_rank: h.vector_rank,
+                    external_id: h.details.external_id.unwrap_or_default(),
                 })
                 .collect(),
         }))

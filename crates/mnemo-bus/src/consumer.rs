@@ -31,14 +31,7 @@ use crate::error::{BusError, BusErrorKind};
 use crate::event_store::{decode_message, StoredEvents};
 use crate::Bus;
 
-/// Header names on dead-letter messages.
-pub mod dlq_headers {
-    pub const REASON: &str = "Mnemo-Dlq-Reason";
-    pub const SERVICE: &str = "Mnemo-Dlq-Service";
-    pub const SUBJECT: &str = "Mnemo-Dlq-Subject";
-    pub const SEQUENCE: &str = "Mnemo-Dlq-Stream-Sequence";
-    pub const DELIVERIES: &str = "Mnemo-Dlq-Deliveries";
-}
+pub use crate::dlq::headers as dlq_headers;
 
 /// What a service consumes and how patiently.
 #[derive(Debug, Clone)]
@@ -292,7 +285,14 @@ pub async fn run<H: Handler>(
                     };
                     tracing::error!(seq = delivery.stream_sequence, %reason, "giving up");
                     handler.give_up(&delivery, &reason).await;
-                    dead_letter(&js, &ns.dlq_subject(&spec.service), &spec.service, &delivery, &reason).await;
+                    let origin = crate::dlq::Origin {
+                        subject: &delivery.subject,
+                        stream_sequence: delivery.stream_sequence,
+                        deliveries: delivery.delivered,
+                        headers: delivery.message.headers.as_ref(),
+                        payload: &delivery.message.payload,
+                    };
+                    crate::dlq::publish(&js, &ns, &spec.service, &origin, &reason).await;
                     AckKind::Term
                 }
             };
@@ -313,47 +313,6 @@ pub async fn run<H: Handler>(
     while in_hand.join_next().await.is_some() {}
     tracing::info!(service = %spec.service, "consumer stopped");
     Ok(())
-}
-
-/// Copies a given-up message to the dead-letter stream, with why.
-async fn dead_letter(
-    js: &async_nats::jetstream::Context,
-    subject: &str,
-    service: &str,
-    delivery: &Delivery,
-    reason: &str,
-) {
-    let mut headers = delivery.message.headers.clone().unwrap_or_default();
-    headers.insert(dlq_headers::REASON, reason);
-    headers.insert(dlq_headers::SERVICE, service);
-    headers.insert(dlq_headers::SUBJECT, delivery.subject.as_str());
-    headers.insert(
-        dlq_headers::SEQUENCE,
-        delivery.stream_sequence.to_string().as_str(),
-    );
-    headers.insert(
-        dlq_headers::DELIVERIES,
-        delivery.delivered.to_string().as_str(),
-    );
-    // One dead letter per (service, message), however often this runs.
-    headers.insert(
-        async_nats::header::NATS_MESSAGE_ID,
-        format!("dlq-{service}-{}", delivery.stream_sequence).as_str(),
-    );
-    let sent = match js
-        .publish_with_headers(
-            subject.to_owned(),
-            headers,
-            delivery.message.payload.clone(),
-        )
-        .await
-    {
-        Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    if let Err(e) = sent {
-        tracing::error!(error = %e, seq = delivery.stream_sequence, "could not dead-letter the message");
-    }
 }
 
 /// Appends a service's result for a delivered event and says what to do

@@ -11,10 +11,66 @@
 
 use async_nats::jetstream::stream::DirectGetErrorKind;
 
-use crate::consumer::dlq_headers;
 use crate::envelope::{AGGREGATE_ID, AGGREGATE_TYPE, EVENT_TYPE};
 use crate::error::{BusError, BusErrorKind};
-use crate::Bus;
+use crate::{Bus, Namespace};
+
+/// Header names on dead-letter messages.
+pub mod headers {
+    pub const REASON: &str = "Mnemo-Dlq-Reason";
+    pub const SERVICE: &str = "Mnemo-Dlq-Service";
+    pub const SUBJECT: &str = "Mnemo-Dlq-Subject";
+    pub const SEQUENCE: &str = "Mnemo-Dlq-Stream-Sequence";
+    pub const DELIVERIES: &str = "Mnemo-Dlq-Deliveries";
+}
+use headers as dlq_headers;
+
+/// The event a dead letter copies.
+pub struct Origin<'a> {
+    pub subject: &'a str,
+    pub stream_sequence: u64,
+    pub deliveries: i64,
+    pub headers: Option<&'a async_nats::HeaderMap>,
+    pub payload: &'a bytes::Bytes,
+}
+
+/// Copies an event a service gave up on to `<ns>.dlq.<service>`, with why.
+/// One dead letter per (service, event), however often this runs. Failing
+/// to dead-letter is logged, never raised: the caller is already giving up.
+pub async fn publish(
+    js: &async_nats::jetstream::Context,
+    ns: &Namespace,
+    service: &str,
+    origin: &Origin<'_>,
+    reason: &str,
+) {
+    let mut headers = origin.headers.cloned().unwrap_or_default();
+    headers.insert(dlq_headers::REASON, reason);
+    headers.insert(dlq_headers::SERVICE, service);
+    headers.insert(dlq_headers::SUBJECT, origin.subject);
+    headers.insert(
+        dlq_headers::SEQUENCE,
+        origin.stream_sequence.to_string().as_str(),
+    );
+    headers.insert(
+        dlq_headers::DELIVERIES,
+        origin.deliveries.to_string().as_str(),
+    );
+    headers.insert(
+        async_nats::header::NATS_MESSAGE_ID,
+        format!("dlq-{service}-{}", origin.stream_sequence).as_str(),
+    );
+    let sent = match js
+        .publish_with_headers(ns.dlq_subject(service), headers, origin.payload.clone())
+        .await
+    {
+        Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = sent {
+        tracing::error!(error = %e, seq = origin.stream_sequence, "could not dead-letter the message");
+    }
+}
 
 /// One dead letter.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

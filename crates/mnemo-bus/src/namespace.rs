@@ -9,7 +9,7 @@ use std::fmt;
 
 use crate::error::BusError;
 
-/// A validated namespace: `[a-z][a-z0-9_]{0,31}`, usable verbatim as a
+/// A validated namespace: `[a-z][a-z0-9_]{0,31}` without `__`, usable verbatim as a
 /// subject token, a (case-folded) stream name, and an unquoted SQL identifier.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Namespace(String);
@@ -18,14 +18,17 @@ impl Namespace {
     pub fn new(name: impl Into<String>) -> Result<Self, BusError> {
         let name = name.into();
         let mut bytes = name.bytes();
+        // No `__`: derived names (e.g. a rebuild's `<ns>__rebuild` schema)
+        // use it as their separator, so no namespace can collide with them.
         let ok = name.len() <= 32
+            && !name.contains("__")
             && bytes.next().is_some_and(|b| b.is_ascii_lowercase())
             && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if ok {
             Ok(Self(name))
         } else {
             Err(BusError::config(format!(
-                "namespace '{name}' must match [a-z][a-z0-9_]{{0,31}}"
+                "namespace '{name}' must match [a-z][a-z0-9_]{{0,31}} without '__'"
             )))
         }
     }
@@ -112,7 +115,17 @@ mod tests {
 
     #[test]
     fn rejects_names_that_would_escape() {
-        for bad in ["", "A", "a.b", "a*", "a>", "1a", "a-b", &"a".repeat(33)] {
+        for bad in [
+            "",
+            "A",
+            "a.b",
+            "a*",
+            "a>",
+            "1a",
+            "a-b",
+            "a__b",
+            &"a".repeat(33),
+        ] {
             assert!(Namespace::new(bad).is_err(), "{bad}");
         }
         assert!(valid_aggregate_id("abc.0190-aa"));

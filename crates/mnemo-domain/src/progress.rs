@@ -169,6 +169,7 @@ mod tests {
             topic: None,
             batch_id: "b".into(),
             idempotency_key: None,
+            external_id: None,
         })
     }
 

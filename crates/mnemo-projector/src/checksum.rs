@@ -15,6 +15,7 @@ use crate::ProjectorError;
 pub const TABLES: &[(&str, &str)] = &[
     ("documents", "document_id"),
     ("chunks", "chunk_id, run"),
+    ("chunk_embeddings", "chunk_id, run, model"),
     ("stage_timings", "document_id, run, stage"),
 ];
 

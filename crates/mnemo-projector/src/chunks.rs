@@ -1,5 +1,12 @@
 //! The `chunks` read model (projections/chunks/): chunk text with a
-//! full-text index, page spans for citations, and the vector once embedded.
+//! full-text index and page spans for citations, and `chunk_embeddings`:
+//! each chunk's vector per model.
+//!
+//! A batch folds its events into [`ChunkChanges`] (pure) and writes them
+//! with a few set-wise statements ([`flush`]): old runs' rows out, new
+//! chunks in, vectors upserted.
+
+use std::collections::HashMap;
 
 use mnemo_domain::DocumentEvent;
 use time::OffsetDateTime;
@@ -8,95 +15,191 @@ use uuid::Uuid;
 
 use crate::ProjectorError;
 
-/// Applies one document event to `chunks` inside the projector's transaction.
-pub async fn apply(
-    tx: &impl GenericClient,
+/// A new row of `chunks`.
+#[derive(Debug, Clone, PartialEq)]
+struct NewChunk {
+    chunk_id: String,
     document_id: Uuid,
-    owner_token: &str,
-    at: OffsetDateTime,
-    event: &DocumentEvent,
+    owner_token: String,
+    run: i32,
+    ordinal: i32,
+    text: String,
+    page_start: i32,
+    page_end: i32,
+    tokens: i32,
+    created_at: OffsetDateTime,
+}
+
+/// A vector to store: `(chunk, run, model)` → bytes.
+#[derive(Debug, Clone, PartialEq)]
+struct NewVector {
+    document_id: Uuid,
+    owner_token: String,
+    dims: i32,
+    bytes: Vec<u8>,
+}
+
+/// What a batch of events does to `chunks` and `chunk_embeddings`.
+#[derive(Debug, Default)]
+pub struct ChunkChanges {
+    chunks: Vec<NewChunk>,
+    vectors: HashMap<(String, i32, String), NewVector>,
+    /// Per document: rows of runs below this go (a newer run is indexed).
+    drop_below: HashMap<Uuid, i32>,
+}
+
+impl ChunkChanges {
+    /// Folds one document event in.
+    pub fn fold(
+        &mut self,
+        document_id: Uuid,
+        owner_token: &str,
+        at: OffsetDateTime,
+        event: &DocumentEvent,
+    ) {
+        use DocumentEvent as E;
+        match event {
+            E::DocumentChunked { run, chunks, .. } => {
+                self.chunks.extend(chunks.iter().map(|c| NewChunk {
+                    chunk_id: c.chunk_id.clone(),
+                    document_id,
+                    owner_token: owner_token.to_owned(),
+                    run: *run as i32,
+                    ordinal: c.ordinal as i32,
+                    text: c.text.clone(),
+                    page_start: c.page_start as i32,
+                    page_end: c.page_end as i32,
+                    tokens: c.tokens as i32,
+                    created_at: at,
+                }))
+            }
+            E::ChunksEmbedded {
+                run,
+                model,
+                vectors,
+                ..
+            } => {
+                for v in vectors {
+                    self.vectors.insert(
+                        (v.chunk_id.clone(), *run as i32, model.clone()),
+                        NewVector {
+                            document_id,
+                            owner_token: owner_token.to_owned(),
+                            dims: v.vector.len() as i32,
+                            bytes: vector_bytes(&v.vector),
+                        },
+                    );
+                }
+            }
+            // The new run is searchable: the older runs' rows go, both those
+            // already stored and those still waiting in this batch.
+            E::DocumentIndexed { run, .. } => {
+                let run = *run as i32;
+                let below = self.drop_below.entry(document_id).or_insert(run);
+                *below = (*below).max(run);
+                self.chunks
+                    .retain(|c| c.document_id != document_id || c.run >= run);
+                self.vectors
+                    .retain(|k, v| v.document_id != document_id || k.1 >= run);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A vector as stored: little-endian f32s.
+pub fn vector_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// A stored vector back as f32s (`None` when the length is not a multiple of 4).
+pub fn vector_from_bytes(b: &[u8]) -> Option<Vec<f32>> {
+    if !b.len().is_multiple_of(4) {
+        return None;
+    }
+    Some(
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    )
+}
+
+/// Writes a batch's chunk changes: deletions first (they only ever concern
+/// runs older than anything the batch inserts), then new chunks, then vectors.
+pub async fn flush(
+    client: &impl GenericClient,
+    changes: &ChunkChanges,
 ) -> Result<(), ProjectorError> {
-    use DocumentEvent as E;
-    match event {
-        E::DocumentChunked { run, chunks, .. } if !chunks.is_empty() => {
-            let ids: Vec<&str> = chunks.iter().map(|c| c.chunk_id.as_str()).collect();
-            let ordinals: Vec<i32> = chunks.iter().map(|c| c.ordinal as i32).collect();
-            let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
-            let starts: Vec<i32> = chunks.iter().map(|c| c.page_start as i32).collect();
-            let ends: Vec<i32> = chunks.iter().map(|c| c.page_end as i32).collect();
-            let tokens: Vec<i32> = chunks.iter().map(|c| c.tokens as i32).collect();
-            // One statement per batch; a redelivered batch inserts nothing.
-            tx.execute(
+    if !changes.drop_below.is_empty() {
+        let ids: Vec<Uuid> = changes.drop_below.keys().copied().collect();
+        let runs: Vec<i32> = changes.drop_below.values().copied().collect();
+        for table in ["chunks", "chunk_embeddings"] {
+            // Table names are constants, never input.
+            client
+                .execute(
+                    &format!(
+                        "DELETE FROM {table} t USING UNNEST($1::uuid[], $2::int[]) AS u(d, r)
+                          WHERE t.document_id = u.d AND t.run < u.r"
+                    ),
+                    &[&ids, &runs],
+                )
+                .await?;
+        }
+    }
+    if !changes.chunks.is_empty() {
+        let c = &changes.chunks;
+        let ids: Vec<&str> = c.iter().map(|c| c.chunk_id.as_str()).collect();
+        let docs: Vec<Uuid> = c.iter().map(|c| c.document_id).collect();
+        let owners: Vec<&str> = c.iter().map(|c| c.owner_token.as_str()).collect();
+        let runs: Vec<i32> = c.iter().map(|c| c.run).collect();
+        let ordinals: Vec<i32> = c.iter().map(|c| c.ordinal).collect();
+        let texts: Vec<&str> = c.iter().map(|c| c.text.as_str()).collect();
+        let starts: Vec<i32> = c.iter().map(|c| c.page_start).collect();
+        let ends: Vec<i32> = c.iter().map(|c| c.page_end).collect();
+        let tokens: Vec<i32> = c.iter().map(|c| c.tokens).collect();
+        let created: Vec<OffsetDateTime> = c.iter().map(|c| c.created_at).collect();
+        // A chunk recorded twice (never, given the checkpoint) inserts once.
+        client
+            .execute(
                 "INSERT INTO chunks (chunk_id, document_id, owner_token, run, ordinal, text,
                                      page_start, page_end, tokens, created_at)
-                 SELECT u.id, $2, $3, $4, u.ord, u.txt, u.ps, u.pe, u.tok, $10
-                 FROM UNNEST($1::text[], $5::int[], $6::text[], $7::int[], $8::int[], $9::int[])
-                      AS u(id, ord, txt, ps, pe, tok)
+                 SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::text[], $4::int[], $5::int[],
+                                      $6::text[], $7::int[], $8::int[], $9::int[], $10::timestamptz[])
                  ON CONFLICT (chunk_id, run) DO NOTHING",
                 &[
-                    &ids,
-                    &document_id,
-                    &owner_token,
-                    &(*run as i32),
-                    &ordinals,
-                    &texts,
-                    &starts,
-                    &ends,
-                    &tokens,
-                    &at,
+                    &ids, &docs, &owners, &runs, &ordinals, &texts, &starts, &ends, &tokens,
+                    &created,
                 ],
             )
             .await?;
-        }
-        E::ChunksEmbedded {
-            run,
-            model,
-            vectors,
-            ..
-        } => {
-            // One statement per event: the vectors travel as one flat
-            // array and each row takes its slice (1-based, inclusive).
-            let dims = vectors.first().map(|v| v.vector.len()).unwrap_or(0);
-            if dims > 0 && vectors.iter().all(|v| v.vector.len() == dims) {
-                let ids: Vec<&str> = vectors.iter().map(|v| v.chunk_id.as_str()).collect();
-                let flat: Vec<f32> = vectors
-                    .iter()
-                    .flat_map(|v| v.vector.iter().copied())
-                    .collect();
-                tx.execute(
-                    "UPDATE chunks c SET embedding = ($1::real[])[(u.n - 1) * $2 + 1 : u.n * $2], model = $3
-                       FROM unnest($4::text[]) WITH ORDINALITY AS u(id, n)
-                      WHERE c.chunk_id = u.id AND c.run = $5 AND c.document_id = $6",
-                    &[&flat, &(dims as i64), model, &ids, &(*run as i32), &document_id],
-                )
-                .await?;
-            } else {
-                for v in vectors {
-                    tx.execute(
-                        "UPDATE chunks SET embedding = $1, model = $2
-                         WHERE chunk_id = $3 AND run = $4 AND document_id = $5",
-                        &[&v.vector, model, &v.chunk_id, &(*run as i32), &document_id],
-                    )
-                    .await?;
-                }
-            }
-        }
-        // The new run is searchable: the older runs' chunks go.
-        E::DocumentIndexed { run, .. } => {
-            tx.execute(
-                "DELETE FROM chunks WHERE document_id = $1 AND run < $2",
-                &[&document_id, &(*run as i32)],
+    }
+    if !changes.vectors.is_empty() {
+        let v: Vec<(&(String, i32, String), &NewVector)> = changes.vectors.iter().collect();
+        let ids: Vec<&str> = v.iter().map(|(k, _)| k.0.as_str()).collect();
+        let runs: Vec<i32> = v.iter().map(|(k, _)| k.1).collect();
+        let models: Vec<&str> = v.iter().map(|(k, _)| k.2.as_str()).collect();
+        let docs: Vec<Uuid> = v.iter().map(|(_, x)| x.document_id).collect();
+        let owners: Vec<&str> = v.iter().map(|(_, x)| x.owner_token.as_str()).collect();
+        let dims: Vec<i32> = v.iter().map(|(_, x)| x.dims).collect();
+        let bytes: Vec<&[u8]> = v.iter().map(|(_, x)| x.bytes.as_slice()).collect();
+        client
+            .execute(
+                "INSERT INTO chunk_embeddings (chunk_id, run, model, document_id, owner_token, dims, vector)
+                 SELECT * FROM UNNEST($1::text[], $2::int[], $3::text[], $4::uuid[], $5::text[],
+                                      $6::int[], $7::bytea[])
+                 ON CONFLICT (chunk_id, run, model) DO UPDATE SET
+                     dims = EXCLUDED.dims, vector = EXCLUDED.vector",
+                &[&ids, &runs, &models, &docs, &owners, &dims, &bytes],
             )
             .await?;
-        }
-        _ => {}
     }
     Ok(())
 }
 
 /// Of `candidates`, the documents (id, owner token, run) whose current run
-/// has all its chunks recorded and embedded: the projector declares them
-/// indexed. The aggregate re-checks, so a stale answer here is harmless.
+/// has all its chunks recorded and each with a vector: the projector
+/// declares them indexed. The aggregate re-checks, so a stale answer here
+/// is harmless.
 pub async fn ready_to_index(
     client: &impl GenericClient,
     candidates: &[Uuid],
@@ -107,7 +210,8 @@ pub async fn ready_to_index(
              WHERE d.document_id = ANY($1) AND d.stage = 'embedding' AND d.chunks_final
                AND NOT EXISTS (SELECT 1 FROM chunks c
                                WHERE c.document_id = d.document_id AND c.run = d.run
-                                 AND c.embedding IS NULL)",
+                                 AND NOT EXISTS (SELECT 1 FROM chunk_embeddings e
+                                                 WHERE e.chunk_id = c.chunk_id AND e.run = c.run))",
             &[&candidates],
         )
         .await?;
@@ -115,4 +219,93 @@ pub async fn ready_to_index(
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get::<_, i32>(2).max(0) as u32))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mnemo_domain::document::{ChunkRecord, ChunkVector};
+
+    fn at() -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH
+    }
+
+    fn chunked(run: u32, ids: &[&str]) -> DocumentEvent {
+        DocumentEvent::DocumentChunked {
+            run,
+            batch: 0,
+            last: true,
+            chunks: ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| ChunkRecord {
+                    chunk_id: (*id).into(),
+                    ordinal: i as u32,
+                    text: format!("text {id}"),
+                    page_start: 1,
+                    page_end: 2,
+                    tokens: 4,
+                })
+                .collect(),
+        }
+    }
+
+    fn embedded(run: u32, model: &str, ids: &[&str]) -> DocumentEvent {
+        DocumentEvent::ChunksEmbedded {
+            run,
+            model: model.into(),
+            dims: 2,
+            vectors: ids
+                .iter()
+                .map(|id| ChunkVector {
+                    chunk_id: (*id).into(),
+                    vector: vec![0.5, -1.25],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn vectors_round_trip_as_bytes() {
+        let v = vec![0.1f32, -3.5, f32::MIN_POSITIVE, 1e30];
+        assert_eq!(vector_from_bytes(&vector_bytes(&v)), Some(v));
+        assert_eq!(vector_from_bytes(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn indexing_a_run_drops_older_runs_pending_in_the_batch() {
+        let d = Uuid::new_v4();
+        let mut c = ChunkChanges::default();
+        c.fold(d, "o", at(), &chunked(1, &["a", "b"]));
+        c.fold(d, "o", at(), &embedded(1, "m", &["a", "b"]));
+        c.fold(d, "o", at(), &chunked(2, &["a2"]));
+        c.fold(d, "o", at(), &embedded(2, "m", &["a2"]));
+        c.fold(d, "o", at(), &embedded(2, "m2", &["a2"]));
+        c.fold(
+            d,
+            "o",
+            at(),
+            &DocumentEvent::DocumentIndexed { run: 2, chunks: 1 },
+        );
+        assert_eq!(c.chunks.len(), 1);
+        assert_eq!(c.chunks[0].chunk_id, "a2");
+        assert_eq!(c.vectors.len(), 2, "one vector per model");
+        assert!(c.vectors.keys().all(|k| k.1 == 2));
+        assert_eq!(c.drop_below.get(&d), Some(&2));
+    }
+
+    #[test]
+    fn other_documents_are_untouched_by_indexing() {
+        let (d, e) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut c = ChunkChanges::default();
+        c.fold(e, "o", at(), &chunked(1, &["x"]));
+        c.fold(
+            d,
+            "o",
+            at(),
+            &DocumentEvent::DocumentIndexed { run: 3, chunks: 0 },
+        );
+        assert_eq!(c.chunks.len(), 1);
+        assert_eq!(c.vectors.len(), 0);
+    }
 }

@@ -16,6 +16,16 @@ pub fn application_name(ns: &Namespace) -> String {
 /// Connects and sets `search_path` to the namespace's schema, so every SQL
 /// statement in mnemo is written without a schema name.
 pub async fn connect(database_url: &str, ns: &Namespace) -> Result<Client, ProjectorError> {
+    connect_schema(database_url, ns, ns.sql_schema()).await
+}
+
+/// Connects a session of `ns` working in another schema of the namespace
+/// (a rebuild's scratch schema).
+pub async fn connect_schema(
+    database_url: &str,
+    ns: &Namespace,
+    schema: &str,
+) -> Result<Client, ProjectorError> {
     let mut config = Config::from_str(database_url)?;
     config.application_name(application_name(ns));
     let (client, connection) = config.connect(NoTls).await?;
@@ -24,12 +34,12 @@ pub async fn connect(database_url: &str, ns: &Namespace) -> Result<Client, Proje
             tracing::warn!(error = %e, "PostgreSQL connection closed");
         }
     });
-    // The namespace is validated to [a-z][a-z0-9_]*: safe as an identifier.
-    // The schema itself is created by the migrations (under a lock).
+    // The namespace is validated to [a-z][a-z0-9_]*, and schemas are derived
+    // from it: safe as an identifier. The schema itself is created by the
+    // migrations (under a lock).
     client
         .batch_execute(&format!(
-            "SET client_min_messages TO warning; SET search_path TO {}",
-            ns.sql_schema()
+            "SET client_min_messages TO warning; SET search_path TO {schema}"
         ))
         .await?;
     Ok(client)
@@ -51,8 +61,9 @@ pub async fn drop_schema(database_url: &str, ns: &Namespace) -> Result<(), Proje
         .await?;
     client
         .batch_execute(&format!(
-            "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {} CASCADE",
-            ns.sql_schema()
+            "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {} CASCADE; DROP SCHEMA IF EXISTS {} CASCADE",
+            ns.sql_schema(),
+            crate::rebuild::scratch_schema(ns)
         ))
         .await?;
     Ok(())

@@ -4,7 +4,6 @@
 //! binary. Applied versions are recorded in `schema_migrations`; a transaction
 //! with an advisory lock makes concurrent starts safe.
 
-use mnemo_bus::Namespace;
 use tokio_postgres::Client;
 
 use crate::ProjectorError;
@@ -41,19 +40,19 @@ pub fn all() -> Vec<Migration> {
         migration!("documents", 1, "V1__documents.sql"),
         migration!("chunks", 1, "V1__chunks.sql"),
         migration!("stage_timings", 1, "V1__stage_timings.sql"),
+        migration!("documents", 2, "V2__external_id.sql"),
+        migration!("chunks", 2, "V2__embeddings_by_model.sql"),
+        migration!("checkpoints", 2, "V2__projection_versions.sql"),
     ]
 }
 
-/// Creates the namespace's schema and applies what is missing. The client's
-/// search_path is the namespace schema (see [`crate::db::connect`]).
-pub async fn apply(client: &mut Client, ns: &Namespace) -> Result<(), ProjectorError> {
+/// Creates `schema` (a namespace's, or a rebuild's scratch schema) and
+/// applies what is missing there.
+pub async fn apply(client: &mut Client, schema: &str) -> Result<(), ProjectorError> {
     let tx = client.transaction().await?;
-    // Serialise concurrent starts on this namespace.
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtext($1))",
-        &[&ns.as_str()],
-    )
-    .await?;
+    // Serialise concurrent starts on this schema.
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&schema])
+        .await?;
     tx.batch_execute(&format!(
         "CREATE SCHEMA IF NOT EXISTS {schema};
          SET LOCAL search_path TO {schema};
@@ -64,7 +63,7 @@ pub async fn apply(client: &mut Client, ns: &Namespace) -> Result<(), ProjectorE
              applied_at timestamptz NOT NULL DEFAULT now(),
              PRIMARY KEY (projection, version)
          );",
-        schema = ns.sql_schema()
+        schema = schema
     ))
     .await?;
     for m in all() {

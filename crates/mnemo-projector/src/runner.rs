@@ -1,43 +1,62 @@
-//! The projector's consumer loop.
+//! The live projector: follows the event stream from its checkpoint and
+//! keeps every projection current.
+//!
+//! - *Ordered reads from the checkpoint.* The projector reads the document
+//!   subjects with an ordered consumer starting right after its checkpoint
+//!   (JetStream guarantees order and no gaps on it). Nothing is acknowledged:
+//!   the checkpoint in PostgreSQL, written in the same transaction as the
+//!   rows, *is* the position. After any failure the projector starts a new
+//!   read from the checkpoint, so no event is ever skipped — a durable
+//!   consumer with nak-and-continue would apply later events before the
+//!   failed ones come back.
+//! - *One active copy.* Copies take a PostgreSQL advisory lock per
+//!   namespace; the others wait on it as hot standbys and take over when the
+//!   active one's session ends. (Correctness does not depend on the lock:
+//!   two copies would both read in order and the checkpoint row lock would
+//!   make the second skip what the first applied. The lock only saves the
+//!   duplicate work.)
+//! - *Poison events fail alone.* An event that cannot be decoded is
+//!   dead-lettered and stepped over. A batch that fails for a reason other
+//!   than an unavailable database is retried one event at a time; an event
+//!   that still fails after [`POISON_ATTEMPTS`] is dead-lettered
+//!   (`<ns>.dlq.projector`) and stepped over, so one bad event cannot stall
+//!   every read model. A database outage never skips anything.
+//! - *Indexing.* After a batch commits, documents whose run now has every
+//!   chunk stored with a vector are declared indexed through the aggregate
+//!   (`MarkIndexed` → `DocumentIndexed`).
 
 use std::future::Future;
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
-use async_nats::jetstream::{AckKind, Message};
 use futures::{FutureExt, StreamExt};
-use std::collections::HashMap;
 
-use mnemo_bus::envelope::Envelope;
-use mnemo_bus::event_store::decode_message;
 use mnemo_bus::{Bus, CommandExecutor, ExecuteError, JetStreamEventStore, Namespace, RetryPolicy};
-use mnemo_domain::{Document, DocumentCommand, DocumentEvent};
+use mnemo_domain::{Document, DocumentCommand};
 use tokio_postgres::{Client, GenericClient};
-use uuid::Uuid;
 
-use crate::{chunks, db, documents, migrations, stage_timings, ProjectorConfig, ProjectorError};
+use crate::batch::{self, Candidates, EventMessage};
+use crate::projection::Projection;
+use crate::{chunks, db, migrations, ProjectorConfig, ProjectorError};
 
-/// Name of the projector's durable consumer (and its checkpoint row).
+/// Attempts at one event, one at a time, before it is dead-lettered.
+pub const POISON_ATTEMPTS: u32 = 3;
+
+/// Name of the live projector's checkpoint (and of its dead letters'
+/// service): `<ns>_projector`.
 pub fn consumer_name(ns: &Namespace) -> String {
     ns.consumer("projector")
 }
 
-/// Stream sequence the `documents` read model reflects.
+/// Stream sequence the live read models reflect.
 pub async fn checkpoint(
     client: &impl GenericClient,
     ns: &Namespace,
 ) -> Result<u64, ProjectorError> {
-    let row = client
-        .query_opt(
-            "SELECT last_sequence FROM projection_checkpoints WHERE consumer = $1",
-            &[&consumer_name(ns)],
-        )
-        .await?;
-    Ok(row.map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0))
+    batch::checkpoint(client, &consumer_name(ns)).await
 }
 
-/// Waits until the read model has applied `sequence`, polling the checkpoint
-/// until `timeout`. Returns the checkpoint reached.
+/// Waits until the read models have applied `sequence`, polling the
+/// checkpoint until `timeout`. Returns the checkpoint reached.
 pub async fn wait_for(
     client: &impl GenericClient,
     ns: &Namespace,
@@ -57,8 +76,15 @@ pub async fn wait_for(
 /// Prepares the schema; safe to call at every start.
 pub async fn prepare(config: &ProjectorConfig) -> Result<Client, ProjectorError> {
     let mut client = db::connect(&config.database_url, &config.namespace).await?;
-    migrations::apply(&mut client, &config.namespace).await?;
+    migrations::apply(&mut client, config.namespace.sql_schema()).await?;
     Ok(client)
+}
+
+/// Why a read of the stream ended.
+enum Ended {
+    Shutdown,
+    /// Start again from the checkpoint (after a failure).
+    Restart,
 }
 
 /// Runs the projector until `shutdown` resolves; finishes the batch in hand.
@@ -67,85 +93,52 @@ pub async fn run(
     config: ProjectorConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ProjectorError> {
-    let mut client = prepare(&config).await?;
-    let ns = &config.namespace;
-    let executor = CommandExecutor::new(
-        JetStreamEventStore::<Document>::new(&bus, "doc", 10_000),
-        (),
-        RetryPolicy::default(),
-    );
-    let name = consumer_name(ns);
-    let consumer: async_nats::jetstream::consumer::Consumer<pull::Config> = bus
-        .events
-        .get_or_create_consumer(
-            &name,
-            pull::Config {
-                durable_name: Some(name.clone()),
-                description: Some("mnemo projector: document events into PostgreSQL".into()),
-                filter_subject: format!("{}.>", ns.events_of("doc")),
-                deliver_policy: DeliverPolicy::All,
-                ack_policy: AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
-                // One batch in flight at a time keeps the stream order even
-                // when several projector copies share this consumer.
-                max_ack_pending: config.batch_size as i64,
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| ProjectorError::Consumer(e.to_string()))?;
-    let mut messages = consumer
-        .messages()
-        .await
-        .map_err(|e| ProjectorError::Consumer(e.to_string()))?;
-    tracing::info!(consumer = %name, "projector running");
+    // The first connection must work: a wrong URL should fail the start,
+    // not spin in the background.
+    let first = prepare(&config).await?;
+    let mut projector = Live {
+        executor: CommandExecutor::new(
+            JetStreamEventStore::<Document>::new(&bus, "doc", 10_000),
+            (),
+            RetryPolicy::default(),
+        ),
+        bus,
+        config,
+        poison: None,
+    };
     tokio::pin!(shutdown);
+    let mut client = Some(first);
+    let mut delay = Duration::from_millis(100);
     loop {
-        let first = tokio::select! {
-            _ = &mut shutdown => break,
-            next = messages.next() => next,
-        };
-        let Some(first) = first else { break };
-        let mut batch = vec![first];
-        while batch.len() < config.batch_size {
-            match messages.next().now_or_never() {
-                Some(Some(m)) => batch.push(m),
-                _ => break,
-            }
-        }
-        let batch: Vec<Message> = batch
-            .into_iter()
-            .filter_map(|m| match m {
-                Ok(m) => Some(m),
+        let mut c = match client.take() {
+            Some(c) if !c.is_closed() => c,
+            _ => match prepare(&projector.config).await {
+                Ok(c) => c,
                 Err(e) => {
-                    tracing::warn!(error = %e, "consumer error");
-                    None
-                }
-            })
-            .collect();
-        if batch.is_empty() {
-            continue;
-        }
-        let applied = match apply_batch(&mut client, ns, &batch).await {
-            Ok(candidates) => index_ready(&client, &executor, candidates).await,
-            Err(e) => Err(e),
-        };
-        match applied {
-            Ok(()) => {
-                for m in &batch {
-                    if let Err(e) = m.ack().await {
-                        tracing::warn!(error = %e, "ack failed; the event will be redelivered and skipped");
+                    tracing::warn!(error = %e, ?delay, "PostgreSQL unavailable, retrying");
+                    tokio::select! {
+                        _ = &mut shutdown => break,
+                        _ = tokio::time::sleep(delay) => {}
                     }
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                    continue;
                 }
+            },
+        };
+        match projector.follow(&mut c, &mut shutdown).await {
+            Ok(Ended::Shutdown) => break,
+            Ok(Ended::Restart) => {
+                delay = Duration::from_millis(100);
+                client = Some(c);
             }
             Err(e) => {
-                tracing::error!(error = %e, "projection batch failed; will retry");
-                for m in &batch {
-                    let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                tracing::warn!(error = %e, ?delay, "projector read interrupted; resuming from the checkpoint");
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = tokio::time::sleep(delay) => {}
                 }
-                if client.is_closed() {
-                    client = reconnect(&config).await;
-                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+                client = Some(c);
             }
         }
     }
@@ -153,138 +146,219 @@ pub async fn run(
     Ok(())
 }
 
-async fn reconnect(config: &ProjectorConfig) -> Client {
-    let mut delay = Duration::from_millis(100);
-    loop {
-        match db::connect(&config.database_url, &config.namespace).await {
-            Ok(c) => return c,
-            Err(e) => {
-                tracing::warn!(error = %e, "PostgreSQL unreachable, retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
+/// A single event being retried alone: its sequence and failed attempts.
+#[derive(Debug, Clone, Copy)]
+struct Poison {
+    /// Events up to here are applied one per transaction.
+    until: u64,
+    sequence: u64,
+    attempts: u32,
 }
 
-/// Documents whose run may have become fully embedded in a batch, with the
-/// envelope of the message that made it so (for causation/correlation).
-type Candidates = HashMap<Uuid, (String, Envelope)>;
-
-/// Applies a batch and the checkpoint in one transaction. Returns the
-/// documents to check for indexing — also for messages already applied
-/// before (a redelivery re-runs that check, never the writes).
-async fn apply_batch(
-    client: &mut Client,
-    ns: &Namespace,
-    batch: &[Message],
-) -> Result<Candidates, ProjectorError> {
-    let name = consumer_name(ns);
-    let tx = client.transaction().await?;
-    tx.execute(
-        "INSERT INTO projection_checkpoints (consumer, last_sequence) VALUES ($1, 0)
-         ON CONFLICT (consumer) DO NOTHING",
-        &[&name],
-    )
-    .await?;
-    let row = tx
-        .query_one(
-            "SELECT last_sequence FROM projection_checkpoints WHERE consumer = $1 FOR UPDATE",
-            &[&name],
-        )
-        .await?;
-    let mut at = row.get::<_, i64>(0) as u64;
-    let prefix = format!("{}.", ns.events_of("doc"));
-    let mut candidates = Candidates::new();
-    for m in batch {
-        let Ok(info) = m.info() else { continue };
-        let seq = info.stream_sequence;
-        let owner_token = m
-            .subject
-            .strip_prefix(prefix.as_str())
-            .and_then(|rest| rest.split('.').next())
-            .unwrap_or_default()
-            .to_owned();
-        let stored = match decode_message::<DocumentEvent>(
-            &m.subject,
-            seq,
-            m.headers.as_ref(),
-            &m.payload,
-        ) {
-            Ok(stored) => stored,
-            // An undecodable message can never succeed: record and move on
-            // rather than stall every later event.
-            Err(e) => {
-                tracing::error!(error = %e, seq, subject = %m.subject, "skipping undecodable event");
-                at = at.max(seq);
-                continue;
-            }
-        };
-        let document_id = documents::document_id_of(&stored.envelope);
-        if stored.events.iter().any(|e| {
-            matches!(
-                e,
-                DocumentEvent::ChunksEmbedded { .. } | DocumentEvent::DocumentChunked { .. }
-            )
-        }) {
-            candidates.insert(document_id, (owner_token.clone(), stored.envelope.clone()));
-        }
-        if seq <= at {
-            continue; // applied before, ack was lost
-        }
-        let span = tracing::debug_span!("project", event_id = %stored.envelope.event_id, document = %stored.envelope.aggregate_id, seq);
-        let _e = span.enter();
-        let when = stored.envelope.occurred_at;
-        for event in &stored.events {
-            let stage = documents::apply(&tx, &owner_token, &stored.envelope, seq, event).await?;
-            chunks::apply(&tx, document_id, &owner_token, when, event).await?;
-            stage_timings::record(&tx, document_id, &owner_token, event.run(), stage, when).await?;
-        }
-        at = seq;
-    }
-    tx.execute(
-        "UPDATE projection_checkpoints SET last_sequence = $2, updated_at = now() WHERE consumer = $1",
-        &[&name, &(at as i64)],
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(candidates)
+struct Live {
+    bus: Bus,
+    config: ProjectorConfig,
+    executor: CommandExecutor<Document>,
+    poison: Option<Poison>,
 }
 
-/// Declares indexed every candidate whose chunks are all stored with vectors.
-async fn index_ready(
-    client: &Client,
-    executor: &CommandExecutor<Document>,
-    candidates: Candidates,
-) -> Result<(), ProjectorError> {
-    if candidates.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<Uuid> = candidates.keys().copied().collect();
-    for (document_id, owner_token, run) in chunks::ready_to_index(client, &ids).await? {
-        let Some((_, cause)) = candidates.get(&document_id) else {
-            continue;
-        };
-        let metadata = cause.caused_metadata();
-        let aggregate = format!("{owner_token}.{document_id}");
-        match executor
-            .execute(&aggregate, DocumentCommand::MarkIndexed { run }, &metadata)
-            .await
-        {
-            Ok(done) => {
-                if done.appended.is_some() {
-                    tracing::info!(document = %document_id, run, "document indexed");
+impl Live {
+    /// One read of the stream from the checkpoint, until shutdown or failure.
+    async fn follow(
+        &mut self,
+        client: &mut Client,
+        shutdown: &mut (impl Future<Output = ()> + Unpin),
+    ) -> Result<Ended, ProjectorError> {
+        let ns = self.config.namespace.clone();
+        let name = consumer_name(&ns);
+        // Leadership: wait (as a standby) until no other copy is active.
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&name];
+        let lock = client.execute("SELECT pg_advisory_lock(hashtext($1))", &params);
+        tokio::select! {
+            _ = &mut *shutdown => return Ok(Ended::Shutdown),
+            r = lock => { r?; }
+        }
+        let from = batch::checkpoint(&*client, &name).await? + 1;
+        let mut messages = batch::read_from(&self.bus, from).await?;
+        tracing::info!(checkpoint = %name, from, "projector running");
+        loop {
+            let single = self.poison.is_some();
+            let first = tokio::select! {
+                _ = &mut *shutdown => return Ok(Ended::Shutdown),
+                next = messages.next() => next,
+            };
+            let Some(first) = first else {
+                return Err(ProjectorError::Consumer("the event stream ended".into()));
+            };
+            let mut raw = vec![first];
+            while !single && raw.len() < self.config.batch_size {
+                match messages.next().now_or_never() {
+                    Some(Some(m)) => raw.push(m),
+                    _ => break,
                 }
             }
-            // Not ready after all, or a newer run: the aggregate knows best.
-            Err(ExecuteError::Refused(e)) => {
-                tracing::debug!(document = %document_id, run, reason = %e, "not indexed")
+            let mut decoded = Vec::with_capacity(raw.len());
+            let mut through = 0;
+            for m in raw {
+                let m = m.map_err(|e| ProjectorError::Consumer(e.to_string()))?;
+                let info = m
+                    .info()
+                    .map_err(|e| ProjectorError::Consumer(e.to_string()))?;
+                let seq = info.stream_sequence;
+                through = seq;
+                match EventMessage::decode(&ns, &m.subject, seq, m.headers.as_ref(), &m.payload) {
+                    Ok(d) => decoded.push(d),
+                    // It can never succeed: set it aside rather than stall
+                    // every later event.
+                    Err(e) => {
+                        tracing::error!(error = %e, seq, subject = %m.subject, "dead-lettering an undecodable event");
+                        self.dead_letter(
+                            &m.subject,
+                            seq,
+                            m.headers.as_ref(),
+                            &m.payload,
+                            &e.to_string(),
+                        )
+                        .await;
+                    }
+                }
             }
-            Err(ExecuteError::Bus(e)) => return Err(e.into()),
-            Err(e @ ExecuteError::Conflict { .. }) => {
-                return Err(ProjectorError::Consumer(e.to_string()))
+            match batch::apply(client, &name, &Projection::ALL, &decoded, through).await {
+                Ok(applied) => {
+                    if self.poison.is_some_and(|p| applied.checkpoint >= p.until) {
+                        self.poison = None;
+                    }
+                    self.index_ready(client, applied.candidates).await?;
+                }
+                Err(e) if e.is_transient() || client.is_closed() => return Err(e),
+                Err(e) => {
+                    self.on_failure(client, &name, &decoded, through, &e)
+                        .await?;
+                    return Ok(Ended::Restart);
+                }
             }
         }
     }
-    Ok(())
+
+    /// A batch failed on its content: retry it one event at a time, and
+    /// dead-letter an event that keeps failing alone.
+    async fn on_failure(
+        &mut self,
+        client: &mut Client,
+        name: &str,
+        decoded: &[EventMessage],
+        through: u64,
+        error: &ProjectorError,
+    ) -> Result<(), ProjectorError> {
+        let Some(first) = decoded.first() else {
+            return Ok(());
+        };
+        let seq = first.sequence;
+        let mut poison = match self.poison {
+            Some(p) if p.sequence == seq => p,
+            Some(p) => Poison {
+                sequence: seq,
+                attempts: 0,
+                ..p
+            },
+            None => Poison {
+                until: through,
+                sequence: seq,
+                attempts: 0,
+            },
+        };
+        if decoded.len() == 1 {
+            poison.attempts += 1;
+        }
+        tracing::warn!(error = %error, seq, attempts = poison.attempts, "projection batch failed; retrying event by event");
+        if poison.attempts >= POISON_ATTEMPTS {
+            let reason = format!(
+                "projector gave up after {} attempts: {error}",
+                poison.attempts
+            );
+            tracing::error!(seq, %reason, "dead-lettering an event the read models cannot take");
+            let headers = first.stored.envelope.to_headers();
+            self.dead_letter(
+                &first.stored.subject,
+                seq,
+                Some(&headers),
+                &first.payload,
+                &reason,
+            )
+            .await;
+            // Step over it: the checkpoint moves past the event, nothing else.
+            batch::apply(client, name, &Projection::ALL, &[], seq).await?;
+            poison.attempts = 0;
+        }
+        self.poison = Some(poison);
+        tokio::time::sleep(Duration::from_millis(
+            200 * u64::from(poison.attempts.max(1)),
+        ))
+        .await;
+        Ok(())
+    }
+
+    async fn dead_letter(
+        &self,
+        subject: &str,
+        sequence: u64,
+        headers: Option<&async_nats::HeaderMap>,
+        payload: &bytes::Bytes,
+        reason: &str,
+    ) {
+        let origin = mnemo_bus::dlq::Origin {
+            subject,
+            stream_sequence: sequence,
+            deliveries: 1,
+            headers,
+            payload,
+        };
+        mnemo_bus::dlq::publish(
+            &self.bus.jetstream,
+            &self.bus.namespace,
+            "projector",
+            &origin,
+            reason,
+        )
+        .await;
+    }
+
+    /// Declares indexed every candidate whose chunks are all stored with vectors.
+    async fn index_ready(
+        &self,
+        client: &Client,
+        candidates: Candidates,
+    ) -> Result<(), ProjectorError> {
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<uuid::Uuid> = candidates.keys().copied().collect();
+        for (document_id, owner_token, run) in chunks::ready_to_index(client, &ids).await? {
+            let Some((_, cause)) = candidates.get(&document_id) else {
+                continue;
+            };
+            let metadata = cause.caused_metadata();
+            let aggregate = format!("{owner_token}.{document_id}");
+            match self
+                .executor
+                .execute(&aggregate, DocumentCommand::MarkIndexed { run }, &metadata)
+                .await
+            {
+                Ok(done) => {
+                    if done.appended.is_some() {
+                        tracing::info!(document = %document_id, run, "document indexed");
+                    }
+                }
+                // Not ready after all, or a newer run: the aggregate knows best.
+                Err(ExecuteError::Refused(e)) => {
+                    tracing::debug!(document = %document_id, run, reason = %e, "not indexed")
+                }
+                Err(ExecuteError::Bus(e)) => return Err(e.into()),
+                Err(e @ ExecuteError::Conflict { .. }) => {
+                    return Err(ProjectorError::Consumer(e.to_string()))
+                }
+            }
+        }
+        Ok(())
+    }
 }

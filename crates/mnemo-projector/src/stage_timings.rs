@@ -1,5 +1,10 @@
 //! The `stage_timings` read model (projections/stage_timings/): when each
 //! run of each document entered and left each stage, from event timestamps.
+//!
+//! Like `documents`, a pure fold ([`Timings::fold`]) over rows loaded for
+//! the documents a batch touches, written back set-wise ([`flush`]).
+
+use std::collections::{BTreeMap, HashSet};
 
 use mnemo_domain::Stage;
 use time::OffsetDateTime;
@@ -8,38 +13,171 @@ use uuid::Uuid;
 
 use crate::ProjectorError;
 
-/// Records that the document's run `run` is in `stage` since `at`.
-pub async fn record(
-    tx: &impl GenericClient,
-    document_id: Uuid,
-    owner_token: &str,
-    run: u32,
-    stage: Stage,
-    at: OffsetDateTime,
-) -> Result<(), ProjectorError> {
-    let run = run as i32;
-    // A newer run supersedes whatever an older one still had open.
-    tx.execute(
-        "UPDATE stage_timings SET finished_at = $3, outcome = 'superseded'
-         WHERE document_id = $1 AND run < $2 AND finished_at IS NULL",
-        &[&document_id, &run, &at],
-    )
-    .await?;
-    // Leaving a stage closes its row, with where it went.
-    tx.execute(
-        "UPDATE stage_timings SET finished_at = $3, outcome = $4
-         WHERE document_id = $1 AND run = $2 AND finished_at IS NULL AND stage <> $4",
-        &[&document_id, &run, &at, &stage.as_str()],
-    )
-    .await?;
-    if !stage.is_terminal() {
-        tx.execute(
-            "INSERT INTO stage_timings (document_id, owner_token, run, stage, started_at)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (document_id, run, stage) DO NOTHING",
-            &[&document_id, &owner_token, &run, &stage.as_str(), &at],
+/// Key of a row: document, run, stage.
+pub type TimingKey = (Uuid, i32, String);
+
+/// A row of `stage_timings`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimingRow {
+    pub owner_token: String,
+    pub started_at: OffsetDateTime,
+    pub finished_at: Option<OffsetDateTime>,
+    /// Next stage, or failed / cancelled / superseded.
+    pub outcome: Option<String>,
+}
+
+/// The rows of the documents a batch touches, and which of them changed.
+#[derive(Debug, Default)]
+pub struct Timings {
+    rows: BTreeMap<TimingKey, TimingRow>,
+    changed: HashSet<TimingKey>,
+}
+
+impl Timings {
+    /// Records that the document's run `run` is in `stage` since `at`.
+    pub fn fold(
+        &mut self,
+        document_id: Uuid,
+        owner_token: &str,
+        run: u32,
+        stage: Stage,
+        at: OffsetDateTime,
+    ) {
+        let run = run as i32;
+        let lo = (document_id, i32::MIN, String::new());
+        let hi = (document_id, i32::MAX, String::new());
+        for (key, row) in self.rows.range_mut(lo..hi) {
+            if row.finished_at.is_some() {
+                continue;
+            }
+            if key.1 < run {
+                // A newer run supersedes whatever an older one still had open.
+                row.finished_at = Some(at);
+                row.outcome = Some("superseded".into());
+                self.changed.insert(key.clone());
+            } else if key.1 == run && key.2 != stage.as_str() {
+                // Leaving a stage closes its row, with where it went.
+                row.finished_at = Some(at);
+                row.outcome = Some(stage.as_str().to_owned());
+                self.changed.insert(key.clone());
+            }
+        }
+        if !stage.is_terminal() {
+            let key = (document_id, run, stage.as_str().to_owned());
+            if !self.rows.contains_key(&key) {
+                self.rows.insert(
+                    key.clone(),
+                    TimingRow {
+                        owner_token: owner_token.to_owned(),
+                        started_at: at,
+                        finished_at: None,
+                        outcome: None,
+                    },
+                );
+                self.changed.insert(key);
+            }
+        }
+    }
+
+    /// The rows that changed, to write back.
+    pub fn changed(&self) -> impl Iterator<Item = (&TimingKey, &TimingRow)> {
+        self.rows.iter().filter(|(k, _)| self.changed.contains(*k))
+    }
+}
+
+/// Loads every row of `ids` (a handful per document).
+pub async fn load(client: &impl GenericClient, ids: &[Uuid]) -> Result<Timings, ProjectorError> {
+    let rows = client
+        .query(
+            "SELECT document_id, run, stage, owner_token, started_at, finished_at, outcome
+               FROM stage_timings WHERE document_id = ANY($1)",
+            &[&ids],
         )
         .await?;
+    let mut timings = Timings::default();
+    for r in rows {
+        timings.rows.insert(
+            (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?),
+            TimingRow {
+                owner_token: r.try_get(3)?,
+                started_at: r.try_get(4)?,
+                finished_at: r.try_get(5)?,
+                outcome: r.try_get(6)?,
+            },
+        );
     }
+    Ok(timings)
+}
+
+/// Writes the changed rows in one statement.
+pub async fn flush(client: &impl GenericClient, timings: &Timings) -> Result<(), ProjectorError> {
+    let changed: Vec<(&TimingKey, &TimingRow)> = timings.changed().collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = changed.iter().map(|(k, _)| k.0).collect();
+    let runs: Vec<i32> = changed.iter().map(|(k, _)| k.1).collect();
+    let stages: Vec<&str> = changed.iter().map(|(k, _)| k.2.as_str()).collect();
+    let owners: Vec<&str> = changed
+        .iter()
+        .map(|(_, r)| r.owner_token.as_str())
+        .collect();
+    let started: Vec<OffsetDateTime> = changed.iter().map(|(_, r)| r.started_at).collect();
+    let finished: Vec<Option<OffsetDateTime>> =
+        changed.iter().map(|(_, r)| r.finished_at).collect();
+    let outcomes: Vec<Option<&str>> = changed.iter().map(|(_, r)| r.outcome.as_deref()).collect();
+    client
+        .execute(
+            "INSERT INTO stage_timings (document_id, run, stage, owner_token, started_at, finished_at, outcome)
+             SELECT * FROM UNNEST($1::uuid[], $2::int[], $3::text[], $4::text[],
+                                  $5::timestamptz[], $6::timestamptz[], $7::text[])
+             ON CONFLICT (document_id, run, stage) DO UPDATE SET
+                 finished_at = EXCLUDED.finished_at, outcome = EXCLUDED.outcome",
+            &[&ids, &runs, &stages, &owners, &started, &finished, &outcomes],
+        )
+        .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_700_000_000 + s).unwrap()
+    }
+
+    #[test]
+    fn stages_open_and_close_in_order_and_a_new_run_supersedes() {
+        let d = Uuid::new_v4();
+        let mut t = Timings::default();
+        t.fold(d, "o", 1, Stage::Uploaded, at(0));
+        t.fold(d, "o", 1, Stage::Extracting, at(2));
+        t.fold(d, "o", 1, Stage::Extracting, at(3)); // more progress: same row
+        t.fold(d, "o", 2, Stage::Uploaded, at(5)); // reprocess
+        t.fold(d, "o", 2, Stage::Failed, at(9));
+        let rows: Vec<_> = t.changed().collect();
+        let get = |run: i32, stage: &str| {
+            rows.iter()
+                .find(|(k, _)| k.1 == run && k.2 == stage)
+                .map(|(_, r)| (*r).clone())
+                .unwrap()
+        };
+        assert_eq!(rows.len(), 3);
+        let up = get(1, "uploaded");
+        assert_eq!(
+            (up.finished_at, up.outcome.as_deref()),
+            (Some(at(2)), Some("extracting"))
+        );
+        let ex = get(1, "extracting");
+        assert_eq!(
+            (ex.started_at, ex.outcome.as_deref()),
+            (at(2), Some("superseded"))
+        );
+        let up2 = get(2, "uploaded");
+        assert_eq!(
+            (up2.finished_at, up2.outcome.as_deref()),
+            (Some(at(9)), Some("failed"))
+        );
+    }
 }

@@ -46,6 +46,8 @@ pub struct HitDetails {
     pub page_start: u32,
     pub page_end: u32,
     pub snippet: String,
+    /// The document's external id, if its upload gave one.
+    pub external_id: Option<String>,
 }
 
 /// Details of `chunk_ids` (in no particular order), with snippets for
@@ -60,7 +62,8 @@ pub async fn details(
         .query(
             "SELECT c.chunk_id, c.document_id, d.filename, c.page_start, c.page_end,
                     ts_headline('english', c.text, websearch_to_tsquery('english', $3),
-                                'StartSel=«, StopSel=», MaxFragments=2, MaxWords=30, MinWords=12, FragmentDelimiter=\" … \"')
+                                'StartSel=«, StopSel=», MaxFragments=2, MaxWords=30, MinWords=12, FragmentDelimiter=\" … \"'),
+                    d.external_id
                FROM chunks c
                JOIN documents d ON d.document_id = c.document_id AND c.run = d.indexed_run
               WHERE c.owner_token = $1 AND c.chunk_id = ANY($2)",
@@ -76,6 +79,7 @@ pub async fn details(
             page_start: r.get::<_, i32>(3).max(0) as u32,
             page_end: r.get::<_, i32>(4).max(0) as u32,
             snippet: r.get(5),
+            external_id: r.get(6),
         })
         .collect())
 }

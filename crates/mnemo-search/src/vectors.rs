@@ -1,7 +1,8 @@
 //! The vector side: every indexed chunk's embedding in memory, per owner,
 //! searched exactly (cosine = dot product: vectors are L2-normalised).
 //!
-//! Loaded from the `chunks` read model at start; kept fresh by
+//! Loaded from the `chunks` and `chunk_embeddings` read models (one
+//! model's vectors) at start; kept fresh by
 //! [`crate::follow`], which reloads a document when its `DocumentIndexed`
 //! event arrives (the projector appends it only after storing every chunk
 //! and vector of the run, so PostgreSQL has them by then). Partitioned by
@@ -38,20 +39,36 @@ struct OwnerVectors {
 #[derive(Debug)]
 pub struct VectorIndex {
     dims: usize,
+    /// The model whose vectors are served (`None`: any of `dims` dimensions).
+    model: Option<String>,
     owners: RwLock<HashMap<String, OwnerVectors>>,
 }
 
-const LOAD: &str = "SELECT c.chunk_id, c.document_id, c.owner_token, d.topic, c.embedding
+/// Vectors of each document's indexed run, for one model ($1; NULL: any).
+const LOAD: &str = "SELECT c.chunk_id, c.document_id, c.owner_token, d.topic, e.vector
                       FROM chunks c
                       JOIN documents d ON d.document_id = c.document_id AND c.run = d.indexed_run
-                     WHERE c.embedding IS NOT NULL";
+                      JOIN chunk_embeddings e ON e.chunk_id = c.chunk_id AND e.run = c.run
+                     WHERE ($1::text IS NULL OR e.model = $1)";
 
 impl VectorIndex {
     pub fn new(dims: usize) -> Self {
         Self {
             dims,
+            model: None,
             owners: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// Serves only `model`'s vectors (the model queries are embedded with).
+    pub fn for_model(mut self, model: impl Into<String>) -> Self {
+        self.model = Some(model.into());
+        self
+    }
+
+    /// The model whose vectors are served, if one was chosen.
+    pub fn model(&self) -> Option<&str> {
+        self.model.as_deref()
     }
 
     /// Vectors held, over all owners.
@@ -68,7 +85,7 @@ impl VectorIndex {
 
     /// Loads every indexed chunk's vector (replacing what was held).
     pub async fn load_all(&self, client: &impl GenericClient) -> Result<usize, SearchError> {
-        let rows = client.query(LOAD, &[]).await?;
+        let rows = client.query(LOAD, &[&self.model]).await?;
         let mut owners: HashMap<String, OwnerVectors> = HashMap::new();
         for r in &rows {
             let owner: String = r.get(2);
@@ -88,7 +105,10 @@ impl VectorIndex {
         document_id: Uuid,
     ) -> Result<(), SearchError> {
         let rows = client
-            .query(&format!("{LOAD} AND c.document_id = $1"), &[&document_id])
+            .query(
+                &format!("{LOAD} AND c.document_id = $2"),
+                &[&self.model, &document_id],
+            )
             .await?;
         let Ok(mut owners) = self.owners.write() else {
             return Ok(());
@@ -104,7 +124,10 @@ impl VectorIndex {
     }
 
     fn push(&self, v: &mut OwnerVectors, r: &tokio_postgres::Row) {
-        let vector: Vec<f32> = r.get(4);
+        let bytes: &[u8] = r.get(4);
+        let Some(vector) = mnemo_projector::chunks::vector_from_bytes(bytes) else {
+            return;
+        };
         if vector.len() != self.dims {
             return; // another model's vector: not comparable
         }

@@ -140,6 +140,7 @@ async fn create(
                         topic: None,
                         batch_id: "bench".into(),
                         idempotency_key: None,
+                        external_id: None,
                     }),
                     &HashMap::new(),
                 )

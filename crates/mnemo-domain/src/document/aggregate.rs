@@ -76,6 +76,8 @@ pub struct Document {
     pub topic: Option<String>,
     pub batch_id: String,
     pub idempotency_key: Option<String>,
+    /// The uploader's own id for the document, if given.
+    pub external_id: Option<String>,
     /// `None` until uploaded.
     pub stage: Option<Stage>,
     /// Current processing run (1 after upload, +1 per reprocess).
@@ -382,6 +384,7 @@ impl Aggregate for Document {
                 self.topic = d.topic;
                 self.batch_id = d.batch_id;
                 self.idempotency_key = d.idempotency_key;
+                self.external_id = d.external_id;
                 self.start_run(1);
             }
             E::ExtractionProgressed {
@@ -455,6 +458,7 @@ mod tests {
             topic: None,
             batch_id: "b1".into(),
             idempotency_key: Some("k1".into()),
+            external_id: None,
         }
     }
 
@@ -534,6 +538,7 @@ mod tests {
     fn a_different_upload_on_an_existing_id_is_refused() {
         let cmd = DocumentCommand::Upload(UploadedDocument {
             idempotency_key: None,
+            external_id: None,
             ..new_document()
         });
         Given::with(())

@@ -50,6 +50,11 @@ pub struct UploadedDocument {
     pub topic: Option<String>,
     pub batch_id: String,
     pub idempotency_key: Option<String>,
+    /// The uploader's own id for the document (e.g. a corpus id), echoed
+    /// in lists and search hits. Added after v1 as an optional field: older
+    /// events read as `None`, so the schema version did not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 /// Everything that can happen to a document.
@@ -121,6 +126,24 @@ impl DocumentEvent {
             | Self::DocumentFailed { run, .. }
             | Self::ProcessingCancelled { run, .. }
             | Self::ReprocessRequested { run, .. } => *run,
+        }
+    }
+
+    /// The stage a document is in right after this event. A pure function
+    /// of the event alone, so read models can derive stages without the
+    /// aggregate's state.
+    pub fn stage_after(&self) -> Stage {
+        match self {
+            Self::DocumentUploaded(_) | Self::ReprocessRequested { .. } => Stage::Uploaded,
+            Self::ExtractionProgressed { .. } => Stage::Extracting,
+            Self::TextExtracted { .. } => Stage::Chunking,
+            Self::DocumentChunked { last: true, .. } | Self::ChunksEmbedded { .. } => {
+                Stage::Embedding
+            }
+            Self::DocumentChunked { last: false, .. } => Stage::Chunking,
+            Self::DocumentIndexed { .. } => Stage::Indexed,
+            Self::DocumentFailed { .. } => Stage::Failed,
+            Self::ProcessingCancelled { .. } => Stage::Cancelled,
         }
     }
 

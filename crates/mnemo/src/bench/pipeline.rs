@@ -264,8 +264,10 @@ async fn drive(
     };
 
     // The clock starts when every service is ready: a service creates its
-    // durable consumer once loaded (the embedder after its model).
-    for service in ["extractor", "chunker", "embedder", "projector"] {
+    // durable consumer once loaded (the embedder after its model). The
+    // projector reads from its checkpoint without a durable consumer; it
+    // has nothing to do before the first upload anyway.
+    for service in ["extractor", "chunker", "embedder"] {
         let name = ns.consumer(service);
         loop {
             if bus.events.consumer_info(&name).await.is_ok() {

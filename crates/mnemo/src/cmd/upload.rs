@@ -42,6 +42,7 @@ pub async fn upload_file(
             batch_id: batch_id.to_owned(),
             content_type: String::new(),
             idempotency_key: String::new(),
+            external_id: String::new(),
         })),
     };
     let chunks = futures::stream::unfold(Some(file), |state| async move {

@@ -1,0 +1,221 @@
+//! Applying a batch of event messages to projections, in one transaction
+//! together with a checkpoint: the exactly-once core shared by the live
+//! projector ([`crate::runner`]) and rebuilds ([`crate::rebuild`]).
+//!
+//! Each projection is a pure fold; a batch loads the rows it touches, folds
+//! every event in stream order in memory, then writes each table with one
+//! or two set-wise statements. Messages at or below the checkpoint were
+//! applied before and are skipped, so re-reading part of the stream (after
+//! a failure, or by a second projector) changes nothing.
+
+use std::collections::{BTreeSet, HashMap};
+
+use mnemo_bus::envelope::Envelope;
+use mnemo_bus::event_store::{decode_message, StoredEvents};
+use mnemo_bus::{BusError, Namespace};
+use mnemo_domain::DocumentEvent;
+use tokio_postgres::{Client, GenericClient};
+use uuid::Uuid;
+
+use crate::chunks::ChunkChanges;
+use crate::documents::{self, DocumentRow};
+use crate::projection::Projection;
+use crate::{chunks, stage_timings, ProjectorError};
+
+/// One decoded event message.
+#[derive(Debug, Clone)]
+pub struct EventMessage {
+    pub sequence: u64,
+    /// The owner token from the subject (`<ns>.ev.doc.<owner>.<doc>`).
+    pub owner_token: String,
+    pub document_id: Uuid,
+    pub stored: StoredEvents<DocumentEvent>,
+    /// The message as stored, for a dead letter should it come to that.
+    pub payload: bytes::Bytes,
+}
+
+impl EventMessage {
+    /// Decodes a message of the document subjects.
+    pub fn decode(
+        ns: &Namespace,
+        subject: &str,
+        sequence: u64,
+        headers: Option<&async_nats::HeaderMap>,
+        payload: &bytes::Bytes,
+    ) -> Result<Self, BusError> {
+        let stored = decode_message::<DocumentEvent>(subject, sequence, headers, payload)?;
+        let prefix = format!("{}.", ns.events_of("doc"));
+        let owner_token = subject
+            .strip_prefix(prefix.as_str())
+            .and_then(|rest| rest.split('.').next())
+            .unwrap_or_default()
+            .to_owned();
+        Ok(Self {
+            sequence,
+            owner_token,
+            document_id: documents::document_id_of(&stored.envelope),
+            stored,
+            payload: payload.clone(),
+        })
+    }
+
+    fn touches_chunks(&self) -> bool {
+        self.stored.events.iter().any(|e| {
+            matches!(
+                e,
+                DocumentEvent::ChunksEmbedded { .. } | DocumentEvent::DocumentChunked { .. }
+            )
+        })
+    }
+}
+
+/// Documents whose run may have become fully embedded in a batch, with the
+/// envelope of the message that made it so (for causation/correlation).
+pub type Candidates = HashMap<Uuid, (String, Envelope)>;
+
+/// What a batch did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// The checkpoint after the batch.
+    pub checkpoint: u64,
+    /// Events folded (messages above the old checkpoint).
+    pub events: u64,
+    /// Documents to check for indexing — also for messages applied before
+    /// (a redelivery re-runs that check, never the writes).
+    pub candidates: Candidates,
+}
+
+/// Reads every document event from sequence `from` on, in stream order,
+/// with no gap (an ordered consumer: nothing to acknowledge, nothing kept
+/// on the server once dropped).
+pub async fn read_from(
+    bus: &mnemo_bus::Bus,
+    from: u64,
+) -> Result<async_nats::jetstream::consumer::pull::Ordered, ProjectorError> {
+    use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
+    let consumer = bus
+        .events
+        .create_consumer(OrderedConfig {
+            filter_subject: format!("{}.>", bus.namespace.events_of("doc")),
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: from.max(1),
+            },
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| ProjectorError::Consumer(e.to_string()))?;
+    consumer
+        .messages()
+        .await
+        .map_err(|e| ProjectorError::Consumer(e.to_string()))
+}
+
+/// The checkpoint stored under `key` (0 before the first batch).
+pub async fn checkpoint(client: &impl GenericClient, key: &str) -> Result<u64, ProjectorError> {
+    let row = client
+        .query_opt(
+            "SELECT last_sequence FROM projection_checkpoints WHERE consumer = $1",
+            &[&key],
+        )
+        .await?;
+    Ok(row.map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0))
+}
+
+/// Applies `messages` (in stream order) to `projections` and moves the
+/// checkpoint `key` to `through` (the last sequence of the batch, which may
+/// be above the last message when undecodable ones were set aside), all in
+/// one transaction.
+pub async fn apply(
+    client: &mut Client,
+    key: &str,
+    projections: &[Projection],
+    messages: &[EventMessage],
+    through: u64,
+) -> Result<Applied, ProjectorError> {
+    let tx = client.transaction().await?;
+    tx.execute(
+        "INSERT INTO projection_checkpoints (consumer, last_sequence) VALUES ($1, 0)
+         ON CONFLICT (consumer) DO NOTHING",
+        &[&key],
+    )
+    .await?;
+    // The row lock serialises projectors (and a rebuild's swap) on this checkpoint.
+    let at = tx
+        .query_one(
+            "SELECT last_sequence FROM projection_checkpoints WHERE consumer = $1 FOR UPDATE",
+            &[&key],
+        )
+        .await?
+        .get::<_, i64>(0) as u64;
+    let mut applied = Applied {
+        checkpoint: at.max(through),
+        ..Default::default()
+    };
+    for m in messages.iter().filter(|m| m.touches_chunks()) {
+        applied.candidates.insert(
+            m.document_id,
+            (m.owner_token.clone(), m.stored.envelope.clone()),
+        );
+    }
+    let fresh: Vec<&EventMessage> = messages.iter().filter(|m| m.sequence > at).collect();
+    if !fresh.is_empty() {
+        applied.events = fold_and_flush(&tx, projections, &fresh).await?;
+    }
+    if applied.checkpoint > at {
+        tx.execute(
+            "UPDATE projection_checkpoints SET last_sequence = $2, updated_at = now() WHERE consumer = $1",
+            &[&key, &(applied.checkpoint as i64)],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(applied)
+}
+
+async fn fold_and_flush(
+    tx: &impl GenericClient,
+    projections: &[Projection],
+    fresh: &[&EventMessage],
+) -> Result<u64, ProjectorError> {
+    let ids: Vec<Uuid> = fresh
+        .iter()
+        .map(|m| m.document_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let has = |p: Projection| projections.contains(&p);
+    let mut rows: HashMap<Uuid, Option<DocumentRow>> = HashMap::new();
+    if has(Projection::Documents) {
+        let mut loaded = documents::load(tx, &ids).await?;
+        rows = ids.iter().map(|id| (*id, loaded.remove(id))).collect();
+    }
+    let mut timings = if has(Projection::StageTimings) {
+        stage_timings::load(tx, &ids).await?
+    } else {
+        Default::default()
+    };
+    let mut chunk_changes = ChunkChanges::default();
+    let mut events = 0;
+    for m in fresh {
+        let (seq, when, owner) = (m.sequence, m.stored.envelope.occurred_at, &m.owner_token);
+        let span = tracing::debug_span!("project", event_id = %m.stored.envelope.event_id, document = %m.stored.envelope.aggregate_id, seq);
+        let _e = span.enter();
+        for event in &m.stored.events {
+            events += 1;
+            if let Some(row) = rows.get_mut(&m.document_id) {
+                DocumentRow::fold(row, owner, seq, when, event);
+            }
+            if has(Projection::StageTimings) {
+                timings.fold(m.document_id, owner, event.run(), event.stage_after(), when);
+            }
+            if has(Projection::Chunks) {
+                chunk_changes.fold(m.document_id, owner, when, event);
+            }
+        }
+    }
+    let changed: Vec<&DocumentRow> = rows.values().flatten().collect();
+    documents::flush(tx, &changed).await?;
+    chunks::flush(tx, &chunk_changes).await?;
+    stage_timings::flush(tx, &timings).await?;
+    Ok(events)
+}

@@ -1,0 +1,381 @@
+//! Rebuilding projections from the event log, beside the live ones.
+//!
+//! `mnemo projections rebuild NAME` builds version N+1 of a projection from
+//! sequence 1 while version N keeps serving queries, then swaps it in:
+//!
+//! 1. *Build.* A scratch schema `<ns>__rebuild` gets every table (the same
+//!    migrations as the live schema) and a checkpoint of its own. Events are
+//!    read in order from the stream and folded in large batches (set-wise
+//!    writes, `synchronous_commit` off: a crash loses nothing the checkpoint
+//!    does not also lose), up to the *live* projector's checkpoint — never
+//!    beyond it, so at the swap both stand at the same sequence. An
+//!    interrupted rebuild resumes from the scratch checkpoint.
+//! 2. *Swap.* In one transaction on the live schema: lock the live
+//!    checkpoint row (the live projector waits at its next batch), bring the
+//!    scratch tables to exactly that sequence, drop the old tables, move the
+//!    new ones in (`ALTER TABLE … SET SCHEMA`, indexes included), bump the
+//!    version in `projection_versions`, commit. Queries see the old tables
+//!    or the new ones, never a half-built one.
+//! 3. *Clean up.* The scratch schema is dropped.
+//!
+//! A rebuild has no side effects beyond its tables: it never declares a
+//! document indexed or appends anything (replaying must not make anything
+//! happen twice).
+
+use std::time::{Duration, Instant};
+
+use futures::{FutureExt, StreamExt};
+use mnemo_bus::{Bus, Namespace};
+use tokio_postgres::Client;
+
+use crate::batch::{self, EventMessage};
+use crate::projection::Projection;
+use crate::{db, migrations, runner, ProjectorError};
+
+/// How a rebuild reads and writes.
+#[derive(Debug, Clone)]
+pub struct RebuildOptions {
+    /// Most messages folded per transaction.
+    pub batch_messages: usize,
+    /// Most payload bytes per transaction (vectors dominate).
+    pub batch_bytes: usize,
+    /// Start from sequence 1 even if an interrupted rebuild left a scratch schema.
+    pub fresh: bool,
+    /// Build (and resume), but do not swap: for measuring, or to swap later.
+    pub no_swap: bool,
+}
+
+impl Default for RebuildOptions {
+    fn default() -> Self {
+        Self {
+            batch_messages: 4_096,
+            batch_bytes: 32 * 1024 * 1024,
+            fresh: false,
+            no_swap: false,
+        }
+    }
+}
+
+/// Where a rebuild is (for progress displays).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RebuildProgress {
+    /// Stream sequence the new version has applied.
+    pub applied_through: u64,
+    /// The live checkpoint it is catching up with.
+    pub target: u64,
+    /// Events folded by this run (not counting a resumed earlier run's).
+    pub events: u64,
+    /// Messages read by this run.
+    pub messages: u64,
+    pub elapsed_seconds: f64,
+}
+
+impl RebuildProgress {
+    pub fn events_per_second(&self) -> f64 {
+        if self.elapsed_seconds > 0.0 {
+            self.events as f64 / self.elapsed_seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// Fraction of the way, by stream sequence (sequences are spread over
+    /// every subject, so this is approximate).
+    pub fn fraction(&self) -> f64 {
+        if self.target == 0 {
+            1.0
+        } else {
+            (self.applied_through as f64 / self.target as f64).min(1.0)
+        }
+    }
+}
+
+/// What a finished rebuild did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RebuildReport {
+    pub projections: Vec<String>,
+    /// Versions now serving queries (empty with `no_swap`).
+    pub versions: Vec<(String, i32)>,
+    pub progress: RebuildProgress,
+    /// Seconds the swap transaction held the live projector.
+    pub swap_seconds: f64,
+}
+
+/// The scratch schema of a namespace's rebuild.
+pub fn scratch_schema(ns: &Namespace) -> String {
+    format!("{}__rebuild", ns.sql_schema())
+}
+
+fn checkpoint_key(projections: &[Projection]) -> String {
+    let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
+    format!("rebuild:{}", names.join(","))
+}
+
+/// Rebuilds `projections` from sequence 1 and swaps them in (see the module
+/// docs). `progress` is called after every batch.
+pub async fn rebuild(
+    bus: &Bus,
+    database_url: &str,
+    projections: &[Projection],
+    options: &RebuildOptions,
+    mut progress: impl FnMut(&RebuildProgress),
+) -> Result<RebuildReport, ProjectorError> {
+    if projections.is_empty() {
+        return Err(ProjectorError::Rebuild("nothing to rebuild".into()));
+    }
+    let ns = &bus.namespace;
+    let scratch = scratch_schema(ns);
+    let key = checkpoint_key(projections);
+    let mut live = db::connect(database_url, ns).await?;
+    migrations::apply(&mut live, ns.sql_schema()).await?;
+    // One rebuild per namespace at a time.
+    let lock = format!("rebuild:{ns}");
+    let got: bool = live
+        .query_one("SELECT pg_try_advisory_lock(hashtext($1))", &[&lock])
+        .await?
+        .get(0);
+    if !got {
+        return Err(ProjectorError::Rebuild(format!(
+            "another rebuild of namespace {ns} is running"
+        )));
+    }
+    let mut build = db::connect_schema(database_url, ns, &scratch).await?;
+    let resumable = !options.fresh && scratch_matches(&build, &scratch, &key).await?;
+    if !resumable {
+        live.batch_execute(&format!("DROP SCHEMA IF EXISTS {scratch} CASCADE"))
+            .await?;
+    }
+    migrations::apply(&mut build, &scratch).await?;
+    // Safe: the checkpoint commits with the rows, so a crash loses both.
+    build.batch_execute("SET synchronous_commit TO off").await?;
+
+    let started = Instant::now();
+    let mut state = RebuildProgress {
+        applied_through: batch::checkpoint(&build, &key).await?,
+        ..Default::default()
+    };
+    let mut reader = Reader::open(bus, state.applied_through + 1).await?;
+    // Bulk: catch up with the live checkpoint, however far it moves meanwhile.
+    loop {
+        state.target = runner::checkpoint(&live, ns).await?;
+        if state.applied_through >= state.target {
+            break;
+        }
+        let (messages, through) = reader
+            .next_batch(bus, state.applied_through, state.target, options)
+            .await?;
+        let applied = batch::apply(&mut build, &key, projections, &messages, through).await?;
+        state.messages += messages.len() as u64;
+        state.events += applied.events;
+        state.applied_through = applied.checkpoint;
+        state.elapsed_seconds = started.elapsed().as_secs_f64();
+        progress(&state);
+    }
+    if options.no_swap {
+        return Ok(RebuildReport {
+            projections: projections.iter().map(|p| p.name().to_owned()).collect(),
+            versions: Vec::new(),
+            progress: state,
+            swap_seconds: 0.0,
+        });
+    }
+
+    // Swap, holding the live projector at its checkpoint.
+    let swap_started = Instant::now();
+    let live_key = runner::consumer_name(ns);
+    let tx = live.transaction().await?;
+    let at = tx
+        .query_opt(
+            "SELECT last_sequence FROM projection_checkpoints WHERE consumer = $1 FOR UPDATE",
+            &[&live_key],
+        )
+        .await?
+        .map(|r| r.get::<_, i64>(0) as u64)
+        .unwrap_or(0);
+    while state.applied_through < at {
+        let (messages, through) = reader
+            .next_batch(bus, state.applied_through, at, options)
+            .await?;
+        let applied = batch::apply(&mut build, &key, projections, &messages, through).await?;
+        state.messages += messages.len() as u64;
+        state.events += applied.events;
+        state.applied_through = applied.checkpoint;
+    }
+    if state.applied_through != at {
+        return Err(ProjectorError::Rebuild(format!(
+            "the new version stands at {} but the live one at {at}",
+            state.applied_through
+        )));
+    }
+    let mut versions = Vec::new();
+    for p in projections {
+        for table in p.tables() {
+            // Table and schema names are constants and validated identifiers.
+            tx.batch_execute(&format!(
+                "DROP TABLE IF EXISTS {live}.{table}; ALTER TABLE {scratch}.{table} SET SCHEMA {live};",
+                live = ns.sql_schema()
+            ))
+            .await?;
+        }
+        let row = tx
+            .query_one(
+                "INSERT INTO projection_versions (projection, version, built_through, swapped_at)
+                 VALUES ($1, 2, $2, now())
+                 ON CONFLICT (projection) DO UPDATE SET version = projection_versions.version + 1,
+                     built_through = EXCLUDED.built_through, swapped_at = now()
+                 RETURNING version",
+                &[&p.name(), &(at as i64)],
+            )
+            .await?;
+        versions.push((p.name().to_owned(), row.get::<_, i32>(0)));
+    }
+    tx.commit().await?;
+    let swap_seconds = swap_started.elapsed().as_secs_f64();
+    drop(build);
+    live.batch_execute(&format!("DROP SCHEMA IF EXISTS {scratch} CASCADE"))
+        .await?;
+    state.elapsed_seconds = started.elapsed().as_secs_f64();
+    tracing::info!(namespace = %ns, ?versions, events = state.events, through = at, "rebuild swapped in");
+    Ok(RebuildReport {
+        projections: projections.iter().map(|p| p.name().to_owned()).collect(),
+        versions,
+        progress: state,
+        swap_seconds,
+    })
+}
+
+/// Whether the scratch schema holds an interrupted rebuild of the same projections.
+async fn scratch_matches(build: &Client, scratch: &str, key: &str) -> Result<bool, ProjectorError> {
+    let exists = build
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[&format!("{scratch}.projection_checkpoints")],
+        )
+        .await?
+        .get::<_, bool>(0);
+    if !exists {
+        return Ok(false);
+    }
+    Ok(build
+        .query_opt(
+            "SELECT 1 FROM projection_checkpoints WHERE consumer = $1",
+            &[&key],
+        )
+        .await?
+        .is_some())
+}
+
+/// Reads the document subjects in order from a start sequence, in batches
+/// bounded by count, bytes and a sequence it must not pass.
+struct Reader {
+    messages: async_nats::jetstream::consumer::pull::Ordered,
+    /// A message read past the bound, kept for the next batch.
+    held: Option<async_nats::jetstream::Message>,
+}
+
+impl Reader {
+    async fn open(bus: &Bus, from: u64) -> Result<Self, ProjectorError> {
+        let messages = batch::read_from(bus, from).await?;
+        Ok(Self {
+            messages,
+            held: None,
+        })
+    }
+
+    /// The next batch of decoded messages at or below `bound`, after
+    /// `after` (what is applied), and the sequence the batch covers through
+    /// (`bound` itself once no document event is left at or below it: the
+    /// sequences in between belong to other subjects).
+    async fn next_batch(
+        &mut self,
+        bus: &Bus,
+        after: u64,
+        bound: u64,
+        options: &RebuildOptions,
+    ) -> Result<(Vec<EventMessage>, u64), ProjectorError> {
+        let ns = &bus.namespace;
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        let mut through = after;
+        loop {
+            let next = match self.held.take() {
+                Some(m) => Some(m),
+                None if out.is_empty() => {
+                    match tokio::time::timeout(Duration::from_millis(200), self.messages.next())
+                        .await
+                    {
+                        Ok(next) => Some(delivered(next)?),
+                        Err(_) => None,
+                    }
+                }
+                None => match self.messages.next().now_or_never() {
+                    Some(next) => Some(delivered(next)?),
+                    None => None,
+                },
+            };
+            let Some(m) = next else {
+                if !out.is_empty() {
+                    break; // what is buffered is a batch
+                }
+                // Nothing came: is anything left at or below the bound? The
+                // stream itself says, rather than a guess from the silence.
+                match next_document_event(bus, through + 1).await? {
+                    Some(seq) if seq <= bound => continue, // on its way
+                    _ => {
+                        through = bound;
+                        break;
+                    }
+                }
+            };
+            let seq = m
+                .info()
+                .map_err(|e| ProjectorError::Consumer(e.to_string()))?
+                .stream_sequence;
+            if seq > bound {
+                // Delivery is in order: nothing at or below the bound is left.
+                self.held = Some(m);
+                through = bound;
+                break;
+            }
+            through = seq;
+            bytes += m.payload.len();
+            match EventMessage::decode(ns, &m.subject, seq, m.headers.as_ref(), &m.payload) {
+                Ok(d) => out.push(d),
+                // The live projector dead-lettered it; the rebuild steps over it too.
+                Err(e) => tracing::warn!(error = %e, seq, "skipping an undecodable event"),
+            }
+            if out.len() >= options.batch_messages || bytes >= options.batch_bytes {
+                break;
+            }
+        }
+        Ok((out, through))
+    }
+}
+
+fn delivered(
+    next: Option<
+        Result<async_nats::jetstream::Message, async_nats::jetstream::consumer::pull::OrderedError>,
+    >,
+) -> Result<async_nats::jetstream::Message, ProjectorError> {
+    match next {
+        Some(Ok(m)) => Ok(m),
+        Some(Err(e)) => Err(ProjectorError::Consumer(e.to_string())),
+        None => Err(ProjectorError::Consumer("the event stream ended".into())),
+    }
+}
+
+/// The sequence of the first document event at or after `from`, if any.
+async fn next_document_event(bus: &Bus, from: u64) -> Result<Option<u64>, ProjectorError> {
+    let filter = format!("{}.>", bus.namespace.events_of("doc"));
+    match bus
+        .events
+        .direct_get_next_for_subject(filter.as_str(), Some(from))
+        .await
+    {
+        Ok(m) => Ok(Some(m.sequence)),
+        Err(e) if e.kind() == async_nats::jetstream::stream::DirectGetErrorKind::NotFound => {
+            Ok(None)
+        }
+        Err(e) => Err(ProjectorError::Consumer(e.to_string())),
+    }
+}
