@@ -9,27 +9,58 @@
 //! How it works:
 //! - A handler [`Batcher::submit`]s its texts (with their token counts) and
 //!   gets a stream of results, one per text, in the order they are computed.
+//! - *Each text is embedded once.* Texts are keyed by (model id, SHA-256 of
+//!   the text). A key already computed is answered from the cache; a key
+//!   already queued or in the model gets the new submitter added to its
+//!   waiters, so identical texts from concurrent deliveries share one
+//!   computation. Nothing enters the cache before it is computed.
 //! - One task drains the queue. It takes a *window* of the oldest texts
 //!   (first come, first served, so a big document cannot starve a small one),
 //!   sorts the window by length and cuts it into batches of similar length
 //!   that fit a budget of *padded* tokens (fastembed pads a batch to its
 //!   longest text, so `texts × longest ≤ budget` bounds both the wasted
 //!   work and onnxruntime's memory).
-//! - A failed batch reports the error to every submitter with a text in it;
-//!   nothing of that batch is returned as done. Texts of a submitter that
-//!   stopped listening (its delivery failed or the service is stopping) are
-//!   dropped from the queue instead of being embedded for nobody.
+//! - *A failed batch is bisected*: its halves are embedded again, down to
+//!   the single texts that fail, so one bad text fails only its own
+//!   submitters and nothing of a failed text is ever returned as done.
+//! - Texts whose every submitter stopped listening (its delivery failed or
+//!   the service is stopping) are dropped instead of embedded for nobody.
 //!
 //! Vectors do not depend on the batch a text lands in (tested in
-//! `tests/reference.rs`), so batching across documents changes only speed.
+//! `tests/reference.rs`), so batching and sharing change only speed.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::{EmbedError, Embedder};
+
+/// What the queue needs of a model (the real one is [`Embedder`]; tests
+/// use fakes).
+pub trait Model: Send + Sync + 'static {
+    /// Identifies the model's vectors (keys the cache).
+    fn model_id(&self) -> &str;
+    /// Most texts per call.
+    fn batch_size(&self) -> usize;
+    /// One vector per text, in order.
+    fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError>;
+}
+
+impl Model for Embedder {
+    fn model_id(&self) -> &str {
+        Embedder::model_id(self)
+    }
+    fn batch_size(&self) -> usize {
+        Embedder::batch_size(self)
+    }
+    fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        Embedder::embed(self, texts)
+    }
+}
 
 /// How batches are cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +72,9 @@ pub struct BatchPlan {
     /// Texts sorted together before batching: bigger windows pad less,
     /// smaller ones answer the oldest submitters sooner.
     pub window: usize,
+    /// Vectors kept for texts seen again (1.5 KB each); 0 turns the cache
+    /// off (identical texts in flight are still computed once).
+    pub cache_entries: usize,
 }
 
 impl Default for BatchPlan {
@@ -52,6 +86,7 @@ impl Default for BatchPlan {
             token_budget: 4_096,
             max_texts: 64,
             window: 256,
+            cache_entries: 20_000,
         }
     }
 }
@@ -73,28 +108,73 @@ pub struct Embedded {
 }
 
 /// What a submitter receives: vectors as their batches finish, or the error
-/// of a batch that held one of its texts.
+/// of a text that could not be embedded.
 pub type Results = mpsc::UnboundedReceiver<Result<Embedded, EmbedError>>;
 type Sink = mpsc::UnboundedSender<Result<Embedded, EmbedError>>;
 
-struct Queued {
+/// Counters of what the queue did, for logs and benchmarks.
+#[derive(Debug, Default)]
+pub struct BatcherStats {
+    /// Texts answered from the cache.
+    pub cache_hits: AtomicU64,
+    /// Texts that joined an identical text already queued or computing.
+    pub shared: AtomicU64,
+    /// Texts the model computed.
+    pub embedded: AtomicU64,
+    /// Model calls (batches, bisected halves included).
+    pub batches: AtomicU64,
+    /// Texts that failed on their own (after bisection).
+    pub failed: AtomicU64,
+}
+
+impl BatcherStats {
+    /// A plain copy: (cache hits, shared, embedded, batches, failed).
+    pub fn snapshot(&self) -> (u64, u64, u64, u64, u64) {
+        (
+            self.cache_hits.load(Ordering::Relaxed),
+            self.shared.load(Ordering::Relaxed),
+            self.embedded.load(Ordering::Relaxed),
+            self.batches.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+}
+
+type Key = [u8; 32];
+
+struct Submitted {
     text: TextToEmbed,
     sink: Arc<Sink>,
+}
+
+/// A text waiting for the model, and everyone waiting for its vector.
+struct Queued {
+    key: Key,
+    text: String,
+    tokens: usize,
 }
 
 /// Handle to the batching task; cheap to clone. The task ends when every
 /// handle is dropped and the queue is empty.
 #[derive(Clone)]
 pub struct Batcher {
-    requests: mpsc::UnboundedSender<Vec<Queued>>,
+    requests: mpsc::UnboundedSender<Vec<Submitted>>,
+    stats: Arc<BatcherStats>,
 }
 
 impl Batcher {
     /// Starts the batching task on the current tokio runtime.
-    pub fn start(model: Arc<Embedder>, plan: BatchPlan) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn start<M: Model>(model: Arc<M>, plan: BatchPlan) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(drain(model, plan, rx));
-        (Self { requests: tx }, task)
+        let stats = Arc::new(BatcherStats::default());
+        let task = tokio::spawn(drain(model, plan, rx, stats.clone()));
+        (
+            Self {
+                requests: tx,
+                stats,
+            },
+            task,
+        )
     }
 
     /// Queues `texts`; their vectors arrive on the returned receiver (in no
@@ -103,79 +183,214 @@ impl Batcher {
     pub fn submit(&self, texts: Vec<TextToEmbed>) -> Result<Results, EmbedError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let sink = Arc::new(tx);
-        let queued = texts
+        let submitted = texts
             .into_iter()
-            .map(|text| Queued {
+            .map(|text| Submitted {
                 text,
                 sink: sink.clone(),
             })
             .collect();
         self.requests
-            .send(queued)
+            .send(submitted)
             .map_err(|_| EmbedError::inference("the embedding queue has stopped"))?;
         Ok(rx)
+    }
+
+    pub fn stats(&self) -> &BatcherStats {
+        &self.stats
+    }
+}
+
+/// The queue's state, owned by the draining task.
+struct Queue<M> {
+    model: Arc<M>,
+    plan: BatchPlan,
+    stats: Arc<BatcherStats>,
+    order: VecDeque<Queued>,
+    /// Per queued or computing key: who waits, with their indexes.
+    waiters: HashMap<Key, Vec<(Arc<Sink>, usize)>>,
+    cache: HashMap<Key, Vec<f32>>,
+}
+
+impl<M: Model> Queue<M> {
+    fn key(&self, text: &str) -> Key {
+        let mut h = Sha256::new();
+        h.update(self.model.model_id().as_bytes());
+        h.update([0]);
+        h.update(text.as_bytes());
+        h.finalize().into()
+    }
+
+    /// Takes in submitted texts: from the cache, joined to an identical
+    /// text in flight, or queued.
+    fn accept(&mut self, submitted: Vec<Submitted>) {
+        for s in submitted {
+            let key = self.key(&s.text.text);
+            if let Some(vector) = self.cache.get(&key) {
+                self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                let _ = s.sink.send(Ok(Embedded {
+                    index: s.text.index,
+                    vector: vector.clone(),
+                }));
+            } else if let Some(waiting) = self.waiters.get_mut(&key) {
+                self.stats.shared.fetch_add(1, Ordering::Relaxed);
+                waiting.push((s.sink, s.text.index));
+            } else {
+                self.waiters.insert(key, vec![(s.sink, s.text.index)]);
+                self.order.push_back(Queued {
+                    key,
+                    text: s.text.text,
+                    tokens: s.text.tokens,
+                });
+            }
+        }
+    }
+
+    /// Whether anyone still listens for `key`.
+    fn wanted(&self, key: &Key) -> bool {
+        self.waiters
+            .get(key)
+            .is_some_and(|w| w.iter().any(|(sink, _)| !sink.is_closed()))
+    }
+
+    fn deliver(&mut self, key: Key, result: Result<Vec<f32>, EmbedError>) {
+        let waiting = self.waiters.remove(&key).unwrap_or_default();
+        match result {
+            Ok(vector) => {
+                self.stats.embedded.fetch_add(1, Ordering::Relaxed);
+                for (sink, index) in waiting {
+                    let _ = sink.send(Ok(Embedded {
+                        index,
+                        vector: vector.clone(),
+                    }));
+                }
+                if self.plan.cache_entries > 0 {
+                    if self.cache.len() >= self.plan.cache_entries {
+                        self.cache.clear(); // coarse; correctness never depends on it
+                    }
+                    self.cache.insert(key, vector);
+                }
+            }
+            Err(e) => {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                let reason = e.report();
+                for (sink, _) in waiting {
+                    let _ = sink.send(Err(EmbedError::inference(reason.clone())));
+                }
+            }
+        }
     }
 }
 
 /// The batching task: windows of the queue, sorted, cut, embedded.
-async fn drain(
-    model: Arc<Embedder>,
+async fn drain<M: Model>(
+    model: Arc<M>,
     plan: BatchPlan,
-    mut requests: mpsc::UnboundedReceiver<Vec<Queued>>,
+    mut requests: mpsc::UnboundedReceiver<Vec<Submitted>>,
+    stats: Arc<BatcherStats>,
 ) {
     let max_texts = plan.max_texts.min(model.batch_size()).max(1);
-    let mut queue: VecDeque<Queued> = VecDeque::new();
+    let mut q = Queue {
+        model,
+        plan,
+        stats,
+        order: VecDeque::new(),
+        waiters: HashMap::new(),
+        cache: HashMap::new(),
+    };
     loop {
-        if queue.is_empty() {
+        if q.order.is_empty() {
             match requests.recv().await {
-                Some(texts) => queue.extend(texts),
+                Some(texts) => q.accept(texts),
                 None => return,
             }
         }
         while let Ok(texts) = requests.try_recv() {
-            queue.extend(texts);
+            q.accept(texts);
         }
-        queue.retain(|q| !q.sink.is_closed());
-        let take = plan.window.max(1).min(queue.len());
-        let mut window: Vec<Queued> = queue.drain(..take).collect();
-        window.sort_by_key(|q| q.text.tokens);
-        let lengths: Vec<usize> = window.iter().map(|q| q.text.tokens).collect();
+        let mut window: Vec<Queued> = Vec::new();
+        while window.len() < plan.window.max(1) {
+            let Some(next) = q.order.pop_front() else {
+                break;
+            };
+            if q.wanted(&next.key) {
+                window.push(next);
+            } else {
+                q.waiters.remove(&next.key);
+            }
+        }
+        window.sort_by_key(|t| t.tokens);
+        let lengths: Vec<usize> = window.iter().map(|t| t.tokens).collect();
         for range in plan_batches(&lengths, plan.token_budget, max_texts) {
-            let batch = &mut window[range];
-            if batch.iter().all(|q| q.sink.is_closed()) {
+            let batch: Vec<&Queued> = window[range].iter().filter(|t| q.wanted(&t.key)).collect();
+            if batch.is_empty() {
                 continue;
             }
-            let texts: Vec<String> = batch
-                .iter_mut()
-                .map(|q| std::mem::take(&mut q.text.text))
-                .collect();
-            let m = model.clone();
-            let outcome = match tokio::task::spawn_blocking(move || m.embed(&texts)).await {
-                Ok(result) => result,
-                Err(e) => Err(EmbedError::inference(format!("embedding task failed: {e}"))),
-            };
-            match outcome {
-                Ok(vectors) => {
-                    for (q, vector) in batch.iter().zip(vectors) {
-                        let _ = q.sink.send(Ok(Embedded {
-                            index: q.text.index,
-                            vector,
-                        }));
-                    }
-                }
-                Err(e) => {
-                    let reason = e.report();
-                    for q in batch.iter() {
-                        let _ = q.sink.send(Err(EmbedError::inference(reason.clone())));
-                    }
-                }
+            let texts: Vec<String> = batch.iter().map(|t| t.text.clone()).collect();
+            let keys: Vec<Key> = batch.iter().map(|t| t.key).collect();
+            let results = embed_bisecting(q.model.clone(), texts, q.stats.clone()).await;
+            for (key, result) in keys.into_iter().zip(results) {
+                q.deliver(key, result);
             }
-            // Pick up what arrived meanwhile, so the queue keeps its order.
+            // Pick up what arrived meanwhile, so the queue keeps its order
+            // (and new duplicates join what is about to be computed).
             while let Ok(texts) = requests.try_recv() {
-                queue.extend(texts);
+                q.accept(texts);
             }
         }
     }
+}
+
+/// Embeds `texts` in one model call; if the call fails, the two halves
+/// are embedded again (recursively), so only the texts that fail alone
+/// get an error.
+async fn embed_bisecting<M: Model>(
+    model: Arc<M>,
+    texts: Vec<String>,
+    stats: Arc<BatcherStats>,
+) -> Vec<Result<Vec<f32>, EmbedError>> {
+    let mut out: Vec<Option<Result<Vec<f32>, EmbedError>>> =
+        (0..texts.len()).map(|_| None).collect();
+    let mut pending: Vec<Range<usize>> = Vec::from([0..texts.len()]);
+    let texts = Arc::new(texts);
+    while let Some(range) = pending.pop() {
+        if range.is_empty() {
+            continue;
+        }
+        let (m, t, r) = (model.clone(), texts.clone(), range.clone());
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        let result = match tokio::task::spawn_blocking(move || m.embed(&t[r])).await {
+            Ok(result) => result,
+            Err(e) => Err(EmbedError::inference(format!("embedding task failed: {e}"))),
+        };
+        match result {
+            Ok(vectors) if vectors.len() == range.len() => {
+                for (i, v) in range.zip(vectors) {
+                    out[i] = Some(Ok(v));
+                }
+            }
+            Ok(vectors) => {
+                let reason = format!(
+                    "the model returned {} vectors for {} texts",
+                    vectors.len(),
+                    range.len()
+                );
+                for slot in &mut out[range] {
+                    *slot = Some(Err(EmbedError::inference(reason.clone())));
+                }
+            }
+            Err(e) if range.len() == 1 => out[range.start] = Some(Err(e)),
+            Err(e) => {
+                tracing::warn!(texts = range.len(), error = %e.report(), "a batch failed; bisecting it");
+                let mid = range.start + range.len() / 2;
+                pending.push(range.start..mid);
+                pending.push(mid..range.end);
+            }
+        }
+    }
+    out.into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(EmbedError::inference("text was not embedded"))))
+        .collect()
 }
 
 /// Cuts texts sorted by length into consecutive batches of at most
@@ -205,6 +420,7 @@ pub fn plan_batches(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
 
     #[test]
     fn batches_fit_the_budget_and_cover_every_text_once() {
@@ -241,5 +457,102 @@ mod tests {
     fn an_oversized_text_gets_a_batch_alone() {
         assert_eq!(plan_batches(&[600], 512, 8), vec![0..1]);
         assert_eq!(plan_batches(&[], 512, 8), Vec::<Range<usize>>::new());
+    }
+
+    /// A model whose vector is the text's length; any batch holding a text
+    /// with "poison" fails. Records every call's size.
+    #[derive(Default)]
+    struct Fake {
+        calls: Mutex<Vec<usize>>,
+    }
+
+    impl Model for Fake {
+        fn model_id(&self) -> &str {
+            "fake"
+        }
+        fn batch_size(&self) -> usize {
+            64
+        }
+        fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+            if let Ok(mut c) = self.calls.lock() {
+                c.push(texts.len());
+            }
+            if texts.iter().any(|t| t.contains("poison")) {
+                return Err(EmbedError::inference("cannot embed poison"));
+            }
+            Ok(texts.iter().map(|t| vec![t.len() as f32]).collect())
+        }
+    }
+
+    fn text(index: usize, text: &str) -> TextToEmbed {
+        TextToEmbed {
+            index,
+            text: text.into(),
+            tokens: 4,
+        }
+    }
+
+    async fn all(mut rx: Results, n: usize) -> Vec<(usize, Result<f32, String>)> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            match rx.recv().await {
+                Some(Ok(e)) => out.push((e.index, Ok(e.vector[0]))),
+                Some(Err(e)) => out.push((usize::MAX, Err(e.report()))),
+                None => break,
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_poison_text_fails_alone_and_the_rest_of_its_batch_is_embedded() {
+        let model = Arc::new(Fake::default());
+        let (batcher, _task) = Batcher::start(model.clone(), BatchPlan::default());
+        let texts: Vec<TextToEmbed> = (0..8)
+            .map(|i| text(i, if i == 5 { "poison pill" } else { "fine text" }))
+            .collect();
+        let got = all(batcher.submit(texts).unwrap(), 8).await;
+        assert_eq!(got.iter().filter(|(_, r)| r.is_ok()).count(), 7);
+        let failed: Vec<_> = got.iter().filter_map(|(_, r)| r.clone().err()).collect();
+        assert_eq!(failed.len(), 1);
+        assert!(failed[0].contains("poison"), "{failed:?}");
+        let (_, _, embedded, _, failed_n) = batcher.stats().snapshot();
+        assert_eq!(
+            (embedded, failed_n),
+            (1, 1),
+            "7 identical texts are one computation"
+        );
+    }
+
+    #[tokio::test]
+    async fn identical_texts_are_computed_once_and_cached() {
+        let model = Arc::new(Fake::default());
+        let (batcher, _task) = Batcher::start(model.clone(), BatchPlan::default());
+        let a = batcher
+            .submit(vec![text(0, "same"), text(1, "other")])
+            .unwrap();
+        let b = batcher.submit(vec![text(7, "same")]).unwrap();
+        let (ga, gb) = tokio::join!(all(a, 2), all(b, 1));
+        assert_eq!(ga.len(), 2);
+        assert_eq!(gb, vec![(7, Ok(4.0))]);
+        let c = all(batcher.submit(vec![text(3, "same")]).unwrap(), 1).await;
+        assert_eq!(c, vec![(3, Ok(4.0))]);
+        let (hits, shared, embedded, _, _) = batcher.stats().snapshot();
+        assert_eq!(embedded, 2, "two distinct texts");
+        assert_eq!(hits + shared, 2, "the repeats cost nothing");
+        assert!(hits >= 1, "the last one came from the cache");
+    }
+
+    #[tokio::test]
+    async fn without_a_cache_a_later_repeat_is_computed_again() {
+        let model = Arc::new(Fake::default());
+        let plan = BatchPlan {
+            cache_entries: 0,
+            ..Default::default()
+        };
+        let (batcher, _task) = Batcher::start(model.clone(), plan);
+        all(batcher.submit(vec![text(0, "x")]).unwrap(), 1).await;
+        all(batcher.submit(vec![text(0, "x")]).unwrap(), 1).await;
+        assert_eq!(batcher.stats().snapshot().2, 2);
     }
 }

@@ -4,23 +4,24 @@
 //!   texts to one [`Batcher`]: batches are cut across documents, by length,
 //!   within a padded-token budget, and the model runs back to back while
 //!   any document waits (see [`crate::batcher`]).
-//! - Vectors are cached by (model id, SHA-256 of the text): identical text
-//!   is never embedded twice in a process. Nothing is cached before it is
-//!   computed, and nothing is recorded for a batch that failed.
+//! - The queue keys texts by (model id, SHA-256 of the text): identical
+//!   text is embedded once per process, whether it comes again later
+//!   (cache) or at the same time from another document (shared). Nothing is
+//!   cached before it is computed, and nothing is recorded for a text that
+//!   failed.
 //! - Vectors are appended as they come, [`VECTORS_PER_EVENT`] per
 //!   `ChunksEmbedded`, so progress moves during a long document; the
 //!   delivery is marked in progress every [`IN_PROGRESS_EVERY`] so
 //!   JetStream does not hand work in progress to another copy.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use mnemo_bus::consumer::{append_failure, append_result, Delivery, Handler, Outcome};
 use mnemo_bus::{Bus, CommandExecutor, ConsumerSpec, JetStreamEventStore, RetryPolicy};
 use mnemo_domain::document::ChunkVector;
 use mnemo_domain::{Document, DocumentCommand, DocumentErrorKind, DocumentEvent, Stage};
-use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use crate::batcher::{BatchPlan, Batcher, TextToEmbed};
@@ -32,8 +33,6 @@ pub const VECTORS_PER_EVENT: usize = 64;
 /// How often a delivery waiting on the model tells JetStream it is alive
 /// (well inside the consumer's ack wait).
 pub const IN_PROGRESS_EVERY: Duration = Duration::from_secs(10);
-/// Cached vectors (1.5 KB each).
-const CACHE_ENTRIES: usize = 20_000;
 
 /// A chunk of the delivery that still needs a vector.
 struct Todo {
@@ -46,7 +45,6 @@ pub struct EmbedderService {
     executor: CommandExecutor<Document>,
     model: Arc<Embedder>,
     batcher: Batcher,
-    cache: Mutex<HashMap<[u8; 32], Vec<f32>>>,
 }
 
 impl EmbedderService {
@@ -62,29 +60,12 @@ impl EmbedderService {
             ),
             model,
             batcher,
-            cache: Mutex::new(HashMap::new()),
         })
     }
 
-    fn key(&self, text: &str) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(self.model.model_id().as_bytes());
-        h.update([0]);
-        h.update(text.as_bytes());
-        h.finalize().into()
-    }
-
-    fn cached(&self, key: &[u8; 32]) -> Option<Vec<f32>> {
-        self.cache.lock().ok()?.get(key).cloned()
-    }
-
-    fn remember(&self, key: [u8; 32], vector: &[f32]) {
-        if let Ok(mut c) = self.cache.lock() {
-            if c.len() >= CACHE_ENTRIES {
-                c.clear(); // coarse, and correctness never depends on it
-            }
-            c.insert(key, vector.to_vec());
-        }
+    /// What the queue has done so far (cache hits, shared, embedded, ...).
+    pub fn stats(&self) -> &crate::batcher::BatcherStats {
+        self.batcher.stats()
     }
 
     /// Appends `vectors` as one `ChunksEmbedded`.
@@ -129,35 +110,22 @@ impl EmbedderService {
         if doc.run != run || !matches!(doc.stage, Some(Stage::Chunking | Stage::Embedding)) {
             return Outcome::Done;
         }
-        // Redelivery: only what has no vector yet. Cached texts first.
+        // Redelivery: only what has no vector yet.
         let mut ready: Vec<ChunkVector> = Vec::new();
-        let mut missing: Vec<(String, [u8; 32])> = Vec::new();
+        let mut missing: Vec<String> = Vec::new();
         let mut texts: Vec<TextToEmbed> = Vec::new();
         for todo in chunks
             .into_iter()
             .filter(|c| !doc.embedded.contains(&c.chunk_id))
         {
-            let key = self.key(&todo.text);
-            match self.cached(&key) {
-                Some(vector) => ready.push(ChunkVector {
-                    chunk_id: todo.chunk_id,
-                    vector,
-                }),
-                None => {
-                    texts.push(TextToEmbed {
-                        index: missing.len(),
-                        text: todo.text,
-                        tokens: todo.tokens,
-                    });
-                    missing.push((todo.chunk_id, key));
-                }
-            }
+            texts.push(TextToEmbed {
+                index: missing.len(),
+                text: todo.text,
+                tokens: todo.tokens,
+            });
+            missing.push(todo.chunk_id);
         }
-        tracing::debug!(
-            cached = ready.len(),
-            to_embed = missing.len(),
-            "vectors needed"
-        );
+        tracing::debug!(to_embed = missing.len(), "vectors needed");
         let mut remaining = missing.len();
         let mut results = match self.batcher.submit(texts) {
             Ok(r) => Some(r),
@@ -180,10 +148,9 @@ impl EmbedderService {
             tokio::select! {
                 next = rx.recv() => match next {
                     Some(Ok(embedded)) => {
-                        let Some((chunk_id, key)) = missing.get(embedded.index) else {
+                        let Some(chunk_id) = missing.get(embedded.index) else {
                             return Outcome::Retry { reason: "the embedding queue returned an unknown text".into() };
                         };
-                        self.remember(*key, &embedded.vector);
                         ready.push(ChunkVector { chunk_id: chunk_id.clone(), vector: embedded.vector });
                         remaining -= 1;
                     }
@@ -264,5 +231,15 @@ pub async fn run(
     spec.concurrency = concurrency.max(1);
     spec.ack_wait = IN_PROGRESS_EVERY * 6;
     let service = EmbedderService::new(bus, model, plan);
-    mnemo_bus::consumer::run(bus, spec, service, shutdown).await
+    let result = mnemo_bus::consumer::run(bus, spec, service.clone(), shutdown).await;
+    let (cache_hits, shared, embedded, batches, failed) = service.stats().snapshot();
+    tracing::info!(
+        cache_hits,
+        shared,
+        embedded,
+        batches,
+        failed,
+        "embedder stopped"
+    );
+    result
 }

@@ -63,6 +63,7 @@ async fn concurrent_documents_get_exactly_their_own_vectors() {
         token_budget: 1_024,
         max_texts: 8,
         window: 24,
+        cache_entries: 0,
     };
     let (batcher, _task) = Batcher::start(model.clone(), plan);
     let a = texts("alpha", 30, &model);

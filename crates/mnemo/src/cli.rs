@@ -304,6 +304,32 @@ pub enum ProjectionsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Which version of each projection serves queries, and the live checkpoint.
+    List {
+        #[command(flatten)]
+        backend: Backend,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build version N+1 of a projection from sequence 1 beside version N,
+    /// then swap it in atomically (queries never see a half-built table).
+    Rebuild {
+        /// `documents`, `chunks`, `stage_timings`, or `all`.
+        name: String,
+        #[command(flatten)]
+        backend: Backend,
+        /// Start from sequence 1 even if an interrupted rebuild can resume.
+        #[arg(long)]
+        fresh: bool,
+        /// Build (or resume) but leave the live version serving.
+        #[arg(long)]
+        no_swap: bool,
+        /// Most event messages per transaction.
+        #[arg(long, default_value_t = 4096)]
+        batch: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]

@@ -375,7 +375,13 @@ async fn embed_alone(bench: &PipelineBench, ns: &Namespace) -> Result<Alone> {
     let model = tokio::task::spawn_blocking(move || mnemo_embedder::Embedder::new(config))
         .await?
         .map_err(|e| anyhow::anyhow!(e.report()))?;
-    let (batcher, _task) = Batcher::start(Arc::new(model), bench.embed.plan());
+    // No cache: every text once through the model (identical texts submitted
+    // together still share one computation).
+    let plan = mnemo_embedder::batcher::BatchPlan {
+        cache_entries: 0,
+        ..bench.embed.plan()
+    };
+    let (batcher, _task) = Batcher::start(Arc::new(model), plan);
     let started = Instant::now();
     let mut results = batcher.submit(texts)?;
     let mut got = 0;
