@@ -351,7 +351,8 @@ async fn embed_bisecting<M: Model>(
 ) -> Vec<Result<Vec<f32>, EmbedError>> {
     let mut out: Vec<Option<Result<Vec<f32>, EmbedError>>> =
         (0..texts.len()).map(|_| None).collect();
-    let mut pending: Vec<Range<usize>> = Vec::from([0..texts.len()]);
+    let mut pending: Vec<Range<usize>> = Vec::new();
+    pending.push(0..texts.len());
     let texts = Arc::new(texts);
     while let Some(range) = pending.pop() {
         if range.is_empty() {
