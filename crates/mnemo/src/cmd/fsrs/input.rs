@@ -107,10 +107,11 @@ fn rating(v: &Value) -> Result<Rating, String> {
         other => other.parse().ok().and_then(Rating::from_number),
     };
     let rating = match v {
+        // 3.0 too: py-fsrs's `Rating(3.0)` is Good.
         Value::Number(n) => n
-            .as_u64()
-            .and_then(|n| u8::try_from(n).ok())
-            .and_then(Rating::from_number),
+            .as_f64()
+            .filter(|x| x.fract() == 0.0 && (1.0..=4.0).contains(x))
+            .and_then(|x| Rating::from_number(x as u8)),
         Value::String(s) => by_name(s),
         _ => None,
     };
@@ -361,7 +362,9 @@ mod tests {
             .unwrap();
         let ratings: Vec<_> = seqs[0].reviews.iter().map(|r| r.1).collect();
         assert_eq!(ratings, [Rating::Good, Rating::Again]);
+        assert_eq!(rating(&json!(3.0)), Ok(Rating::Good));
         assert!(rating(&json!(3.5)).is_err());
+        assert!(rating(&json!(-1)).is_err());
         assert!(rating(&json!(0)).is_err());
     }
 }
