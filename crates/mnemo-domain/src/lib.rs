@@ -2,8 +2,9 @@
 //!
 //! Owns: what a document *is* (its events and the state machine that decides
 //! which command may append which event), how an owner id becomes a safe
-//! subject token, how uploaded bytes are classified, and how a document's
-//! events fold into progress.
+//! subject token, how uploaded bytes are classified, how a document's
+//! events fold into progress, and the learner's cards and topics with the
+//! FSRS-6 scheduling of reviews.
 //! Must not: do I/O. Nothing here knows NATS, PostgreSQL or gRPC, and every
 //! function can be tested without an async runtime.
 //!
@@ -13,7 +14,8 @@
 //! - [`chunking`]: cutting text into model-sized chunks with page spans.
 //! - [`content`]: sniffing uploaded bytes (PDF, plain text, Markdown).
 //! - [`document`]: the document aggregate: commands, events, errors, state.
-//! - [`learn`]: the learner's history: topics, cards and their reviews.
+//! - [`learn`]: the learner's history: topics, cards and their reviews, and
+//!   FSRS-6 scheduling (`learn::fsrs`).
 //! - [`progress`]: the fold of a document's events into stage/fraction/message.
 //! - [`text`]: extracted text as the extractor stores it for the chunker.
 //! - [`schema`]: event schema versions and their upcasters.

@@ -1,5 +1,6 @@
 //! `mnemo`: the one binary. Servers (`mnemo serve …`) and the client
-//! commands (`upload`, `docs list`, `progress`, `token`, `doctor`, `bench`).
+//! commands (`upload`, `docs list`, `progress`, `token`, `doctor`, `bench`),
+//! and `fsrs simulate`, which runs the domain's scheduler locally.
 //!
 //! Owns: command-line parsing, configuration (flags with env fallbacks),
 //! logging setup, signal handling, and presenting results to people
@@ -50,6 +51,7 @@ async fn main() -> std::process::ExitCode {
         Command::Extract(args) => cmd::extract::run(args).await,
         Command::ExtractWorker { file } => Ok(mnemo_pdf::worker::main(&file)),
         Command::Bench(args) => bench::run(&cli.global, args).await,
+        Command::Fsrs(args) => cmd::fsrs::run(args),
     };
     match result {
         Ok(code) => code,

@@ -3,9 +3,11 @@
 //! Rules (tests below, given/when/then):
 //! - a card is created once; edits, suspends and deletes need it to exist
 //!   and not be deleted;
+//! - a new card is learning at step 0 and due at once (py-fsrs 6's fresh
+//!   card; see [`Schedule::new_card`]);
 //! - a review needs an active card (not suspended, not deleted) and a
-//!   rating 1..=4; its schedule comes from the [`Scheduler`] and is recorded
-//!   in the event;
+//!   rating 1..=4; its schedule comes from the [`Scheduler`] (FSRS-6 in
+//!   production, [`crate::learn::fsrs`]) and is recorded in the event;
 //! - reviews are idempotent by `review_id`: the same submission again
 //!   appends nothing; a review *older* than the card's last one is refused
 //!   (`StaleReview`), so a late retry can never double-count or rewrite the
@@ -400,6 +402,19 @@ mod tests {
                     last_review: Some(at),
                 },
             }]);
+    }
+
+    #[test]
+    fn a_new_card_is_learning_at_step_zero_and_due_at_creation() {
+        let mut card = Card::default();
+        card.apply(created());
+        let schedule = card.schedule.unwrap();
+        assert_eq!(
+            (schedule.state, schedule.step),
+            (CardState::Learning, Some(0))
+        );
+        assert_eq!(schedule.due, datetime!(2026-11-01 09:00 UTC));
+        assert!(schedule.is_new() && schedule.interval().is_none());
     }
 
     #[test]

@@ -16,17 +16,20 @@
 //! changing its parameters later does not rewrite the past.
 //!
 //! - [`schedule`]: ratings, a card's schedule, the `Scheduler` trait.
+//! - [`fsrs`]: FSRS-6, the production `Scheduler` (py-fsrs 6.3.2 semantics).
 //! - [`card`]: the card aggregate (commands, events, decide/apply).
 //! - [`topic`]: the topic aggregate.
 //! - [`error`]: why a learning command was refused.
 
 pub mod card;
 pub mod error;
+pub mod fsrs;
 pub mod schedule;
 pub mod topic;
 
 pub use card::{Card, CardCommand, CardEvent, CardSource};
 pub use error::{LearnError, LearnErrorKind};
+pub use fsrs::{Fsrs, FsrsConfig, FsrsConfigError};
 pub use schedule::{CardState, Rating, Schedule, Scheduler};
 pub use topic::{Topic, TopicCommand, TopicEvent};
 

@@ -1,11 +1,13 @@
 //! Commands, one module each. Client commands speak only the public gRPC
 //! API; the operator commands `dlq` and `projections` talk to NATS and
-//! PostgreSQL directly (like `serve` and `bench`).
+//! PostgreSQL directly (like `serve` and `bench`); `extract` and `fsrs` run
+//! domain logic locally.
 
 pub mod dlq;
 pub mod docs;
 pub mod doctor;
 pub mod extract;
+pub mod fsrs;
 pub mod progress;
 pub mod projections;
 pub mod search;
