@@ -9,8 +9,9 @@
 //! Cuts fall, in order of preference, between paragraphs, between sentences,
 //! and — only for a sentence too long on its own — between words. Each chunk
 //! remembers the pages its text comes from (for citations), and consecutive
-//! chunks share up to `overlap_tokens` of whole sentences so a fact cut in
-//! two is still found. Chunk ids are stable: the same text of the same
+//! chunks share up to `overlap_tokens` — whole sentences when they fit, else
+//! the last words of the sentence before the cut — so a fact cut in two is
+//! still found. Chunk ids are stable: the same text of the same
 //! document at the same position always gets the same id.
 
 use sha2::{Digest, Sha256};
@@ -28,8 +29,8 @@ pub struct ChunkParams {
     pub max_tokens: usize,
     /// A chunk that has reached this size ends at the next paragraph break.
     pub target_tokens: usize,
-    /// Whole sentences repeated from the end of one chunk at the start of
-    /// the next, up to this many tokens.
+    /// Text repeated from the end of one chunk at the start of the next, up
+    /// to this many tokens (whole sentences if any fit, else words).
     pub overlap_tokens: usize,
 }
 
@@ -213,86 +214,146 @@ fn sentences(paragraph: &str) -> Vec<String> {
 }
 
 /// Splits a sentence that is too long on its own at word boundaries.
+///
+/// Words are counted once each (WordPiece splits on whitespace before it
+/// splits words, so a text's tokens are the sum of its words'), which keeps
+/// this linear in the sentence; every piece is then checked with one exact
+/// count and halved again in the rare case a tokenizer is not additive.
 fn fit(sentence: &str, counter: &impl TokenCounter, max: usize) -> Result<Vec<String>, ChunkError> {
     if counter.count(sentence) <= max {
         return Ok(vec![sentence.to_owned()]);
     }
-    let mut out = Vec::new();
-    let mut current = String::new();
+    let specials = counter.count("");
+    let mut pieces = Vec::new();
+    let mut current: Vec<&str> = Vec::new();
+    let mut tokens = specials;
     for word in sentence.split_whitespace() {
-        let candidate = if current.is_empty() {
-            word.to_owned()
-        } else {
-            format!("{current} {word}")
-        };
-        if counter.count(&candidate) <= max {
-            current = candidate;
-            continue;
-        }
-        if current.is_empty() {
+        let t = counter.count(word).saturating_sub(specials);
+        if t + specials > max {
             // One "word" longer than a chunk (e.g. a base64 blob): cut it
             // by characters rather than fail the document.
-            out.extend(split_long_word(word, counter, max)?);
-        } else {
-            out.push(std::mem::take(&mut current));
-            if counter.count(word) <= max {
-                current = word.to_owned();
-            } else {
-                out.extend(split_long_word(word, counter, max)?);
+            if !current.is_empty() {
+                pieces.push(std::mem::take(&mut current).join(" "));
+                tokens = specials;
             }
+            pieces.extend(split_long_word(word, counter, max)?);
+            continue;
         }
+        if tokens + t > max && !current.is_empty() {
+            pieces.push(std::mem::take(&mut current).join(" "));
+            tokens = specials;
+        }
+        current.push(word);
+        tokens += t;
     }
     if !current.is_empty() {
-        out.push(current);
+        pieces.push(current.join(" "));
+    }
+    let mut out = Vec::with_capacity(pieces.len());
+    for piece in pieces {
+        halve_until_it_fits(piece, counter, max, &mut out);
     }
     Ok(out)
 }
 
+/// Pushes `piece`, or its halves (by words) until each fits `max`.
+fn halve_until_it_fits(
+    piece: String,
+    counter: &impl TokenCounter,
+    max: usize,
+    out: &mut Vec<String>,
+) {
+    let words: Vec<&str> = piece.split_whitespace().collect();
+    if words.len() < 2 || counter.count(&piece) <= max {
+        out.push(piece);
+        return;
+    }
+    let mid = words.len() / 2;
+    halve_until_it_fits(words[..mid].join(" "), counter, max, out);
+    halve_until_it_fits(words[mid..].join(" "), counter, max, out);
+}
+
+/// Cuts one over-long word into the longest prefixes that fit (found by
+/// binary search, so a long blob costs a few counts per piece).
 fn split_long_word(
     word: &str,
     counter: &impl TokenCounter,
     max: usize,
 ) -> Result<Vec<String>, ChunkError> {
+    let chars: Vec<char> = word.chars().collect();
     let mut out = Vec::new();
-    let mut current = String::new();
-    for c in word.chars() {
-        current.push(c);
-        if counter.count(&current) > max {
-            current.pop();
-            if current.is_empty() {
-                return Err(ChunkError::WordTooLong(word.chars().take(20).collect()));
+    let mut start = 0;
+    while start < chars.len() {
+        let piece = |end: usize| chars[start..end].iter().collect::<String>();
+        // Largest end with piece(end) fitting; at least one character must.
+        let (mut lo, mut hi) = (start, chars.len());
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if counter.count(&piece(mid)) <= max {
+                lo = mid;
+            } else {
+                hi = mid - 1;
             }
-            out.push(std::mem::take(&mut current));
-            current.push(c);
         }
-    }
-    if !current.is_empty() {
-        out.push(current);
+        if lo == start {
+            return Err(ChunkError::WordTooLong(word.chars().take(20).collect()));
+        }
+        out.push(piece(lo));
+        start = lo;
     }
     Ok(out)
 }
 
-fn join(units: &[Unit]) -> String {
-    units
-        .iter()
-        .map(|u| u.text.as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
+/// The last words of `unit` that fit `budget` tokens: the overlap carried
+/// into the next chunk when not even one whole sentence fits the budget.
+fn tail(unit: &Unit, counter: &impl TokenCounter, budget: usize) -> Option<Unit> {
+    let specials = counter.count("");
+    let mut words: Vec<&str> = Vec::new();
+    let mut tokens = 0;
+    for word in unit.text.split_whitespace().rev() {
+        let t = counter.count(word).saturating_sub(specials);
+        if tokens + t > budget {
+            break;
+        }
+        tokens += t;
+        words.push(word);
+    }
+    // A tail as long as the unit is the unit: whole units were tried first.
+    if words.is_empty() || tokens >= unit.tokens {
+        return None;
+    }
+    words.reverse();
+    Some(Unit {
+        text: words.join(" "),
+        page: unit.page,
+        paragraph_start: false,
+        tokens,
+    })
 }
 
-/// Greedy packing of units into chunks, with sentence overlap.
+/// Greedy packing of units into chunks, with overlap: whole trailing
+/// sentences when they fit the overlap budget, else the last words of the
+/// last sentence.
 fn pack(units: &[Unit], counter: &impl TokenCounter, params: ChunkParams) -> Vec<ChunkDraft> {
     let mut chunks: Vec<ChunkDraft> = Vec::new();
     let mut start = 0;
     let specials = counter.count("");
+    // Words repeated from the end of the previous chunk.
+    let mut carry: Option<Unit> = None;
     while start < units.len() {
+        if carry
+            .as_ref()
+            .is_some_and(|c| specials + c.tokens + units[start].tokens > params.max_tokens)
+        {
+            carry = None;
+        }
         // Grow [start, end) while the joined text fits. Units are counted
         // once: for WordPiece (the pre-tokenizer splits on whitespace
         // first) the tokens of "a b" are those of "a" plus those of "b",
         // so the sum is exact; re-encoding every candidate would make
         // chunking quadratic in the sentences per chunk.
         let mut end = start + 1;
-        let mut tokens = specials + units[start].tokens;
+        let mut tokens = specials + carry.as_ref().map_or(0, |c| c.tokens) + units[start].tokens;
         while end < units.len() {
             if tokens >= params.target_tokens && units[end].paragraph_start {
                 break;
@@ -307,19 +368,26 @@ fn pack(units: &[Unit], counter: &impl TokenCounter, params: ChunkParams) -> Vec
         // The guarantee is checked on the real text: a tokenizer that is
         // not additive makes the chunk shorter, never longer than allowed.
         let (text, exact) = loop {
-            let text = join(&units[start..end]);
+            let mut parts: Vec<&str> = carry.iter().map(|c| c.text.as_str()).collect();
+            parts.extend(units[start..end].iter().map(|u| u.text.as_str()));
+            let text = parts.join(" ");
             let exact = counter.count(&text);
-            if exact <= params.max_tokens || end == start + 1 {
+            if exact <= params.max_tokens || (end == start + 1 && carry.is_none()) {
                 break (text, exact);
             }
-            end -= 1;
+            if end > start + 1 {
+                end -= 1;
+            } else {
+                carry = None;
+            }
         };
         let piece = &units[start..end];
+        let pages = piece.iter().chain(carry.iter()).map(|u| u.page);
         chunks.push(ChunkDraft {
             ordinal: chunks.len() as u32,
             tokens: exact as u32,
-            page_start: piece.iter().map(|u| u.page).min().unwrap_or(1),
-            page_end: piece.iter().map(|u| u.page).max().unwrap_or(1),
+            page_start: pages.clone().min().unwrap_or(1),
+            page_end: pages.max().unwrap_or(1),
             text,
         });
         if end >= units.len() {
@@ -337,6 +405,11 @@ fn pack(units: &[Unit], counter: &impl TokenCounter, params: ChunkParams) -> Vec
             overlap += t;
             next -= 1;
         }
+        carry = if next == end && params.overlap_tokens > 0 {
+            tail(&units[end - 1], counter, params.overlap_tokens)
+        } else {
+            None
+        };
         start = next;
     }
     chunks
@@ -486,6 +559,68 @@ mod tests {
         );
         assert_eq!((chunks[1].page_start, chunks[1].page_end), (2, 3));
         assert!(chunks.iter().all(|c| Words.count(&c.text) <= 11));
+    }
+
+    #[test]
+    fn long_sentences_still_overlap_by_their_last_words() {
+        // Sentences of 20 words against an overlap budget of 5 tokens.
+        let text = (0..6)
+            .map(|i| format!("{} end{i}.", vec![format!("w{i}"); 19].join(" ")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let chunks = chunk_pages(&[page(1, &text)], &Words, params(50, 50, 5)).unwrap();
+        assert!(chunks.len() >= 3);
+        for w in chunks.windows(2) {
+            let prev: Vec<&str> = w[0].text.split_whitespace().collect();
+            let next: Vec<&str> = w[1].text.split_whitespace().collect();
+            assert_eq!(
+                &next[..5],
+                &prev[prev.len() - 5..],
+                "{} | {}",
+                w[0].text,
+                w[1].text
+            );
+        }
+        assert!(chunks.iter().all(|c| Words.count(&c.text) <= 50));
+        // Every word of the text is in some chunk, in order.
+        let last = chunks.last().unwrap();
+        assert!(last.text.ends_with("end5."), "{}", last.text);
+    }
+
+    #[test]
+    fn a_long_blob_is_cut_into_pieces_that_fit() {
+        /// One token per 3 characters of each word, plus two specials.
+        struct Chars;
+        impl TokenCounter for Chars {
+            fn count(&self, text: &str) -> usize {
+                text.split_whitespace()
+                    .map(|w| w.len().div_ceil(3))
+                    .sum::<usize>()
+                    + 2
+            }
+        }
+        let blob = "x".repeat(1000);
+        let chunks = chunk_pages(
+            &[page(1, &format!("Intro. {blob} Outro."))],
+            &Chars,
+            params(20, 20, 0),
+        )
+        .unwrap();
+        assert!(chunks.iter().all(|c| Chars.count(&c.text) <= 20));
+        let xs: usize = chunks.iter().map(|c| c.text.matches('x').count()).sum();
+        assert_eq!(xs, 1000, "nothing of the blob is lost");
+    }
+
+    #[test]
+    fn a_non_additive_tokenizer_never_overflows_inside_a_long_sentence() {
+        let long = vec!["word"; 60].join(" ") + ".";
+        let chunks = chunk_pages(&[page(1, &long)], &Joints, params(15, 15, 0)).unwrap();
+        assert!(chunks.iter().all(|c| Joints.count(&c.text) <= 15));
+        let words: usize = chunks
+            .iter()
+            .map(|c| c.text.split_whitespace().count())
+            .sum();
+        assert_eq!(words, 60);
     }
 
     #[test]

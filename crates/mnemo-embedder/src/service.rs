@@ -192,6 +192,16 @@ impl Handler for EmbedderService {
             }
         }
         let Some(run) = run else { return Outcome::Done };
+        // The model would silently drop the end of a longer text.
+        let max = self.model.max_length();
+        if let Some(long) = chunks.iter().find(|c| c.tokens > max) {
+            return Outcome::Reject {
+                reason: format!(
+                    "chunk {} has {} tokens but the model takes {max}: the chunker and the embedder disagree on --max-tokens",
+                    long.chunk_id, long.tokens
+                ),
+            };
+        }
         let aggregate = stored.envelope.aggregate_id.clone();
         let md = stored.envelope.caused_metadata();
         let span = tracing::info_span!("embed", document = %aggregate, event_id = %stored.envelope.event_id, run, chunks = chunks.len());

@@ -1,6 +1,6 @@
 //! `mnemo bench append`: how fast commands append, and how fast uploads are
 //! accepted. `mnemo bench pipeline` lives in [`pipeline`], `mnemo bench
-//! extract` in [`extract`].
+//! extract` in [`extract`], `mnemo bench embed` in [`embed`].
 //!
 //! Runs in a throwaway namespace (`bench_<random>`) on the configured NATS and
 //! PostgreSQL, and deletes it afterwards.
@@ -32,12 +32,21 @@ use mnemo_proto::v1::upload_request::Part;
 
 use crate::cli::{Backend, BenchArgs, BenchCommand, Global};
 
+mod embed;
 mod extract;
 mod pipeline;
 
 pub async fn run(global: &Global, args: BenchArgs) -> Result<ExitCode> {
     match args.command {
         BenchCommand::Extract { dir, json } => extract::run(&dir, json).await,
+        BenchCommand::Embed {
+            corpus,
+            model_dir,
+            docs,
+            threads,
+            passes,
+            json,
+        } => embed::run(&corpus, model_dir, docs, threads, passes, json).await,
         BenchCommand::Pipeline {
             backend,
             dir,

@@ -150,6 +150,40 @@ impl EmbedArgs {
     }
 }
 
+/// How text is cut into chunks (the chunker) and how long a text the model
+/// takes (the embedder): one setting, so no chunk is ever truncated.
+#[derive(Args, Clone, Debug)]
+pub struct ChunkArgs {
+    /// Longest chunk, in the model's word pieces with its special tokens:
+    /// the model's max sequence length (256 for all-MiniLM-L6-v2).
+    #[arg(long, env = "MNEMO_MAX_TOKENS", default_value_t = mnemo_domain::chunking::ChunkParams::default().max_tokens)]
+    pub max_tokens: usize,
+    /// A chunk this long ends at the next paragraph break.
+    #[arg(long, env = "MNEMO_CHUNK_TARGET_TOKENS", default_value_t = mnemo_domain::chunking::ChunkParams::default().target_tokens)]
+    pub chunk_target_tokens: usize,
+    /// Tokens repeated from one chunk at the start of the next.
+    #[arg(long, env = "MNEMO_CHUNK_OVERLAP_TOKENS", default_value_t = mnemo_domain::chunking::ChunkParams::default().overlap_tokens)]
+    pub chunk_overlap_tokens: usize,
+}
+
+impl ChunkArgs {
+    pub fn params(&self) -> anyhow::Result<mnemo_domain::chunking::ChunkParams> {
+        let p = mnemo_domain::chunking::ChunkParams {
+            max_tokens: self.max_tokens,
+            target_tokens: self.chunk_target_tokens,
+            overlap_tokens: self.chunk_overlap_tokens,
+        };
+        if p.max_tokens < 8 || p.target_tokens > p.max_tokens || p.overlap_tokens >= p.target_tokens
+        {
+            anyhow::bail!(
+                "chunk settings must satisfy 8 <= --max-tokens, --chunk-target-tokens <= --max-tokens and --chunk-overlap-tokens < --chunk-target-tokens (got {}, {}, {})",
+                p.max_tokens, p.target_tokens, p.overlap_tokens
+            );
+        }
+        Ok(p)
+    }
+}
+
 #[derive(Args)]
 pub struct ServeArgs {
     #[arg(value_enum, default_value = "all")]
@@ -167,6 +201,8 @@ pub struct ServeArgs {
     pub model_dir: Option<PathBuf>,
     #[command(flatten)]
     pub embed: EmbedArgs,
+    #[command(flatten)]
+    pub chunk: ChunkArgs,
     /// Largest accepted upload, in bytes.
     #[arg(long, env = "MNEMO_MAX_UPLOAD_BYTES", default_value_t = mnemo_api::config::DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: u64,
@@ -442,6 +478,27 @@ pub enum BenchCommand {
     Extract {
         /// Folder of PDFs.
         dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tokens per CPU-second of the embedding model on the texts of a jsonl
+    /// corpus (title + text), the way Python's bare onnxruntime is measured
+    /// (deploy/model/prepare.sh --bench), and the way the service batches.
+    Embed {
+        /// A jsonl corpus with `title`/`text` fields (e.g. SciFact's corpus.jsonl).
+        corpus: PathBuf,
+        /// The prepared embedding model (deploy/model/prepare.sh).
+        #[arg(long, env = "MNEMO_MODEL_DIR")]
+        model_dir: PathBuf,
+        /// Documents read from the start of the corpus.
+        #[arg(long, default_value_t = 200)]
+        docs: usize,
+        /// onnxruntime intra-op threads (1 matches the Python measurement).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Timed passes; the best is kept (as the Python bench does).
+        #[arg(long, default_value_t = 2)]
+        passes: usize,
         #[arg(long)]
         json: bool,
     },

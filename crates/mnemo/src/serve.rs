@@ -83,7 +83,10 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         let dir = args.model_dir.clone().context(
             "the embedder needs the prepared model: run deploy/model/prepare.sh and source .mnemo/model.env (or pass --model-dir)",
         )?;
-        let config = args.embed.config(dir);
+        let config = args
+            .embed
+            .config(dir)
+            .with_max_length(args.chunk.max_tokens);
         let model = tokio::task::spawn_blocking(move || mnemo_embedder::Embedder::new(config))
             .await?
             .map_err(|e| anyhow::anyhow!(e.report()))?;
@@ -98,9 +101,10 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             .clone()
             .context("the chunker needs the prepared model's tokenizer: run deploy/model/prepare.sh and source .mnemo/model.env (or pass --model-dir)")?;
         let tokenizer = mnemo_chunker::ModelTokenizer::from_model_dir(&dir)?;
+        let params = args.chunk.params()?;
         let (bus, rx) = (bus.clone(), stop_rx.clone());
         tasks.spawn(async move {
-            mnemo_chunker::run(&bus, tokenizer, Default::default(), stopped(rx))
+            mnemo_chunker::run(&bus, tokenizer, params, stopped(rx))
                 .await
                 .context("chunker")
         });

@@ -130,8 +130,36 @@ struct EndToEnd {
     tokens: u64,
     max_chunk_tokens: u64,
     duplicate_texts: u64,
+    embedder_queue: QueueCounts,
     peak_rss: Vec<(String, u64)>,
     cpu_seconds: Vec<(String, f64)>,
+}
+
+/// What the embedder's queue reported when it stopped.
+#[derive(Default, serde::Serialize)]
+struct QueueCounts {
+    cache_hits: u64,
+    shared: u64,
+    embedded: u64,
+    batches: u64,
+}
+
+impl QueueCounts {
+    /// From the `embedder stopped cache_hits=… shared=…` log line.
+    fn parse(line: &str) -> Self {
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Self {
+            cache_hits: field("cache_hits"),
+            shared: field("shared"),
+            embedded: field("embedded"),
+            batches: field("batches"),
+        }
+    }
 }
 
 #[derive(serde::Serialize)]
@@ -178,7 +206,22 @@ async fn measure(
     let port = free_port()?;
     let secret = uuid::Uuid::new_v4().simple().to_string();
     let mut services = Vec::new();
+    // The embedder logs what its queue did when it stops (cache hits, texts
+    // shared, texts embedded): its stderr goes to a file read at the end.
+    let embedder_log =
+        std::env::temp_dir().join(format!("mnemo-bench-{}-embedder.log", ns.as_str()));
+    let base_log = global.log.clone().unwrap_or_else(|| "warn".into());
     for name in ["projector", "extractor", "chunker", "embedder", "api"] {
+        let (log, stderr) = if name == "embedder" {
+            let file = std::fs::File::create(&embedder_log)
+                .with_context(|| format!("cannot create {}", embedder_log.display()))?;
+            (
+                format!("{base_log},mnemo_embedder::service=info"),
+                std::process::Stdio::from(file),
+            )
+        } else {
+            (base_log.clone(), std::process::Stdio::inherit())
+        };
         let child = Command::new(&exe)
             .arg("serve")
             .arg(name)
@@ -188,7 +231,7 @@ async fn measure(
             .env("MNEMO_LISTEN", format!("127.0.0.1:{port}"))
             .env("MNEMO_JWT_SECRET", &secret)
             .env("MNEMO_MODEL_DIR", &bench.model_dir)
-            .env("MNEMO_LOG", global.log.as_deref().unwrap_or("warn"))
+            .env("MNEMO_LOG", log)
             .env(
                 "MNEMO_EMBED_TOKEN_BUDGET",
                 bench.embed.embed_token_budget.to_string(),
@@ -205,6 +248,7 @@ async fn measure(
                     .map(|t| ("MNEMO_EMBED_THREADS", t.to_string())),
             )
             .stdin(std::process::Stdio::null())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot start `mnemo serve {name}`"))?;
@@ -224,6 +268,13 @@ async fn measure(
     let mut e2e = outcome?;
     e2e.peak_rss = peak_rss;
     e2e.cpu_seconds = cpu_seconds;
+    let log = std::fs::read_to_string(&embedder_log).unwrap_or_default();
+    let _ = std::fs::remove_file(&embedder_log);
+    e2e.embedder_queue = log
+        .lines()
+        .find(|l| l.contains("embedder stopped"))
+        .map(|l| QueueCounts::parse(l))
+        .unwrap_or_default();
     let alone = embed_alone(bench, ns).await?;
     Ok((e2e, alone))
 }
@@ -283,17 +334,29 @@ async fn drive(
     let batch_id = uuid::Uuid::now_v7().to_string();
     let started = Instant::now();
     let parallel = bench.parallel.max(1);
-    let outcomes: Vec<(PathBuf, Result<Option<pb::ProgressUpdate>>)> =
+    // Upload everything first (a few streams at a time), as a user dropping
+    // a folder would, then follow every document: the services see the
+    // whole folder as soon as it is stored, not 8 documents at a time.
+    let uploads: Vec<(PathBuf, Result<pb::UploadResponse>)> =
         futures::stream::iter(files.iter().cloned())
             .map(|path| {
                 let mut documents = clients.documents.clone();
-                let progress = clients.progress.clone();
                 let batch_id = batch_id.clone();
                 async move {
-                    let r = async {
-                        let up =
-                            crate::cmd::upload::upload_file(&mut documents, &path, "", &batch_id)
-                                .await?;
+                    let r =
+                        crate::cmd::upload::upload_file(&mut documents, &path, "", &batch_id).await;
+                    (path, r)
+                }
+            })
+            .buffer_unordered(parallel)
+            .collect()
+            .await;
+    let outcomes: Vec<(PathBuf, Result<Option<pb::ProgressUpdate>>)> =
+        futures::future::join_all(uploads.into_iter().map(|(path, up)| {
+            let progress = clients.progress.clone();
+            async move {
+                let r = match up {
+                    Ok(up) => {
                         crate::cmd::upload::watch(
                             progress,
                             up.document_id,
@@ -302,14 +365,18 @@ async fn drive(
                         )
                         .await
                     }
-                    .await;
-                    (path, r)
-                }
-            })
-            .buffer_unordered(parallel)
-            .collect()
-            .await;
+                    Err(e) => Err(e),
+                };
+                (path, r)
+            }
+        }))
+        .await;
     let seconds = started.elapsed().as_secs_f64();
+    let last_sequence = outcomes
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok().and_then(|u| u.as_ref()).map(|u| u.sequence))
+        .max()
+        .unwrap_or(0);
 
     let mut e2e = EndToEnd {
         files: files.len(),
@@ -329,6 +396,9 @@ async fn drive(
         }
     }
     let db = mnemo_projector::db::connect(&bench.backend.database_url, ns).await?;
+    // The counts below come from the read models: wait until they hold
+    // every terminal event.
+    mnemo_projector::runner::wait_for(&db, ns, last_sequence, Duration::from_secs(60)).await?;
     let row = db
         .query_one(
             "SELECT coalesce(sum(pages_total), 0)::bigint FROM documents WHERE stage = 'indexed'",
@@ -450,8 +520,13 @@ fn report(bench: &PipelineBench, e2e: &EndToEnd, alone: &Alone) -> Result<()> {
         per_s(alone.tokens as f64, alone.seconds)
     );
     println!("| pipeline efficiency (alone / end to end) | {efficiency:.3} |");
+    let q = &e2e.embedder_queue;
     println!(
-        "| cache hits (chunks whose text another chunk has) | {} |",
+        "| embedder queue: cache hits / shared in flight / embedded / model calls | {} / {} / {} / {} |",
+        q.cache_hits, q.shared, q.embedded, q.batches
+    );
+    println!(
+        "| chunks whose text another chunk has | {} |",
         e2e.duplicate_texts
     );
     for ((name, bytes), (_, cpu)) in e2e.peak_rss.iter().zip(&e2e.cpu_seconds) {
