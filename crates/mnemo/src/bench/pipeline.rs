@@ -273,7 +273,7 @@ async fn measure(
     e2e.embedder_queue = log
         .lines()
         .find(|l| l.contains("embedder stopped"))
-        .map(|l| QueueCounts::parse(l))
+        .map(QueueCounts::parse)
         .unwrap_or_default();
     let alone = embed_alone(bench, ns).await?;
     Ok((e2e, alone))
