@@ -35,6 +35,7 @@ use crate::cli::{Backend, BenchArgs, BenchCommand, Global};
 mod embed;
 mod extract;
 mod pipeline;
+pub(crate) mod services;
 
 pub async fn run(global: &Global, args: BenchArgs) -> Result<ExitCode> {
     match args.command {

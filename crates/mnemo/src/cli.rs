@@ -94,6 +94,8 @@ pub enum Command {
     Dlq(DlqArgs),
     /// Benchmarks (print a table).
     Bench(BenchArgs),
+    /// Quality evaluations (print a table).
+    Eval(EvalArgs),
     /// FSRS-6 scheduling, locally (nothing is sent to a server).
     Fsrs(FsrsArgs),
 }
@@ -150,6 +152,39 @@ impl EmbedArgs {
     }
 }
 
+/// How search fuses its lexical and vector lists (reciprocal rank fusion:
+/// Σ weight / (k + rank)).
+#[derive(Args, Clone, Debug)]
+pub struct FusionArgs {
+    /// The RRF constant k: larger flattens the advantage of top ranks.
+    #[arg(long, env = "MNEMO_RRF_K", default_value_t = mnemo_search::Fusion::default().k)]
+    pub rrf_k: f64,
+    /// Weight of the full-text list.
+    #[arg(long, env = "MNEMO_RRF_LEXICAL_WEIGHT", default_value_t = mnemo_search::Fusion::default().lexical_weight)]
+    pub rrf_lexical_weight: f64,
+    /// Weight of the vector list.
+    #[arg(long, env = "MNEMO_RRF_VECTOR_WEIGHT", default_value_t = mnemo_search::Fusion::default().vector_weight)]
+    pub rrf_vector_weight: f64,
+}
+
+impl FusionArgs {
+    pub fn fusion(&self) -> anyhow::Result<mnemo_search::Fusion> {
+        let f = mnemo_search::Fusion {
+            k: self.rrf_k,
+            lexical_weight: self.rrf_lexical_weight,
+            vector_weight: self.rrf_vector_weight,
+        };
+        if !(f.k >= 0.0 && f.lexical_weight >= 0.0 && f.vector_weight >= 0.0)
+            || f.lexical_weight + f.vector_weight == 0.0
+        {
+            anyhow::bail!(
+                "--rrf-k and the RRF weights must be non-negative, and one weight positive"
+            );
+        }
+        Ok(f)
+    }
+}
+
 /// How text is cut into chunks (the chunker) and how long a text the model
 /// takes (the embedder): one setting, so no chunk is ever truncated.
 #[derive(Args, Clone, Debug)]
@@ -203,6 +238,8 @@ pub struct ServeArgs {
     pub embed: EmbedArgs,
     #[command(flatten)]
     pub chunk: ChunkArgs,
+    #[command(flatten)]
+    pub fusion: FusionArgs,
     /// Largest accepted upload, in bytes.
     #[arg(long, env = "MNEMO_MAX_UPLOAD_BYTES", default_value_t = mnemo_api::config::DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: u64,
@@ -521,6 +558,48 @@ pub enum BenchCommand {
         #[arg(long)]
         keep: bool,
         /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[command(subcommand)]
+    pub command: EvalCommand,
+}
+
+#[derive(Subcommand)]
+pub enum EvalCommand {
+    /// Retrieval quality on a BEIR dataset through the real pipeline:
+    /// nDCG@10 and recall@100 for lexical, vector and hybrid search.
+    Ir {
+        #[command(flatten)]
+        backend: Backend,
+        /// corpus.jsonl (`_id`, `title`, `text`).
+        #[arg(long)]
+        corpus: PathBuf,
+        /// queries.jsonl (`_id`, `text`); only judged queries are scored.
+        #[arg(long)]
+        queries: PathBuf,
+        /// qrels TSV (`query-id corpus-id score`).
+        #[arg(long)]
+        qrels: PathBuf,
+        /// The prepared embedding model (deploy/model/prepare.sh).
+        #[arg(long, env = "MNEMO_MODEL_DIR")]
+        model_dir: PathBuf,
+        /// Ingest only the first N corpus documents (a quick check).
+        #[arg(long)]
+        docs: Option<usize>,
+        /// Score against a namespace kept by an earlier run (no ingest).
+        #[arg(long)]
+        reuse: Option<String>,
+        /// Keep the namespace afterwards (for --reuse).
+        #[arg(long)]
+        keep: bool,
+        /// Uploads and queries in flight at once.
+        #[arg(long, default_value_t = 16)]
+        parallel: usize,
         #[arg(long)]
         json: bool,
     },

@@ -20,6 +20,7 @@ mod bench;
 mod cli;
 mod client;
 mod cmd;
+mod eval;
 mod secret;
 mod serve;
 
@@ -47,6 +48,37 @@ async fn main() -> std::process::ExitCode {
         Command::Stats(args) => cmd::stats::run(&cli.global, args).await,
         Command::Search(args) => cmd::search::run(&cli.global, args).await,
         Command::Projections(args) => cmd::projections::run(args).await,
+        Command::Eval(args) => match args.command {
+            cli::EvalCommand::Ir {
+                backend,
+                corpus,
+                queries,
+                qrels,
+                model_dir,
+                docs,
+                reuse,
+                keep,
+                parallel,
+                json,
+            } => {
+                eval::run(
+                    &cli.global,
+                    eval::IrEval {
+                        backend,
+                        corpus,
+                        queries,
+                        qrels,
+                        model_dir,
+                        docs,
+                        reuse,
+                        keep,
+                        parallel,
+                        json,
+                    },
+                )
+                .await
+            }
+        },
         Command::Dlq(args) => cmd::dlq::run(args).await,
         Command::Extract(args) => cmd::extract::run(args).await,
         Command::ExtractWorker { file } => Ok(mnemo_pdf::worker::main(&file)),

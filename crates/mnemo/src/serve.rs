@@ -136,7 +136,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
                 .with_search(mnemo_api::search::SearchState {
                     index: index.clone(),
                     embedder: model.clone(),
-                    fusion: Default::default(),
+                    fusion: args.fusion.fusion()?,
                 });
         let (b, url) = (bus.clone(), args.backend.database_url.clone());
         tasks.spawn(async move {

@@ -25,10 +25,10 @@ use futures::StreamExt;
 use mnemo_bus::{Bus, Namespace};
 use mnemo_embedder::batcher::{Batcher, TextToEmbed};
 use mnemo_proto::v1 as pb;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
+use super::services::{cpu_seconds_of, free_port, ServiceProcess};
 use crate::cli::{Backend, EmbedArgs, Global};
-use crate::client::connect;
 
 /// What `bench pipeline` is asked to do.
 pub struct PipelineBench {
@@ -39,65 +39,6 @@ pub struct PipelineBench {
     pub parallel: usize,
     pub keep: bool,
     pub json: bool,
-}
-
-/// One service child process.
-struct ServiceProcess {
-    name: &'static str,
-    child: Child,
-}
-
-impl ServiceProcess {
-    /// Peak resident set size so far, in bytes (Linux `VmHWM`).
-    fn peak_rss(&self) -> Option<u64> {
-        let pid = self.child.id()?;
-        peak_rss_of(pid)
-    }
-
-    /// Asks the service to stop (SIGTERM) and waits for it.
-    async fn stop(mut self) {
-        if let Some(pid) = self.child.id() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .await;
-        }
-        if tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
-    }
-}
-
-/// CPU seconds (user + system) a process has used so far, its waited-for
-/// children included (the extractor's `pdftotext`s).
-fn cpu_seconds_of(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime, stime, cutime, cstime are fields 14–17 of stat(5); `rest` starts at field 3.
-    let ticks: u64 = fields
-        .get(11..15)?
-        .iter()
-        .filter_map(|f| f.parse::<u64>().ok())
-        .sum();
-    Some(ticks as f64 / 100.0) // USER_HZ is 100 on Linux
-}
-
-fn peak_rss_of(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-/// A free TCP port on loopback for the API child.
-fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
 }
 
 fn pdfs_in(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -290,29 +231,11 @@ async fn drive(
     services: &mut [ServiceProcess],
 ) -> Result<EndToEnd> {
     let ns = &bus.namespace;
-    let mut client_global = global.clone();
-    client_global.server = format!("http://127.0.0.1:{port}");
     let owner = mnemo_domain::OwnerId::new("bench".to_owned())?;
-    client_global.token = Some(
-        mnemo_api::auth::Authenticator::new(secret.as_bytes()).issue(&owner, 24 * 3600, false)?,
-    );
-    // The API child needs a moment to load; retry the connection, and give
-    // up early if a service already died.
+    let token =
+        mnemo_api::auth::Authenticator::new(secret.as_bytes()).issue(&owner, 24 * 3600, false)?;
+    let clients = super::services::connect_when_ready(global, port, token, services).await?;
     let deadline = Instant::now() + Duration::from_secs(120);
-    let clients = loop {
-        match connect(&client_global).await {
-            Ok(c) => break c,
-            Err(e) if Instant::now() > deadline => return Err(e),
-            Err(_) => {
-                for s in services.iter_mut() {
-                    if let Ok(Some(status)) = s.child.try_wait() {
-                        bail!("`mnemo serve {}` exited early: {status}", s.name);
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    };
 
     // The clock starts when every service is ready: a service creates its
     // durable consumer once loaded (the embedder after its model). The

@@ -1,0 +1,98 @@
+//! mnemo's services as child processes, for benchmarks and evaluations that
+//! run the real thing in a throwaway namespace: starting, measuring (peak
+//! RSS, CPU), connecting to and stopping them.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use tokio::process::{Child, Command};
+
+use crate::cli::Global;
+use crate::client::{connect, Clients};
+
+/// One service child process.
+pub(crate) struct ServiceProcess {
+    pub name: &'static str,
+    pub child: Child,
+}
+
+impl ServiceProcess {
+    /// Peak resident set size so far, in bytes (Linux `VmHWM`).
+    pub fn peak_rss(&self) -> Option<u64> {
+        let pid = self.child.id()?;
+        peak_rss_of(pid)
+    }
+
+    /// Asks the service to stop (SIGTERM) and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await;
+        }
+        if tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// CPU seconds (user + system) a process has used so far, its waited-for
+/// children included (the extractor's `pdftotext`s).
+pub(crate) fn cpu_seconds_of(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime, stime, cutime, cstime are fields 14–17 of stat(5); `rest` starts at field 3.
+    let ticks: u64 = fields
+        .get(11..15)?
+        .iter()
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    Some(ticks as f64 / 100.0) // USER_HZ is 100 on Linux
+}
+
+pub(crate) fn peak_rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// A free TCP port on loopback for the API child.
+pub(crate) fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Connects to the API child at `port` with `token`, retrying while it
+/// starts; fails early if a service already exited.
+pub(crate) async fn connect_when_ready(
+    global: &Global,
+    port: u16,
+    token: String,
+    services: &mut [ServiceProcess],
+) -> Result<Clients> {
+    let mut client_global = global.clone();
+    client_global.server = format!("http://127.0.0.1:{port}");
+    client_global.token = Some(token);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        match connect(&client_global).await {
+            Ok(c) => return Ok(c),
+            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(_) => {
+                for s in services.iter_mut() {
+                    if let Ok(Some(status)) = s.child.try_wait() {
+                        bail!("`mnemo serve {}` exited early: {status}", s.name);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! `mnemo eval ir`: retrieval quality on a BEIR dataset (e.g. SciFact)
+//! through the real system.
+//!
+//! 1. `mnemo serve all` starts as a child process in a throwaway namespace
+//!    (`eval_<random>`; `--reuse NS` skips ingesting into one kept before).
+//! 2. Every corpus line is uploaded as a text document (title, blank line,
+//!    text) with the corpus id as its external id, and followed through the
+//!    real pipeline (extractor, chunker, embedder, projector) to `indexed`.
+//! 3. Every judged query is searched three ways — full text, vector,
+//!    hybrid — over gRPC; hits become documents (a document counts once, at
+//!    its best chunk) and are scored against the judgments: nDCG@10 and
+//!    recall@100, averaged over queries.
+//!
+//! Tune fusion with the serve flags' env vars (`MNEMO_RRF_K`,
+//! `MNEMO_RRF_LEXICAL_WEIGHT`, `MNEMO_RRF_VECTOR_WEIGHT`), which the child
+//! inherits — on the train split only.
+
+mod beir;
+pub mod metrics;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use futures::StreamExt;
+use mnemo_bus::{Bus, Namespace};
+use mnemo_proto::v1 as pb;
+use mnemo_proto::v1::upload_request::Part;
+use tokio::process::Command;
+
+use crate::bench::services::{connect_when_ready, free_port, ServiceProcess};
+use crate::cli::{Backend, Global};
+use crate::client::Clients;
+
+/// What `eval ir` is asked to do.
+pub struct IrEval {
+    pub backend: Backend,
+    pub corpus: PathBuf,
+    pub queries: PathBuf,
+    pub qrels: PathBuf,
+    pub model_dir: PathBuf,
+    /// Ingest only the first N documents (quick checks; scores drop).
+    pub docs: Option<usize>,
+    /// An existing namespace with the corpus already ingested.
+    pub reuse: Option<String>,
+    pub keep: bool,
+    pub parallel: usize,
+    pub json: bool,
+}
+
+/// Scores of one retrieval mode.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModeScores {
+    pub mode: &'static str,
+    pub ndcg_at_10: f64,
+    pub recall_at_100: f64,
+    pub queries: usize,
+    pub p50_ms: f64,
+}
+
+const OWNER: &str = "eval";
+
+pub async fn run(global: &Global, eval: IrEval) -> Result<ExitCode> {
+    let corpus = beir::corpus(&eval.corpus)?;
+    let corpus = &corpus[..eval.docs.unwrap_or(usize::MAX).min(corpus.len())];
+    let qrels = beir::qrels(&eval.qrels)?;
+    let queries: Vec<beir::Query> = beir::queries(&eval.queries)?
+        .into_iter()
+        .filter(|q| qrels.contains_key(&q.id))
+        .collect();
+    if queries.is_empty() {
+        bail!(
+            "no query of {} has judgments in {}",
+            eval.queries.display(),
+            eval.qrels.display()
+        );
+    }
+    let ns = match &eval.reuse {
+        Some(ns) => Namespace::new(ns.as_str())?,
+        None => Namespace::new(format!(
+            "eval_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ))?,
+    };
+    let bus = Bus::start(&eval.backend.nats_url, ns.clone(), 1)
+        .await
+        .context("starting the event bus (try `mnemo doctor`)")?;
+    let projector = mnemo_projector::ProjectorConfig::new(ns.clone(), &eval.backend.database_url);
+    mnemo_projector::runner::prepare(&projector).await?;
+
+    let port = free_port()?;
+    let secret = uuid::Uuid::new_v4().simple().to_string();
+    let child = Command::new(std::env::current_exe().context("cannot find the mnemo executable")?)
+        .args(["serve", "all"])
+        .env("MNEMO_NATS_URL", &eval.backend.nats_url)
+        .env("MNEMO_DATABASE_URL", &eval.backend.database_url)
+        .env("MNEMO_NAMESPACE", ns.as_str())
+        .env("MNEMO_LISTEN", format!("127.0.0.1:{port}"))
+        .env("MNEMO_JWT_SECRET", &secret)
+        .env("MNEMO_MODEL_DIR", &eval.model_dir)
+        .env("MNEMO_LOG", global.log.as_deref().unwrap_or("warn"))
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start `mnemo serve all`")?;
+    let mut services = vec![ServiceProcess { name: "all", child }];
+    let owner = mnemo_domain::OwnerId::new(OWNER.to_owned())?;
+    let token = mnemo_api::auth::Authenticator::new(secret.as_bytes()).issue(
+        &owner,
+        7 * 24 * 3600,
+        false,
+    )?;
+    let result = async {
+        let clients = connect_when_ready(global, port, token, &mut services).await?;
+        if eval.reuse.is_none() {
+            ingest(&clients, corpus, eval.parallel, eval.json).await?;
+        }
+        let mut scores = Vec::new();
+        for (mode, name) in [
+            (pb::SearchMode::Lexical, "lexical"),
+            (pb::SearchMode::Vector, "vector"),
+            (pb::SearchMode::Hybrid, "hybrid"),
+        ] {
+            scores.push(score(&clients, &queries, &qrels, mode, name, eval.parallel).await?);
+        }
+        anyhow::Ok(scores)
+    }
+    .await;
+    for s in services {
+        s.stop().await;
+    }
+    if eval.reuse.is_none() && !eval.keep {
+        mnemo_bus::setup::delete_namespace(&bus.jetstream, &ns).await?;
+        mnemo_projector::db::drop_schema(&eval.backend.database_url, &ns).await?;
+    } else if eval.reuse.is_none() {
+        eprintln!("kept namespace {ns} (reuse it with --reuse {ns})");
+    }
+    let scores = result?;
+    if eval.json {
+        println!(
+            "{}",
+            serde_json::json!({"corpus_documents": corpus.len(), "queries": queries.len(), "modes": scores})
+        );
+    } else {
+        println!(
+            "{} documents, {} judged queries ({})",
+            corpus.len(),
+            queries.len(),
+            eval.queries.display()
+        );
+        println!();
+        println!("| retrieval | nDCG@10 | recall@100 | p50 latency |");
+        println!("|---|---:|---:|---:|");
+        for s in &scores {
+            println!(
+                "| {} | **{:.4}** | {:.4} | {:.1} ms |",
+                s.mode, s.ndcg_at_10, s.recall_at_100, s.p50_ms
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Uploads every document (one batch) and waits until all have ended.
+async fn ingest(
+    clients: &Clients,
+    corpus: &[beir::Doc],
+    parallel: usize,
+    quiet: bool,
+) -> Result<()> {
+    let started = Instant::now();
+    let batch_id = uuid::Uuid::now_v7().to_string();
+    let uploaded: Vec<Result<()>> = futures::stream::iter(corpus.iter())
+        .map(|doc| {
+            let mut documents = clients.documents.clone();
+            let batch_id = batch_id.clone();
+            async move {
+                let body = format!("{}\n\n{}\n", doc.title, doc.text).into_bytes();
+                let requests = vec![
+                    pb::UploadRequest {
+                        part: Some(Part::Metadata(pb::UploadMetadata {
+                            filename: format!("{}.txt", doc.id),
+                            batch_id,
+                            content_type: "text/plain".into(),
+                            external_id: doc.id.clone(),
+                            ..Default::default()
+                        })),
+                    },
+                    pb::UploadRequest {
+                        part: Some(Part::Chunk(body)),
+                    },
+                ];
+                documents
+                    .upload(futures::stream::iter(requests))
+                    .await
+                    .map(|_| ())
+                    .map_err(|s| anyhow::anyhow!("uploading {}: {}", doc.id, s.message()))
+            }
+        })
+        .buffer_unordered(parallel.max(1))
+        .collect()
+        .await;
+    uploaded.into_iter().collect::<Result<Vec<()>>>()?;
+    // Wait for the pipeline: the counters tell how many documents ended.
+    let mut stats = clients.stats.clone();
+    let total = corpus.len() as u64;
+    loop {
+        let s = stats
+            .get_stats(pb::GetStatsRequest { all_owners: false })
+            .await
+            .map_err(|s| anyhow::anyhow!("stats: {}", s.message()))?
+            .into_inner();
+        let t = s.totals.unwrap_or_default();
+        let ended = t.indexed + t.failed + t.cancelled;
+        if !quiet {
+            eprint!(
+                "\ringested {ended}/{total} documents ({} failed) in {:.0} s   ",
+                t.failed,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        if t.total >= total && ended >= t.total {
+            if !quiet {
+                eprintln!();
+            }
+            if t.failed > 0 {
+                eprintln!("warning: {} documents failed to index", t.failed);
+            }
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn score(
+    clients: &Clients,
+    queries: &[beir::Query],
+    qrels: &HashMap<String, metrics::Judged>,
+    mode: pb::SearchMode,
+    name: &'static str,
+    parallel: usize,
+) -> Result<ModeScores> {
+    let results: Vec<Result<(f64, f64, f64)>> = futures::stream::iter(queries.iter())
+        .map(|q| {
+            let mut search = clients.search.clone();
+            async move {
+                let started = Instant::now();
+                let hits = search
+                    .search(pb::SearchRequest {
+                        query: q.text.clone(),
+                        k: 100,
+                        mode: mode as i32,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|s| anyhow::anyhow!("query {}: {}", q.id, s.message()))?
+                    .into_inner()
+                    .hits;
+                let ms = started.elapsed().as_secs_f64() * 1000.0;
+                let ranked = metrics::documents_once(hits.into_iter().map(|h| h.external_id));
+                let judged = &qrels[&q.id];
+                Ok((
+                    metrics::ndcg_at(&ranked, judged, 10),
+                    metrics::recall_at(&ranked, judged, 100),
+                    ms,
+                ))
+            }
+        })
+        .buffer_unordered(parallel.max(1))
+        .collect()
+        .await;
+    let results: Vec<(f64, f64, f64)> = results.into_iter().collect::<Result<_>>()?;
+    let n = results.len().max(1) as f64;
+    let mut ms: Vec<f64> = results.iter().map(|r| r.2).collect();
+    ms.sort_by(f64::total_cmp);
+    Ok(ModeScores {
+        mode: name,
+        ndcg_at_10: results.iter().map(|r| r.0).sum::<f64>() / n,
+        recall_at_100: results.iter().map(|r| r.1).sum::<f64>() / n,
+        queries: results.len(),
+        p50_ms: ms.get(ms.len() / 2).copied().unwrap_or(0.0),
+    })
+}
