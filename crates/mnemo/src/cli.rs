@@ -573,36 +573,40 @@ pub struct EvalArgs {
 pub enum EvalCommand {
     /// Retrieval quality on a BEIR dataset through the real pipeline:
     /// nDCG@10 and recall@100 for lexical, vector and hybrid search.
-    Ir {
-        #[command(flatten)]
-        backend: Backend,
-        /// corpus.jsonl (`_id`, `title`, `text`).
-        #[arg(long)]
-        corpus: PathBuf,
-        /// queries.jsonl (`_id`, `text`); only judged queries are scored.
-        #[arg(long)]
-        queries: PathBuf,
-        /// qrels TSV (`query-id corpus-id score`).
-        #[arg(long)]
-        qrels: PathBuf,
-        /// The prepared embedding model (deploy/model/prepare.sh).
-        #[arg(long, env = "MNEMO_MODEL_DIR")]
-        model_dir: PathBuf,
-        /// Ingest only the first N corpus documents (a quick check).
-        #[arg(long)]
-        docs: Option<usize>,
-        /// Score against a namespace kept by an earlier run (no ingest).
-        #[arg(long)]
-        reuse: Option<String>,
-        /// Keep the namespace afterwards (for --reuse).
-        #[arg(long)]
-        keep: bool,
-        /// Uploads and queries in flight at once.
-        #[arg(long, default_value_t = 16)]
-        parallel: usize,
-        #[arg(long)]
-        json: bool,
-    },
+    Ir(IrArgs),
+}
+
+/// `mnemo eval ir`.
+#[derive(Args)]
+pub struct IrArgs {
+    #[command(flatten)]
+    pub backend: Backend,
+    /// corpus.jsonl (`_id`, `title`, `text`).
+    #[arg(long)]
+    pub corpus: PathBuf,
+    /// queries.jsonl (`_id`, `text`); only judged queries are scored.
+    #[arg(long)]
+    pub queries: PathBuf,
+    /// qrels TSV (`query-id corpus-id score`).
+    #[arg(long)]
+    pub qrels: PathBuf,
+    /// The prepared embedding model (deploy/model/prepare.sh).
+    #[arg(long, env = "MNEMO_MODEL_DIR")]
+    pub model_dir: PathBuf,
+    /// Ingest only the first N corpus documents (a quick check).
+    #[arg(long)]
+    pub docs: Option<usize>,
+    /// Score against a namespace kept by an earlier run (no ingest).
+    #[arg(long)]
+    pub reuse: Option<String>,
+    /// Keep the namespace afterwards (for --reuse).
+    #[arg(long)]
+    pub keep: bool,
+    /// Uploads and queries in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub parallel: usize,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]

@@ -49,32 +49,8 @@ async fn main() -> std::process::ExitCode {
         Command::Search(args) => cmd::search::run(&cli.global, args).await,
         Command::Projections(args) => cmd::projections::run(args).await,
         Command::Eval(args) => match args.command {
-            cli::EvalCommand::Ir {
-                backend,
-                corpus,
-                queries,
-                qrels,
-                model_dir,
-                docs,
-                reuse,
-                keep,
-                parallel,
-                json,
-            } => {
-                eval::run(
-                    &cli.global,
-                    eval::IrEval {
-                        backend,
-                        corpus,
-                        queries,
-                        qrels,
-                        model_dir,
-                        docs,
-                        reuse,
-                        keep,
-                        parallel,
-                        json,
-                    },
+            cli::EvalCommand::Ir(ir) => eval::run(&cli.global, ir).await,
+        },
                 )
                 .await
             }

@@ -31,24 +31,8 @@ use mnemo_proto::v1::upload_request::Part;
 use tokio::process::Command;
 
 use crate::bench::services::{connect_when_ready, free_port, ServiceProcess};
-use crate::cli::{Backend, Global};
+use crate::cli::{Global, IrArgs};
 use crate::client::Clients;
-
-/// What `eval ir` is asked to do.
-pub struct IrEval {
-    pub backend: Backend,
-    pub corpus: PathBuf,
-    pub queries: PathBuf,
-    pub qrels: PathBuf,
-    pub model_dir: PathBuf,
-    /// Ingest only the first N documents (quick checks; scores drop).
-    pub docs: Option<usize>,
-    /// An existing namespace with the corpus already ingested.
-    pub reuse: Option<String>,
-    pub keep: bool,
-    pub parallel: usize,
-    pub json: bool,
-}
 
 /// Scores of one retrieval mode.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -62,7 +46,7 @@ pub struct ModeScores {
 
 const OWNER: &str = "eval";
 
-pub async fn run(global: &Global, eval: IrEval) -> Result<ExitCode> {
+pub async fn run(global: &Global, eval: IrArgs) -> Result<ExitCode> {
     let corpus = beir::corpus(&eval.corpus)?;
     let corpus = &corpus[..eval.docs.unwrap_or(usize::MAX).min(corpus.len())];
     let qrels = beir::qrels(&eval.qrels)?;
