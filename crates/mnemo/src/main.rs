@@ -51,10 +51,6 @@ async fn main() -> std::process::ExitCode {
         Command::Eval(args) => match args.command {
             cli::EvalCommand::Ir(ir) => eval::run(&cli.global, ir).await,
         },
-                )
-                .await
-            }
-        },
         Command::Dlq(args) => cmd::dlq::run(args).await,
         Command::Extract(args) => cmd::extract::run(args).await,
         Command::ExtractWorker { file } => Ok(mnemo_pdf::worker::main(&file)),
