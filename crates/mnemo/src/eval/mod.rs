@@ -19,7 +19,6 @@ mod beir;
 pub mod metrics;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
