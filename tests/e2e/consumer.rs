@@ -29,6 +29,8 @@ impl Handler for Scripted {
             "bad" => Outcome::Reject {
                 reason: "bad input".into(),
             },
+            // Never finishes: like a worker that hangs or dies mid-message.
+            "stall" => std::future::pending().await,
             "slow" => {
                 if let Some(rx) = self.release.lock().await.take() {
                     let _ = rx.await;
@@ -237,4 +239,63 @@ async fn stopping_finishes_the_message_in_hand() {
     let info = c.info().await.unwrap();
     assert_eq!((info.num_pending, info.num_ack_pending), (0, 0));
     assert_eq!(info.ack_floor.stream_sequence, 1);
+}
+
+#[tokio::test]
+async fn work_that_never_finishes_is_redelivered_then_given_up_and_dead_lettered() {
+    let env = TestEnv::start_with(EnvOptions {
+        run_api: false,
+        run_projector: false,
+        ..Default::default()
+    })
+    .await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let handler = Arc::new(Scripted {
+        seen: tx,
+        release: Mutex::new(None),
+    });
+    publish(&env, &["stall"]).await;
+    let mut s = spec(&env);
+    s.ack_wait = Duration::from_secs(1);
+    s.max_deliver = 2;
+    s.concurrency = 4; // each stalled attempt keeps its slot
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let bus = env.bus.clone();
+    let runner = tokio::spawn(async move {
+        consumer::run(&bus, s, handler, async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+    // Two attempts that hang, then the third delivery is given up on
+    // without running the handler again.
+    let mut seen = Vec::new();
+    while !seen.iter().any(|(_, _, w)| *w == "gave_up") {
+        let item = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("the stalled message comes back")
+            .unwrap();
+        seen.push(item);
+    }
+    let handled: Vec<i64> = seen
+        .iter()
+        .filter(|(_, _, w)| *w == "handled")
+        .map(|(_, d, _)| *d)
+        .collect();
+    assert_eq!(handled, vec![1, 2], "{seen:?}");
+    assert_eq!(seen.last().map(|(_, d, _)| *d), Some(3));
+    let letters = mnemo_bus::dlq::list(&env.bus).await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(
+        letters[0].reason.contains("never finished"),
+        "{}",
+        letters[0].reason
+    );
+    // Stopping does not wait for the hung attempts beyond one ack wait.
+    let _ = stop_tx.send(());
+    let stopped = tokio::time::timeout(Duration::from_secs(10), runner).await;
+    assert!(
+        stopped.is_ok_and(|r| r.is_ok_and(|r| r.is_ok())),
+        "the loop stops despite hung work"
+    );
 }

@@ -10,10 +10,13 @@
 //!   [`Outcome::Reject`], the handler's [`Handler::give_up`] runs (e.g. to
 //!   append `DocumentFailed`), a copy goes to the dead-letter stream
 //!   (`<ns>.dlq.<service>`, with the reason), and the message is terminated.
+//!   Work that stalls past the ack wait (or dies with its process) is
+//!   redelivered by JetStream and counts as an attempt too.
 //! - *Shared work.* N copies of a service use the same durable consumer name
 //!   and JetStream spreads messages between them.
 //! - *Graceful stop.* On shutdown no new message is taken; messages in hand
-//!   finish and are acknowledged before [`run`] returns.
+//!   finish and are acknowledged before [`run`] returns (within one ack
+//!   wait; what is still running then is left to be redelivered).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -269,7 +272,20 @@ pub async fn run<H: Handler>(
         );
         in_hand.spawn(async move {
             let _permit = permit;
-            let outcome = handler.handle(&delivery).await;
+            // The consumer allows one delivery more than we use: a message
+            // whose last attempt never finished (the service crashed or
+            // stalled past the ack wait) comes back once more, only to be
+            // given up on here — so it still gets its `give_up` and dead letter.
+            let outcome = if delivery.delivered > spec.max_deliver {
+                Outcome::Reject {
+                    reason: format!(
+                        "the last attempt never finished: the service stopped, crashed or stalled while handling it (delivery {})",
+                        delivery.delivered
+                    ),
+                }
+            } else {
+                handler.handle(&delivery).await
+            };
             let ack = match outcome {
                 Outcome::Done => AckKind::Ack,
                 Outcome::Retry { reason } if delivery.delivered < spec.max_deliver => {
@@ -309,8 +325,16 @@ pub async fn run<H: Handler>(
         // Reap finished tasks as we go.
         while in_hand.try_join_next().is_some() {}
     }
-    // Graceful stop: finish what is in hand.
-    while in_hand.join_next().await.is_some() {}
+    // Graceful stop: finish what is in hand — but not forever: work still
+    // running after an ack wait is abandoned (JetStream redelivers it).
+    let drained = tokio::time::timeout(spec.ack_wait, async {
+        while in_hand.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(service = %spec.service, left = in_hand.len(), "stopping with work unfinished; it will be redelivered");
+        in_hand.abort_all();
+    }
     tracing::info!(service = %spec.service, "consumer stopped");
     Ok(())
 }
