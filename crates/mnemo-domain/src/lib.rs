@@ -3,7 +3,7 @@
 //! Owns: what a document *is* (its events and the state machine that decides
 //! which command may append which event), how an owner id becomes a safe
 //! subject token, how uploaded bytes are classified, and how a document's
-//! events fold into progress.
+//! (or a batch's, or an owner's) events fold into progress.
 //! Must not: do I/O. Nothing here knows NATS, PostgreSQL or gRPC, and every
 //! function can be tested without an async runtime.
 //!
@@ -15,6 +15,7 @@
 //! - [`document`]: the document aggregate: commands, events, errors, state.
 //! - [`learn`]: the learner's history: topics, cards and their reviews.
 //! - [`progress`]: the fold of a document's events into stage/fraction/message.
+//! - [`progress_set`]: the fold of a batch's or an owner's documents (counts, overall fraction).
 //! - [`text`]: extracted text as the extractor stores it for the chunker.
 //! - [`schema`]: event schema versions and their upcasters.
 
@@ -25,6 +26,7 @@ pub mod ids;
 pub mod learn;
 pub mod owner;
 pub mod progress;
+pub mod progress_set;
 pub mod schema;
 pub mod text;
 

@@ -142,6 +142,21 @@ impl Progress {
     }
 }
 
+/// The event without the bulk the fold never reads (chunk texts, vectors),
+/// so that what progress keeps and queues is ids and counts, not megabytes.
+pub fn slim(mut event: DocumentEvent) -> DocumentEvent {
+    match &mut event {
+        DocumentEvent::DocumentChunked { chunks, .. } => {
+            chunks.iter_mut().for_each(|c| c.text = String::new());
+        }
+        DocumentEvent::ChunksEmbedded { vectors, .. } => {
+            vectors.iter_mut().for_each(|v| v.vector = Vec::new());
+        }
+        _ => {}
+    }
+    event
+}
+
 fn ratio(done: u64, total: u64) -> f64 {
     if total == 0 {
         0.0
@@ -244,6 +259,33 @@ mod tests {
         assert!((last.fraction - 1.0).abs() < 1e-9);
         assert!(last.is_terminal());
         assert_eq!(last.sequence, 7);
+    }
+
+    #[test]
+    fn slim_events_fold_the_same() {
+        let events = vec![
+            uploaded(),
+            DocumentEvent::DocumentChunked {
+                run: 1,
+                batch: 0,
+                last: true,
+                chunks: vec![chunk("a"), chunk("b")],
+            },
+            DocumentEvent::ChunksEmbedded {
+                run: 1,
+                model: "m".into(),
+                dims: 2,
+                vectors: vec![ChunkVector {
+                    chunk_id: "a".into(),
+                    vector: vec![1.0, 2.0],
+                }],
+            },
+        ];
+        let slimmed: Vec<_> = events.iter().cloned().map(slim).collect();
+        assert_eq!(fold(&events), fold(&slimmed));
+        assert!(
+            matches!(&slimmed[2], DocumentEvent::ChunksEmbedded { vectors, .. } if vectors[0].vector.is_empty())
+        );
     }
 
     #[test]

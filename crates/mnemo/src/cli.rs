@@ -75,7 +75,7 @@ pub enum Command {
     Upload(UploadArgs),
     /// Your documents.
     Docs(DocsArgs),
-    /// Follow one document's progress.
+    /// Follow the progress of one document, an upload batch, or all of yours.
     Progress(ProgressArgs),
     /// Extract a file's text locally, as the extractor service would.
     Extract(ExtractArgs),
@@ -221,6 +221,9 @@ pub struct UploadArgs {
     pub parallel: usize,
     #[arg(long)]
     pub json: bool,
+    /// With --watch: reconnect attempts in a row when the API goes away.
+    #[arg(long, env = "MNEMO_WATCH_RECONNECTS", default_value_t = crate::cmd::watch::DEFAULT_RECONNECTS)]
+    pub reconnects: u32,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -355,16 +358,27 @@ pub enum DocsCommand {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("scope").required(true).args(["document_id", "batch", "all"])))]
 pub struct ProgressArgs {
-    pub document_id: String,
+    /// The document to follow.
+    pub document_id: Option<String>,
+    /// Every document of this upload batch (`mnemo upload` prints its id).
+    #[arg(long)]
+    pub batch: Option<String>,
+    /// All of your documents.
+    #[arg(long)]
+    pub all: bool,
     /// Resume after this stream sequence.
     #[arg(long, default_value_t = 0)]
     pub from: u64,
-    /// Keep following after a terminal stage.
+    /// Keep following after every document is in a terminal stage.
     #[arg(long)]
     pub follow: bool,
     #[arg(long)]
     pub json: bool,
+    /// Reconnect attempts in a row (with backoff) when the API goes away.
+    #[arg(long, env = "MNEMO_WATCH_RECONNECTS", default_value_t = crate::cmd::watch::DEFAULT_RECONNECTS)]
+    pub reconnects: u32,
 }
 
 #[derive(Args)]

@@ -12,6 +12,7 @@ pub mod search;
 pub mod stats;
 pub mod token;
 pub mod upload;
+pub mod watch;
 
 use mnemo_proto::v1 as pb;
 
@@ -63,5 +64,15 @@ pub fn progress_json(u: &pb::ProgressUpdate) -> serde_json::Value {
         "sequence": u.sequence,
         "event_type": u.event_type,
         "terminal": u.terminal,
+        "batch_id": u.batch_id,
+        "filename": u.filename,
+        "summary": u.summary.as_ref().map(|s| serde_json::json!({
+            "total": s.total,
+            "done": s.done,
+            "failed": s.failed,
+            "cancelled": s.cancelled,
+            "finished": s.finished,
+            "fraction": s.fraction,
+        })),
     })
 }
