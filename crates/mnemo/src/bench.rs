@@ -1,6 +1,6 @@
 //! `mnemo bench append`: how fast commands append, and how fast uploads are
 //! accepted. `mnemo bench pipeline` lives in [`pipeline`], `mnemo bench
-//! extract` in [`extract`].
+//! extract` in [`extract`], `mnemo bench progress` in [`progress`].
 //!
 //! Runs in a throwaway namespace (`bench_<random>`) on the configured NATS and
 //! PostgreSQL, and deletes it afterwards.
@@ -34,6 +34,7 @@ use crate::cli::{Backend, BenchArgs, BenchCommand, Global};
 
 mod extract;
 mod pipeline;
+mod progress;
 
 pub async fn run(global: &Global, args: BenchArgs) -> Result<ExitCode> {
     match args.command {
@@ -61,6 +62,29 @@ pub async fn run(global: &Global, args: BenchArgs) -> Result<ExitCode> {
             )
             .await
         }
+        BenchCommand::Progress {
+            backend,
+            watchers,
+            scope,
+            owners,
+            events,
+            rate,
+            connections,
+            appenders,
+            json,
+        } => progress::run(progress::ProgressBench {
+            backend,
+            watchers,
+            scope,
+            owners,
+            events,
+            rate,
+            connections,
+            appenders,
+            json,
+        })
+        .await
+        .map(|_| ExitCode::SUCCESS),
         BenchCommand::Append {
             backend,
             aggregates,
