@@ -132,7 +132,11 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
                     embedder: model.clone(),
                     fusion: Default::default(),
                 });
-        let (b, url, rx) = (bus.clone(), args.backend.database_url.clone(), stop_rx.clone());
+        let (b, url, rx) = (
+            bus.clone(),
+            args.backend.database_url.clone(),
+            stop_rx.clone(),
+        );
         // It follows the stream forever: stop it with the rest, or the
         // process never exits after SIGTERM.
         tasks.spawn(async move {

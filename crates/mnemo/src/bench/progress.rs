@@ -68,11 +68,13 @@ async fn measure(bench: &ProgressBench, bus: &Bus) -> Result<()> {
     let secret = uuid::Uuid::new_v4().simple().to_string().into_bytes();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let state = Arc::new(ApiState::new(
-        bus.clone(),
-        ApiConfig::new(addr, &bench.backend.database_url, secret.clone()),
-    )
-    .await?);
+    let state = Arc::new(
+        ApiState::new(
+            bus.clone(),
+            ApiConfig::new(addr, &bench.backend.database_url, secret.clone()),
+        )
+        .await?,
+    );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(mnemo_api::serve(state.clone(), listener, async {
         let _ = stop_rx.await;
@@ -212,7 +214,14 @@ async fn measure(bench: &ProgressBench, bus: &Bus) -> Result<()> {
     server.await??;
     from_ack.sort();
     from_issue.sort();
-    report(bench, &docs, sent.len(), append_secs, &from_ack, &from_issue);
+    report(
+        bench,
+        &docs,
+        sent.len(),
+        append_secs,
+        &from_ack,
+        &from_issue,
+    );
     Ok(())
 }
 
@@ -225,7 +234,11 @@ fn progress(page: u32) -> DocumentCommand {
 }
 
 /// `n` documents spread over `owners`, each owner's in batch `bench-<owner>`.
-async fn create(exec: &Arc<CommandExecutor<Document>>, n: usize, owners: usize) -> Result<Vec<Doc>> {
+async fn create(
+    exec: &Arc<CommandExecutor<Document>>,
+    n: usize,
+    owners: usize,
+) -> Result<Vec<Doc>> {
     let docs: Vec<Doc> = (0..n)
         .map(|i| {
             let owner = i % owners;
