@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use futures::StreamExt;
 use mnemo_api::auth::Authenticator;
 use mnemo_api::{ApiConfig, ApiState};
 use mnemo_bus::{Bus, CommandExecutor, Namespace};
@@ -102,8 +103,8 @@ async fn measure(bench: &ProgressBench, bus: &Bus) -> Result<()> {
     // once the watcher is registered with the hub).
     let received = Arc::new(AtomicUsize::new(0));
     let after = state.progress.position().unwrap_or(0);
-    let mut tasks = tokio::task::JoinSet::new();
     let mut expected_per_event = vec![0usize; docs.len()];
+    let mut opening = Vec::with_capacity(watchers);
     for w in 0..watchers {
         let owner = w % owners;
         let scope = match bench.scope {
@@ -126,15 +127,28 @@ async fn measure(bench: &ProgressBench, bus: &Bus) -> Result<()> {
                 Ok(r)
             },
         );
-        let mut stream = client
-            .watch(pb::WatchRequest {
-                scope: Some(scope),
-                from_sequence: after,
-                follow: true,
-            })
-            .await
-            .context("opening a watcher")?
-            .into_inner();
+        opening.push(async move {
+            client
+                .watch(pb::WatchRequest {
+                    scope: Some(scope),
+                    from_sequence: after,
+                    follow: true,
+                })
+                .await
+                .map(|r| r.into_inner())
+                .context("opening a watcher")
+        });
+    }
+    // A batch or all-documents watcher reads its owner's history first: open
+    // a few at a time.
+    let streams: Vec<_> = futures::stream::iter(opening)
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_>>()?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut stream in streams {
         let received = received.clone();
         tasks.spawn(async move {
             let mut seen = Vec::new();
