@@ -203,16 +203,16 @@ mod tests {
         ChunkRecord {
             chunk_id: id.into(),
             ordinal: 0,
-            text: String::new(),
+            text: format!("the text of {id}"),
             page_start: 1,
             page_end: 1,
             tokens: 1,
         }
     }
 
-    #[test]
-    fn a_full_run_moves_forward_to_one() {
-        let events = vec![
+    /// Every stage of one run, upload to indexed.
+    fn full_run() -> Vec<DocumentEvent> {
+        vec![
             uploaded(),
             DocumentEvent::ExtractionProgressed {
                 run: 1,
@@ -247,7 +247,12 @@ mod tests {
                 }],
             },
             DocumentEvent::DocumentIndexed { run: 1, chunks: 2 },
-        ];
+        ]
+    }
+
+    #[test]
+    fn a_full_run_moves_forward_to_one() {
+        let events = full_run();
         let steps = fold(&events);
         for w in steps.windows(2) {
             assert!(w[1].fraction >= w[0].fraction, "{:?}", w);
@@ -263,28 +268,14 @@ mod tests {
 
     #[test]
     fn slim_events_fold_the_same() {
-        let events = vec![
-            uploaded(),
-            DocumentEvent::DocumentChunked {
-                run: 1,
-                batch: 0,
-                last: true,
-                chunks: vec![chunk("a"), chunk("b")],
-            },
-            DocumentEvent::ChunksEmbedded {
-                run: 1,
-                model: "m".into(),
-                dims: 2,
-                vectors: vec![ChunkVector {
-                    chunk_id: "a".into(),
-                    vector: vec![1.0, 2.0],
-                }],
-            },
-        ];
+        let events = full_run();
         let slimmed: Vec<_> = events.iter().cloned().map(slim).collect();
         assert_eq!(fold(&events), fold(&slimmed));
         assert!(
-            matches!(&slimmed[2], DocumentEvent::ChunksEmbedded { vectors, .. } if vectors[0].vector.is_empty())
+            matches!(&slimmed[4], DocumentEvent::DocumentChunked { chunks, .. } if chunks[0].text.is_empty())
+        );
+        assert!(
+            matches!(&slimmed[5], DocumentEvent::ChunksEmbedded { vectors, .. } if vectors[0].vector.is_empty())
         );
     }
 

@@ -62,29 +62,7 @@ pub async fn run(global: &Global, args: BenchArgs) -> Result<ExitCode> {
             )
             .await
         }
-        BenchCommand::Progress {
-            backend,
-            watchers,
-            scope,
-            owners,
-            events,
-            rate,
-            connections,
-            appenders,
-            json,
-        } => progress::run(progress::ProgressBench {
-            backend,
-            watchers,
-            scope,
-            owners,
-            events,
-            rate,
-            connections,
-            appenders,
-            json,
-        })
-        .await
-        .map(|_| ExitCode::SUCCESS),
+        BenchCommand::Progress(args) => progress::run(args).await.map(|_| ExitCode::SUCCESS),
         BenchCommand::Append {
             backend,
             aggregates,
@@ -154,17 +132,12 @@ async fn create(
                     .parse::<DocumentId>()?;
                 exec.execute(
                     &id,
-                    DocumentCommand::Upload(UploadedDocument {
+                    bench_upload(
                         document_id,
-                        owner: owner.clone(),
-                        filename: format!("bench-{w}.pdf"),
-                        content_type: ContentType::Pdf,
-                        size_bytes: 1,
-                        sha256: Sha256Hex::from_digest(&[7; 32]),
-                        topic: None,
-                        batch_id: "bench".into(),
-                        idempotency_key: None,
-                    }),
+                        owner.clone(),
+                        format!("bench-{w}.pdf"),
+                        "bench",
+                    ),
                     &HashMap::new(),
                 )
                 .await?;
@@ -176,6 +149,26 @@ async fn create(
         r??;
     }
     Ok(ids)
+}
+
+/// The `Upload` of a benchmark document (one byte, never processed).
+fn bench_upload(
+    document_id: DocumentId,
+    owner: OwnerId,
+    filename: String,
+    batch_id: &str,
+) -> DocumentCommand {
+    DocumentCommand::Upload(UploadedDocument {
+        document_id,
+        owner,
+        filename,
+        content_type: ContentType::Pdf,
+        size_bytes: 1,
+        sha256: Sha256Hex::from_digest(&[7; 32]),
+        topic: None,
+        batch_id: batch_id.to_owned(),
+        idempotency_key: None,
+    })
 }
 
 /// Issues `commands` progress commands over `ids`; returns (elapsed, latencies).

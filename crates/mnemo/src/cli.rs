@@ -396,6 +396,38 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
+/// `mnemo bench progress`.
+#[derive(Args)]
+pub struct ProgressBenchArgs {
+    #[command(flatten)]
+    pub backend: Backend,
+    /// Concurrent Watch streams.
+    #[arg(long, default_value_t = 1000)]
+    pub watchers: usize,
+    /// What each watcher follows: its own document, its owner's batch,
+    /// or all its owner's documents (one event then reaches every
+    /// watcher of that owner).
+    #[arg(long, value_enum, default_value = "document")]
+    pub scope: BenchScope,
+    /// Owners the documents (one per watcher) are spread over.
+    #[arg(long, default_value_t = 10)]
+    pub owners: usize,
+    /// Events to append and time.
+    #[arg(long, default_value_t = 20_000)]
+    pub events: usize,
+    /// Events appended per second.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    /// HTTP/2 connections the watchers share.
+    #[arg(long, default_value_t = 20)]
+    pub connections: usize,
+    /// Concurrent appenders.
+    #[arg(long, default_value_t = 16)]
+    pub appenders: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// A Watch scope, for `mnemo bench progress`.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BenchScope {
@@ -434,35 +466,7 @@ pub enum BenchCommand {
     },
     /// Event appended → progress update received, with many concurrent
     /// watchers over real gRPC (p50/p95/p99).
-    Progress {
-        #[command(flatten)]
-        backend: Backend,
-        /// Concurrent Watch streams.
-        #[arg(long, default_value_t = 1000)]
-        watchers: usize,
-        /// What each watcher follows: its own document, its owner's batch,
-        /// or all its owner's documents (one event then reaches every
-        /// watcher of that owner).
-        #[arg(long, value_enum, default_value = "document")]
-        scope: BenchScope,
-        /// Owners the documents (one per watcher) are spread over.
-        #[arg(long, default_value_t = 10)]
-        owners: usize,
-        /// Events to append and time.
-        #[arg(long, default_value_t = 20_000)]
-        events: usize,
-        /// Events appended per second.
-        #[arg(long, default_value_t = 1000)]
-        rate: u64,
-        /// HTTP/2 connections the watchers share.
-        #[arg(long, default_value_t = 20)]
-        connections: usize,
-        /// Concurrent appenders.
-        #[arg(long, default_value_t = 16)]
-        appenders: usize,
-        #[arg(long)]
-        json: bool,
-    },
+    Progress(ProgressBenchArgs),
     /// pdf-rs against pdftotext on a folder of PDFs: word F1 and pages/s.
     Extract {
         /// Folder of PDFs.

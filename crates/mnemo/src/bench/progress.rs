@@ -19,27 +19,13 @@ use futures::StreamExt;
 use mnemo_api::auth::Authenticator;
 use mnemo_api::{ApiConfig, ApiState};
 use mnemo_bus::{Bus, CommandExecutor, Namespace};
-use mnemo_domain::content::ContentType;
-use mnemo_domain::document::{aggregate_id, UploadedDocument};
-use mnemo_domain::{Document, DocumentCommand, DocumentId, OwnerId, Sha256Hex};
+use mnemo_domain::document::aggregate_id;
+use mnemo_domain::{Document, DocumentCommand, DocumentId, OwnerId};
 use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::watch_request::Scope;
 
-use super::{executor, ms, percentile};
-use crate::cli::{Backend, BenchScope};
-
-/// What `mnemo bench progress` was asked to do.
-pub struct ProgressBench {
-    pub backend: Backend,
-    pub watchers: usize,
-    pub scope: BenchScope,
-    pub owners: usize,
-    pub events: usize,
-    pub rate: u64,
-    pub connections: usize,
-    pub appenders: usize,
-    pub json: bool,
-}
+use super::{bench_upload, executor, ms, percentile};
+use crate::cli::{BenchScope, ProgressBenchArgs};
 
 /// One document of the benchmark.
 struct Doc {
@@ -48,7 +34,7 @@ struct Doc {
     id: DocumentId,
 }
 
-pub async fn run(bench: ProgressBench) -> Result<()> {
+pub async fn run(bench: ProgressBenchArgs) -> Result<()> {
     let ns = Namespace::new(format!(
         "bench_{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
@@ -59,7 +45,7 @@ pub async fn run(bench: ProgressBench) -> Result<()> {
     result
 }
 
-async fn measure(bench: &ProgressBench, bus: &Bus) -> Result<()> {
+async fn measure(bench: &ProgressBenchArgs, bus: &Bus) -> Result<()> {
     let owners = bench.owners.max(1);
     let watchers = bench.watchers.max(1);
     let exec = executor(bus, 1_000_000);
@@ -274,22 +260,13 @@ async fn create(
             .collect();
         set.spawn(async move {
             for (aggregate, owner, document_id) in chunk {
-                exec.execute(
-                    &aggregate,
-                    DocumentCommand::Upload(UploadedDocument {
-                        document_id,
-                        owner: OwnerId::new(format!("bench-{owner}"))?,
-                        filename: format!("bench-{document_id}.pdf"),
-                        content_type: ContentType::Pdf,
-                        size_bytes: 1,
-                        sha256: Sha256Hex::from_digest(&[7; 32]),
-                        topic: None,
-                        batch_id: format!("bench-{owner}"),
-                        idempotency_key: None,
-                    }),
-                    &HashMap::new(),
-                )
-                .await?;
+                let upload = bench_upload(
+                    document_id,
+                    OwnerId::new(format!("bench-{owner}"))?,
+                    format!("bench-{document_id}.pdf"),
+                    &format!("bench-{owner}"),
+                );
+                exec.execute(&aggregate, upload, &HashMap::new()).await?;
             }
             anyhow::Ok(())
         });
@@ -316,7 +293,7 @@ async fn wait_for(counter: &AtomicUsize, n: usize, limit: Duration) -> Result<()
 }
 
 fn report(
-    bench: &ProgressBench,
+    bench: &ProgressBenchArgs,
     docs: &[Doc],
     events: usize,
     append_secs: f64,
