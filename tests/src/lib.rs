@@ -4,7 +4,9 @@
 //! real NATS and PostgreSQL — its own stream, blob bucket, consumers and SQL
 //! schema — and runs the API (on `127.0.0.1:0`) and the projector in-process.
 //! Dropping the env stops them and deletes the namespace, so tests run in
-//! parallel and leave nothing behind.
+//! parallel and leave nothing behind. [`TestEnv::stop_api`] /
+//! [`TestEnv::start_api`] / [`TestEnv::restart_api`] stop the API as SIGTERM
+//! would and start a fresh one on the same address and namespace.
 //!
 //! `MNEMO_TEST_NATS_URL` and `MNEMO_TEST_DATABASE_URL` point the tests
 //! elsewhere (defaults: the local servers that `deploy/local/bootstrap.sh` starts).
@@ -190,6 +192,9 @@ impl ApiSetup {
         let addr = listener.local_addr().expect("addr");
         let mut config = ApiConfig::new(addr, database_url(), self.secret.clone());
         config.max_upload_bytes = self.max_upload_bytes;
+        // Longer than a test waits for the API to stop: streams that held
+        // the graceful shutdown open would fail the test, not be cut.
+        config.shutdown_grace = API_STOP_LIMIT * 2;
         if let Some(q) = self.watch_queue {
             config.watch_queue = q;
         }

@@ -1,4 +1,5 @@
-//! Commands, one module each. Client commands speak only the public gRPC
+//! Commands, one module each ([`watch`] is the resuming progress stream
+//! that `progress` and `upload --watch` share). Client commands speak only the public gRPC
 //! API; the operator commands `dlq` and `projections` talk to NATS and
 //! PostgreSQL directly (like `serve` and `bench`).
 
