@@ -235,11 +235,7 @@ async fn owners_never_see_each_others_documents() {
     assert!(list.documents.is_empty());
     let mut progress = env.progress("alice.>").await;
     let err = progress
-        .watch(pb::WatchRequest {
-            document_id: r.document_id.clone(),
-            from_sequence: 0,
-            follow: false,
-        })
+        .watch(mnemo_tests::watch_document(&r.document_id, 0, false))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);

@@ -6,6 +6,7 @@ mod consumer;
 mod event_store;
 mod pipeline;
 mod progress;
+mod progress_scopes;
 mod projector;
 mod search;
 mod stats;

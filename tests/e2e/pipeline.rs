@@ -213,11 +213,7 @@ async fn cancel_mid_pipeline_stops_the_run() {
     .unwrap();
     let mut progress = env.progress("alice").await;
     let mut stream = progress
-        .watch(pb::WatchRequest {
-            document_id: book.document_id.clone(),
-            from_sequence: 0,
-            follow: false,
-        })
+        .watch(mnemo_tests::watch_document(&book.document_id, 0, false))
         .await
         .unwrap()
         .into_inner();

@@ -1,4 +1,6 @@
 //! Progress streams folded from events; resume without gaps or repeats.
+//! Batch and all-documents scopes, API restarts, slow watchers and owner
+//! isolation are in `progress_scopes`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -7,7 +9,7 @@ use mnemo_bus::{ExecuteError, RetryPolicy};
 use mnemo_domain::document::aggregate_id;
 use mnemo_domain::{DocumentCommand, DocumentError, DocumentId, OwnerId, Sha256Hex};
 use mnemo_proto::v1 as pb;
-use mnemo_tests::{corpus_pdf, upload, TestEnv};
+use mnemo_tests::{corpus_pdf, upload, watch_document, TestEnv};
 use tonic::Streaming;
 
 /// The next update, or a failure if none comes within 20 s.
@@ -36,11 +38,7 @@ async fn watch_folds_events_live_and_resumes_without_gaps_or_repeats() {
     // Plays the extractor: appends results through the aggregate.
     let extractor = env.executor(100, RetryPolicy::default());
 
-    let watch = |from| pb::WatchRequest {
-        document_id: r.document_id.clone(),
-        from_sequence: from,
-        follow: false,
-    };
+    let watch = |from| watch_document(&r.document_id, from, false);
     let mut stream = progress.watch(watch(0)).await.unwrap().into_inner();
     let first = next(&mut stream).await.unwrap();
     assert_eq!(

@@ -193,11 +193,7 @@ async fn final_update(
 ) -> pb::ProgressUpdate {
     let mut progress = env.progress(owner).await;
     let mut stream = progress
-        .watch(pb::WatchRequest {
-            document_id: document_id.into(),
-            from_sequence: from,
-            follow: false,
-        })
+        .watch(mnemo_tests::watch_document(document_id, from, false))
         .await
         .unwrap()
         .into_inner();

@@ -4,7 +4,9 @@
 //! real NATS and PostgreSQL — its own stream, blob bucket, consumers and SQL
 //! schema — and runs the API (on `127.0.0.1:0`) and the projector in-process.
 //! Dropping the env stops them and deletes the namespace, so tests run in
-//! parallel and leave nothing behind.
+//! parallel and leave nothing behind. [`TestEnv::stop_api`] /
+//! [`TestEnv::start_api`] / [`TestEnv::restart_api`] stop the API as SIGTERM
+//! would and start a fresh one on the same address and namespace.
 //!
 //! `MNEMO_TEST_NATS_URL` and `MNEMO_TEST_DATABASE_URL` point the tests
 //! elsewhere (defaults: the local servers that `deploy/local/bootstrap.sh` starts).
@@ -138,6 +140,8 @@ pub struct EnvOptions {
     pub run_projector: bool,
     /// Also run the extractor, chunker and embedder (needs the prepared model).
     pub run_pipeline: bool,
+    /// The API's per-watcher progress queue (None: the default).
+    pub watch_queue: Option<usize>,
 }
 
 impl Default for EnvOptions {
@@ -147,6 +151,7 @@ impl Default for EnvOptions {
             run_api: true,
             run_projector: true,
             run_pipeline: false,
+            watch_queue: None,
         }
     }
 }
@@ -159,6 +164,60 @@ pub struct TestEnv {
     pub auth: Authenticator,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// What it takes to start the API (again), and the running one.
+    api_setup: Option<ApiSetup>,
+    api: Option<RunningApi>,
+}
+
+/// Everything the in-process API is started from; kept for restarts.
+struct ApiSetup {
+    secret: Vec<u8>,
+    max_upload_bytes: u64,
+    watch_queue: Option<usize>,
+    index: Arc<mnemo_search::VectorIndex>,
+    model: Option<Arc<mnemo_embedder::Embedder>>,
+}
+
+struct RunningApi {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Longest an API may take to stop before a test calls its shutdown hung.
+pub const API_STOP_LIMIT: Duration = Duration::from_secs(15);
+
+impl ApiSetup {
+    /// Serves a fresh `ApiState` (so a fresh progress hub) on `listener`.
+    async fn start(&self, bus: &Bus, listener: tokio::net::TcpListener) -> RunningApi {
+        let addr = listener.local_addr().expect("addr");
+        let mut config = ApiConfig::new(addr, database_url(), self.secret.clone());
+        config.max_upload_bytes = self.max_upload_bytes;
+        // Longer than a test waits for the API to stop: streams that held
+        // the graceful shutdown open would fail the test, not be cut.
+        config.shutdown_grace = API_STOP_LIMIT * 2;
+        if let Some(q) = self.watch_queue {
+            config.watch_queue = q;
+        }
+        let state = ApiState::new(bus.clone(), config)
+            .await
+            .expect("api state")
+            .with_search(mnemo_api::search::SearchState {
+                index: self.index.clone(),
+                embedder: self.model.clone(),
+                fusion: Default::default(),
+            });
+        let state = Arc::new(state);
+        let (stop, mut rx) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let stopped = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            if let Err(e) = mnemo_api::serve(state, listener, stopped).await {
+                eprintln!("api failed: {e}");
+            }
+        });
+        RunningApi { stop, task }
+    }
 }
 
 impl TestEnv {
@@ -201,31 +260,22 @@ impl TestEnv {
             tasks.extend(spawn_chunker_and_embedder(&bus, model, &stop));
         }
         let mut addr = None;
+        let (mut api_setup, mut api) = (None, None);
         if opts.run_api {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("bind");
             addr = listener.local_addr().ok();
-            let mut config = ApiConfig::new(addr.expect("addr"), database_url(), secret.clone());
-            config.max_upload_bytes = opts.max_upload_bytes;
             let index = mnemo_search::VectorIndex::new(384);
             let index = Arc::new(match &search_model {
                 Some(m) => index.for_model(m.model_id()),
                 None => index,
             });
-            let state = ApiState::new(bus.clone(), config)
-                .await
-                .expect("api state")
-                .with_search(mnemo_api::search::SearchState {
-                    index: index.clone(),
-                    embedder: search_model,
-                    fusion: Default::default(),
-                });
-            let state = Arc::new(state);
             let (b, rx) = (bus.clone(), stop.subscribe());
+            let follow_index = index.clone();
             tasks.push(tokio::spawn(async move {
                 tokio::select! {
-                    r = mnemo_search::follow(b, database_url(), index) => {
+                    r = mnemo_search::follow(b, database_url(), follow_index) => {
                         if let Err(e) = r {
                             eprintln!("search index failed: {e}");
                         }
@@ -233,12 +283,15 @@ impl TestEnv {
                     _ = stopped(rx) => {}
                 }
             }));
-            let rx = stop.subscribe();
-            tasks.push(tokio::spawn(async move {
-                if let Err(e) = mnemo_api::serve(state, listener, stopped(rx)).await {
-                    eprintln!("api failed: {e}");
-                }
-            }));
+            let setup = ApiSetup {
+                secret: secret.clone(),
+                max_upload_bytes: opts.max_upload_bytes,
+                watch_queue: opts.watch_queue,
+                index,
+                model: search_model,
+            };
+            api = Some(setup.start(&bus, listener).await);
+            api_setup = Some(setup);
         }
         Self {
             ns,
@@ -247,7 +300,42 @@ impl TestEnv {
             auth: Authenticator::new(&secret),
             stop,
             tasks,
+            api_setup,
+            api,
         }
+    }
+
+    /// Stops the in-process API the way `mnemo serve` stops on SIGTERM and
+    /// returns how long that took; fails the test if it takes longer than
+    /// [`API_STOP_LIMIT`] (a graceful shutdown held open by streams).
+    pub async fn stop_api(&mut self) -> Duration {
+        let api = self.api.take().expect("the API is running");
+        let started = tokio::time::Instant::now();
+        let _ = api.stop.send(true);
+        tokio::time::timeout(API_STOP_LIMIT, api.task)
+            .await
+            .expect("the API stops within the limit (open streams must end)")
+            .expect("the API task");
+        started.elapsed()
+    }
+
+    /// Starts the API again on the same address and namespace (a new
+    /// process would look the same: nothing but the streams is shared).
+    pub async fn start_api(&mut self) {
+        assert!(self.api.is_none(), "the API is already running");
+        let addr = self.addr.expect("this env runs an API");
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("the API's address is free again");
+        let setup = self.api_setup.as_ref().expect("this env runs an API");
+        self.api = Some(setup.start(&self.bus, listener).await);
+    }
+
+    /// [`stop_api`](Self::stop_api), then [`start_api`](Self::start_api).
+    pub async fn restart_api(&mut self) -> Duration {
+        let took = self.stop_api().await;
+        self.start_api().await;
+        took
     }
 
     /// A token for `owner`, signed with this env's secret.
@@ -282,6 +370,20 @@ impl TestEnv {
         )
     }
 
+    /// A ProgressService client whose connection lets only `window` bytes
+    /// be in flight towards it: a client that reads slowly, or not at all.
+    pub async fn progress_with_window(&self, owner: &str, window: u32) -> Progress {
+        let addr = self.addr.expect("this env runs no API");
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .expect("endpoint")
+            .initial_stream_window_size(window)
+            .initial_connection_window_size(window)
+            .connect()
+            .await
+            .expect("connect to the test API");
+        ProgressServiceClient::with_interceptor(channel, BearerInterceptor(Some(self.token(owner))))
+    }
+
     pub async fn search(&self, owner: &str) -> SearchClient {
         SearchServiceClient::with_interceptor(
             self.channel().await,
@@ -310,12 +412,20 @@ impl TestEnv {
 
 /// Upload requests for `bytes`: metadata first, then 64 KiB chunks.
 pub fn upload_requests(filename: &str, bytes: &[u8], key: &str) -> Vec<pb::UploadRequest> {
-    let mut v = vec![pb::UploadRequest {
-        part: Some(Part::Metadata(pb::UploadMetadata {
+    upload_requests_with(
+        pb::UploadMetadata {
             filename: filename.into(),
             idempotency_key: key.into(),
             ..Default::default()
-        })),
+        },
+        bytes,
+    )
+}
+
+/// Upload requests for `bytes` under `metadata`.
+pub fn upload_requests_with(metadata: pb::UploadMetadata, bytes: &[u8]) -> Vec<pb::UploadRequest> {
+    let mut v = vec![pb::UploadRequest {
+        part: Some(Part::Metadata(metadata)),
     }];
     v.extend(bytes.chunks(64 * 1024).map(|c| pb::UploadRequest {
         part: Some(Part::Chunk(c.to_vec())),
@@ -349,17 +459,40 @@ pub fn blank_pdf() -> Vec<u8> {
     b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n".to_vec()
 }
 
+/// A Watch of one document.
+pub fn watch_document(document_id: &str, from_sequence: u64, follow: bool) -> pb::WatchRequest {
+    pb::WatchRequest {
+        scope: Some(pb::watch_request::Scope::DocumentId(document_id.into())),
+        from_sequence,
+        follow,
+    }
+}
+
+/// A Watch of one upload batch.
+pub fn watch_batch(batch_id: &str, from_sequence: u64, follow: bool) -> pb::WatchRequest {
+    pb::WatchRequest {
+        scope: Some(pb::watch_request::Scope::BatchId(batch_id.into())),
+        from_sequence,
+        follow,
+    }
+}
+
+/// A Watch of all of the caller's documents.
+pub fn watch_all(from_sequence: u64, follow: bool) -> pb::WatchRequest {
+    pb::WatchRequest {
+        scope: Some(pb::watch_request::Scope::All(pb::AllDocuments {})),
+        from_sequence,
+        follow,
+    }
+}
+
 /// Follows `owner`'s document through its Watch stream to the terminal
 /// update (indexed, failed or cancelled) and returns it; fails the test if
 /// the pipeline stops moving for two minutes.
 pub async fn terminal_update(env: &TestEnv, owner: &str, document_id: &str) -> pb::ProgressUpdate {
     let mut progress = env.progress(owner).await;
     let mut stream = progress
-        .watch(pb::WatchRequest {
-            document_id: document_id.into(),
-            from_sequence: 0,
-            follow: false,
-        })
+        .watch(watch_document(document_id, 0, false))
         .await
         .expect("watch")
         .into_inner();
@@ -395,6 +528,10 @@ where
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
+        if let Some(api) = self.api.take() {
+            let _ = api.stop.send(true);
+            api.task.abort();
+        }
         let _ = self.stop.send(true);
         for t in self.tasks.drain(..) {
             t.abort();

@@ -20,6 +20,12 @@ pub struct ApiConfig {
     pub max_consistency_wait: Duration,
     /// Aggregates kept hot in the event store's cache.
     pub aggregate_cache: usize,
+    /// Live messages a progress watcher may fall behind before it is told
+    /// to resume from its last sequence.
+    pub watch_queue: usize,
+    /// How long a stopping server waits for open calls (e.g. uploads,
+    /// progress streams of clients that stopped reading) before closing them.
+    pub shutdown_grace: Duration,
 }
 
 impl ApiConfig {
@@ -32,6 +38,8 @@ impl ApiConfig {
             spool_memory_bytes: 8 * 1024 * 1024,
             max_consistency_wait: Duration::from_secs(10),
             aggregate_cache: 100_000,
+            watch_queue: 4096,
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Domain and read-model types into wire types.
 
 use mnemo_domain::progress::Progress;
+use mnemo_domain::progress_set::SetUpdate;
 use mnemo_domain::{Document, Stage};
 use mnemo_projector::documents::DocumentRow;
 use mnemo_proto::v1 as pb;
@@ -92,5 +93,27 @@ pub fn progress(document_id: &str, p: &Progress) -> pb::ProgressUpdate {
         sequence: p.sequence,
         event_type: p.event_type.to_owned(),
         terminal: p.is_terminal(),
+        summary: None,
+        batch_id: String::new(),
+        filename: String::new(),
+    }
+}
+
+/// One update of a document, batch or all-documents watch; `scoped` adds
+/// the summary of the whole set (batch and all-documents scopes).
+pub fn set_update(u: &SetUpdate<'_>, scoped: bool) -> pb::ProgressUpdate {
+    let s = &u.summary;
+    pb::ProgressUpdate {
+        batch_id: u.member.batch_id.clone(),
+        filename: u.member.filename.clone(),
+        summary: scoped.then(|| pb::ScopeSummary {
+            total: s.total,
+            done: s.done,
+            failed: s.failed,
+            cancelled: s.cancelled,
+            finished: s.finished(),
+            fraction: s.fraction,
+        }),
+        ..progress(&u.document.to_string(), &u.member.progress)
     }
 }

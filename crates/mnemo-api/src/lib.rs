@@ -1,7 +1,8 @@
 //! The gRPC API: commands in, queries out, progress streams.
 //!
 //! Consumes: gRPC calls (every one authenticated by a bearer JWT whose
-//! subject is the owner); document events for progress streams.
+//! subject is the owner); document events for progress streams (one
+//! ordered consumer per process, fanned out; direct gets for catch-up).
 //! Emits: `DocumentUploaded`, `ProcessingCancelled`, `ReprocessRequested`
 //! through the document aggregate; uploaded bytes into the blob store.
 //! Must not: let one owner see or touch another's data. The owner always
@@ -14,7 +15,9 @@
 //! - [`status`]: the one place errors become gRPC statuses.
 //! - [`upload`]: spooling, hashing and sniffing an upload stream.
 //! - [`documents`]: `DocumentService` (Upload, Get, List, Cancel, Reprocess).
-//! - [`progress`]: the `Watch` call of `ProgressService`.
+//! - [`progress`]: the `Watch` call of `ProgressService` (one fold per call).
+//! - [`progress_hub`]: the process's one progress consumer, fanned out to
+//!   every watcher; [`progress_hub::history`] reads a new watcher's catch-up.
 //! - [`search`]: `SearchService` (hybrid search, query embedding).
 //! - [`stats`]: `StatsService` (totals by state, per-stage analytics).
 //! - [`convert`]: domain and read-model types into wire types.
@@ -25,6 +28,7 @@ pub mod config;
 pub mod convert;
 pub mod documents;
 pub mod progress;
+pub mod progress_hub;
 pub mod search;
 pub mod server;
 pub mod stats;

@@ -18,6 +18,7 @@ use tokio_postgres::Client;
 use crate::auth::Authenticator;
 use crate::documents::DocumentApi;
 use crate::progress::ProgressApi;
+use crate::progress_hub::ProgressHub;
 use crate::search::SearchApi;
 use crate::stats::StatsApi;
 use crate::ApiConfig;
@@ -62,6 +63,8 @@ pub struct ApiState {
     pub db: ReadDb,
     /// Hybrid search; None when the server runs without it.
     pub search: Option<crate::search::SearchState>,
+    /// Where Watch calls get live events; live while [`serve`] runs.
+    pub progress: ProgressHub,
 }
 
 impl ApiState {
@@ -70,6 +73,7 @@ impl ApiState {
         let executor = CommandExecutor::new(store, (), RetryPolicy::default());
         let blobs = bus.blob_store().await?;
         let db = ReadDb::new(&config.database_url, bus.namespace.clone());
+        let progress = ProgressHub::new(config.watch_queue);
         Ok(Self {
             bus,
             config,
@@ -77,6 +81,7 @@ impl ApiState {
             blobs,
             db,
             search: None,
+            progress,
         })
     }
 
@@ -104,9 +109,15 @@ pub enum ServeError {
     Reflection(String),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("progress streams: {0}")]
+    Progress(mnemo_bus::BusError),
 }
 
 /// Serves on an already bound listener until `shutdown` resolves.
+///
+/// The progress hub runs alongside and stops first, so that open Watch
+/// streams end (telling clients where to resume) instead of holding the
+/// graceful shutdown open; calls still open after `shutdown_grace` are cut.
 pub async fn serve(
     state: Arc<ApiState>,
     listener: TcpListener,
@@ -144,12 +155,23 @@ pub async fn serve(
     let search = SearchServiceServer::with_interceptor(SearchApi::new(state.clone()), move |r| {
         auth.intercept(r)
     });
+    let pump = crate::progress_hub::pump::start(state.progress.clone(), &state.bus)
+        .await
+        .map_err(ServeError::Progress)?;
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let hub = state.progress.clone();
+    let shutdown = async move {
+        shutdown.await;
+        hub.stop();
+        let _ = stopping_tx.send(());
+    };
+    let grace = state.config.shutdown_grace;
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, namespace = %state.bus.namespace, "gRPC API listening");
     }
     // Uploads stream megabytes: HTTP/2's default 64 KiB windows would make
     // every MiB wait on a dozen window updates.
-    tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         .initial_stream_window_size(Some(UPLOAD_WINDOW))
         .initial_connection_window_size(Some(2 * UPLOAD_WINDOW))
         .add_service(health_service)
@@ -162,7 +184,19 @@ pub async fn serve(
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,
-        )
-        .await?;
+        );
+    tokio::pin!(server);
+    let cut_off = async {
+        if stopping_rx.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        done = &mut server => done?,
+        _ = cut_off => tracing::warn!(?grace, "calls still open after the shutdown grace; closing them"),
+    }
+    drop(pump);
     Ok(())
 }

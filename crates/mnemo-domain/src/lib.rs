@@ -3,8 +3,8 @@
 //! Owns: what a document *is* (its events and the state machine that decides
 //! which command may append which event), how an owner id becomes a safe
 //! subject token, how uploaded bytes are classified, how a document's
-//! events fold into progress, and the learner's cards and topics with the
-//! FSRS-6 scheduling of reviews.
+//! (or a batch's, or an owner's) events fold into progress, and the
+//! learner's cards and topics with the FSRS-6 scheduling of reviews.
 //! Must not: do I/O. Nothing here knows NATS, PostgreSQL or gRPC, and every
 //! function can be tested without an async runtime.
 //!
@@ -17,6 +17,7 @@
 //! - [`learn`]: the learner's history: topics, cards and their reviews, and
 //!   FSRS-6 scheduling (`learn::fsrs`).
 //! - [`progress`]: the fold of a document's events into stage/fraction/message.
+//! - [`progress_set`]: the fold of a batch's or an owner's documents (counts, overall fraction).
 //! - [`text`]: extracted text as the extractor stores it for the chunker.
 //! - [`schema`]: event schema versions and their upcasters.
 
@@ -27,6 +28,7 @@ pub mod ids;
 pub mod learn;
 pub mod owner;
 pub mod progress;
+pub mod progress_set;
 pub mod schema;
 pub mod text;
 

@@ -1,6 +1,7 @@
 //! `mnemo bench append`: how fast commands append, and how fast uploads are
 //! accepted. `mnemo bench pipeline` lives in [`pipeline`], `mnemo bench
-//! extract` in [`extract`], `mnemo bench embed` in [`embed`].
+//! extract` in [`extract`], `mnemo bench embed` in [`embed`], `mnemo bench
+//! progress` in [`progress`].
 //!
 //! Runs in a throwaway namespace (`bench_<random>`) on the configured NATS and
 //! PostgreSQL, and deletes it afterwards.
@@ -35,6 +36,7 @@ use crate::cli::{Backend, BenchArgs, BenchCommand, Global};
 mod embed;
 mod extract;
 mod pipeline;
+mod progress;
 pub(crate) mod services;
 
 pub async fn run(global: &Global, args: BenchArgs) -> Result<ExitCode> {
@@ -71,6 +73,7 @@ pub async fn run(global: &Global, args: BenchArgs) -> Result<ExitCode> {
             )
             .await
         }
+        BenchCommand::Progress(args) => progress::run(args).await.map(|_| ExitCode::SUCCESS),
         BenchCommand::Append {
             backend,
             aggregates,
@@ -140,18 +143,12 @@ async fn create(
                     .parse::<DocumentId>()?;
                 exec.execute(
                     &id,
-                    DocumentCommand::Upload(UploadedDocument {
+                    bench_upload(
                         document_id,
-                        owner: owner.clone(),
-                        filename: format!("bench-{w}.pdf"),
-                        content_type: ContentType::Pdf,
-                        size_bytes: 1,
-                        sha256: Sha256Hex::from_digest(&[7; 32]),
-                        topic: None,
-                        batch_id: "bench".into(),
-                        idempotency_key: None,
-                        external_id: None,
-                    }),
+                        owner.clone(),
+                        format!("bench-{w}.pdf"),
+                        "bench",
+                    ),
                     &HashMap::new(),
                 )
                 .await?;
@@ -163,6 +160,27 @@ async fn create(
         r??;
     }
     Ok(ids)
+}
+
+/// The `Upload` of a benchmark document (one byte, never processed).
+fn bench_upload(
+    document_id: DocumentId,
+    owner: OwnerId,
+    filename: String,
+    batch_id: &str,
+) -> DocumentCommand {
+    DocumentCommand::Upload(UploadedDocument {
+        document_id,
+        owner,
+        filename,
+        content_type: ContentType::Pdf,
+        size_bytes: 1,
+        sha256: Sha256Hex::from_digest(&[7; 32]),
+        topic: None,
+        batch_id: batch_id.to_owned(),
+        idempotency_key: None,
+        external_id: None,
+    })
 }
 
 /// Issues `commands` progress commands over `ids`; returns (elapsed, latencies).

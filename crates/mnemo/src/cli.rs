@@ -75,7 +75,7 @@ pub enum Command {
     Upload(UploadArgs),
     /// Your documents.
     Docs(DocsArgs),
-    /// Follow one document's progress.
+    /// Follow the progress of one document, an upload batch, or all of yours.
     Progress(ProgressArgs),
     /// Extract a file's text locally, as the extractor service would.
     Extract(ExtractArgs),
@@ -296,6 +296,9 @@ pub struct UploadArgs {
     pub parallel: usize,
     #[arg(long)]
     pub json: bool,
+    /// With --watch: reconnect attempts in a row when the API goes away.
+    #[arg(long, env = "MNEMO_WATCH_RECONNECTS", default_value_t = crate::cmd::watch::DEFAULT_RECONNECTS)]
+    pub reconnects: u32,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -456,16 +459,27 @@ pub enum DocsCommand {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("scope").required(true).args(["document_id", "batch", "all"])))]
 pub struct ProgressArgs {
-    pub document_id: String,
+    /// The document to follow.
+    pub document_id: Option<String>,
+    /// Every document of this upload batch (`mnemo upload` prints its id).
+    #[arg(long)]
+    pub batch: Option<String>,
+    /// All of your documents.
+    #[arg(long)]
+    pub all: bool,
     /// Resume after this stream sequence.
     #[arg(long, default_value_t = 0)]
     pub from: u64,
-    /// Keep following after a terminal stage.
+    /// Keep following after every document is in a terminal stage.
     #[arg(long)]
     pub follow: bool,
     #[arg(long)]
     pub json: bool,
+    /// Reconnect attempts in a row (with backoff) when the API goes away.
+    #[arg(long, env = "MNEMO_WATCH_RECONNECTS", default_value_t = crate::cmd::watch::DEFAULT_RECONNECTS)]
+    pub reconnects: u32,
 }
 
 #[derive(Args)]
@@ -481,6 +495,46 @@ pub struct DoctorArgs {
     pub backend: Backend,
     #[arg(long)]
     pub json: bool,
+}
+
+/// `mnemo bench progress`.
+#[derive(Args)]
+pub struct ProgressBenchArgs {
+    #[command(flatten)]
+    pub backend: Backend,
+    /// Concurrent Watch streams.
+    #[arg(long, default_value_t = 1000)]
+    pub watchers: usize,
+    /// What each watcher follows: its own document, its owner's batch,
+    /// or all its owner's documents (one event then reaches every
+    /// watcher of that owner).
+    #[arg(long, value_enum, default_value = "document")]
+    pub scope: BenchScope,
+    /// Owners the documents (one per watcher) are spread over.
+    #[arg(long, default_value_t = 10)]
+    pub owners: usize,
+    /// Events to append and time.
+    #[arg(long, default_value_t = 20_000)]
+    pub events: usize,
+    /// Events appended per second.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    /// HTTP/2 connections the watchers share.
+    #[arg(long, default_value_t = 20)]
+    pub connections: usize,
+    /// Concurrent appenders.
+    #[arg(long, default_value_t = 16)]
+    pub appenders: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A Watch scope, for `mnemo bench progress`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchScope {
+    Document,
+    Batch,
+    All,
 }
 
 #[derive(Args)]
@@ -511,6 +565,9 @@ pub enum BenchCommand {
         #[arg(long)]
         pdf: Option<PathBuf>,
     },
+    /// Event appended → progress update received, with many concurrent
+    /// watchers over real gRPC (p50/p95/p99).
+    Progress(ProgressBenchArgs),
     /// pdf-rs against pdftotext on a folder of PDFs: word F1 and pages/s.
     Extract {
         /// Folder of PDFs.

@@ -138,11 +138,18 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
                     embedder: model.clone(),
                     fusion: args.fusion.fusion()?,
                 });
-        let (b, url) = (bus.clone(), args.backend.database_url.clone());
+        let (b, url, rx) = (
+            bus.clone(),
+            args.backend.database_url.clone(),
+            stop_rx.clone(),
+        );
+        // It follows the stream forever: stop it with the rest, or the
+        // process never exits after SIGTERM.
         tasks.spawn(async move {
-            mnemo_search::follow(b, url, index)
-                .await
-                .context("search index")
+            tokio::select! {
+                r = mnemo_search::follow(b, url, index) => r.context("search index"),
+                _ = stopped(rx) => Ok(()),
+            }
         });
         let state = Arc::new(state);
         let listener = tokio::net::TcpListener::bind(args.listen)

@@ -1,4 +1,5 @@
-//! Commands, one module each. Client commands speak only the public gRPC
+//! Commands, one module each ([`watch`] is the resuming progress stream
+//! that `progress` and `upload --watch` share). Client commands speak only the public gRPC
 //! API; the operator commands `dlq` and `projections` talk to NATS and
 //! PostgreSQL directly (like `serve` and `bench`); `extract` and `fsrs` run
 //! domain logic locally.
@@ -14,6 +15,7 @@ pub mod search;
 pub mod stats;
 pub mod token;
 pub mod upload;
+pub mod watch;
 
 use mnemo_proto::v1 as pb;
 
@@ -65,5 +67,15 @@ pub fn progress_json(u: &pb::ProgressUpdate) -> serde_json::Value {
         "sequence": u.sequence,
         "event_type": u.event_type,
         "terminal": u.terminal,
+        "batch_id": u.batch_id,
+        "filename": u.filename,
+        "summary": u.summary.as_ref().map(|s| serde_json::json!({
+            "total": s.total,
+            "done": s.done,
+            "failed": s.failed,
+            "cancelled": s.cancelled,
+            "finished": s.finished,
+            "fraction": s.fraction,
+        })),
     })
 }

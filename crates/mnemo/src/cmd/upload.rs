@@ -1,8 +1,10 @@
 //! `mnemo upload FILE... [--topic T] [--watch] [--json]`.
 //!
 //! Files stream to the API in 256 KiB chunks, a few at a time, all under one
-//! batch id. With `--watch`, each file gets a live bar fed by its Watch stream.
+//! batch id. With `--watch`, each file gets a live bar, all fed by one Watch
+//! of the batch (resumed from its last sequence if the API restarts).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,11 +15,13 @@ use futures::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::upload_request::Part;
+use mnemo_proto::v1::watch_request::Scope;
 use tokio::io::AsyncReadExt;
 
 use crate::cli::{Global, UntilStage, UploadArgs};
 use crate::client::{connect, describe, Documents, Progress};
 use crate::cmd::stage_name;
+use crate::cmd::watch::{request, resuming, DEFAULT_RECONNECTS};
 
 const CHUNK: usize = 256 * 1024;
 
@@ -90,33 +94,22 @@ fn until_value(u: UntilStage) -> i32 {
     }
 }
 
-/// Follows one document until it reaches `until` or ends; returns the last update.
+/// Follows one document until it reaches `until` or ends; returns the last
+/// update. Resumes across API restarts.
 pub(crate) async fn watch(
-    mut progress: Progress,
+    progress: Progress,
     document_id: String,
     until: i32,
     bar: Option<ProgressBar>,
 ) -> Result<Option<pb::ProgressUpdate>> {
-    let mut stream = progress
-        .watch(pb::WatchRequest {
-            document_id,
-            from_sequence: 0,
-            follow: false,
-        })
-        .await
-        .map_err(|s| anyhow::anyhow!(describe(&s)))?
-        .into_inner();
+    let req = request(Scope::DocumentId(document_id), 0, false);
+    let mut stream = resuming(progress, req, DEFAULT_RECONNECTS);
     let mut last = None;
-    while let Some(u) = stream
-        .message()
-        .await
-        .map_err(|s| anyhow::anyhow!(describe(&s)))?
-    {
+    while let Some(u) = stream.next().await? {
         if let Some(bar) = &bar {
-            bar.set_position((u.fraction * 1000.0) as u64);
-            bar.set_message(format!("{:<10} {}", stage_name(u.stage), u.message));
+            show(bar, &u);
         }
-        let done = u.terminal || u.stage >= until;
+        let done = reached(&u, until);
         last = Some(u);
         if done {
             break;
@@ -125,10 +118,56 @@ pub(crate) async fn watch(
     Ok(last)
 }
 
+fn show(bar: &ProgressBar, u: &pb::ProgressUpdate) {
+    bar.set_position((u.fraction * 1000.0) as u64);
+    bar.set_message(format!("{:<10} {}", stage_name(u.stage), u.message));
+}
+
+/// Whether a document needs no more watching: terminal, or at `until`.
+fn reached(u: &pb::ProgressUpdate, until: i32) -> bool {
+    u.terminal || u.stage >= until
+}
+
 struct Outcome {
     path: PathBuf,
     upload: Result<pb::UploadResponse, String>,
     last: Option<pb::ProgressUpdate>,
+}
+
+/// The files' documents as one batch watch reports them: bars drawn as
+/// updates come, each document's latest update kept for the summary.
+struct BatchView {
+    until: i32,
+    latest: HashMap<String, pb::ProgressUpdate>,
+    bars: HashMap<String, ProgressBar>,
+    /// Documents uploaded by this call (updates may come before the upload's
+    /// response does).
+    ours: Vec<String>,
+}
+
+impl BatchView {
+    fn update(&mut self, u: pb::ProgressUpdate) {
+        if let Some(bar) = self.bars.get(&u.document_id) {
+            show(bar, &u);
+        }
+        self.latest.insert(u.document_id.clone(), u);
+    }
+
+    fn uploaded(&mut self, document_id: &str, bar: Option<ProgressBar>) {
+        self.ours.push(document_id.to_owned());
+        if let Some(bar) = bar {
+            if let Some(u) = self.latest.get(document_id) {
+                show(&bar, u);
+            }
+            self.bars.insert(document_id.to_owned(), bar);
+        }
+    }
+
+    fn settled(&self) -> bool {
+        self.ours
+            .iter()
+            .all(|d| self.latest.get(d).is_some_and(|u| reached(u, self.until)))
+    }
 }
 
 pub async fn run(global: &Global, args: UploadArgs) -> Result<ExitCode> {
@@ -142,17 +181,15 @@ pub async fn run(global: &Global, args: UploadArgs) -> Result<ExitCode> {
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
 
-    let outcomes: Vec<Outcome> = futures::stream::iter(args.files.clone())
+    let mut uploads = futures::stream::iter(args.files.clone())
         .map(|path| {
             let mut documents = clients.documents.clone();
-            let progress = clients.progress.clone();
             let (topic, batch_id, multi, style) = (
                 topic.clone(),
                 batch_id.clone(),
                 multi.clone(),
                 style.clone(),
             );
-            let watch_it = args.watch;
             async move {
                 let bar = show_bars.then(|| {
                     let b = multi.add(ProgressBar::new(1000));
@@ -169,39 +206,76 @@ pub async fn run(global: &Global, args: UploadArgs) -> Result<ExitCode> {
                 let upload = upload_file(&mut documents, &path, &topic, &batch_id)
                     .await
                     .map_err(|e| format!("{e:#}"));
-                let mut last = None;
-                match (&upload, watch_it) {
-                    (Ok(r), true) => {
-                        match watch(progress, r.document_id.clone(), until, bar.clone()).await {
-                            Ok(l) => last = l,
-                            Err(e) => {
-                                if let Some(b) = &bar {
-                                    b.abandon_with_message(format!("watch failed: {e:#}"));
-                                }
-                            }
-                        }
-                    }
-                    (Err(e), _) => {
-                        if let Some(b) = &bar {
-                            b.abandon_with_message(format!("upload refused: {e}"));
-                        }
-                    }
-                    _ => {}
+                if let (Err(e), Some(b)) = (&upload, &bar) {
+                    b.abandon_with_message(format!("upload refused: {e}"));
                 }
-                // Leave each bar where its document stopped (a cancelled or
-                // failed run, or --until, is not 100 %).
-                if let Some(b) = &bar {
-                    if !b.is_finished() {
-                        b.abandon();
-                    }
-                }
-                Outcome { path, upload, last }
+                (path, upload, bar)
             }
         })
-        .buffer_unordered(args.parallel.max(1))
-        .collect()
-        .await;
+        .buffer_unordered(args.parallel.max(1));
 
+    // One watch for the whole batch, open from the start (follow: documents
+    // join as their uploads land), resumed across API restarts.
+    let mut watch = args.watch.then(|| {
+        let req = request(Scope::BatchId(batch_id.clone()), 0, true);
+        resuming(clients.progress.clone(), req, args.reconnects)
+    });
+    let mut view = BatchView {
+        until,
+        latest: HashMap::new(),
+        bars: HashMap::new(),
+        ours: Vec::new(),
+    };
+    let mut uploaded: Vec<(PathBuf, Result<pb::UploadResponse, String>)> = Vec::new();
+    let mut uploads_done = false;
+    let mut watch_error = None;
+    while !(uploads_done && (watch.is_none() || view.settled())) {
+        let next_update = async {
+            match watch.as_mut() {
+                Some(w) => w.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            next = uploads.next(), if !uploads_done => match next {
+                Some((path, upload, bar)) => {
+                    if let Ok(r) = &upload {
+                        view.uploaded(&r.document_id, bar);
+                    }
+                    uploaded.push((path, upload));
+                }
+                None => uploads_done = true,
+            },
+            u = next_update => match u {
+                Ok(Some(u)) => view.update(u),
+                Ok(None) => watch = None,
+                Err(e) => {
+                    for bar in view.bars.values() {
+                        bar.abandon_with_message(format!("watch failed: {e}"));
+                    }
+                    watch_error = Some(e);
+                    watch = None;
+                }
+            },
+        }
+    }
+    // Leave each bar where its document stopped (a cancelled or failed run,
+    // or --until, is not 100 %).
+    for bar in view.bars.values() {
+        if !bar.is_finished() {
+            bar.abandon();
+        }
+    }
+    let outcomes: Vec<Outcome> = uploaded
+        .into_iter()
+        .map(|(path, upload)| {
+            let last = upload
+                .as_ref()
+                .ok()
+                .and_then(|r| view.latest.get(&r.document_id).cloned());
+            Outcome { path, upload, last }
+        })
+        .collect();
     let mut failed = false;
     for o in &outcomes {
         let final_stage = o.last.as_ref().map(|u| u.stage);
@@ -242,6 +316,10 @@ pub async fn run(global: &Global, args: UploadArgs) -> Result<ExitCode> {
             "{ok} of {} files uploaded (batch {batch_id})",
             outcomes.len()
         );
+    }
+    if let Some(e) = watch_error {
+        eprintln!("error: {e}");
+        failed = true;
     }
     Ok(if failed {
         ExitCode::FAILURE

@@ -1,0 +1,356 @@
+//! The progress hub: one JetStream consumer per API process, fanned out to
+//! every watcher.
+//!
+//! [`pump`] reads `<ns>.ev.doc.>` from the live point with one ordered
+//! consumer and hands each event message, decoded once, to the hub. The hub
+//! routes it by the owner token in its subject — a watcher only ever
+//! receives events under its own owner's token — and, for document
+//! watchers, by document, into each watcher's bounded queue.
+//!
+//! A new watcher first [`subscribe`](ProgressHub::subscribe)s, which tells it
+//! the hub's *position*: every message above it will be queued for it, none
+//! at or below it. It then reads the history up to that position itself
+//! ([`history`]) and drains its queue: no gap and no duplicate, because
+//! registering and fanning out happen under one lock.
+//!
+//! A watcher whose queue is full is dropped from the hub (it is told it
+//! *lagged* and should resume from its last sequence), so a slow client
+//! never stalls the pump or anyone else.
+
+pub mod history;
+pub mod pump;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use mnemo_domain::{DocumentEvent, DocumentId};
+use tokio::sync::mpsc;
+
+/// One event message as watchers receive it (events slimmed: see
+/// `mnemo_domain::progress::slim`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HubEvent {
+    pub sequence: u64,
+    pub document: DocumentId,
+    pub events: Vec<DocumentEvent>,
+}
+
+/// Which of an owner's events a watcher wants from the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// One document's.
+    Document(DocumentId),
+    /// All of them (batch and all-documents watchers fold and filter).
+    Owner,
+}
+
+/// Why a watcher cannot subscribe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HubError {
+    #[error("progress streams are not started yet")]
+    NotStarted,
+    #[error("the API is stopping")]
+    Stopped,
+}
+
+/// Why a subscription's queue closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// The watcher fell more than a queue behind and was dropped.
+    Lagged,
+    /// The hub stopped (the API is shutting down).
+    Stopped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    NotStarted,
+    /// Every message up to this stream sequence has been fanned out.
+    Live(u64),
+    Stopped,
+}
+
+struct Subscriber {
+    id: u64,
+    tx: mpsc::Sender<Arc<HubEvent>>,
+    lagged: Arc<AtomicBool>,
+}
+
+impl Subscriber {
+    /// Queues `event`; false when the subscriber is to be dropped.
+    fn offer(&self, event: &Arc<HubEvent>) -> bool {
+        match self.tx.try_send(event.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.lagged.store(true, Ordering::Release);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+#[derive(Default)]
+struct OwnerRoutes {
+    owner: Vec<Subscriber>,
+    documents: HashMap<DocumentId, Vec<Subscriber>>,
+}
+
+impl OwnerRoutes {
+    fn is_empty(&self) -> bool {
+        self.owner.is_empty() && self.documents.is_empty()
+    }
+}
+
+struct Registry {
+    state: State,
+    next_id: u64,
+    /// By owner token.
+    owners: HashMap<String, OwnerRoutes>,
+}
+
+struct Inner {
+    registry: Mutex<Registry>,
+    queue: usize,
+}
+
+/// The fan-out point shared by every Watch call of one API process.
+#[derive(Clone)]
+pub struct ProgressHub {
+    inner: Arc<Inner>,
+}
+
+impl ProgressHub {
+    /// A hub whose watchers may each fall `queue` messages behind.
+    pub fn new(queue: usize) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                registry: Mutex::new(Registry {
+                    state: State::NotStarted,
+                    next_id: 0,
+                    owners: HashMap::new(),
+                }),
+                queue: queue.max(1),
+            }),
+        }
+    }
+
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        // Nothing under the lock can panic half-way through an update that
+        // matters; a poisoned lock still holds a usable registry.
+        self.inner
+            .registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Registers a watcher of `owner_token`'s events.
+    pub fn subscribe(&self, owner_token: &str, route: Route) -> Result<Subscription, HubError> {
+        let mut reg = self.registry();
+        let position = match reg.state {
+            State::NotStarted => return Err(HubError::NotStarted),
+            State::Stopped => return Err(HubError::Stopped),
+            State::Live(p) => p,
+        };
+        reg.next_id += 1;
+        let id = reg.next_id;
+        let (tx, rx) = mpsc::channel(self.inner.queue);
+        let lagged = Arc::new(AtomicBool::new(false));
+        let sub = Subscriber {
+            id,
+            tx,
+            lagged: lagged.clone(),
+        };
+        let routes = reg.owners.entry(owner_token.to_owned()).or_default();
+        match route {
+            Route::Owner => routes.owner.push(sub),
+            Route::Document(d) => routes.documents.entry(d).or_default().push(sub),
+        }
+        Ok(Subscription {
+            position,
+            rx,
+            lagged,
+            hub: self.clone(),
+            owner_token: owner_token.to_owned(),
+            route,
+            id,
+        })
+    }
+
+    /// The pump starts at `position`: everything up to it is history.
+    pub(crate) fn go_live(&self, position: u64) {
+        let mut reg = self.registry();
+        if reg.state == State::NotStarted {
+            reg.state = State::Live(position);
+        }
+    }
+
+    /// The stream sequence fanned out so far (None: not live).
+    pub fn position(&self) -> Option<u64> {
+        match self.registry().state {
+            State::Live(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Hands one message to the watchers of its owner. A message for nobody
+    /// (`event` None: undecodable, or not a document subject) still moves the
+    /// position, so that watchers never wait for it.
+    pub(crate) fn publish(&self, sequence: u64, owner_token: &str, event: Option<HubEvent>) {
+        let mut reg = self.registry();
+        match reg.state {
+            State::Live(p) if sequence > p => reg.state = State::Live(sequence),
+            _ => return,
+        }
+        let Some(event) = event else { return };
+        let Some(routes) = reg.owners.get_mut(owner_token) else {
+            return;
+        };
+        let event = Arc::new(event);
+        routes.owner.retain(|s| s.offer(&event));
+        if let Some(subs) = routes.documents.get_mut(&event.document) {
+            subs.retain(|s| s.offer(&event));
+            if subs.is_empty() {
+                routes.documents.remove(&event.document);
+            }
+        }
+        if routes.is_empty() {
+            reg.owners.remove(owner_token);
+        }
+    }
+
+    /// Closes every subscription (their watchers end with "resume from …")
+    /// and refuses new ones.
+    pub fn stop(&self) {
+        let mut reg = self.registry();
+        reg.state = State::Stopped;
+        reg.owners.clear();
+    }
+
+    /// Watchers currently registered.
+    pub fn watchers(&self) -> usize {
+        self.registry()
+            .owners
+            .values()
+            .map(|r| r.owner.len() + r.documents.values().map(Vec::len).sum::<usize>())
+            .sum()
+    }
+
+    fn unsubscribe(&self, owner_token: &str, route: Route, id: u64) {
+        let mut reg = self.registry();
+        let Some(routes) = reg.owners.get_mut(owner_token) else {
+            return;
+        };
+        match route {
+            Route::Owner => routes.owner.retain(|s| s.id != id),
+            Route::Document(d) => {
+                if let Some(subs) = routes.documents.get_mut(&d) {
+                    subs.retain(|s| s.id != id);
+                    if subs.is_empty() {
+                        routes.documents.remove(&d);
+                    }
+                }
+            }
+        }
+        if routes.is_empty() {
+            reg.owners.remove(owner_token);
+        }
+    }
+}
+
+/// One watcher's place in the hub; leaves it when dropped.
+pub struct Subscription {
+    /// Every message above this sequence will be queued here; none at or below.
+    pub position: u64,
+    rx: mpsc::Receiver<Arc<HubEvent>>,
+    lagged: Arc<AtomicBool>,
+    hub: ProgressHub,
+    owner_token: String,
+    route: Route,
+    id: u64,
+}
+
+impl Subscription {
+    /// The next message, or why there will be none.
+    pub async fn recv(&mut self) -> Result<Arc<HubEvent>, Closed> {
+        match self.rx.recv().await {
+            Some(e) => Ok(e),
+            None if self.lagged.load(Ordering::Acquire) => Err(Closed::Lagged),
+            None => Err(Closed::Stopped),
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.unsubscribe(&self.owner_token, self.route, self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(sequence: u64, document: DocumentId) -> Option<HubEvent> {
+        Some(HubEvent {
+            sequence,
+            document,
+            events: Vec::new(),
+        })
+    }
+
+    #[tokio::test]
+    async fn watchers_get_what_follows_their_position_and_only_their_owners() {
+        let hub = ProgressHub::new(8);
+        assert_eq!(
+            hub.subscribe("a", Route::Owner).err(),
+            Some(HubError::NotStarted)
+        );
+        hub.go_live(10);
+        let (d1, d2) = (DocumentId::new(), DocumentId::new());
+        let mut alice = hub.subscribe("a", Route::Owner).unwrap();
+        let mut one_doc = hub.subscribe("a", Route::Document(d1)).unwrap();
+        let mut bob = hub.subscribe("b", Route::Owner).unwrap();
+        assert_eq!(alice.position, 10);
+        hub.publish(10, "a", event(10, d1)); // at the position: history, not live
+        hub.publish(11, "a", event(11, d1));
+        hub.publish(12, "a", event(12, d2));
+        hub.publish(13, "b", event(13, d1));
+        hub.publish(14, "x", None);
+        let late = hub.subscribe("a", Route::Owner).unwrap();
+        assert_eq!(late.position, 14);
+        assert_eq!(alice.recv().await.unwrap().sequence, 11);
+        assert_eq!(alice.recv().await.unwrap().sequence, 12);
+        assert_eq!(one_doc.recv().await.unwrap().sequence, 11);
+        assert_eq!(bob.recv().await.unwrap().sequence, 13);
+        hub.stop();
+        assert_eq!(alice.recv().await.err(), Some(Closed::Stopped));
+        assert_eq!(one_doc.recv().await.err(), Some(Closed::Stopped));
+        assert_eq!(bob.recv().await.err(), Some(Closed::Stopped));
+        assert_eq!(
+            hub.subscribe("a", Route::Owner).err(),
+            Some(HubError::Stopped)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_that_watcher_only() {
+        let hub = ProgressHub::new(2);
+        hub.go_live(0);
+        let d = DocumentId::new();
+        let mut slow = hub.subscribe("a", Route::Owner).unwrap();
+        let mut fast = hub.subscribe("a", Route::Owner).unwrap();
+        for seq in 1..=5 {
+            hub.publish(seq, "a", event(seq, d));
+            assert_eq!(fast.recv().await.unwrap().sequence, seq);
+        }
+        // The slow one still gets what was queued before it lagged.
+        assert_eq!(slow.recv().await.unwrap().sequence, 1);
+        assert_eq!(slow.recv().await.unwrap().sequence, 2);
+        assert_eq!(slow.recv().await.err(), Some(Closed::Lagged));
+        assert_eq!(hub.watchers(), 1);
+        drop(fast);
+        assert_eq!(hub.watchers(), 0);
+    }
+}
