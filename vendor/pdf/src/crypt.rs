@@ -154,7 +154,10 @@ impl Decoder {
     }
 
     fn key(&self) -> &[u8] {
-        &self.key[.. std::cmp::min(self.key_size, 16)]
+        // mnemo patch: AES-256 (AESV3) uses the whole 32-byte file key; the
+        // 16-byte cap is only right for RC4 and AES-128.
+        let max = if matches!(self.method, CryptMethod::AESV3) { 32 } else { 16 };
+        &self.key[.. std::cmp::min(self.key_size, max)]
     }
 
     pub fn new(key: Vec<u8>, key_size: usize, method: CryptMethod, encrypt_metadata: bool) -> Decoder {
@@ -365,7 +368,10 @@ impl Decoder {
                 }
             }
         } else if level == 5 || level == 6 {
+            // mnemo patch: some writers pad U and O to 127 bytes; only the
+            // first 48 carry the hash and salts (ISO 32000-2 §7.6.4.4.9).
             let u = dict.u.as_bytes();
+            let u = &u[..u.len().min(48)];
             if u.len() != 48 {
                 err!(format!(
                     "U in Encrypt dictionary should have a length of 48 bytes, not {}",
@@ -378,6 +384,7 @@ impl Decoder {
             let user_key_salt = &u[40..48];
 
             let o = dict.o.as_bytes();
+            let o = &o[..o.len().min(48)];
             if o.len() != 48 {
                 err!(format!(
                     "O in Encrypt dictionary should have a length of 48 bytes, not {}",

@@ -117,6 +117,23 @@ fn parse_stream_object(dict: Dictionary, lexer: &mut Lexer, r: &impl Resolve, ct
     })
 }
 
+/// mnemo patch: an integer token. Writers print some 32-bit fields
+/// unsigned (pypdf writes `/P 4294967292` for -4); a value that fits in u32
+/// but not i32 is read as the same 32 bits, anything larger as a real.
+fn integer(lexeme: &Substr) -> Result<Primitive> {
+    let n: i64 = match lexeme.to::<i64>() {
+        Ok(n) => n,
+        Err(_) => return Ok(Primitive::Number(t!(lexeme.to::<f32>()))),
+    };
+    Ok(match i32::try_from(n) {
+        Ok(n) => Primitive::Integer(n),
+        Err(_) => match u32::try_from(n) {
+            Ok(u) => Primitive::Integer(u as i32),
+            Err(_) => Primitive::Number(n as f32),
+        },
+    })
+}
+
 #[inline]
 fn check(flags: ParseFlags, allowed: ParseFlags) -> Result<(), PdfError> {
     if !flags.intersects(allowed) {
@@ -177,13 +194,13 @@ fn _parse_with_lexer_ctx(lexer: &mut Lexer, r: &impl Resolve, ctx: Option<&Conte
                 check(flags, ParseFlags::INTEGER)?;
                 // We are probably in an array of numbers - it's not a reference anyway
                 lexer.set_pos(pos_bk); // (roll back the lexer first)
-                Primitive::Integer(t!(first_lexeme.to::<i32>()))
+                t!(integer(&first_lexeme))
             }
         } else {
             check(flags, ParseFlags::INTEGER)?;
             // It is but a number
             lexer.set_pos(pos_bk); // (roll back the lexer first)
-            Primitive::Integer(t!(first_lexeme.to::<i32>()))
+            t!(integer(&first_lexeme))
         }
     } else if let Some(s) = first_lexeme.real_number() {
         check(flags, ParseFlags::NUMBER)?;
