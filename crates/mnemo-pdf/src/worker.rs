@@ -16,7 +16,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::{Pdf, PdfError};
+use crate::Pdf;
 
 /// Stack for the parsing thread: deep but legal PDFs (nested forms, long
 /// object chains) need more than the default 8 MiB main stack.
@@ -52,13 +52,9 @@ fn work(path: &Path) -> u8 {
     let pdf = match Pdf::open(bytes) {
         Ok(p) => p,
         Err(e) => {
-            let kind = match e {
-                PdfError::NeedsPassword => "needs_password",
-                PdfError::Damaged(_) => "damaged",
-            };
             let _ = line(
                 &mut out,
-                &serde_json::json!({"error": e.to_string(), "kind": kind}),
+                &serde_json::json!({"error": e.to_string(), "kind": e.code()}),
             );
             return 2;
         }

@@ -56,11 +56,22 @@ fn papers_read_like_pdftotext() {
 }
 
 #[test]
-fn an_encrypted_file_is_decrypted_with_the_empty_password() {
-    // AES-128 (revision 4), empty user password.
-    let bytes = corpus("enc_r4_copy_protected.pdf");
-    let text = mnemo_pdf::extract(bytes.clone()).unwrap().join("\n");
-    assert!(f1(&text, &pdftotext(&bytes)) > 0.9, "{text:.200}");
+fn encrypted_files_are_decrypted_with_the_empty_password() {
+    for name in [
+        // AES-128 (revision 4).
+        "enc_r4_copy_protected.pdf",
+        // AES-256 (revision 6) with 127-byte U and O entries.
+        "enc_aes256_r6_qpdf.pdf",
+        // RC4-128 with a malformed /OpenAction (an optional entry).
+        "font_identity_cmap_enc.pdf",
+    ] {
+        let bytes = corpus(name);
+        let text = mnemo_pdf::extract(bytes.clone())
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .join("\n");
+        let score = f1(&text, &pdftotext(&bytes));
+        assert!(score > 0.9, "{name}: F1 {score:.3}: {text:.200}");
+    }
 }
 
 /// A well-formed one-page PDF (with its xref table) whose page draws nothing.

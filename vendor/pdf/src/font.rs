@@ -149,8 +149,11 @@ impl Object for Font {
             .map(|p| Object::from_primitive(p, resolve))
             .transpose()?;
 
+        // mnemo patch: read as the optional entry it is, so that under
+        // `allow_error_in_option` a ToUnicode that is not a CMap stream (iText
+        // writes `/ToUnicode /Identity-H`) is ignored instead of failing the font.
         let to_unicode = match dict.remove("ToUnicode") {
-            Some(p) => Some(Object::from_primitive(p, resolve)?),
+            Some(p) => <Option<RcRef<Stream<()>>>>::from_primitive(p, resolve)?,
             None => None,
         };
         let _other = dict.clone();
