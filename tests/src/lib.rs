@@ -138,6 +138,8 @@ pub struct EnvOptions {
     pub run_projector: bool,
     /// Also run the extractor, chunker and embedder (needs the prepared model).
     pub run_pipeline: bool,
+    /// The pipeline's extractor config (default: [`extractor_config`]).
+    pub extractor: Option<mnemo_extractor::ExtractorConfig>,
 }
 
 impl Default for EnvOptions {
@@ -147,6 +149,7 @@ impl Default for EnvOptions {
             run_api: true,
             run_projector: true,
             run_pipeline: false,
+            extractor: None,
         }
     }
 }
@@ -195,8 +198,9 @@ impl TestEnv {
             let model = load_model();
             search_model = Some(model.clone());
             let (b, rx) = (bus.clone(), stop.subscribe());
+            let config = opts.extractor.clone().unwrap_or_else(extractor_config);
             tasks.push(tokio::spawn(async move {
-                let _ = mnemo_extractor::run(&b, extractor_config(), stopped(rx)).await;
+                let _ = mnemo_extractor::run(&b, config, stopped(rx)).await;
             }));
             tasks.extend(spawn_chunker_and_embedder(&bus, model, &stop));
         }
