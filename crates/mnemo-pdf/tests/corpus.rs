@@ -47,6 +47,8 @@ fn papers_read_like_pdftotext() {
         ("paper_tracemonkey_2col.pdf", 0.95),
         ("office_word2013_47p.pdf", 0.98),
         ("gov_federal_register_3col.pdf", 0.95),
+        // Bitmap Type 3 fonts (dvips): widths through the FontMatrix.
+        ("gs862_dvips_type3.pdf", 0.9),
     ] {
         let bytes = corpus(name);
         let ours = mnemo_pdf::extract(bytes.clone()).unwrap().join("\n");
@@ -137,4 +139,44 @@ fn word_spacing_comes_from_glyph_positions() {
             "'{w}' should be a word of its own"
         );
     }
+}
+
+#[test]
+fn type3_glyph_widths_keep_words_whole() {
+    // "Accelerato / r F acilit / y" when Type 3 widths were guessed.
+    let text = mnemo_pdf::extract(corpus("gs862_dvips_type3.pdf"))
+        .unwrap()
+        .join("\n");
+    assert!(
+        text.contains("The Continuous Electron Beam Accelerator Facility"),
+        "{:.600}",
+        text
+    );
+}
+
+#[test]
+fn paragraphs_are_separated_by_blank_lines() {
+    let pages = mnemo_pdf::extract(corpus("med_psychogeriatrics.pdf")).unwrap();
+    let paragraphs: Vec<&str> = pages[0].split("\n\n").map(str::trim).collect();
+    // The abstract's parts and the first section each start a paragraph.
+    for start in [
+        "ABSTRACT",
+        "Background: The impact",
+        "Methods: The study",
+        "Introduction",
+    ] {
+        assert!(
+            paragraphs.iter().any(|p| p.starts_with(start)),
+            "no paragraph starts with {start:?}: {paragraphs:#?}"
+        );
+    }
+    // A paragraph's lines stay together and in order.
+    let methods = paragraphs
+        .iter()
+        .find(|p| p.starts_with("Methods:"))
+        .unwrap();
+    assert!(
+        methods.ends_with("emotional\nadjustment were asked for."),
+        "{methods}"
+    );
 }
