@@ -1,5 +1,6 @@
 //! A PDF's text: pdf-rs first (in its worker process), `pdftotext` when
-//! pdf-rs fails or returns almost nothing. `ExtractedText.extractor` says
+//! pdf-rs fails, or when it returns almost nothing and `pdftotext` finds
+//! more. `ExtractedText.extractor` says
 //! which one produced the text (`pdf-rs` or `pdftotext`). When both fail,
 //! the reason says why each did.
 
@@ -17,22 +18,27 @@ pub async fn extract(
 ) -> Result<ExtractedText, ExtractError> {
     let file = PdfFile::write(bytes)?;
     let mut pdf_rs_failure = None;
+    let mut doubtful = None;
     if let Some(worker) = &config.pdf_worker {
         match pdf_worker::run(worker, file.path(), config, progress).await {
             Ok(result) => match pdf_worker::unusable(&result) {
-                None => {
-                    return Ok(ExtractedText {
-                        pages: result.pages,
-                        extractor: "pdf-rs".into(),
-                    })
+                None => return Ok(pdf_rs(result.pages)),
+                Some(why) => {
+                    tracing::info!(%why, "pdf-rs text doubtful; asking pdftotext too");
+                    doubtful = Some(result.pages);
                 }
-                Some(why) => tracing::info!(%why, "pdf-rs text unusable; trying pdftotext"),
             },
             Err(WorkerError::NeedsPassword) => {
                 tracing::info!("pdf-rs needs a password; trying pdftotext")
             }
             Err(WorkerError::Failed(why)) => {
-                tracing::warn!(%why, "pdf-rs failed; trying pdftotext");
+                // A file pdf-rs calls damaged is common; a crash or a
+                // timeout is a bug or a hostile file worth a look.
+                if why.starts_with("damaged PDF") {
+                    tracing::info!(%why, "pdf-rs failed; trying pdftotext");
+                } else {
+                    tracing::warn!(%why, "pdf-rs failed; trying pdftotext");
+                }
                 pdf_rs_failure = Some(why);
             }
         }
@@ -43,12 +49,27 @@ pub async fn extract(
             .unwrap_or(Err(ExtractError::TimedOut(
                 config.document_timeout.as_secs(),
             )));
+    if let Some(ours) = doubtful {
+        // A sparse but real document is sparse for pdftotext too.
+        match &fallback {
+            Ok(theirs) if !pdf_worker::keep_pdf_rs(&ours, &theirs.pages) => {}
+            _ => return Ok(pdf_rs(ours)),
+        }
+    }
     match (fallback, pdf_rs_failure) {
         // pdftotext calling the file damaged says less than how pdf-rs died.
         (Err(ExtractError::Damaged(why)), Some(pdf_rs)) => {
+            let pdf_rs = pdf_rs.trim_start_matches("damaged PDF: ");
             Err(ExtractError::Damaged(format!("{why} (pdf-rs: {pdf_rs})")))
         }
         (result, _) => result,
+    }
+}
+
+fn pdf_rs(pages: Vec<String>) -> ExtractedText {
+    ExtractedText {
+        pages,
+        extractor: "pdf-rs".into(),
     }
 }
 

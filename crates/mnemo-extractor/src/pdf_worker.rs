@@ -163,9 +163,26 @@ pub async fn run(
     Ok(out)
 }
 
+/// Letters and digits in `pages`: how two extractors' texts of one file
+/// are compared when pdf-rs's looked doubtful.
+pub fn alphanumerics<S: AsRef<str>>(pages: &[S]) -> usize {
+    pages
+        .iter()
+        .map(|p| p.as_ref().chars().filter(|c| c.is_alphanumeric()).count())
+        .sum()
+}
+
+/// After [`unusable`] sent a file to `pdftotext` as well: whether pdf-rs's
+/// text still wins, i.e. `pdftotext` found no more letters and digits (a
+/// short document is sparse for both; a scan is empty for both).
+pub fn keep_pdf_rs<S: AsRef<str>, T: AsRef<str>>(ours: &[S], theirs: &[T]) -> bool {
+    alphanumerics(ours) >= alphanumerics(theirs)
+}
+
 /// Whether pdf-rs's text is worth keeping, or "almost nothing" (a scan, a
 /// font it cannot map, pages it could not read), in which case the
-/// extractor asks `pdftotext`. Returns why not, if not.
+/// extractor asks `pdftotext` too (and keeps the text with more letters,
+/// [`keep_pdf_rs`]). Returns why not, if not.
 pub fn unusable(result: &WorkerPages) -> Option<String> {
     let pages = result.pages.len().max(1);
     if result.page_errors as usize * 4 > pages {
@@ -213,5 +230,15 @@ mod tests {
         assert!(unusable(&pages(&["", "", "x"], 0)).is_some());
         assert!(unusable(&pages(&["#$%^&*()!@#$%^&*()_+{}|:<>?~"], 0)).is_some());
         assert!(unusable(&pages(&["fine text here and more", "", ""], 2)).is_some());
+    }
+
+    #[test]
+    fn doubtful_text_is_kept_unless_pdftotext_finds_more() {
+        // A title page with one line: sparse for both extractors.
+        assert!(keep_pdf_rs(&["Title", ""], &["Title\n", "\u{c}"]));
+        // A scan: empty for both; pdf-rs's empty text then says "no text layer".
+        assert!(keep_pdf_rs(&["", ""], &["", ""]));
+        // Pages pdf-rs could not read, that pdftotext could.
+        assert!(!keep_pdf_rs(&["one", ""], &["one", "two three"]));
     }
 }
