@@ -4,6 +4,7 @@
 mod api;
 mod consumer;
 mod event_store;
+mod isolation;
 mod pipeline;
 mod progress;
 mod progress_scopes;

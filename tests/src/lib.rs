@@ -142,6 +142,8 @@ pub struct EnvOptions {
     pub run_pipeline: bool,
     /// The API's per-watcher progress queue (None: the default).
     pub watch_queue: Option<usize>,
+    /// The pipeline's extractor config (default: [`extractor_config`]).
+    pub extractor: Option<mnemo_extractor::ExtractorConfig>,
 }
 
 impl Default for EnvOptions {
@@ -152,6 +154,7 @@ impl Default for EnvOptions {
             run_projector: true,
             run_pipeline: false,
             watch_queue: None,
+            extractor: None,
         }
     }
 }
@@ -254,8 +257,9 @@ impl TestEnv {
             let model = load_model();
             search_model = Some(model.clone());
             let (b, rx) = (bus.clone(), stop.subscribe());
+            let config = opts.extractor.clone().unwrap_or_else(extractor_config);
             tasks.push(tokio::spawn(async move {
-                let _ = mnemo_extractor::run(&b, extractor_config(), stopped(rx)).await;
+                let _ = mnemo_extractor::run(&b, config, stopped(rx)).await;
             }));
             tasks.extend(spawn_chunker_and_embedder(&bus, model, &stop));
         }

@@ -74,9 +74,35 @@ impl Extractor {
         }
     }
 
-    async fn extract(
+    /// [`Self::extract`], telling JetStream every [`ExtractorConfig::heartbeat`]
+    /// that the work goes on: a pdf-rs timeout followed by the `pdftotext`
+    /// fallback can outlast the ack wait, and a redelivery would start the
+    /// same document on another copy.
+    async fn extract_with_heartbeat(
         &self,
         delivery: &Delivery,
+        aggregate: &str,
+        run: u32,
+        md: &HashMap<String, String>,
+    ) -> Result<(), Failure> {
+        let work = self.extract(aggregate, run, md);
+        tokio::pin!(work);
+        let every = self.config.heartbeat();
+        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tokio::select! {
+                result = &mut work => return result,
+                _ = beat.tick() => {
+                    if let Err(e) = delivery.in_progress().await {
+                        tracing::warn!(error = %e, "could not tell JetStream the work goes on");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn extract(
+        &self,
         aggregate: &str,
         run: u32,
         md: &HashMap<String, String>,
@@ -110,10 +136,7 @@ impl Extractor {
                     .collect(),
                 extractor: "utf8".into(),
             },
-            ContentType::Pdf => {
-                self.extract_pdf(delivery, aggregate, run, &bytes, md)
-                    .await?
-            }
+            ContentType::Pdf => self.extract_pdf(aggregate, run, &bytes, md).await?,
         };
         if text.is_blank() {
             return Err(Failure::Document(ExtractError::NoTextLayer));
@@ -137,7 +160,6 @@ impl Extractor {
 
     async fn extract_pdf(
         &self,
-        delivery: &Delivery,
         aggregate: &str,
         run: u32,
         bytes: &[u8],
@@ -155,8 +177,6 @@ impl Extractor {
                         continue;
                     }
                     last_report = Instant::now();
-                    // Still working: keep JetStream from redelivering to a copy.
-                    let _ = delivery.in_progress().await;
                     if done < total {
                         let progress = DocumentCommand::RecordExtractionProgress {
                             run,
@@ -190,7 +210,7 @@ impl Handler for Extractor {
         let md = stored.envelope.caused_metadata();
         let span = tracing::info_span!("extract", document = %aggregate, event_id = %stored.envelope.event_id, run);
         match self
-            .extract(delivery, &aggregate, run, &md)
+            .extract_with_heartbeat(delivery, &aggregate, run, &md)
             .instrument(span)
             .await
         {

@@ -9,8 +9,12 @@
 //! …", "gave up after 60 s").
 //! Must not: let one document take the service down. PDF parsing runs in
 //! child processes (the pdf-rs worker `mnemo extract-worker`, and
-//! `pdftotext`) under a wall-clock timeout and an address-space limit, so a
-//! crash, a loop or a memory blow-up fails that document alone.
+//! `pdftotext`) under wall-clock limits (per page or step, and per
+//! document), a CPU-time and an address-space limit, and a cap on the output
+//! read back, so a crash, a loop or a memory blow-up fails that document
+//! alone. While it works on a document, the handler tells JetStream so
+//! (`in_progress`) every quarter of the ack wait, so nothing is redelivered
+//! to another copy mid-work.
 //!
 //! Plain text and Markdown skip parsing. PDFs go through pdf-rs (crate
 //! `mnemo-pdf`, mnemo's own content-stream walker) first; when it fails or
@@ -22,6 +26,8 @@
 //! - [`pdf_text`]: pdf-rs first, `pdftotext` as the fallback.
 //! - [`pdf_worker`]: the pdf-rs worker process (`mnemo extract-worker`).
 //! - [`pdf`]: running `pdfinfo` / `pdftotext` in a sandboxed child process.
+//! - [`sandbox`]: child processes under `prlimit` (memory, CPU), capped
+//!   stdout, the head and tail of stderr for failure reasons.
 //! - [`handler`]: the consumer handler (which events, what it appends).
 
 pub mod config;
@@ -29,6 +35,7 @@ pub mod handler;
 pub mod pdf;
 pub mod pdf_text;
 pub mod pdf_worker;
+pub mod sandbox;
 
 pub use config::ExtractorConfig;
 pub use handler::Extractor;
@@ -44,6 +51,8 @@ pub enum ExtractError {
     NeedsPassword,
     #[error("gave up after {0} s (the PDF may loop forever)")]
     TimedOut(u64),
+    #[error("the text is larger than {limit_mib} MiB")]
+    TooLarge { limit_mib: u64 },
     #[error("{tool} is not installed: run deploy/local/bootstrap.sh")]
     ToolMissing { tool: String },
     #[error("cannot run the extractor: {0}")]
@@ -55,6 +64,19 @@ impl ExtractError {
     /// installed; a damaged file stays damaged).
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::ToolMissing { .. } | Self::Io(_))
+    }
+
+    /// A stable machine-readable code (`mnemo extract --json`, scripts).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NoTextLayer => "no_text_layer",
+            Self::Damaged(_) => "damaged",
+            Self::NeedsPassword => "needs_password",
+            Self::TimedOut(_) => "timed_out",
+            Self::TooLarge { .. } => "too_large",
+            Self::ToolMissing { .. } => "tool_missing",
+            Self::Io(_) => "io",
+        }
     }
 }
 
@@ -93,8 +115,8 @@ pub async fn run(
     let mut spec =
         mnemo_bus::ConsumerSpec::new("extractor", format!("{}.>", bus.namespace.events_of("doc")));
     spec.concurrency = config.concurrency;
-    // A step may take up to its timeout; never let the ack wait expire first.
-    spec.ack_wait = config.step_timeout * 2;
+    // The handler reports progress every quarter of this while it works.
+    spec.ack_wait = config.ack_wait;
     let handler = Extractor::new(bus, config).await?;
     mnemo_bus::consumer::run(bus, spec, handler, shutdown).await
 }

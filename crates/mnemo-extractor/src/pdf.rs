@@ -1,12 +1,11 @@
-//! The fallback: PDF text through poppler's `pdfinfo` and `pdftotext`, each run in a child
-//! process under `prlimit --as` (address space) and a wall-clock timeout, so
-//! a file that crashes, loops or eats memory costs one child, not the service.
+//! The fallback: PDF text through poppler's `pdfinfo` and `pdftotext`, each
+//! run in the [`crate::sandbox`] (address space, CPU seconds, capped output)
+//! under a wall-clock timeout, so a file that crashes, loops or eats memory
+//! costs one child, not the service.
 
 use std::path::Path;
-use std::process::Stdio;
 
-use tokio::process::Command;
-
+use crate::sandbox::{self, ReadError, Sandboxed};
 use crate::{ExtractError, ExtractorConfig};
 
 /// A PDF written to a private temporary file for the tools to read (they
@@ -21,16 +20,8 @@ async fn run_tool(
     tool: &Path,
     args: &[&str],
 ) -> Result<Vec<u8>, ExtractError> {
-    let mut cmd = Command::new("prlimit");
-    cmd.arg(format!("--as={}", config.memory_limit_bytes))
-        .arg("--")
-        .arg(tool)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let child = cmd.spawn().map_err(|e| {
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+    let mut child = Sandboxed::spawn(config, tool, &args).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             ExtractError::ToolMissing {
                 tool: "prlimit".into(),
@@ -39,48 +30,54 @@ async fn run_tool(
             ExtractError::Io(e.to_string())
         }
     })?;
-    let output = match tokio::time::timeout(config.step_timeout, child.wait_with_output()).await {
-        Ok(Ok(o)) => o,
+    let stdout = match tokio::time::timeout(config.step_timeout, child.read_to_end()).await {
+        Ok(Ok(out)) => out,
+        Ok(Err(ReadError::TooLarge { limit_bytes })) => {
+            child.kill().await;
+            return Err(ExtractError::TooLarge {
+                limit_mib: limit_bytes / (1024 * 1024),
+            });
+        }
+        Ok(Err(ReadError::Io(e))) => {
+            child.kill().await;
+            return Err(ExtractError::Io(e.to_string()));
+        }
+        Err(_) => {
+            child.kill().await;
+            return Err(ExtractError::TimedOut(config.step_timeout.as_secs()));
+        }
+    };
+    let (status, said) = match tokio::time::timeout(config.step_timeout, child.wait()).await {
+        Ok(Ok(done)) => done,
         Ok(Err(e)) => return Err(ExtractError::Io(e.to_string())),
-        // Dropping the future kills the child (kill_on_drop).
         Err(_) => return Err(ExtractError::TimedOut(config.step_timeout.as_secs())),
     };
-    if output.status.success() {
-        return Ok(output.stdout);
+    if status.success() {
+        return Ok(stdout);
     }
-    let stderr = String::from_utf8_lossy(&output.stderr);
     // prlimit reports a tool it cannot start this way (exit 127 / 126).
-    if matches!(output.status.code(), Some(126 | 127)) {
+    if matches!(status.code(), Some(126 | 127)) {
         return Err(ExtractError::ToolMissing {
             tool: tool.display().to_string(),
         });
     }
-    if stderr.contains("Incorrect password") {
+    if said.contains("Incorrect password") {
         return Err(ExtractError::NeedsPassword);
     }
-    // An error line says more than the warnings before it.
-    let lines: Vec<&str> = stderr
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let first = lines
-        .iter()
-        .find(|l| l.contains("Error"))
-        .or(lines.first())
-        .map(|l| {
-            l.trim_start_matches("Syntax Error: ")
-                .trim_start_matches("Command Line Error: ")
-        })
-        .unwrap_or("the reader stopped")
-        .to_owned();
-    let signal = {
-        use std::os::unix::process::ExitStatusExt;
-        output.status.signal()
+    let first = said
+        .trim_start_matches("Syntax Error: ")
+        .trim_start_matches("Command Line Error: ");
+    let first = if first.is_empty() {
+        "the reader stopped"
+    } else {
+        first
     };
-    Err(match signal {
-        Some(sig) => ExtractError::Damaged(format!("the reader crashed (signal {sig}): {first}")),
-        None => ExtractError::Damaged(first),
+    Err(match status.code() {
+        None => ExtractError::Damaged(format!(
+            "the reader crashed ({}): {first}",
+            sandbox::describe(status)
+        )),
+        Some(_) => ExtractError::Damaged(first.to_owned()),
     })
 }
 

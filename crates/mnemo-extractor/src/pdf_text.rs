@@ -1,6 +1,8 @@
 //! A PDF's text: pdf-rs first (in its worker process), `pdftotext` when
-//! pdf-rs fails or returns almost nothing. `ExtractedText.extractor` says
-//! which one produced the text (`pdf-rs` or `pdftotext`).
+//! pdf-rs fails, or when it returns almost nothing and `pdftotext` finds
+//! more. `ExtractedText.extractor` says
+//! which one produced the text (`pdf-rs` or `pdftotext`). When both fail,
+//! the reason says why each did.
 
 use mnemo_domain::text::ExtractedText;
 
@@ -15,34 +17,79 @@ pub async fn extract(
     progress: &Progress,
 ) -> Result<ExtractedText, ExtractError> {
     let file = PdfFile::write(bytes)?;
+    let mut pdf_rs_failure = None;
+    let mut doubtful = None;
     if let Some(worker) = &config.pdf_worker {
         match pdf_worker::run(worker, file.path(), config, progress).await {
             Ok(result) => match pdf_worker::unusable(&result) {
-                None => {
-                    return Ok(ExtractedText {
-                        pages: result.pages,
-                        extractor: "pdf-rs".into(),
-                    })
+                None => return Ok(pdf_rs(result.pages)),
+                Some(why) => {
+                    tracing::info!(%why, "pdf-rs text doubtful; asking pdftotext too");
+                    doubtful = Some(result.pages);
                 }
-                Some(why) => tracing::info!(%why, "pdf-rs text unusable; trying pdftotext"),
             },
             Err(WorkerError::NeedsPassword) => {
                 tracing::info!("pdf-rs needs a password; trying pdftotext")
             }
             Err(WorkerError::Failed(why)) => {
-                tracing::info!(%why, "pdf-rs failed; trying pdftotext")
+                // A file pdf-rs calls damaged is common; a crash or a
+                // timeout is a bug or a hostile file worth a look.
+                if why.starts_with("damaged PDF") {
+                    tracing::info!(%why, "pdf-rs failed; trying pdftotext");
+                } else {
+                    tracing::warn!(%why, "pdf-rs failed; trying pdftotext");
+                }
+                pdf_rs_failure = Some(why);
             }
         }
     }
+    let fallback =
+        tokio::time::timeout(config.document_timeout, pdftotext(&file, config, progress))
+            .await
+            .unwrap_or(Err(ExtractError::TimedOut(
+                config.document_timeout.as_secs(),
+            )));
+    if let Some(ours) = doubtful {
+        // A sparse but real document is sparse for pdftotext too.
+        match &fallback {
+            Ok(theirs) if !pdf_worker::keep_pdf_rs(&ours, &theirs.pages) => {}
+            _ => return Ok(pdf_rs(ours)),
+        }
+    }
+    match (fallback, pdf_rs_failure) {
+        // pdftotext calling the file damaged says less than how pdf-rs died.
+        (Err(ExtractError::Damaged(why)), Some(pdf_rs)) => {
+            let pdf_rs = pdf_rs.trim_start_matches("damaged PDF: ");
+            Err(ExtractError::Damaged(format!("{why} (pdf-rs: {pdf_rs})")))
+        }
+        (result, _) => result,
+    }
+}
+
+fn pdf_rs(pages: Vec<String>) -> ExtractedText {
+    ExtractedText {
+        pages,
+        extractor: "pdf-rs".into(),
+    }
+}
+
+async fn pdftotext(
+    file: &PdfFile,
+    config: &ExtractorConfig,
+    progress: &Progress,
+) -> Result<ExtractedText, ExtractError> {
     let total = file.page_count(config).await?;
-    let mut pages = Vec::with_capacity(total as usize);
+    let mut pages = Vec::with_capacity(total.min(10_000) as usize);
     let step = config.pages_per_step.max(1);
     let mut first = 1;
     while first <= total {
-        let last = (first + step - 1).min(total);
+        let last = first.saturating_add(step - 1).min(total);
         pages.extend(file.pages(first, last, config).await?);
         let _ = progress.send((last, total));
-        first = last + 1;
+        match last.checked_add(1) {
+            Some(next) => first = next,
+            None => break,
+        }
     }
     Ok(ExtractedText {
         pages,

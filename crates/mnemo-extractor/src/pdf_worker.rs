@@ -1,17 +1,18 @@
 //! Running pdf-rs (crate `mnemo-pdf`) in a child process: `mnemo
-//! extract-worker FILE` under `prlimit --as` (address space) and a
-//! wall-clock limit between pages, reading one JSON line per page.
+//! extract-worker FILE` in the [`crate::sandbox`] (address space, CPU
+//! seconds, capped output), with a wall-clock limit per page and one for
+//! the whole document, reading one JSON line per page.
 //!
 //! Whatever the file does to the parser — panic, stack overflow, abort,
-//! endless loop, memory blow-up — ends the child, and the parent gets a
-//! reason instead of text.
+//! endless loop, memory blow-up, a flood of output — ends the child, and
+//! the parent gets a reason (with the child's own last words from stderr)
+//! instead of text.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
+use tokio::time::Instant;
 
+use crate::sandbox::{self, ReadError, Sandboxed};
 use crate::ExtractorConfig;
 
 /// Where `(pages done, pages total)` go while a PDF is read.
@@ -61,45 +62,71 @@ pub async fn run(
     config: &ExtractorConfig,
     progress: &Progress,
 ) -> Result<WorkerPages, WorkerError> {
-    let mut child = Command::new("prlimit")
-        .arg(format!("--as={}", config.memory_limit_bytes))
-        .arg("--")
-        .arg(&worker.program)
-        .args(&worker.args)
-        .arg(path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
+    let args: Vec<&std::ffi::OsStr> = worker
+        .args
+        .iter()
+        .map(|a| a.as_ref())
+        .chain([path.as_os_str()])
+        .collect();
+    let mut child = Sandboxed::spawn(config, &worker.program, &args)
         .map_err(|e| WorkerError::Failed(format!("cannot start the PDF worker: {e}")))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| WorkerError::Failed("the PDF worker has no stdout".into()))?;
-    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + config.document_timeout;
     let mut out = WorkerPages::default();
     let mut total = 0u32;
+    let failed = |why: String, out: &WorkerPages, total: u32, said: String| {
+        let at = format!("after {} of {total} pages", out.pages.len());
+        WorkerError::Failed(match said.is_empty() {
+            true => format!("{why} {at}"),
+            false => format!("{why} {at}: {said}"),
+        })
+    };
     loop {
-        // A page (or the opening) that takes longer than this is a loop.
-        let next = tokio::time::timeout(config.step_timeout, lines.next_line()).await;
-        let line = match next {
+        // A page (or the opening) that takes longer than the step is a
+        // loop; a document that takes longer than its deadline is too slow.
+        let step_end = (Instant::now() + config.step_timeout).min(deadline);
+        let line = match tokio::time::timeout_at(step_end, child.next_line()).await {
             Err(_) => {
-                return Err(WorkerError::Failed(format!(
-                    "gave up after {} s on one page (the PDF may loop forever)",
-                    config.step_timeout.as_secs()
-                )))
+                let why = if Instant::now() >= deadline {
+                    format!(
+                        "gave up after {} s on the document (the PDF may loop forever)",
+                        config.document_timeout.as_secs()
+                    )
+                } else {
+                    format!(
+                        "gave up after {} s on one page (the PDF may loop forever)",
+                        config.step_timeout.as_secs()
+                    )
+                };
+                let said = child.kill().await;
+                return Err(failed(why, &out, total, said));
             }
-            Ok(Err(e)) => return Err(WorkerError::Failed(format!("reading the worker: {e}"))),
+            Ok(Err(ReadError::TooLarge { limit_bytes })) => {
+                let said = child.kill().await;
+                let why = format!(
+                    "the PDF worker wrote more than {} MiB of text",
+                    limit_bytes / (1024 * 1024)
+                );
+                return Err(failed(why, &out, total, said));
+            }
+            Ok(Err(ReadError::Io(e))) => {
+                let said = child.kill().await;
+                return Err(failed(
+                    format!("reading the worker: {e}"),
+                    &out,
+                    total,
+                    said,
+                ));
+            }
             Ok(Ok(None)) => break,
             Ok(Ok(Some(line))) => line,
         };
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
+        let Ok(msg) = serde_json::from_slice::<serde_json::Value>(&line) else {
             continue;
         };
         if let Some(n) = msg.get("pages").and_then(|v| v.as_u64()) {
-            total = n as u32;
-            out.pages.reserve(total as usize);
+            total = u32::try_from(n).unwrap_or(u32::MAX);
+            // Trust a count only as far as it is cheap: pages arrive anyway.
+            out.pages.reserve(total.min(10_000) as usize);
         } else if msg.get("page").is_some() {
             match msg.get("text").and_then(|t| t.as_str()) {
                 Some(t) => out.pages.push(t.to_owned()),
@@ -110,35 +137,52 @@ pub async fn run(
             }
             let _ = progress.send((out.pages.len() as u32, total));
         } else if let Some(err) = msg.get("error").and_then(|e| e.as_str()) {
+            let err = err.to_owned();
+            let _ = child.kill().await;
             return Err(match msg.get("kind").and_then(|k| k.as_str()) {
                 Some("needs_password") => WorkerError::NeedsPassword,
-                _ => WorkerError::Failed(err.to_owned()),
+                _ => WorkerError::Failed(err),
             });
         }
     }
-    let status = tokio::time::timeout(config.step_timeout, child.wait())
-        .await
-        .map_err(|_| WorkerError::Failed("the PDF worker did not exit".into()))?
-        .map_err(|e| WorkerError::Failed(e.to_string()))?;
+    // Stdout is closed; the exit follows at once unless something is wrong.
+    let (status, said) = match tokio::time::timeout(config.step_timeout, child.wait()).await {
+        Ok(Ok(done)) => done,
+        Ok(Err(e)) => return Err(WorkerError::Failed(e.to_string())),
+        Err(_) => return Err(WorkerError::Failed("the PDF worker did not exit".into())),
+    };
     if !status.success() || out.pages.len() as u32 != total {
-        use std::os::unix::process::ExitStatusExt;
-        return Err(WorkerError::Failed(match status.signal() {
-            Some(sig) => format!(
-                "the PDF worker crashed (signal {sig}) after {} of {total} pages",
-                out.pages.len()
-            ),
-            None => format!(
-                "the PDF worker stopped ({status}) after {} of {total} pages",
-                out.pages.len()
-            ),
-        }));
+        let how = sandbox::describe(status);
+        let why = if status.code().is_some() {
+            format!("the PDF worker stopped ({how})")
+        } else {
+            format!("the PDF worker crashed ({how})")
+        };
+        return Err(failed(why, &out, total, said));
     }
     Ok(out)
 }
 
+/// Letters and digits in `pages`: how two extractors' texts of one file
+/// are compared when pdf-rs's looked doubtful.
+pub fn alphanumerics<S: AsRef<str>>(pages: &[S]) -> usize {
+    pages
+        .iter()
+        .map(|p| p.as_ref().chars().filter(|c| c.is_alphanumeric()).count())
+        .sum()
+}
+
+/// After [`unusable`] sent a file to `pdftotext` as well: whether pdf-rs's
+/// text still wins, i.e. `pdftotext` found no more letters and digits (a
+/// short document is sparse for both; a scan is empty for both).
+pub fn keep_pdf_rs<S: AsRef<str>, T: AsRef<str>>(ours: &[S], theirs: &[T]) -> bool {
+    alphanumerics(ours) >= alphanumerics(theirs)
+}
+
 /// Whether pdf-rs's text is worth keeping, or "almost nothing" (a scan, a
 /// font it cannot map, pages it could not read), in which case the
-/// extractor asks `pdftotext`. Returns why not, if not.
+/// extractor asks `pdftotext` too (and keeps the text with more letters,
+/// [`keep_pdf_rs`]). Returns why not, if not.
 pub fn unusable(result: &WorkerPages) -> Option<String> {
     let pages = result.pages.len().max(1);
     if result.page_errors as usize * 4 > pages {
@@ -186,5 +230,15 @@ mod tests {
         assert!(unusable(&pages(&["", "", "x"], 0)).is_some());
         assert!(unusable(&pages(&["#$%^&*()!@#$%^&*()_+{}|:<>?~"], 0)).is_some());
         assert!(unusable(&pages(&["fine text here and more", "", ""], 2)).is_some());
+    }
+
+    #[test]
+    fn doubtful_text_is_kept_unless_pdftotext_finds_more() {
+        // A title page with one line: sparse for both extractors.
+        assert!(keep_pdf_rs(&["Title", ""], &["Title\n", "\u{c}"]));
+        // A scan: empty for both; pdf-rs's empty text then says "no text layer".
+        assert!(keep_pdf_rs(&["", ""], &["", ""]));
+        // Pages pdf-rs could not read, that pdftotext could.
+        assert!(!keep_pdf_rs(&["one", ""], &["one", "two three"]));
     }
 }

@@ -1,8 +1,9 @@
-//! The pdf-rs worker's sandbox, with stand-in workers that misbehave the
-//! ways a hostile PDF can make a parser misbehave.
+//! The pdf-rs worker's protocol as the parent reads it, with stand-in
+//! workers. Real faults (panic, abort, stack overflow, loops, memory,
+//! floods) are injected into the real worker in `tests/e2e/isolation.rs`.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mnemo_extractor::pdf_worker::{self, PdfWorker, WorkerError};
 use mnemo_extractor::ExtractorConfig;
@@ -38,31 +39,13 @@ async fn pages_arrive_line_by_line() {
 }
 
 #[tokio::test]
-async fn a_crash_is_a_failure_with_the_signal() {
-    let w = shell(r#"echo '{"pages":3}'; echo '{"page":1,"text":"one"}'; kill -SEGV $$"#);
+async fn missing_pages_are_a_failure_quoting_stderr() {
+    let w = shell(r#"echo '{"pages":3}'; echo '{"page":1,"text":"one"}'; echo 'Error: gone' >&2"#);
     match run(&w).await {
-        Err(WorkerError::Failed(why)) => assert!(why.contains("signal 11"), "{why}"),
-        other => panic!("{other:?}"),
-    }
-}
-
-#[tokio::test]
-async fn an_endless_loop_is_cut_at_the_timeout() {
-    let started = Instant::now();
-    let w = shell(r#"echo '{"pages":1}'; while :; do :; done"#);
-    match run(&w).await {
-        Err(WorkerError::Failed(why)) => assert!(why.contains("gave up after 2 s"), "{why}"),
-        other => panic!("{other:?}"),
-    }
-    assert!(started.elapsed() < Duration::from_secs(30));
-}
-
-#[tokio::test]
-async fn a_memory_blow_up_hits_the_address_space_limit() {
-    // Ask for 2 GiB under a 1 GiB limit: the allocation fails, the worker dies.
-    let w = shell(r#"echo '{"pages":1}'; exec python3 -c 'x = bytearray(2 * 1024 ** 3)'"#);
-    match run(&w).await {
-        Err(WorkerError::Failed(why)) => assert!(why.contains("after 0 of 1 pages"), "{why}"),
+        Err(WorkerError::Failed(why)) => assert_eq!(
+            why,
+            "the PDF worker stopped (exit status 0) after 1 of 3 pages: Error: gone"
+        ),
         other => panic!("{other:?}"),
     }
 }

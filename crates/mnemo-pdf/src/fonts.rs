@@ -14,13 +14,17 @@
 //! Codes are one byte in simple fonts and two bytes in Type0 fonts (the
 //! Identity-H/V CMaps; other predefined CMaps are rare in study material and
 //! are read the same way). Widths come from `Widths`/`FirstChar` or the CID
-//! `W` array, in thousandths of the text size.
+//! `W` array, in thousandths of the text size; for Type 3 fonts (which
+//! pdf-rs gives no widths) from their own `Widths` in glyph space, times
+//! the `FontMatrix`, and the glyph size from those widths too (their
+//! `FontBBox` is often a placeholder).
 
 use std::collections::HashMap;
 
 use pdf::encoding::BaseEncoding;
 use pdf::font::{Font, FontData, FontType, ToUnicodeMap};
 use pdf::object::Resolve;
+use pdf::primitive::Primitive;
 use pdf_encoding::{glyphname_to_unicode, Encoding as BuiltIn, ForwardMap};
 
 /// One glyph shown: its text (may be several characters, e.g. a ligature
@@ -40,7 +44,7 @@ pub struct FontDecoder {
     to_unicode: Option<ToUnicodeMap>,
     /// Simple fonts: code → text from Differences or the base encoding.
     simple: Vec<Option<String>>,
-    widths: Option<pdf::font::Widths>,
+    widths: Option<WidthTable>,
     /// Glyph-space to text-space scale for widths (Type3 `FontMatrix`).
     width_scale: f32,
     /// Width used when a code has none (average Latin glyph).
@@ -71,15 +75,24 @@ impl FontDecoder {
         } else {
             simple_table(font)
         };
-        let widths = font.widths(resolve).ok().flatten();
-        let (width_scale, size_scale) = if matches!(font.subtype, FontType::Type3) {
-            let (a, d) = type3_matrix(font);
-            // Glyph height in text space: the FontBBox's height through the
-            // FontMatrix (≈ 1 for a normal font: 1000 units × 0.001).
-            let height = type3_bbox_height(font).map(|h| h * d).unwrap_or(1.0);
-            (a, height.clamp(0.05, 20.0))
+        let (widths, width_scale, size_scale) = if matches!(font.subtype, FontType::Type3) {
+            let (a, d) = type3_matrix(font, resolve);
+            // pdf-rs reads no widths for Type 3 fonts: ours, in glyph space.
+            let widths = type3_widths(font, resolve);
+            // The em in glyph space, estimated from the widths (an average
+            // glyph is about half an em; FontBBox is often a placeholder
+            // such as [0 0 1000 1000] for a font of 40-unit glyphs), and
+            // brought to text space through the FontMatrix like the widths.
+            let em = widths
+                .as_ref()
+                .and_then(WidthTable::median)
+                .map(|m| 2.0 * m)
+                .or_else(|| type3_bbox_height(font, resolve));
+            let size = em.map(|e| e * d).unwrap_or(1.0);
+            (widths, a, size.clamp(0.05, 20.0))
         } else {
-            (0.001, 1.0)
+            let widths = font.widths(resolve).ok().flatten().map(WidthTable::Pdf);
+            (widths, 0.001, 1.0)
         };
         let default_advance = 0.5 * size_scale;
         Self {
@@ -145,7 +158,7 @@ impl FontDecoder {
     fn advance(&self, code: u32) -> f32 {
         match &self.widths {
             Some(w) => {
-                let v = w.get(code as usize);
+                let v = w.get(code);
                 if v > 0.0 {
                     v * self.width_scale
                 } else {
@@ -267,13 +280,67 @@ fn simple_table(font: &Font) -> Vec<Option<String>> {
     table
 }
 
-fn type3_bbox_height(font: &Font) -> Option<f32> {
-    let b: Vec<f32> = font
+/// Advance widths by code: pdf-rs's for simple and CID fonts, ours for
+/// Type 3 fonts (in glyph space).
+enum WidthTable {
+    Pdf(pdf::font::Widths),
+    Type3 { first_char: u32, values: Vec<f32> },
+}
+
+impl WidthTable {
+    fn get(&self, code: u32) -> f32 {
+        match self {
+            Self::Pdf(w) => w.get(code as usize),
+            Self::Type3 { first_char, values } => code
+                .checked_sub(*first_char)
+                .and_then(|i| values.get(i as usize))
+                .copied()
+                .unwrap_or(0.0),
+        }
+    }
+
+    /// The median of the non-zero widths (Type 3 only).
+    fn median(&self) -> Option<f32> {
+        let Self::Type3 { values, .. } = self else {
+            return None;
+        };
+        let mut v: Vec<f32> = values
+            .iter()
+            .copied()
+            .filter(|w| w.is_finite() && *w > 0.0)
+            .collect();
+        v.sort_by(f32::total_cmp);
+        v.get(v.len() / 2).copied()
+    }
+}
+
+/// An array of numbers from a font dictionary entry, through one reference.
+fn numbers(font: &Font, key: &str, resolve: &impl Resolve) -> Option<Vec<f32>> {
+    let p = font._other.get(key)?;
+    let resolved;
+    let p = match p {
+        Primitive::Reference(r) => {
+            resolved = resolve.resolve(*r).ok()?;
+            &resolved
+        }
+        p => p,
+    };
+    let a = p.as_array().ok()?;
+    Some(a.iter().map(|p| p.as_number().unwrap_or(0.0)).collect())
+}
+
+fn type3_widths(font: &Font, resolve: &impl Resolve) -> Option<WidthTable> {
+    let first_char = font
         ._other
-        .get("FontBBox")
-        .and_then(|p| p.as_array().ok())
-        .map(|a| a.iter().filter_map(|p| p.as_number().ok()).collect())?;
-    match b.as_slice() {
+        .get("FirstChar")
+        .and_then(|p| p.as_u32().ok())
+        .unwrap_or(0);
+    let values = numbers(font, "Widths", resolve)?;
+    Some(WidthTable::Type3 { first_char, values })
+}
+
+fn type3_bbox_height(font: &Font, resolve: &impl Resolve) -> Option<f32> {
+    match numbers(font, "FontBBox", resolve)?.as_slice() {
         [_, lly, _, ury] if (ury - lly).abs() > 1e-6 => Some((ury - lly).abs()),
         _ => None,
     }
@@ -281,13 +348,8 @@ fn type3_bbox_height(font: &Font) -> Option<f32> {
 
 /// Type 3 glyphs live in glyph space: the `FontMatrix`'s `a` scales
 /// widths, `|d|` the glyph height.
-fn type3_matrix(font: &Font) -> (f32, f32) {
-    let m: Vec<f32> = font
-        ._other
-        .get("FontMatrix")
-        .and_then(|p| p.as_array().ok())
-        .map(|a| a.iter().filter_map(|p| p.as_number().ok()).collect())
-        .unwrap_or_default();
+fn type3_matrix(font: &Font, resolve: &impl Resolve) -> (f32, f32) {
+    let m = numbers(font, "FontMatrix", resolve).unwrap_or_default();
     let ok = |v: f32| v.is_finite() && v.abs() > 1e-9;
     match m.as_slice() {
         [a, _, _, d, ..] if ok(*a) && ok(*d) => (a.abs(), d.abs()),

@@ -11,6 +11,10 @@
 //!    drawn twice at the same place (fake bold) is kept once.
 //! 4. Columns: when many segments start right of the page's middle, the
 //!    page reads as two columns, left column first; otherwise top to bottom.
+//! 5. Paragraphs: a blank line goes where the reading order jumps (to the
+//!    next column, or back up the page) or where the gap down to the next
+//!    line is clearly wider than the page's usual line spacing — what the
+//!    chunker cuts at. Lines keep their order; only blank lines are added.
 
 use crate::walker::Placed;
 
@@ -18,10 +22,22 @@ use crate::walker::Placed;
 const WORD_GAP: f32 = 0.15;
 /// Fraction of the font size above which a gap separates columns.
 const COLUMN_GAP: f32 = 1.5;
+/// A drop to the next line this many times the usual line spacing (or
+/// more) ends a paragraph: a `\parskip`, a space before a heading.
+const PARAGRAPH_GAP: f32 = 1.4;
+/// Line spacing assumed, per font size, when a page has too few lines to
+/// measure its own.
+const DEFAULT_LEADING: f32 = 1.2;
 
 struct Segment {
     x: f32,
     x_end: f32,
+    /// Baseline of the segment's line.
+    y: f32,
+    /// Largest glyph size in the segment.
+    size: f32,
+    /// Column in reading order (0 unless the page reads as two columns).
+    column: u8,
     text: String,
 }
 
@@ -35,8 +51,13 @@ pub fn page_text(glyphs: Vec<Placed>, left: f32, right: f32) -> String {
     let [upright, rest @ ..] = by_dir;
     let mut out = direction_text(upright, Some((left, right)));
     for glyphs in rest {
-        // Rotated text (labels, margins) is read without columns.
-        out.push_str(&direction_text(glyphs, None));
+        // Rotated text (labels, margins) is read without columns, as a
+        // block of its own.
+        let text = direction_text(glyphs, None);
+        if !text.is_empty() && !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&text);
     }
     out
 }
@@ -64,6 +85,7 @@ fn direction_text(mut glyphs: Vec<Placed>, page: Option<(f32, f32)>) -> String {
     }
     let mut segments: Vec<Segment> = Vec::new();
     for mut line in lines {
+        let line_y = line.first().map_or(0.0, |g| g.y);
         line.sort_by(|a, b| a.x.total_cmp(&b.x).then(a.seq.cmp(&b.seq)));
         let mut current: Option<Segment> = None;
         let mut prev: Option<&Placed> = None;
@@ -85,6 +107,7 @@ fn direction_text(mut glyphs: Vec<Placed>, page: Option<(f32, f32)>) -> String {
                     }
                     seg.text.push_str(&g.text);
                     seg.x_end = seg.x_end.max(g.x_end);
+                    seg.size = seg.size.max(g.size);
                 }
                 _ => {
                     if let Some(seg) = current.take() {
@@ -93,6 +116,9 @@ fn direction_text(mut glyphs: Vec<Placed>, page: Option<(f32, f32)>) -> String {
                     current = Some(Segment {
                         x: g.x,
                         x_end: g.x_end,
+                        y: line_y,
+                        size: g.size,
+                        column: 0,
                         text: g.text.clone(),
                     });
                 }
@@ -106,16 +132,69 @@ fn direction_text(mut glyphs: Vec<Placed>, page: Option<(f32, f32)>) -> String {
     if let Some((left, right)) = page {
         order_columns(&mut segments, left, right);
     }
+    segments.retain(|s| !s.text.trim().is_empty());
+    let leading = usual_leading(&segments);
     let mut out = String::new();
-    for s in segments {
-        let t = s.text.trim();
-        if t.is_empty() {
-            continue;
+    // Breaks are judged against the last line of substance: a footnote
+    // mark or a lone symbol between two lines of a paragraph is not one.
+    let mut prev: Option<&Segment> = None;
+    for s in &segments {
+        let tiny = s.text.trim().chars().count() <= 3;
+        if let Some(p) = prev {
+            if (!tiny || s.column != p.column) && paragraph_break(p, s, leading) {
+                out.push('\n');
+            }
         }
-        out.push_str(t);
+        out.push_str(s.text.trim());
         out.push('\n');
+        if !tiny || prev.is_none() {
+            prev = Some(s);
+        }
     }
     out
+}
+
+/// The page's usual drop from one line to the next: the median of the
+/// drops between neighbours in reading order that look like line spacing
+/// (under three font sizes), or `None` with too few lines to tell.
+fn usual_leading(segments: &[Segment]) -> Option<f32> {
+    let mut drops: Vec<f32> = segments
+        .windows(2)
+        .filter(|w| w[0].column == w[1].column && w[0].text.len() > 3 && w[1].text.len() > 3)
+        .map(|w| (w[0].y - w[1].y, w[0].size.max(w[1].size)))
+        .filter(|(drop, size)| *drop > 0.3 * size && *drop < 3.0 * size)
+        .map(|(drop, _)| drop)
+        .collect();
+    if drops.len() < 3 {
+        return None;
+    }
+    drops.sort_by(f32::total_cmp);
+    Some(drops[drops.len() / 2])
+}
+
+/// Whether a paragraph ends between `prev` and `next` (in reading order).
+fn paragraph_break(prev: &Segment, next: &Segment, leading: Option<f32>) -> bool {
+    if next.column != prev.column {
+        return true;
+    }
+    let drop = prev.y - next.y;
+    let size = prev.size.max(next.size);
+    // Same line (another cell of a table row), or a sub/superscript.
+    if drop.abs() <= 0.3 * size {
+        return false;
+    }
+    // Back up the page: a new block (a side box, a caption, a footnote
+    // placed out of order).
+    if drop < 0.0 {
+        return true;
+    }
+    // A change of type size between lines: a heading and its text.
+    if (prev.size - next.size).abs() > 0.2 * size {
+        return true;
+    }
+    // Larger type than the page's usual needs at least its own size.
+    let expected = leading.map_or(DEFAULT_LEADING * size, |l| l.max(size));
+    drop > PARAGRAPH_GAP * expected
 }
 
 /// Reading order: two columns when enough segments live entirely on each
@@ -128,8 +207,11 @@ fn order_columns(segments: &mut [Segment], left: f32, right: f32) {
     if n < 8 || in_left * 4 < n || in_right * 4 < n {
         return;
     }
+    for s in segments.iter_mut() {
+        s.column = u8::from(s.x >= mid - 2.0);
+    }
     // Stable: keeps top-to-bottom inside each column.
-    segments.sort_by_key(|s| u8::from(s.x >= mid - 2.0));
+    segments.sort_by_key(|s| s.column);
 }
 
 #[cfg(test)]
@@ -169,13 +251,41 @@ mod tests {
 
     #[test]
     fn lines_go_top_to_bottom_and_fake_bold_counts_once() {
-        let mut g = glyphs(&[(0.0, 600.0, "second"), (0.0, 700.0, "first")], 10.0, 5.0);
+        let mut g = glyphs(&[(0.0, 688.0, "second"), (0.0, 700.0, "first")], 10.0, 5.0);
         g.extend(glyphs(&[(0.3, 700.0, "first")], 10.0, 5.0));
         assert_eq!(page_text(g, 0.0, 600.0), "first\nsecond\n");
     }
 
     #[test]
-    fn two_columns_read_left_column_first() {
+    fn a_wider_gap_is_a_blank_line() {
+        // 12-unit line spacing; a 24-unit drop before the third line.
+        let g = glyphs(
+            &[
+                (50.0, 700.0, "one"),
+                (50.0, 688.0, "two"),
+                (50.0, 664.0, "three"),
+                (50.0, 652.0, "four"),
+                (50.0, 640.0, "five"),
+            ],
+            10.0,
+            5.0,
+        );
+        assert_eq!(page_text(g, 0.0, 600.0), "one\ntwo\n\nthree\nfour\nfive\n");
+    }
+
+    #[test]
+    fn a_heading_is_a_paragraph_of_its_own() {
+        let mut g = glyphs(&[(50.0, 700.0, "Heading")], 16.0, 8.0);
+        g.extend(glyphs(
+            &[(50.0, 682.0, "body"), (50.0, 670.0, "text")],
+            10.0,
+            5.0,
+        ));
+        assert_eq!(page_text(g, 0.0, 600.0), "Heading\n\nbody\ntext\n");
+    }
+
+    #[test]
+    fn two_columns_read_left_column_first_with_a_blank_line_between() {
         let mut starts = Vec::new();
         for i in 0..6 {
             let y = 700.0 - 12.0 * i as f32;
@@ -183,8 +293,10 @@ mod tests {
             starts.push((350.0, y, "right"));
         }
         let text = page_text(glyphs(&starts, 10.0, 5.0), 0.0, 600.0);
-        let lines: Vec<&str> = text.lines().collect();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
         assert_eq!(&lines[..6], &["left"; 6]);
         assert_eq!(&lines[6..], &["right"; 6]);
+        assert_eq!(text.matches("\n\n").count(), 1, "{text}");
+        assert!(text.contains("left\n\nright"), "{text}");
     }
 }

@@ -3,7 +3,8 @@
 //! text API.
 //!
 //! Owns: opening a PDF (decrypting it with the empty user password when it
-//! is encrypted: RC4 40/128, AES-128, AES-256 as pdf-rs implements them),
+//! is encrypted: RC4 40/128, AES-128, AES-256 — pdf-rs with the patches in
+//! `vendor/pdf/PATCHES.md`),
 //! turning each page's content stream into positioned glyphs ([`walker`]),
 //! fonts and encodings ([`fonts`]), and glyphs into readable text
 //! ([`layout`]); and the worker-process entry point ([`worker`]).
@@ -18,6 +19,8 @@
 //! - [`layout`]: placed glyphs → lines, words, columns.
 //! - [`quality`]: word-level F1 against a reference extractor.
 //! - [`worker`]: `mnemo extract-worker FILE`: one JSON line per page.
+//!
+//! pdf-rs itself is the patched copy in `vendor/pdf` (decision 011).
 
 pub mod fonts;
 pub mod layout;
@@ -26,6 +29,7 @@ pub mod walker;
 pub mod worker;
 
 use pdf::file::FileOptions;
+use pdf::object::ParseOptions;
 
 /// Why a PDF could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,13 +42,30 @@ pub enum PdfError {
 
 impl PdfError {
     fn from_pdf(e: pdf::error::PdfError) -> Self {
-        let text = innermost(&e);
-        let lower = text.to_ascii_lowercase();
-        if lower.contains("password") || lower.contains("decrypt") {
+        if needs_password(&e) {
             Self::NeedsPassword
         } else {
-            Self::Damaged(first_line(&text))
+            Self::Damaged(innermost(&e))
         }
+    }
+
+    /// A stable machine-readable code (`needs_password`, `damaged`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NeedsPassword => "needs_password",
+            Self::Damaged(_) => "damaged",
+        }
+    }
+}
+
+/// Whether the empty password was refused (under pdf-rs's `Try` wrappers).
+/// A stream that fails to decrypt is damage, not this.
+fn needs_password(e: &pdf::error::PdfError) -> bool {
+    use pdf::error::PdfError as E;
+    match e {
+        E::InvalidPassword => true,
+        E::Try { source, .. } | E::FromPrimitive { source, .. } => needs_password(source),
+        _ => false,
     }
 }
 
@@ -70,7 +91,15 @@ pub struct Pdf {
 impl Pdf {
     /// Parses the file (and decrypts it with the empty password if needed).
     pub fn open(bytes: Vec<u8>) -> Result<Self, PdfError> {
+        // An optional entry pdf-rs cannot read (an outline, an OpenAction
+        // destination, metadata) counts as absent: text does not need it,
+        // and strict parsing would fail the whole file over it.
+        let options = ParseOptions {
+            allow_error_in_option: true,
+            ..ParseOptions::strict()
+        };
         let file = FileOptions::cached()
+            .parse_options(options)
             .load(bytes)
             .map_err(PdfError::from_pdf)?;
         Ok(Self { file })

@@ -9,14 +9,16 @@
 //! - or, instead of everything, `{"error": "…", "kind": "needs_password" |
 //!   "damaged"}` when the file cannot be opened (exit status 2).
 //!
-//! The parent runs this under a wall-clock timeout and an address-space
-//! limit; a panic, a stack overflow or an abort ends this process only.
+//! The parent runs this under wall-clock, CPU-time and address-space limits
+//! and caps what it reads; a panic, a stack overflow or an abort ends this
+//! process only, and what it printed to stderr (a panic message) becomes
+//! part of the parent's failure reason.
 
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::{Pdf, PdfError};
+use crate::Pdf;
 
 /// Stack for the parsing thread: deep but legal PDFs (nested forms, long
 /// object chains) need more than the default 8 MiB main stack.
@@ -25,13 +27,20 @@ const STACK_BYTES: usize = 256 * 1024 * 1024;
 /// Runs the worker on `path`; returns the process exit code.
 pub fn main(path: &Path) -> ExitCode {
     let path = path.to_owned();
+    on_parser_thread(move || work(&path))
+}
+
+/// Runs `parse` on the parsing thread (named `pdf`, with its deep stack)
+/// and turns its result into the exit code; a panic is exit status 101
+/// after the panic hook printed its message to stderr, which the parent
+/// quotes in its failure reason.
+pub fn on_parser_thread(parse: impl FnOnce() -> u8 + Send + 'static) -> ExitCode {
     let run = std::thread::Builder::new()
         .name("pdf".into())
         .stack_size(STACK_BYTES)
-        .spawn(move || work(&path));
+        .spawn(parse);
     match run.map(|h| h.join()) {
         Ok(Ok(code)) => ExitCode::from(code),
-        // A panic was already printed by the hook; the parent sees the status.
         _ => ExitCode::from(101),
     }
 }
@@ -52,13 +61,9 @@ fn work(path: &Path) -> u8 {
     let pdf = match Pdf::open(bytes) {
         Ok(p) => p,
         Err(e) => {
-            let kind = match e {
-                PdfError::NeedsPassword => "needs_password",
-                PdfError::Damaged(_) => "damaged",
-            };
             let _ = line(
                 &mut out,
-                &serde_json::json!({"error": e.to_string(), "kind": kind}),
+                &serde_json::json!({"error": e.to_string(), "kind": e.code()}),
             );
             return 2;
         }

@@ -47,6 +47,8 @@ fn papers_read_like_pdftotext() {
         ("paper_tracemonkey_2col.pdf", 0.95),
         ("office_word2013_47p.pdf", 0.98),
         ("gov_federal_register_3col.pdf", 0.95),
+        // Bitmap Type 3 fonts (dvips): widths through the FontMatrix.
+        ("gs862_dvips_type3.pdf", 0.9),
     ] {
         let bytes = corpus(name);
         let ours = mnemo_pdf::extract(bytes.clone()).unwrap().join("\n");
@@ -56,11 +58,22 @@ fn papers_read_like_pdftotext() {
 }
 
 #[test]
-fn an_encrypted_file_is_decrypted_with_the_empty_password() {
-    // AES-128 (revision 4), empty user password.
-    let bytes = corpus("enc_r4_copy_protected.pdf");
-    let text = mnemo_pdf::extract(bytes.clone()).unwrap().join("\n");
-    assert!(f1(&text, &pdftotext(&bytes)) > 0.9, "{text:.200}");
+fn encrypted_files_are_decrypted_with_the_empty_password() {
+    for name in [
+        // AES-128 (revision 4).
+        "enc_r4_copy_protected.pdf",
+        // AES-256 (revision 6) with 127-byte U and O entries.
+        "enc_aes256_r6_qpdf.pdf",
+        // RC4-128 with a malformed /OpenAction (an optional entry).
+        "font_identity_cmap_enc.pdf",
+    ] {
+        let bytes = corpus(name);
+        let text = mnemo_pdf::extract(bytes.clone())
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .join("\n");
+        let score = f1(&text, &pdftotext(&bytes));
+        assert!(score > 0.9, "{name}: F1 {score:.3}: {text:.200}");
+    }
 }
 
 /// A well-formed one-page PDF (with its xref table) whose page draws nothing.
@@ -126,4 +139,44 @@ fn word_spacing_comes_from_glyph_positions() {
             "'{w}' should be a word of its own"
         );
     }
+}
+
+#[test]
+fn type3_glyph_widths_keep_words_whole() {
+    // "Accelerato / r F acilit / y" when Type 3 widths were guessed.
+    let text = mnemo_pdf::extract(corpus("gs862_dvips_type3.pdf"))
+        .unwrap()
+        .join("\n");
+    assert!(
+        text.contains("The Continuous Electron Beam Accelerator Facility"),
+        "{:.600}",
+        text
+    );
+}
+
+#[test]
+fn paragraphs_are_separated_by_blank_lines() {
+    let pages = mnemo_pdf::extract(corpus("med_psychogeriatrics.pdf")).unwrap();
+    let paragraphs: Vec<&str> = pages[0].split("\n\n").map(str::trim).collect();
+    // The abstract's parts and the first section each start a paragraph.
+    for start in [
+        "ABSTRACT",
+        "Background: The impact",
+        "Methods: The study",
+        "Introduction",
+    ] {
+        assert!(
+            paragraphs.iter().any(|p| p.starts_with(start)),
+            "no paragraph starts with {start:?}: {paragraphs:#?}"
+        );
+    }
+    // A paragraph's lines stay together and in order.
+    let methods = paragraphs
+        .iter()
+        .find(|p| p.starts_with("Methods:"))
+        .unwrap();
+    assert!(
+        methods.ends_with("emotional\nadjustment were asked for."),
+        "{methods}"
+    );
 }

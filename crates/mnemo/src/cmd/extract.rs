@@ -52,7 +52,11 @@ pub async fn run(args: ExtractArgs) -> Result<ExitCode> {
             if args.json {
                 println!(
                     "{}",
-                    serde_json::json!({"file": args.file.display().to_string(), "error": e.to_string()})
+                    serde_json::json!({
+                        "file": args.file.display().to_string(),
+                        "error": e.to_string(),
+                        "code": e.code(),
+                    })
                 );
             } else {
                 eprintln!("{}: {e}", args.file.display());
