@@ -43,6 +43,9 @@ pub struct RebuildOptions {
     pub fresh: bool,
     /// Build (and resume), but do not swap: for measuring, or to swap later.
     pub no_swap: bool,
+    /// Build up to this sequence instead of the live checkpoint (only with
+    /// `no_swap`: a swap must meet the live projector where it stands).
+    pub until: Option<u64>,
 }
 
 impl Default for RebuildOptions {
@@ -52,6 +55,7 @@ impl Default for RebuildOptions {
             batch_bytes: 32 * 1024 * 1024,
             fresh: false,
             no_swap: false,
+            until: None,
         }
     }
 }
@@ -123,6 +127,11 @@ pub async fn rebuild(
     if projections.is_empty() {
         return Err(ProjectorError::Rebuild("nothing to rebuild".into()));
     }
+    if options.until.is_some() && !options.no_swap {
+        return Err(ProjectorError::Rebuild(
+            "a rebuild to a chosen sequence cannot be swapped in".into(),
+        ));
+    }
     let ns = &bus.namespace;
     let scratch = scratch_schema(ns);
     let key = checkpoint_key(projections);
@@ -157,7 +166,10 @@ pub async fn rebuild(
     let mut reader = Reader::open(bus, state.applied_through + 1).await?;
     // Bulk: catch up with the live checkpoint, however far it moves meanwhile.
     loop {
-        state.target = runner::checkpoint(&live, ns).await?;
+        state.target = match options.until {
+            Some(until) => until,
+            None => runner::checkpoint(&live, ns).await?,
+        };
         if state.applied_through >= state.target {
             break;
         }

@@ -37,11 +37,34 @@ mod embed;
 mod extract;
 mod pipeline;
 mod progress;
+mod replay;
 pub(crate) mod services;
 
 pub async fn run(global: &Global, args: BenchArgs) -> Result<ExitCode> {
     match args.command {
         BenchCommand::Extract { dir, json } => extract::run(&dir, json).await,
+        BenchCommand::Replay {
+            backend,
+            documents,
+            owners,
+            chunks,
+            progress,
+            batch,
+            keep,
+            json,
+        } => {
+            replay::run(replay::ReplayBench {
+                backend,
+                documents,
+                owners,
+                chunks_per_document: chunks,
+                progress_per_document: progress,
+                batch,
+                keep,
+                json,
+            })
+            .await
+        }
         BenchCommand::Embed {
             corpus,
             model_dir,

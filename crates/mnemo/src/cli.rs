@@ -575,6 +575,31 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Rebuilding the read models from sequence 1 on a synthetic event log:
+    /// events/s into PostgreSQL.
+    Replay {
+        #[command(flatten)]
+        backend: Backend,
+        /// Documents in the synthetic log.
+        #[arg(long, default_value_t = 5_000)]
+        documents: usize,
+        /// Owners the documents are spread over.
+        #[arg(long, default_value_t = 10)]
+        owners: usize,
+        /// Chunks (and vectors) per document.
+        #[arg(long, default_value_t = 8)]
+        chunks: usize,
+        /// Extraction progress events per document.
+        #[arg(long, default_value_t = 8)]
+        progress: usize,
+        /// Event messages per transaction.
+        #[arg(long, default_value_t = 4_096)]
+        batch: usize,
+        #[arg(long)]
+        keep: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Tokens per CPU-second of the embedding model on the texts of a jsonl
     /// corpus (title + text), the way Python's bare onnxruntime is measured
     /// (deploy/model/prepare.sh --bench), and the way the service batches.
