@@ -24,7 +24,7 @@
 
 use std::time::{Duration, Instant};
 
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use mnemo_bus::{Bus, Namespace};
 use tokio_postgres::Client;
 
@@ -157,6 +157,9 @@ pub async fn rebuild(
     migrations::apply(&mut build, &scratch).await?;
     // Safe: the checkpoint commits with the rows, so a crash loses both.
     build.batch_execute("SET synchronous_commit TO off").await?;
+    if !resumable {
+        bulk_mode(&build, &scratch, projections).await?;
+    }
 
     let started = Instant::now();
     let mut state = RebuildProgress {
@@ -183,6 +186,15 @@ pub async fn rebuild(
         state.elapsed_seconds = started.elapsed().as_secs_f64();
         progress(&state);
     }
+    // The tables become what the live ones are (logged, indexed) before the
+    // live projector is held for the swap.
+    let finish_started = Instant::now();
+    finish_bulk(&build, &scratch).await?;
+    state.elapsed_seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        seconds = finish_started.elapsed().as_secs_f64(),
+        "rebuilt tables logged and indexed"
+    );
     if options.no_swap {
         return Ok(RebuildReport {
             projections: projections.iter().map(|p| p.name().to_owned()).collect(),
@@ -256,6 +268,89 @@ pub async fn rebuild(
     })
 }
 
+/// Loads a fresh scratch table the fast way: unlogged (no WAL for rows that
+/// a crash would rebuild anyway) and without its secondary indexes (one
+/// `CREATE INDEX` at the end is far cheaper than maintaining them row by
+/// row). The index definitions are kept in the scratch schema, so an
+/// interrupted rebuild that resumes still restores them.
+async fn bulk_mode(
+    build: &Client,
+    scratch: &str,
+    projections: &[Projection],
+) -> Result<(), ProjectorError> {
+    build
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS rebuild_deferred (table_name text NOT NULL, index_sql text)",
+        )
+        .await?;
+    for p in projections {
+        for table in p.tables() {
+            let indexes = build
+                .query(
+                    "SELECT i.indexname, i.indexdef FROM pg_indexes i
+                      WHERE i.schemaname = $1 AND i.tablename = $2
+                        AND NOT EXISTS (SELECT 1 FROM pg_constraint c
+                                         WHERE c.conname = i.indexname AND c.connamespace = $1::regnamespace)",
+                    &[&scratch, table],
+                )
+                .await?;
+            for r in &indexes {
+                let (name, def): (String, String) = (r.get(0), r.get(1));
+                build
+                    .execute(
+                        "INSERT INTO rebuild_deferred (table_name, index_sql) VALUES ($1, $2)",
+                        &[table, &def],
+                    )
+                    .await?;
+                // Names come from the catalog of our own schema.
+                build
+                    .batch_execute(&format!("DROP INDEX {scratch}.{name}"))
+                    .await?;
+            }
+            build
+                .execute(
+                    "INSERT INTO rebuild_deferred (table_name, index_sql) VALUES ($1, NULL)",
+                    &[table],
+                )
+                .await?;
+            build
+                .batch_execute(&format!("ALTER TABLE {scratch}.{table} SET UNLOGGED"))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Undoes [`bulk_mode`]: the tables logged again, their indexes built.
+async fn finish_bulk(build: &Client, scratch: &str) -> Result<(), ProjectorError> {
+    let exists: bool = build
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[&format!("{scratch}.rebuild_deferred")],
+        )
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(());
+    }
+    let rows = build
+        .query("SELECT table_name, index_sql FROM rebuild_deferred", &[])
+        .await?;
+    for r in &rows {
+        let (table, sql): (String, Option<String>) = (r.get(0), r.get(1));
+        match sql {
+            Some(sql) => build.batch_execute(&sql).await?,
+            None => {
+                build
+                    .batch_execute(&format!("ALTER TABLE {scratch}.{table} SET LOGGED"))
+                    .await?
+            }
+        }
+    }
+    build.batch_execute("DROP TABLE rebuild_deferred").await?;
+    Ok(())
+}
+
 /// Whether the scratch schema holds an interrupted rebuild of the same projections.
 async fn scratch_matches(build: &Client, scratch: &str, key: &str) -> Result<bool, ProjectorError> {
     let exists = build
@@ -320,9 +415,13 @@ impl Reader {
                         Err(_) => None,
                     }
                 }
-                None => match self.messages.next().now_or_never() {
-                    Some(next) => Some(delivered(next)?),
-                    None => None,
+                // Fill the batch while messages keep coming (big batches
+                // amortise each transaction); a pause ends it.
+                None => match tokio::time::timeout(Duration::from_millis(2), self.messages.next())
+                    .await
+                {
+                    Ok(next) => Some(delivered(next)?),
+                    Err(_) => None,
                 },
             };
             let Some(m) = next else {
