@@ -7,6 +7,18 @@ use uuid::Uuid;
 
 use crate::{Scope, SearchError};
 
+/// The full-text candidates: `$1` owner token, `$2` documents (NULL: all),
+/// `$3` topic (NULL: any), `$4` the query, `$5` how many.
+pub const TOP_SQL: &str = "SELECT c.chunk_id
+       FROM chunks c
+       JOIN documents d ON d.document_id = c.document_id AND c.run = d.indexed_run
+      WHERE c.owner_token = $1
+        AND ($2::uuid[] IS NULL OR c.document_id = ANY($2))
+        AND ($3::text IS NULL OR d.topic = $3)
+        AND c.tsv @@ websearch_to_tsquery('english', $4)
+      ORDER BY ts_rank_cd(c.tsv, websearch_to_tsquery('english', $4)) DESC, c.chunk_id
+      LIMIT $5";
+
 /// The best `n` chunk ids for `query`, best first.
 pub async fn top(
     client: &impl GenericClient,
@@ -16,15 +28,7 @@ pub async fn top(
 ) -> Result<Vec<String>, SearchError> {
     let rows = client
         .query(
-            "SELECT c.chunk_id
-               FROM chunks c
-               JOIN documents d ON d.document_id = c.document_id AND c.run = d.indexed_run
-              WHERE c.owner_token = $1
-                AND ($2::uuid[] IS NULL OR c.document_id = ANY($2))
-                AND ($3::text IS NULL OR d.topic = $3)
-                AND c.tsv @@ websearch_to_tsquery('english', $4)
-              ORDER BY ts_rank_cd(c.tsv, websearch_to_tsquery('english', $4)) DESC, c.chunk_id
-              LIMIT $5",
+            TOP_SQL,
             &[
                 &scope.owner_token,
                 &scope.documents.as_deref(),

@@ -1,15 +1,22 @@
 //! Hybrid retrieval over the caller's indexed chunks.
 //!
 //! Owns: the lexical query (PostgreSQL full text on the `chunks` read
-//! model), the in-memory vector index ([`vectors`], per owner, exact
-//! cosine) and keeping it fresh from `DocumentIndexed` events ([`follow`]),
-//! reciprocal rank fusion ([`fusion`]), and hit details with highlighted
-//! snippets.
+//! model), the in-memory vector index ([`vectors`], per owner: exact scan
+//! for small owners, an HNSW graph for big ones) and keeping it fresh from
+//! `DocumentIndexed` events ([`follow`]), reciprocal rank fusion
+//! ([`fusion`]), and hit details with highlighted snippets.
 //! Consumes: document events (an ordered consumer per process, from "now").
 //! Must not: embed text (the caller passes the query vector, embedded by
 //! the same model as the chunks) or decide who the caller is (the API
 //! passes the owner from the verified token); it never returns another
 //! owner's chunk.
+//!
+//! # Layout
+//! - [`lexical`]: the full-text query and hit details with snippets.
+//! - [`vectors`]: the in-memory vector index (per-owner snapshots, exact
+//!   scan, HNSW graph through usearch, rebuilds off the runtime).
+//! - [`fusion`]: reciprocal rank fusion.
+//! - this file: [`search`] (the hybrid query) and [`follow`] (freshness).
 
 pub mod fusion;
 pub mod lexical;
@@ -21,7 +28,7 @@ use futures::StreamExt;
 use uuid::Uuid;
 
 pub use fusion::{Fused, Fusion};
-pub use vectors::VectorIndex;
+pub use vectors::{VectorConfig, VectorIndex};
 
 /// Why a search failed.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +37,8 @@ pub enum SearchError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("{0}")]
     Bus(String),
+    #[error("vector index: {0}")]
+    Index(String),
 }
 
 /// Whose chunks, and which of them.

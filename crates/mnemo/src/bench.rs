@@ -1,7 +1,8 @@
 //! `mnemo bench append`: how fast commands append, and how fast uploads are
 //! accepted. `mnemo bench pipeline` lives in [`pipeline`], `mnemo bench
 //! extract` in [`extract`], `mnemo bench embed` in [`embed`], `mnemo bench
-//! progress` in [`progress`].
+//! progress` in [`progress`], `mnemo bench replay` in [`replay`], `mnemo bench
+//! search` in [`search`].
 //!
 //! Runs in a throwaway namespace (`bench_<random>`) on the configured NATS and
 //! PostgreSQL, and deletes it afterwards.
@@ -38,6 +39,7 @@ mod extract;
 mod pipeline;
 mod progress;
 mod replay;
+mod search;
 pub(crate) mod services;
 
 pub async fn run(global: &Global, args: BenchArgs) -> Result<ExitCode> {
@@ -73,6 +75,40 @@ pub async fn run(global: &Global, args: BenchArgs) -> Result<ExitCode> {
             passes,
             json,
         } => embed::run(&corpus, model_dir, docs, threads, passes, json).await,
+        BenchCommand::Search {
+            backend,
+            sizes,
+            queries,
+            seeds,
+            corpus,
+            query_file,
+            model_dir,
+            embed,
+            hybrid_chunks,
+            vectors,
+            quantization,
+            explain,
+            keep,
+            json,
+        } => {
+            search::run(search::SearchBench {
+                backend,
+                sizes,
+                queries,
+                seeds,
+                corpus,
+                query_file,
+                model_dir,
+                embed,
+                hybrid_chunks,
+                vectors: vectors.config(),
+                quantization: quantization.into(),
+                explain,
+                keep,
+                json,
+            })
+            .await
+        }
         BenchCommand::Pipeline {
             backend,
             dir,

@@ -185,6 +185,46 @@ impl FusionArgs {
     }
 }
 
+/// The search vector index: when an owner gets an HNSW graph, and the
+/// graph's knobs (decision 012).
+#[derive(Args, Clone, Debug)]
+pub struct VectorArgs {
+    /// Owners (and filtered searches) with fewer vectors than this are scanned exactly.
+    #[arg(long, env = "MNEMO_SEARCH_EXACT_BELOW", default_value_t = mnemo_search::vectors::DEFAULT_EXACT_BELOW)]
+    pub search_exact_below: usize,
+    /// HNSW links per node (M).
+    #[arg(long, env = "MNEMO_SEARCH_HNSW_M", default_value_t = mnemo_search::vectors::AnnConfig::default().connectivity)]
+    pub search_hnsw_m: usize,
+    /// HNSW candidate list while building (efConstruction).
+    #[arg(long, env = "MNEMO_SEARCH_HNSW_EF_CONSTRUCTION", default_value_t = mnemo_search::vectors::AnnConfig::default().expansion_add)]
+    pub search_hnsw_ef_construction: usize,
+    /// HNSW candidate list while searching (ef).
+    #[arg(long, env = "MNEMO_SEARCH_HNSW_EF", default_value_t = mnemo_search::vectors::AnnConfig::default().expansion_search)]
+    pub search_hnsw_ef: usize,
+    /// Threads a graph build uses (default: every core).
+    #[arg(long, env = "MNEMO_SEARCH_BUILD_THREADS")]
+    pub search_build_threads: Option<usize>,
+}
+
+impl VectorArgs {
+    pub fn config(&self) -> mnemo_search::VectorConfig {
+        let mut ann = mnemo_search::vectors::AnnConfig {
+            connectivity: self.search_hnsw_m.max(2),
+            expansion_add: self.search_hnsw_ef_construction.max(1),
+            expansion_search: self.search_hnsw_ef.max(1),
+            ..Default::default()
+        };
+        if let Some(t) = self.search_build_threads {
+            ann.build_threads = t.max(1);
+        }
+        mnemo_search::VectorConfig {
+            exact_below: self.search_exact_below,
+            ann,
+            ..Default::default()
+        }
+    }
+}
+
 /// How text is cut into chunks (the chunker) and how long a text the model
 /// takes (the embedder): one setting, so no chunk is ever truncated.
 #[derive(Args, Clone, Debug)]
@@ -240,6 +280,8 @@ pub struct ServeArgs {
     pub chunk: ChunkArgs,
     #[command(flatten)]
     pub fusion: FusionArgs,
+    #[command(flatten)]
+    pub vectors: VectorArgs,
     /// Largest accepted upload, in bytes.
     #[arg(long, env = "MNEMO_MAX_UPLOAD_BYTES", default_value_t = mnemo_api::config::DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: u64,
@@ -621,6 +663,49 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The vector index at scale (exact scan vs HNSW: build, memory, latency,
+    /// recall@10) and the hybrid search path over PostgreSQL at 100,000 chunks.
+    Search {
+        #[command(flatten)]
+        backend: Backend,
+        /// Index sizes (vectors, one owner) to measure.
+        #[arg(long, value_delimiter = ',', default_value = "20000,100000,1000000")]
+        sizes: Vec<usize>,
+        /// Queries timed per size and path.
+        #[arg(long, default_value_t = 500)]
+        queries: usize,
+        /// SciFact abstracts embedded as the synthetic vectors' seeds.
+        #[arg(long, default_value_t = 1000)]
+        seeds: usize,
+        /// SciFact corpus.jsonl (default: the shared copy).
+        #[arg(long)]
+        corpus: Option<PathBuf>,
+        /// SciFact queries (default: the shared queries.train.jsonl).
+        #[arg(long)]
+        query_file: Option<PathBuf>,
+        /// The prepared embedding model (without: random seeds, and lexical-only hybrid queries).
+        #[arg(long, env = "MNEMO_MODEL_DIR")]
+        model_dir: Option<PathBuf>,
+        #[command(flatten)]
+        embed: EmbedArgs,
+        /// Chunks loaded into PostgreSQL for the hybrid part (0: skip it).
+        #[arg(long, default_value_t = 100_000)]
+        hybrid_chunks: usize,
+        #[command(flatten)]
+        vectors: VectorArgs,
+        /// How the graph stores vectors: f32, f16 or i8.
+        #[arg(long, default_value = "f32")]
+        quantization: QuantizationArg,
+        /// Print EXPLAIN ANALYZE of the full-text query.
+        #[arg(long)]
+        explain: bool,
+        /// Keep the benchmark's namespace (schema) for inspection.
+        #[arg(long)]
+        keep: bool,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// A folder through the real services end to end (each its own process),
     /// then the embedder alone on the same chunks; peak RSS per service.
     Pipeline {
@@ -736,4 +821,22 @@ pub struct SimulateArgs {
     /// Fuzz review intervals, reproducibly from this seed (default: no fuzz).
     #[arg(long, env = "MNEMO_FSRS_FUZZ_SEED")]
     pub fuzz_seed: Option<u64>,
+}
+
+/// `--quantization` values.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QuantizationArg {
+    F32,
+    F16,
+    I8,
+}
+
+impl From<QuantizationArg> for mnemo_search::vectors::Quantization {
+    fn from(q: QuantizationArg) -> Self {
+        match q {
+            QuantizationArg::F32 => Self::F32,
+            QuantizationArg::F16 => Self::F16,
+            QuantizationArg::I8 => Self::I8,
+        }
+    }
 }

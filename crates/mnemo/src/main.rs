@@ -14,7 +14,7 @@
 //! - [`serve`]: `mnemo serve [all|api|projector]`.
 //! - [`client`]: gRPC channel with the bearer token.
 //! - [`cmd`]: one module per client command.
-//! - [`bench`]: `mnemo bench append|pipeline|extract|progress`.
+//! - [`bench`]: `mnemo bench append|pipeline|extract|embed|progress|replay|search`.
 
 mod bench;
 mod cli;

@@ -122,7 +122,10 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         let secret = crate::secret::load(global, args.jwt_secret.as_deref(), true)?;
         let mut config = ApiConfig::new(args.listen, &args.backend.database_url, secret);
         config.max_upload_bytes = args.max_upload_bytes;
-        let index = mnemo_search::VectorIndex::new(model.as_ref().map(|m| m.dims()).unwrap_or(384));
+        let index = mnemo_search::VectorIndex::with_config(
+            model.as_ref().map(|m| m.dims()).unwrap_or(384),
+            args.vectors.config(),
+        );
         let index = Arc::new(match &model {
             Some(m) => index.for_model(m.model_id()),
             None => index,

@@ -1,0 +1,429 @@
+//! `mnemo bench search`: the vector index at scale (exact scan against the
+//! HNSW graph: build time, memory, latency, recall@10), then the whole
+//! hybrid search path over PostgreSQL at 100,000 chunks ([`hybrid`]).
+//!
+//! Vectors are synthetic ([`synthetic`]) around real all-MiniLM embeddings
+//! of SciFact abstracts (when the model is prepared), 20 chunks per
+//! document, one owner. Each size is loaded as the API would load it
+//! (exact at once), then the graph is built the way the API builds it (a
+//! background rebuild) and timed until it is swapped in. Recall@10 is the
+//! share of the exact top 10 that the default path returns.
+
+mod hybrid;
+mod synthetic;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use mnemo_search::vectors::{AnnConfig, DocumentVectors, Path, Quantization};
+use mnemo_search::{Scope, VectorConfig, VectorIndex};
+use uuid::Uuid;
+
+use super::{ms, percentile};
+use crate::cli::{Backend, EmbedArgs};
+use synthetic::Mixture;
+
+pub struct SearchBench {
+    pub backend: Backend,
+    pub sizes: Vec<usize>,
+    pub queries: usize,
+    pub seeds: usize,
+    pub corpus: Option<PathBuf>,
+    pub query_file: Option<PathBuf>,
+    pub model_dir: Option<PathBuf>,
+    pub embed: EmbedArgs,
+    pub hybrid_chunks: usize,
+    pub vectors: VectorConfig,
+    pub quantization: Quantization,
+    pub explain: bool,
+    pub keep: bool,
+    pub json: bool,
+}
+
+const DIMS: usize = 384;
+const CHUNKS_PER_DOCUMENT: usize = 20;
+const OWNER: &str = "bench";
+/// What `mnemo_search::search` asks each list for at k = 10.
+const SEARCH_CANDIDATES: usize = 50;
+/// Candidate lists the graph is also timed with (see `vectors`).
+const WIDER: [usize; 4] = [SEARCH_CANDIDATES, 100, 200, 400];
+
+/// The shared SciFact files, beside the checkout or in the workplace.
+fn shared(name: &str) -> Option<PathBuf> {
+    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/ir/scifact")
+        .join(name);
+    let workplace = PathBuf::from("/work/shared/ir/scifact").join(name);
+    [beside, workplace].into_iter().find(|p| p.exists())
+}
+
+/// `title + text` of each corpus line, or `text` of each query line.
+fn texts(path: &std::path::Path, limit: usize) -> Result<Vec<String>> {
+    let body =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    for line in body.lines().filter(|l| !l.trim().is_empty()).take(limit) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("a line of {}", path.display()))?;
+        let title = v["title"].as_str().unwrap_or("");
+        let text = v["text"].as_str().unwrap_or("");
+        out.push(if title.is_empty() {
+            text.to_string()
+        } else {
+            format!("{title}. {text}")
+        });
+    }
+    Ok(out)
+}
+
+/// One row of the vector table.
+#[derive(serde::Serialize)]
+struct Row {
+    vectors: usize,
+    path: String,
+    build_s: Option<f64>,
+    memory_mb: Option<f64>,
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+    qps: f64,
+    recall_at_10: f64,
+}
+
+fn rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let l = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_string();
+            l.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn mb(b: u64) -> f64 {
+    b as f64 / 1e6
+}
+
+pub async fn run(b: SearchBench) -> Result<ExitCode> {
+    let corpus = b.corpus.clone().or_else(|| shared("corpus.jsonl"));
+    let query_file = b
+        .query_file
+        .clone()
+        .or_else(|| shared("queries.train.jsonl"));
+    let model = match &b.model_dir {
+        Some(dir) => {
+            let config = b.embed.config(dir.clone());
+            let m = tokio::task::spawn_blocking(move || mnemo_embedder::Embedder::new(config))
+                .await?
+                .map_err(|e| anyhow::anyhow!(e.report()))?;
+            Some(Arc::new(m))
+        }
+        None => None,
+    };
+    // Seeds (and query vectors for the hybrid part) from the real model.
+    let started = Instant::now();
+    let (mut mixture, seed_kind) = match (&model, &corpus) {
+        (Some(m), Some(c)) => {
+            let docs = texts(c, b.seeds)?;
+            let seeds = embed(m, docs).await?;
+            (
+                Mixture::new(seeds, 7),
+                format!("{} SciFact abstracts embedded by {}", b.seeds, m.model_id()),
+            )
+        }
+        _ => (
+            Mixture::random(DIMS, b.seeds, 7),
+            format!("{} random seeds (no model or corpus)", b.seeds),
+        ),
+    };
+    let real_queries: Vec<(String, Vec<f32>)> = match (&model, &query_file) {
+        (Some(m), Some(q)) => {
+            let qs = texts(q, b.queries)?;
+            let vs = embed(m, qs.clone()).await?;
+            qs.into_iter().zip(vs).collect()
+        }
+        _ => Vec::new(),
+    };
+    eprintln!(
+        "seeds: {seed_kind} ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    let mut config = b.vectors;
+    config.ann.quantization = b.quantization;
+    let AnnConfig {
+        connectivity: m,
+        expansion_add: ef_construction,
+        expansion_search: ef,
+        ..
+    } = config.ann;
+    let mut rows = Vec::new();
+    let mut cosines = Vec::new();
+    let mut sizes = b.sizes.clone();
+    sizes.sort();
+    for &n in sizes.iter().filter(|&&n| n > 0) {
+        let (r, c) = vectors(n, b.queries, &mut mixture, &real_queries, config).await?;
+        rows.extend(r);
+        cosines.push((n, c));
+    }
+    if !b.json {
+        println!(
+            "seeds: {seed_kind}; HNSW M={m} efConstruction={ef_construction} ef={ef} ({:?}); exact below {} rows",
+            b.quantization, config.exact_below
+        );
+        for (n, (top1, top10)) in &cosines {
+            println!("{n} vectors: a query's mean cosine to its nearest chunk {top1:.3}, to its 10th {top10:.3}");
+        }
+        println!();
+        println!("| vectors | path | build | memory | p50 | p95 | p99 | queries/s | recall@10 |");
+        println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+        for r in &rows {
+            println!(
+                "| {} | {} | {} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.0} | {:.3} |",
+                r.vectors,
+                r.path,
+                r.build_s.map_or(String::new(), |s| format!("{s:.1} s")),
+                r.memory_mb.map_or(String::new(), |m| format!("{m:.0} MB")),
+                r.p50_ms,
+                r.p95_ms,
+                r.p99_ms,
+                r.qps,
+                r.recall_at_10
+            );
+        }
+    }
+    let hybrid = if b.hybrid_chunks > 0 {
+        let corpus = corpus.context("the hybrid part needs the SciFact corpus (--corpus)")?;
+        let chunk_texts = texts(&corpus, usize::MAX)?;
+        Some(
+            hybrid::run(hybrid::HybridBench {
+                backend: &b.backend,
+                chunks: b.hybrid_chunks,
+                texts: &chunk_texts,
+                mixture: &mut mixture,
+                queries: &real_queries,
+                config,
+                explain: b.explain,
+                keep: b.keep,
+            })
+            .await?,
+        )
+    } else {
+        None
+    };
+    if b.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "seeds": seed_kind,
+                "exact_below": config.exact_below,
+                "hnsw": {"m": m, "ef_construction": ef_construction, "ef": ef,
+                         "quantization": format!("{:?}", b.quantization)},
+                "vectors": rows,
+                "neighbour_cosines": cosines.iter().map(|(n, c)| serde_json::json!({"vectors": n, "top1": c.0, "top10": c.1})).collect::<Vec<_>>(),
+                "hybrid": hybrid,
+            })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(h) = hybrid {
+        println!();
+        h.print();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn embed(model: &Arc<mnemo_embedder::Embedder>, texts: Vec<String>) -> Result<Vec<Vec<f32>>> {
+    let model = model.clone();
+    tokio::task::spawn_blocking(move || -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(16) {
+            out.extend(
+                model
+                    .embed(batch)
+                    .map_err(|e| anyhow::anyhow!(e.report()))?,
+            );
+        }
+        Ok(out)
+    })
+    .await?
+}
+
+/// `n` synthetic chunks as documents of 20, and their documents' centres.
+pub(super) fn documents(
+    n: usize,
+    mixture: &mut Mixture,
+) -> (BTreeMap<Uuid, DocumentVectors>, Vec<Vec<f32>>) {
+    let mut docs = BTreeMap::new();
+    let mut centres = Vec::new();
+    for d in 0..n.div_ceil(CHUNKS_PER_DOCUMENT) {
+        let centre = mixture.document();
+        let rows = CHUNKS_PER_DOCUMENT.min(n - d * CHUNKS_PER_DOCUMENT);
+        let mut v = DocumentVectors {
+            topic: None,
+            chunk_ids: Vec::with_capacity(rows),
+            data: Vec::with_capacity(rows * DIMS),
+        };
+        for i in 0..rows {
+            v.chunk_ids.push(format!("{d}-{i}"));
+            v.data.extend(mixture.chunk(&centre));
+        }
+        docs.insert(Uuid::from_u128(d as u128), v);
+        centres.push(centre);
+    }
+    (docs, centres)
+}
+
+pub(super) fn scope() -> Scope {
+    Scope {
+        owner_token: OWNER.into(),
+        documents: None,
+        topic: None,
+    }
+}
+
+struct Timed {
+    latencies: Vec<Duration>,
+    total: Duration,
+    results: Vec<Vec<String>>,
+}
+
+fn time_queries(index: &VectorIndex, queries: &[Vec<f32>], n: usize, path: Path) -> Timed {
+    let scope = scope();
+    let mut latencies = Vec::with_capacity(queries.len());
+    let mut results = Vec::with_capacity(queries.len());
+    let all = Instant::now();
+    for q in queries {
+        let t = Instant::now();
+        let hits = index.top_scored(&scope, q, n, path);
+        latencies.push(t.elapsed());
+        results.push(hits.into_iter().take(10).map(|(c, _)| c).collect());
+    }
+    let total = all.elapsed();
+    latencies.sort();
+    Timed {
+        latencies,
+        total,
+        results,
+    }
+}
+
+fn recall(got: &[Vec<String>], truth: &[Vec<String>]) -> f64 {
+    let (mut hit, mut all) = (0usize, 0usize);
+    for (g, t) in got.iter().zip(truth) {
+        hit += g.iter().filter(|c| t.contains(c)).count();
+        all += t.len();
+    }
+    hit as f64 / all.max(1) as f64
+}
+
+fn row(vectors: usize, path: &str, t: &Timed, truth: &[Vec<String>]) -> Row {
+    let f = |d: Duration| d.as_secs_f64() * 1000.0;
+    Row {
+        vectors,
+        path: path.into(),
+        build_s: None,
+        memory_mb: None,
+        p50_ms: f(percentile(&t.latencies, 0.50)),
+        p95_ms: f(percentile(&t.latencies, 0.95)),
+        p99_ms: f(percentile(&t.latencies, 0.99)),
+        qps: t.latencies.len() as f64 / t.total.as_secs_f64().max(1e-9),
+        recall_at_10: recall(&t.results, truth),
+    }
+}
+
+/// One size: load, build the graph, time exact and graph queries.
+/// Returns the rows and the mean cosine of a query to its 1st / 10th
+/// exact neighbour (how spread the data is).
+async fn vectors(
+    n: usize,
+    queries: usize,
+    mixture: &mut Mixture,
+    real_queries: &[(String, Vec<f32>)],
+    config: VectorConfig,
+) -> Result<(Vec<Row>, (f64, f64))> {
+    let before = rss();
+    let (docs, centres) = documents(n, mixture);
+    let qs: Vec<Vec<f32>> = (0..queries).map(|_| mixture.query(&centres)).collect();
+    drop(centres);
+    let index = Arc::new(VectorIndex::with_config(DIMS, config));
+    let started = Instant::now();
+    // As the API loads an owner: scannable at once, the graph built in the
+    // background and swapped in.
+    index.load_owner(OWNER, docs);
+    let exact_rss = rss().saturating_sub(before);
+    index.until_built().await;
+    let build = started.elapsed();
+    let graph = index.has_graph(OWNER);
+    let held = index.memory_of(OWNER);
+    let total_rss = rss().saturating_sub(before);
+    eprintln!(
+        "{n} vectors: loaded, graph {} in {:.1} s; RSS +{:.0} MB (exact alone +{:.0} MB), held {:.0} MB",
+        if graph { "built" } else { "not needed" },
+        build.as_secs_f64(),
+        mb(total_rss),
+        mb(exact_rss),
+        mb(held as u64)
+    );
+    let exact = time_queries(&index, &qs, 10, Path::Exact);
+    let truth = exact.results.clone();
+    let cos = {
+        let scope = scope();
+        let (mut c1, mut c10) = (0.0, 0.0);
+        for q in qs.iter().take(100) {
+            let hits = index.top_scored(&scope, q, 10, Path::Exact);
+            c1 += hits.first().map_or(0.0, |h| h.1 as f64);
+            c10 += hits.last().map_or(0.0, |h| h.1 as f64);
+        }
+        let k = qs.len().clamp(1, 100) as f64;
+        (c1 / k, c10 / k)
+    };
+    let mut out = vec![Row {
+        memory_mb: Some(mb(exact_rss)),
+        ..row(n, "exact scan", &exact, &truth)
+    }];
+    let auto = time_queries(&index, &qs, 10, Path::Auto);
+    out.push(Row {
+        build_s: graph.then_some(build.as_secs_f64()),
+        memory_mb: Some(mb(total_rss)),
+        ..row(
+            n,
+            if graph {
+                "HNSW, k=10"
+            } else {
+                "default (exact), k=10"
+            },
+            &auto,
+            &truth,
+        )
+    });
+    if graph {
+        // Asking the graph for more than ef results widens its candidate
+        // list to that many: the best 10 of a wider list is what a larger
+        // ef would give (after the exact re-ranking).
+        let rq: Vec<Vec<f32>> = real_queries.iter().map(|(_, v)| v.clone()).collect();
+        let real_truth = time_queries(&index, &rq, 10, Path::Exact).results;
+        for wide in WIDER {
+            let t = time_queries(&index, &qs, wide, Path::Auto);
+            out.push(row(n, &format!("HNSW, best 10 of {wide}"), &t, &truth));
+            if !rq.is_empty() {
+                let t = time_queries(&index, &rq, wide, Path::Auto);
+                out.push(row(
+                    n,
+                    &format!("HNSW, best 10 of {wide}, real SciFact query embeddings"),
+                    &t,
+                    &real_truth,
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "{n} vectors: timed {} queries per path ({})",
+        qs.len(),
+        ms(exact.total)
+    );
+    Ok((out, cos))
+}
