@@ -251,6 +251,42 @@ async fn a_retried_publish_with_the_same_event_id_is_deduplicated() {
 }
 
 #[tokio::test]
+async fn a_second_command_reusing_a_command_id_is_rejected_not_silently_dropped() {
+    let env = TestEnv::start_with(no_servers()).await;
+    let owner = OwnerId::new("dora").unwrap();
+    let exec = env.executor(10_000, patient());
+    let md = metadata_with_id("0190e0c8-0000-7000-8000-00000000beef");
+    let first = DocumentId::new();
+    exec.execute(
+        &aggregate_id(&owner, &first),
+        upload_cmd(&owner, first),
+        &md,
+    )
+    .await
+    .unwrap();
+    assert_eq!(env.event_count().await, 1);
+
+    // Another document uploaded under the same command id would be lost.
+    let second = DocumentId::new();
+    let err = exec
+        .execute(
+            &aggregate_id(&owner, &second),
+            upload_cmd(&owner, second),
+            &md,
+        )
+        .await
+        .unwrap_err();
+    match err {
+        ExecuteError::Bus(e) => {
+            assert_eq!(e.kind(), BusErrorKind::Rejected);
+            assert!(e.to_string().contains("already used"), "{e}");
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    assert_eq!(env.event_count().await, 1);
+}
+
+#[tokio::test]
 async fn a_reloaded_aggregate_equals_the_fold_of_its_events() {
     let env = TestEnv::start_with(no_servers()).await;
     let owner = OwnerId::new("carol").unwrap();

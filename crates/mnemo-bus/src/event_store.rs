@@ -306,10 +306,14 @@ where
             match result {
                 Ok(ack) => {
                     if ack.duplicate {
-                        // This event id was appended before (a retried command):
-                        // what we decided now may not be what was stored, so
-                        // forget the cached state and let the next load read it.
+                        // This event id was appended before: what we decided now
+                        // may not be what was stored, so forget the cached state
+                        // and let the next load read it. A retried command is
+                        // fine; a *different* command reusing the id is not.
                         self.forget(&context.aggregate_id);
+                        let stored = self.stored_envelope(ack.sequence).await?;
+                        check_same_command(&stored, &envelope)?;
+                        return Ok((stored, ack.sequence));
                     } else {
                         self.remember(
                             &context.aggregate_id,
@@ -354,6 +358,16 @@ where
                 }
             }
         }
+    }
+
+    /// The envelope of the message at stream `sequence`.
+    async fn stored_envelope(&self, sequence: u64) -> Result<Envelope, BusError> {
+        let msg = self
+            .stream
+            .direct_get(sequence)
+            .await
+            .map_err(|e| BusError::unavailable(format!("cannot read message {sequence}"), e))?;
+        Envelope::from_headers(&msg.headers)
     }
 
     fn cached(&self, id: &str) -> Option<Cached<A>> {
@@ -473,4 +487,24 @@ where
         };
         Ok(Self::envelopes(&stored, &context.aggregate_id))
     }
+}
+
+/// A publish JetStream deduplicated is a retry of the command that stored
+/// `stored` only if it targets the same aggregate with the same event types;
+/// anything else is a different command that reused a command id, and
+/// accepting it would silently lose that command.
+fn check_same_command(stored: &Envelope, ours: &Envelope) -> Result<(), BusError> {
+    if stored.aggregate_id == ours.aggregate_id && stored.event_types == ours.event_types {
+        return Ok(());
+    }
+    Err(BusError::new(
+        BusErrorKind::Rejected,
+        format!(
+            "command id {} was already used for {} {} ({}); every command needs its own id",
+            ours.event_id,
+            stored.aggregate_type,
+            stored.aggregate_id,
+            stored.event_types.join(",")
+        ),
+    ))
 }
