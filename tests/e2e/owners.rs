@@ -63,6 +63,7 @@ async fn no_other_owner_sees_anything_of_alices() {
         .search(pb::SearchRequest {
             query: "mitochondria".into(),
             k: 5,
+            min_sequence: done.sequence,
             ..Default::default()
         })
         .await
@@ -105,6 +106,7 @@ async fn no_other_owner_sees_anything_of_alices() {
                     query: "mitochondria ATP".into(),
                     k: 10,
                     mode: mode as i32,
+                    min_sequence: done.sequence,
                     ..Default::default()
                 })
                 .await

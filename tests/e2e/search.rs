@@ -1,23 +1,25 @@
 //! Hybrid search over indexed documents: full text and meaning, citations,
 //! owner isolation, filters, and clear errors for bad requests.
 
-use std::time::Duration;
-
 use mnemo_proto::v1 as pb;
-use mnemo_tests::{eventually, terminal_update, upload, EnvOptions, SearchClient, TestEnv};
+use mnemo_tests::{terminal_update, upload, EnvOptions, SearchClient, TestEnv};
 
-async fn indexed(env: &TestEnv, owner: &str, document_id: &str) {
+/// Waits for the document's DocumentIndexed; returns its stream sequence.
+async fn indexed(env: &TestEnv, owner: &str, document_id: &str) -> u64 {
     let last = terminal_update(env, owner, document_id).await;
     assert_eq!(last.stage, pb::Stage::Indexed as i32, "{last:?}");
+    last.sequence
 }
 
-fn request(query: &str, mode: pb::SearchMode) -> pb::SearchRequest {
+/// A request that reads the index at `SEEN` or later (read-your-writes).
+fn request_after(query: &str, mode: pb::SearchMode, seen: u64) -> pb::SearchRequest {
     pb::SearchRequest {
         query: query.into(),
         k: 5,
         document_ids: vec![],
         topic: String::new(),
         mode: mode as i32,
+        min_sequence: seen,
     }
 }
 
@@ -43,9 +45,15 @@ async fn finds_by_words_and_by_meaning_only_in_the_callers_documents() {
         .await
         .unwrap();
     let bobs = upload(&mut bob_docs, "bob.md", CELLS).await.unwrap();
-    indexed(&env, "alice", &cells.document_id).await;
-    indexed(&env, "alice", &history.document_id).await;
-    indexed(&env, "bob", &bobs.document_id).await;
+    let seen = [
+        indexed(&env, "alice", &cells.document_id).await,
+        indexed(&env, "alice", &history.document_id).await,
+        indexed(&env, "bob", &bobs.document_id).await,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or_default();
+    let request = |q: &str, mode| request_after(q, mode, seen);
     let alice = env.search("alice").await;
 
     // Words: the full-text side, with a highlighted snippet and pages.
@@ -58,31 +66,54 @@ async fn finds_by_words_and_by_meaning_only_in_the_callers_documents() {
     assert_eq!((hit.page_start, hit.page_end), (1, 1));
     assert_eq!(hit.lexical_rank, 1);
 
-    // Meaning: no shared word, found by the vector side once the index
-    // has caught up with the DocumentIndexed events.
-    let paraphrase = request(
-        "which organelle is the powerhouse that makes energy",
-        pb::SearchMode::Hybrid,
-    );
-    let found = eventually(Duration::from_secs(30), || {
-        let (client, r) = (alice.clone(), paraphrase.clone());
-        let want = cells.document_id.clone();
-        async move {
-            let mut client = client;
-            client.search(r).await.is_ok_and(|r| {
-                let r = r.into_inner();
-                r.vector_used
-                    && r.hits
-                        .first()
-                        .is_some_and(|h| h.document_id == want && h.vector_rank == 1)
-            })
-        }
-    })
+    // A natural query ranks by BM25: any of its words matches, so a chunk
+    // with "treaty war" and one with "mitochondria" are both found (a
+    // websearch AND of all three would find nothing).
+    let r = search(
+        &alice,
+        request("treaty war mitochondria", pb::SearchMode::Lexical),
+    )
     .await;
-    if !found {
-        let r = search(&alice, paraphrase.clone()).await;
-        panic!("the paraphrase should find the mitochondria chunk first: {r:?}");
-    }
+    let found: std::collections::HashSet<&str> =
+        r.hits.iter().map(|h| h.document_id.as_str()).collect();
+    assert!(found.contains(cells.document_id.as_str()), "{r:?}");
+    assert!(found.contains(history.document_id.as_str()), "{r:?}");
+    assert!(
+        r.hits.iter().any(|h| h.snippet.contains("«Treaty»")),
+        "{r:?}"
+    );
+    // Websearch syntax keeps its meaning: a phrase and an exclusion.
+    let r = search(
+        &alice,
+        request("\"thirty years\" -mitochondria", pb::SearchMode::Lexical),
+    )
+    .await;
+    assert_eq!(r.hits.len(), 1, "{r:?}");
+    assert_eq!(r.hits[0].document_id, history.document_id);
+    let r = search(
+        &alice,
+        request("\"years thirty\" OR -war", pb::SearchMode::Lexical),
+    )
+    .await;
+    assert!(
+        r.hits.iter().all(|h| h.document_id != history.document_id),
+        "{r:?}"
+    );
+
+    // Meaning: no shared word, found by the vector side (the index has
+    // reached every DocumentIndexed: min_sequence).
+    let r = search(
+        &alice,
+        request(
+            "which organelle is the powerhouse that makes energy",
+            pb::SearchMode::Hybrid,
+        ),
+    )
+    .await;
+    assert!(r.vector_used);
+    let first = r.hits.first().expect("a hit");
+    assert_eq!(first.document_id, cells.document_id, "{r:?}");
+    assert_eq!(first.vector_rank, 1, "{r:?}");
 
     // Filters: only the history document.
     let mut only_history = request("war", pb::SearchMode::Hybrid);

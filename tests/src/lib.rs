@@ -177,7 +177,7 @@ struct ApiSetup {
     secret: Vec<u8>,
     max_upload_bytes: u64,
     watch_queue: Option<usize>,
-    index: Arc<mnemo_search::VectorIndex>,
+    index: Arc<mnemo_search::Indexes>,
     model: Option<Arc<mnemo_embedder::Embedder>>,
 }
 
@@ -270,11 +270,15 @@ impl TestEnv {
                 .await
                 .expect("bind");
             addr = listener.local_addr().ok();
-            let index = mnemo_search::VectorIndex::new(384);
-            let index = Arc::new(match &search_model {
-                Some(m) => index.for_model(m.model_id()),
-                None => index,
-            });
+            let vectors = mnemo_search::VectorIndex::new(384);
+            let vectors = match &search_model {
+                Some(m) => vectors.for_model(m.model_id()),
+                None => vectors,
+            };
+            let index = Arc::new(mnemo_search::Indexes::new(
+                vectors,
+                mnemo_search::TermIndex::default(),
+            ));
             let (b, rx) = (bus.clone(), stop.subscribe());
             let follow_index = index.clone();
             tasks.push(tokio::spawn(async move {

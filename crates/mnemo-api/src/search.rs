@@ -7,7 +7,7 @@ use std::sync::Arc;
 use mnemo_embedder::Embedder;
 use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::search_service_server::SearchService;
-use mnemo_search::{Fusion, Query, Scope, VectorIndex};
+use mnemo_search::{Fusion, Indexes, Query, Scope};
 use tonic::{Request, Response, Status};
 
 use crate::auth::caller;
@@ -21,7 +21,8 @@ pub const MAX_K: u32 = 100;
 
 /// What search needs beyond the API's state.
 pub struct SearchState {
-    pub index: Arc<VectorIndex>,
+    /// Vectors and BM25 lexemes in memory, kept fresh by `mnemo_search::follow`.
+    pub index: Arc<Indexes>,
     /// The chunks' model, for embedding queries; None: lexical only.
     pub embedder: Option<Arc<Embedder>>,
     pub fusion: Fusion,
@@ -110,6 +111,16 @@ impl SearchService for SearchApi {
             lexical: mode != pb::SearchMode::Vector,
             k,
         };
+        if r.min_sequence > 0 {
+            let wait = self.state.config.max_consistency_wait;
+            let at = search.index.wait_for(r.min_sequence, wait).await;
+            if at < r.min_sequence {
+                return Err(Status::unavailable(format!(
+                    "the search index has not reached sequence {} yet (at {at}); retry shortly",
+                    r.min_sequence
+                )));
+            }
+        }
         let db = self.state.read_db().await?;
         let hits = mnemo_search::search(&*db, &search.index, &search.fusion, &query)
             .await

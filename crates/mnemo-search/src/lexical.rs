@@ -1,6 +1,8 @@
-//! The lexical side: PostgreSQL full text over the `chunks` read model
-//! (`websearch_to_tsquery`, ranked with `ts_rank_cd`), restricted to the
-//! caller's documents and to each document's current indexed run.
+//! The lexical side in PostgreSQL: the full-text query for queries written
+//! in websearch syntax (`websearch_to_tsquery`, ranked with `ts_rank_cd`),
+//! the query's lexemes for BM25 ([`crate::terms`]) otherwise, and hit
+//! details with highlighted snippets — always restricted to the caller's
+//! documents and to each document's current indexed run.
 
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
@@ -41,6 +43,33 @@ pub async fn top(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// Whether `query` uses websearch operators — a "quoted phrase", a
+/// -exclusion or OR — whose meaning only PostgreSQL's query parser keeps;
+/// such queries run [`top`], everything else ranks by BM25.
+pub fn has_operators(query: &str) -> bool {
+    query.contains('"')
+        || query
+            .split_whitespace()
+            .any(|w| w.eq_ignore_ascii_case("or") || (w.len() > 1 && w.starts_with('-')))
+}
+
+/// The query's lexemes as the chunks' `tsv` column has them (English
+/// stemming, stop words dropped), in no particular order.
+pub async fn lexemes(client: &impl GenericClient, query: &str) -> Result<Vec<String>, SearchError> {
+    let row = client
+        .query_one(
+            "SELECT ARRAY(SELECT lexeme FROM unnest(to_tsvector('english', $1)))",
+            &[&query],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// The tsquery that highlights snippets: the websearch query itself when it
+/// has operators, else any of its words.
+const SNIPPET_QUERY: &str = "CASE WHEN $4 THEN websearch_to_tsquery('english', $3)
+          ELSE replace(plainto_tsquery('english', $3)::text, '&', '|')::tsquery END";
+
 /// What a hit shows: document, title, pages and a highlighted snippet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HitDetails {
@@ -64,14 +93,14 @@ pub async fn details(
 ) -> Result<Vec<HitDetails>, SearchError> {
     let rows = client
         .query(
-            "SELECT c.chunk_id, c.document_id, d.filename, c.page_start, c.page_end,
-                    ts_headline('english', c.text, websearch_to_tsquery('english', $3),
+            &format!("SELECT c.chunk_id, c.document_id, d.filename, c.page_start, c.page_end,
+                    ts_headline('english', c.text, {SNIPPET_QUERY},
                                 'StartSel=«, StopSel=», MaxFragments=2, MaxWords=30, MinWords=12, FragmentDelimiter=\" … \"'),
                     d.external_id
                FROM chunks c
                JOIN documents d ON d.document_id = c.document_id AND c.run = d.indexed_run
-              WHERE c.owner_token = $1 AND c.chunk_id = ANY($2)",
-            &[&owner_token, &chunk_ids, &query],
+              WHERE c.owner_token = $1 AND c.chunk_id = ANY($2)"),
+            &[&owner_token, &chunk_ids, &query, &has_operators(query)],
         )
         .await?;
     Ok(rows

@@ -165,6 +165,12 @@ pub struct FusionArgs {
     /// Weight of the vector list.
     #[arg(long, env = "MNEMO_RRF_VECTOR_WEIGHT", default_value_t = mnemo_search::Fusion::default().vector_weight)]
     pub rrf_vector_weight: f64,
+    /// BM25 term-frequency saturation (k1) of the full-text list.
+    #[arg(long, env = "MNEMO_BM25_K1", default_value_t = mnemo_search::Bm25::default().k1)]
+    pub bm25_k1: f64,
+    /// BM25 length normalisation (b, 0..=1) of the full-text list.
+    #[arg(long, env = "MNEMO_BM25_B", default_value_t = mnemo_search::Bm25::default().b)]
+    pub bm25_b: f64,
 }
 
 impl FusionArgs {
@@ -182,6 +188,16 @@ impl FusionArgs {
             );
         }
         Ok(f)
+    }
+
+    pub fn bm25(&self) -> anyhow::Result<mnemo_search::Bm25> {
+        if !(self.bm25_k1 >= 0.0 && (0.0..=1.0).contains(&self.bm25_b)) {
+            anyhow::bail!("--bm25-k1 must be non-negative and --bm25-b within 0..=1");
+        }
+        Ok(mnemo_search::Bm25 {
+            k1: self.bm25_k1,
+            b: self.bm25_b,
+        })
     }
 }
 
@@ -353,7 +369,7 @@ pub enum SearchModeArg {
 
 #[derive(Args)]
 pub struct SearchArgs {
-    /// Words, "phrases", -exclusions.
+    /// A question or keywords; or websearch syntax: "phrases", -exclusions, OR.
     pub query: String,
     /// Hits wanted (1..=100).
     #[arg(long, default_value_t = 10)]
@@ -366,6 +382,10 @@ pub struct SearchArgs {
     pub topic: Option<String>,
     #[arg(long, value_enum, default_value = "hybrid")]
     pub mode: SearchModeArg,
+    /// Wait until the index reflects this event sequence (e.g. a progress
+    /// update's), so a just-indexed document is searchable.
+    #[arg(long, default_value_t = 0)]
+    pub min_sequence: u64,
     #[arg(long)]
     pub json: bool,
 }

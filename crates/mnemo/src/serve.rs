@@ -126,10 +126,14 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             model.as_ref().map(|m| m.dims()).unwrap_or(384),
             args.vectors.config(),
         );
-        let index = Arc::new(match &model {
+        let index = match &model {
             Some(m) => index.for_model(m.model_id()),
             None => index,
-        });
+        };
+        let index = Arc::new(mnemo_search::Indexes::new(
+            index,
+            mnemo_search::TermIndex::new(args.fusion.bm25()?),
+        ));
         if model.is_none() {
             tracing::warn!("no --model-dir: search answers from full text only");
         }

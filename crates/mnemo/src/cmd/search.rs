@@ -23,6 +23,7 @@ pub async fn run(global: &Global, args: SearchArgs) -> Result<ExitCode> {
             document_ids: args.document,
             topic: args.topic.unwrap_or_default(),
             mode: mode as i32,
+            min_sequence: args.min_sequence,
         })
         .await
         .map_err(|s| anyhow!(describe(&s)))?

@@ -97,16 +97,25 @@ pub async fn run(global: &Global, eval: IrArgs) -> Result<ExitCode> {
     )?;
     let result = async {
         let clients = connect_when_ready(global, port, token, &mut services).await?;
-        if eval.reuse.is_none() {
-            ingest(&clients, corpus, eval.parallel, eval.json).await?;
-        }
+        let seen = if eval.reuse.is_none() {
+            ingest(&clients, corpus, eval.parallel, eval.json).await?
+        } else {
+            clients
+                .stats
+                .clone()
+                .get_stats(pb::GetStatsRequest { all_owners: false })
+                .await
+                .map_err(|s| anyhow::anyhow!("stats: {}", s.message()))?
+                .into_inner()
+                .sequence
+        };
         let mut scores = Vec::new();
         for (mode, name) in [
             (pb::SearchMode::Lexical, "lexical"),
             (pb::SearchMode::Vector, "vector"),
             (pb::SearchMode::Hybrid, "hybrid"),
         ] {
-            scores.push(score(&clients, &queries, &qrels, mode, name, eval.parallel).await?);
+            scores.push(score(&clients, &queries, &qrels, mode, name, eval.parallel, seen).await?);
         }
         anyhow::Ok(scores)
     }
@@ -146,13 +155,15 @@ pub async fn run(global: &Global, eval: IrArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Uploads every document (one batch) and waits until all have ended.
+/// Uploads every document (one batch) and waits until all have ended;
+/// returns the stream sequence the read models then reflect, for searches
+/// to wait on (`min_sequence`).
 async fn ingest(
     clients: &Clients,
     corpus: &[beir::Doc],
     parallel: usize,
     quiet: bool,
-) -> Result<()> {
+) -> Result<u64> {
     let started = Instant::now();
     let batch_id = uuid::Uuid::now_v7().to_string();
     let uploaded: Vec<Result<()>> = futures::stream::iter(corpus.iter())
@@ -211,7 +222,7 @@ async fn ingest(
             if t.failed > 0 {
                 eprintln!("warning: {} documents failed to index", t.failed);
             }
-            return Ok(());
+            return Ok(s.sequence);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -224,6 +235,7 @@ async fn score(
     mode: pb::SearchMode,
     name: &'static str,
     parallel: usize,
+    seen: u64,
 ) -> Result<ModeScores> {
     let results: Vec<Result<(f64, f64, f64)>> = futures::stream::iter(queries.iter())
         .map(|q| {
@@ -235,6 +247,7 @@ async fn score(
                         query: q.text.clone(),
                         k: 100,
                         mode: mode as i32,
+                        min_sequence: seen,
                         ..Default::default()
                     })
                     .await

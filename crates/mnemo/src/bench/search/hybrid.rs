@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result};
 use futures::pin_mut;
 use mnemo_bus::Namespace;
-use mnemo_search::{lexical, Fusion, Query, VectorConfig, VectorIndex};
+use mnemo_search::{lexical, Fusion, Indexes, Query, TermIndex, VectorConfig, VectorIndex};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use uuid::Uuid;
@@ -199,12 +199,19 @@ async fn measure(b: &mut HybridBench<'_>, ns: &Namespace) -> Result<HybridReport
     mixture_docs.clear();
     eprintln!("hybrid: {} chunks written in {copy_s:.1} s", b.chunks);
 
-    let index = VectorIndex::with_config(DIMS, b.config);
+    let index = Indexes::new(
+        VectorIndex::with_config(DIMS, b.config),
+        TermIndex::default(),
+    );
     let started = Instant::now();
-    let loaded = index.load_all(&db).await?;
+    let loaded = index.vectors.load_all(&db).await?;
     let index_load_s = started.elapsed().as_secs_f64();
-    index.until_built().await;
+    index.vectors.until_built().await;
     let graph_build_s = started.elapsed().as_secs_f64() - index_load_s;
+    let started = Instant::now();
+    let terms = index.terms.load_all(&db).await?;
+    let terms_load_s = started.elapsed().as_secs_f64();
+    eprintln!("hybrid: BM25 lexemes of {terms} chunks loaded in {terms_load_s:.1} s");
     anyhow::ensure!(
         loaded == b.chunks,
         "loaded {loaded} vectors, wrote {}",
@@ -229,6 +236,7 @@ async fn measure(b: &mut HybridBench<'_>, ns: &Namespace) -> Result<HybridReport
     let fusion = Fusion::default();
     let scope = scope();
     let (mut full, mut lex, mut vec_, mut det) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut bm25 = Vec::new();
     for (text, vector) in &queries {
         let q = Query {
             scope: scope.clone(),
@@ -244,9 +252,13 @@ async fn measure(b: &mut HybridBench<'_>, ns: &Namespace) -> Result<HybridReport
         let t = Instant::now();
         let ids = lexical::top(&db, &scope, text, SEARCH_CANDIDATES).await?;
         lex.push(t.elapsed());
+        let t = Instant::now();
+        let lexemes = lexical::lexemes(&db, text).await?;
+        std::hint::black_box(index.terms.top(&scope, &lexemes, SEARCH_CANDIDATES));
+        bm25.push(t.elapsed());
         if let Some(v) = vector {
             let t = Instant::now();
-            std::hint::black_box(index.top(&scope, v, SEARCH_CANDIDATES));
+            std::hint::black_box(index.vectors.top(&scope, v, SEARCH_CANDIDATES));
             vec_.push(t.elapsed());
         }
         let some: Vec<String> = hits
@@ -259,7 +271,10 @@ async fn measure(b: &mut HybridBench<'_>, ns: &Namespace) -> Result<HybridReport
         std::hint::black_box(lexical::details(&db, OWNER, &some, text).await?);
         det.push(t.elapsed());
     }
-    let mut parts = vec![part("full text: top 50 ids", lex)];
+    let mut parts = vec![
+        part("BM25: query lexemes + top 50 ids", bm25),
+        part("PostgreSQL full text (websearch syntax): top 50 ids", lex),
+    ];
     if !vec_.is_empty() {
         parts.push(part("vectors: top 50 (HNSW)", vec_));
     }

@@ -1,0 +1,323 @@
+//! The lexical side for natural-language queries: Okapi BM25 over the
+//! PostgreSQL lexemes of every indexed chunk, in memory, per owner.
+//!
+//! Why not `ts_rank_cd` alone (decision 013): `websearch_to_tsquery` ANDs
+//! every word, so a question of ten words matches almost nothing (SciFact
+//! train nDCG@10 0.05), and `ts_rank` has no inverse document frequency.
+//! BM25 ranks any chunk that has *some* of the words, rarer words counting
+//! more. The lexemes are PostgreSQL's own (`to_tsvector('english', …)`,
+//! the generated `chunks.tsv` column), so stemming and stop words are
+//! exactly those of the full-text path and of the snippets.
+//!
+//! Loaded from the `chunks` read model (each document's indexed run) at
+//! start and kept fresh like the vectors: [`crate::follow`] reloads a
+//! document when its `DocumentIndexed` arrives. Statistics (chunk count,
+//! average length, document frequencies) are per owner — an owner's ranking
+//! never depends on anyone else's material.
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use futures::{pin_mut, TryStreamExt};
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+use crate::{Scope, SearchError};
+
+/// BM25's two knobs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bm25 {
+    /// Term-frequency saturation.
+    pub k1: f64,
+    /// Length normalisation (0: none, 1: full).
+    pub b: f64,
+}
+
+/// Tuned on the SciFact train split (docs/benchmarks.md): the Anserini
+/// values for short scientific passages.
+impl Default for Bm25 {
+    fn default() -> Self {
+        Self { k1: 0.9, b: 0.4 }
+    }
+}
+
+/// One document's chunks as term postings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DocumentTerms {
+    pub topic: Option<String>,
+    pub chunk_ids: Vec<String>,
+    /// Each chunk's length in lexeme occurrences.
+    pub lengths: Vec<u32>,
+    /// Lexeme → (chunk position in `chunk_ids`, occurrences).
+    pub postings: HashMap<String, Vec<(u32, u32)>>,
+}
+
+impl DocumentTerms {
+    /// Adds one chunk from its lexemes and their occurrence counts.
+    pub fn push_chunk(&mut self, chunk_id: String, lexemes: &[String], counts: &[i32]) {
+        let at = self.chunk_ids.len() as u32;
+        let mut length = 0u32;
+        for (lexeme, &count) in lexemes.iter().zip(counts) {
+            let count = count.max(1) as u32;
+            length += count;
+            self.postings
+                .entry(lexeme.clone())
+                .or_default()
+                .push((at, count));
+        }
+        self.chunk_ids.push(chunk_id);
+        self.lengths.push(length);
+    }
+}
+
+/// One owner's documents and the statistics BM25 needs.
+#[derive(Debug, Default)]
+struct OwnerTerms {
+    documents: HashMap<Uuid, Arc<DocumentTerms>>,
+    /// Chunks containing each lexeme.
+    frequency: HashMap<String, u32>,
+    chunks: u64,
+    total_length: u64,
+}
+
+impl OwnerTerms {
+    fn add(&mut self, document: Uuid, terms: Arc<DocumentTerms>) {
+        self.remove(document);
+        for (lexeme, postings) in &terms.postings {
+            *self.frequency.entry(lexeme.clone()).or_default() += postings.len() as u32;
+        }
+        self.chunks += terms.chunk_ids.len() as u64;
+        self.total_length += terms.lengths.iter().map(|&l| u64::from(l)).sum::<u64>();
+        self.documents.insert(document, terms);
+    }
+
+    fn remove(&mut self, document: Uuid) {
+        let Some(old) = self.documents.remove(&document) else {
+            return;
+        };
+        for (lexeme, postings) in &old.postings {
+            if let Some(f) = self.frequency.get_mut(lexeme) {
+                *f = f.saturating_sub(postings.len() as u32);
+                if *f == 0 {
+                    self.frequency.remove(lexeme);
+                }
+            }
+        }
+        self.chunks = self.chunks.saturating_sub(old.chunk_ids.len() as u64);
+        self.total_length = self
+            .total_length
+            .saturating_sub(old.lengths.iter().map(|&l| u64::from(l)).sum::<u64>());
+    }
+
+    /// The best `n` chunks of the documents `scope` admits for `lexemes`.
+    fn top(&self, scope: &Scope, lexemes: &[String], n: usize, p: Bm25) -> Vec<(String, f64)> {
+        if self.chunks == 0 || n == 0 {
+            return Vec::new();
+        }
+        let total = self.chunks as f64;
+        let average = (self.total_length as f64 / total).max(1.0);
+        // Each distinct query lexeme once, with its idf (absent: skipped).
+        let mut weighted: Vec<(&str, f64)> = Vec::new();
+        for l in lexemes {
+            if weighted.iter().any(|(w, _)| *w == l.as_str()) {
+                continue;
+            }
+            if let Some(&df) = self.frequency.get(l) {
+                let df = f64::from(df);
+                weighted.push((l, (1.0 + (total - df + 0.5) / (df + 0.5)).ln()));
+            }
+        }
+        if weighted.is_empty() {
+            return Vec::new();
+        }
+        let mut scored: Vec<(f64, &str)> = Vec::new();
+        let mut scores: Vec<f64> = Vec::new();
+        for (_, doc) in self.admitted(scope) {
+            scores.clear();
+            scores.resize(doc.chunk_ids.len(), 0.0);
+            for (lexeme, idf) in &weighted {
+                let Some(postings) = doc.postings.get(*lexeme) else {
+                    continue;
+                };
+                for &(chunk, tf) in postings {
+                    let tf = f64::from(tf);
+                    let len = f64::from(doc.lengths[chunk as usize]);
+                    let norm = p.k1 * (1.0 - p.b + p.b * len / average);
+                    scores[chunk as usize] += idf * tf * (p.k1 + 1.0) / (tf + norm);
+                }
+            }
+            for (i, &s) in scores.iter().enumerate() {
+                if s > 0.0 {
+                    scored.push((s, doc.chunk_ids[i].as_str()));
+                }
+            }
+        }
+        // Best first; equal scores by chunk id, so results are deterministic.
+        let by_score = |a: &(f64, &str), b: &(f64, &str)| b.0.total_cmp(&a.0).then(a.1.cmp(b.1));
+        if scored.len() > n {
+            scored.select_nth_unstable_by(n - 1, by_score);
+            scored.truncate(n);
+        }
+        scored.sort_by(by_score);
+        scored.into_iter().map(|(s, c)| (c.to_owned(), s)).collect()
+    }
+
+    fn admitted<'a>(
+        &'a self,
+        scope: &'a Scope,
+    ) -> Box<dyn Iterator<Item = (&'a Uuid, &'a Arc<DocumentTerms>)> + 'a> {
+        let topic_ok = move |d: &DocumentTerms| {
+            scope
+                .topic
+                .as_deref()
+                .is_none_or(|t| d.topic.as_deref() == Some(t))
+        };
+        match &scope.documents {
+            Some(ids) => Box::new(
+                ids.iter()
+                    .filter_map(|id| self.documents.get_key_value(id))
+                    .filter(move |(_, d)| topic_ok(d)),
+            ),
+            None => Box::new(self.documents.iter().filter(move |(_, d)| topic_ok(d))),
+        }
+    }
+}
+
+/// Every owner's chunk lexemes, for BM25.
+#[derive(Debug, Default)]
+pub struct TermIndex {
+    params: Bm25,
+    owners: RwLock<HashMap<String, OwnerTerms>>,
+}
+
+/// Lexemes and their occurrence counts of each document's indexed run.
+const LOAD: &str = "SELECT c.chunk_id, c.document_id, c.owner_token, d.topic,
+                           ARRAY(SELECT lexeme FROM unnest(c.tsv)),
+                           ARRAY(SELECT coalesce(array_length(positions, 1), 1) FROM unnest(c.tsv))
+                      FROM chunks c
+                      JOIN documents d ON d.document_id = c.document_id AND c.run = d.indexed_run";
+
+impl TermIndex {
+    pub fn new(params: Bm25) -> Self {
+        Self {
+            params,
+            owners: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn params(&self) -> Bm25 {
+        self.params
+    }
+
+    /// Chunks held, over every owner.
+    pub fn len(&self) -> u64 {
+        self.owners
+            .read()
+            .map(|o| o.values().map(|t| t.chunks).sum())
+            .unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Replaces everything with what the read models hold; returns chunks.
+    pub async fn load_all(&self, client: &impl GenericClient) -> Result<u64, SearchError> {
+        let rows = client
+            .query_raw(
+                LOAD,
+                std::iter::empty::<&(dyn tokio_postgres::types::ToSql + Sync)>(),
+            )
+            .await?;
+        pin_mut!(rows);
+        let mut by_owner: HashMap<String, BTreeMap<Uuid, DocumentTerms>> = HashMap::new();
+        while let Some(r) = rows.try_next().await? {
+            push(by_owner.entry(r.get(2)).or_default(), &r);
+        }
+        let mut owners = HashMap::new();
+        for (owner, docs) in by_owner {
+            let mut terms = OwnerTerms::default();
+            for (id, doc) in docs {
+                terms.add(id, Arc::new(doc));
+            }
+            owners.insert(owner, terms);
+        }
+        let n = owners.values().map(|t| t.chunks).sum();
+        if let Ok(mut held) = self.owners.write() {
+            *held = owners;
+        }
+        Ok(n)
+    }
+
+    /// Reloads one document (its indexed run; gone if it has none).
+    pub async fn refresh_document(
+        &self,
+        client: &impl GenericClient,
+        document: Uuid,
+    ) -> Result<(), SearchError> {
+        let rows = client
+            .query(&format!("{LOAD} WHERE c.document_id = $1"), &[&document])
+            .await?;
+        let mut docs = BTreeMap::new();
+        let mut owner = None;
+        for r in &rows {
+            owner = Some(r.get::<_, String>(2));
+            push(&mut docs, r);
+        }
+        match (owner, docs.remove(&document)) {
+            (Some(owner), Some(terms)) => self.replace_document(&owner, document, terms),
+            _ => self.remove_document(document),
+        }
+        Ok(())
+    }
+
+    pub fn replace_document(&self, owner: &str, document: Uuid, terms: DocumentTerms) {
+        let terms = Arc::new(terms);
+        if let Ok(mut owners) = self.owners.write() {
+            // A document belongs to one owner; drop it anywhere else first.
+            for (name, o) in owners.iter_mut() {
+                if name != owner {
+                    o.remove(document);
+                }
+            }
+            owners
+                .entry(owner.to_owned())
+                .or_default()
+                .add(document, terms);
+        }
+    }
+
+    pub fn remove_document(&self, document: Uuid) {
+        if let Ok(mut owners) = self.owners.write() {
+            for o in owners.values_mut() {
+                o.remove(document);
+            }
+            owners.retain(|_, o| !o.documents.is_empty());
+        }
+    }
+
+    /// The best `n` chunk ids of the caller's for the query's `lexemes`
+    /// (as `to_tsvector('english', query)` gives them), best first.
+    pub fn top(&self, scope: &Scope, lexemes: &[String], n: usize) -> Vec<(String, f64)> {
+        let Ok(owners) = self.owners.read() else {
+            return Vec::new();
+        };
+        owners
+            .get(&scope.owner_token)
+            .map(|o| o.top(scope, lexemes, n, self.params))
+            .unwrap_or_default()
+    }
+}
+
+fn push(docs: &mut BTreeMap<Uuid, DocumentTerms>, r: &tokio_postgres::Row) {
+    let doc = docs.entry(r.get(1)).or_insert_with(|| DocumentTerms {
+        topic: r.get(3),
+        ..Default::default()
+    });
+    let lexemes: Vec<String> = r.get(4);
+    let counts: Vec<i32> = r.get(5);
+    doc.push_chunk(r.get(0), &lexemes, &counts);
+}

@@ -1,0 +1,159 @@
+use super::*;
+
+fn doc(topic: Option<&str>, chunks: &[(&str, &str)]) -> DocumentTerms {
+    let mut d = DocumentTerms {
+        topic: topic.map(str::to_owned),
+        ..Default::default()
+    };
+    for (id, text) in chunks {
+        // Words as lexemes, counted (the tests stand in for to_tsvector).
+        let mut counts: BTreeMap<String, i32> = BTreeMap::new();
+        for w in text.split_whitespace() {
+            *counts.entry(w.to_owned()).or_default() += 1;
+        }
+        let (lexemes, counts): (Vec<String>, Vec<i32>) = counts.into_iter().unzip();
+        d.push_chunk((*id).to_owned(), &lexemes, &counts);
+    }
+    d
+}
+
+fn scope(owner: &str) -> Scope {
+    Scope {
+        owner_token: owner.into(),
+        documents: None,
+        topic: None,
+    }
+}
+
+fn words(q: &str) -> Vec<String> {
+    q.split_whitespace().map(str::to_owned).collect()
+}
+
+fn ids(hits: &[(String, f64)]) -> Vec<&str> {
+    hits.iter().map(|(c, _)| c.as_str()).collect()
+}
+
+#[test]
+fn any_query_word_matches_and_rare_words_count_more() {
+    let index = TermIndex::new(Bm25::default());
+    let d = Uuid::from_u128(1);
+    index.replace_document(
+        "alice",
+        d,
+        doc(
+            None,
+            &[
+                ("common", "cell cell membrane"),
+                ("rare", "mitochondria energy"),
+                ("none", "treaty war"),
+                ("filler1", "cell wall"),
+                ("filler2", "cell division"),
+            ],
+        ),
+    );
+    let hits = index.top(&scope("alice"), &words("cell mitochondria absent"), 10);
+    // "mitochondria" is in one chunk of five, "cell" in three: the rare
+    // word's chunk wins although it matches one word, like the others.
+    assert_eq!(hits[0].0, "rare");
+    assert!(!ids(&hits).contains(&"none"));
+    assert_eq!(hits.len(), 4);
+    assert!(hits.windows(2).all(|w| w[0].1 >= w[1].1));
+}
+
+#[test]
+fn a_chunk_with_more_of_the_words_ranks_higher_and_length_is_normalised() {
+    let index = TermIndex::new(Bm25::default());
+    index.replace_document(
+        "alice",
+        Uuid::from_u128(1),
+        doc(
+            None,
+            &[
+                ("both", "atp synthase"),
+                ("one", "atp"),
+                (
+                    "long",
+                    "synthase a b c d e f g h i j k l m n o p q r s t u v w",
+                ),
+                ("short", "synthase"),
+            ],
+        ),
+    );
+    let hits = index.top(&scope("alice"), &words("atp synthase"), 10);
+    assert_eq!(hits[0].0, "both");
+    let rank = |c: &str| ids(&hits).iter().position(|h| *h == c).unwrap();
+    assert!(rank("short") < rank("long"), "{hits:?}");
+}
+
+#[test]
+fn statistics_and_results_are_per_owner_and_scoped() {
+    let index = TermIndex::new(Bm25::default());
+    let (a1, a2, b1) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+    index.replace_document("alice", a1, doc(Some("bio"), &[("a1", "enzyme kinetics")]));
+    index.replace_document(
+        "alice",
+        a2,
+        doc(Some("chem"), &[("a2", "enzyme catalysis")]),
+    );
+    index.replace_document("bob", b1, doc(None, &[("b1", "enzyme enzyme")]));
+    assert_eq!(ids(&index.top(&scope("bob"), &words("enzyme"), 10)), ["b1"]);
+    assert_eq!(index.top(&scope("carol"), &words("enzyme"), 10), vec![]);
+    let mut bio = scope("alice");
+    bio.topic = Some("bio".into());
+    assert_eq!(ids(&index.top(&bio, &words("enzyme"), 10)), ["a1"]);
+    let mut only = scope("alice");
+    only.documents = Some(vec![a2, b1]);
+    assert_eq!(ids(&index.top(&only, &words("enzyme"), 10)), ["a2"]);
+    assert_eq!(index.top(&scope("alice"), &words("enzyme"), 1).len(), 1);
+}
+
+#[test]
+fn replacing_a_document_replaces_its_chunks_and_statistics() {
+    let index = TermIndex::new(Bm25::default());
+    let d = Uuid::from_u128(7);
+    index.replace_document("alice", d, doc(None, &[("old", "glycolysis")]));
+    index.replace_document(
+        "alice",
+        Uuid::from_u128(8),
+        doc(None, &[("other", "krebs")]),
+    );
+    index.replace_document(
+        "alice",
+        d,
+        doc(None, &[("new1", "krebs cycle"), ("new2", "cycle")]),
+    );
+    assert_eq!(index.len(), 3);
+    assert_eq!(index.top(&scope("alice"), &words("glycolysis"), 10), vec![]);
+    assert_eq!(
+        ids(&index.top(&scope("alice"), &words("cycle"), 10)).len(),
+        2
+    );
+    index.remove_document(d);
+    assert_eq!(index.len(), 1);
+    assert_eq!(
+        ids(&index.top(&scope("alice"), &words("krebs"), 10)),
+        ["other"]
+    );
+    index.remove_document(Uuid::from_u128(8));
+    assert!(index.is_empty());
+}
+
+#[test]
+fn scores_match_the_bm25_formula() {
+    let index = TermIndex::new(Bm25 { k1: 1.2, b: 0.75 });
+    index.replace_document(
+        "alice",
+        Uuid::from_u128(1),
+        doc(None, &[("x", "a a b"), ("y", "b c")]),
+    );
+    let hits = index.top(&scope("alice"), &words("a"), 10);
+    // N = 2, df(a) = 1, tf = 2, len = 3, avg = 2.5.
+    let idf = (1.0f64 + (2.0 - 1.0 + 0.5) / 1.5).ln();
+    let expected = idf * 2.0 * 2.2 / (2.0 + 1.2 * (0.25 + 0.75 * 3.0 / 2.5));
+    assert_eq!(hits.len(), 1);
+    assert!(
+        (hits[0].1 - expected).abs() < 1e-12,
+        "{} vs {expected}",
+        hits[0].1
+    );
+}
