@@ -19,6 +19,7 @@
 //! - [`runtime`]: loading onnxruntime once per process; `check_runtime` for
 //!   `mnemo doctor`.
 //! - [`model`]: model files → fastembed `TextEmbedding`, model id, dims.
+//! - [`fetch`]: a hub model into a prepared directory (`hub` feature).
 //! - [`embedder`]: `Embedder`: `embed`, `count_tokens`, `model_id`, `dims`.
 //! - [`error`]: `EmbedError` and its `kind()`.
 //! - [`batcher`]: one queue in front of the model; length-sorted batches
@@ -40,6 +41,7 @@ pub mod batcher;
 pub mod config;
 pub mod embedder;
 pub mod error;
+pub mod fetch;
 pub mod model;
 pub mod runtime;
 pub mod service;

@@ -123,7 +123,7 @@ fn read(path: &Path) -> Result<Vec<u8>, EmbedError> {
 
 /// Resolves a hub model name; shared by both builds so a bad name is a
 /// configuration error with or without the `hub` feature.
-fn hub_model(name: &str) -> Result<EmbeddingModel, EmbedError> {
+pub(crate) fn hub_model(name: &str) -> Result<EmbeddingModel, EmbedError> {
     name.trim().parse::<EmbeddingModel>().map_err(|e| {
         EmbedError::Config(format!(
             "{e} (use a fastembed EmbeddingModel name, e.g. AllMiniLML6V2)"

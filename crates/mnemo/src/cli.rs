@@ -98,6 +98,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// FSRS-6 scheduling, locally (nothing is sent to a server).
     Fsrs(FsrsArgs),
+    /// Embedding models: fetch one from the Hugging Face hub (`hub` builds).
+    Model(ModelArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -859,4 +861,27 @@ impl From<QuantizationArg> for mnemo_search::vectors::Quantization {
             QuantizationArg::I8 => Self::I8,
         }
     }
+}
+
+/// `mnemo model`.
+#[derive(Args)]
+pub struct ModelArgs {
+    #[command(subcommand)]
+    pub command: ModelCommand,
+}
+
+#[derive(Subcommand)]
+pub enum ModelCommand {
+    /// Download a fastembed text model from the Hugging Face hub into a
+    /// prepared directory (needs internet and a build with `--features hub`;
+    /// offline, deploy/model/prepare.sh prepares all-MiniLM-L6-v2). Prints
+    /// the MNEMO_MODEL_DIR line to use it.
+    Fetch {
+        /// fastembed `EmbeddingModel` name, e.g. AllMiniLML6V2 (mean-pooled models only).
+        #[arg(default_value = "AllMiniLML6V2")]
+        name: String,
+        /// Where prepared model directories live.
+        #[arg(long, env = "MNEMO_MODELS_DIR", default_value = ".mnemo/models")]
+        into: PathBuf,
+    },
 }

@@ -56,6 +56,7 @@ async fn main() -> std::process::ExitCode {
         Command::ExtractWorker { file } => Ok(mnemo_pdf::worker::main(&file)),
         Command::Bench(args) => bench::run(&cli.global, args).await,
         Command::Fsrs(args) => cmd::fsrs::run(args),
+        Command::Model(args) => cmd::model::run(args),
     };
     match result {
         Ok(code) => code,

@@ -9,6 +9,7 @@ pub mod docs;
 pub mod doctor;
 pub mod extract;
 pub mod fsrs;
+pub mod model;
 pub mod progress;
 pub mod projections;
 pub mod search;
