@@ -788,7 +788,8 @@ pub struct IrArgs {
     /// Score against a namespace kept by an earlier run (no ingest).
     #[arg(long)]
     pub reuse: Option<String>,
-    /// Keep the namespace afterwards (for --reuse).
+    /// Keep the namespace afterwards (for --reuse); without it, a fresh or
+    /// reused namespace is deleted at the end.
     #[arg(long)]
     pub keep: bool,
     /// Uploads and queries in flight at once.

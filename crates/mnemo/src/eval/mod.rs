@@ -123,10 +123,12 @@ pub async fn run(global: &Global, eval: IrArgs) -> Result<ExitCode> {
     for s in services {
         s.stop().await;
     }
-    if eval.reuse.is_none() && !eval.keep {
+    // A reused namespace is deleted too unless --keep is given again: the
+    // last tuning run cleans up.
+    if !eval.keep {
         mnemo_bus::setup::delete_namespace(&bus.jetstream, &ns).await?;
         mnemo_projector::db::drop_schema(&eval.backend.database_url, &ns).await?;
-    } else if eval.reuse.is_none() {
+    } else {
         eprintln!("kept namespace {ns} (reuse it with --reuse {ns})");
     }
     let scores = result?;
