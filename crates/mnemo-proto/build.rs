@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         protos.join("mnemo/v1/progress.proto"),
         protos.join("mnemo/v1/stats.proto"),
         protos.join("mnemo/v1/search.proto"),
+        protos.join("mnemo/v1/qa.proto"),
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());

@@ -10,5 +10,6 @@ mod pipeline;
 mod progress;
 mod progress_scopes;
 mod projector;
+mod qa;
 mod search;
 mod stats;

@@ -2,14 +2,7 @@
 //! owner isolation, filters, and clear errors for bad requests.
 
 use mnemo_proto::v1 as pb;
-use mnemo_tests::{terminal_update, upload, EnvOptions, SearchClient, TestEnv};
-
-/// Waits for the document's DocumentIndexed; returns its stream sequence.
-async fn indexed(env: &TestEnv, owner: &str, document_id: &str) -> u64 {
-    let last = terminal_update(env, owner, document_id).await;
-    assert_eq!(last.stage, pb::Stage::Indexed as i32, "{last:?}");
-    last.sequence
-}
+use mnemo_tests::{indexed, upload, EnvOptions, SearchClient, TestEnv};
 
 /// A request that reads the index at `SEEN` or later (read-your-writes).
 fn request_after(query: &str, mode: pb::SearchMode, seen: u64) -> pb::SearchRequest {

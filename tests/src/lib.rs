@@ -11,6 +11,8 @@
 //! `MNEMO_TEST_NATS_URL` and `MNEMO_TEST_DATABASE_URL` point the tests
 //! elsewhere (defaults: the local servers that `deploy/local/bootstrap.sh` starts).
 
+pub mod fake_llm;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +26,7 @@ use mnemo_domain::{Document, OwnerId};
 use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::document_service_client::DocumentServiceClient;
 use mnemo_proto::v1::progress_service_client::ProgressServiceClient;
+use mnemo_proto::v1::qa_service_client::QaServiceClient;
 use mnemo_proto::v1::search_service_client::SearchServiceClient;
 use mnemo_proto::v1::stats_service_client::StatsServiceClient;
 use mnemo_proto::v1::upload_request::Part;
@@ -116,6 +119,7 @@ pub type Documents = DocumentServiceClient<InterceptedService<Channel, BearerInt
 pub type Progress = ProgressServiceClient<InterceptedService<Channel, BearerInterceptor>>;
 pub type StatsClient = StatsServiceClient<InterceptedService<Channel, BearerInterceptor>>;
 pub type SearchClient = SearchServiceClient<InterceptedService<Channel, BearerInterceptor>>;
+pub type QaClient = QaServiceClient<InterceptedService<Channel, BearerInterceptor>>;
 
 #[derive(Clone)]
 pub struct BearerInterceptor(Option<String>);
@@ -144,6 +148,8 @@ pub struct EnvOptions {
     pub watch_queue: Option<usize>,
     /// The pipeline's extractor config (default: [`extractor_config`]).
     pub extractor: Option<mnemo_extractor::ExtractorConfig>,
+    /// The API's chat model for answers and cards (None: offline only).
+    pub llm: Option<Arc<dyn mnemo_qa::Llm>>,
 }
 
 impl Default for EnvOptions {
@@ -155,6 +161,7 @@ impl Default for EnvOptions {
             run_pipeline: false,
             watch_queue: None,
             extractor: None,
+            llm: None,
         }
     }
 }
@@ -179,6 +186,7 @@ struct ApiSetup {
     watch_queue: Option<usize>,
     index: Arc<mnemo_search::Indexes>,
     model: Option<Arc<mnemo_embedder::Embedder>>,
+    llm: Option<Arc<dyn mnemo_qa::Llm>>,
 }
 
 struct RunningApi {
@@ -209,6 +217,10 @@ impl ApiSetup {
                 embedder: self.model.clone(),
                 fusion: Default::default(),
             });
+        let state = match &self.llm {
+            Some(llm) => state.with_llm(llm.clone()),
+            None => state,
+        };
         let state = Arc::new(state);
         let (stop, mut rx) = watch::channel(false);
         let task = tokio::spawn(async move {
@@ -297,6 +309,7 @@ impl TestEnv {
                 watch_queue: opts.watch_queue,
                 index,
                 model: search_model,
+                llm: opts.llm.clone(),
             };
             api = Some(setup.start(&bus, listener).await);
             api_setup = Some(setup);
@@ -394,6 +407,13 @@ impl TestEnv {
 
     pub async fn search(&self, owner: &str) -> SearchClient {
         SearchServiceClient::with_interceptor(
+            self.channel().await,
+            BearerInterceptor(Some(self.token(owner))),
+        )
+    }
+
+    pub async fn qa(&self, owner: &str) -> QaClient {
+        QaServiceClient::with_interceptor(
             self.channel().await,
             BearerInterceptor(Some(self.token(owner))),
         )
@@ -513,6 +533,14 @@ pub async fn terminal_update(env: &TestEnv, owner: &str, document_id: &str) -> p
         last = Some(u);
     }
     last.expect("updates")
+}
+
+/// Waits for `owner`'s document to be indexed (failing the test otherwise);
+/// returns the stream sequence of its DocumentIndexed, for `min_sequence`.
+pub async fn indexed(env: &TestEnv, owner: &str, document_id: &str) -> u64 {
+    let last = terminal_update(env, owner, document_id).await;
+    assert_eq!(last.stage, pb::Stage::Indexed as i32, "{last:?}");
+    last.sequence
 }
 
 /// Waits for a condition on facts (not time), up to `limit`.

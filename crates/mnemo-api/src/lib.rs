@@ -4,7 +4,8 @@
 //! subject is the owner); document events for progress streams (one
 //! ordered consumer per process, fanned out; direct gets for catch-up).
 //! Emits: `DocumentUploaded`, `ProcessingCancelled`, `ReprocessRequested`
-//! through the document aggregate; uploaded bytes into the blob store.
+//! through the document aggregate; `QuestionAsked` and `CardCreated`
+//! through the question and card aggregates; uploaded bytes into the blob store.
 //! Must not: let one owner see or touch another's data. The owner always
 //! comes from the verified token, never from the request body, and becomes
 //! part of every subject and SQL filter.
@@ -19,6 +20,7 @@
 //! - [`progress_hub`]: the process's one progress consumer, fanned out to
 //!   every watcher; [`progress_hub::history`] reads a new watcher's catch-up.
 //! - [`search`]: `SearchService` (hybrid search, query embedding).
+//! - [`qa`]: `QaService` (Ask: cited answers, streamed; GenerateCards).
 //! - [`stats`]: `StatsService` (totals by state, per-stage analytics).
 //! - [`convert`]: domain and read-model types into wire types.
 //! - [`server`]: wiring it all (plus health and reflection) into one server.
@@ -29,6 +31,7 @@ pub mod convert;
 pub mod documents;
 pub mod progress;
 pub mod progress_hub;
+pub mod qa;
 pub mod search;
 pub mod server;
 pub mod stats;

@@ -1,6 +1,7 @@
 //! `SearchService.Search`: hybrid retrieval over the caller's own chunks
 //! (see `mnemo_search`). The query is embedded here, with the model the
-//! chunks were embedded with.
+//! chunks were embedded with. [`retrieve`] is the same retrieval for
+//! other services (`QaService.Ask`).
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use mnemo_proto::v1::search_service_server::SearchService;
 use mnemo_search::{Fusion, Indexes, Query, Scope};
 use tonic::{Request, Response, Status};
 
-use crate::auth::caller;
+use crate::auth::{caller, Caller};
 use crate::documents::{label, parse_document_id};
 use crate::server::ApiState;
 
@@ -38,6 +39,94 @@ impl SearchApi {
     }
 }
 
+/// What to retrieve for a caller (the checked parts of a request).
+pub struct Retrieval<'a> {
+    pub text: &'a str,
+    pub k: usize,
+    pub documents: Option<Vec<uuid::Uuid>>,
+    pub topic: Option<String>,
+    pub mode: pb::SearchMode,
+    /// Wait until the indexes reflect this stream sequence (0: no wait).
+    pub min_sequence: u64,
+}
+
+/// What retrieval found.
+pub struct Retrieved {
+    pub hits: Vec<mnemo_search::Hit>,
+    pub vector_used: bool,
+}
+
+/// `document_ids` of a request as a filter (empty: none).
+pub fn document_filter(ids: &[String]) -> Result<Option<Vec<uuid::Uuid>>, Status> {
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    ids.iter()
+        .map(|d| parse_document_id(d).map(|id| id.as_uuid()))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// Hybrid retrieval over `who`'s chunks: embeds the query, waits for
+/// `min_sequence`, searches. Shared by `Search` and `QaService.Ask`.
+pub async fn retrieve(
+    state: &ApiState,
+    who: &Caller,
+    r: Retrieval<'_>,
+) -> Result<Retrieved, Status> {
+    let search = state
+        .search
+        .as_ref()
+        .ok_or_else(|| Status::unavailable("search is not enabled on this server"))?;
+    let vector = match (r.mode, &search.embedder) {
+        (pb::SearchMode::Lexical, _) => None,
+        (_, Some(model)) => {
+            let model = model.clone();
+            let query = r.text.to_owned();
+            let v = tokio::task::spawn_blocking(move || model.embed(&[query]))
+                .await
+                .map_err(|e| Status::internal(format!("embedding the query: {e}")))?
+                .map_err(|e| Status::internal(format!("embedding the query: {}", e.report())))?;
+            v.into_iter().next()
+        }
+        (pb::SearchMode::Vector, None) => {
+            return Err(Status::failed_precondition(
+                "vector search needs the embedding model, which this server has not loaded",
+            ))
+        }
+        (_, None) => None,
+    };
+    let query = Query {
+        scope: Scope {
+            owner_token: who.owner.token(),
+            documents: r.documents,
+            topic: r.topic,
+        },
+        text: r.text,
+        vector: vector.as_deref(),
+        lexical: r.mode != pb::SearchMode::Vector,
+        k: r.k,
+    };
+    if r.min_sequence > 0 {
+        let wait = state.config.max_consistency_wait;
+        let at = search.index.wait_for(r.min_sequence, wait).await;
+        if at < r.min_sequence {
+            return Err(Status::unavailable(format!(
+                "the search index has not reached sequence {} yet (at {at}); retry shortly",
+                r.min_sequence
+            )));
+        }
+    }
+    let db = state.read_db().await?;
+    let hits = mnemo_search::search(&*db, &search.index, &search.fusion, &query)
+        .await
+        .map_err(|e| Status::unavailable(format!("search failed: {e}")))?;
+    Ok(Retrieved {
+        hits,
+        vector_used: query.vector.is_some(),
+    })
+}
+
 #[tonic::async_trait]
 impl SearchService for SearchApi {
     async fn search(
@@ -46,11 +135,6 @@ impl SearchService for SearchApi {
     ) -> Result<Response<pb::SearchResponse>, Status> {
         let who = caller(&req)?;
         let r = req.into_inner();
-        let search = self
-            .state
-            .search
-            .as_ref()
-            .ok_or_else(|| Status::unavailable("search is not enabled on this server"))?;
         let text = r.query.trim();
         if text.is_empty() {
             return Err(Status::invalid_argument("the query is empty"));
@@ -69,65 +153,23 @@ impl SearchService for SearchApi {
             }
             k => k,
         } as usize;
-        let documents = if r.document_ids.is_empty() {
-            None
-        } else {
-            Some(
-                r.document_ids
-                    .iter()
-                    .map(|d| parse_document_id(d).map(|id| id.as_uuid()))
-                    .collect::<Result<Vec<_>, _>>()?,
-            )
-        };
-        let mode = pb::SearchMode::try_from(r.mode).unwrap_or(pb::SearchMode::Hybrid);
-        let vector = match (mode, &search.embedder) {
-            (pb::SearchMode::Lexical, _) => None,
-            (_, Some(model)) => {
-                let model = model.clone();
-                let query = text.to_owned();
-                let v = tokio::task::spawn_blocking(move || model.embed(&[query]))
-                    .await
-                    .map_err(|e| Status::internal(format!("embedding the query: {e}")))?
-                    .map_err(|e| {
-                        Status::internal(format!("embedding the query: {}", e.report()))
-                    })?;
-                v.into_iter().next()
-            }
-            (pb::SearchMode::Vector, None) => {
-                return Err(Status::failed_precondition(
-                    "vector search needs the embedding model, which this server has not loaded",
-                ))
-            }
-            (_, None) => None,
-        };
-        let query = Query {
-            scope: Scope {
-                owner_token: who.owner.token(),
-                documents,
+        let found = retrieve(
+            &self.state,
+            &who,
+            Retrieval {
+                text,
+                k,
+                documents: document_filter(&r.document_ids)?,
                 topic: label(&r.topic, "topic")?,
+                mode: pb::SearchMode::try_from(r.mode).unwrap_or(pb::SearchMode::Hybrid),
+                min_sequence: r.min_sequence,
             },
-            text,
-            vector: vector.as_deref(),
-            lexical: mode != pb::SearchMode::Vector,
-            k,
-        };
-        if r.min_sequence > 0 {
-            let wait = self.state.config.max_consistency_wait;
-            let at = search.index.wait_for(r.min_sequence, wait).await;
-            if at < r.min_sequence {
-                return Err(Status::unavailable(format!(
-                    "the search index has not reached sequence {} yet (at {at}); retry shortly",
-                    r.min_sequence
-                )));
-            }
-        }
-        let db = self.state.read_db().await?;
-        let hits = mnemo_search::search(&*db, &search.index, &search.fusion, &query)
-            .await
-            .map_err(|e| Status::unavailable(format!("search failed: {e}")))?;
+        )
+        .await?;
         Ok(Response::new(pb::SearchResponse {
-            vector_used: query.vector.is_some(),
-            hits: hits
+            vector_used: found.vector_used,
+            hits: found
+                .hits
                 .into_iter()
                 .map(|h| pb::SearchHit {
                     chunk_id: h.details.chunk_id,

@@ -9,6 +9,7 @@ use mnemo_domain::Document;
 use mnemo_projector::ProjectorError;
 use mnemo_proto::v1::document_service_server::DocumentServiceServer;
 use mnemo_proto::v1::progress_service_server::ProgressServiceServer;
+use mnemo_proto::v1::qa_service_server::QaServiceServer;
 use mnemo_proto::v1::search_service_server::SearchServiceServer;
 use mnemo_proto::v1::stats_service_server::StatsServiceServer;
 use tokio::net::TcpListener;
@@ -19,6 +20,7 @@ use crate::auth::Authenticator;
 use crate::documents::DocumentApi;
 use crate::progress::ProgressApi;
 use crate::progress_hub::ProgressHub;
+use crate::qa::{QaApi, QaState};
 use crate::search::SearchApi;
 use crate::stats::StatsApi;
 use crate::ApiConfig;
@@ -65,6 +67,8 @@ pub struct ApiState {
     pub search: Option<crate::search::SearchState>,
     /// Where Watch calls get live events; live while [`serve`] runs.
     pub progress: ProgressHub,
+    /// Questions and cards (`QaService`); answers need `search`.
+    pub qa: QaState,
 }
 
 impl ApiState {
@@ -74,6 +78,7 @@ impl ApiState {
         let blobs = bus.blob_store().await?;
         let db = ReadDb::new(&config.database_url, bus.namespace.clone());
         let progress = ProgressHub::new(config.watch_queue);
+        let qa = QaState::new(&bus, config.aggregate_cache);
         Ok(Self {
             bus,
             config,
@@ -82,6 +87,7 @@ impl ApiState {
             db,
             search: None,
             progress,
+            qa,
         })
     }
 
@@ -96,6 +102,12 @@ impl ApiState {
     /// Enables `SearchService` with this index and model.
     pub fn with_search(mut self, search: crate::search::SearchState) -> Self {
         self.search = Some(search);
+        self
+    }
+
+    /// Answers and cards with this chat model (extractive/offline without).
+    pub fn with_llm(mut self, llm: std::sync::Arc<dyn mnemo_qa::Llm>) -> Self {
+        self.qa.llm = Some(llm);
         self
     }
 }
@@ -133,6 +145,7 @@ pub async fn serve(
         .await;
     health.set_serving::<StatsServiceServer<StatsApi>>().await;
     health.set_serving::<SearchServiceServer<SearchApi>>().await;
+    health.set_serving::<QaServiceServer<QaApi>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(mnemo_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -152,9 +165,12 @@ pub async fn serve(
     let stats = StatsServiceServer::with_interceptor(StatsApi::new(state.clone()), move |r| {
         a3.intercept(r)
     });
+    let a4 = auth.clone();
     let search = SearchServiceServer::with_interceptor(SearchApi::new(state.clone()), move |r| {
-        auth.intercept(r)
+        a4.intercept(r)
     });
+    let qa =
+        QaServiceServer::with_interceptor(QaApi::new(state.clone()), move |r| auth.intercept(r));
     let pump = crate::progress_hub::pump::start(state.progress.clone(), &state.bus)
         .await
         .map_err(ServeError::Progress)?;
@@ -180,6 +196,7 @@ pub async fn serve(
         .add_service(progress)
         .add_service(stats)
         .add_service(search)
+        .add_service(qa)
         // Nagle + delayed ACKs would add ~40 ms to small responses.
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),

@@ -20,11 +20,14 @@
 //! - [`vectors`]: the in-memory vector index (per-owner snapshots, exact
 //!   scan, HNSW graph through usearch, rebuilds off the runtime).
 //! - [`fusion`]: reciprocal rank fusion.
+//! - [`passages`]: the full text of retrieved chunks, and of one document's
+//!   chunks (for answers and cards).
 //! - this file: [`search`] (the hybrid query), [`Indexes`] and [`follow`]
 //!   (freshness).
 
 pub mod fusion;
 pub mod lexical;
+pub mod passages;
 pub mod terms;
 pub mod vectors;
 

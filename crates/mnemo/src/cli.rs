@@ -86,6 +86,10 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Search your documents (full text and meaning, with citations).
     Search(SearchArgs),
+    /// Ask a question; the answer comes from your documents, with citations.
+    Ask(AskArgs),
+    /// Flashcards made from your documents.
+    Cards(CardsArgs),
     /// Your documents by state, and how long each stage takes.
     Stats(StatsArgs),
     /// Operator tools for the read models.
@@ -300,6 +304,8 @@ pub struct ServeArgs {
     pub fusion: FusionArgs,
     #[command(flatten)]
     pub vectors: VectorArgs,
+    #[command(flatten)]
+    pub llm: LlmArgs,
     /// Largest accepted upload, in bytes.
     #[arg(long, env = "MNEMO_MAX_UPLOAD_BYTES", default_value_t = mnemo_api::config::DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: u64,
@@ -884,5 +890,81 @@ pub enum ModelCommand {
         /// Where prepared model directories live.
         #[arg(long, env = "MNEMO_MODELS_DIR", default_value = ".mnemo/models")]
         into: PathBuf,
+    },
+}
+
+/// The chat model for answers and cards (optional): an OpenAI-compatible
+/// chat-completions endpoint. The key is read from MNEMO_LLM_API_KEY only,
+/// never from a flag (flags show in process lists).
+#[derive(Args, Clone, Debug)]
+pub struct LlmArgs {
+    /// Base URL, e.g. http://127.0.0.1:8080/v1 (POST {base}/chat/completions).
+    #[arg(long, env = "MNEMO_LLM_BASE_URL")]
+    pub llm_base_url: Option<String>,
+    /// The model name sent with each request.
+    #[arg(long, env = "MNEMO_LLM_MODEL")]
+    pub llm_model: Option<String>,
+}
+
+impl LlmArgs {
+    /// The client, when a base URL is configured.
+    pub fn client(&self) -> anyhow::Result<Option<mnemo_qa::llm::openai::OpenAiClient>> {
+        let Some(base) = self.llm_base_url.as_deref().filter(|b| !b.is_empty()) else {
+            return Ok(None);
+        };
+        let model = self
+            .llm_model
+            .clone()
+            .filter(|m| !m.is_empty())
+            .ok_or_else(|| {
+                anyhow::anyhow!("--llm-base-url needs --llm-model (or MNEMO_LLM_MODEL)")
+            })?;
+        let config = mnemo_qa::LlmConfig::new(base, model)
+            .with_api_key(std::env::var("MNEMO_LLM_API_KEY").ok());
+        Ok(Some(mnemo_qa::llm::openai::OpenAiClient::new(config)?))
+    }
+}
+
+#[derive(Args)]
+pub struct AskArgs {
+    pub question: String,
+    /// Sources to retrieve (1..=20).
+    #[arg(long, default_value_t = 5)]
+    pub k: u32,
+    /// Only this document (repeatable).
+    #[arg(long)]
+    pub document: Vec<String>,
+    /// Answer with the best sentences of the sources even if the server has an LLM.
+    #[arg(long)]
+    pub extractive: bool,
+    /// Wait until the index reflects this event sequence.
+    #[arg(long, default_value_t = 0)]
+    pub min_sequence: u64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct CardsArgs {
+    #[command(subcommand)]
+    pub command: CardsCommand,
+}
+
+#[derive(Subcommand)]
+pub enum CardsCommand {
+    /// Make cards from one of your indexed documents (each cites its chunk and page).
+    Generate {
+        document_id: String,
+        /// Deck of the new cards (default: the document's file name).
+        #[arg(long)]
+        deck: Option<String>,
+        /// Most cards (1..=100).
+        #[arg(long, default_value_t = 20)]
+        max: u32,
+        /// Ask the server's LLM (falls back to the offline generator).
+        #[arg(long)]
+        llm: bool,
+        #[arg(long)]
+        json: bool,
     },
 }

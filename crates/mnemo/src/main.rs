@@ -1,5 +1,5 @@
 //! `mnemo`: the one binary. Servers (`mnemo serve …`) and the client
-//! commands (`upload`, `docs list`, `progress`, `token`, `doctor`, `bench`),
+//! commands (`upload`, `docs list`, `progress`, `search`, `ask`, `cards`, `token`, `doctor`, `bench`),
 //! and `fsrs simulate`, which runs the domain's scheduler locally.
 //!
 //! Owns: command-line parsing, configuration (flags with env fallbacks),
@@ -47,6 +47,8 @@ async fn main() -> std::process::ExitCode {
         Command::Doctor(args) => cmd::doctor::run(&cli.global, args).await,
         Command::Stats(args) => cmd::stats::run(&cli.global, args).await,
         Command::Search(args) => cmd::search::run(&cli.global, args).await,
+        Command::Ask(args) => cmd::ask::run(&cli.global, args).await,
+        Command::Cards(args) => cmd::cards::run(&cli.global, args).await,
         Command::Projections(args) => cmd::projections::run(args).await,
         Command::Eval(args) => match args.command {
             cli::EvalCommand::Ir(ir) => eval::run(&cli.global, ir).await,

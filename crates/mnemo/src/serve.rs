@@ -137,7 +137,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         if model.is_none() {
             tracing::warn!("no --model-dir: search answers from full text only");
         }
-        let state =
+        let mut state =
             ApiState::new(bus.clone(), config)
                 .await?
                 .with_search(mnemo_api::search::SearchState {
@@ -145,6 +145,10 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
                     embedder: model.clone(),
                     fusion: args.fusion.fusion()?,
                 });
+        if let Some(llm) = args.llm.client()? {
+            tracing::info!(model = mnemo_qa::Llm::model(&llm), base_url = ?args.llm.llm_base_url, "answers and cards may use the LLM");
+            state = state.with_llm(Arc::new(llm));
+        }
         let (b, url, rx) = (
             bus.clone(),
             args.backend.database_url.clone(),

@@ -8,6 +8,7 @@
 //!  Card:  Create ─▶ CardCreated ─▶ (Edit ─▶ CardEdited)*
 //!         Review(rating, at, review id) ─▶ CardReviewed{schedule after}
 //!         Suspend/Resume ─▶ CardSuspended / CardResumed, Delete ─▶ CardDeleted
+//!  Question: Record(finished Q/A) ─▶ QuestionAsked{retrieved, answer, citations, produced_by}
 //! ```
 //!
 //! A review event carries the schedule it produced (stability, difficulty,
@@ -19,17 +20,22 @@
 //! - [`fsrs`]: FSRS-6, the production `Scheduler` (py-fsrs 6.3.2 semantics).
 //! - [`card`]: the card aggregate (commands, events, decide/apply).
 //! - [`topic`]: the topic aggregate.
+//! - [`question`]: the question aggregate (a question, its sources, its answer).
 //! - [`error`]: why a learning command was refused.
 
 pub mod card;
 pub mod error;
 pub mod fsrs;
+pub mod question;
 pub mod schedule;
 pub mod topic;
 
 pub use card::{Card, CardCommand, CardEvent, CardSource};
 pub use error::{LearnError, LearnErrorKind};
 pub use fsrs::{Fsrs, FsrsConfig, FsrsConfigError};
+pub use question::{
+    AskedQuestion, Citation, ProducedBy, Question, QuestionCommand, QuestionEvent, RetrievedChunk,
+};
 pub use schedule::{CardState, Rating, Schedule, Scheduler};
 pub use topic::{Topic, TopicCommand, TopicEvent};
 

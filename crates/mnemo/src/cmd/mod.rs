@@ -4,6 +4,8 @@
 //! PostgreSQL directly (like `serve` and `bench`); `extract` and `fsrs` run
 //! domain logic locally.
 
+pub mod ask;
+pub mod cards;
 pub mod dlq;
 pub mod docs;
 pub mod doctor;
