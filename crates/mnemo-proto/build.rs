@@ -18,6 +18,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         protos.join("mnemo/v1/progress.proto"),
         protos.join("mnemo/v1/stats.proto"),
         protos.join("mnemo/v1/search.proto"),
+        protos.join("mnemo/v1/learning.proto"),
+        protos.join("mnemo/v1/audit.proto"),
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());

@@ -19,6 +19,8 @@
 //! - [`progress_hub`]: the process's one progress consumer, fanned out to
 //!   every watcher; [`progress_hub::history`] reads a new watcher's catch-up.
 //! - [`search`]: `SearchService` (hybrid search, query embedding).
+//! - [`learning`]: `LearningService` (topics, cards, FSRS-6 reviews,
+//!   sessions, study stats) and `AuditService` (learner history replay).
 //! - [`stats`]: `StatsService` (totals by state, per-stage analytics).
 //! - [`convert`]: domain and read-model types into wire types.
 //! - [`server`]: wiring it all (plus health and reflection) into one server.
@@ -27,6 +29,7 @@ pub mod auth;
 pub mod config;
 pub mod convert;
 pub mod documents;
+pub mod learning;
 pub mod progress;
 pub mod progress_hub;
 pub mod search;

@@ -44,3 +44,22 @@ pub fn from_db_error(e: &mnemo_projector::ProjectorError) -> Status {
     tracing::warn!(error = %e, "read model query failed");
     Status::unavailable(format!("read model unavailable: {e}"))
 }
+
+pub fn from_learn_error(e: &mnemo_domain::learn::LearnError) -> Status {
+    use mnemo_domain::learn::LearnErrorKind as K;
+    let msg = e.to_string();
+    match e.kind() {
+        K::NotFound => Status::not_found(msg),
+        K::AlreadyExists => Status::already_exists(msg),
+        K::FailedPrecondition => Status::failed_precondition(msg),
+        K::InvalidArgument => Status::invalid_argument(msg),
+    }
+}
+
+pub fn from_learn_execute_error(e: &ExecuteError<mnemo_domain::learn::LearnError>) -> Status {
+    match e {
+        ExecuteError::Refused(d) => from_learn_error(d),
+        ExecuteError::Conflict { .. } => Status::aborted(e.to_string()),
+        ExecuteError::Bus(b) => from_bus_error(b),
+    }
+}
