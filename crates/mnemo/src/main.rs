@@ -1,5 +1,6 @@
 //! `mnemo`: the one binary. Servers (`mnemo serve …`) and the client
-//! commands (`upload`, `docs list`, `progress`, `token`, `doctor`, `bench`),
+//! commands (`upload`, `docs list`, `progress`, `token`, `doctor`, `bench`,
+//! `cards`, `topics`, `review`, `study stats`, `replay learner`),
 //! and `fsrs simulate`, which runs the domain's scheduler locally.
 //!
 //! Owns: command-line parsing, configuration (flags with env fallbacks),
@@ -56,6 +57,11 @@ async fn main() -> std::process::ExitCode {
         Command::ExtractWorker { file } => Ok(mnemo_pdf::worker::main(&file)),
         Command::Bench(args) => bench::run(&cli.global, args).await,
         Command::Fsrs(args) => cmd::fsrs::run(args),
+        Command::Cards(args) => cmd::cards::run(&cli.global, args).await,
+        Command::Topics(args) => cmd::topics::run(&cli.global, args).await,
+        Command::Review(args) => cmd::review::run(&cli.global, args).await,
+        Command::Study(args) => cmd::study::run(&cli.global, args).await,
+        Command::Replay(args) => cmd::replay::run(&cli.global, args).await,
     };
     match result {
         Ok(code) => code,

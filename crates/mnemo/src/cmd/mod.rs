@@ -4,6 +4,7 @@
 //! PostgreSQL directly (like `serve` and `bench`); `extract` and `fsrs` run
 //! domain logic locally.
 
+pub mod cards;
 pub mod dlq;
 pub mod docs;
 pub mod doctor;
@@ -11,9 +12,13 @@ pub mod extract;
 pub mod fsrs;
 pub mod progress;
 pub mod projections;
+pub mod replay;
+pub mod review;
 pub mod search;
 pub mod stats;
+pub mod study;
 pub mod token;
+pub mod topics;
 pub mod upload;
 pub mod watch;
 
