@@ -19,6 +19,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         protos.join("mnemo/v1/stats.proto"),
         protos.join("mnemo/v1/search.proto"),
         protos.join("mnemo/v1/qa.proto"),
+        protos.join("mnemo/v1/learning.proto"),
+        protos.join("mnemo/v1/audit.proto"),
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());

@@ -5,6 +5,7 @@ mod api;
 mod consumer;
 mod event_store;
 mod isolation;
+mod learning;
 mod owners;
 mod pipeline;
 mod progress;

@@ -21,6 +21,8 @@
 //!   every watcher; [`progress_hub::history`] reads a new watcher's catch-up.
 //! - [`search`]: `SearchService` (hybrid search, query embedding).
 //! - [`qa`]: `QaService` (Ask: cited answers, streamed; GenerateCards).
+//! - [`learning`]: `LearningService` (topics, cards, FSRS-6 reviews,
+//!   sessions, study stats) and `AuditService` (learner history replay).
 //! - [`stats`]: `StatsService` (totals by state, per-stage analytics).
 //! - [`convert`]: domain and read-model types into wire types.
 //! - [`server`]: wiring it all (plus health and reflection) into one server.
@@ -29,6 +31,7 @@ pub mod auth;
 pub mod config;
 pub mod convert;
 pub mod documents;
+pub mod learning;
 pub mod progress;
 pub mod progress_hub;
 pub mod qa;

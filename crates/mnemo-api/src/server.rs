@@ -7,7 +7,9 @@ use std::sync::Arc;
 use mnemo_bus::{BlobStore, Bus, CommandExecutor, JetStreamEventStore, RetryPolicy};
 use mnemo_domain::Document;
 use mnemo_projector::ProjectorError;
+use mnemo_proto::v1::audit_service_server::AuditServiceServer;
 use mnemo_proto::v1::document_service_server::DocumentServiceServer;
+use mnemo_proto::v1::learning_service_server::LearningServiceServer;
 use mnemo_proto::v1::progress_service_server::ProgressServiceServer;
 use mnemo_proto::v1::qa_service_server::QaServiceServer;
 use mnemo_proto::v1::search_service_server::SearchServiceServer;
@@ -18,6 +20,8 @@ use tokio_postgres::Client;
 
 use crate::auth::Authenticator;
 use crate::documents::DocumentApi;
+use crate::learning::audit::AuditApi;
+use crate::learning::LearningApi;
 use crate::progress::ProgressApi;
 use crate::progress_hub::ProgressHub;
 use crate::qa::{QaApi, QaState};
@@ -146,6 +150,10 @@ pub async fn serve(
     health.set_serving::<StatsServiceServer<StatsApi>>().await;
     health.set_serving::<SearchServiceServer<SearchApi>>().await;
     health.set_serving::<QaServiceServer<QaApi>>().await;
+    health
+        .set_serving::<LearningServiceServer<LearningApi>>()
+        .await;
+    health.set_serving::<AuditServiceServer<AuditApi>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(mnemo_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -168,6 +176,15 @@ pub async fn serve(
     let a4 = auth.clone();
     let search = SearchServiceServer::with_interceptor(SearchApi::new(state.clone()), move |r| {
         a4.intercept(r)
+    });
+    let a5 = auth.clone();
+    let learning =
+        LearningServiceServer::with_interceptor(LearningApi::new(state.clone()), move |r| {
+            a5.intercept(r)
+        });
+    let a6 = auth.clone();
+    let audit = AuditServiceServer::with_interceptor(AuditApi::new(state.clone()), move |r| {
+        a6.intercept(r)
     });
     let qa =
         QaServiceServer::with_interceptor(QaApi::new(state.clone()), move |r| auth.intercept(r));
@@ -197,6 +214,8 @@ pub async fn serve(
         .add_service(stats)
         .add_service(search)
         .add_service(qa)
+        .add_service(learning)
+        .add_service(audit)
         // Nagle + delayed ACKs would add ~40 ms to small responses.
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),

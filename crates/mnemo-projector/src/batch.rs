@@ -133,20 +133,7 @@ pub async fn apply(
     through: u64,
 ) -> Result<Applied, ProjectorError> {
     let tx = client.transaction().await?;
-    tx.execute(
-        "INSERT INTO projection_checkpoints (consumer, last_sequence) VALUES ($1, 0)
-         ON CONFLICT (consumer) DO NOTHING",
-        &[&key],
-    )
-    .await?;
-    // The row lock serialises projectors (and a rebuild's swap) on this checkpoint.
-    let at = tx
-        .query_one(
-            "SELECT last_sequence FROM projection_checkpoints WHERE consumer = $1 FOR UPDATE",
-            &[&key],
-        )
-        .await?
-        .get::<_, i64>(0) as u64;
+    let at = lock_checkpoint(&tx, key).await?;
     let mut applied = Applied {
         checkpoint: at.max(through),
         ..Default::default()
@@ -162,14 +149,61 @@ pub async fn apply(
         applied.events = fold_and_flush(&tx, projections, &fresh).await?;
     }
     if applied.checkpoint > at {
-        tx.execute(
-            "UPDATE projection_checkpoints SET last_sequence = $2, updated_at = now() WHERE consumer = $1",
-            &[&key, &(applied.checkpoint as i64)],
-        )
-        .await?;
+        set_checkpoint(&tx, key, applied.checkpoint).await?;
     }
     tx.commit().await?;
     Ok(applied)
+}
+
+/// Creates the checkpoint `key` if needed and locks its row for the
+/// transaction; returns where it stands. The row lock serialises
+/// projectors (and a rebuild's swap) on this checkpoint.
+pub async fn lock_checkpoint(tx: &impl GenericClient, key: &str) -> Result<u64, ProjectorError> {
+    tx.execute(
+        "INSERT INTO projection_checkpoints (consumer, last_sequence) VALUES ($1, 0)
+         ON CONFLICT (consumer) DO NOTHING",
+        &[&key],
+    )
+    .await?;
+    Ok(tx
+        .query_one(
+            "SELECT last_sequence FROM projection_checkpoints WHERE consumer = $1 FOR UPDATE",
+            &[&key],
+        )
+        .await?
+        .get::<_, i64>(0) as u64)
+}
+
+/// Moves the (locked) checkpoint `key` to `sequence`.
+pub async fn set_checkpoint(
+    tx: &impl GenericClient,
+    key: &str,
+    sequence: u64,
+) -> Result<(), ProjectorError> {
+    tx.execute(
+        "UPDATE projection_checkpoints SET last_sequence = $2, updated_at = now() WHERE consumer = $1",
+        &[&key, &(sequence as i64)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Waits until the checkpoint `key` reaches `sequence`, polling it until
+/// `timeout`. Returns the checkpoint reached.
+pub async fn wait_for(
+    client: &impl GenericClient,
+    key: &str,
+    sequence: u64,
+    timeout: std::time::Duration,
+) -> Result<u64, ProjectorError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let at = checkpoint(client, key).await?;
+        if at >= sequence || tokio::time::Instant::now() >= deadline {
+            return Ok(at);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }
 
 async fn fold_and_flush(

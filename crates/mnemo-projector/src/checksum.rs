@@ -17,6 +17,14 @@ pub const TABLES: &[(&str, &str)] = &[
     ("chunks", "chunk_id, run"),
     ("chunk_embeddings", "chunk_id, run, model"),
     ("stage_timings", "document_id, run, stage"),
+    ("learning_cards", "owner_token, card_id"),
+    ("learning_reviews", "owner_token, card_id, review_id"),
+    ("learning_topics", "owner_token, topic_id"),
+    (
+        "learning_topic_documents",
+        "owner_token, topic_id, document_id",
+    ),
+    ("learning_sessions", "owner_token, session_id"),
 ];
 
 /// One table's fingerprint.

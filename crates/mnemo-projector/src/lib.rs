@@ -1,7 +1,9 @@
 //! The projector: folds events into PostgreSQL read models.
 //!
 //! Consumes: every document event (`<ns>.ev.doc.>`), in stream order, from
-//! its checkpoint (an ordered consumer; see [`runner`]).
+//! its checkpoint (an ordered consumer; see [`runner`]); and, with a second
+//! ordered reader and checkpoint of its own, every learning event
+//! (`<ns>.ev.learn.>`, see [`learning`]).
 //! Emits: `DocumentIndexed` (through the document aggregate's `MarkIndexed`)
 //! once every chunk of a run is stored with its vector.
 //! Owns: the read models defined in `projections/` (schema `<ns>`), their
@@ -22,6 +24,8 @@
 //! - [`projection`]: the projections (named sets of tables).
 //! - [`documents`], [`chunks`], [`stage_timings`]: each read model's pure
 //!   fold, its set-wise writes and its queries.
+//! - [`learning`]: the learning read model (cards, reviews, topics,
+//!   sessions): its own ordered runner and checkpoint, its queries.
 //! - [`batch`]: a batch of events into projections + checkpoint, one transaction.
 //! - [`runner`]: the live loop (ordered reads from the checkpoint, standby
 //!   copies, poison events dead-lettered, indexing).
@@ -35,6 +39,7 @@ pub mod chunks;
 pub mod config;
 pub mod db;
 pub mod documents;
+pub mod learning;
 pub mod migrations;
 pub mod projection;
 pub mod rebuild;

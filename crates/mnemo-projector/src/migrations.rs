@@ -43,6 +43,7 @@ pub fn all() -> Vec<Migration> {
         migration!("documents", 2, "V2__external_id.sql"),
         migration!("chunks", 2, "V2__embeddings_by_model.sql"),
         migration!("checkpoints", 2, "V2__projection_versions.sql"),
+        migration!("learning", 1, "V1__learning.sql"),
     ]
 }
 

@@ -63,14 +63,7 @@ pub async fn wait_for(
     sequence: u64,
     timeout: Duration,
 ) -> Result<u64, ProjectorError> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let at = checkpoint(client, ns).await?;
-        if at >= sequence || tokio::time::Instant::now() >= deadline {
-            return Ok(at);
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    batch::wait_for(client, &consumer_name(ns), sequence, timeout).await
 }
 
 /// Prepares the schema; safe to call at every start.
@@ -87,8 +80,38 @@ enum Ended {
     Restart,
 }
 
-/// Runs the projector until `shutdown` resolves; finishes the batch in hand.
+/// Runs the projector — the document read models and, beside them with a
+/// checkpoint of its own, the learning read model
+/// ([`crate::learning::runner`], decision 014) — until `shutdown`
+/// resolves; each finishes the batch in hand. Either failing stops both.
 pub async fn run(
+    bus: Bus,
+    config: ProjectorConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ProjectorError> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let both = async {
+        tokio::try_join!(
+            run_documents(bus.clone(), config.clone(), stopped(stop_rx.clone())),
+            crate::learning::runner::run(bus.clone(), config.clone(), stopped(stop_rx.clone())),
+        )
+        .map(|_| ())
+    };
+    tokio::pin!(both, shutdown);
+    tokio::select! {
+        r = &mut both => r,
+        _ = &mut shutdown => {
+            let _ = stop_tx.send(true);
+            both.await
+        }
+    }
+}
+
+/// The document projector alone (see the module docs).
+pub async fn run_documents(
     bus: Bus,
     config: ProjectorConfig,
     shutdown: impl Future<Output = ()>,

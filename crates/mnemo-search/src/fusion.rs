@@ -92,7 +92,10 @@ mod tests {
         assert_eq!((f[0].lexical_rank, f[0].vector_rank), (3, 1));
         assert!((f[0].score - (1.0 / 63.0 + 1.0 / 61.0)).abs() < 1e-12);
         // Also with the tuned default (k = 10).
-        assert_eq!(Fusion::default().fuse(&["a", "b", "c"], &["c", "d"])[0].item, "c");
+        assert_eq!(
+            Fusion::default().fuse(&["a", "b", "c"], &["c", "d"])[0].item,
+            "c"
+        );
         assert_eq!(f.len(), 4);
     }
 

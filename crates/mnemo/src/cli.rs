@@ -88,7 +88,7 @@ pub enum Command {
     Search(SearchArgs),
     /// Ask a question; the answer comes from your documents, with citations.
     Ask(AskArgs),
-    /// Flashcards made from your documents.
+    /// Your flashcards: add, list, edit, suspend, resume, delete, or generate from a document.
     Cards(CardsArgs),
     /// Your documents by state, and how long each stage takes.
     Stats(StatsArgs),
@@ -104,6 +104,187 @@ pub enum Command {
     Fsrs(FsrsArgs),
     /// Embedding models: fetch one from the Hugging Face hub (`hub` builds).
     Model(ModelArgs),
+    /// Your topics: create, rename, attach documents.
+    Topics(TopicsArgs),
+    /// Review your due cards in the terminal (or from stdin with --json).
+    Review(ReviewArgs),
+    /// Your study statistics.
+    Study(StudyArgs),
+    /// Audit: rebuild a learner's state from their events alone.
+    Replay(ReplayArgs),
+}
+
+#[derive(Args)]
+pub struct CardsArgs {
+    #[command(subcommand)]
+    pub command: CardsCommand,
+}
+
+/// A card's content on the command line.
+#[derive(Args, Clone)]
+pub struct CardContentArgs {
+    #[arg(long)]
+    pub front: Option<String>,
+    #[arg(long)]
+    pub back: Option<String>,
+    /// Default: `default`.
+    #[arg(long)]
+    pub deck: Option<String>,
+    /// The cited document (with --chunk and --page).
+    #[arg(long, requires = "chunk")]
+    pub source_document: Option<String>,
+    #[arg(long, requires = "source_document")]
+    pub chunk: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    pub page: u32,
+}
+
+#[derive(Subcommand)]
+pub enum CardsCommand {
+    /// Add a card (needs --front and --back).
+    Add {
+        #[command(flatten)]
+        content: CardContentArgs,
+        /// Choose the card's id (a UUID): adding it again is a no-op.
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List your cards (with --due: only those due now).
+    List {
+        #[arg(long)]
+        due: bool,
+        /// Include deleted cards.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a card's front, back, deck or source (others stay).
+    Edit {
+        card_id: String,
+        #[command(flatten)]
+        content: CardContentArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop reviewing a card (it keeps its schedule).
+    Suspend {
+        card_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Review a suspended card again.
+    Resume {
+        card_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a card (its history stays in the events).
+    Delete {
+        card_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make cards from one of your indexed documents (each cites its chunk and page).
+    Generate {
+        document_id: String,
+        /// Deck of the new cards (default: the document's file name).
+        #[arg(long)]
+        deck: Option<String>,
+        /// Most cards (1..=100).
+        #[arg(long, default_value_t = 20)]
+        max: u32,
+        /// Ask the server's LLM (falls back to the offline generator).
+        #[arg(long)]
+        llm: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct TopicsArgs {
+    #[command(subcommand)]
+    pub command: TopicsCommand,
+}
+
+#[derive(Subcommand)]
+pub enum TopicsCommand {
+    /// Create a topic.
+    Create {
+        name: String,
+        /// Choose the topic's id (a UUID).
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rename a topic.
+    Rename {
+        topic_id: String,
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Attach one of your documents to a topic.
+    Attach {
+        topic_id: String,
+        document_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct ReviewArgs {
+    /// Script mode: each due card is printed as one JSON line (front and
+    /// back), then one line of stdin is read as its rating (1-4; `q` stops);
+    /// each result is printed as a JSON line.
+    #[arg(long)]
+    pub json: bool,
+    /// Stop after this many reviews (0: until nothing is due).
+    #[arg(long, default_value_t = 0)]
+    pub limit: u32,
+}
+
+#[derive(Args)]
+pub struct StudyArgs {
+    #[command(subcommand)]
+    pub command: StudyCommand,
+}
+
+#[derive(Subcommand)]
+pub enum StudyCommand {
+    /// Retention, reviews per day and streak.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct ReplayArgs {
+    #[command(subcommand)]
+    pub command: ReplayCommand,
+}
+
+#[derive(Subcommand)]
+pub enum ReplayCommand {
+    /// A learner's cards (with schedules) and stats as of an instant, from
+    /// the events alone (AuditService). Only the learner or an admin token.
+    Learner {
+        owner: String,
+        /// RFC 3339 instant, or `now`.
+        #[arg(long, default_value = "now")]
+        as_of: String,
+        /// Compare the rebuild at now with the read model; exit 1 on any difference.
+        #[arg(long)]
+        verify: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -942,29 +1123,4 @@ pub struct AskArgs {
     pub min_sequence: u64,
     #[arg(long)]
     pub json: bool,
-}
-
-#[derive(Args)]
-pub struct CardsArgs {
-    #[command(subcommand)]
-    pub command: CardsCommand,
-}
-
-#[derive(Subcommand)]
-pub enum CardsCommand {
-    /// Make cards from one of your indexed documents (each cites its chunk and page).
-    Generate {
-        document_id: String,
-        /// Deck of the new cards (default: the document's file name).
-        #[arg(long)]
-        deck: Option<String>,
-        /// Most cards (1..=100).
-        #[arg(long, default_value_t = 20)]
-        max: u32,
-        /// Ask the server's LLM (falls back to the offline generator).
-        #[arg(long)]
-        llm: bool,
-        #[arg(long)]
-        json: bool,
-    },
 }

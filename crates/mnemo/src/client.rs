@@ -2,7 +2,9 @@
 
 use anyhow::{Context, Result};
 use mnemo_domain::OwnerId;
+use mnemo_proto::v1::audit_service_client::AuditServiceClient;
 use mnemo_proto::v1::document_service_client::DocumentServiceClient;
+use mnemo_proto::v1::learning_service_client::LearningServiceClient;
 use mnemo_proto::v1::progress_service_client::ProgressServiceClient;
 use mnemo_proto::v1::qa_service_client::QaServiceClient;
 use mnemo_proto::v1::search_service_client::SearchServiceClient;
@@ -28,6 +30,8 @@ pub type Progress = ProgressServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Stats = StatsServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Search = SearchServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Qa = QaServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Learning = LearningServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Audit = AuditServiceClient<InterceptedService<Channel, Bearer>>;
 
 pub struct Clients {
     pub documents: Documents,
@@ -35,6 +39,8 @@ pub struct Clients {
     pub stats: Stats,
     pub search: Search,
     pub qa: Qa,
+    pub learning: Learning,
+    pub audit: Audit,
 }
 
 /// The token to send: --token, else one minted from the local secret file.
@@ -71,7 +77,10 @@ pub async fn connect(global: &Global) -> Result<Clients> {
         progress: ProgressServiceClient::with_interceptor(channel.clone(), bearer.clone()),
         stats: StatsServiceClient::with_interceptor(channel.clone(), bearer.clone()),
         search: SearchServiceClient::with_interceptor(channel.clone(), bearer.clone()),
-        qa: QaServiceClient::with_interceptor(channel, bearer),
+        qa: QaServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+        learning: LearningServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+        audit: AuditServiceClient::with_interceptor(channel, bearer)
+            .max_decoding_message_size(64 * 1024 * 1024),
     })
 }
 

@@ -1,5 +1,6 @@
 //! `mnemo`: the one binary. Servers (`mnemo serve …`) and the client
-//! commands (`upload`, `docs list`, `progress`, `search`, `ask`, `cards`, `token`, `doctor`, `bench`),
+//! commands (`upload`, `docs list`, `progress`, `search`, `ask`, `token`, `doctor`, `bench`,
+//! `cards`, `topics`, `review`, `study stats`, `replay learner`),
 //! and `fsrs simulate`, which runs the domain's scheduler locally.
 //!
 //! Owns: command-line parsing, configuration (flags with env fallbacks),
@@ -59,6 +60,10 @@ async fn main() -> std::process::ExitCode {
         Command::Bench(args) => bench::run(&cli.global, args).await,
         Command::Fsrs(args) => cmd::fsrs::run(args),
         Command::Model(args) => cmd::model::run(args),
+        Command::Topics(args) => cmd::topics::run(&cli.global, args).await,
+        Command::Review(args) => cmd::review::run(&cli.global, args).await,
+        Command::Study(args) => cmd::study::run(&cli.global, args).await,
+        Command::Replay(args) => cmd::replay::run(&cli.global, args).await,
     };
     match result {
         Ok(code) => code,

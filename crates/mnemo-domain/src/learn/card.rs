@@ -137,6 +137,9 @@ pub struct Card {
     pub deleted: bool,
     pub schedule: Option<Schedule>,
     pub reviews: u32,
+    /// When the card was created (its `CardCreated`'s instant).
+    #[serde(default)]
+    pub created_at: Option<OffsetDateTime>,
     /// Review ids already recorded (idempotent submissions).
     pub review_ids: BTreeSet<Uuid>,
 }
@@ -299,6 +302,7 @@ impl Aggregate for Card {
                 self.id = Some(card_id);
                 self.owner = Some(owner);
                 self.content = Some(content);
+                self.created_at = Some(at);
                 self.schedule = Some(Schedule::new_card(at));
             }
             E::CardEdited { content } => self.content = Some(content),

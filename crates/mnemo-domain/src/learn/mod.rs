@@ -9,6 +9,7 @@
 //!         Review(rating, at, review id) ─▶ CardReviewed{schedule after}
 //!         Suspend/Resume ─▶ CardSuspended / CardResumed, Delete ─▶ CardDeleted
 //!  Question: Record(finished Q/A) ─▶ QuestionAsked{retrieved, answer, citations, produced_by}
+//!  Session: Start ─▶ SessionStarted, End ─▶ SessionEnded
 //! ```
 //!
 //! A review event carries the schedule it produced (stability, difficulty,
@@ -21,22 +22,33 @@
 //! - [`card`]: the card aggregate (commands, events, decide/apply).
 //! - [`topic`]: the topic aggregate.
 //! - [`question`]: the question aggregate (a question, its sources, its answer).
+//! - [`session`]: the study-session aggregate.
+//! - [`stats`]: study statistics (retention, reviews per day, streak) from reviews.
+//! - [`learner`]: a learner's state (cards, schedules, topics, sessions,
+//!   reviews) folded from their events as of an instant — shared by the
+//!   read model and audit replay.
 //! - [`error`]: why a learning command was refused.
 
 pub mod card;
 pub mod error;
 pub mod fsrs;
+pub mod learner;
 pub mod question;
 pub mod schedule;
+pub mod session;
+pub mod stats;
 pub mod topic;
 
 pub use card::{Card, CardCommand, CardEvent, CardSource};
 pub use error::{LearnError, LearnErrorKind};
 pub use fsrs::{Fsrs, FsrsConfig, FsrsConfigError};
+pub use learner::{CardView, LearnerEvent, LearnerState, Recorded, SessionView, TopicView};
 pub use question::{
     AskedQuestion, Citation, ProducedBy, Question, QuestionCommand, QuestionEvent, RetrievedChunk,
 };
 pub use schedule::{CardState, Rating, Schedule, Scheduler};
+pub use session::{Session, SessionCommand, SessionEvent};
+pub use stats::{ReviewFact, StudyStats};
 pub use topic::{Topic, TopicCommand, TopicEvent};
 
 use crate::owner::OwnerId;
@@ -47,4 +59,12 @@ use crate::owner::OwnerId;
 /// `<ns>.ev.learn.<owner token>.>`.
 pub fn aggregate_id(owner: &OwnerId, kind: &str, id: &uuid::Uuid) -> String {
     format!("{}.{kind}.{}", owner.token(), id.hyphenated())
+}
+
+/// Splits a learning aggregate id (`<owner token>.<kind>.<id>`, or the
+/// subject's tail after `<ns>.ev.learn.`) into its parts.
+pub fn parse_aggregate_id(aggregate_id: &str) -> Option<(&str, &str, uuid::Uuid)> {
+    let mut parts = aggregate_id.splitn(3, '.');
+    let (token, kind, id) = (parts.next()?, parts.next()?, parts.next()?);
+    Some((token, kind, uuid::Uuid::parse_str(id).ok()?))
 }

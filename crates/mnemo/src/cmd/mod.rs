@@ -6,6 +6,7 @@
 
 pub mod ask;
 pub mod cards;
+pub mod cards_generate;
 pub mod dlq;
 pub mod docs;
 pub mod doctor;
@@ -14,9 +15,13 @@ pub mod fsrs;
 pub mod model;
 pub mod progress;
 pub mod projections;
+pub mod replay;
+pub mod review;
 pub mod search;
 pub mod stats;
+pub mod study;
 pub mod token;
+pub mod topics;
 pub mod upload;
 pub mod watch;
 

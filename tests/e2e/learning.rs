@@ -1,0 +1,380 @@
+//! The learning side end to end (real NATS + PostgreSQL, own namespace):
+//! cards, FSRS-6 reviews, idempotent and stale submissions, owner
+//! isolation, audit replay as of an instant, the replay matching the read
+//! model, and study statistics.
+
+use mnemo_api::learning::convert;
+use mnemo_domain::learn::learner::{card_differences, stats_differences};
+use mnemo_domain::learn::{CardState, Fsrs, LearnerState, Rating, Recorded, Schedule, Scheduler};
+use mnemo_proto::v1 as pb;
+use mnemo_proto::v1::audit_service_client::AuditServiceClient;
+use mnemo_proto::v1::learning_service_client::LearningServiceClient;
+use mnemo_tests::TestEnv;
+use time::OffsetDateTime;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+#[derive(Clone)]
+struct Bearer(String);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let v = format!("Bearer {}", self.0)
+            .parse()
+            .map_err(|_| tonic::Status::internal("bad token"))?;
+        req.metadata_mut().insert("authorization", v);
+        Ok(req)
+    }
+}
+
+type Learning = LearningServiceClient<InterceptedService<Channel, Bearer>>;
+type Audit = AuditServiceClient<InterceptedService<Channel, Bearer>>;
+
+fn token(env: &TestEnv, owner: &str, admin: bool) -> String {
+    env.auth
+        .issue(&mnemo_domain::OwnerId::new(owner).unwrap(), 3600, admin)
+        .unwrap()
+}
+
+async fn learning(env: &TestEnv, owner: &str) -> Learning {
+    LearningServiceClient::with_interceptor(env.channel().await, Bearer(token(env, owner, false)))
+}
+
+async fn audit(env: &TestEnv, owner: &str, admin: bool) -> Audit {
+    AuditServiceClient::with_interceptor(env.channel().await, Bearer(token(env, owner, admin)))
+}
+
+fn ts(t: OffsetDateTime) -> prost_types::Timestamp {
+    mnemo_api::convert::timestamp(t)
+}
+
+fn at(t: &Option<prost_types::Timestamp>) -> OffsetDateTime {
+    let t = t.as_ref().expect("timestamp");
+    OffsetDateTime::from_unix_timestamp_nanos(
+        i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos),
+    )
+    .unwrap()
+}
+
+async fn create_card(c: &mut Learning, front: &str) -> pb::CardAccepted {
+    c.create_card(pb::CreateCardRequest {
+        card_id: String::new(),
+        deck: "biology".into(),
+        front: front.into(),
+        back: "an answer".into(),
+        source: Some(pb::LearningCardSource {
+            document_id: uuid::Uuid::now_v7().to_string(),
+            chunk_id: "chunk-1".into(),
+            page: 3,
+        }),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
+fn review(
+    card_id: &str,
+    review_id: u128,
+    rating: u32,
+    t: OffsetDateTime,
+) -> pb::SubmitReviewRequest {
+    pb::SubmitReviewRequest {
+        card_id: card_id.into(),
+        review_id: uuid::Uuid::from_u128(review_id).to_string(),
+        rating,
+        reviewed_at: Some(ts(t)),
+    }
+}
+
+/// The learner's history through the audit stream, as the fold's input.
+async fn replay(client: &mut Audit, owner: &str) -> Result<Vec<Recorded>, tonic::Status> {
+    let mut stream = client
+        .replay_learning_history(pb::ReplayLearningHistoryRequest {
+            owner: owner.into(),
+            from: None,
+            until: None,
+        })
+        .await?
+        .into_inner();
+    let mut out = Vec::new();
+    let mut last = 0;
+    while let Some(e) = stream.message().await? {
+        assert!(e.sequence >= last, "events come in stream order");
+        last = e.sequence;
+        if let Some(r) = convert::recorded_from_wire(&e).unwrap() {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+fn schedule_of(s: &Option<pb::LearningSchedule>) -> Schedule {
+    convert::schedule_from_wire(s.as_ref().expect("schedule")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviews_follow_fsrs_are_idempotent_and_replay_matches_the_read_model() {
+    let env = TestEnv::start().await;
+    let mut alice = learning(&env, "alice").await;
+    let created = create_card(&mut alice, "What makes ATP?").await;
+    let card = created.card.clone().unwrap();
+    let card_id = card.card_id.clone();
+    let created_at = at(&card.created_at);
+
+    // Listed and due at once, once the read model has the creation.
+    let listed = alice
+        .list_cards(pb::ListCardsRequest {
+            min_sequence: created.sequence,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.sequence >= created.sequence);
+    assert_eq!(listed.cards.len(), 1);
+    assert_eq!(listed.cards[0].source.as_ref().unwrap().page, 3);
+    let due = alice
+        .due_cards(pb::DueCardsRequest {
+            min_sequence: created.sequence,
+            limit: 10,
+            now: Some(ts(created_at)),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(due.cards.len(), 1);
+
+    // Three reviews on days of their own; each schedule is FSRS-6's.
+    let day1 = (created_at.date() + time::Duration::days(1))
+        .with_hms(10, 0, 0)
+        .unwrap()
+        .assume_utc();
+    let (t1, t2, t3) = (
+        day1,
+        day1 + time::Duration::days(4),
+        day1 + time::Duration::days(5),
+    );
+    let fsrs = Fsrs::default();
+    let mut expected = Schedule::new_card(created_at);
+    let mut responses = Vec::new();
+    for (n, (rating, t)) in [(Rating::Easy, t1), (Rating::Good, t2), (Rating::Again, t3)]
+        .into_iter()
+        .enumerate()
+    {
+        let r = alice
+            .submit_review(review(&card_id, n as u128 + 1, rating.number() as u32, t))
+            .await
+            .unwrap()
+            .into_inner();
+        expected = fsrs.review(&expected, rating, t);
+        assert_eq!(schedule_of(&r.schedule), expected, "review {}", n + 1);
+        assert!(!r.duplicate);
+        responses.push(r);
+    }
+    assert_eq!(expected.state, CardState::Relearning);
+
+    // The same submission again: nothing appended, nothing double-counted.
+    let again = alice
+        .submit_review(review(&card_id, 3, 1, t3))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.duplicate);
+    assert_eq!(again.sequence, responses[2].sequence);
+    // A review older than the last one is refused, with the reason.
+    let stale = alice
+        .submit_review(review(&card_id, 9, 3, t2))
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        stale.message().contains("stale review"),
+        "{}",
+        stale.message()
+    );
+    let bad = alice
+        .submit_review(review(&card_id, 10, 7, t3))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+
+    // Not due before the relearning step is over, due after it.
+    let last_seq = responses[2].sequence;
+    let due_at = |now: OffsetDateTime| pb::DueCardsRequest {
+        min_sequence: last_seq,
+        limit: 10,
+        now: Some(ts(now)),
+    };
+    let soon = alice
+        .due_cards(due_at(t3 + time::Duration::minutes(1)))
+        .await
+        .unwrap();
+    assert!(soon.into_inner().cards.is_empty());
+    let later = alice.due_cards(due_at(expected.due)).await.unwrap();
+    assert_eq!(later.into_inner().cards[0].reviews, 3);
+
+    // Study stats: Easy on a learning card (not counted for retention),
+    // then Good and Again on a card in review: retention 1/2; 3 reviews
+    // over 6 days; streak of 2 (day 5 and day 6).
+    let now = t3 + time::Duration::hours(2);
+    let stats = alice
+        .study_stats(pb::StudyStatsRequest {
+            min_sequence: last_seq,
+            now: Some(ts(now)),
+            owner: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stats.reviews, 3);
+    assert_eq!(
+        (stats.review_state_reviews, stats.review_state_recalled),
+        (2, 1)
+    );
+    assert_eq!(stats.retention, Some(0.5));
+    assert_eq!(stats.reviews_per_day, 0.5);
+    assert_eq!(
+        (
+            stats.days_studied,
+            stats.current_streak_days,
+            stats.reviews_today
+        ),
+        (3, 2, 1)
+    );
+
+    // Replay: as of an instant between the first two reviews' recording,
+    // the card has the first review's schedule; as of now, exactly the read
+    // model's cards and stats.
+    let mut auditor = audit(&env, "alice", false).await;
+    let events = replay(&mut auditor, "").await.unwrap();
+    let reviews: Vec<&Recorded> = events
+        .iter()
+        .filter(|r| {
+            matches!(
+                &r.event,
+                mnemo_domain::learn::LearnerEvent::Card {
+                    event: mnemo_domain::learn::CardEvent::CardReviewed { .. },
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert_eq!(
+        reviews.len(),
+        3,
+        "the duplicate and the refused reviews left no event"
+    );
+    let between = reviews[0].occurred_at + (reviews[1].occurred_at - reviews[0].occurred_at) / 2;
+    let then = LearnerState::as_of(&events, between);
+    let card_uuid = uuid::Uuid::parse_str(&card_id).unwrap();
+    assert_eq!(
+        then.cards[&card_uuid].schedule,
+        schedule_of(&responses[0].schedule)
+    );
+    assert_eq!(then.cards[&card_uuid].reviews, 1);
+
+    let rebuilt = LearnerState::as_of(&events, OffsetDateTime::now_utc());
+    let read = alice
+        .list_cards(pb::ListCardsRequest {
+            min_sequence: rebuilt.last_sequence,
+            include_deleted: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let read: Vec<_> = read
+        .cards
+        .iter()
+        .map(|c| convert::card_from_wire(c).unwrap())
+        .collect();
+    assert_eq!(
+        card_differences(&rebuilt.cards, &read),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        stats_differences(&rebuilt.stats(now), &convert::stats_from_wire(&stats)),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_owner_can_neither_see_touch_nor_replay_a_learner() {
+    let env = TestEnv::start().await;
+    let mut alice = learning(&env, "alice").await;
+    let mut bob = learning(&env, "alice.>").await;
+    let created = create_card(&mut alice, "Alice's card").await;
+    let card_id = created.card.unwrap().card_id;
+    let topic = alice
+        .create_topic(pb::CreateTopicRequest {
+            topic_id: String::new(),
+            name: "Cell biology".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let session = alice
+        .start_session(pb::StartSessionRequest {
+            topic_id: topic.topic_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let ended = alice
+        .end_session(pb::EndSessionRequest {
+            session_id: session.session_id.clone(),
+            at: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ended.ended_at.is_some());
+
+    let listed = bob
+        .list_cards(pb::ListCardsRequest {
+            min_sequence: ended.sequence,
+            include_deleted: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.cards.is_empty(), "{listed:?}");
+    let err = bob
+        .submit_review(review(&card_id, 1, 3, OffsetDateTime::now_utc()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    let err = bob
+        .list_cards(pb::ListCardsRequest {
+            owner: "alice".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+
+    let mut bob_audit = audit(&env, "alice.>", false).await;
+    let err = replay(&mut bob_audit, "alice").await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    assert!(replay(&mut bob_audit, "").await.unwrap().is_empty());
+
+    // An admin may replay alice: card, topic and session, all hers.
+    let mut admin = audit(&env, "auditor", true).await;
+    let events = replay(&mut admin, "alice").await.unwrap();
+    let state = LearnerState::as_of(&events, OffsetDateTime::now_utc());
+    assert_eq!(state.cards.len(), 1);
+    assert_eq!(state.topics.len(), 1);
+    assert_eq!(state.sessions.len(), 1);
+    let bad = admin
+        .replay_learning_history(pb::ReplayLearningHistoryRequest {
+            owner: String::new(),
+            from: Some(ts(OffsetDateTime::now_utc())),
+            until: Some(ts(OffsetDateTime::now_utc() - time::Duration::hours(1))),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+}
