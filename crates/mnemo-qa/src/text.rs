@@ -79,12 +79,31 @@ fn push<'a>(out: &mut Vec<Sentence<'a>>, text: &'a str, start: usize, end: usize
         offset += s.len() - trimmed.len();
         s = trimmed;
     }
+    // A heading joined to the paragraph under it that opens with the same
+    // words ("Spaced repetition Spaced repetition is …"): keep the prose.
+    let skip = repeated_opening(s);
+    offset += skip;
+    s = &s[skip..];
     if s.chars().any(char::is_alphanumeric) {
         out.push(Sentence {
             text: s,
             start: offset,
         });
     }
+}
+
+/// Bytes to skip when `s` opens with a run of 1..=8 words repeated at once
+/// (the second copy stays); 0 otherwise.
+fn repeated_opening(s: &str) -> usize {
+    let words: Vec<(usize, &str)> = s
+        .split_whitespace()
+        .map(|w| (w.as_ptr() as usize - s.as_ptr() as usize, w))
+        .take(17)
+        .collect();
+    (1..=8)
+        .rev()
+        .find(|&k| words.len() > 2 * k && (0..k).all(|i| words[i].1 == words[k + i].1))
+        .map_or(0, |k| words[k].0)
 }
 
 /// Lower-case words (letters and digits; inner hyphens and apostrophes kept).
@@ -155,6 +174,19 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(sorted, STOP_WORDS);
+    }
+
+    #[test]
+    fn a_heading_repeated_by_its_paragraph_is_dropped() {
+        let t = "# Spaced repetition Spaced repetition is a technique. Very very good idea.";
+        let s: Vec<&str> = sentences(t).iter().map(|s| s.text).collect();
+        assert_eq!(
+            s,
+            vec!["Spaced repetition is a technique.", "Very very good idea."]
+        );
+        for s in sentences(t) {
+            assert_eq!(&t[s.start..s.start + s.text.len()], s.text);
+        }
     }
 
     #[test]
