@@ -28,7 +28,9 @@ if [ -f "$state/serve.pid" ] && kill -0 "$(cat "$state/serve.pid")" 2>/dev/null;
   kill "$(cat "$state/serve.pid")"
   while kill -0 "$(cat "$state/serve.pid")" 2>/dev/null; do sleep 0.1; done
 fi
-nohup "$mnemo" serve all >"$state/serve.log" 2>&1 &
+# The API also loads the second (int8) model, so that after `mnemo backfill
+# embed` an operator can switch search to it (`mnemo model use`).
+nohup "$mnemo" serve all --extra-model-dir "$MNEMO_BACKFILL_MODEL_DIR" >"$state/serve.log" 2>&1 &
 echo $! >"$state/serve.pid"
 
 # Wait until the API answers (bounded): `docs list` needs API + PostgreSQL.

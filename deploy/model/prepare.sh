@@ -11,15 +11,20 @@
 #   3. leaves in $MNEMO_STATE_DIR/models/all-MiniLM-L6-v2/:
 #      model.onnx tokenizer.json config.json special_tokens_map.json
 #      tokenizer_config.json  (+ .prepare-stamp)
-# and prints the two environment lines the Rust side needs (ORT_DYLIB_PATH,
-# MNEMO_MODEL_DIR); they are also written to $MNEMO_STATE_DIR/model.env.
+#   4. runs quantize_int8.py, which writes an int8 (dynamically quantized)
+#      copy with the same layout to $MNEMO_STATE_DIR/models/all-MiniLM-L6-v2-int8/
+#      (the second model, for `mnemo backfill embed`), checked against fp32;
+# and prints the three environment lines the Rust side needs (ORT_DYLIB_PATH,
+# MNEMO_MODEL_DIR, MNEMO_BACKFILL_MODEL_DIR); they are also written to
+# $MNEMO_STATE_DIR/model.env.
 #
 # Idempotent: the pip step is skipped when the venv already holds the same
 # pins, the export when the stamp matches (same pins, same exporter, and the
-# model.onnx on disk has the sha256 the stamp recorded).
+# model.onnx on disk has the sha256 the stamp recorded), the quantization when
+# its own stamp matches (same fp32 model, same script, same onnxruntime).
 #
 # Usage: deploy/model/prepare.sh [--force] [--bench CORPUS.jsonl]
-#   --force   re-export even if the stamp matches
+#   --force   re-export and re-quantize even if the stamps match
 #   --bench   also measure single-thread tokens/CPU-second on the first 200
 #             docs of a jsonl corpus with title/text fields (takes ~1 min)
 # Environment: MNEMO_STATE_DIR (default <repo>/.mnemo), PYTHON (default python3).
@@ -30,6 +35,7 @@ repo="$(cd "$here/../.." && pwd)"
 state="${MNEMO_STATE_DIR:-$repo/.mnemo}"
 venv="$state/venv"
 model_dir="$state/models/all-MiniLM-L6-v2"
+int8_dir="$state/models/all-MiniLM-L6-v2-int8"
 python="${PYTHON:-python3}"
 force=""
 bench=""
@@ -41,7 +47,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --force) force=1 ;;
     --bench) [ $# -ge 2 ] || die "--bench needs a corpus path"; bench="$2"; shift ;;
-    -h|--help) sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1" ;;
   esac
   shift
@@ -148,8 +154,17 @@ else
   } >"$stamp"
 fi
 
-# ---- 3. environment ----------------------------------------------------------
+# ---- 3. int8 copy (second model, for `mnemo backfill embed`) -----------------
+# quantize_int8.py keeps its own stamp and prints "up to date" when it matches.
+# It needs nothing beyond the pinned venv (onnxruntime.quantization + onnx).
+qargs=("$model_dir" "$int8_dir")
+[ -n "$force" ] && qargs+=(--force)
+"$venv/bin/python" "$here/quantize_int8.py" "${qargs[@]}" >&2 \
+  || die "int8 quantization/check failed"
+
+# ---- 4. environment ----------------------------------------------------------
 {
   echo "export ORT_DYLIB_PATH=$ort_lib"
   echo "export MNEMO_MODEL_DIR=$model_dir"
+  echo "export MNEMO_BACKFILL_MODEL_DIR=$int8_dir"
 } | tee "$state/model.env"

@@ -2,6 +2,7 @@
 //! Each test gets its own namespace from `mnemo_tests::TestEnv`.
 
 mod api;
+mod backfill;
 mod consumer;
 mod event_store;
 mod isolation;

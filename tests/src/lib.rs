@@ -60,6 +60,16 @@ pub fn model_dir() -> PathBuf {
         })
 }
 
+/// The second model, for backfills: MNEMO_BACKFILL_MODEL_DIR, else
+/// `<repo>/.mnemo/models/all-MiniLM-L6-v2-int8` (prepare.sh quantizes it).
+pub fn backfill_model_dir() -> PathBuf {
+    std::env::var_os("MNEMO_BACKFILL_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.mnemo/models/all-MiniLM-L6-v2-int8")
+        })
+}
+
 /// The shared corpus of real PDFs (`../shared/corpus/pdf` from the repo root).
 /// The extractor's config in tests: the pdf-rs worker is this package's
 /// `mnemo-extract-worker` binary (the test binary cannot re-run itself as
@@ -150,6 +160,9 @@ pub struct EnvOptions {
     pub extractor: Option<mnemo_extractor::ExtractorConfig>,
     /// The API's chat model for answers and cards (None: offline only).
     pub llm: Option<Arc<dyn mnemo_qa::Llm>>,
+    /// More models the API can embed queries with (`UseModel` switches to
+    /// them), as `serve --extra-model-dir` loads them.
+    pub extra_models: Vec<Arc<mnemo_embedder::Embedder>>,
 }
 
 impl Default for EnvOptions {
@@ -162,6 +175,7 @@ impl Default for EnvOptions {
             watch_queue: None,
             extractor: None,
             llm: None,
+            extra_models: Vec::new(),
         }
     }
 }
@@ -185,7 +199,8 @@ struct ApiSetup {
     max_upload_bytes: u64,
     watch_queue: Option<usize>,
     index: Arc<mnemo_search::Indexes>,
-    model: Option<Arc<mnemo_embedder::Embedder>>,
+    /// The served model first, then the extra ones.
+    models: Vec<Arc<mnemo_embedder::Embedder>>,
     llm: Option<Arc<dyn mnemo_qa::Llm>>,
 }
 
@@ -214,7 +229,7 @@ impl ApiSetup {
             .expect("api state")
             .with_search(mnemo_api::search::SearchState {
                 index: self.index.clone(),
-                embedder: self.model.clone(),
+                embedders: self.models.clone(),
                 fusion: Default::default(),
             });
         let state = match &self.llm {
@@ -308,7 +323,7 @@ impl TestEnv {
                 max_upload_bytes: opts.max_upload_bytes,
                 watch_queue: opts.watch_queue,
                 index,
-                model: search_model,
+                models: search_model.into_iter().chain(opts.extra_models).collect(),
                 llm: opts.llm.clone(),
             };
             api = Some(setup.start(&bus, listener).await);
@@ -410,6 +425,15 @@ impl TestEnv {
             self.channel().await,
             BearerInterceptor(Some(self.token(owner))),
         )
+    }
+
+    /// A SearchService client with an operator's (admin) token.
+    pub async fn search_admin(&self) -> SearchClient {
+        let token = self
+            .auth
+            .issue(&OwnerId::new("ops").expect("owner"), 3600, true)
+            .expect("token");
+        SearchServiceClient::with_interceptor(self.channel().await, BearerInterceptor(Some(token)))
     }
 
     pub async fn qa(&self, owner: &str) -> QaClient {
@@ -641,8 +665,13 @@ impl TestEnvPipeline {
 
 /// The prepared model (fails the test if `deploy/model/prepare.sh` has not run).
 fn load_model() -> Arc<mnemo_embedder::Embedder> {
+    load_model_from(model_dir())
+}
+
+/// A prepared model from `dir` (fails the test when it is missing).
+pub fn load_model_from(dir: PathBuf) -> Arc<mnemo_embedder::Embedder> {
     Arc::new(
-        mnemo_embedder::Embedder::new(mnemo_embedder::EmbedderConfig::local(model_dir()))
+        mnemo_embedder::Embedder::new(mnemo_embedder::EmbedderConfig::local(dir))
             .unwrap_or_else(|e| panic!("{}", e.report())),
     )
 }

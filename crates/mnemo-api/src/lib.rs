@@ -20,6 +20,8 @@
 //! - [`progress_hub`]: the process's one progress consumer, fanned out to
 //!   every watcher; [`progress_hub::history`] reads a new watcher's catch-up.
 //! - [`search`]: `SearchService` (hybrid search, query embedding).
+//! - [`search_models`]: `SearchService.GetModels`/`UseModel` (which model's
+//!   vectors serve; switching after a backfill).
 //! - [`qa`]: `QaService` (Ask: cited answers, streamed; GenerateCards).
 //! - [`learning`]: `LearningService` (topics, cards, FSRS-6 reviews,
 //!   sessions, study stats) and `AuditService` (learner history replay).
@@ -36,6 +38,7 @@ pub mod progress;
 pub mod progress_hub;
 pub mod qa;
 pub mod search;
+pub mod search_models;
 pub mod server;
 pub mod stats;
 pub mod status;

@@ -1,7 +1,8 @@
 //! `SearchService.Search`: hybrid retrieval over the caller's own chunks
-//! (see `mnemo_search`). The query is embedded here, with the model the
-//! chunks were embedded with. [`retrieve`] is the same retrieval for
-//! other services (`QaService.Ask`).
+//! (see `mnemo_search`). The query is embedded here, with the model whose
+//! vectors are served. [`retrieve`] is the same retrieval for other
+//! services (`QaService.Ask`). The operators' model calls (`GetModels`,
+//! `UseModel`) are in [`crate::search_models`].
 
 use std::sync::Arc;
 
@@ -24,9 +25,17 @@ pub const MAX_K: u32 = 100;
 pub struct SearchState {
     /// Vectors and BM25 lexemes in memory, kept fresh by `mnemo_search::follow`.
     pub index: Arc<Indexes>,
-    /// The chunks' model, for embedding queries; None: lexical only.
-    pub embedder: Option<Arc<Embedder>>,
+    /// The models this server can embed queries with (none: lexical
+    /// only). The index serves one of them; `UseModel` switches.
+    pub embedders: Vec<Arc<Embedder>>,
     pub fusion: Fusion,
+}
+
+impl SearchState {
+    /// The loaded model with this id.
+    pub fn embedder(&self, model_id: &str) -> Option<&Arc<Embedder>> {
+        self.embedders.iter().find(|e| e.model_id() == model_id)
+    }
 }
 
 pub struct SearchApi {
@@ -54,6 +63,8 @@ pub struct Retrieval<'a> {
 pub struct Retrieved {
     pub hits: Vec<mnemo_search::Hit>,
     pub vector_used: bool,
+    /// The model whose vectors answered, when they did.
+    pub model: Option<String>,
 }
 
 /// `document_ids` of a request as a filter (empty: none).
@@ -78,10 +89,13 @@ pub async fn retrieve(
         .search
         .as_ref()
         .ok_or_else(|| Status::unavailable("search is not enabled on this server"))?;
-    let vector = match (r.mode, &search.embedder) {
+    // One snapshot for the whole query: the query is embedded by the model
+    // whose vectors it is compared with, even while a switch happens.
+    let vectors = search.index.vectors();
+    let embedder = vectors.model().and_then(|m| search.embedder(m)).cloned();
+    let vector = match (r.mode, embedder) {
         (pb::SearchMode::Lexical, _) => None,
         (_, Some(model)) => {
-            let model = model.clone();
             let query = r.text.to_owned();
             let v = tokio::task::spawn_blocking(move || model.embed(&[query]))
                 .await
@@ -118,12 +132,16 @@ pub async fn retrieve(
         }
     }
     let db = state.read_db().await?;
-    let hits = mnemo_search::search(&*db, &search.index, &search.fusion, &query)
+    let hits = mnemo_search::search_in(&*db, &search.index, &vectors, &search.fusion, &query)
         .await
         .map_err(|e| Status::unavailable(format!("search failed: {e}")))?;
+    let vector_used = query.vector.is_some();
     Ok(Retrieved {
         hits,
-        vector_used: query.vector.is_some(),
+        vector_used,
+        model: vector_used
+            .then(|| vectors.model().map(str::to_owned))
+            .flatten(),
     })
 }
 
@@ -168,6 +186,7 @@ impl SearchService for SearchApi {
         .await?;
         Ok(Response::new(pb::SearchResponse {
             vector_used: found.vector_used,
+            model: found.model.unwrap_or_default(),
             hits: found
                 .hits
                 .into_iter()
@@ -185,5 +204,25 @@ impl SearchService for SearchApi {
                 })
                 .collect(),
         }))
+    }
+
+    async fn get_models(
+        &self,
+        req: Request<pb::GetModelsRequest>,
+    ) -> Result<Response<pb::ModelsResponse>, Status> {
+        let who = caller(&req)?;
+        crate::search_models::get_models(&self.state, &who)
+            .await
+            .map(Response::new)
+    }
+
+    async fn use_model(
+        &self,
+        req: Request<pb::UseModelRequest>,
+    ) -> Result<Response<pb::ModelsResponse>, Status> {
+        let who = caller(&req)?;
+        crate::search_models::use_model(&self.state, &who, req.into_inner())
+            .await
+            .map(Response::new)
     }
 }

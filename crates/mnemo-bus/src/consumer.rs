@@ -14,9 +14,10 @@
 //!   redelivered by JetStream and counts as an attempt too.
 //! - *Shared work.* N copies of a service use the same durable consumer name
 //!   and JetStream spreads messages between them.
-//! - *Graceful stop.* On shutdown no new message is taken; messages in hand
-//!   finish and are acknowledged before [`run`] returns (within one ack
-//!   wait; what is still running then is left to be redelivered).
+//! - *Graceful stop.* On shutdown no new message is taken; messages pulled
+//!   but not started are handed back (nak) at once; messages in hand finish
+//!   and are acknowledged before [`run`] returns (within one ack wait; what
+//!   is still running then is left to be redelivered).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use async_nats::jetstream::{AckKind, Message};
 use bytes::Bytes;
 use cqrs_es::DomainEvent;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
@@ -51,6 +52,9 @@ pub struct ConsumerSpec {
     pub backoff: Vec<Duration>,
     /// Messages handled at once by this process.
     pub concurrency: usize,
+    /// Where a consumer created now starts (None: sequence 1). An existing
+    /// consumer keeps its own position.
+    pub start_sequence: Option<u64>,
 }
 
 impl ConsumerSpec {
@@ -66,6 +70,7 @@ impl ConsumerSpec {
                 Duration::from_secs(30),
             ],
             concurrency: 4,
+            start_sequence: None,
         }
     }
 
@@ -194,7 +199,10 @@ pub async fn durable_consumer(
                 durable_name: Some(name.clone()),
                 description: Some(format!("mnemo {}", spec.service)),
                 filter_subject: spec.filter_subject.clone(),
-                deliver_policy: DeliverPolicy::All,
+                deliver_policy: match spec.start_sequence {
+                    Some(start_sequence) => DeliverPolicy::ByStartSequence { start_sequence },
+                    None => DeliverPolicy::All,
+                },
                 ack_policy: AckPolicy::Explicit,
                 ack_wait: spec.ack_wait,
                 // One more than we use: the consumer itself must never be
@@ -228,11 +236,14 @@ pub async fn run<H: Handler>(
     loop {
         // Take a permit before a message, so no message waits unhandled
         // (and its ack wait ticking) inside this process.
+        // `biased`: a stop asked for wins over more work that is ready.
         let permit = tokio::select! {
+            biased;
             _ = &mut shutdown => break,
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
         };
         let next = tokio::select! {
+            biased;
             _ = &mut shutdown => break,
             next = messages.next() => next,
         };
@@ -324,6 +335,18 @@ pub async fn run<H: Handler>(
         }.instrument(span));
         // Reap finished tasks as we go.
         while in_hand.try_join_next().is_some() {}
+    }
+    // Messages already pulled but never started are handed back now, so
+    // the next run (or another copy) gets them at once, not after their
+    // ack wait.
+    let mut handed_back = 0;
+    while let Some(Some(Ok(m))) = messages.next().now_or_never() {
+        if m.ack_with(AckKind::Nak(None)).await.is_ok() {
+            handed_back += 1;
+        }
+    }
+    if handed_back > 0 {
+        tracing::debug!(service = %spec.service, handed_back, "unstarted messages handed back");
     }
     // Graceful stop: finish what is in hand — but not forever: work still
     // running after an ack wait is abandoned (JetStream redelivers it).

@@ -39,6 +39,10 @@ impl Progress {
     /// Folds one event (at stream `sequence`) into the progress.
     pub fn apply(&mut self, sequence: u64, event: &DocumentEvent) {
         use DocumentEvent as E;
+        if event.is_replay() {
+            // A backfill of a finished run: the user's progress is done.
+            return;
+        }
         self.sequence = sequence;
         self.event_type = event.name();
         let run = event.run();
@@ -246,6 +250,7 @@ mod tests {
                     chunk_id: "a".into(),
                     vector: vec![1.0],
                 }],
+                backfill: false,
             },
             DocumentEvent::DocumentIndexed { run: 1, chunks: 2 },
         ]
@@ -265,6 +270,29 @@ mod tests {
         assert!((last.fraction - 1.0).abs() < 1e-9);
         assert!(last.is_terminal());
         assert_eq!(last.sequence, 7);
+    }
+
+    #[test]
+    fn a_backfill_after_indexing_changes_nothing_the_user_sees() {
+        let mut p = Progress::default();
+        for (i, e) in full_run().iter().enumerate() {
+            p.apply(i as u64 + 1, e);
+        }
+        let before = p.clone();
+        p.apply(
+            99,
+            &DocumentEvent::ChunksEmbedded {
+                run: 1,
+                model: "other".into(),
+                dims: 1,
+                vectors: vec![ChunkVector {
+                    chunk_id: "a".into(),
+                    vector: vec![1.0],
+                }],
+                backfill: true,
+            },
+        );
+        assert_eq!(p, before);
     }
 
     #[test]

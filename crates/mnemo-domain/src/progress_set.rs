@@ -143,6 +143,9 @@ impl ProgressSet {
         sequence: u64,
         events: &[DocumentEvent],
     ) -> Option<SetUpdate<'_>> {
+        if events.iter().all(DocumentEvent::is_replay) {
+            return None; // a backfill: nothing the watchers see moves
+        }
         let first = events.first()?;
         if !self.members.contains_key(&document) {
             if !self.scope.admits(&document, first) {

@@ -9,10 +9,13 @@
 //! model's own tokenizer.
 //! It also holds the embedder *service* ([`service`]): consumes
 //! `DocumentChunked` (durable consumer `<ns>_embedder`), appends
-//! `ChunksEmbedded` through the document aggregate.
+//! `ChunksEmbedded` through the document aggregate; and the embedding
+//! *backfill* ([`backfill`]): consumes `DocumentIndexed` from sequence 1
+//! (durable consumer `<ns>_backfill-embed-<model>`), appends another
+//! model's `ChunksEmbedded { backfill: true }`.
 //! Must not: decide what a chunk is (and keeping it within `max_length`
-//! tokens) — that is the chunker's job. Only [`service`] knows NATS and
-//! events; the runtime modules embed the texts they are given.
+//! tokens) — that is the chunker's job. Only [`service`] and [`backfill`]
+//! know NATS and events; the runtime modules embed the texts they are given.
 //!
 //! # Layout
 //! - [`config`]: `EmbedderConfig` and `ModelSource` (local export or hub).
@@ -25,6 +28,8 @@
 //! - [`batcher`]: one queue in front of the model; length-sorted batches
 //!   across documents within a padded-token budget.
 //! - [`service`]: the consumer handler (cache, queue, progress).
+//! - [`backfill`]: re-embedding indexed runs with another model, with
+//!   progress, stop and resume.
 //!
 //! # Use
 //! ```no_run
@@ -37,6 +42,7 @@
 //! # }
 //! ```
 
+pub mod backfill;
 pub mod batcher;
 pub mod config;
 pub mod embedder;

@@ -61,10 +61,11 @@ impl EventMessage {
 
     fn touches_chunks(&self) -> bool {
         self.stored.events.iter().any(|e| {
-            matches!(
-                e,
-                DocumentEvent::ChunksEmbedded { .. } | DocumentEvent::DocumentChunked { .. }
-            )
+            !e.is_replay()
+                && matches!(
+                    e,
+                    DocumentEvent::ChunksEmbedded { .. } | DocumentEvent::DocumentChunked { .. }
+                )
         })
     }
 }
@@ -236,6 +237,14 @@ async fn fold_and_flush(
         let _e = span.enter();
         for event in &m.stored.events {
             events += 1;
+            if event.is_replay() {
+                // A backfill's vectors: stored, but the document's row and
+                // its stage timings describe the pipeline run, which ended.
+                if has(Projection::Chunks) {
+                    chunk_changes.fold(m.document_id, owner, when, event);
+                }
+                continue;
+            }
             if let Some(row) = rows.get_mut(&m.document_id) {
                 DocumentRow::fold(row, owner, seq, when, event);
             }

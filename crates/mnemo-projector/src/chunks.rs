@@ -262,6 +262,7 @@ mod tests {
                     vector: vec![0.5, -1.25],
                 })
                 .collect(),
+            backfill: false,
         }
     }
 

@@ -5,8 +5,9 @@
 //! [`lexical`]), the in-memory vector index ([`vectors`], per owner: exact
 //! scan for small owners, an HNSW graph for big ones), keeping both fresh
 //! from `DocumentIndexed` events ([`follow`]) and saying how far they are
-//! ([`Indexes::wait_for`]), reciprocal rank fusion ([`fusion`]), and hit
-//! details with highlighted snippets.
+//! ([`Indexes::wait_for`]), switching the served model's vectors without a
+//! pause ([`Indexes::switch_vectors`]), reciprocal rank fusion
+//! ([`fusion`]), and hit details with highlighted snippets.
 //! Consumes: document events (an ordered consumer per process, from "now").
 //! Must not: embed text (the caller passes the query vector, embedded by
 //! the same model as the chunks) or decide who the caller is (the API
@@ -99,21 +100,68 @@ pub struct Query<'a> {
 }
 
 /// The in-memory indexes search reads, and the stream sequence they reflect.
+///
+/// The vector index is one model's and can be swapped for another model's
+/// while searches go on ([`Indexes::switch_vectors`]): a search takes a
+/// snapshot ([`Indexes::vectors`]) and embeds its query with that
+/// snapshot's model, so no query ever meets another model's vectors.
 #[derive(Debug)]
 pub struct Indexes {
-    pub vectors: VectorIndex,
+    vectors: std::sync::RwLock<Arc<VectorIndex>>,
     pub terms: TermIndex,
     /// Every document event up to this stream sequence is in both indexes.
     applied: tokio::sync::watch::Sender<u64>,
+    /// Model switches, carried out by [`follow`] between two events.
+    switch_tx: tokio::sync::mpsc::Sender<Switch>,
+    switch_rx: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<Switch>>>,
+}
+
+/// A request to serve another model's vectors.
+#[derive(Debug)]
+struct Switch {
+    index: VectorIndex,
+    done: tokio::sync::oneshot::Sender<Result<usize, SearchError>>,
 }
 
 impl Indexes {
     pub fn new(vectors: VectorIndex, terms: TermIndex) -> Self {
+        let (switch_tx, switch_rx) = tokio::sync::mpsc::channel(4);
         Self {
-            vectors,
+            vectors: std::sync::RwLock::new(Arc::new(vectors)),
             terms,
             applied: tokio::sync::watch::Sender::new(0),
+            switch_tx,
+            switch_rx: std::sync::Mutex::new(Some(switch_rx)),
         }
+    }
+
+    /// The vector index searches use now (one model's).
+    pub fn vectors(&self) -> Arc<VectorIndex> {
+        match self.vectors.read() {
+            Ok(v) => v.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_vectors(&self, index: Arc<VectorIndex>) {
+        match self.vectors.write() {
+            Ok(mut v) => *v = index,
+            Err(poisoned) => *poisoned.into_inner() = index,
+        }
+    }
+
+    /// Serves `index` (an empty index for another model) from now on:
+    /// [`follow`] fills it from the read models between two events, so no
+    /// refresh is lost, and swaps it in; searches until then use the old
+    /// one. Returns the vectors loaded. Fails when `follow` is not running.
+    pub async fn switch_vectors(&self, index: VectorIndex) -> Result<usize, SearchError> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let not_following = || SearchError::Index("the index follower is not running".into());
+        self.switch_tx
+            .send(Switch { index, done })
+            .await
+            .map_err(|_| not_following())?;
+        answer.await.map_err(|_| not_following())?
     }
 
     /// The stream sequence the indexes reflect (0: not loaded yet).
@@ -152,6 +200,18 @@ pub async fn search(
     fusion: &Fusion,
     q: &Query<'_>,
 ) -> Result<Vec<Hit>, SearchError> {
+    search_in(client, indexes, &indexes.vectors(), fusion, q).await
+}
+
+/// [`search`] against a snapshot of the vector index taken by the caller
+/// (the one whose model embedded `q.vector`).
+pub async fn search_in(
+    client: &impl tokio_postgres::GenericClient,
+    indexes: &Indexes,
+    vectors: &VectorIndex,
+    fusion: &Fusion,
+    q: &Query<'_>,
+) -> Result<Vec<Hit>, SearchError> {
     let (scope, query, k) = (&q.scope, q.text, q.k);
     let n = (k * CANDIDATES_PER_HIT).max(MIN_CANDIDATES);
     let lexical = if !q.lexical {
@@ -168,7 +228,7 @@ pub async fn search(
             .collect()
     };
     let vector = match q.vector {
-        Some(v) => indexes.vectors.top(scope, v, n),
+        Some(v) => vectors.top(scope, v, n),
         None => Vec::new(),
     };
     let fused: Vec<Fused<String>> = fusion.fuse(&lexical, &vector).into_iter().take(k).collect();
@@ -189,8 +249,10 @@ pub async fn search(
 }
 
 /// Fills the indexes from the read models, then keeps them fresh: reloads
-/// a document's vectors and lexemes each time one of its runs is indexed,
-/// and advances [`Indexes::applied`] past every document event it has seen.
+/// a document's vectors and lexemes each time one of its runs is indexed
+/// (and its vectors when a backfill adds the served model's), carries out
+/// model switches ([`Indexes::switch_vectors`]) between two events, and
+/// advances [`Indexes::applied`] past every document event it has seen.
 /// The load reads the read models once the projector's checkpoint C is
 /// known, and events are followed from C + 1: whatever the projector
 /// applied after C is seen again as an event (a reload is idempotent), so
@@ -202,6 +264,7 @@ pub async fn follow(
 ) -> Result<(), SearchError> {
     use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
     let bus_error = |e: &dyn std::fmt::Display| SearchError::Bus(e.to_string());
+    let mut switches = indexes.switch_rx.lock().ok().and_then(|mut rx| rx.take());
     let db = mnemo_projector::db::connect(&database_url, &bus.namespace)
         .await
         .map_err(|e| bus_error(&e))?;
@@ -224,37 +287,38 @@ pub async fn follow(
         .await
         .map_err(|e| bus_error(&e))?;
     let mut messages = consumer.messages().await.map_err(|e| bus_error(&e))?;
-    let vectors = indexes.vectors.load_all(&db).await?;
+    let vectors = indexes.vectors().load_all(&db).await?;
     let chunks = indexes.terms.load_all(&db).await?;
     indexes.set_applied(from);
     tracing::info!(vectors, chunks, sequence = from, "search indexes loaded");
-    while let Some(msg) = messages.next().await {
+    loop {
+        let msg = tokio::select! {
+            msg = messages.next() => match msg {
+                Some(msg) => msg,
+                None => break,
+            },
+            Some(switch) = next_switch(&mut switches) => {
+                switch_model(&db, &indexes, switch).await;
+                continue;
+            }
+        };
         let Ok(msg) = msg else { continue };
         let Ok(sequence) = msg.info().map(|i| i.stream_sequence) else {
             continue;
         };
-        let indexed = msg
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(mnemo_bus::envelope::EVENT_TYPE))
-            .is_some_and(|t| t.as_str().split(',').any(|t| t == "DocumentIndexed"));
-        // Subject `<ns>.ev.doc.<owner token>.<document id>`.
-        let document = msg
-            .subject
-            .rsplit('.')
-            .next()
-            .and_then(|d| d.parse::<Uuid>().ok());
-        if let (true, Some(document)) = (indexed, document) {
+        if let Some((document, what)) = refresh_needed(&msg, sequence, &indexes) {
             let span = tracing::info_span!("search_refresh", document_id = %document, sequence);
             async {
-                // The projector sets the document's indexed run when it
-                // applies this very event: wait until it has.
+                // The projector stores what this event says when it applies
+                // this very event: wait until it has.
                 wait_for_projector(&db, &bus.namespace, sequence, "refresh").await;
-                if let Err(e) = indexes.vectors.refresh_document(&db, document).await {
+                if let Err(e) = indexes.vectors().refresh_document(&db, document).await {
                     tracing::warn!(error = %e, "could not refresh the vectors of a document");
                 }
-                if let Err(e) = indexes.terms.refresh_document(&db, document).await {
-                    tracing::warn!(error = %e, "could not refresh the lexemes of a document");
+                if what == Refresh::All {
+                    if let Err(e) = indexes.terms.refresh_document(&db, document).await {
+                        tracing::warn!(error = %e, "could not refresh the lexemes of a document");
+                    }
                 }
             }
             .instrument(span)
@@ -263,6 +327,80 @@ pub async fn follow(
         indexes.set_applied(sequence);
     }
     Ok(())
+}
+
+/// What an event obliges the indexes to reload for its document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refresh {
+    /// A run was indexed: its vectors and lexemes.
+    All,
+    /// A backfill added vectors of the model being served.
+    Vectors,
+}
+
+/// Whether `msg` changes what search holds for its document. Only
+/// `DocumentIndexed` and `ChunksEmbedded` are looked at (from the
+/// `Mnemo-Event-Type` header); only the latter is decoded, to see whether
+/// it is a backfill of the served model.
+fn refresh_needed(
+    msg: &async_nats::jetstream::Message,
+    sequence: u64,
+    indexes: &Indexes,
+) -> Option<(Uuid, Refresh)> {
+    let types = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(mnemo_bus::envelope::EVENT_TYPE))
+        .map(|t| t.as_str().to_owned())
+        .unwrap_or_default();
+    // Subject `<ns>.ev.doc.<owner token>.<document id>`.
+    let document = msg.subject.rsplit('.').next()?.parse::<Uuid>().ok()?;
+    if types.split(',').any(|t| t == "DocumentIndexed") {
+        return Some((document, Refresh::All));
+    }
+    if !types.split(',').any(|t| t == "ChunksEmbedded") {
+        return None;
+    }
+    let served = indexes.vectors();
+    let served = served.model()?;
+    let stored = mnemo_bus::event_store::decode_message::<mnemo_domain::DocumentEvent>(
+        &msg.subject,
+        sequence,
+        msg.headers.as_ref(),
+        &msg.payload,
+    )
+    .ok()?;
+    stored
+        .events
+        .iter()
+        .any(|e| {
+            matches!(e, mnemo_domain::DocumentEvent::ChunksEmbedded { backfill: true, model, .. } if model == served)
+        })
+        .then_some((document, Refresh::Vectors))
+}
+
+/// The next model switch asked for (never, without a receiver).
+async fn next_switch(rx: &mut Option<tokio::sync::mpsc::Receiver<Switch>>) -> Option<Switch> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Loads the new model's vectors and swaps them in; events wait meanwhile
+/// (searches do not: they use the old index until the swap).
+async fn switch_model(db: &tokio_postgres::Client, indexes: &Indexes, switch: Switch) {
+    let model = switch.index.model().unwrap_or("any").to_owned();
+    let loaded = switch.index.load_all(db).await;
+    if let Ok(n) = &loaded {
+        indexes.set_vectors(Arc::new(switch.index));
+        tracing::info!(
+            model,
+            vectors = n,
+            "search now serves another model's vectors"
+        );
+    }
+    let _ = switch.done.send(loaded);
 }
 
 async fn wait_for_projector(

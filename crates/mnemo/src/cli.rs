@@ -102,8 +102,10 @@ pub enum Command {
     Eval(EvalArgs),
     /// FSRS-6 scheduling, locally (nothing is sent to a server).
     Fsrs(FsrsArgs),
-    /// Embedding models: fetch one from the Hugging Face hub (`hub` builds).
+    /// Embedding models: which one serves search, switch it, fetch one from the hub.
     Model(ModelArgs),
+    /// Operators: replay the event log into another model's vectors.
+    Backfill(BackfillArgs),
     /// Your topics: create, rename, attach documents.
     Topics(TopicsArgs),
     /// Review your due cards in the terminal (or from stdin with --json).
@@ -477,6 +479,15 @@ pub struct ServeArgs {
     /// chunker (its tokenizer) and the embedder.
     #[arg(long, env = "MNEMO_MODEL_DIR")]
     pub model_dir: Option<PathBuf>,
+    /// More prepared models the API loads to embed queries with, so that
+    /// `mnemo model use` can switch search to one of them (e.g. after
+    /// `mnemo backfill embed`). Comma-separated in the env variable.
+    #[arg(long, env = "MNEMO_EXTRA_MODEL_DIRS", value_delimiter = ',')]
+    pub extra_model_dir: Vec<PathBuf>,
+    /// The model whose vectors answer searches at start (an id, or a name
+    /// without its hash; default: --model-dir's).
+    #[arg(long, env = "MNEMO_SEARCH_MODEL")]
+    pub search_model: Option<String>,
     #[command(flatten)]
     pub embed: EmbedArgs,
     #[command(flatten)]
@@ -1071,6 +1082,58 @@ pub enum ModelCommand {
         /// Where prepared model directories live.
         #[arg(long, env = "MNEMO_MODELS_DIR", default_value = ".mnemo/models")]
         into: PathBuf,
+    },
+    /// Operators (admin token): the model whose vectors answer searches,
+    /// and how much of the indexed material each model's vectors cover.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Operators (admin token): answer searches with another model's
+    /// vectors from now on, without downtime. Refused until a backfill
+    /// covers every indexed chunk, unless --force.
+    Use {
+        /// A model id, or its name without the hash (all-MiniLM-L6-v2-int8).
+        model: String,
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct BackfillArgs {
+    #[command(subcommand)]
+    pub command: BackfillCommand,
+}
+
+#[derive(Subcommand)]
+pub enum BackfillCommand {
+    /// Re-embed every indexed document's chunks with another model, from
+    /// the event log (sequence 1), beside the current vectors. Ctrl-C stops;
+    /// running it again resumes where it stopped.
+    Embed {
+        /// The other model, prepared (deploy/model/prepare.sh makes an int8 one).
+        #[arg(long = "model-dir", env = "MNEMO_BACKFILL_MODEL_DIR")]
+        model_dir: PathBuf,
+        #[command(flatten)]
+        backend: Backend,
+        /// Documents re-embedded at once.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        /// Keep going after catching up: backfill documents as they are indexed.
+        #[arg(long)]
+        follow: bool,
+        /// Pause after this many documents (run again to resume).
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Onnxruntime threads for the model (default: all cores).
+        #[arg(long, env = "MNEMO_EMBED_THREADS")]
+        threads: Option<usize>,
+        /// One JSON progress object per line.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use crate::cli::{Global, ServeArgs, Service};
 
 /// Resolves when the process is asked to stop.
-async fn stop_signal() {
+pub async fn stop_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -122,11 +122,33 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         let secret = crate::secret::load(global, args.jwt_secret.as_deref(), true)?;
         let mut config = ApiConfig::new(args.listen, &args.backend.database_url, secret);
         config.max_upload_bytes = args.max_upload_bytes;
+        // The API embeds queries with any of its models; one serves.
+        let mut embedders: Vec<Arc<mnemo_embedder::Embedder>> = model.iter().cloned().collect();
+        for dir in &args.extra_model_dir {
+            let config = args
+                .embed
+                .config(dir.clone())
+                .with_max_length(args.chunk.max_tokens);
+            let extra = tokio::task::spawn_blocking(move || mnemo_embedder::Embedder::new(config))
+                .await?
+                .map_err(|e| anyhow::anyhow!(e.report()))?;
+            tracing::info!(model = extra.model_id(), "extra model loaded for search");
+            embedders.push(Arc::new(extra));
+        }
+        let served = match &args.search_model {
+            Some(wanted) => Some(
+                embedders
+                    .iter()
+                    .find(|e| mnemo_api::search_models::names(e.model_id(), wanted))
+                    .with_context(|| format!("--search-model {wanted} is not among the loaded models (--model-dir, --extra-model-dir)"))?,
+            ),
+            None => embedders.first(),
+        };
         let index = mnemo_search::VectorIndex::with_config(
-            model.as_ref().map(|m| m.dims()).unwrap_or(384),
+            served.map(|m| m.dims()).unwrap_or(384),
             args.vectors.config(),
         );
-        let index = match &model {
+        let index = match served {
             Some(m) => index.for_model(m.model_id()),
             None => index,
         };
@@ -134,7 +156,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             index,
             mnemo_search::TermIndex::new(args.fusion.bm25()?),
         ));
-        if model.is_none() {
+        if served.is_none() {
             tracing::warn!("no --model-dir: search answers from full text only");
         }
         let mut state =
@@ -142,7 +164,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
                 .await?
                 .with_search(mnemo_api::search::SearchState {
                     index: index.clone(),
-                    embedder: model.clone(),
+                    embedders,
                     fusion: args.fusion.fusion()?,
                 });
         if let Some(llm) = args.llm.client()? {

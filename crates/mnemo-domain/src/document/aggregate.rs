@@ -1,6 +1,6 @@
 //! The document aggregate's state, `handle` (decide) and `apply` (fold).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use cqrs_es::event_sink::EventSink;
@@ -8,7 +8,7 @@ use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
 use crate::content::ContentType;
-use crate::document::{DocumentCommand, DocumentError, DocumentEvent, FailureCode};
+use crate::document::{ChunkVector, DocumentCommand, DocumentError, DocumentEvent, FailureCode};
 use crate::ids::{DocumentId, Sha256Hex};
 use crate::owner::OwnerId;
 
@@ -93,6 +93,12 @@ pub struct Document {
     /// Chunk ids of this run, and those that have a vector.
     pub chunk_ids: BTreeSet<String>,
     pub embedded: BTreeSet<String>,
+    /// The model the pipeline embedded this run with (its first vectors').
+    #[serde(default)]
+    pub embedding_model: Option<String>,
+    /// Chunk ids of this run with a backfilled vector, by model.
+    #[serde(default)]
+    pub backfilled: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Document {
@@ -105,6 +111,38 @@ impl Document {
     /// Every recorded chunk of the run has a vector.
     pub fn all_chunks_embedded(&self) -> bool {
         self.all_chunks_recorded() && self.embedded.len() == self.chunk_ids.len()
+    }
+
+    /// Whether every chunk of the run has a vector of `model`, from the
+    /// pipeline or a backfill.
+    pub fn covered_by(&self, model: &str) -> bool {
+        if self.embedding_model.as_deref() == Some(model) {
+            return self.all_chunks_embedded();
+        }
+        self.backfilled
+            .get(model)
+            .is_some_and(|b| self.all_chunks_recorded() && b.len() == self.chunk_ids.len())
+    }
+
+    /// Checks vectors against the run's chunks and the declared width.
+    fn check_vectors(&self, dims: u32, vectors: &[ChunkVector]) -> Result<(), DocumentError> {
+        if let Some(v) = vectors.iter().find(|v| v.vector.len() != dims as usize) {
+            return Err(DocumentError::InvalidInput(format!(
+                "vector for {} has {} dimensions, expected {dims}",
+                v.chunk_id,
+                v.vector.len()
+            )));
+        }
+        if let Some(v) = vectors
+            .iter()
+            .find(|v| !self.chunk_ids.contains(&v.chunk_id))
+        {
+            return Err(DocumentError::InvalidInput(format!(
+                "vector for unknown chunk {}",
+                v.chunk_id
+            )));
+        }
+        Ok(())
     }
 
     /// The stage, or `NotFound` for a document that was never uploaded.
@@ -254,22 +292,7 @@ impl Document {
                 if !matches!(stage, Stage::Chunking | Stage::Embedding) {
                     return Err(wrong_stage(stage));
                 }
-                if let Some(v) = vectors.iter().find(|v| v.vector.len() != dims as usize) {
-                    return Err(DocumentError::InvalidInput(format!(
-                        "vector for {} has {} dimensions, expected {dims}",
-                        v.chunk_id,
-                        v.vector.len()
-                    )));
-                }
-                if let Some(v) = vectors
-                    .iter()
-                    .find(|v| !self.chunk_ids.contains(&v.chunk_id))
-                {
-                    return Err(DocumentError::InvalidInput(format!(
-                        "vector for unknown chunk {}",
-                        v.chunk_id
-                    )));
-                }
+                self.check_vectors(dims, &vectors)?;
                 let fresh: Vec<_> = vectors
                     .into_iter()
                     .filter(|v| !self.embedded.contains(&v.chunk_id))
@@ -282,6 +305,46 @@ impl Document {
                     model,
                     dims,
                     vectors: fresh,
+                    backfill: false,
+                }])
+            }
+            C::RecordBackfillEmbeddings {
+                run,
+                model,
+                dims,
+                vectors,
+            } => {
+                let stage = self.existing_stage()?;
+                if run != self.run {
+                    return Err(DocumentError::StaleRun {
+                        current: self.run,
+                        got: run,
+                    });
+                }
+                // Only a finished, searchable run is backfilled: a run still
+                // in the pipeline gets the pipeline's model, and a failed or
+                // cancelled one has nothing to search.
+                if stage != Stage::Indexed {
+                    return Err(wrong_stage(stage));
+                }
+                self.check_vectors(dims, &vectors)?;
+                if self.embedding_model.as_deref() == Some(model.as_str()) {
+                    return Ok(vec![]); // the run already has this model's vectors
+                }
+                let done = self.backfilled.get(&model);
+                let fresh: Vec<_> = vectors
+                    .into_iter()
+                    .filter(|v| done.is_none_or(|d| !d.contains(&v.chunk_id)))
+                    .collect();
+                if fresh.is_empty() {
+                    return Ok(vec![]); // redelivered or resumed
+                }
+                Ok(vec![E::ChunksEmbedded {
+                    run,
+                    model,
+                    dims,
+                    vectors: fresh,
+                    backfill: true,
                 }])
             }
             C::MarkIndexed { run } => {
@@ -349,6 +412,8 @@ impl Document {
         self.last_chunk_batch = None;
         self.chunk_ids.clear();
         self.embedded.clear();
+        self.embedding_model = None;
+        self.backfilled.clear();
     }
 }
 
@@ -420,7 +485,19 @@ impl Aggregate for Document {
                     self.stage = Some(Stage::Embedding);
                 }
             }
-            E::ChunksEmbedded { vectors, .. } => {
+            E::ChunksEmbedded {
+                vectors,
+                model,
+                backfill: true,
+                ..
+            } => {
+                self.backfilled
+                    .entry(model)
+                    .or_default()
+                    .extend(vectors.into_iter().map(|v| v.chunk_id));
+            }
+            E::ChunksEmbedded { vectors, model, .. } => {
+                self.embedding_model.get_or_insert(model);
                 self.embedded
                     .extend(vectors.into_iter().map(|v| v.chunk_id));
             }
@@ -515,7 +592,132 @@ mod tests {
             model: "m".into(),
             dims: 2,
             vectors: vectors(ids),
+            backfill: false,
         }
+    }
+
+    fn backfilled(run: u32, ids: &[&str]) -> DocumentEvent {
+        DocumentEvent::ChunksEmbedded {
+            run,
+            model: "m2".into(),
+            dims: 2,
+            vectors: vectors(ids),
+            backfill: true,
+        }
+    }
+
+    fn backfill(run: u32, ids: &[&str]) -> DocumentCommand {
+        DocumentCommand::RecordBackfillEmbeddings {
+            run,
+            model: "m2".into(),
+            dims: 2,
+            vectors: vectors(ids),
+        }
+    }
+
+    fn indexed_run_1() -> Vec<DocumentEvent> {
+        vec![
+            uploaded(),
+            text(1),
+            chunked(1, 0, true, &["a", "b"]),
+            embedded(1, &["a", "b"]),
+            DocumentEvent::DocumentIndexed { run: 1, chunks: 2 },
+        ]
+    }
+
+    #[test]
+    fn an_indexed_run_takes_another_models_vectors_as_a_backfill() {
+        Given::with(())
+            .given(indexed_run_1())
+            .when(backfill(1, &["a", "b"]))
+            .then_expect_events(vec![backfilled(1, &["a", "b"])]);
+    }
+
+    #[test]
+    fn a_resumed_backfill_appends_only_what_is_missing() {
+        let mut given = indexed_run_1();
+        given.push(backfilled(1, &["a"]));
+        Given::with(())
+            .given(given.clone())
+            .when(backfill(1, &["a", "b"]))
+            .then_expect_events(vec![backfilled(1, &["b"])]);
+        given.push(backfilled(1, &["b"]));
+        Given::with(())
+            .given(given)
+            .when(backfill(1, &["a", "b"]))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_backfill_with_the_runs_own_model_appends_nothing() {
+        Given::with(())
+            .given(indexed_run_1())
+            .when(DocumentCommand::RecordBackfillEmbeddings {
+                run: 1,
+                model: "m".into(),
+                dims: 2,
+                vectors: vectors(&["a"]),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_backfill_needs_the_indexed_current_run() {
+        // Still in the pipeline: the pipeline's model comes first.
+        Given::with(())
+            .given(vec![uploaded(), text(1), chunked(1, 0, true, &["a"])])
+            .when(backfill(1, &["a"]))
+            .then_expect_error_message(
+                "RecordBackfillEmbeddings is not allowed while the document is embedding",
+            );
+        // Superseded by a reprocess: the new run is backfilled when it is indexed.
+        let mut given = indexed_run_1();
+        given.push(DocumentEvent::ReprocessRequested {
+            run: 2,
+            reason: "new chunking".into(),
+        });
+        let mut doc = Document::default();
+        for e in given {
+            doc.apply(e);
+        }
+        assert!(matches!(
+            doc.decide(backfill(1, &["a"])),
+            Err(DocumentError::StaleRun { current: 2, got: 1 })
+        ));
+    }
+
+    #[test]
+    fn a_backfill_checks_its_vectors() {
+        Given::with(())
+            .given(indexed_run_1())
+            .when(backfill(1, &["zzz"]))
+            .then_expect_error_message("invalid input: vector for unknown chunk zzz");
+    }
+
+    #[test]
+    fn a_backfill_leaves_the_pipelines_state_alone_and_covers_its_model() {
+        let mut doc = Document::default();
+        for e in indexed_run_1() {
+            doc.apply(e);
+        }
+        assert!(doc.covered_by("m") && !doc.covered_by("m2"));
+        doc.apply(backfilled(1, &["a", "b"]));
+        assert_eq!(doc.stage, Some(Stage::Indexed));
+        assert_eq!(doc.embedding_model.as_deref(), Some("m"));
+        assert!(doc.covered_by("m2"));
+        let replay = backfilled(1, &["a"]);
+        assert!(replay.is_replay() && !embedded(1, &["a"]).is_replay());
+        assert_eq!(replay.stage_after(), Stage::Indexed);
+    }
+
+    #[test]
+    fn pipeline_events_serialize_without_the_backfill_flag() {
+        let json = serde_json::to_value(embedded(1, &["a"])).unwrap();
+        assert!(json["data"].get("backfill").is_none(), "{json}");
+        let back: DocumentEvent = serde_json::from_value(json).unwrap();
+        assert_eq!(back, embedded(1, &["a"]));
+        let json = serde_json::to_value(backfilled(1, &["a"])).unwrap();
+        assert_eq!(json["data"]["backfill"], true);
     }
 
     #[test]

@@ -6,7 +6,8 @@ use crate::document::{ChunkRecord, ChunkVector, Stage, UploadedDocument};
 use crate::ids::Sha256Hex;
 
 /// What can be asked of a document. The API sends `Upload`, `Cancel` and
-/// `Reprocess`; pipeline services send the `Record*` commands for a run.
+/// `Reprocess`; pipeline services send the `Record*` commands for a run;
+/// `mnemo backfill embed` sends `RecordBackfillEmbeddings`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum DocumentCommand {
     Upload(UploadedDocument),
@@ -29,6 +30,13 @@ pub enum DocumentCommand {
         chunks: Vec<ChunkRecord>,
     },
     RecordEmbeddings {
+        run: u32,
+        model: String,
+        dims: u32,
+        vectors: Vec<ChunkVector>,
+    },
+    /// Another model's vectors for the indexed current run (a backfill).
+    RecordBackfillEmbeddings {
         run: u32,
         model: String,
         dims: u32,
@@ -60,6 +68,7 @@ impl DocumentCommand {
             Self::RecordTextExtracted { .. } => "RecordTextExtracted",
             Self::RecordChunks { .. } => "RecordChunks",
             Self::RecordEmbeddings { .. } => "RecordEmbeddings",
+            Self::RecordBackfillEmbeddings { .. } => "RecordBackfillEmbeddings",
             Self::MarkIndexed { .. } => "MarkIndexed",
             Self::RecordFailure { .. } => "RecordFailure",
             Self::Cancel { .. } => "Cancel",

@@ -88,13 +88,20 @@ pub enum DocumentEvent {
         last: bool,
         chunks: Vec<ChunkRecord>,
     },
-    /// Emitted by the embedder (batched, possibly across documents).
-    /// Consumed by the projector.
+    /// Emitted by the embedder (batched, possibly across documents), and by
+    /// `mnemo backfill embed` with `backfill: true` for another model's
+    /// vectors of an indexed run. Consumed by the projector (both), progress
+    /// and stage timings (the pipeline's only: see [`Self::is_replay`]).
     ChunksEmbedded {
         run: u32,
         model: String,
         dims: u32,
         vectors: Vec<ChunkVector>,
+        /// A backfill's vectors: the run was already indexed with another
+        /// model. Added after v2 as a defaulted field, written only when
+        /// true: the pipeline's events are unchanged on the wire.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        backfill: bool,
     },
     /// Emitted by the projector once every chunk of the run is stored.
     DocumentIndexed { run: u32, chunks: u32 },
@@ -129,11 +136,20 @@ impl DocumentEvent {
         }
     }
 
+    /// Whether the event replays work for a run that already ended (a
+    /// backfill's vectors): read models store it, but nothing the user
+    /// watches (progress, stage, timings, `updated_at`) moves for it.
+    pub fn is_replay(&self) -> bool {
+        matches!(self, Self::ChunksEmbedded { backfill: true, .. })
+    }
+
     /// The stage a document is in right after this event. A pure function
     /// of the event alone, so read models can derive stages without the
     /// aggregate's state.
     pub fn stage_after(&self) -> Stage {
         match self {
+            // Only accepted for an indexed run, which it leaves indexed.
+            Self::ChunksEmbedded { backfill: true, .. } => Stage::Indexed,
             Self::DocumentUploaded(_) | Self::ReprocessRequested { .. } => Stage::Uploaded,
             Self::ExtractionProgressed { .. } => Stage::Extracting,
             Self::TextExtracted { .. } => Stage::Chunking,

@@ -227,6 +227,7 @@ async fn write_log(bench: &ReplayBench, bus: &Bus) -> Result<Log> {
             model: "bench@0".into(),
             dims: 384,
             vectors,
+            backfill: false,
         });
         events.push(DocumentEvent::DocumentIndexed {
             run: 1,

@@ -1,10 +1,11 @@
 //! Commands, one module each ([`watch`] is the resuming progress stream
 //! that `progress` and `upload --watch` share). Client commands speak only the public gRPC
-//! API; the operator commands `dlq` and `projections` talk to NATS and
-//! PostgreSQL directly (like `serve` and `bench`); `extract` and `fsrs` run
-//! domain logic locally.
+//! API; the operator commands `dlq`, `projections` and `backfill` talk to
+//! NATS and PostgreSQL directly (like `serve` and `bench`); `extract` and
+//! `fsrs` run domain logic locally.
 
 pub mod ask;
+pub mod backfill;
 pub mod cards;
 pub mod cards_generate;
 pub mod dlq;

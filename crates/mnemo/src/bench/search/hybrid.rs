@@ -204,9 +204,9 @@ async fn measure(b: &mut HybridBench<'_>, ns: &Namespace) -> Result<HybridReport
         TermIndex::default(),
     );
     let started = Instant::now();
-    let loaded = index.vectors.load_all(&db).await?;
+    let loaded = index.vectors().load_all(&db).await?;
     let index_load_s = started.elapsed().as_secs_f64();
-    index.vectors.until_built().await;
+    index.vectors().until_built().await;
     let graph_build_s = started.elapsed().as_secs_f64() - index_load_s;
     let started = Instant::now();
     let terms = index.terms.load_all(&db).await?;
@@ -258,7 +258,7 @@ async fn measure(b: &mut HybridBench<'_>, ns: &Namespace) -> Result<HybridReport
         bm25.push(t.elapsed());
         if let Some(v) = vector {
             let t = Instant::now();
-            std::hint::black_box(index.vectors.top(&scope, v, SEARCH_CANDIDATES));
+            std::hint::black_box(index.vectors().top(&scope, v, SEARCH_CANDIDATES));
             vec_.push(t.elapsed());
         }
         let some: Vec<String> = hits

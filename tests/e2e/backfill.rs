@@ -1,0 +1,220 @@
+//! The embedding backfill, end to end: a second model's vectors from the
+//! event log, paused and resumed, invisible to the learner's progress, and
+//! search switched to them without a restart.
+
+use std::future::pending;
+use std::time::Duration;
+
+use mnemo_embedder::backfill::{self, BackfillOptions, BackfillProgress};
+use mnemo_proto::v1 as pb;
+use mnemo_tests::{
+    backfill_model_dir, indexed, load_model_from, upload, watch_all, EnvOptions, SearchClient,
+    TestEnv,
+};
+
+const CELLS: &[u8] = b"# Cell biology\n\nMitochondria produce most of the cell's ATP through oxidative phosphorylation.\n\nRibosomes translate messenger RNA into proteins.\n";
+const HISTORY: &[u8] =
+    b"# History\n\nThe Treaty of Westphalia ended the Thirty Years' War in 1648.\n";
+const OCEANS: &[u8] =
+    b"# Oceans\n\nCoral reefs bleach when warm water drives out the algae living in them.\n";
+
+async fn models(admin: &SearchClient) -> pb::ModelsResponse {
+    admin
+        .clone()
+        .get_models(pb::GetModelsRequest {})
+        .await
+        .expect("GetModels")
+        .into_inner()
+}
+
+fn coverage<'a>(r: &'a pb::ModelsResponse, model: &str) -> Option<&'a pb::ModelCoverage> {
+    r.models.iter().find(|m| m.model == model)
+}
+
+async fn vector_search(client: &SearchClient, query: &str, seen: u64) -> pb::SearchResponse {
+    client
+        .clone()
+        .search(pb::SearchRequest {
+            query: query.into(),
+            k: 3,
+            document_ids: vec![],
+            topic: String::new(),
+            mode: pb::SearchMode::Vector as i32,
+            min_sequence: seen,
+        })
+        .await
+        .expect("search")
+        .into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_adds_a_second_models_vectors_resumes_and_search_switches_to_them() {
+    let int8 = load_model_from(backfill_model_dir());
+    let env = TestEnv::start_with(EnvOptions {
+        run_pipeline: true,
+        extra_models: vec![int8.clone()],
+        ..Default::default()
+    })
+    .await;
+    let int8_id = int8.model_id().to_owned();
+    let mut docs = env.documents("alice").await;
+    let cells = upload(&mut docs, "cells.md", CELLS).await.unwrap();
+    let history = upload(&mut docs, "history.md", HISTORY).await.unwrap();
+    let seen = indexed(&env, "alice", &cells.document_id)
+        .await
+        .max(indexed(&env, "alice", &history.document_id).await);
+
+    // From here on, alice's progress must not move for a backfill.
+    let mut watch = env
+        .progress("alice")
+        .await
+        .watch(watch_all(seen, true))
+        .await
+        .expect("watch")
+        .into_inner();
+
+    // Before: the pipeline's model serves; the second has no vectors, so
+    // switching to it is refused with the reason.
+    let admin = env.search_admin().await;
+    let before = models(&admin).await;
+    assert_ne!(before.served, int8_id);
+    assert!(before.indexed_chunks >= 2, "{before:?}");
+    assert_eq!(
+        coverage(&before, &before.served).map(|m| m.chunks),
+        Some(before.indexed_chunks)
+    );
+    assert_eq!(
+        coverage(&before, &int8_id).map(|m| (m.chunks, m.loaded)),
+        Some((0, true))
+    );
+    let refused = admin
+        .clone()
+        .use_model(pb::UseModelRequest {
+            model: "all-MiniLM-L6-v2-int8".into(),
+            force: false,
+        })
+        .await
+        .expect_err("no vectors yet");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert!(refused.message().contains("backfill"), "{refused:?}");
+    let alice = env.search("alice").await;
+    let not_admin = alice
+        .clone()
+        .get_models(pb::GetModelsRequest {})
+        .await
+        .expect_err("operators only");
+    assert_eq!(not_admin.code(), tonic::Code::PermissionDenied);
+
+    // A first run pauses after one document...
+    let first = backfill::run(
+        &env.bus,
+        int8.clone(),
+        BackfillOptions {
+            limit: Some(1),
+            ..Default::default()
+        },
+        |_| {},
+        pending(),
+    )
+    .await
+    .expect("first backfill run");
+    assert_eq!(first.documents, 1, "{first:?}");
+    assert!(!first.finished, "{first:?}");
+    assert!(first.done < first.total, "{first:?}");
+
+    // ...and the next resumes after it: only the other document, with
+    // progress reported along the way.
+    let mut reports: Vec<BackfillProgress> = Vec::new();
+    let second = backfill::run(
+        &env.bus,
+        int8.clone(),
+        BackfillOptions::default(),
+        |p| reports.push(p.clone()),
+        pending(),
+    )
+    .await
+    .expect("second backfill run");
+    assert!(second.finished, "{second:?}");
+    assert_eq!(second.documents, 1, "{second:?}");
+    assert!(
+        second.resumed_at >= first.done && second.resumed_at > 0,
+        "{second:?}"
+    );
+    assert_eq!(second.done, second.total);
+    assert_eq!(first.chunks + second.chunks, before.indexed_chunks);
+    assert!(!reports.is_empty() && reports.last() == Some(&second));
+
+    // Both models now cover everything; the switch goes through.
+    let after = models(&admin).await;
+    assert_eq!(
+        coverage(&after, &int8_id).map(|m| (m.documents, m.chunks)),
+        Some((after.indexed_documents, after.indexed_chunks)),
+        "{after:?}"
+    );
+    let switched = admin
+        .clone()
+        .use_model(pb::UseModelRequest {
+            model: "all-MiniLM-L6-v2-int8".into(),
+            force: false,
+        })
+        .await
+        .expect("UseModel")
+        .into_inner();
+    assert_eq!(switched.served, int8_id);
+    let r = vector_search(&alice, "how do cells make energy", second.done).await;
+    assert_eq!(r.model, int8_id, "{r:?}");
+    assert_eq!(
+        r.hits.first().map(|h| h.document_id.as_str()),
+        Some(cells.document_id.as_str()),
+        "{r:?}"
+    );
+
+    // A document indexed after the switch has only the pipeline's vectors:
+    // it joins the served model's side once a backfill reaches it.
+    let oceans = upload(&mut docs, "oceans.md", OCEANS).await.unwrap();
+    let oceans_seen = indexed(&env, "alice", &oceans.document_id).await;
+    let r = vector_search(&alice, "coral reef bleaching", oceans_seen).await;
+    assert!(
+        r.hits.iter().all(|h| h.document_id != oceans.document_id),
+        "not backfilled yet: {r:?}"
+    );
+    let third = backfill::run(
+        &env.bus,
+        int8.clone(),
+        BackfillOptions::default(),
+        |_| {},
+        pending(),
+    )
+    .await
+    .expect("third backfill run");
+    assert_eq!(third.documents, 1, "{third:?}");
+    let r = vector_search(&alice, "coral reef bleaching", third.done).await;
+    assert_eq!(
+        r.hits.first().map(|h| h.document_id.as_str()),
+        Some(oceans.document_id.as_str()),
+        "{r:?}"
+    );
+
+    // Progress saw the new upload, and nothing of the two backfilled
+    // documents: their runs ended before the backfill began.
+    loop {
+        let u = tokio::time::timeout(Duration::from_secs(60), watch.message())
+            .await
+            .expect("progress keeps coming")
+            .expect("watch stream")
+            .expect("an update");
+        assert_eq!(
+            u.document_id, oceans.document_id,
+            "a backfill moved progress: {u:?}"
+        );
+        if u.stage == pb::Stage::Indexed as i32 {
+            break;
+        }
+    }
+
+    // Replays embed one text per call: the same text, the same vector.
+    let text = String::from_utf8_lossy(CELLS).into_owned();
+    let once = int8.embed(std::slice::from_ref(&text)).expect("embed");
+    let again = int8.embed(std::slice::from_ref(&text)).expect("embed");
+    assert_eq!(once, again);
+}
