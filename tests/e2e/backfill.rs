@@ -105,6 +105,14 @@ async fn a_backfill_adds_a_second_models_vectors_resumes_and_search_switches_to_
         .expect_err("operators only");
     assert_eq!(not_admin.code(), tonic::Code::PermissionDenied);
 
+    let before_doc = docs
+        .get(pb::GetDocumentRequest {
+            document_id: cells.document_id.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+
     // A first run pauses after one document...
     let first = backfill::run(
         &env.bus,
@@ -195,22 +203,52 @@ async fn a_backfill_adds_a_second_models_vectors_resumes_and_search_switches_to_
         "{r:?}"
     );
 
-    // Progress saw the new upload, and nothing of the two backfilled
-    // documents: their runs ended before the backfill began.
+    // Starting over replays from sequence 1 and finds nothing missing.
+    let again = backfill::run(
+        &env.bus,
+        int8.clone(),
+        BackfillOptions {
+            restart: true,
+            ..Default::default()
+        },
+        |_| {},
+        pending(),
+    )
+    .await
+    .expect("restarted backfill");
+    assert!(again.finished && again.resumed_at == 0, "{again:?}");
+    assert_eq!((again.documents, again.skipped), (0, 3), "{again:?}");
+
+    // Progress saw oceans.md go through the pipeline and the marker upload,
+    // and nothing of any backfill: not of the two documents indexed before
+    // the watch began, nor of oceans.md after it was indexed.
+    let marker = upload(&mut docs, "marker.md", HISTORY).await.unwrap();
     loop {
         let u = tokio::time::timeout(Duration::from_secs(60), watch.message())
             .await
             .expect("progress keeps coming")
             .expect("watch stream")
             .expect("an update");
-        assert_eq!(
-            u.document_id, oceans.document_id,
-            "a backfill moved progress: {u:?}"
-        );
-        if u.stage == pb::Stage::Indexed as i32 {
+        if u.document_id == marker.document_id {
             break;
         }
+        assert!(
+            u.document_id == oceans.document_id && u.sequence <= oceans_seen,
+            "a backfill moved progress: {u:?}"
+        );
     }
+    // Nor did it move the document's own `updated_at` / `sequence`.
+    let after_doc = docs
+        .get(pb::GetDocumentRequest {
+            document_id: cells.document_id.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(
+        (after_doc.updated_at, after_doc.sequence, after_doc.stage),
+        (before_doc.updated_at, before_doc.sequence, before_doc.stage)
+    );
 
     // Replays embed one text per call: the same text, the same vector.
     let text = String::from_utf8_lossy(CELLS).into_owned();

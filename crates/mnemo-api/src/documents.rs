@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use mnemo_bus::envelope::meta;
 use mnemo_domain::document::{aggregate_id, UploadedDocument};
-use mnemo_domain::{Document, DocumentCommand, DocumentId};
+use mnemo_domain::{Document, DocumentCommand, DocumentEvent, DocumentId};
 use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::document_service_server::DocumentService;
 use mnemo_proto::v1::upload_request::Part;
@@ -239,6 +239,12 @@ impl DocumentService for DocumentApi {
         let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
             return Err(Status::not_found("document not found"));
         };
+        // A backfill's replays are not updates of the document.
+        let last = messages
+            .iter()
+            .rev()
+            .find(|m| !m.events.iter().all(DocumentEvent::is_replay))
+            .unwrap_or(last);
         let (uploaded_at, updated_at, sequence) = (
             first.envelope.occurred_at,
             last.envelope.occurred_at,

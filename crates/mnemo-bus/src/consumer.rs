@@ -339,8 +339,17 @@ pub async fn run<H: Handler>(
     // Messages already pulled but never started are handed back now, so
     // the next run (or another copy) gets them at once, not after their
     // ack wait.
+    // Collected first and naked once the pull stream is gone, so they are
+    // not handed straight back to this stopping process.
+    let mut unstarted = Vec::new();
+    while let Some(Some(next)) = messages.next().now_or_never() {
+        if let Ok(m) = next {
+            unstarted.push(m);
+        }
+    }
+    drop(messages);
     let mut handed_back = 0;
-    while let Some(Some(Ok(m))) = messages.next().now_or_never() {
+    for m in unstarted {
         if m.ack_with(AckKind::Nak(None)).await.is_ok() {
             handed_back += 1;
         }

@@ -6,10 +6,11 @@
 //!   the run's chunks are all known, and they are read back from the
 //!   document's own events (`DocumentChunked` carries the texts), not from a
 //!   read model.
-//! - *Only the indexed current run.* The vectors go through the document
+//! - *Only the run search serves.* The vectors go through the document
 //!   aggregate as `RecordBackfillEmbeddings`, which takes them only for the
-//!   run that is indexed now and appends `ChunksEmbedded { backfill: true }`.
-//!   A run superseded since is skipped: its successor's own
+//!   last indexed run (also while a newer run is processed, or after that
+//!   one failed) and appends `ChunksEmbedded { backfill: true }`. A run
+//!   superseded by a newer indexed one is skipped: that one's own
 //!   `DocumentIndexed` comes later in the stream and is backfilled then.
 //! - *Replay, not a new run.* Backfill events are replays
 //!   ([`DocumentEvent::is_replay`]): the projector stores the vectors beside
@@ -22,7 +23,11 @@
 //!   the document in hand finish; the consumer's position is JetStream's,
 //!   so running again resumes after the last acknowledged document. A
 //!   document cut off halfway appends only its missing vectors (the
-//!   aggregate drops what it already has).
+//!   aggregate drops what it already has). A resume whose consumer holds
+//!   unacknowledged messages recreates it right after the ack floor; one
+//!   backfill per model runs at a time (a second is refused). `restart`
+//!   starts over from sequence 1 (after a dead-lettered document's cause is
+//!   fixed): covered documents are skipped.
 //! - *Progress* is a stream of [`BackfillProgress`]: events done of the
 //!   stream's total, documents and chunks, rate and ETA.
 
@@ -35,7 +40,7 @@ use std::time::{Duration, Instant};
 use mnemo_bus::consumer::{append_result, Delivery, Handler, Outcome};
 use mnemo_bus::{Bus, BusError, CommandExecutor, ConsumerSpec, JetStreamEventStore, RetryPolicy};
 use mnemo_domain::document::ChunkVector;
-use mnemo_domain::{Document, DocumentCommand, DocumentErrorKind, DocumentEvent, Stage};
+use mnemo_domain::{Document, DocumentCommand, DocumentErrorKind, DocumentEvent};
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -44,6 +49,8 @@ use crate::Embedder;
 
 /// How often progress is reported.
 pub const REPORT_EVERY: Duration = Duration::from_secs(1);
+/// Reports in a row without a readable position before a run gives up.
+const MAX_UNREADABLE: u32 = 30;
 
 /// How a backfill runs.
 #[derive(Debug, Clone)]
@@ -54,6 +61,9 @@ pub struct BackfillOptions {
     pub follow: bool,
     /// Pause after this many documents (resume by running again).
     pub limit: Option<u64>,
+    /// Forget where an earlier run stopped and replay from sequence 1
+    /// (documents already covered are skipped).
+    pub restart: bool,
 }
 
 impl Default for BackfillOptions {
@@ -62,6 +72,7 @@ impl Default for BackfillOptions {
             concurrency: 1,
             follow: false,
             limit: None,
+            restart: false,
         }
     }
 }
@@ -185,8 +196,14 @@ impl Backfill {
                 }
             }
         };
-        if doc.run != run || doc.stage != Some(Stage::Indexed) || doc.covered_by(&model_id) {
-            tracing::debug!(current_run = doc.run, stage = ?doc.stage, "nothing to backfill");
+        // The run search serves now; a later DocumentIndexed supersedes this one.
+        let Some(indexed) = doc.indexed.filter(|i| i.run == run) else {
+            tracing::debug!(current_run = doc.run, "superseded: nothing to backfill");
+            self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+            return Outcome::Done;
+        };
+        if indexed.covered_by(&model_id) {
+            tracing::debug!("already covered");
             self.counters.skipped.fetch_add(1, Ordering::Relaxed);
             return Outcome::Done;
         }
@@ -198,7 +215,7 @@ impl Backfill {
                 }
             }
         };
-        let done = doc.backfilled.get(&model_id);
+        let done = indexed.backfilled.get(&model_id);
         let todo: Vec<(String, String)> = messages
             .into_iter()
             .flat_map(|m| m.events)
@@ -292,9 +309,15 @@ pub async fn run(
             format!("cannot read the backfill's position: {e}"),
         )
     };
-    rewind_to_ack_floor(bus, &mut spec)
-        .await
-        .map_err(|e| info_error(&e))?;
+    if options.restart {
+        forget_position(bus, &spec)
+            .await
+            .map_err(|e| info_error(&e))?;
+    } else {
+        rewind_to_ack_floor(bus, &mut spec)
+            .await
+            .map_err(|e| info_error(&e))?;
+    }
     let consumer = mnemo_bus::consumer::durable_consumer(bus, &spec).await?;
     let position = |info: &async_nats::jetstream::consumer::Info, last: u64| {
         let caught_up = info.num_pending == 0 && info.num_ack_pending == 0;
@@ -340,6 +363,7 @@ pub async fn run(
         ..Default::default()
     };
     let mut ended = false;
+    let mut unreadable = 0;
     while !ended {
         tokio::select! {
             result = &mut consuming => { result?; ended = true; }
@@ -347,15 +371,34 @@ pub async fn run(
             _ = tick.tick() => {}
         }
         // Where it stands, from JetStream (which survives this process).
-        let last = bus.events.get_info().await.map(|i| i.state.last_sequence);
+        let last = bus.events.get_info().await;
         let info = consumer.get_info().await;
-        if let (Ok(last), Ok(info)) = (last, info) {
-            let (done, caught_up) = position(&info, last);
-            progress.done = done;
-            progress.total = last;
-            if caught_up && !options.follow && !progress.finished {
-                progress.finished = true;
-                let _ = stop.send(true);
+        match (last, info) {
+            (Ok(last), Ok(info)) => {
+                unreadable = 0;
+                let last = last.state.last_sequence;
+                let (done, caught_up) = position(&info, last);
+                progress.done = done;
+                progress.total = last;
+                if caught_up && !options.follow && !progress.finished {
+                    progress.finished = true;
+                    let _ = stop.send(true);
+                }
+            }
+            (last, info) => {
+                unreadable += 1;
+                let error = match (last, info) {
+                    (Err(e), _) => e.to_string(),
+                    (_, Err(e)) => e.to_string(),
+                    _ => String::new(),
+                };
+                tracing::warn!(%error, unreadable, "cannot read the backfill's position");
+                if unreadable >= MAX_UNREADABLE && !ended {
+                    // Without a position it cannot tell it has caught up.
+                    let _ = stop.send(true);
+                    let _ = (&mut consuming).await;
+                    return Err(info_error(&error));
+                }
             }
         }
         progress.documents = counters.documents.load(Ordering::Relaxed);
@@ -369,6 +412,35 @@ pub async fn run(
         report(&progress);
     }
     Ok(progress)
+}
+
+/// Deletes the backfill's consumer, if any: the next one starts at 1.
+async fn forget_position(bus: &Bus, spec: &ConsumerSpec) -> Result<(), String> {
+    use async_nats::jetstream::consumer::pull;
+    let name = bus.namespace.consumer(&spec.service);
+    let Ok(existing) = bus.events.get_consumer::<pull::Config>(&name).await else {
+        return Ok(()); // nothing to forget
+    };
+    refuse_if_running(&existing.get_info().await.map_err(|e| e.to_string())?)?;
+    bus.events
+        .delete_consumer(&name)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("starting over from sequence 1");
+    Ok(())
+}
+
+/// One backfill per model at a time: a consumer with a pull request
+/// waiting has a running backfill behind it, whose position must not be
+/// pulled from under it.
+fn refuse_if_running(info: &async_nats::jetstream::consumer::Info) -> Result<(), String> {
+    if info.num_waiting > 0 {
+        return Err(format!(
+            "another `mnemo backfill embed` for this model is running (consumer {} is pulling); stop it first",
+            info.name
+        ));
+    }
+    Ok(())
 }
 
 /// The stream sequence up to which the consumer has acknowledged every
@@ -396,6 +468,7 @@ async fn rewind_to_ack_floor(bus: &Bus, spec: &mut ConsumerSpec) -> Result<(), S
         return Ok(()); // a first run
     };
     let info = existing.get_info().await.map_err(|e| e.to_string())?;
+    refuse_if_running(&info)?;
     if info.num_ack_pending == 0 {
         return Ok(());
     }

@@ -133,6 +133,19 @@ pub async fn apply(
     messages: &[EventMessage],
     through: u64,
 ) -> Result<Applied, ProjectorError> {
+    apply_with(client, key, projections, messages, through, None).await
+}
+
+/// [`apply`], taking chunks' lexemes from `lexemes_from.chunks` where the
+/// same chunk is already there (a rebuild beside the live schema).
+pub async fn apply_with(
+    client: &mut Client,
+    key: &str,
+    projections: &[Projection],
+    messages: &[EventMessage],
+    through: u64,
+    lexemes_from: Option<&str>,
+) -> Result<Applied, ProjectorError> {
     let tx = client.transaction().await?;
     let at = lock_checkpoint(&tx, key).await?;
     let mut applied = Applied {
@@ -147,7 +160,7 @@ pub async fn apply(
     }
     let fresh: Vec<&EventMessage> = messages.iter().filter(|m| m.sequence > at).collect();
     if !fresh.is_empty() {
-        applied.events = fold_and_flush(&tx, projections, &fresh).await?;
+        applied.events = fold_and_flush(&tx, projections, &fresh, lexemes_from).await?;
     }
     if applied.checkpoint > at {
         set_checkpoint(&tx, key, applied.checkpoint).await?;
@@ -211,6 +224,7 @@ async fn fold_and_flush(
     tx: &impl GenericClient,
     projections: &[Projection],
     fresh: &[&EventMessage],
+    lexemes_from: Option<&str>,
 ) -> Result<u64, ProjectorError> {
     let ids: Vec<Uuid> = fresh
         .iter()
@@ -258,7 +272,7 @@ async fn fold_and_flush(
     }
     let changed: Vec<&DocumentRow> = rows.values().flatten().collect();
     documents::flush(tx, &changed).await?;
-    chunks::flush(tx, &chunk_changes).await?;
+    chunks::flush(tx, &chunk_changes, lexemes_from).await?;
     stage_timings::flush(tx, &timings).await?;
     Ok(events)
 }

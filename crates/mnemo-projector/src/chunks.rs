@@ -126,13 +126,26 @@ pub fn vector_from_bytes(b: &[u8]) -> Option<Vec<f32>> {
 
 /// Writes a batch's chunk changes: deletions first (they only ever concern
 /// runs older than anything the batch inserts), then new chunks, then vectors.
+/// `lexemes_from`: a schema whose `chunks` may already hold the same chunks'
+/// lexemes (a rebuild's live schema; its name comes from our own
+/// `Namespace`, never from input).
 pub async fn flush(
     client: &impl GenericClient,
     changes: &ChunkChanges,
+    lexemes_from: Option<&str>,
 ) -> Result<(), ProjectorError> {
-    if !changes.drop_below.is_empty() {
-        let ids: Vec<Uuid> = changes.drop_below.keys().copied().collect();
-        let runs: Vec<i32> = changes.drop_below.values().copied().collect();
+    // Run 1 has no older run to drop: only reprocessed documents need the
+    // delete (without this, every batch of a rebuild, whose bulk mode drops
+    // the by-document indexes, would scan the tables it is filling).
+    let older: Vec<(Uuid, i32)> = changes
+        .drop_below
+        .iter()
+        .filter(|(_, run)| **run > 1)
+        .map(|(id, run)| (*id, *run))
+        .collect();
+    if !older.is_empty() {
+        let ids: Vec<Uuid> = older.iter().map(|(id, _)| *id).collect();
+        let runs: Vec<i32> = older.iter().map(|(_, run)| *run).collect();
         for table in ["chunks", "chunk_embeddings"] {
             // Table names are constants, never input.
             client
@@ -159,13 +172,31 @@ pub async fn flush(
         let tokens: Vec<i32> = c.iter().map(|c| c.tokens).collect();
         let created: Vec<OffsetDateTime> = c.iter().map(|c| c.created_at).collect();
         // A chunk recorded twice (never, given the checkpoint) inserts once.
+        // Lexemes: taken from `lexemes_from.chunks` when the same chunk is
+        // there with the same text (a rebuild beside the live table), else
+        // computed.
+        // A correlated lookup by primary key, not a join: a join lets the
+        // planner hash the whole live table for every batch.
+        let lexemes = match lexemes_from {
+            Some(schema) => format!(
+                "coalesce((SELECT l.tsv FROM {schema}.chunks l
+                            WHERE l.chunk_id = u.chunk_id AND l.run = u.run AND l.text = u.text),
+                          to_tsvector('english', u.text))"
+            ),
+            None => "to_tsvector('english', u.text)".to_owned(),
+        };
         client
             .execute(
-                "INSERT INTO chunks (chunk_id, document_id, owner_token, run, ordinal, text,
-                                     page_start, page_end, tokens, created_at)
-                 SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::text[], $4::int[], $5::int[],
-                                      $6::text[], $7::int[], $8::int[], $9::int[], $10::timestamptz[])
-                 ON CONFLICT (chunk_id, run) DO NOTHING",
+                &format!(
+                    "INSERT INTO chunks (chunk_id, document_id, owner_token, run, ordinal, text,
+                                         page_start, page_end, tokens, created_at, tsv)
+                     SELECT u.*, {lexemes}
+                       FROM UNNEST($1::text[], $2::uuid[], $3::text[], $4::int[], $5::int[],
+                                   $6::text[], $7::int[], $8::int[], $9::int[], $10::timestamptz[])
+                            AS u(chunk_id, document_id, owner_token, run, ordinal, text,
+                                 page_start, page_end, tokens, created_at)
+                     ON CONFLICT (chunk_id, run) DO NOTHING"
+                ),
                 &[
                     &ids, &docs, &owners, &runs, &ordinals, &texts, &starts, &ends, &tokens,
                     &created,

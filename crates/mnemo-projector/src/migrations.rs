@@ -44,6 +44,7 @@ pub fn all() -> Vec<Migration> {
         migration!("chunks", 2, "V2__embeddings_by_model.sql"),
         migration!("checkpoints", 2, "V2__projection_versions.sql"),
         migration!("learning", 1, "V1__learning.sql"),
+        migration!("chunks", 3, "V3__lexemes_written_by_the_projector.sql"),
     ]
 }
 

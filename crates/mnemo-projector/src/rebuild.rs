@@ -167,7 +167,12 @@ pub async fn rebuild(
         ..Default::default()
     };
     let mut reader = Reader::open(bus, state.applied_through + 1).await?;
-    // Bulk: catch up with the live checkpoint, however far it moves meanwhile.
+    // The live tables' lexemes are reused for the same chunks.
+    let lexemes_from = Some(ns.sql_schema());
+    // Bulk: catch up with the live checkpoint, however far it moves
+    // meanwhile. The next batch is read and decoded while this one is
+    // written (PostgreSQL works while this process decodes).
+    let mut prefetched = None;
     loop {
         state.target = match options.until {
             Some(until) => until,
@@ -176,10 +181,34 @@ pub async fn rebuild(
         if state.applied_through >= state.target {
             break;
         }
-        let (messages, through) = reader
-            .next_batch(bus, state.applied_through, state.target, options)
-            .await?;
-        let applied = batch::apply(&mut build, &key, projections, &messages, through).await?;
+        let (messages, through) = match prefetched.take() {
+            Some(batch) => batch,
+            None => {
+                reader
+                    .next_batch(bus, state.applied_through, state.target, options)
+                    .await?
+            }
+        };
+        let batch_started = Instant::now();
+        let timed = |f| async move {
+            let r = f.await;
+            (r, batch_started.elapsed().as_secs_f64())
+        };
+        let ((applied, apply_seconds), (next, read_seconds)) = tokio::join!(
+            timed(batch::apply_with(&mut build, &key, projections, &messages, through, lexemes_from)),
+            async {
+                let r = reader.next_batch(bus, through, state.target, options).await;
+                (r, batch_started.elapsed().as_secs_f64())
+            },
+        );
+        let applied = applied?;
+        prefetched = Some(next?);
+        tracing::debug!(
+            messages = messages.len(),
+            apply_seconds,
+            read_seconds,
+            "rebuild batch applied"
+        );
         state.messages += messages.len() as u64;
         state.events += applied.events;
         state.applied_through = applied.checkpoint;
@@ -217,10 +246,13 @@ pub async fn rebuild(
         .map(|r| r.get::<_, i64>(0) as u64)
         .unwrap_or(0);
     while state.applied_through < at {
-        let (messages, through) = reader
-            .next_batch(bus, state.applied_through, at, options)
-            .await?;
-        let applied = batch::apply(&mut build, &key, projections, &messages, through).await?;
+        let (messages, through) = match prefetched.take() {
+            Some(batch) => batch,
+            None => reader.next_batch(bus, state.applied_through, at, options).await?,
+        };
+        let applied =
+            batch::apply_with(&mut build, &key, projections, &messages, through, lexemes_from)
+                .await?;
         state.messages += messages.len() as u64;
         state.events += applied.events;
         state.applied_through = applied.checkpoint;
@@ -404,6 +436,9 @@ impl Reader {
         let mut out = Vec::new();
         let mut bytes = 0;
         let mut through = after;
+        if after >= bound {
+            return Ok((out, through)); // nothing may be read
+        }
         loop {
             let next = match self.held.take() {
                 Some(m) => Some(m),

@@ -298,6 +298,10 @@ pub async fn follow(
                 None => break,
             },
             Some(switch) = next_switch(&mut switches) => {
+                // The read models must hold everything the indexes claim to
+                // reflect (a backfill of the new model seen while the old
+                // one served was not reloaded).
+                wait_for_projector(&db, &bus.namespace, indexes.applied(), "switch").await;
                 switch_model(&db, &indexes, switch).await;
                 continue;
             }
@@ -363,13 +367,18 @@ fn refresh_needed(
     }
     let served = indexes.vectors();
     let served = served.model()?;
-    let stored = mnemo_bus::event_store::decode_message::<mnemo_domain::DocumentEvent>(
+    let stored = match mnemo_bus::event_store::decode_message::<mnemo_domain::DocumentEvent>(
         &msg.subject,
         sequence,
         msg.headers.as_ref(),
         &msg.payload,
-    )
-    .ok()?;
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, sequence, "cannot decode vectors; not reloaded");
+            return None;
+        }
+    };
     stored
         .events
         .iter()

@@ -1128,6 +1128,10 @@ pub enum BackfillCommand {
         /// Pause after this many documents (run again to resume).
         #[arg(long)]
         limit: Option<u64>,
+        /// Start over from sequence 1 instead of resuming (e.g. after a
+        /// dead-lettered document's cause is fixed); covered documents are skipped.
+        #[arg(long)]
+        restart: bool,
         /// Onnxruntime threads for the model (default: all cores).
         #[arg(long, env = "MNEMO_EMBED_THREADS")]
         threads: Option<usize>,

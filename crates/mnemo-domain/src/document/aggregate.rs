@@ -96,9 +96,33 @@ pub struct Document {
     /// The model the pipeline embedded this run with (its first vectors').
     #[serde(default)]
     pub embedding_model: Option<String>,
-    /// Chunk ids of this run with a backfilled vector, by model.
+    /// The last indexed run: the one search serves, kept while a newer run
+    /// is processed (and when that one fails or is cancelled).
     #[serde(default)]
+    pub indexed: Option<IndexedRun>,
+}
+
+/// What a backfill needs to know of the run search serves.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IndexedRun {
+    pub run: u32,
+    pub chunk_ids: BTreeSet<String>,
+    /// The pipeline's model for the run.
+    pub embedding_model: Option<String>,
+    /// Chunk ids with a backfilled vector, by model.
     pub backfilled: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl IndexedRun {
+    /// Whether every chunk of the run has a vector of `model`, from the
+    /// pipeline or a backfill.
+    pub fn covered_by(&self, model: &str) -> bool {
+        self.embedding_model.as_deref() == Some(model)
+            || self
+                .backfilled
+                .get(model)
+                .is_some_and(|b| b.len() == self.chunk_ids.len())
+    }
 }
 
 impl Document {
@@ -113,19 +137,12 @@ impl Document {
         self.all_chunks_recorded() && self.embedded.len() == self.chunk_ids.len()
     }
 
-    /// Whether every chunk of the run has a vector of `model`, from the
-    /// pipeline or a backfill.
-    pub fn covered_by(&self, model: &str) -> bool {
-        if self.embedding_model.as_deref() == Some(model) {
-            return self.all_chunks_embedded();
-        }
-        self.backfilled
-            .get(model)
-            .is_some_and(|b| self.all_chunks_recorded() && b.len() == self.chunk_ids.len())
-    }
-
     /// Checks vectors against the run's chunks and the declared width.
-    fn check_vectors(&self, dims: u32, vectors: &[ChunkVector]) -> Result<(), DocumentError> {
+    fn check_vectors(
+        chunk_ids: &BTreeSet<String>,
+        dims: u32,
+        vectors: &[ChunkVector],
+    ) -> Result<(), DocumentError> {
         if let Some(v) = vectors.iter().find(|v| v.vector.len() != dims as usize) {
             return Err(DocumentError::InvalidInput(format!(
                 "vector for {} has {} dimensions, expected {dims}",
@@ -133,10 +150,7 @@ impl Document {
                 v.vector.len()
             )));
         }
-        if let Some(v) = vectors
-            .iter()
-            .find(|v| !self.chunk_ids.contains(&v.chunk_id))
-        {
+        if let Some(v) = vectors.iter().find(|v| !chunk_ids.contains(&v.chunk_id)) {
             return Err(DocumentError::InvalidInput(format!(
                 "vector for unknown chunk {}",
                 v.chunk_id
@@ -292,7 +306,7 @@ impl Document {
                 if !matches!(stage, Stage::Chunking | Stage::Embedding) {
                     return Err(wrong_stage(stage));
                 }
-                self.check_vectors(dims, &vectors)?;
+                Self::check_vectors(&self.chunk_ids, dims, &vectors)?;
                 let fresh: Vec<_> = vectors
                     .into_iter()
                     .filter(|v| !self.embedded.contains(&v.chunk_id))
@@ -315,23 +329,23 @@ impl Document {
                 vectors,
             } => {
                 let stage = self.existing_stage()?;
-                if run != self.run {
+                // Only the run search serves is backfilled: the last indexed
+                // one, also while a newer run is processed (or after that one
+                // failed). A run in the pipeline gets the pipeline's model.
+                let Some(indexed) = &self.indexed else {
+                    return Err(wrong_stage(stage));
+                };
+                if run != indexed.run {
                     return Err(DocumentError::StaleRun {
-                        current: self.run,
+                        current: indexed.run,
                         got: run,
                     });
                 }
-                // Only a finished, searchable run is backfilled: a run still
-                // in the pipeline gets the pipeline's model, and a failed or
-                // cancelled one has nothing to search.
-                if stage != Stage::Indexed {
-                    return Err(wrong_stage(stage));
-                }
-                self.check_vectors(dims, &vectors)?;
-                if self.embedding_model.as_deref() == Some(model.as_str()) {
+                Self::check_vectors(&indexed.chunk_ids, dims, &vectors)?;
+                if indexed.embedding_model.as_deref() == Some(model.as_str()) {
                     return Ok(vec![]); // the run already has this model's vectors
                 }
-                let done = self.backfilled.get(&model);
+                let done = indexed.backfilled.get(&model);
                 let fresh: Vec<_> = vectors
                     .into_iter()
                     .filter(|v| done.is_none_or(|d| !d.contains(&v.chunk_id)))
@@ -413,7 +427,7 @@ impl Document {
         self.chunk_ids.clear();
         self.embedded.clear();
         self.embedding_model = None;
-        self.backfilled.clear();
+        // `indexed` stays: search serves that run until a newer one is indexed.
     }
 }
 
@@ -486,22 +500,34 @@ impl Aggregate for Document {
                 }
             }
             E::ChunksEmbedded {
+                run,
                 vectors,
                 model,
                 backfill: true,
                 ..
             } => {
-                self.backfilled
-                    .entry(model)
-                    .or_default()
-                    .extend(vectors.into_iter().map(|v| v.chunk_id));
+                if let Some(indexed) = self.indexed.as_mut().filter(|i| i.run == run) {
+                    indexed
+                        .backfilled
+                        .entry(model)
+                        .or_default()
+                        .extend(vectors.into_iter().map(|v| v.chunk_id));
+                }
             }
             E::ChunksEmbedded { vectors, model, .. } => {
                 self.embedding_model.get_or_insert(model);
                 self.embedded
                     .extend(vectors.into_iter().map(|v| v.chunk_id));
             }
-            E::DocumentIndexed { .. } => self.stage = Some(Stage::Indexed),
+            E::DocumentIndexed { run, .. } => {
+                self.stage = Some(Stage::Indexed);
+                self.indexed = Some(IndexedRun {
+                    run,
+                    chunk_ids: self.chunk_ids.clone(),
+                    embedding_model: self.embedding_model.clone(),
+                    backfilled: BTreeMap::new(),
+                });
+            }
             E::DocumentFailed { reason, .. } => {
                 self.stage = Some(Stage::Failed);
                 self.reason = Some(reason);
@@ -662,27 +688,50 @@ mod tests {
     }
 
     #[test]
-    fn a_backfill_needs_the_indexed_current_run() {
-        // Still in the pipeline: the pipeline's model comes first.
+    fn a_backfill_takes_the_run_search_serves() {
+        // Never indexed (still in the pipeline): the pipeline's model comes first.
         Given::with(())
             .given(vec![uploaded(), text(1), chunked(1, 0, true, &["a"])])
             .when(backfill(1, &["a"]))
             .then_expect_error_message(
                 "RecordBackfillEmbeddings is not allowed while the document is embedding",
             );
-        // Superseded by a reprocess: the new run is backfilled when it is indexed.
+        // Reprocessing (run 2 in the pipeline, or failed): search still
+        // serves run 1, which takes the backfill.
         let mut given = indexed_run_1();
         given.push(DocumentEvent::ReprocessRequested {
             run: 2,
             reason: "new chunking".into(),
         });
+        given.push(DocumentEvent::DocumentFailed {
+            run: 2,
+            stage: Stage::Extracting,
+            reason: "timed out".into(),
+            retryable: true,
+            code: FailureCode::TimedOut,
+        });
+        Given::with(())
+            .given(given.clone())
+            .when(backfill(1, &["a", "b"]))
+            .then_expect_events(vec![backfilled(1, &["a", "b"])]);
+        // Once run 2 is indexed, run 1's vectors are moot.
+        given.extend([
+            DocumentEvent::ReprocessRequested {
+                run: 3,
+                reason: "again".into(),
+            },
+            text(3),
+            chunked(3, 0, true, &["c"]),
+            embedded(3, &["c"]),
+            DocumentEvent::DocumentIndexed { run: 3, chunks: 1 },
+        ]);
         let mut doc = Document::default();
         for e in given {
             doc.apply(e);
         }
         assert!(matches!(
             doc.decide(backfill(1, &["a"])),
-            Err(DocumentError::StaleRun { current: 2, got: 1 })
+            Err(DocumentError::StaleRun { current: 3, got: 1 })
         ));
     }
 
@@ -700,11 +749,14 @@ mod tests {
         for e in indexed_run_1() {
             doc.apply(e);
         }
-        assert!(doc.covered_by("m") && !doc.covered_by("m2"));
-        doc.apply(backfilled(1, &["a", "b"]));
+        let covered = |doc: &Document, m: &str| doc.indexed.as_ref().is_some_and(|i| i.covered_by(m));
+        assert!(covered(&doc, "m") && !covered(&doc, "m2"));
+        doc.apply(backfilled(1, &["a"]));
+        assert!(!covered(&doc, "m2"));
+        doc.apply(backfilled(1, &["b"]));
         assert_eq!(doc.stage, Some(Stage::Indexed));
         assert_eq!(doc.embedding_model.as_deref(), Some("m"));
-        assert!(doc.covered_by("m2"));
+        assert!(covered(&doc, "m2"));
         let replay = backfilled(1, &["a"]);
         assert!(replay.is_replay() && !embedded(1, &["a"]).is_replay());
         assert_eq!(replay.stage_after(), Stage::Indexed);

@@ -28,7 +28,7 @@ pub mod failure;
 pub mod upcast;
 pub mod vector_codec;
 
-pub use aggregate::{Document, Stage};
+pub use aggregate::{Document, IndexedRun, Stage};
 pub use commands::DocumentCommand;
 pub use error::{DocumentError, DocumentErrorKind};
 pub use events::{ChunkRecord, ChunkVector, DocumentEvent, UploadedDocument};

@@ -19,6 +19,7 @@ pub async fn run(args: BackfillArgs) -> Result<ExitCode> {
         concurrency,
         follow,
         limit,
+        restart,
         threads,
         json,
     } = args.command;
@@ -44,6 +45,7 @@ pub async fn run(args: BackfillArgs) -> Result<ExitCode> {
         concurrency,
         follow,
         limit,
+        restart,
     };
     let show = |p: &BackfillProgress| {
         if json {

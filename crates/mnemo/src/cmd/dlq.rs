@@ -76,13 +76,18 @@ pub async fn run(args: DlqArgs) -> Result<ExitCode> {
                     failures += 1;
                 }
                 results.push(match &outcome {
-                    Ok(run) => serde_json::json!({"sequence": l.sequence, "aggregate_id": l.aggregate_id, "run": run}),
+                    Ok(Retried::Reprocessing(run)) => serde_json::json!({"sequence": l.sequence, "aggregate_id": l.aggregate_id, "run": run}),
+                    Ok(Retried::BackfillCleared) => serde_json::json!({"sequence": l.sequence, "aggregate_id": l.aggregate_id, "backfill": BACKFILL_AGAIN}),
                     Err(e) => serde_json::json!({"sequence": l.sequence, "aggregate_id": l.aggregate_id, "error": e}),
                 });
                 if !json {
                     match outcome {
-                        Ok(run) => println!(
+                        Ok(Retried::Reprocessing(run)) => println!(
                             "dead letter {}: {} reprocessing as run {run}",
+                            l.sequence, l.aggregate_id
+                        ),
+                        Ok(Retried::BackfillCleared) => println!(
+                            "dead letter {}: {} cleared; {BACKFILL_AGAIN}",
                             l.sequence, l.aggregate_id
                         ),
                         Err(e) => println!("dead letter {}: kept: {e}", l.sequence),
@@ -101,18 +106,36 @@ pub async fn run(args: DlqArgs) -> Result<ExitCode> {
     }
 }
 
-/// Reprocesses the dead letter's document and clears the letter; returns the
-/// new run.
+/// What retrying a dead letter did.
+enum Retried {
+    /// The document's new processing run.
+    Reprocessing(u32),
+    /// A backfill's letter, cleared: the document is still indexed and
+    /// searchable with its pipeline model, and reprocessing it would start
+    /// a run the user sees; backfilling it again is the operator's step.
+    BackfillCleared,
+}
+
+const BACKFILL_AGAIN: &str = "the document still has its pipeline model's vectors: once the cause is fixed, `mnemo backfill embed --restart` replays from sequence 1 and re-embeds what is missing";
+
+/// Reprocesses the dead letter's document and clears the letter (a
+/// backfill's letter is only cleared).
 async fn retry(
     bus: &Bus,
     executor: &CommandExecutor<Document>,
     letter: &DeadLetter,
-) -> Result<u32, String> {
+) -> Result<Retried, String> {
     if letter.aggregate_type != "document" || letter.aggregate_id.is_empty() {
         return Err(format!(
             "not a document event ({}), nothing to retry",
             letter.aggregate_type
         ));
+    }
+    if letter.service.starts_with("backfill-embed-") {
+        dlq::remove(bus, letter.sequence)
+            .await
+            .map_err(|e| format!("cannot clear the dead letter: {e}"))?;
+        return Ok(Retried::BackfillCleared);
     }
     let mut metadata = HashMap::new();
     metadata.insert("dlq_sequence".to_owned(), letter.sequence.to_string());
@@ -132,5 +155,5 @@ async fn retry(
     dlq::remove(bus, letter.sequence)
         .await
         .map_err(|e| format!("reprocessing started, but the dead letter stays: {e}"))?;
-    Ok(executed.aggregate.run)
+    Ok(Retried::Reprocessing(executed.aggregate.run))
 }
