@@ -30,6 +30,8 @@
 //! - [`runner`]: the live loop (ordered reads from the checkpoint, standby
 //!   copies, poison events dead-lettered, indexing).
 //! - [`rebuild`]: version N+1 of a projection beside version N, then a swap.
+//! - [`partitioned`]: a rebuild's writes over several connections, split by
+//!   document.
 //! - [`stats`]: live totals by state and per-stage analytics (queries).
 //! - [`checksum`]: fingerprints of the read models (rebuild checks).
 
@@ -41,6 +43,7 @@ pub mod db;
 pub mod documents;
 pub mod learning;
 pub mod migrations;
+pub mod partitioned;
 pub mod projection;
 pub mod rebuild;
 pub mod runner;

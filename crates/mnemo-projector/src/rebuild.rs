@@ -4,12 +4,16 @@
 //! sequence 1 while version N keeps serving queries, then swaps it in:
 //!
 //! 1. *Build.* A scratch schema `<ns>__rebuild` gets every table (the same
-//!    migrations as the live schema) and a checkpoint of its own. Events are
-//!    read in order from the stream and folded in large batches (set-wise
-//!    writes, `synchronous_commit` off: a crash loses nothing the checkpoint
-//!    does not also lose), up to the *live* projector's checkpoint — never
-//!    beyond it, so at the swap both stand at the same sequence. An
-//!    interrupted rebuild resumes from the scratch checkpoint.
+//!    migrations as the live schema, secondary indexes deferred to the end)
+//!    and checkpoints of its own. Events are read in order from the stream
+//!    and folded in large batches (set-wise writes, `synchronous_commit`
+//!    off: a crash loses nothing the checkpoint does not also lose), each
+//!    batch split by document over several connections
+//!    ([`crate::partitioned`]) while the next one is read and decoded, up
+//!    to the *live* projector's checkpoint — never beyond it, so at the swap
+//!    both stand at the same sequence. A chunk's lexemes are taken from the
+//!    live table when the same chunk is there. An interrupted rebuild
+//!    resumes from the scratch checkpoints.
 //! 2. *Swap.* In one transaction on the live schema: lock the live
 //!    checkpoint row (the live projector waits at its next batch), bring the
 //!    scratch tables to exactly that sequence, drop the old tables, move the
@@ -29,6 +33,7 @@ use mnemo_bus::{Bus, Namespace};
 use tokio_postgres::Client;
 
 use crate::batch::{self, EventMessage};
+use crate::partitioned::Writers;
 use crate::projection::Projection;
 use crate::{db, migrations, runner, ProjectorError};
 
@@ -46,6 +51,9 @@ pub struct RebuildOptions {
     /// Build up to this sequence instead of the live checkpoint (only with
     /// `no_swap`: a swap must meet the live projector where it stands).
     pub until: Option<u64>,
+    /// PostgreSQL connections writing at once, documents split between
+    /// them (see [`crate::partitioned`]).
+    pub connections: usize,
 }
 
 impl Default for RebuildOptions {
@@ -56,6 +64,7 @@ impl Default for RebuildOptions {
             fresh: false,
             no_swap: false,
             until: None,
+            connections: 2,
         }
     }
 }
@@ -133,8 +142,6 @@ pub async fn rebuild(
         ));
     }
     let ns = &bus.namespace;
-    let scratch = scratch_schema(ns);
-    let key = checkpoint_key(projections);
     let mut live = db::connect(database_url, ns).await?;
     migrations::apply(&mut live, ns.sql_schema()).await?;
     // One rebuild per namespace at a time.
@@ -148,22 +155,65 @@ pub async fn rebuild(
             "another rebuild of namespace {ns} is running"
         )));
     }
-    let mut build = db::connect_schema(database_url, ns, &scratch).await?;
+    let result = build_and_swap(
+        bus,
+        database_url,
+        projections,
+        options,
+        &mut progress,
+        &mut live,
+    )
+    .await;
+    // Released now, not when the connection happens to close: a rebuild
+    // that follows at once must not find it taken.
+    if let Err(e) = live
+        .execute("SELECT pg_advisory_unlock(hashtext($1))", &[&lock])
+        .await
+    {
+        tracing::warn!(error = %e, "could not release the rebuild lock; it goes with the connection");
+    }
+    result
+}
+
+/// [`rebuild`] once the namespace's rebuild lock is held.
+async fn build_and_swap(
+    bus: &Bus,
+    database_url: &str,
+    projections: &[Projection],
+    options: &RebuildOptions,
+    progress: &mut impl FnMut(&RebuildProgress),
+    live: &mut Client,
+) -> Result<RebuildReport, ProjectorError> {
+    let ns = &bus.namespace;
+    let scratch = scratch_schema(ns);
+    let key = checkpoint_key(projections);
+    let mut clients = Vec::new();
+    for _ in 0..options.connections.max(1) {
+        clients.push(db::connect_schema(database_url, ns, &scratch).await?);
+    }
+    let mut build = Writers::new(clients, &key);
     let resumable = !options.fresh && scratch_matches(&build, &scratch, &key).await?;
     if !resumable {
         live.batch_execute(&format!("DROP SCHEMA IF EXISTS {scratch} CASCADE"))
             .await?;
     }
-    migrations::apply(&mut build, &scratch).await?;
-    // Safe: the checkpoint commits with the rows, so a crash loses both.
-    build.batch_execute("SET synchronous_commit TO off").await?;
+    let mut migrating = db::connect_schema(database_url, ns, &scratch).await?;
+    migrations::apply(&mut migrating, &scratch).await?;
+    drop(migrating);
+    // Safe: the checkpoints commit with the rows, so a crash loses both.
+    build
+        .run_groups(vec![
+            vec!["SET synchronous_commit TO off".to_owned()];
+            build.len()
+        ])
+        .await?;
     if !resumable {
-        bulk_mode(&build, &scratch, projections).await?;
+        bulk_mode(build.first(), &scratch, projections).await?;
     }
 
     let started = Instant::now();
     let mut state = RebuildProgress {
-        applied_through: batch::checkpoint(&build, &key).await?,
+        applied_through: build.checkpoint().await?,
         ..Default::default()
     };
     let mut reader = Reader::open(bus, state.applied_through + 1).await?;
@@ -176,7 +226,7 @@ pub async fn rebuild(
     loop {
         state.target = match options.until {
             Some(until) => until,
-            None => runner::checkpoint(&live, ns).await?,
+            None => runner::checkpoint(&*live, ns).await?,
         };
         if state.applied_through >= state.target {
             break;
@@ -190,28 +240,30 @@ pub async fn rebuild(
             }
         };
         let batch_started = Instant::now();
-        let timed = |f| async move {
-            let r = f.await;
-            (r, batch_started.elapsed().as_secs_f64())
-        };
-        let ((applied, apply_seconds), (next, read_seconds)) = tokio::join!(
-            timed(batch::apply_with(&mut build, &key, projections, &messages, through, lexemes_from)),
+        let count = messages.len();
+        let (events, next) = tokio::join!(
             async {
-                let r = reader.next_batch(bus, through, state.target, options).await;
-                (r, batch_started.elapsed().as_secs_f64())
+                let events = build
+                    .apply(projections, messages, through, lexemes_from)
+                    .await;
+                (events, batch_started.elapsed().as_secs_f64())
+            },
+            async {
+                let next = reader.next_batch(bus, through, state.target, options).await;
+                (next, batch_started.elapsed().as_secs_f64())
             },
         );
-        let applied = applied?;
+        let ((events, apply_seconds), (next, read_seconds)) = (events, next);
+        state.events += events?;
         prefetched = Some(next?);
         tracing::debug!(
-            messages = messages.len(),
+            messages = count,
             apply_seconds,
             read_seconds,
             "rebuild batch applied"
         );
-        state.messages += messages.len() as u64;
-        state.events += applied.events;
-        state.applied_through = applied.checkpoint;
+        state.messages += count as u64;
+        state.applied_through = through.max(state.applied_through);
         state.elapsed_seconds = started.elapsed().as_secs_f64();
         progress(&state);
     }
@@ -248,14 +300,17 @@ pub async fn rebuild(
     while state.applied_through < at {
         let (messages, through) = match prefetched.take() {
             Some(batch) => batch,
-            None => reader.next_batch(bus, state.applied_through, at, options).await?,
+            None => {
+                reader
+                    .next_batch(bus, state.applied_through, at, options)
+                    .await?
+            }
         };
-        let applied =
-            batch::apply_with(&mut build, &key, projections, &messages, through, lexemes_from)
-                .await?;
         state.messages += messages.len() as u64;
-        state.events += applied.events;
-        state.applied_through = applied.checkpoint;
+        state.events += build
+            .apply(projections, messages, through, lexemes_from)
+            .await?;
+        state.applied_through = through.max(state.applied_through);
     }
     if state.applied_through != at {
         return Err(ProjectorError::Rebuild(format!(
@@ -300,11 +355,13 @@ pub async fn rebuild(
     })
 }
 
-/// Loads a fresh scratch table the fast way: unlogged (no WAL for rows that
-/// a crash would rebuild anyway) and without its secondary indexes (one
-/// `CREATE INDEX` at the end is far cheaper than maintaining them row by
-/// row). The index definitions are kept in the scratch schema, so an
-/// interrupted rebuild that resumes still restores them.
+/// Loads a fresh scratch table the fast way: without its secondary indexes
+/// (one `CREATE INDEX` at the end is far cheaper than maintaining them row
+/// by row). The index definitions are kept in the scratch schema, so an
+/// interrupted rebuild that resumes still restores them. The tables stay
+/// logged: unlogged tables must be rewritten by `SET LOGGED` before the
+/// swap, which measured slower than logging the rows as they come (with
+/// `synchronous_commit` off, over several connections).
 async fn bulk_mode(
     build: &Client,
     scratch: &str,
@@ -339,22 +396,15 @@ async fn bulk_mode(
                     .batch_execute(&format!("DROP INDEX {scratch}.{name}"))
                     .await?;
             }
-            build
-                .execute(
-                    "INSERT INTO rebuild_deferred (table_name, index_sql) VALUES ($1, NULL)",
-                    &[table],
-                )
-                .await?;
-            build
-                .batch_execute(&format!("ALTER TABLE {scratch}.{table} SET UNLOGGED"))
-                .await?;
         }
     }
     Ok(())
 }
 
-/// Undoes [`bulk_mode`]: the tables logged again, their indexes built.
-async fn finish_bulk(build: &Client, scratch: &str) -> Result<(), ProjectorError> {
+/// Undoes [`bulk_mode`]: the indexes built (and a table left unlogged by
+/// an older version's interrupted rebuild, logged).
+async fn finish_bulk(writers: &Writers, scratch: &str) -> Result<(), ProjectorError> {
+    let build = writers.first();
     let exists: bool = build
         .query_one(
             "SELECT to_regclass($1) IS NOT NULL",
@@ -368,24 +418,32 @@ async fn finish_bulk(build: &Client, scratch: &str) -> Result<(), ProjectorError
     let rows = build
         .query("SELECT table_name, index_sql FROM rebuild_deferred", &[])
         .await?;
+    // Each table's statements in order (its indexes, then SET LOGGED), the
+    // tables on the connections at once.
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     for r in &rows {
         let (table, sql): (String, Option<String>) = (r.get(0), r.get(1));
-        match sql {
-            Some(sql) => build.batch_execute(&sql).await?,
-            None => {
-                build
-                    .batch_execute(&format!("ALTER TABLE {scratch}.{table} SET LOGGED"))
-                    .await?
-            }
+        let sql = sql.unwrap_or_else(|| format!("ALTER TABLE {scratch}.{table} SET LOGGED"));
+        match groups.iter_mut().find(|(t, _)| *t == table) {
+            Some((_, group)) => group.push(sql),
+            None => groups.push((table, vec![sql])),
         }
     }
+    writers
+        .run_groups(groups.into_iter().map(|(_, g)| g).collect())
+        .await?;
     build.batch_execute("DROP TABLE rebuild_deferred").await?;
     Ok(())
 }
 
 /// Whether the scratch schema holds an interrupted rebuild of the same projections.
-async fn scratch_matches(build: &Client, scratch: &str, key: &str) -> Result<bool, ProjectorError> {
-    let exists = build
+async fn scratch_matches(
+    writers: &Writers,
+    scratch: &str,
+    key: &str,
+) -> Result<bool, ProjectorError> {
+    let exists = writers
+        .first()
         .query_one(
             "SELECT to_regclass($1) IS NOT NULL",
             &[&format!("{scratch}.projection_checkpoints")],
@@ -395,13 +453,7 @@ async fn scratch_matches(build: &Client, scratch: &str, key: &str) -> Result<boo
     if !exists {
         return Ok(false);
     }
-    Ok(build
-        .query_opt(
-            "SELECT 1 FROM projection_checkpoints WHERE consumer = $1",
-            &[&key],
-        )
-        .await?
-        .is_some())
+    writers.resumable(key).await
 }
 
 /// Reads the document subjects in order from a start sequence, in batches

@@ -667,6 +667,9 @@ pub enum ProjectionsCommand {
         /// Most event messages per transaction.
         #[arg(long, default_value_t = 4096)]
         batch: usize,
+        /// PostgreSQL connections writing at once (documents split between them).
+        #[arg(long, default_value_t = 2)]
+        connections: usize,
         #[arg(long)]
         json: bool,
     },

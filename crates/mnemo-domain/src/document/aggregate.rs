@@ -749,7 +749,8 @@ mod tests {
         for e in indexed_run_1() {
             doc.apply(e);
         }
-        let covered = |doc: &Document, m: &str| doc.indexed.as_ref().is_some_and(|i| i.covered_by(m));
+        let covered =
+            |doc: &Document, m: &str| doc.indexed.as_ref().is_some_and(|i| i.covered_by(m));
         assert!(covered(&doc, "m") && !covered(&doc, "m2"));
         doc.apply(backfilled(1, &["a"]));
         assert!(!covered(&doc, "m2"));

@@ -138,7 +138,16 @@ async fn measure(
     });
     // What `mnemo projections rebuild` does in operation: version N+1
     // beside a serving version N (whose lexemes it reuses).
-    timed.push(rebuild(bench, bus, &log, "rebuild documents + chunks beside live", &both).await?);
+    timed.push(
+        rebuild(
+            bench,
+            bus,
+            &log,
+            "rebuild documents + chunks beside live",
+            &both,
+        )
+        .await?,
+    );
     timed.push(
         rebuild(
             bench,

@@ -22,11 +22,13 @@ pub async fn run(args: ProjectionsArgs) -> Result<ExitCode> {
             fresh,
             no_swap,
             batch,
+            connections,
             json,
         } => {
             let projections = parse_projections(&name)?;
             let options = RebuildOptions {
                 batch_messages: batch.max(1),
+                connections: connections.max(1),
                 fresh,
                 no_swap,
                 ..Default::default()
