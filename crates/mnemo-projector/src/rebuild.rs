@@ -54,6 +54,9 @@ pub struct RebuildOptions {
     /// PostgreSQL connections writing at once, documents split between
     /// them (see [`crate::partitioned`]).
     pub connections: usize,
+    /// Compute every chunk's lexemes again instead of taking the live
+    /// table's (after a change of text-search configuration).
+    pub recompute_lexemes: bool,
 }
 
 impl Default for RebuildOptions {
@@ -65,6 +68,7 @@ impl Default for RebuildOptions {
             no_swap: false,
             until: None,
             connections: 2,
+            recompute_lexemes: false,
         }
     }
 }
@@ -218,7 +222,7 @@ async fn build_and_swap(
     };
     let mut reader = Reader::open(bus, state.applied_through + 1).await?;
     // The live tables' lexemes are reused for the same chunks.
-    let lexemes_from = Some(ns.sql_schema());
+    let lexemes_from = (!options.recompute_lexemes).then(|| ns.sql_schema());
     // Bulk: catch up with the live checkpoint, however far it moves
     // meanwhile. The next batch is read and decoded while this one is
     // written (PostgreSQL works while this process decodes).

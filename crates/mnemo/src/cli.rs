@@ -670,6 +670,10 @@ pub enum ProjectionsCommand {
         /// PostgreSQL connections writing at once (documents split between them).
         #[arg(long, default_value_t = 2)]
         connections: usize,
+        /// Compute every chunk's lexemes again instead of taking the live
+        /// version's (after a change of text-search configuration).
+        #[arg(long)]
+        recompute_lexemes: bool,
         #[arg(long)]
         json: bool,
     },

@@ -23,12 +23,14 @@ pub async fn run(args: ProjectionsArgs) -> Result<ExitCode> {
             no_swap,
             batch,
             connections,
+            recompute_lexemes,
             json,
         } => {
             let projections = parse_projections(&name)?;
             let options = RebuildOptions {
                 batch_messages: batch.max(1),
                 connections: connections.max(1),
+                recompute_lexemes,
                 fresh,
                 no_swap,
                 ..Default::default()

@@ -42,7 +42,7 @@ pub async fn run(global: &Global, args: SearchArgs) -> Result<ExitCode> {
             .collect();
         println!(
             "{}",
-            serde_json::json!({"query": args.query, "vector_used": r.vector_used, "hits": hits})
+            serde_json::json!({"query": args.query, "vector_used": r.vector_used, "model": r.model, "hits": hits})
         );
         return Ok(ExitCode::SUCCESS);
     }
