@@ -18,10 +18,10 @@ const HISTORY: &[u8] =
 const OCEANS: &[u8] =
     b"# Oceans\n\nCoral reefs bleach when warm water drives out the algae living in them.\n";
 
-async fn models(admin: &SearchClient) -> pb::ModelsResponse {
+async fn models(admin: &SearchClient, seen: u64) -> pb::ModelsResponse {
     admin
         .clone()
-        .get_models(pb::GetModelsRequest {})
+        .get_models(pb::GetModelsRequest { min_sequence: seen })
         .await
         .expect("GetModels")
         .into_inner()
@@ -76,7 +76,7 @@ async fn a_backfill_adds_a_second_models_vectors_resumes_and_search_switches_to_
     // Before: the pipeline's model serves; the second has no vectors, so
     // switching to it is refused with the reason.
     let admin = env.search_admin().await;
-    let before = models(&admin).await;
+    let before = models(&admin, seen).await;
     assert_ne!(before.served, int8_id);
     assert!(before.indexed_chunks >= 2, "{before:?}");
     assert_eq!(
@@ -100,7 +100,7 @@ async fn a_backfill_adds_a_second_models_vectors_resumes_and_search_switches_to_
     let alice = env.search("alice").await;
     let not_admin = alice
         .clone()
-        .get_models(pb::GetModelsRequest {})
+        .get_models(pb::GetModelsRequest { min_sequence: 0 })
         .await
         .expect_err("operators only");
     assert_eq!(not_admin.code(), tonic::Code::PermissionDenied);
@@ -153,7 +153,7 @@ async fn a_backfill_adds_a_second_models_vectors_resumes_and_search_switches_to_
     assert!(!reports.is_empty() && reports.last() == Some(&second));
 
     // Both models now cover everything; the switch goes through.
-    let after = models(&admin).await;
+    let after = models(&admin, second.done).await;
     assert_eq!(
         coverage(&after, &int8_id).map(|m| (m.documents, m.chunks)),
         Some((after.indexed_documents, after.indexed_chunks)),
@@ -255,4 +255,72 @@ async fn a_backfill_adds_a_second_models_vectors_resumes_and_search_switches_to_
     let once = int8.embed(std::slice::from_ref(&text)).expect("embed");
     let again = int8.embed(std::slice::from_ref(&text)).expect("embed");
     assert_eq!(once, again);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_backfill_of_the_same_model_is_refused_while_one_runs() {
+    use async_nats::jetstream::consumer::pull;
+    let int8 = load_model_from(backfill_model_dir());
+    let env = TestEnv::start_with(EnvOptions {
+        run_api: false,
+        ..Default::default()
+    })
+    .await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let first = tokio::spawn({
+        let (bus, model) = (env.bus.clone(), int8.clone());
+        async move {
+            let following = BackfillOptions {
+                follow: true,
+                ..Default::default()
+            };
+            backfill::run(&bus, model, following, |_| {}, async {
+                let _ = stopped.await;
+            })
+            .await
+        }
+    });
+    // The first one is running once its consumer has a pull waiting.
+    let name = env
+        .bus
+        .namespace
+        .consumer(&backfill::consumer_service(int8.model_id()));
+    let pulling = mnemo_tests::eventually(Duration::from_secs(30), || async {
+        match env.bus.events.get_consumer::<pull::Config>(&name).await {
+            Ok(c) => c.get_info().await.is_ok_and(|i| i.num_waiting > 0),
+            Err(_) => false,
+        }
+    })
+    .await;
+    assert!(pulling, "the first backfill never started pulling");
+
+    let second = backfill::run(
+        &env.bus,
+        int8.clone(),
+        BackfillOptions::default(),
+        |_| {},
+        pending(),
+    )
+    .await
+    .expect_err("a second backfill of the model must be refused");
+    assert!(
+        second
+            .to_string()
+            .contains("another `mnemo backfill embed`"),
+        "{second}"
+    );
+    let restart = BackfillOptions {
+        restart: true,
+        ..Default::default()
+    };
+    let third = backfill::run(&env.bus, int8.clone(), restart, |_| {}, pending()).await;
+    assert!(
+        third.is_err(),
+        "nor may a restart pull the position from under it"
+    );
+
+    // The first one stops when asked, following to the end.
+    let _ = stop.send(());
+    let first = first.await.expect("join").expect("the first backfill");
+    assert!(!first.finished, "{first:?}");
 }

@@ -211,7 +211,7 @@ impl SearchService for SearchApi {
         req: Request<pb::GetModelsRequest>,
     ) -> Result<Response<pb::ModelsResponse>, Status> {
         let who = caller(&req)?;
-        crate::search_models::get_models(&self.state, &who)
+        crate::search_models::get_models(&self.state, &who, req.into_inner())
             .await
             .map(Response::new)
     }

@@ -55,8 +55,29 @@ pub fn names(id: &str, wanted: &str) -> bool {
             .is_some_and(|hash| !hash.is_empty() && hash.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-pub async fn get_models(state: &ApiState, who: &Caller) -> Result<pb::ModelsResponse, Status> {
+pub async fn get_models(
+    state: &ApiState,
+    who: &Caller,
+    r: pb::GetModelsRequest,
+) -> Result<pb::ModelsResponse, Status> {
     admin_only(who)?;
+    if r.min_sequence > 0 {
+        let db = state.read_db().await?;
+        let at = mnemo_projector::runner::wait_for(
+            &*db,
+            &state.bus.namespace,
+            r.min_sequence,
+            state.config.max_consistency_wait,
+        )
+        .await
+        .map_err(|e| crate::status::from_db_error(&e))?;
+        if at < r.min_sequence {
+            return Err(Status::deadline_exceeded(format!(
+                "the read models are at sequence {at}, not yet {}; is the projector running?",
+                r.min_sequence
+            )));
+        }
+    }
     models(state, search_state(state)?).await
 }
 

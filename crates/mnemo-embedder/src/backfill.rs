@@ -309,14 +309,19 @@ pub async fn run(
             format!("cannot read the backfill's position: {e}"),
         )
     };
+    // Refused (another backfill of the model runs) or JetStream said no.
+    let cannot_start = |e: String| {
+        BusError::new(
+            mnemo_bus::BusErrorKind::Conflict,
+            format!("cannot start the backfill: {e}"),
+        )
+    };
     if options.restart {
-        forget_position(bus, &spec)
-            .await
-            .map_err(|e| info_error(&e))?;
+        forget_position(bus, &spec).await.map_err(cannot_start)?;
     } else {
         rewind_to_ack_floor(bus, &mut spec)
             .await
-            .map_err(|e| info_error(&e))?;
+            .map_err(cannot_start)?;
     }
     let consumer = mnemo_bus::consumer::durable_consumer(bus, &spec).await?;
     let position = |info: &async_nats::jetstream::consumer::Info, last: u64| {
@@ -363,11 +368,16 @@ pub async fn run(
         ..Default::default()
     };
     let mut ended = false;
+    let mut asked_to_stop = false;
     let mut unreadable = 0;
     while !ended {
         tokio::select! {
             result = &mut consuming => { result?; ended = true; }
-            _ = &mut shutdown => { let _ = stop.send(true); }
+            // Once: a finished future must not be polled again.
+            _ = &mut shutdown, if !asked_to_stop => {
+                asked_to_stop = true;
+                let _ = stop.send(true);
+            }
             _ = tick.tick() => {}
         }
         // Where it stands, from JetStream (which survives this process).

@@ -27,7 +27,7 @@ pub async fn run(global: &Global, args: ModelArgs) -> Result<ExitCode> {
             let mut c = connect(global).await?;
             let r = c
                 .search
-                .get_models(pb::GetModelsRequest {})
+                .get_models(pb::GetModelsRequest { min_sequence: 0 })
                 .await
                 .map_err(|s| anyhow!(describe(&s)))?
                 .into_inner();
