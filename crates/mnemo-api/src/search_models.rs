@@ -61,23 +61,8 @@ pub async fn get_models(
     r: pb::GetModelsRequest,
 ) -> Result<pb::ModelsResponse, Status> {
     admin_only(who)?;
-    if r.min_sequence > 0 {
-        let db = state.read_db().await?;
-        let at = mnemo_projector::runner::wait_for(
-            &*db,
-            &state.bus.namespace,
-            r.min_sequence,
-            state.config.max_consistency_wait,
-        )
-        .await
-        .map_err(|e| crate::status::from_db_error(&e))?;
-        if at < r.min_sequence {
-            return Err(Status::deadline_exceeded(format!(
-                "the read models are at sequence {at}, not yet {}; is the projector running?",
-                r.min_sequence
-            )));
-        }
-    }
+    let db = state.read_db().await?;
+    state.wait_for_read_models(&db, r.min_sequence).await?;
     models(state, search_state(state)?).await
 }
 

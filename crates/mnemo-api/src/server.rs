@@ -103,6 +103,33 @@ impl ApiState {
             .map_err(|e| crate::status::from_db_error(&e))
     }
 
+    /// Read-your-writes: waits (at most `max_consistency_wait`) until the
+    /// document read models have applied `min_sequence`; UNAVAILABLE (retry
+    /// shortly) when they do not get there. Zero: no wait.
+    pub async fn wait_for_read_models(
+        &self,
+        db: &Client,
+        min_sequence: u64,
+    ) -> Result<(), tonic::Status> {
+        if min_sequence == 0 {
+            return Ok(());
+        }
+        let at = mnemo_projector::runner::wait_for(
+            db,
+            &self.bus.namespace,
+            min_sequence,
+            self.config.max_consistency_wait,
+        )
+        .await
+        .map_err(|e| crate::status::from_db_error(&e))?;
+        if at < min_sequence {
+            return Err(tonic::Status::unavailable(format!(
+                "the read model is at sequence {at}, not yet {min_sequence}; retry shortly"
+            )));
+        }
+        Ok(())
+    }
+
     /// Enables `SearchService` with this index and model.
     pub fn with_search(mut self, search: crate::search::SearchState) -> Self {
         self.search = Some(search);

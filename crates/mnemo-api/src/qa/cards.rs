@@ -53,22 +53,7 @@ pub async fn generate(
     } as usize;
     let deck = label(&r.deck, "deck")?;
     let db = state.read_db().await?;
-    if r.min_sequence > 0 {
-        let at = mnemo_projector::runner::wait_for(
-            &*db,
-            &state.bus.namespace,
-            r.min_sequence,
-            state.config.max_consistency_wait,
-        )
-        .await
-        .map_err(|e| crate::status::from_db_error(&e))?;
-        if at < r.min_sequence {
-            return Err(Status::unavailable(format!(
-                "the read model is at sequence {at}, not yet {}; retry shortly",
-                r.min_sequence
-            )));
-        }
-    }
+    state.wait_for_read_models(&db, r.min_sequence).await?;
     let owner_token = who.owner.token();
     let chunks = match passages::of_document(&*db, &owner_token, document.as_uuid())
         .await
