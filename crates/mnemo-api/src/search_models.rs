@@ -142,6 +142,12 @@ pub async fn use_model(
     if current.model() == Some(id.as_str()) {
         return models(state, search).await; // already served
     }
+    // Coverage as of every document event the index has seen (e.g. a
+    // backfill that just ended): the read models must have applied them.
+    let db = state.read_db().await?;
+    state
+        .wait_for_read_models(&db, search.index.applied())
+        .await?;
     let before = models(state, search).await?;
     let covered = before
         .models
