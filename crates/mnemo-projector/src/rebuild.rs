@@ -245,7 +245,7 @@ async fn build_and_swap(
         };
         let batch_started = Instant::now();
         let count = messages.len();
-        let (events, next) = tokio::join!(
+        let ((events, apply_seconds), (next, read_seconds)) = tokio::join!(
             async {
                 let events = build
                     .apply(projections, messages, through, lexemes_from)
@@ -257,7 +257,6 @@ async fn build_and_swap(
                 (next, batch_started.elapsed().as_secs_f64())
             },
         );
-        let ((events, apply_seconds), (next, read_seconds)) = (events, next);
         state.events += events?;
         prefetched = Some(next?);
         tracing::debug!(
@@ -271,14 +270,14 @@ async fn build_and_swap(
         state.elapsed_seconds = started.elapsed().as_secs_f64();
         progress(&state);
     }
-    // The tables become what the live ones are (logged, indexed) before the
-    // live projector is held for the swap.
+    // The tables get their deferred indexes before the live projector is
+    // held for the swap.
     let finish_started = Instant::now();
     finish_bulk(&build, &scratch).await?;
     state.elapsed_seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         seconds = finish_started.elapsed().as_secs_f64(),
-        "rebuilt tables logged and indexed"
+        "rebuilt tables indexed"
     );
     if options.no_swap {
         return Ok(RebuildReport {
