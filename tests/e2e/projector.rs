@@ -208,26 +208,34 @@ async fn final_update(
     last.expect("at least one update")
 }
 
+/// The three chunks of `cells.md`, run 1 and any reprocessing run.
+const CELL_TEXTS: [&str; 3] = [
+    "Mitochondria make ATP for the cell.",
+    "Ribosomes build proteins from messenger RNA.",
+    "The membrane keeps the inside apart.",
+];
+
+/// Uploads `cells.md` for alice and plays run 1 of its pipeline; returns
+/// the upload and the document's aggregate id.
+async fn cells_uploaded_and_processed(
+    env: &TestEnv,
+    docs: &mut mnemo_tests::Documents,
+) -> (pb::UploadResponse, String) {
+    let up = upload(docs, "cells.md", b"# Cells\n\nMitochondria make ATP.\n")
+        .await
+        .unwrap();
+    let owner = mnemo_domain::OwnerId::new("alice").unwrap();
+    let id: mnemo_domain::DocumentId = up.document_id.parse().unwrap();
+    let agg = mnemo_domain::document::aggregate_id(&owner, &id);
+    process_run(env, &agg, 1, &up.document_id, &CELL_TEXTS).await;
+    (up, agg)
+}
+
 #[tokio::test]
 async fn stored_chunks_become_searchable_and_the_run_is_declared_indexed() {
     let env = TestEnv::start().await;
     let mut docs = env.documents("alice").await;
-    let up = upload(
-        &mut docs,
-        "cells.md",
-        b"# Cells\n\nMitochondria make ATP.\n",
-    )
-    .await
-    .unwrap();
-    let owner = mnemo_domain::OwnerId::new("alice").unwrap();
-    let id: mnemo_domain::DocumentId = up.document_id.parse().unwrap();
-    let agg = mnemo_domain::document::aggregate_id(&owner, &id);
-    let texts = [
-        "Mitochondria make ATP for the cell.",
-        "Ribosomes build proteins from messenger RNA.",
-        "The membrane keeps the inside apart.",
-    ];
-    process_run(&env, &agg, 1, &up.document_id, &texts).await;
+    let (up, agg) = cells_uploaded_and_processed(&env, &mut docs).await;
 
     // The projector, not the test, appends DocumentIndexed.
     let done = final_update(&env, "alice", &up.document_id, 0).await;
@@ -322,7 +330,7 @@ async fn stored_chunks_become_searchable_and_the_run_is_declared_indexed() {
         old, 3,
         "the old run stays searchable while the new one runs"
     );
-    process_run(&env, &agg, 2, &up.document_id, &texts).await;
+    process_run(&env, &agg, 2, &up.document_id, &CELL_TEXTS).await;
     let done = final_update(&env, "alice", &up.document_id, accepted.sequence).await;
     assert_eq!((done.stage, done.run), (pb::Stage::Indexed as i32, 2));
     mnemo_projector::runner::wait_for(&db, &env.ns, done.sequence, Duration::from_secs(20))
@@ -336,6 +344,78 @@ async fn stored_chunks_become_searchable_and_the_run_is_declared_indexed() {
         runs.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>(),
         vec![2]
     );
+}
+
+/// The chunk and vector rows of the env's schema, in a stable order.
+async fn chunk_rows(
+    env: &TestEnv,
+) -> (
+    Vec<(String, i32, String, String)>,
+    Vec<(String, String, Vec<u8>)>,
+) {
+    let db = mnemo_projector::db::connect(&database_url(), &env.ns)
+        .await
+        .unwrap();
+    let chunks = db
+        .query(
+            "SELECT chunk_id, run, text, tsv::text FROM chunks ORDER BY chunk_id, run",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let vectors = db
+        .query(
+            "SELECT chunk_id, model, vector FROM chunk_embeddings ORDER BY chunk_id, run, model",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    (chunks, vectors)
+}
+
+/// Chunks and vectors are written by bulk statements that fail on a row
+/// already there, then again with conflict checks: applying the same
+/// events under another checkpoint (every row stored already) must neither
+/// fail nor change a row.
+#[tokio::test]
+async fn rows_already_stored_are_written_again_without_error_or_change() {
+    let env = TestEnv::start().await;
+    let mut docs = env.documents("alice").await;
+    let (up, _) = cells_uploaded_and_processed(&env, &mut docs).await;
+    let done = final_update(&env, "alice", &up.document_id, 0).await;
+    assert_eq!(done.stage, pb::Stage::Indexed as i32, "{}", done.message);
+    let mut client = mnemo_projector::db::connect(&database_url(), &env.ns)
+        .await
+        .unwrap();
+    mnemo_projector::runner::wait_for(&client, &env.ns, done.sequence, Duration::from_secs(20))
+        .await
+        .unwrap();
+    let before = chunk_rows(&env).await;
+    assert_eq!((before.0.len(), before.1.len()), (3, 3));
+
+    let again = document_messages(&env).await;
+    let through = again.last().map(|m| m.sequence).unwrap();
+    let applied = mnemo_projector::batch::apply(
+        &mut client,
+        "a-second-reader",
+        &[mnemo_projector::Projection::Chunks],
+        &again,
+        through,
+    )
+    .await
+    .expect("rows already there are resolved, not an error");
+    assert!(
+        applied.events >= 6,
+        "every event folded again: {}",
+        applied.events
+    );
+    assert_eq!(chunk_rows(&env).await, before);
 }
 
 /// Waits until the read models have applied `sequence`.

@@ -43,9 +43,12 @@ struct NewVector {
 #[derive(Debug, Default)]
 pub struct ChunkChanges {
     chunks: Vec<NewChunk>,
-    vectors: HashMap<(String, i32, String), NewVector>,
+    vectors: Vectors,
     /// Per document: rows of runs below this go (a newer run is indexed).
     drop_below: HashMap<Uuid, i32>,
+    /// Per document: the lowest run of the rows waiting in this batch, so
+    /// that indexing a run only sweeps the batch when older rows wait.
+    lowest_pending: HashMap<Uuid, i32>,
 }
 
 impl ChunkChanges {
@@ -60,6 +63,7 @@ impl ChunkChanges {
         use DocumentEvent as E;
         match event {
             E::DocumentChunked { run, chunks, .. } => {
+                self.note_pending(document_id, *run as i32);
                 self.chunks.extend(chunks.iter().map(|c| NewChunk {
                     chunk_id: c.chunk_id.clone(),
                     document_id,
@@ -79,6 +83,7 @@ impl ChunkChanges {
                 vectors,
                 ..
             } => {
+                self.note_pending(document_id, *run as i32);
                 for v in vectors {
                     self.vectors.insert(
                         (v.chunk_id.clone(), *run as i32, model.clone()),
@@ -97,19 +102,37 @@ impl ChunkChanges {
                 let run = *run as i32;
                 let below = self.drop_below.entry(document_id).or_insert(run);
                 *below = (*below).max(run);
-                self.chunks
-                    .retain(|c| c.document_id != document_id || c.run >= run);
-                self.vectors
-                    .retain(|k, v| v.document_id != document_id || k.1 >= run);
+                // Almost always nothing older waits (the run indexed is the
+                // only one in the batch): no sweep.
+                if self
+                    .lowest_pending
+                    .get(&document_id)
+                    .is_some_and(|l| *l < run)
+                {
+                    self.chunks
+                        .retain(|c| c.document_id != document_id || c.run >= run);
+                    self.vectors
+                        .retain(|k, v| v.document_id != document_id || k.1 >= run);
+                    self.lowest_pending.insert(document_id, run);
+                }
             }
             _ => {}
         }
+    }
+
+    fn note_pending(&mut self, document_id: Uuid, run: i32) {
+        let lowest = self.lowest_pending.entry(document_id).or_insert(run);
+        *lowest = (*lowest).min(run);
     }
 }
 
 /// A vector as stored: little-endian f32s.
 pub fn vector_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    let mut bytes = Vec::with_capacity(v.len() * 4);
+    for x in v {
+        bytes.extend_from_slice(&x.to_le_bytes());
+    }
+    bytes
 }
 
 /// A stored vector back as f32s (`None` when the length is not a multiple of 4).
@@ -128,7 +151,8 @@ pub fn vector_from_bytes(b: &[u8]) -> Option<Vec<f32>> {
 /// runs older than anything the batch inserts), then new chunks, then vectors.
 /// `lexemes_from`: a schema whose `chunks` may already hold the same chunks'
 /// lexemes (a rebuild's live schema; its name comes from our own
-/// `Namespace`, never from input).
+/// `Namespace`, never from input). Must run inside a transaction (it uses
+/// savepoints).
 pub async fn flush(
     client: &impl GenericClient,
     changes: &ChunkChanges,
@@ -160,70 +184,193 @@ pub async fn flush(
         }
     }
     if !changes.chunks.is_empty() {
-        let c = &changes.chunks;
-        let ids: Vec<&str> = c.iter().map(|c| c.chunk_id.as_str()).collect();
-        let docs: Vec<Uuid> = c.iter().map(|c| c.document_id).collect();
-        let owners: Vec<&str> = c.iter().map(|c| c.owner_token.as_str()).collect();
-        let runs: Vec<i32> = c.iter().map(|c| c.run).collect();
-        let ordinals: Vec<i32> = c.iter().map(|c| c.ordinal).collect();
-        let texts: Vec<&str> = c.iter().map(|c| c.text.as_str()).collect();
-        let starts: Vec<i32> = c.iter().map(|c| c.page_start).collect();
-        let ends: Vec<i32> = c.iter().map(|c| c.page_end).collect();
-        let tokens: Vec<i32> = c.iter().map(|c| c.tokens).collect();
-        let created: Vec<OffsetDateTime> = c.iter().map(|c| c.created_at).collect();
-        // A chunk recorded twice (never, given the checkpoint) inserts once.
-        // Lexemes: taken from `lexemes_from.chunks` when the same chunk is
-        // there with the same text (a rebuild beside the live table), else
-        // computed.
-        // A correlated lookup by primary key, not a join: a join lets the
-        // planner hash the whole live table for every batch.
-        let lexemes = match lexemes_from {
-            Some(schema) => format!(
-                "coalesce((SELECT l.tsv FROM {schema}.chunks l
-                            WHERE l.chunk_id = u.chunk_id AND l.run = u.run AND l.text = u.text),
-                          to_tsvector('english', u.text))"
-            ),
-            None => "to_tsvector('english', u.text)".to_owned(),
-        };
-        client
-            .execute(
-                &format!(
-                    "INSERT INTO chunks (chunk_id, document_id, owner_token, run, ordinal, text,
-                                         page_start, page_end, tokens, created_at, tsv)
-                     SELECT u.*, {lexemes}
-                       FROM UNNEST($1::text[], $2::uuid[], $3::text[], $4::int[], $5::int[],
-                                   $6::text[], $7::int[], $8::int[], $9::int[], $10::timestamptz[])
-                            AS u(chunk_id, document_id, owner_token, run, ordinal, text,
-                                 page_start, page_end, tokens, created_at)
-                     ON CONFLICT (chunk_id, run) DO NOTHING"
-                ),
-                &[
-                    &ids, &docs, &owners, &runs, &ordinals, &texts, &starts, &ends, &tokens,
-                    &created,
-                ],
-            )
-            .await?;
+        // A chunk recorded twice (the aggregate never records one twice)
+        // inserts once, the first time: the plain insert is tried first and
+        // the conflict-checking one only if it meets a row already there.
+        unless_duplicate(
+            client,
+            "chunk_rows",
+            || insert_chunks(client, &changes.chunks, lexemes_from, ""),
+            || {
+                insert_chunks(
+                    client,
+                    &changes.chunks,
+                    lexemes_from,
+                    "ON CONFLICT (chunk_id, run) DO NOTHING",
+                )
+            },
+        )
+        .await?;
     }
     if !changes.vectors.is_empty() {
-        let v: Vec<(&(String, i32, String), &NewVector)> = changes.vectors.iter().collect();
-        let ids: Vec<&str> = v.iter().map(|(k, _)| k.0.as_str()).collect();
-        let runs: Vec<i32> = v.iter().map(|(k, _)| k.1).collect();
-        let models: Vec<&str> = v.iter().map(|(k, _)| k.2.as_str()).collect();
-        let docs: Vec<Uuid> = v.iter().map(|(_, x)| x.document_id).collect();
-        let owners: Vec<&str> = v.iter().map(|(_, x)| x.owner_token.as_str()).collect();
-        let dims: Vec<i32> = v.iter().map(|(_, x)| x.dims).collect();
-        let bytes: Vec<&[u8]> = v.iter().map(|(_, x)| x.bytes.as_slice()).collect();
-        client
-            .execute(
-                "INSERT INTO chunk_embeddings (chunk_id, run, model, document_id, owner_token, dims, vector)
-                 SELECT * FROM UNNEST($1::text[], $2::int[], $3::text[], $4::uuid[], $5::text[],
-                                      $6::int[], $7::bytea[])
-                 ON CONFLICT (chunk_id, run, model) DO UPDATE SET
-                     dims = EXCLUDED.dims, vector = EXCLUDED.vector",
-                &[&ids, &runs, &models, &docs, &owners, &dims, &bytes],
-            )
-            .await?;
+        // The last vector recorded for (chunk, run, model) wins: a batch
+        // keeps only its last one, and a vector already stored (a backfill
+        // run again) is replaced by the upsert, tried only if the bulk
+        // copy meets it.
+        unless_duplicate(
+            client,
+            "vector_rows",
+            || copy_vectors(client, &changes.vectors),
+            || upsert_vectors(client, &changes.vectors),
+        )
+        .await?;
     }
+    Ok(())
+}
+
+/// Runs `fast`, a write that fails on a duplicate key, inside a savepoint;
+/// should it meet one, rolls back to the savepoint and runs `slow`, the
+/// write that resolves conflicts. Duplicates are rare (never, in a log the
+/// aggregate wrote once), and the fast writes skip PostgreSQL's
+/// speculative insertion, which costs about a fifth of an insert.
+async fn unless_duplicate<C, F, S, FF, SF>(
+    client: &C,
+    savepoint: &str,
+    fast: F,
+    slow: S,
+) -> Result<(), ProjectorError>
+where
+    C: GenericClient,
+    F: FnOnce() -> FF,
+    S: FnOnce() -> SF,
+    FF: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
+    SF: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
+{
+    // Savepoint names are constants, never input.
+    client
+        .batch_execute(&format!("SAVEPOINT {savepoint}"))
+        .await?;
+    match fast().await {
+        Ok(()) => {
+            client
+                .batch_execute(&format!("RELEASE SAVEPOINT {savepoint}"))
+                .await?;
+            Ok(())
+        }
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            tracing::debug!(
+                savepoint,
+                "a row was there already; writing with conflict checks"
+            );
+            client
+                .batch_execute(&format!("ROLLBACK TO SAVEPOINT {savepoint}"))
+                .await?;
+            slow().await?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Inserts new chunks, computing their lexemes — or taking them from
+/// `lexemes_from.chunks` when the same chunk is there with the same text
+/// (a rebuild beside the live table). `on_conflict`: a constant clause.
+async fn insert_chunks(
+    client: &impl GenericClient,
+    c: &[NewChunk],
+    lexemes_from: Option<&str>,
+    on_conflict: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let ids: Vec<&str> = c.iter().map(|c| c.chunk_id.as_str()).collect();
+    let docs: Vec<Uuid> = c.iter().map(|c| c.document_id).collect();
+    let owners: Vec<&str> = c.iter().map(|c| c.owner_token.as_str()).collect();
+    let runs: Vec<i32> = c.iter().map(|c| c.run).collect();
+    let ordinals: Vec<i32> = c.iter().map(|c| c.ordinal).collect();
+    let texts: Vec<&str> = c.iter().map(|c| c.text.as_str()).collect();
+    let starts: Vec<i32> = c.iter().map(|c| c.page_start).collect();
+    let ends: Vec<i32> = c.iter().map(|c| c.page_end).collect();
+    let tokens: Vec<i32> = c.iter().map(|c| c.tokens).collect();
+    let created: Vec<OffsetDateTime> = c.iter().map(|c| c.created_at).collect();
+    // A correlated lookup by primary key, not a join: a join lets the
+    // planner hash the whole live table for every batch.
+    let lexemes = match lexemes_from {
+        Some(schema) => format!(
+            "coalesce((SELECT l.tsv FROM {schema}.chunks l
+                        WHERE l.chunk_id = u.chunk_id AND l.run = u.run AND l.text = u.text),
+                      to_tsvector('english', u.text))"
+        ),
+        None => "to_tsvector('english', u.text)".to_owned(),
+    };
+    client
+        .execute(
+            &format!(
+                "INSERT INTO chunks (chunk_id, document_id, owner_token, run, ordinal, text,
+                                     page_start, page_end, tokens, created_at, tsv)
+                 SELECT u.*, {lexemes}
+                   FROM UNNEST($1::text[], $2::uuid[], $3::text[], $4::int[], $5::int[],
+                               $6::text[], $7::int[], $8::int[], $9::int[], $10::timestamptz[])
+                        AS u(chunk_id, document_id, owner_token, run, ordinal, text,
+                             page_start, page_end, tokens, created_at)
+                 {on_conflict}"
+            ),
+            &[
+                &ids, &docs, &owners, &runs, &ordinals, &texts, &starts, &ends, &tokens, &created,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Vectors by (chunk, run, model). A fast hash: a batch keys tens of
+/// thousands of them, and SipHash was a visible share of a rebuild.
+type Vectors = HashMap<(String, i32, String), NewVector, foldhash::fast::RandomState>;
+
+/// Sends new vectors with `COPY … (FORMAT binary)`: no SQL arrays to build
+/// and parse, and PostgreSQL's multi-row heap inserts. The rows are encoded
+/// in memory first and sent at once, so PostgreSQL never waits on this
+/// process mid-statement. Fails on a vector already stored.
+async fn copy_vectors(
+    client: &impl GenericClient,
+    vectors: &Vectors,
+) -> Result<(), tokio_postgres::Error> {
+    use futures::SinkExt;
+    let mut rows = crate::copy::BinaryRows::new(7, vectors.len() * 1_700);
+    for ((chunk_id, run, model), v) in vectors {
+        rows.row()
+            .text(chunk_id)
+            .int4(*run)
+            .text(model)
+            .uuid(&v.document_id)
+            .text(&v.owner_token)
+            .int4(v.dims)
+            .bytes(&v.bytes);
+    }
+    let sink = client
+        .client()
+        .copy_in::<_, bytes::Bytes>(
+            "COPY chunk_embeddings (chunk_id, run, model, document_id, owner_token, dims, vector)
+             FROM STDIN (FORMAT binary)",
+        )
+        .await?;
+    futures::pin_mut!(sink);
+    sink.send(rows.finish()).await?;
+    sink.finish().await?;
+    Ok(())
+}
+
+/// Inserts or replaces vectors.
+async fn upsert_vectors(
+    client: &impl GenericClient,
+    vectors: &Vectors,
+) -> Result<(), tokio_postgres::Error> {
+    let v: Vec<(&(String, i32, String), &NewVector)> = vectors.iter().collect();
+    let ids: Vec<&str> = v.iter().map(|(k, _)| k.0.as_str()).collect();
+    let runs: Vec<i32> = v.iter().map(|(k, _)| k.1).collect();
+    let models: Vec<&str> = v.iter().map(|(k, _)| k.2.as_str()).collect();
+    let docs: Vec<Uuid> = v.iter().map(|(_, x)| x.document_id).collect();
+    let owners: Vec<&str> = v.iter().map(|(_, x)| x.owner_token.as_str()).collect();
+    let dims: Vec<i32> = v.iter().map(|(_, x)| x.dims).collect();
+    let bytes: Vec<&[u8]> = v.iter().map(|(_, x)| x.bytes.as_slice()).collect();
+    client
+        .execute(
+            "INSERT INTO chunk_embeddings (chunk_id, run, model, document_id, owner_token, dims, vector)
+             SELECT * FROM UNNEST($1::text[], $2::int[], $3::text[], $4::uuid[], $5::text[],
+                                  $6::int[], $7::bytea[])
+             ON CONFLICT (chunk_id, run, model) DO UPDATE SET
+                 dims = EXCLUDED.dims, vector = EXCLUDED.vector",
+            &[&ids, &runs, &models, &docs, &owners, &dims, &bytes],
+        )
+        .await?;
     Ok(())
 }
 

@@ -27,6 +27,7 @@
 //! - [`learning`]: the learning read model (cards, reviews, topics,
 //!   sessions): its own ordered runner and checkpoint, its queries.
 //! - [`batch`]: a batch of events into projections + checkpoint, one transaction.
+//! - [`copy`]: PostgreSQL's binary `COPY` format, for bulk writes.
 //! - [`runner`]: the live loop (ordered reads from the checkpoint, standby
 //!   copies, poison events dead-lettered, indexing).
 //! - [`rebuild`]: version N+1 of a projection beside version N, then a swap.
@@ -39,6 +40,7 @@ pub mod batch;
 pub mod checksum;
 pub mod chunks;
 pub mod config;
+pub mod copy;
 pub mod db;
 pub mod documents;
 pub mod learning;

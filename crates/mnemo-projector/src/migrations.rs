@@ -45,6 +45,7 @@ pub fn all() -> Vec<Migration> {
         migration!("checkpoints", 2, "V2__projection_versions.sql"),
         migration!("learning", 1, "V1__learning.sql"),
         migration!("chunks", 3, "V3__lexemes_written_by_the_projector.sql"),
+        migration!("chunks", 4, "V4__ids_compare_bytewise.sql"),
     ]
 }
 

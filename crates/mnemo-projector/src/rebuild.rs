@@ -28,7 +28,7 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use mnemo_bus::{Bus, Namespace};
 use tokio_postgres::Client;
 
@@ -487,17 +487,16 @@ impl Reader {
         bound: u64,
         options: &RebuildOptions,
     ) -> Result<(Vec<EventMessage>, u64), ProjectorError> {
-        let ns = &bus.namespace;
-        let mut out = Vec::new();
+        let mut raw = Vec::new();
         let mut bytes = 0;
         let mut through = after;
         if after >= bound {
-            return Ok((out, through)); // nothing may be read
+            return Ok((Vec::new(), through)); // nothing may be read
         }
         loop {
             let next = match self.held.take() {
                 Some(m) => Some(m),
-                None if out.is_empty() => {
+                None if raw.is_empty() => {
                     match tokio::time::timeout(Duration::from_millis(200), self.messages.next())
                         .await
                     {
@@ -506,16 +505,22 @@ impl Reader {
                     }
                 }
                 // Fill the batch while messages keep coming (big batches
-                // amortise each transaction); a pause ends it.
-                None => match tokio::time::timeout(Duration::from_millis(2), self.messages.next())
-                    .await
-                {
-                    Ok(next) => Some(delivered(next)?),
-                    Err(_) => None,
+                // amortise each transaction); a pause ends it. A message
+                // already buffered is taken without arming a timer.
+                None => match self.messages.next().now_or_never() {
+                    Some(next) => Some(delivered(next)?),
+                    None => {
+                        match tokio::time::timeout(Duration::from_millis(2), self.messages.next())
+                            .await
+                        {
+                            Ok(next) => Some(delivered(next)?),
+                            Err(_) => None,
+                        }
+                    }
                 },
             };
             let Some(m) = next else {
-                if !out.is_empty() {
+                if !raw.is_empty() {
                     break; // what is buffered is a batch
                 }
                 // Nothing came: is anything left at or below the bound? The
@@ -540,17 +545,39 @@ impl Reader {
             }
             through = seq;
             bytes += m.payload.len();
-            match EventMessage::decode(ns, &m.subject, seq, m.headers.as_ref(), &m.payload) {
-                Ok(d) => out.push(d),
-                // The live projector dead-lettered it; the rebuild steps over it too.
-                Err(e) => tracing::warn!(error = %e, seq, "skipping an undecodable event"),
-            }
-            if out.len() >= options.batch_messages || bytes >= options.batch_bytes {
+            raw.push((seq, m));
+            if raw.len() >= options.batch_messages || bytes >= options.batch_bytes {
                 break;
             }
         }
+        // Decoding (JSON, vectors) is most of this process's work: it runs
+        // on a blocking-pool thread, so the task that drives the writers'
+        // statements is never held up by it.
+        let ns = bus.namespace.clone();
+        let out = tokio::task::spawn_blocking(move || decode_all(&ns, raw))
+            .await
+            .map_err(|e| ProjectorError::Rebuild(format!("decoding a batch stopped: {e}")))?;
         Ok((out, through))
     }
+}
+
+/// Decodes a batch's messages; one that does not decode is stepped over
+/// (the live projector dead-lettered it).
+fn decode_all(
+    ns: &Namespace,
+    raw: Vec<(u64, async_nats::jetstream::Message)>,
+) -> Vec<EventMessage> {
+    raw.into_iter()
+        .filter_map(|(seq, m)| {
+            match EventMessage::decode(ns, &m.subject, seq, m.headers.as_ref(), &m.payload) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    tracing::warn!(error = %e, seq, "skipping an undecodable event");
+                    None
+                }
+            }
+        })
+        .collect()
 }
 
 fn delivered(
