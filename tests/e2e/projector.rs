@@ -379,15 +379,27 @@ async fn chunk_rows(
     (chunks, vectors)
 }
 
-/// Chunks and vectors are written by bulk statements that fail on a row
-/// already there, then again with conflict checks: applying the same
-/// events under another checkpoint (every row stored already) must neither
-/// fail nor change a row.
+/// Big batches of chunks and vectors are written by bulk statements that
+/// fail on a row already there, then again with conflict checks: applying
+/// the same events under another checkpoint (every row stored already) must
+/// neither fail nor change a row.
 #[tokio::test]
 async fn rows_already_stored_are_written_again_without_error_or_change() {
     let env = TestEnv::start().await;
     let mut docs = env.documents("alice").await;
-    let (up, _) = cells_uploaded_and_processed(&env, &mut docs).await;
+    let up = upload(&mut docs, "long.md", b"# Long\n\nMany short paragraphs.\n")
+        .await
+        .unwrap();
+    let owner = mnemo_domain::OwnerId::new("alice").unwrap();
+    let id: mnemo_domain::DocumentId = up.document_id.parse().unwrap();
+    let agg = mnemo_domain::document::aggregate_id(&owner, &id);
+    // Enough chunks for the bulk path when the whole log is one batch.
+    let n = mnemo_projector::chunks::BULK_ROWS + 8;
+    let texts: Vec<String> = (0..n)
+        .map(|i| format!("Paragraph {i} about cells."))
+        .collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    process_run(&env, &agg, 1, &up.document_id, &texts).await;
     let done = final_update(&env, "alice", &up.document_id, 0).await;
     assert_eq!(done.stage, pb::Stage::Indexed as i32, "{}", done.message);
     let mut client = mnemo_projector::db::connect(&database_url(), &env.ns)
@@ -397,7 +409,7 @@ async fn rows_already_stored_are_written_again_without_error_or_change() {
         .await
         .unwrap();
     let before = chunk_rows(&env).await;
-    assert_eq!((before.0.len(), before.1.len()), (3, 3));
+    assert_eq!((before.0.len(), before.1.len()), (n, n));
 
     let again = document_messages(&env).await;
     let through = again.last().map(|m| m.sequence).unwrap();

@@ -15,35 +15,37 @@ use uuid::Uuid;
 
 use crate::ProjectorError;
 
-/// A new row of `chunks`.
+/// A new row of `chunks`, borrowed from the batch's decoded events (a
+/// batch carries megabytes of text: nothing is copied until the rows are
+/// encoded for PostgreSQL).
 #[derive(Debug, Clone, PartialEq)]
-struct NewChunk {
-    chunk_id: String,
+struct NewChunk<'a> {
+    chunk_id: &'a str,
     document_id: Uuid,
-    owner_token: String,
+    owner_token: &'a str,
     run: i32,
     ordinal: i32,
-    text: String,
+    text: &'a str,
     page_start: i32,
     page_end: i32,
     tokens: i32,
     created_at: OffsetDateTime,
 }
 
-/// A vector to store: `(chunk, run, model)` → bytes.
+/// A vector to store under `(chunk, run, model)`, borrowed like [`NewChunk`].
 #[derive(Debug, Clone, PartialEq)]
-struct NewVector {
+struct NewVector<'a> {
     document_id: Uuid,
-    owner_token: String,
-    dims: i32,
-    bytes: Vec<u8>,
+    owner_token: &'a str,
+    vector: &'a [f32],
 }
 
-/// What a batch of events does to `chunks` and `chunk_embeddings`.
+/// What a batch of events does to `chunks` and `chunk_embeddings`; borrows
+/// from the events it folds.
 #[derive(Debug, Default)]
-pub struct ChunkChanges {
-    chunks: Vec<NewChunk>,
-    vectors: Vectors,
+pub struct ChunkChanges<'a> {
+    chunks: Vec<NewChunk<'a>>,
+    vectors: Vectors<'a>,
     /// Per document: rows of runs below this go (a newer run is indexed).
     drop_below: HashMap<Uuid, i32>,
     /// Per document: the lowest run of the rows waiting in this batch, so
@@ -51,26 +53,26 @@ pub struct ChunkChanges {
     lowest_pending: HashMap<Uuid, i32>,
 }
 
-impl ChunkChanges {
+impl<'a> ChunkChanges<'a> {
     /// Folds one document event in.
     pub fn fold(
         &mut self,
         document_id: Uuid,
-        owner_token: &str,
+        owner_token: &'a str,
         at: OffsetDateTime,
-        event: &DocumentEvent,
+        event: &'a DocumentEvent,
     ) {
         use DocumentEvent as E;
         match event {
             E::DocumentChunked { run, chunks, .. } => {
                 self.note_pending(document_id, *run as i32);
                 self.chunks.extend(chunks.iter().map(|c| NewChunk {
-                    chunk_id: c.chunk_id.clone(),
+                    chunk_id: &c.chunk_id,
                     document_id,
-                    owner_token: owner_token.to_owned(),
+                    owner_token,
                     run: *run as i32,
                     ordinal: c.ordinal as i32,
-                    text: c.text.clone(),
+                    text: &c.text,
                     page_start: c.page_start as i32,
                     page_end: c.page_end as i32,
                     tokens: c.tokens as i32,
@@ -86,12 +88,11 @@ impl ChunkChanges {
                 self.note_pending(document_id, *run as i32);
                 for v in vectors {
                     self.vectors.insert(
-                        (v.chunk_id.clone(), *run as i32, model.clone()),
+                        (v.chunk_id.as_str(), *run as i32, model.as_str()),
                         NewVector {
                             document_id,
-                            owner_token: owner_token.to_owned(),
-                            dims: v.vector.len() as i32,
-                            bytes: vector_bytes(&v.vector),
+                            owner_token,
+                            vector: &v.vector,
                         },
                     );
                 }
@@ -155,7 +156,7 @@ pub fn vector_from_bytes(b: &[u8]) -> Option<Vec<f32>> {
 /// savepoints).
 pub async fn flush(
     client: &impl GenericClient,
-    changes: &ChunkChanges,
+    changes: &ChunkChanges<'_>,
     lexemes_from: Option<&str>,
 ) -> Result<(), ProjectorError> {
     // Run 1 has no older run to drop: only reprocessed documents need the
@@ -190,6 +191,7 @@ pub async fn flush(
         unless_duplicate(
             client,
             "chunk_rows",
+            changes.chunks.len(),
             || insert_chunks(client, &changes.chunks, lexemes_from, ""),
             || {
                 insert_chunks(
@@ -210,6 +212,7 @@ pub async fn flush(
         unless_duplicate(
             client,
             "vector_rows",
+            changes.vectors.len(),
             || copy_vectors(client, &changes.vectors),
             || upsert_vectors(client, &changes.vectors),
         )
@@ -218,14 +221,21 @@ pub async fn flush(
     Ok(())
 }
 
-/// Runs `fast`, a write that fails on a duplicate key, inside a savepoint;
-/// should it meet one, rolls back to the savepoint and runs `slow`, the
-/// write that resolves conflicts. Duplicates are rare (never, in a log the
-/// aggregate wrote once), and the fast writes skip PostgreSQL's
-/// speculative insertion, which costs about a fifth of an insert.
+/// Rows from which a write takes the bulk path of [`unless_duplicate`]:
+/// below it (the live projector's small batches) the savepoint's round
+/// trips cost more than speculative insertion saves.
+pub const BULK_ROWS: usize = 256;
+
+/// For `rows` at least [`BULK_ROWS`]: runs `fast`, a write that fails on a
+/// duplicate key, inside a savepoint; should it meet one, rolls back to the
+/// savepoint and runs `slow`, the write that resolves conflicts. Duplicates
+/// are rare (never, in a log the aggregate wrote once), and the fast writes
+/// skip PostgreSQL's speculative insertion, which costs about a fifth of an
+/// insert. Fewer rows: `slow` alone, in one round trip.
 async fn unless_duplicate<C, F, S, FF, SF>(
     client: &C,
     savepoint: &str,
+    rows: usize,
     fast: F,
     slow: S,
 ) -> Result<(), ProjectorError>
@@ -236,6 +246,9 @@ where
     FF: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
     SF: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
 {
+    if rows < BULK_ROWS {
+        return Ok(slow().await?);
+    }
     // Savepoint names are constants, never input.
     client
         .batch_execute(&format!("SAVEPOINT {savepoint}"))
@@ -267,16 +280,16 @@ where
 /// (a rebuild beside the live table). `on_conflict`: a constant clause.
 async fn insert_chunks(
     client: &impl GenericClient,
-    c: &[NewChunk],
+    c: &[NewChunk<'_>],
     lexemes_from: Option<&str>,
     on_conflict: &str,
 ) -> Result<(), tokio_postgres::Error> {
-    let ids: Vec<&str> = c.iter().map(|c| c.chunk_id.as_str()).collect();
+    let ids: Vec<&str> = c.iter().map(|c| c.chunk_id).collect();
     let docs: Vec<Uuid> = c.iter().map(|c| c.document_id).collect();
-    let owners: Vec<&str> = c.iter().map(|c| c.owner_token.as_str()).collect();
+    let owners: Vec<&str> = c.iter().map(|c| c.owner_token).collect();
     let runs: Vec<i32> = c.iter().map(|c| c.run).collect();
     let ordinals: Vec<i32> = c.iter().map(|c| c.ordinal).collect();
-    let texts: Vec<&str> = c.iter().map(|c| c.text.as_str()).collect();
+    let texts: Vec<&str> = c.iter().map(|c| c.text).collect();
     let starts: Vec<i32> = c.iter().map(|c| c.page_start).collect();
     let ends: Vec<i32> = c.iter().map(|c| c.page_end).collect();
     let tokens: Vec<i32> = c.iter().map(|c| c.tokens).collect();
@@ -313,7 +326,7 @@ async fn insert_chunks(
 
 /// Vectors by (chunk, run, model). A fast hash: a batch keys tens of
 /// thousands of them, and SipHash was a visible share of a rebuild.
-type Vectors = HashMap<(String, i32, String), NewVector, foldhash::fast::RandomState>;
+type Vectors<'a> = HashMap<(&'a str, i32, &'a str), NewVector<'a>, foldhash::fast::RandomState>;
 
 /// Sends new vectors with `COPY … (FORMAT binary)`: no SQL arrays to build
 /// and parse, and PostgreSQL's multi-row heap inserts. The rows are encoded
@@ -321,7 +334,7 @@ type Vectors = HashMap<(String, i32, String), NewVector, foldhash::fast::RandomS
 /// process mid-statement. Fails on a vector already stored.
 async fn copy_vectors(
     client: &impl GenericClient,
-    vectors: &Vectors,
+    vectors: &Vectors<'_>,
 ) -> Result<(), tokio_postgres::Error> {
     use futures::SinkExt;
     let mut rows = crate::copy::BinaryRows::new(7, vectors.len() * 1_700);
@@ -331,9 +344,9 @@ async fn copy_vectors(
             .int4(*run)
             .text(model)
             .uuid(&v.document_id)
-            .text(&v.owner_token)
-            .int4(v.dims)
-            .bytes(&v.bytes);
+            .text(v.owner_token)
+            .int4(v.vector.len() as i32)
+            .f32s_le(v.vector);
     }
     let sink = client
         .client()
@@ -351,16 +364,16 @@ async fn copy_vectors(
 /// Inserts or replaces vectors.
 async fn upsert_vectors(
     client: &impl GenericClient,
-    vectors: &Vectors,
+    vectors: &Vectors<'_>,
 ) -> Result<(), tokio_postgres::Error> {
-    let v: Vec<(&(String, i32, String), &NewVector)> = vectors.iter().collect();
-    let ids: Vec<&str> = v.iter().map(|(k, _)| k.0.as_str()).collect();
+    let v: Vec<(&(&str, i32, &str), &NewVector)> = vectors.iter().collect();
+    let ids: Vec<&str> = v.iter().map(|(k, _)| k.0).collect();
     let runs: Vec<i32> = v.iter().map(|(k, _)| k.1).collect();
-    let models: Vec<&str> = v.iter().map(|(k, _)| k.2.as_str()).collect();
+    let models: Vec<&str> = v.iter().map(|(k, _)| k.2).collect();
     let docs: Vec<Uuid> = v.iter().map(|(_, x)| x.document_id).collect();
-    let owners: Vec<&str> = v.iter().map(|(_, x)| x.owner_token.as_str()).collect();
-    let dims: Vec<i32> = v.iter().map(|(_, x)| x.dims).collect();
-    let bytes: Vec<&[u8]> = v.iter().map(|(_, x)| x.bytes.as_slice()).collect();
+    let owners: Vec<&str> = v.iter().map(|(_, x)| x.owner_token).collect();
+    let dims: Vec<i32> = v.iter().map(|(_, x)| x.vector.len() as i32).collect();
+    let bytes: Vec<Vec<u8>> = v.iter().map(|(_, x)| vector_bytes(x.vector)).collect();
     client
         .execute(
             "INSERT INTO chunk_embeddings (chunk_id, run, model, document_id, owner_token, dims, vector)
@@ -454,18 +467,18 @@ mod tests {
     #[test]
     fn indexing_a_run_drops_older_runs_pending_in_the_batch() {
         let d = Uuid::new_v4();
+        let events = [
+            chunked(1, &["a", "b"]),
+            embedded(1, "m", &["a", "b"]),
+            chunked(2, &["a2"]),
+            embedded(2, "m", &["a2"]),
+            embedded(2, "m2", &["a2"]),
+            DocumentEvent::DocumentIndexed { run: 2, chunks: 1 },
+        ];
         let mut c = ChunkChanges::default();
-        c.fold(d, "o", at(), &chunked(1, &["a", "b"]));
-        c.fold(d, "o", at(), &embedded(1, "m", &["a", "b"]));
-        c.fold(d, "o", at(), &chunked(2, &["a2"]));
-        c.fold(d, "o", at(), &embedded(2, "m", &["a2"]));
-        c.fold(d, "o", at(), &embedded(2, "m2", &["a2"]));
-        c.fold(
-            d,
-            "o",
-            at(),
-            &DocumentEvent::DocumentIndexed { run: 2, chunks: 1 },
-        );
+        for e in &events {
+            c.fold(d, "o", at(), e);
+        }
         assert_eq!(c.chunks.len(), 1);
         assert_eq!(c.chunks[0].chunk_id, "a2");
         assert_eq!(c.vectors.len(), 2, "one vector per model");
@@ -476,14 +489,13 @@ mod tests {
     #[test]
     fn other_documents_are_untouched_by_indexing() {
         let (d, e) = (Uuid::new_v4(), Uuid::new_v4());
+        let events = [
+            chunked(1, &["x"]),
+            DocumentEvent::DocumentIndexed { run: 3, chunks: 0 },
+        ];
         let mut c = ChunkChanges::default();
-        c.fold(e, "o", at(), &chunked(1, &["x"]));
-        c.fold(
-            d,
-            "o",
-            at(),
-            &DocumentEvent::DocumentIndexed { run: 3, chunks: 0 },
-        );
+        c.fold(e, "o", at(), &events[0]);
+        c.fold(d, "o", at(), &events[1]);
         assert_eq!(c.chunks.len(), 1);
         assert_eq!(c.vectors.len(), 0);
     }

@@ -57,6 +57,17 @@ impl BinaryRows {
         self
     }
 
+    /// A `bytea` value holding `values` as little-endian f32s (how vectors
+    /// are stored), written straight from the floats.
+    pub fn f32s_le(&mut self, values: &[f32]) -> &mut Self {
+        self.buf.put_i32((values.len() * 4) as i32);
+        self.buf.reserve(values.len() * 4);
+        for v in values {
+            self.buf.put_f32_le(*v);
+        }
+        self
+    }
+
     /// An `integer` (int4) value.
     pub fn int4(&mut self, value: i32) -> &mut Self {
         self.buf.put_i32(4);
@@ -96,7 +107,8 @@ mod tests {
         let mut rows = BinaryRows::new(3, 0);
         let id = Uuid::from_bytes([7; 16]);
         rows.row().text("ab").int4(-2).uuid(&id);
-        assert_eq!(rows.len(), 1);
+        rows.row().f32s_le(&[1.0]).bytes(&[9]).text("");
+        assert_eq!(rows.len(), 2);
         let b = rows.finish();
         let mut want = SIGNATURE.to_vec();
         want.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
@@ -105,6 +117,10 @@ mod tests {
         want.extend_from_slice(&[0, 0, 0, 4, 0xff, 0xff, 0xff, 0xfe]);
         want.extend_from_slice(&[0, 0, 0, 16]);
         want.extend_from_slice(&[7; 16]);
+        want.extend_from_slice(&[0, 3]);
+        want.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0x80, 0x3f]);
+        want.extend_from_slice(&[0, 0, 0, 1, 9]);
+        want.extend_from_slice(&[0, 0, 0, 0]);
         want.extend_from_slice(&[0xff, 0xff]);
         assert_eq!(&b[..], &want[..]);
     }
