@@ -337,7 +337,9 @@ async fn copy_vectors(
     vectors: &Vectors<'_>,
 ) -> Result<(), tokio_postgres::Error> {
     use futures::SinkExt;
-    let mut rows = crate::copy::BinaryRows::new(7, vectors.len() * 1_700);
+    // Each row: its vector's bytes plus ids, lengths and counts (< 256 B).
+    let size = vectors.values().map(|v| v.vector.len() * 4 + 256).sum();
+    let mut rows = crate::copy::BinaryRows::new(7, size);
     for ((chunk_id, run, model), v) in vectors {
         rows.row()
             .text(chunk_id)

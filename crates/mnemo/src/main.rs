@@ -10,6 +10,7 @@
 //! client commands speak only the public gRPC API.
 //!
 //! # Layout
+//! - [`allocator`]: the global allocator (mimalloc) and its tuning.
 //! - [`cli`]: every flag and subcommand.
 //! - [`secret`]: where the JWT secret comes from (flag, env, or a local file).
 //! - [`serve`]: `mnemo serve [all|api|projector]`.
@@ -17,6 +18,7 @@
 //! - [`cmd`]: one module per client command.
 //! - [`bench`]: `mnemo bench append|pipeline|extract|embed|progress|replay|search`.
 
+mod allocator;
 mod bench;
 mod cli;
 mod client;
@@ -29,34 +31,9 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 
-/// mimalloc instead of the system allocator: replay and rebuild decode
-/// and free small allocations on several threads, where glibc's malloc was
-/// the top symbol of a profile (decision 017).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// mimalloc's `mi_option_purge_delay`, which `libmimalloc-sys` names no
-/// constant for: in the vendored v2 header it is the option right after
-/// `mi_option_eager_commit_delay` (a test pins the vendored version).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t =
-    libmimalloc_sys::mi_option_eager_commit_delay + 1;
-
-/// Memory freed is handed back to the OS after a second, not mimalloc's
-/// 10 ms: a rebuild frees and reallocates each batch's ~100 MB, and giving
-/// it back at once made the kernel fault in and zero fresh pages for every
-/// batch (a tenth of this process's CPU in a rebuild). `MIMALLOC_PURGE_DELAY`
-/// in the environment still wins.
-fn tune_allocator() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: mi_option_set stores an integer option (an atomic write
-        // in mimalloc); the option id is checked by the test below.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 1_000) };
-    }
-}
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tune_allocator();
+    allocator::tune();
     let cli = Cli::parse();
     let default_log = match cli.command {
         Command::Serve(_) => "info",
@@ -109,25 +86,4 @@ fn init_tracing(filter: &str) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
-}
-
-#[cfg(test)]
-mod tests {
-    /// The purge-delay option id was read off this mimalloc's header: a
-    /// new vendored version must be checked again.
-    #[test]
-    fn the_allocator_option_ids_are_those_of_the_vendored_mimalloc() {
-        // SAFETY: plain getters.
-        let version = unsafe { libmimalloc_sys::mi_version() };
-        assert_eq!(
-            version, 20302,
-            "mimalloc {version}: re-check MI_OPTION_PURGE_DELAY"
-        );
-        super::tune_allocator();
-        let delay = unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) };
-        assert!(
-            delay == 1_000 || std::env::var_os("MIMALLOC_PURGE_DELAY").is_some(),
-            "{delay}"
-        );
-    }
 }
