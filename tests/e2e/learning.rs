@@ -9,6 +9,7 @@ use mnemo_domain::learn::{CardState, Fsrs, LearnerState, Rating, Recorded, Sched
 use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::audit_service_client::AuditServiceClient;
 use mnemo_proto::v1::learning_service_client::LearningServiceClient;
+use mnemo_tests::rebuild_watch::{rebuild_in_small_batches, schema_exists, RowCounts};
 use mnemo_tests::TestEnv;
 use time::OffsetDateTime;
 use tonic::service::interceptor::InterceptedService;
@@ -377,4 +378,103 @@ async fn another_owner_can_neither_see_touch_nor_replay_a_learner() {
         .await
         .unwrap_err();
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_of_the_learning_read_model_swaps_in_the_same_rows() {
+    let env = TestEnv::start().await;
+    // Two learners: cards, reviews, a topic and a session each.
+    let mut last = 0;
+    for owner in ["alice", "bob"] {
+        let mut c = learning(&env, owner).await;
+        for n in 0..3 {
+            let created = create_card(&mut c, &format!("{owner}'s card {n}")).await;
+            let card = created.card.unwrap();
+            let t = at(&card.created_at) + time::Duration::days(1);
+            let r = c
+                .submit_review(review(&card.card_id, n + 1, 3, t))
+                .await
+                .unwrap()
+                .into_inner();
+            last = last.max(r.sequence);
+        }
+        let topic = c
+            .create_topic(pb::CreateTopicRequest {
+                topic_id: String::new(),
+                name: format!("{owner}'s topic"),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let session = c
+            .start_session(pb::StartSessionRequest {
+                topic_id: topic.topic_id,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        last = last.max(session.sequence);
+    }
+    let db = mnemo_projector::db::connect(&mnemo_tests::database_url(), &env.ns)
+        .await
+        .unwrap();
+    mnemo_projector::learning::runner::wait_for(
+        &db,
+        &env.ns,
+        last,
+        std::time::Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let before = mnemo_projector::checksum::checksums(&db).await.unwrap();
+    let cards_before = before
+        .iter()
+        .find(|s| s.table == "learning_cards")
+        .unwrap()
+        .rows;
+    assert_eq!(cards_before, 6);
+
+    // A reader counts cards all through the rebuild: always all of them.
+    let reader = RowCounts::start(db, "learning_cards");
+    let (report, progress) =
+        rebuild_in_small_batches(&env.bus, mnemo_projector::Projection::Learning).await;
+    assert_eq!(
+        reader.stop().await,
+        vec![cards_before as i64],
+        "a query saw a partial table"
+    );
+    assert_eq!(report.versions, vec![("learning".to_owned(), 2)]);
+    // 2 learners × (3 × (created + reviewed) + topic + session) = 16 events.
+    assert_eq!(report.progress.events, 16, "{:?}", report.progress);
+    assert!(
+        progress.len() > 2 && progress.windows(2).all(|w| w[0] <= w[1]),
+        "{progress:?}"
+    );
+
+    let db = mnemo_projector::db::connect(&mnemo_tests::database_url(), &env.ns)
+        .await
+        .unwrap();
+    assert_eq!(
+        mnemo_projector::checksum::checksums(&db).await.unwrap(),
+        before
+    );
+    let scratch =
+        mnemo_projector::rebuild::scratch_schema_for(&env.ns, mnemo_projector::Feed::Learning);
+    assert!(
+        !schema_exists(&db, &scratch).await,
+        "the scratch schema is dropped after the swap"
+    );
+    // The live learning runner writes into the new version.
+    let mut alice = learning(&env, "alice").await;
+    let late = create_card(&mut alice, "A late card").await;
+    let listed = alice
+        .list_cards(pb::ListCardsRequest {
+            min_sequence: late.sequence,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.cards.len(), 4);
 }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use mnemo_proto::v1 as pb;
+use mnemo_tests::rebuild_watch::{rebuild_in_small_batches, schema_exists, RowCounts};
 use mnemo_tests::{database_url, upload, EnvOptions, TestEnv, TestEnvProjector};
 
 /// Uploads `n` small notes; returns the last upload's sequence.
@@ -94,7 +95,7 @@ async fn redelivered_events_change_nothing() {
     let applied = mnemo_projector::batch::apply(
         &mut client,
         &mnemo_projector::runner::consumer_name(&env.ns),
-        &mnemo_projector::Projection::ALL,
+        &mnemo_projector::Projection::OF_DOCUMENTS,
         &again,
         through,
     )
@@ -533,42 +534,10 @@ async fn a_rebuild_swaps_in_a_new_version_that_queries_never_see_half_built() {
     let before = mnemo_projector::checksum::checksums(&db).await.unwrap();
 
     // A reader counts chunks all through the rebuild: always all of them.
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let reader = tokio::spawn(async move {
-        let mut seen = std::collections::BTreeSet::new();
-        loop {
-            let n: i64 = db
-                .query_one("SELECT count(*) FROM chunks", &[])
-                .await
-                .unwrap()
-                .get(0);
-            seen.insert(n);
-            if *stopped.borrow_and_update() {
-                return seen;
-            }
-            tokio::task::yield_now().await;
-        }
-    });
-    let mut progress = Vec::new();
-    let report = mnemo_projector::rebuild::rebuild(
-        &env.bus,
-        &database_url(),
-        &[mnemo_projector::Projection::Chunks],
-        &mnemo_projector::rebuild::RebuildOptions {
-            batch_messages: 2,
-            ..Default::default()
-        },
-        |p| progress.push(p.applied_through),
-    )
-    .await
-    .unwrap();
-    stop.send(true).unwrap();
-    let seen = reader.await.unwrap();
-    assert_eq!(
-        seen.into_iter().collect::<Vec<_>>(),
-        vec![12],
-        "a query saw a partial table"
-    );
+    let reader = RowCounts::start(db, "chunks");
+    let (report, progress) =
+        rebuild_in_small_batches(&env.bus, mnemo_projector::Projection::Chunks).await;
+    assert_eq!(reader.stop().await, vec![12], "a query saw a partial table");
     assert!(
         progress.len() > 2 && progress.windows(2).all(|w| w[0] <= w[1]),
         "{progress:?}"
@@ -582,15 +551,11 @@ async fn a_rebuild_swaps_in_a_new_version_that_queries_never_see_half_built() {
         mnemo_projector::checksum::checksums(&db).await.unwrap(),
         before
     );
-    let scratch: bool = db
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
-            &[&mnemo_projector::rebuild::scratch_schema(&env.ns)],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert!(!scratch, "the scratch schema is dropped after the swap");
+    let scratch = mnemo_projector::rebuild::scratch_schema(&env.ns);
+    assert!(
+        !schema_exists(&db, &scratch).await,
+        "the scratch schema is dropped after the swap"
+    );
     // The live projector writes into the new version.
     let more = upload(&mut docs, "late.txt", b"late note").await.unwrap();
     assert!(applied(&env, more.sequence).await);

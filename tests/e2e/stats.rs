@@ -107,7 +107,7 @@ async fn counters_are_per_owner_and_stage_analytics_come_from_events() {
     let report = mnemo_projector::rebuild::rebuild(
         &env.bus,
         &database_url(),
-        &mnemo_projector::Projection::ALL,
+        &mnemo_projector::Projection::OF_DOCUMENTS,
         &Default::default(),
         |_| {},
     )

@@ -12,6 +12,7 @@
 //! elsewhere (defaults: the local servers that `deploy/local/bootstrap.sh` starts).
 
 pub mod fake_llm;
+pub mod rebuild_watch;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::chunks::ChunkChanges;
 use crate::documents::{self, DocumentRow};
-use crate::projection::Projection;
+use crate::projection::{Feed, Projection};
 use crate::{chunks, stage_timings, ProjectorError};
 
 /// One decoded event message.
@@ -86,18 +86,19 @@ pub struct Applied {
     pub candidates: Candidates,
 }
 
-/// Reads every document event from sequence `from` on, in stream order,
+/// Reads every event of `feed` from sequence `from` on, in stream order,
 /// with no gap (an ordered consumer: nothing to acknowledge, nothing kept
 /// on the server once dropped).
 pub async fn read_from(
     bus: &mnemo_bus::Bus,
+    feed: Feed,
     from: u64,
 ) -> Result<async_nats::jetstream::consumer::pull::Ordered, ProjectorError> {
     use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
     let consumer = bus
         .events
         .create_consumer(OrderedConfig {
-            filter_subject: format!("{}.>", bus.namespace.events_of("doc")),
+            filter_subject: format!("{}.>", bus.namespace.events_of(feed.kind())),
             deliver_policy: DeliverPolicy::ByStartSequence {
                 start_sequence: from.max(1),
             },

@@ -61,9 +61,10 @@ pub async fn drop_schema(database_url: &str, ns: &Namespace) -> Result<(), Proje
         .await?;
     client
         .batch_execute(&format!(
-            "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {} CASCADE; DROP SCHEMA IF EXISTS {} CASCADE",
+            "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {} CASCADE; DROP SCHEMA IF EXISTS {} CASCADE; DROP SCHEMA IF EXISTS {} CASCADE",
             ns.sql_schema(),
-            crate::rebuild::scratch_schema(ns)
+            crate::rebuild::scratch_schema_for(ns, crate::Feed::Documents),
+            crate::rebuild::scratch_schema_for(ns, crate::Feed::Learning)
         ))
         .await?;
     Ok(())

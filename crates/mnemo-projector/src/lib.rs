@@ -21,7 +21,8 @@
 //! - [`config`]: what the projector needs to run.
 //! - [`db`]: connecting to PostgreSQL and the namespace's schema.
 //! - [`migrations`]: versioned SQL from `projections/`, applied at start.
-//! - [`projection`]: the projections (named sets of tables).
+//! - [`projection`]: the projections (named sets of tables) and the feed
+//!   of events each is folded from.
 //! - [`documents`], [`chunks`], [`stage_timings`]: each read model's pure
 //!   fold, its set-wise writes and its queries.
 //! - [`learning`]: the learning read model (cards, reviews, topics,
@@ -32,7 +33,7 @@
 //!   copies, poison events dead-lettered, indexing).
 //! - [`rebuild`]: version N+1 of a projection beside version N, then a swap.
 //! - [`partitioned`]: a rebuild's writes over several connections, split by
-//!   document.
+//!   document (or, for learning, by owner).
 //! - [`stats`]: live totals by state and per-stage analytics (queries).
 //! - [`checksum`]: fingerprints of the read models (rebuild checks).
 
@@ -53,7 +54,7 @@ pub mod stage_timings;
 pub mod stats;
 
 pub use config::ProjectorConfig;
-pub use projection::Projection;
+pub use projection::{Feed, Projection};
 pub use runner::run;
 
 /// Errors of the projector.

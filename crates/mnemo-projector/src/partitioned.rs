@@ -2,10 +2,11 @@
 //!
 //! PostgreSQL does a rebuild's work on one core per connection (lexemes,
 //! index entries, tuples), so one connection leaves the other cores idle.
-//! Every projection's rows belong to one document, so the documents can be
-//! split between connections with no two transactions touching the same
-//! row: each batch is partitioned by document, and every partition is
-//! applied in its own transaction, concurrently.
+//! Every document projection's rows belong to one document, and every
+//! learning row to one owner, so the documents (or owners) can be split
+//! between connections with no two transactions touching the same row:
+//! each batch is partitioned by document (or owner), and every partition
+//! is applied in its own transaction, concurrently.
 //!
 //! Each partition keeps its own checkpoint (`<key>#<p>`), moved in the
 //! same transaction as its rows, so an interrupted rebuild resumes exactly:
@@ -17,8 +18,29 @@ use futures::future::try_join_all;
 use tokio_postgres::Client;
 
 use crate::batch::{self, EventMessage};
+use crate::learning::LearningMessage;
 use crate::projection::Projection;
 use crate::ProjectorError;
+
+/// A batch of decoded messages of one feed, in stream order.
+#[derive(Debug)]
+pub enum Batch {
+    Documents(Vec<EventMessage>),
+    Learning(Vec<LearningMessage>),
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Documents(m) => m.len(),
+            Self::Learning(m) => m.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 /// The scratch schema's writers, one per connection.
 pub struct Writers {
@@ -69,10 +91,43 @@ impl Writers {
         Ok(if at == u64::MAX { 0 } else { at })
     }
 
-    /// Applies one batch, partitioned by document, on every connection at
-    /// once; every partition's checkpoint moves to `through`. Returns the
-    /// events folded.
+    /// Applies one batch, partitioned by document (or owner), on every
+    /// connection at once; every partition's checkpoint moves to
+    /// `through`. Returns the events folded.
     pub async fn apply(
+        &mut self,
+        projections: &[Projection],
+        batch: Batch,
+        through: u64,
+        lexemes_from: Option<&str>,
+    ) -> Result<u64, ProjectorError> {
+        match batch {
+            Batch::Documents(messages) => {
+                self.apply_documents(projections, messages, through, lexemes_from)
+                    .await
+            }
+            Batch::Learning(messages) => self.apply_learning(messages, through).await,
+        }
+    }
+
+    async fn apply_learning(
+        &mut self,
+        messages: Vec<LearningMessage>,
+        through: u64,
+    ) -> Result<u64, ProjectorError> {
+        let n = self.clients.len();
+        let mut parts: Vec<Vec<LearningMessage>> = (0..n).map(|_| Vec::new()).collect();
+        for m in messages {
+            parts[owner_partition(&m.owner_token, n)].push(m);
+        }
+        let applied = try_join_all(self.clients.iter_mut().zip(&self.keys).zip(&parts).map(
+            |((client, key), part)| crate::learning::runner::apply(client, key, part, through),
+        ))
+        .await?;
+        Ok(applied.iter().sum())
+    }
+
+    async fn apply_documents(
         &mut self,
         projections: &[Projection],
         messages: Vec<EventMessage>,
@@ -123,9 +178,35 @@ fn partition(document: uuid::Uuid, n: usize) -> usize {
     (document.as_u128() % n as u128) as usize
 }
 
+/// The partition of an owner's learning rows: stable across runs and
+/// builds, like [`partition`] (FNV-1a, not the standard library's hasher,
+/// whose output may change between Rust releases).
+fn owner_partition(owner_token: &str, n: usize) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in owner_token.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h % n as u64) as usize
+}
+
 #[cfg(test)]
 mod tests {
-    use super::partition;
+    use super::{owner_partition, partition};
+
+    #[test]
+    fn owners_split_and_always_the_same_way() {
+        let owners: Vec<String> = (0..200).map(|i| format!("owner-{i}")).collect();
+        let on_first = owners.iter().filter(|o| owner_partition(o, 2) == 0).count();
+        assert!((60..140).contains(&on_first), "{on_first}");
+        // Pinned: a resumed rebuild must split the owners as before.
+        assert_eq!(owner_partition("alice", 2), owner_partition("alice", 2));
+        assert_eq!(
+            owner_partition("", 3),
+            (0xcbf2_9ce4_8422_2325u64 % 3) as usize
+        );
+        assert_eq!(owner_partition("alice", 1), 0);
+    }
 
     #[test]
     fn documents_split_evenly_and_always_the_same_way() {

@@ -1,6 +1,6 @@
-//! The projections: named sets of read-model tables, each folded from the
-//! document events and each rebuildable on its own
-//! (`mnemo projections rebuild NAME`).
+//! The projections: named sets of read-model tables, each folded from one
+//! [`Feed`] of events (the document events or the learning events) and
+//! each rebuildable on its own (`mnemo projections rebuild NAME`).
 
 use std::fmt;
 
@@ -13,17 +13,58 @@ pub enum Projection {
     Chunks,
     /// `stage_timings`: when each run entered and left each stage.
     StageTimings,
+    /// `learning_*`: cards with their schedule, reviews, topics, sessions.
+    Learning,
+}
+
+/// The events a projection is folded from: one subject tree of the event
+/// stream, read by its own live runner with its own checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Feed {
+    /// `<ns>.ev.doc.>`, folded by the document projector ([`crate::runner`]).
+    Documents,
+    /// `<ns>.ev.learn.>`, folded by the learning runner
+    /// ([`crate::learning::runner`]).
+    Learning,
+}
+
+impl Feed {
+    /// The subject kind: the feed is `<ns>.ev.<kind>.>`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Documents => "doc",
+            Self::Learning => "learn",
+        }
+    }
 }
 
 impl Projection {
-    /// Every projection, in the order a batch writes them.
-    pub const ALL: [Projection; 3] = [Self::Documents, Self::Chunks, Self::StageTimings];
+    /// Every projection.
+    pub const ALL: [Projection; 4] = [
+        Self::Documents,
+        Self::Chunks,
+        Self::StageTimings,
+        Self::Learning,
+    ];
+
+    /// The projections folded from the document events, in the order a
+    /// batch writes them.
+    pub const OF_DOCUMENTS: [Projection; 3] = [Self::Documents, Self::Chunks, Self::StageTimings];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Documents => "documents",
             Self::Chunks => "chunks",
             Self::StageTimings => "stage_timings",
+            Self::Learning => "learning",
+        }
+    }
+
+    /// The events it is folded from.
+    pub fn feed(self) -> Feed {
+        match self {
+            Self::Documents | Self::Chunks | Self::StageTimings => Feed::Documents,
+            Self::Learning => Feed::Learning,
         }
     }
 
@@ -37,6 +78,13 @@ impl Projection {
             Self::Documents => &["documents"],
             Self::Chunks => &["chunks", "chunk_embeddings"],
             Self::StageTimings => &["stage_timings"],
+            Self::Learning => &[
+                "learning_cards",
+                "learning_reviews",
+                "learning_topics",
+                "learning_topic_documents",
+                "learning_sessions",
+            ],
         }
     }
 }
@@ -61,5 +109,9 @@ mod tests {
             }
         }
         assert_eq!(Projection::parse("nope"), None);
+        assert!(Projection::OF_DOCUMENTS
+            .iter()
+            .all(|p| p.feed() == Feed::Documents));
+        assert_eq!(Projection::Learning.feed(), Feed::Learning);
     }
 }

@@ -25,6 +25,12 @@
 //! A rebuild has no side effects beyond its tables: it never declares a
 //! document indexed or appends anything (replaying must not make anything
 //! happen twice).
+//!
+//! Each [`Feed`] is rebuilt on its own, against its own live runner's
+//! checkpoint and in its own scratch schema: the document projections
+//! from `<ns>.ev.doc.>` up to the document projector's checkpoint, the
+//! learning projection from `<ns>.ev.learn.>` up to the learning runner's.
+//! Rebuilding projections of both feeds (`all`) runs one after the other.
 
 use std::time::{Duration, Instant};
 
@@ -33,9 +39,9 @@ use mnemo_bus::{Bus, Namespace};
 use tokio_postgres::Client;
 
 use crate::batch::{self, EventMessage};
-use crate::partitioned::Writers;
-use crate::projection::Projection;
-use crate::{db, migrations, runner, ProjectorError};
+use crate::partitioned::{Batch, Writers};
+use crate::projection::{Feed, Projection};
+use crate::{db, learning, migrations, runner, ProjectorError};
 
 /// How a rebuild reads and writes.
 #[derive(Debug, Clone)]
@@ -118,9 +124,26 @@ pub struct RebuildReport {
     pub swap_seconds: f64,
 }
 
-/// The scratch schema of a namespace's rebuild.
+/// The scratch schema of a namespace's rebuild of the document projections.
 pub fn scratch_schema(ns: &Namespace) -> String {
-    format!("{}__rebuild", ns.sql_schema())
+    scratch_schema_for(ns, Feed::Documents)
+}
+
+/// The scratch schema of a namespace's rebuild of `feed`'s projections
+/// (`<ns>__rebuild`, `<ns>__rebuild_learning`: a namespace has no `__`).
+pub fn scratch_schema_for(ns: &Namespace, feed: Feed) -> String {
+    match feed {
+        Feed::Documents => format!("{}__rebuild", ns.sql_schema()),
+        Feed::Learning => format!("{}__rebuild_learning", ns.sql_schema()),
+    }
+}
+
+/// The checkpoint of the live runner that folds `feed`.
+fn live_checkpoint_key(ns: &Namespace, feed: Feed) -> String {
+    match feed {
+        Feed::Documents => runner::consumer_name(ns),
+        Feed::Learning => learning::runner::checkpoint_name(ns),
+    }
 }
 
 fn checkpoint_key(projections: &[Projection]) -> String {
@@ -129,7 +152,8 @@ fn checkpoint_key(projections: &[Projection]) -> String {
 }
 
 /// Rebuilds `projections` from sequence 1 and swaps them in (see the module
-/// docs). `progress` is called after every batch.
+/// docs), one feed after the other. `progress` is called after every batch,
+/// counting every feed's events so far.
 pub async fn rebuild(
     bus: &Bus,
     database_url: &str,
@@ -159,7 +183,7 @@ pub async fn rebuild(
             "another rebuild of namespace {ns} is running"
         )));
     }
-    let result = build_and_swap(
+    let result = rebuild_feeds(
         bus,
         database_url,
         projections,
@@ -179,8 +203,9 @@ pub async fn rebuild(
     result
 }
 
-/// [`rebuild`] once the namespace's rebuild lock is held.
-async fn build_and_swap(
+/// [`rebuild`] once the namespace's rebuild lock is held: each feed's
+/// projections built and swapped in turn, in one report.
+async fn rebuild_feeds(
     bus: &Bus,
     database_url: &str,
     projections: &[Projection],
@@ -188,8 +213,67 @@ async fn build_and_swap(
     progress: &mut impl FnMut(&RebuildProgress),
     live: &mut Client,
 ) -> Result<RebuildReport, ProjectorError> {
+    let mut feeds: Vec<Feed> = projections.iter().map(|p| p.feed()).collect();
+    feeds.sort();
+    feeds.dedup();
+    let mut done = RebuildReport {
+        projections: Vec::new(),
+        versions: Vec::new(),
+        progress: RebuildProgress::default(),
+        swap_seconds: 0.0,
+    };
+    for feed in feeds {
+        let of_feed: Vec<Projection> = projections
+            .iter()
+            .copied()
+            .filter(|p| p.feed() == feed)
+            .collect();
+        let before = done.progress.clone();
+        let report = build_and_swap(
+            bus,
+            database_url,
+            feed,
+            &of_feed,
+            options,
+            &mut |p| progress(&before.then(p)),
+            live,
+        )
+        .await?;
+        done.projections.extend(report.projections);
+        done.versions.extend(report.versions);
+        done.progress = before.then(&report.progress);
+        done.swap_seconds += report.swap_seconds;
+    }
+    Ok(done)
+}
+
+impl RebuildProgress {
+    /// `next` (a later feed's progress) after this one: counts and time
+    /// add up, the position is the later feed's.
+    fn then(&self, next: &RebuildProgress) -> RebuildProgress {
+        RebuildProgress {
+            applied_through: next.applied_through,
+            target: next.target,
+            events: self.events + next.events,
+            messages: self.messages + next.messages,
+            elapsed_seconds: self.elapsed_seconds + next.elapsed_seconds,
+        }
+    }
+}
+
+/// Builds `feed`'s `projections` and swaps them in.
+async fn build_and_swap(
+    bus: &Bus,
+    database_url: &str,
+    feed: Feed,
+    projections: &[Projection],
+    options: &RebuildOptions,
+    progress: &mut impl FnMut(&RebuildProgress),
+    live: &mut Client,
+) -> Result<RebuildReport, ProjectorError> {
     let ns = &bus.namespace;
-    let scratch = scratch_schema(ns);
+    let scratch = scratch_schema_for(ns, feed);
+    let live_key = live_checkpoint_key(ns, feed);
     let key = checkpoint_key(projections);
     let mut clients = Vec::new();
     for _ in 0..options.connections.max(1) {
@@ -220,7 +304,7 @@ async fn build_and_swap(
         applied_through: build.checkpoint().await?,
         ..Default::default()
     };
-    let mut reader = Reader::open(bus, state.applied_through + 1).await?;
+    let mut reader = Reader::open(bus, feed, state.applied_through + 1).await?;
     // The live tables' lexemes are reused for the same chunks.
     let lexemes_from = (!options.recompute_lexemes).then(|| ns.sql_schema());
     // Bulk: catch up with the live checkpoint, however far it moves
@@ -230,7 +314,7 @@ async fn build_and_swap(
     loop {
         state.target = match options.until {
             Some(until) => until,
-            None => runner::checkpoint(&*live, ns).await?,
+            None => batch::checkpoint(&*live, &live_key).await?,
         };
         if state.applied_through >= state.target {
             break;
@@ -290,7 +374,6 @@ async fn build_and_swap(
 
     // Swap, holding the live projector at its checkpoint.
     let swap_started = Instant::now();
-    let live_key = runner::consumer_name(ns);
     let tx = live.transaction().await?;
     let at = tx
         .query_opt(
@@ -459,18 +542,20 @@ async fn scratch_matches(
     writers.resumable(key).await
 }
 
-/// Reads the document subjects in order from a start sequence, in batches
+/// Reads a feed's subjects in order from a start sequence, in batches
 /// bounded by count, bytes and a sequence it must not pass.
 struct Reader {
+    feed: Feed,
     messages: async_nats::jetstream::consumer::pull::Ordered,
     /// A message read past the bound, kept for the next batch.
     held: Option<async_nats::jetstream::Message>,
 }
 
 impl Reader {
-    async fn open(bus: &Bus, from: u64) -> Result<Self, ProjectorError> {
-        let messages = batch::read_from(bus, from).await?;
+    async fn open(bus: &Bus, feed: Feed, from: u64) -> Result<Self, ProjectorError> {
+        let messages = batch::read_from(bus, feed, from).await?;
         Ok(Self {
+            feed,
             messages,
             held: None,
         })
@@ -486,12 +571,12 @@ impl Reader {
         after: u64,
         bound: u64,
         options: &RebuildOptions,
-    ) -> Result<(Vec<EventMessage>, u64), ProjectorError> {
+    ) -> Result<(Batch, u64), ProjectorError> {
         let mut raw = Vec::new();
         let mut bytes = 0;
         let mut through = after;
         if after >= bound {
-            return Ok((Vec::new(), through)); // nothing may be read
+            return Ok((decode_all(self.feed, &bus.namespace, raw), through)); // nothing may be read
         }
         loop {
             let next = match self.held.take() {
@@ -525,7 +610,7 @@ impl Reader {
                 }
                 // Nothing came: is anything left at or below the bound? The
                 // stream itself says, rather than a guess from the silence.
-                match next_document_event(bus, through + 1).await? {
+                match next_event(bus, self.feed, through + 1).await? {
                     Some(seq) if seq <= bound => continue, // on its way
                     _ => {
                         through = bound;
@@ -553,8 +638,8 @@ impl Reader {
         // Decoding (JSON, vectors) is most of this process's work: it runs
         // on a blocking-pool thread, so the task that drives the writers'
         // statements is never held up by it.
-        let ns = bus.namespace.clone();
-        let out = tokio::task::spawn_blocking(move || decode_all(&ns, raw))
+        let (ns, feed) = (bus.namespace.clone(), self.feed);
+        let out = tokio::task::spawn_blocking(move || decode_all(feed, &ns, raw))
             .await
             .map_err(|e| ProjectorError::Rebuild(format!("decoding a batch stopped: {e}")))?;
         Ok((out, through))
@@ -562,22 +647,34 @@ impl Reader {
 }
 
 /// Decodes a batch's messages; one that does not decode is stepped over
-/// (the live projector dead-lettered it).
+/// (the live runner dead-lettered it).
 fn decode_all(
+    feed: Feed,
     ns: &Namespace,
     raw: Vec<(u64, async_nats::jetstream::Message)>,
-) -> Vec<EventMessage> {
-    raw.into_iter()
-        .filter_map(|(seq, m)| {
-            match EventMessage::decode(ns, &m.subject, seq, m.headers.as_ref(), &m.payload) {
+) -> Batch {
+    fn each<T, E: std::fmt::Display>(
+        raw: Vec<(u64, async_nats::jetstream::Message)>,
+        decode: impl Fn(u64, &async_nats::jetstream::Message) -> Result<T, E>,
+    ) -> Vec<T> {
+        raw.into_iter()
+            .filter_map(|(seq, m)| match decode(seq, &m) {
                 Ok(d) => Some(d),
                 Err(e) => {
                     tracing::warn!(error = %e, seq, "skipping an undecodable event");
                     None
                 }
-            }
-        })
-        .collect()
+            })
+            .collect()
+    }
+    match feed {
+        Feed::Documents => Batch::Documents(each(raw, |seq, m| {
+            EventMessage::decode(ns, &m.subject, seq, m.headers.as_ref(), &m.payload)
+        })),
+        Feed::Learning => Batch::Learning(each(raw, |seq, m| {
+            learning::decode(ns, &m.subject, seq, m.headers.as_ref(), &m.payload)
+        })),
+    }
 }
 
 fn delivered(
@@ -592,9 +689,9 @@ fn delivered(
     }
 }
 
-/// The sequence of the first document event at or after `from`, if any.
-async fn next_document_event(bus: &Bus, from: u64) -> Result<Option<u64>, ProjectorError> {
-    let filter = format!("{}.>", bus.namespace.events_of("doc"));
+/// The sequence of the first event of `feed` at or after `from`, if any.
+async fn next_event(bus: &Bus, feed: Feed, from: u64) -> Result<Option<u64>, ProjectorError> {
+    let filter = format!("{}.>", bus.namespace.events_of(feed.kind()));
     match bus
         .events
         .direct_get_next_for_subject(filter.as_str(), Some(from))

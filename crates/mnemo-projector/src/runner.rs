@@ -35,7 +35,7 @@ use mnemo_domain::{Document, DocumentCommand};
 use tokio_postgres::{Client, GenericClient};
 
 use crate::batch::{self, Candidates, EventMessage};
-use crate::projection::Projection;
+use crate::projection::{Feed, Projection};
 use crate::{chunks, db, migrations, ProjectorConfig, ProjectorError};
 
 /// Attempts at one event, one at a time, before it is dead-lettered.
@@ -202,7 +202,7 @@ impl Live {
             r = lock => { r?; }
         }
         let from = batch::checkpoint(&*client, &name).await? + 1;
-        let mut messages = batch::read_from(&self.bus, from).await?;
+        let mut messages = batch::read_from(&self.bus, Feed::Documents, from).await?;
         tracing::info!(checkpoint = %name, from, "projector running");
         loop {
             let single = self.poison.is_some();
@@ -246,7 +246,7 @@ impl Live {
                     }
                 }
             }
-            match batch::apply(client, &name, &Projection::ALL, &decoded, through).await {
+            match batch::apply(client, &name, &Projection::OF_DOCUMENTS, &decoded, through).await {
                 Ok(applied) => {
                     if self.poison.is_some_and(|p| applied.checkpoint >= p.until) {
                         self.poison = None;
@@ -310,7 +310,7 @@ impl Live {
             )
             .await;
             // Step over it: the checkpoint moves past the event, nothing else.
-            batch::apply(client, name, &Projection::ALL, &[], seq).await?;
+            batch::apply(client, name, &Projection::OF_DOCUMENTS, &[], seq).await?;
             poison.attempts = 0;
         }
         self.poison = Some(poison);

@@ -17,7 +17,7 @@ use mnemo_bus::{Bus, Namespace};
 use tokio_postgres::{Client, GenericClient};
 
 use super::{decode, store, LearningMessage};
-use crate::{batch, runner, ProjectorConfig, ProjectorError};
+use crate::{batch, runner, Feed, ProjectorConfig, ProjectorError};
 
 /// Dead letters of this runner go to `<ns>.dlq.<DLQ_SERVICE>`.
 pub const DLQ_SERVICE: &str = "projector-learning";
@@ -120,7 +120,6 @@ async fn follow(
     client: &mut Client,
     shutdown: &mut (impl Future<Output = ()> + Unpin),
 ) -> Result<(), ProjectorError> {
-    use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
     let ns = &config.namespace;
     let key = checkpoint_name(ns);
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&key];
@@ -130,21 +129,7 @@ async fn follow(
         r = lock => { r?; }
     }
     let from = checkpoint(&*client, ns).await? + 1;
-    let consumer = bus
-        .events
-        .create_consumer(OrderedConfig {
-            filter_subject: format!("{}.>", ns.events_of("learn")),
-            deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: from,
-            },
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| ProjectorError::Consumer(e.to_string()))?;
-    let mut messages = consumer
-        .messages()
-        .await
-        .map_err(|e| ProjectorError::Consumer(e.to_string()))?;
+    let mut messages = batch::read_from(bus, Feed::Learning, from).await?;
     tracing::info!(checkpoint = %key, from, "learning projector running");
     loop {
         let first = tokio::select! {

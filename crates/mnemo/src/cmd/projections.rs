@@ -40,7 +40,7 @@ pub async fn run(args: ProjectionsArgs) -> Result<ExitCode> {
     }
 }
 
-/// `documents`, `chunks`, `stage_timings` or `all`.
+/// `documents`, `chunks`, `stage_timings`, `learning` or `all`.
 fn parse_projections(name: &str) -> Result<Vec<Projection>> {
     if name == "all" {
         return Ok(Projection::ALL.to_vec());
