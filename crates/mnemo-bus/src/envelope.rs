@@ -149,13 +149,40 @@ impl Envelope {
 
     /// Reads an envelope back; a message without the mandatory headers is corrupt.
     pub fn from_headers(h: &HeaderMap) -> Result<Self, BusError> {
+        // One pass over the headers, matching names as bytes: a lookup per
+        // name builds and hashes a header name each time, and a replay
+        // decodes every message's envelope.
+        const NAMES: [&str; 10] = [
+            EVENT_ID,
+            EVENT_TYPE,
+            SCHEMA_VERSION,
+            OCCURRED_AT,
+            CAUSATION_ID,
+            CORRELATION_ID,
+            AGGREGATE_TYPE,
+            AGGREGATE_ID,
+            AGGREGATE_VERSION,
+            TRACEPARENT,
+        ];
+        let mut found: [Option<&str>; 10] = [None; 10];
+        for (name, values) in h.iter() {
+            let name: &[u8] = name.as_ref();
+            if let Some(i) = NAMES.iter().position(|n| n.as_bytes() == name) {
+                found[i] = values.first().map(|v| v.as_str());
+            }
+        }
         let get = |name: &str| -> Result<String, BusError> {
-            h.get(name).map(|v| v.as_str().to_owned()).ok_or_else(|| {
-                BusError::new(
-                    BusErrorKind::Corrupt,
-                    format!("event message lacks header {name}"),
-                )
-            })
+            NAMES
+                .iter()
+                .position(|n| *n == name)
+                .and_then(|i| found[i])
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    BusError::new(
+                        BusErrorKind::Corrupt,
+                        format!("event message lacks header {name}"),
+                    )
+                })
         };
         let list = |s: String| s.split(',').map(str::to_owned).collect::<Vec<_>>();
         let occurred_at = OffsetDateTime::parse(&get(OCCURRED_AT)?, &Rfc3339).map_err(|e| {

@@ -654,7 +654,8 @@ pub enum ProjectionsCommand {
     /// Build version N+1 of a projection from sequence 1 beside version N,
     /// then swap it in atomically (queries never see a half-built table).
     Rebuild {
-        /// `documents`, `chunks`, `stage_timings`, `learning`, or `all`.
+        /// `documents`, `chunks`, `stage_timings`, `learning`, several of
+        /// them comma-separated (`documents,chunks`), or `all`.
         name: String,
         #[command(flatten)]
         backend: Backend,

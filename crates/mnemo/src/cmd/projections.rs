@@ -40,20 +40,49 @@ pub async fn run(args: ProjectionsArgs) -> Result<ExitCode> {
     }
 }
 
-/// `documents`, `chunks`, `stage_timings`, `learning` or `all`.
-fn parse_projections(name: &str) -> Result<Vec<Projection>> {
-    if name == "all" {
+/// `documents`, `chunks`, `stage_timings`, `learning`, several of them
+/// comma-separated, or `all`.
+fn parse_projections(names: &str) -> Result<Vec<Projection>> {
+    if names == "all" {
         return Ok(Projection::ALL.to_vec());
     }
-    match Projection::parse(name) {
-        Some(p) => Ok(vec![p]),
-        None => {
-            let known: Vec<&str> = Projection::ALL.iter().map(|p| p.name()).collect();
-            bail!(
-                "no projection '{name}': choose one of {}, or all",
-                known.join(", ")
-            )
+    let mut chosen = Vec::new();
+    for name in names.split(',').map(str::trim) {
+        match Projection::parse(name) {
+            Some(p) if !chosen.contains(&p) => chosen.push(p),
+            Some(_) => {}
+            None => {
+                let known: Vec<&str> = Projection::ALL.iter().map(|p| p.name()).collect();
+                bail!(
+                    "no projection '{name}': choose from {} (comma-separated), or all",
+                    known.join(", ")
+                )
+            }
         }
+    }
+    Ok(chosen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn projections_are_named_one_by_one_in_a_list_or_all() {
+        assert_eq!(
+            parse_projections("chunks").unwrap(),
+            vec![Projection::Chunks]
+        );
+        assert_eq!(
+            parse_projections("documents, chunks,documents").unwrap(),
+            vec![Projection::Documents, Projection::Chunks]
+        );
+        assert_eq!(parse_projections("all").unwrap(), Projection::ALL.to_vec());
+        let err = parse_projections("chunks,cards").unwrap_err().to_string();
+        assert!(
+            err.contains("no projection 'cards'") && err.contains("learning"),
+            "{err}"
+        );
     }
 }
 
