@@ -63,29 +63,6 @@ fn parse_projections(names: &str) -> Result<Vec<Projection>> {
     Ok(chosen)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn projections_are_named_one_by_one_in_a_list_or_all() {
-        assert_eq!(
-            parse_projections("chunks").unwrap(),
-            vec![Projection::Chunks]
-        );
-        assert_eq!(
-            parse_projections("documents, chunks,documents").unwrap(),
-            vec![Projection::Documents, Projection::Chunks]
-        );
-        assert_eq!(parse_projections("all").unwrap(), Projection::ALL.to_vec());
-        let err = parse_projections("chunks,cards").unwrap_err().to_string();
-        assert!(
-            err.contains("no projection 'cards'") && err.contains("learning"),
-            "{err}"
-        );
-    }
-}
-
 async fn connect(backend: &Backend) -> Result<(Namespace, tokio_postgres::Client)> {
     let ns = Namespace::new(&backend.namespace)?;
     let db = mnemo_projector::db::connect(&backend.database_url, &ns)
@@ -203,4 +180,27 @@ async fn rebuild(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn projections_are_named_one_by_one_in_a_list_or_all() {
+        assert_eq!(
+            parse_projections("chunks").unwrap(),
+            vec![Projection::Chunks]
+        );
+        assert_eq!(
+            parse_projections("documents, chunks,documents").unwrap(),
+            vec![Projection::Documents, Projection::Chunks]
+        );
+        assert_eq!(parse_projections("all").unwrap(), Projection::ALL.to_vec());
+        let err = parse_projections("chunks,cards").unwrap_err().to_string();
+        assert!(
+            err.contains("no projection 'cards'") && err.contains("learning"),
+            "{err}"
+        );
+    }
 }
