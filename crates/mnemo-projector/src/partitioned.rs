@@ -19,7 +19,7 @@ use tokio_postgres::Client;
 
 use crate::batch::{self, EventMessage};
 use crate::learning::LearningMessage;
-use crate::projection::Projection;
+use crate::projection::{Feed, Projection};
 use crate::ProjectorError;
 
 /// A batch of decoded messages of one feed, in stream order.
@@ -30,6 +30,14 @@ pub enum Batch {
 }
 
 impl Batch {
+    /// A batch of `feed` with no message.
+    pub fn empty(feed: Feed) -> Self {
+        match feed {
+            Feed::Documents => Self::Documents(Vec::new()),
+            Feed::Learning => Self::Learning(Vec::new()),
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
             Self::Documents(m) => m.len(),

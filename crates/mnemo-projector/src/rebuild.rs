@@ -102,6 +102,18 @@ impl RebuildProgress {
         }
     }
 
+    /// `next` (a later feed's progress) after this one: counts and time
+    /// add up, the position is the later feed's.
+    fn then(&self, next: &RebuildProgress) -> RebuildProgress {
+        RebuildProgress {
+            applied_through: next.applied_through,
+            target: next.target,
+            events: self.events + next.events,
+            messages: self.messages + next.messages,
+            elapsed_seconds: self.elapsed_seconds + next.elapsed_seconds,
+        }
+    }
+
     /// Fraction of the way, by stream sequence (sequences are spread over
     /// every subject, so this is approximate).
     pub fn fraction(&self) -> f64 {
@@ -245,20 +257,6 @@ async fn rebuild_feeds(
         done.swap_seconds += report.swap_seconds;
     }
     Ok(done)
-}
-
-impl RebuildProgress {
-    /// `next` (a later feed's progress) after this one: counts and time
-    /// add up, the position is the later feed's.
-    fn then(&self, next: &RebuildProgress) -> RebuildProgress {
-        RebuildProgress {
-            applied_through: next.applied_through,
-            target: next.target,
-            events: self.events + next.events,
-            messages: self.messages + next.messages,
-            elapsed_seconds: self.elapsed_seconds + next.elapsed_seconds,
-        }
-    }
 }
 
 /// Builds `feed`'s `projections` and swaps them in.
@@ -576,7 +574,7 @@ impl Reader {
         let mut bytes = 0;
         let mut through = after;
         if after >= bound {
-            return Ok((decode_all(self.feed, &bus.namespace, raw), through)); // nothing may be read
+            return Ok((Batch::empty(self.feed), through)); // nothing may be read
         }
         loop {
             let next = match self.held.take() {
