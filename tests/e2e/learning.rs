@@ -110,6 +110,27 @@ async fn replay(client: &mut Audit, owner: &str) -> Result<Vec<Recorded>, tonic:
     Ok(out)
 }
 
+/// A connection to the read models once the learning runner has folded
+/// everything through `sequence`.
+async fn read_model_through(env: &TestEnv, sequence: u64) -> tokio_postgres::Client {
+    let db = mnemo_projector::db::connect(&mnemo_tests::database_url(), &env.ns)
+        .await
+        .unwrap();
+    let reached = mnemo_projector::learning::runner::wait_for(
+        &db,
+        &env.ns,
+        sequence,
+        std::time::Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    assert!(
+        reached >= sequence,
+        "the learning runner stopped at {reached}"
+    );
+    db
+}
+
 fn schedule_of(s: &Option<pb::LearningSchedule>) -> Schedule {
     convert::schedule_from_wire(s.as_ref().expect("schedule")).unwrap()
 }
@@ -416,17 +437,7 @@ async fn a_rebuild_of_the_learning_read_model_swaps_in_the_same_rows() {
             .into_inner();
         last = last.max(session.sequence);
     }
-    let db = mnemo_projector::db::connect(&mnemo_tests::database_url(), &env.ns)
-        .await
-        .unwrap();
-    mnemo_projector::learning::runner::wait_for(
-        &db,
-        &env.ns,
-        last,
-        std::time::Duration::from_secs(30),
-    )
-    .await
-    .unwrap();
+    let db = read_model_through(&env, last).await;
     let before = mnemo_projector::checksum::checksums(&db).await.unwrap();
     let cards_before = before
         .iter()
@@ -477,4 +488,85 @@ async fn a_rebuild_of_the_learning_read_model_swaps_in_the_same_rows() {
         .unwrap()
         .into_inner();
     assert_eq!(listed.cards.len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learning_dead_letter_is_folded_in_by_a_rebuild_once_its_event_reads() {
+    use mnemo_projector::learning::dead_letters::{self, Kept};
+    use mnemo_projector::learning::runner::DLQ_SERVICE;
+    let env = TestEnv::start().await;
+    let mut c = learning(&env, "alice").await;
+    let skipped = create_card(&mut c, "a card the runner once could not read").await;
+    // Garbage on a learning subject: the runner dead-letters it, goes on.
+    let subject = format!(
+        "{}.alice.card.0190aaaa-0000-7000-8000-000000000000",
+        env.ns.events_of("learn")
+    );
+    let garbage = env.publish_garbage(subject).await;
+    let after = create_card(&mut c, "a card after it").await;
+    let db = read_model_through(&env, after.sequence).await;
+    // The first card as an older build left it: stepped over (no row) and
+    // dead-lettered; this build reads its event.
+    let card_id: uuid::Uuid = skipped.card.unwrap().card_id.parse().unwrap();
+    let removed = db
+        .execute("DELETE FROM learning_cards WHERE card_id = $1", &[&card_id])
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    let m = env.bus.events.direct_get(skipped.sequence).await.unwrap();
+    let origin = mnemo_bus::dlq::Origin {
+        subject: &m.subject,
+        stream_sequence: m.sequence,
+        deliveries: 1,
+        headers: Some(&m.headers),
+        payload: &m.payload,
+    };
+    mnemo_bus::dlq::publish(
+        &env.bus.jetstream,
+        &env.ns,
+        DLQ_SERVICE,
+        &origin,
+        "an older build could not read it",
+    )
+    .await;
+    let letters = mnemo_bus::dlq::list(&env.bus).await.unwrap();
+    let ours: Vec<&mnemo_bus::dlq::DeadLetter> = letters
+        .iter()
+        .filter(|l| l.service == DLQ_SERVICE)
+        .collect();
+    let mut sequences: Vec<u64> = ours.iter().map(|l| l.event_sequence).collect();
+    sequences.sort();
+    assert_eq!(sequences, vec![skipped.sequence, garbage]);
+
+    let outcomes = dead_letters::retry(&env.bus, &mnemo_tests::database_url(), &ours).await;
+    for (letter, outcome) in &outcomes {
+        if letter.event_sequence == skipped.sequence {
+            assert_eq!(outcome.as_ref().ok(), Some(&2), "{outcome:?}");
+        } else {
+            assert!(
+                matches!(outcome, Err(Kept::StillUnreadable { sequence, .. }) if *sequence == garbage),
+                "{outcome:?}"
+            );
+        }
+    }
+    assert_eq!(outcomes.len(), 2);
+    // The card is back, in the new version of the read model; only the
+    // letter still unread stays.
+    let db = mnemo_projector::db::connect(&mnemo_tests::database_url(), &env.ns)
+        .await
+        .unwrap();
+    let cards: i64 = db
+        .query_one("SELECT count(*) FROM learning_cards", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(cards, 2);
+    let left: Vec<u64> = mnemo_bus::dlq::list(&env.bus)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|l| l.service == DLQ_SERVICE)
+        .map(|l| l.event_sequence)
+        .collect();
+    assert_eq!(left, vec![garbage]);
 }

@@ -456,6 +456,19 @@ impl TestEnv {
         CommandExecutor::new(JetStreamEventStore::new(&self.bus, "doc", cache), (), retry)
     }
 
+    /// Publishes bytes that are no event (no headers) on `subject` of the
+    /// event stream, as any client could; returns their stream sequence.
+    pub async fn publish_garbage(&self, subject: String) -> u64 {
+        self.bus
+            .jetstream
+            .publish(subject, "not an event".into())
+            .await
+            .expect("publish")
+            .await
+            .expect("publish ack")
+            .sequence
+    }
+
     /// Number of messages in this namespace's event stream.
     pub async fn event_count(&self) -> u64 {
         let mut s = self.bus.events.clone();

@@ -44,7 +44,7 @@ pub async fn publish(
     origin: &Origin<'_>,
     reason: &str,
 ) {
-    let mut headers = origin.headers.cloned().unwrap_or_default();
+    let mut headers = letter_headers(origin.headers);
     headers.insert(dlq_headers::REASON, reason);
     headers.insert(dlq_headers::SERVICE, service);
     headers.insert(dlq_headers::SUBJECT, origin.subject);
@@ -71,6 +71,28 @@ pub async fn publish(
         tracing::error!(error = %e, seq = origin.stream_sequence, "could not dead-letter the message");
     }
 }
+
+/// The original event's headers, as a dead letter carries them: all but
+/// the JetStream publish expectations it was appended with
+/// (`Nats-Expected-Last-Subject-Sequence` above all, which the server
+/// stores with the message). Copied, they would be checked again against
+/// the dead-letter subject, and refuse every letter but the first.
+fn letter_headers(original: Option<&async_nats::HeaderMap>) -> async_nats::HeaderMap {
+    let mut headers = async_nats::HeaderMap::new();
+    for (name, values) in original.into_iter().flat_map(|h| h.iter()) {
+        let raw: &[u8] = name.as_ref();
+        if raw.len() >= EXPECTED.len() && raw[..EXPECTED.len()].eq_ignore_ascii_case(EXPECTED) {
+            continue;
+        }
+        for v in values {
+            headers.append(name.clone(), v.clone());
+        }
+    }
+    headers
+}
+
+/// The prefix of JetStream's publish expectation headers.
+const EXPECTED: &[u8] = b"Nats-Expected-";
 
 /// One dead letter.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -143,4 +165,29 @@ async fn dlq_stream(bus: &Bus) -> Result<async_nats::jetstream::stream::Stream, 
         .get_stream(bus.namespace.dlq_stream())
         .await
         .map_err(|e| BusError::unavailable("cannot open the dead-letter stream", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::letter_headers;
+
+    #[test]
+    fn a_letter_keeps_the_event_headers_but_not_its_publish_expectations() {
+        let mut original = async_nats::HeaderMap::new();
+        original.insert("Nats-Expected-Last-Subject-Sequence", "0");
+        original.insert("nats-expected-stream", "EVENTS");
+        original.insert("Mnemo-Event-Id", "e-1");
+        original.append("Mnemo-Event-Type", "CardCreated");
+        original.append("Mnemo-Event-Type", "CardReviewed");
+        let kept = letter_headers(Some(&original));
+        assert!(kept.get("Nats-Expected-Last-Subject-Sequence").is_none());
+        assert!(kept.get("nats-expected-stream").is_none());
+        assert_eq!(kept.get("Mnemo-Event-Id").map(|v| v.as_str()), Some("e-1"));
+        let types: Vec<&str> = kept
+            .get_all("Mnemo-Event-Type")
+            .map(|v| v.as_str())
+            .collect();
+        assert_eq!(types, vec!["CardCreated", "CardReviewed"]);
+        assert_eq!(letter_headers(None).iter().count(), 0);
+    }
 }

@@ -8,7 +8,7 @@
 //! applied before and are skipped, so re-reading part of the stream (after
 //! a failure, or by a second projector) changes nothing.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use mnemo_bus::envelope::Envelope;
 use mnemo_bus::event_store::{decode_message, StoredEvents};
@@ -134,11 +134,19 @@ pub async fn apply(
     messages: &[EventMessage],
     through: u64,
 ) -> Result<Applied, ProjectorError> {
-    apply_with(client, key, projections, messages, through, None).await
+    let mut applied = apply_with(client, key, projections, messages, through, None).await?;
+    for m in messages.iter().filter(|m| m.touches_chunks()) {
+        applied.candidates.insert(
+            m.document_id,
+            (m.owner_token.clone(), m.stored.envelope.clone()),
+        );
+    }
+    Ok(applied)
 }
 
 /// [`apply`], taking chunks' lexemes from `lexemes_from.chunks` where the
-/// same chunk is already there (a rebuild beside the live schema).
+/// same chunk is already there (a rebuild beside the live schema), and
+/// without indexing candidates (a rebuild declares nothing indexed).
 pub async fn apply_with(
     client: &mut Client,
     key: &str,
@@ -153,12 +161,6 @@ pub async fn apply_with(
         checkpoint: at.max(through),
         ..Default::default()
     };
-    for m in messages.iter().filter(|m| m.touches_chunks()) {
-        applied.candidates.insert(
-            m.document_id,
-            (m.owner_token.clone(), m.stored.envelope.clone()),
-        );
-    }
     let fresh: Vec<&EventMessage> = messages.iter().filter(|m| m.sequence > at).collect();
     if !fresh.is_empty() {
         applied.events = fold_and_flush(&tx, projections, &fresh, lexemes_from).await?;
@@ -234,13 +236,36 @@ async fn fold_and_flush(
         .into_iter()
         .collect();
     let has = |p: Projection| projections.contains(&p);
+    // A document whose upload is in the batch has no rows yet (the upload
+    // is its first event, and nothing of it is at or below the
+    // checkpoint): only the others' rows are read. In a rebuild that is
+    // almost every document.
+    let uploaded: HashSet<Uuid> = fresh
+        .iter()
+        .filter(|m| {
+            m.stored
+                .events
+                .iter()
+                .any(|e| matches!(e, DocumentEvent::DocumentUploaded(_)))
+        })
+        .map(|m| m.document_id)
+        .collect();
+    let stored: Vec<Uuid> = ids
+        .iter()
+        .copied()
+        .filter(|id| !uploaded.contains(id))
+        .collect();
     let mut rows: HashMap<Uuid, Option<DocumentRow>> = HashMap::new();
     if has(Projection::Documents) {
-        let mut loaded = documents::load(tx, &ids).await?;
+        let mut loaded = if stored.is_empty() {
+            HashMap::new()
+        } else {
+            documents::load(tx, &stored).await?
+        };
         rows = ids.iter().map(|id| (*id, loaded.remove(id))).collect();
     }
-    let mut timings = if has(Projection::StageTimings) {
-        stage_timings::load(tx, &ids).await?
+    let mut timings = if has(Projection::StageTimings) && !stored.is_empty() {
+        stage_timings::load(tx, &stored).await?
     } else {
         Default::default()
     };

@@ -573,6 +573,9 @@ impl Reader {
         let mut raw = Vec::new();
         let mut bytes = 0;
         let mut through = after;
+        // Whether the server has more of the feed's messages for us after
+        // the last one read (its delivery says how many are pending).
+        let mut more = false;
         if after >= bound {
             return Ok((Batch::empty(self.feed), through)); // nothing may be read
         }
@@ -587,15 +590,16 @@ impl Reader {
                         Err(_) => None,
                     }
                 }
-                // Fill the batch while messages keep coming (big batches
-                // amortise each transaction); a pause ends it. A message
-                // already buffered is taken without arming a timer.
+                // Fill the batch (big batches amortise each transaction)
+                // while the server has more for us: those messages are on
+                // their way, however the pulls are paced. At the end of
+                // what is stored, a pause ends the batch. A message already
+                // buffered is taken without arming a timer.
                 None => match self.messages.next().now_or_never() {
                     Some(next) => Some(delivered(next)?),
                     None => {
-                        match tokio::time::timeout(Duration::from_millis(2), self.messages.next())
-                            .await
-                        {
+                        let wait = Duration::from_millis(if more { 1_000 } else { 2 });
+                        match tokio::time::timeout(wait, self.messages.next()).await {
                             Ok(next) => Some(delivered(next)?),
                             Err(_) => None,
                         }
@@ -616,10 +620,11 @@ impl Reader {
                     }
                 }
             };
-            let seq = m
+            let (seq, pending) = m
                 .info()
-                .map_err(|e| ProjectorError::Consumer(e.to_string()))?
-                .stream_sequence;
+                .map(|i| (i.stream_sequence, i.pending))
+                .map_err(|e| ProjectorError::Consumer(e.to_string()))?;
+            more = pending > 0;
             if seq > bound {
                 // Delivery is in order: nothing at or below the bound is left.
                 self.held = Some(m);

@@ -16,7 +16,9 @@
 //! - [`store`]: loading and writing the rows a batch touches.
 //! - [`runner`]: the live loop (ordered reads from the checkpoint).
 //! - [`queries`]: what the API reads (cards, due cards, reviews, topics).
+//! - [`dead_letters`]: retrying the events the runner could not read.
 
+pub mod dead_letters;
 pub mod decode;
 pub mod queries;
 pub mod runner;

@@ -5,6 +5,12 @@
 //! document aggregate (the same `Reprocess` a user can ask for), then clears
 //! the dead letter. A dead letter whose document cannot be reprocessed
 //! (e.g. it was deleted from under it) stays, with the reason printed.
+//!
+//! The learning runner's letters (events it could not decode, stepped
+//! over) are retried by rebuilding the learning read model from the event
+//! log, once this build reads every such event again (after a fix, e.g. an
+//! upcaster): the rebuild folds them in their place in history. A letter
+//! whose event this build still cannot read stays, with why.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -20,6 +26,7 @@ pub async fn run(args: DlqArgs) -> Result<ExitCode> {
     let backend = match &args.command {
         DlqCommand::List { backend, .. } | DlqCommand::Retry { backend, .. } => backend,
     };
+    let database_url = &backend.database_url.clone();
     let ns = Namespace::new(&backend.namespace)?;
     let bus = Bus::start(&backend.nats_url, ns, backend.replicas)
         .await
@@ -68,16 +75,33 @@ pub async fn run(args: DlqArgs) -> Result<ExitCode> {
                 (),
                 RetryPolicy::default(),
             );
+            let (learning, documents): (Vec<&DeadLetter>, Vec<&DeadLetter>) = chosen
+                .into_iter()
+                .partition(|l| l.service == mnemo_projector::learning::runner::DLQ_SERVICE);
+            let mut outcomes = Vec::new();
+            for l in documents {
+                outcomes.push((l, retry(&bus, &executor, l).await));
+            }
+            let folded =
+                mnemo_projector::learning::dead_letters::retry(&bus, database_url, &learning).await;
+            outcomes.extend(folded.into_iter().map(|(l, outcome)| {
+                (
+                    l,
+                    outcome
+                        .map(Retried::LearningRebuilt)
+                        .map_err(|kept| kept.to_string()),
+                )
+            }));
             let mut failures = 0;
             let mut results = Vec::new();
-            for l in chosen {
-                let outcome = retry(&bus, &executor, l).await;
+            for (l, outcome) in outcomes {
                 if outcome.is_err() {
                     failures += 1;
                 }
                 results.push(match &outcome {
                     Ok(Retried::Reprocessing(run)) => serde_json::json!({"sequence": l.sequence, "aggregate_id": l.aggregate_id, "run": run}),
                     Ok(Retried::BackfillCleared) => serde_json::json!({"sequence": l.sequence, "aggregate_id": l.aggregate_id, "backfill": BACKFILL_AGAIN}),
+                    Ok(Retried::LearningRebuilt(version)) => serde_json::json!({"sequence": l.sequence, "aggregate_id": l.aggregate_id, "learning_version": version}),
                     Err(e) => serde_json::json!({"sequence": l.sequence, "aggregate_id": l.aggregate_id, "error": e}),
                 });
                 if !json {
@@ -88,6 +112,10 @@ pub async fn run(args: DlqArgs) -> Result<ExitCode> {
                         ),
                         Ok(Retried::BackfillCleared) => println!(
                             "dead letter {}: {} cleared; {BACKFILL_AGAIN}",
+                            l.sequence, l.aggregate_id
+                        ),
+                        Ok(Retried::LearningRebuilt(version)) => println!(
+                            "dead letter {}: {} folded in: the learning read model was rebuilt (version {version})",
                             l.sequence, l.aggregate_id
                         ),
                         Err(e) => println!("dead letter {}: kept: {e}", l.sequence),
@@ -114,6 +142,9 @@ enum Retried {
     /// searchable with its pipeline model, and reprocessing it would start
     /// a run the user sees; backfilling it again is the operator's step.
     BackfillCleared,
+    /// A learning event now read: the learning read model was rebuilt
+    /// from the log (this version serves now), the event folded in.
+    LearningRebuilt(i32),
 }
 
 const BACKFILL_AGAIN: &str = "the document still has its pipeline model's vectors: once the cause is fixed, `mnemo backfill embed --restart` replays from sequence 1 and re-embeds what is missing";
