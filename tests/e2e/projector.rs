@@ -554,3 +554,42 @@ async fn a_rebuild_swaps_in_a_new_version_that_queries_never_see_half_built() {
     assert!(applied(&env, more.sequence).await);
     assert_eq!(documents_rows(&env).await.len(), 4);
 }
+
+#[tokio::test]
+async fn a_reader_behind_takes_full_batches_and_one_caught_up_waits_for_nothing() {
+    use futures::StreamExt;
+    let env = TestEnv::start_with(EnvOptions {
+        run_projector: false,
+        ..Default::default()
+    })
+    .await;
+    // More messages than one pull of the ordered reader brings (500).
+    let subject = format!("{}.x.backlog", env.ns.events_of("doc"));
+    let mut acks = Vec::new();
+    for _ in 0..1_200 {
+        acks.push(
+            env.bus
+                .jetstream
+                .publish(subject.clone(), "not an event".into())
+                .await
+                .unwrap(),
+        );
+    }
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    let mut messages =
+        mnemo_projector::batch::read_from(&env.bus, mnemo_projector::Feed::Documents, 1)
+            .await
+            .unwrap();
+    let first = messages.next().await.unwrap();
+    let batch = mnemo_projector::batch::fill(&mut messages, first, 5_000).await;
+    assert_eq!(batch.len(), 1_200, "a batch ended while more was pending");
+    // Caught up: a new message is a batch of its own, at once.
+    let last = env.publish_garbage(subject).await;
+    let first = messages.next().await.unwrap();
+    let batch = mnemo_projector::batch::fill(&mut messages, first, 5_000).await;
+    assert_eq!(batch.len(), 1);
+    let seq = batch[0].as_ref().unwrap().info().unwrap().stream_sequence;
+    assert_eq!(seq, last);
+}

@@ -112,6 +112,48 @@ pub async fn read_from(
         .map_err(|e| ProjectorError::Consumer(e.to_string()))
 }
 
+/// One delivery of an ordered reader.
+pub type Delivery =
+    Result<async_nats::jetstream::Message, async_nats::jetstream::consumer::pull::OrderedError>;
+
+/// Longest wait for a message the server said is pending (it is on its
+/// way; this only bounds a batch should delivery stall).
+const PENDING_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// A live runner's batch, up to `max` deliveries: `first`, what is already
+/// buffered, and — while the server says more is pending for this reader,
+/// i.e. while catching up from an old checkpoint — what is on its way.
+/// Caught up, nothing is waited for: a batch is what has arrived.
+pub async fn fill(
+    messages: &mut async_nats::jetstream::consumer::pull::Ordered,
+    first: Delivery,
+    max: usize,
+) -> Vec<Delivery> {
+    use futures::{FutureExt, StreamExt};
+    let pending = |d: &Delivery| {
+        d.as_ref()
+            .ok()
+            .and_then(|m| m.info().ok())
+            .is_some_and(|i| i.pending > 0)
+    };
+    let mut more = pending(&first);
+    let mut raw = vec![first];
+    while raw.len() < max {
+        let next = match messages.next().now_or_never() {
+            Some(next) => next,
+            None if more => match tokio::time::timeout(PENDING_WAIT, messages.next()).await {
+                Ok(next) => next,
+                Err(_) => break,
+            },
+            None => break,
+        };
+        let Some(d) = next else { break };
+        more = pending(&d);
+        raw.push(d);
+    }
+    raw
+}
+
 /// The checkpoint stored under `key` (0 before the first batch).
 pub async fn checkpoint(client: &impl GenericClient, key: &str) -> Result<u64, ProjectorError> {
     let row = client

@@ -28,7 +28,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 
 use mnemo_bus::{Bus, CommandExecutor, ExecuteError, JetStreamEventStore, Namespace, RetryPolicy};
 use mnemo_domain::{Document, DocumentCommand};
@@ -213,13 +213,8 @@ impl Live {
             let Some(first) = first else {
                 return Err(ProjectorError::Consumer("the event stream ended".into()));
             };
-            let mut raw = vec![first];
-            while !single && raw.len() < self.config.batch_size {
-                match messages.next().now_or_never() {
-                    Some(Some(m)) => raw.push(m),
-                    _ => break,
-                }
-            }
+            let max = if single { 1 } else { self.config.batch_size };
+            let raw = batch::fill(&mut messages, first, max).await;
             let mut decoded = Vec::with_capacity(raw.len());
             let mut through = 0;
             for m in raw {

@@ -12,7 +12,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use mnemo_bus::{Bus, Namespace};
 use tokio_postgres::{Client, GenericClient};
 
@@ -139,13 +139,7 @@ async fn follow(
         let Some(first) = first else {
             return Err(ProjectorError::Consumer("the event stream ended".into()));
         };
-        let mut raw = vec![first];
-        while raw.len() < config.batch_size {
-            match messages.next().now_or_never() {
-                Some(Some(m)) => raw.push(m),
-                _ => break,
-            }
-        }
+        let raw = crate::batch::fill(&mut messages, first, config.batch_size).await;
         let mut decoded = Vec::with_capacity(raw.len());
         let mut through = 0;
         for m in raw {
