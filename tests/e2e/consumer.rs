@@ -58,12 +58,17 @@ fn spec(env: &TestEnv) -> ConsumerSpec {
     spec
 }
 
+/// Publishes one message per kind, each on a subject of its own with the
+/// publish expectation the event store appends with (a dead letter must
+/// not carry it over: every letter but the first would be refused).
 async fn publish(env: &TestEnv, kinds: &[&str]) {
     for (i, k) in kinds.iter().enumerate() {
         let subject = env.ns.aggregate_subject("test", &format!("x.{i}"));
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Expected-Last-Subject-Sequence", "0");
         env.bus
             .jetstream
-            .publish(subject, k.as_bytes().to_vec().into())
+            .publish_with_headers(subject, headers, k.as_bytes().to_vec().into())
             .await
             .unwrap()
             .await
