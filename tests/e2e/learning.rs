@@ -116,7 +116,7 @@ async fn read_model_through(env: &TestEnv, sequence: u64) -> tokio_postgres::Cli
     let db = mnemo_projector::db::connect(&mnemo_tests::database_url(), &env.ns)
         .await
         .unwrap();
-    let reached = mnemo_projector::learning::runner::wait_for(
+    let reached = mnemo_projector::learning::wait_for(
         &db,
         &env.ns,
         sequence,
@@ -493,7 +493,7 @@ async fn a_rebuild_of_the_learning_read_model_swaps_in_the_same_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_learning_dead_letter_is_folded_in_by_a_rebuild_once_its_event_reads() {
     use mnemo_projector::learning::dead_letters::{self, Kept};
-    use mnemo_projector::learning::runner::DLQ_SERVICE;
+    use mnemo_projector::learning::DLQ_SERVICE;
     let env = TestEnv::start().await;
     let mut c = learning(&env, "alice").await;
     let skipped = create_card(&mut c, "a card the runner once could not read").await;

@@ -287,7 +287,9 @@ impl TestEnv {
             let (b, rx) = (bus.clone(), stop.subscribe());
             let config = opts.extractor.clone().unwrap_or_else(extractor_config);
             tasks.push(tokio::spawn(async move {
-                let _ = mnemo_extractor::run(&b, config, stopped(rx)).await;
+                if let Err(e) = mnemo_extractor::run(b, config, stopped(rx)).await {
+                    eprintln!("extractor failed: {e}");
+                }
             }));
             tasks.extend(spawn_chunker_and_embedder(&bus, model, &stop));
         }
@@ -696,24 +698,22 @@ fn spawn_chunker_and_embedder(
     model: Arc<mnemo_embedder::Embedder>,
     stop: &watch::Sender<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let tokenizer = mnemo_chunker::ModelTokenizer::from_model_dir(&model_dir()).expect("tokenizer");
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
     let (b, rx) = (bus.clone(), stop.subscribe());
     let chunker = tokio::spawn(async move {
-        let _ = mnemo_chunker::run(&b, tokenizer, Default::default(), stopped(rx)).await;
+        let config = mnemo_chunker::ChunkerConfig::new(model_dir());
+        if let Err(e) = mnemo_chunker::run(b, config, stopped(rx)).await {
+            eprintln!("chunker failed: {e}");
+        }
     });
     let (b, rx) = (bus.clone(), stop.subscribe());
     let embedder = tokio::spawn(async move {
-        let _ = mnemo_embedder::service::run(
-            &b,
-            model,
-            mnemo_embedder::service::DEFAULT_CONCURRENCY,
-            Default::default(),
-            stopped(rx),
-        )
-        .await;
+        let config = mnemo_embedder::EmbedderServiceConfig::new(model);
+        if let Err(e) = mnemo_embedder::run(b, config, stopped(rx)).await {
+            eprintln!("embedder failed: {e}");
+        }
     });
     vec![chunker, embedder]
 }

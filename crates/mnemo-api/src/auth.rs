@@ -98,14 +98,14 @@ impl Authenticator {
             .get("authorization")
             .ok_or(AuthError::Missing)
             .and_then(|v| v.to_str().map_err(|_| AuthError::Missing))
-            .map_err(|e| Status::unauthenticated(e.to_string()))?;
+            .map_err(|e| crate::status::from_auth_error(&e))?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| Status::unauthenticated(AuthError::Missing.to_string()))?;
+            .ok_or_else(|| crate::status::from_auth_error(&AuthError::Missing))?;
         let caller = self
             .verify(token.trim())
-            .map_err(|e| Status::unauthenticated(e.to_string()))?;
+            .map_err(|e| crate::status::from_auth_error(&e))?;
         req.extensions_mut().insert(caller);
         Ok(req)
     }
@@ -116,7 +116,7 @@ pub fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
     req.extensions()
         .get::<Caller>()
         .cloned()
-        .ok_or_else(|| Status::unauthenticated(AuthError::Missing.to_string()))
+        .ok_or_else(|| crate::status::from_auth_error(&AuthError::Missing))
 }
 
 #[cfg(test)]

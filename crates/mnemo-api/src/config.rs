@@ -1,12 +1,88 @@
-//! API configuration.
+//! API configuration: its flags (flattened into `mnemo serve`, env
+//! fallbacks `MNEMO_*`) and what [`crate::run`] and [`crate::ApiState`]
+//! are given.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use clap::Args;
+
+use crate::ApiError;
 
 /// Default upload size limit: 256 MiB.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 256 * 1024 * 1024;
 
-/// Everything the API server needs besides the bus.
+/// The API's own flags. The JWT secret, the database and the model the
+/// embedder shares with search come from the binary (they are not the
+/// API's alone).
+#[derive(Args, Clone, Debug)]
+pub struct ApiArgs {
+    #[arg(long, env = "MNEMO_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// More prepared models the API loads to embed queries with, so that
+    /// `mnemo model use` can switch search to one of them (e.g. after
+    /// `mnemo backfill embed`). Comma-separated in the env variable.
+    #[arg(long, env = "MNEMO_EXTRA_MODEL_DIRS", value_delimiter = ',')]
+    pub extra_model_dir: Vec<PathBuf>,
+    /// The model whose vectors answer searches at start (an id, or a name
+    /// without its hash; default: --model-dir's).
+    #[arg(long, env = "MNEMO_SEARCH_MODEL")]
+    pub search_model: Option<String>,
+    /// Largest accepted upload, in bytes.
+    #[arg(long, env = "MNEMO_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
+    pub max_upload_bytes: u64,
+    #[command(flatten)]
+    pub fusion: FusionArgs,
+    #[command(flatten)]
+    pub vectors: VectorArgs,
+    #[command(flatten)]
+    pub llm: LlmArgs,
+}
+
+impl ApiArgs {
+    /// The configuration of a server on `database_url` signing tokens with
+    /// `jwt_secret`, embedding queries with `embedders` (the one serving
+    /// search first unless `--search-model` names another).
+    pub fn config(
+        &self,
+        database_url: &str,
+        jwt_secret: Vec<u8>,
+        embedders: Vec<Arc<mnemo_embedder::Embedder>>,
+    ) -> Result<ServeConfig, ApiError> {
+        let mut api = ApiConfig::new(self.listen, database_url, jwt_secret);
+        api.max_upload_bytes = self.max_upload_bytes;
+        Ok(ServeConfig {
+            api,
+            embedders,
+            search_model: self.search_model.clone(),
+            vectors: self.vectors.config(),
+            bm25: self.fusion.bm25()?,
+            fusion: self.fusion.fusion()?,
+            llm: self
+                .llm
+                .client()?
+                .map(|c| Arc::new(c) as Arc<dyn mnemo_qa::Llm>),
+        })
+    }
+}
+
+/// Everything [`crate::run`] needs besides the bus.
+pub struct ServeConfig {
+    pub api: ApiConfig,
+    /// Every model queries may be embedded with (loaded by the caller).
+    pub embedders: Vec<Arc<mnemo_embedder::Embedder>>,
+    /// Which of them serves search at start (default: the first).
+    pub search_model: Option<String>,
+    pub vectors: mnemo_search::VectorConfig,
+    pub bm25: mnemo_search::Bm25,
+    pub fusion: mnemo_search::Fusion,
+    /// Answers and cards with this chat model (extractive/offline without).
+    pub llm: Option<Arc<dyn mnemo_qa::Llm>>,
+}
+
+/// Everything the API's state needs besides the bus.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     pub listen: SocketAddr,
@@ -41,5 +117,161 @@ impl ApiConfig {
             watch_queue: 4096,
             shutdown_grace: Duration::from_secs(10),
         }
+    }
+}
+
+/// How search fuses its lexical and vector lists (reciprocal rank fusion:
+/// Σ weight / (k + rank)).
+#[derive(Args, Clone, Debug)]
+pub struct FusionArgs {
+    /// The RRF constant k: larger flattens the advantage of top ranks.
+    #[arg(long, env = "MNEMO_RRF_K", default_value_t = mnemo_search::Fusion::default().k)]
+    pub rrf_k: f64,
+    /// Weight of the full-text list.
+    #[arg(long, env = "MNEMO_RRF_LEXICAL_WEIGHT", default_value_t = mnemo_search::Fusion::default().lexical_weight)]
+    pub rrf_lexical_weight: f64,
+    /// Weight of the vector list.
+    #[arg(long, env = "MNEMO_RRF_VECTOR_WEIGHT", default_value_t = mnemo_search::Fusion::default().vector_weight)]
+    pub rrf_vector_weight: f64,
+    /// BM25 term-frequency saturation (k1) of the full-text list.
+    #[arg(long, env = "MNEMO_BM25_K1", default_value_t = mnemo_search::Bm25::default().k1)]
+    pub bm25_k1: f64,
+    /// BM25 length normalisation (b, 0..=1) of the full-text list.
+    #[arg(long, env = "MNEMO_BM25_B", default_value_t = mnemo_search::Bm25::default().b)]
+    pub bm25_b: f64,
+}
+
+impl FusionArgs {
+    pub fn fusion(&self) -> Result<mnemo_search::Fusion, ApiError> {
+        let f = mnemo_search::Fusion {
+            k: self.rrf_k,
+            lexical_weight: self.rrf_lexical_weight,
+            vector_weight: self.rrf_vector_weight,
+        };
+        if !(f.k >= 0.0 && f.lexical_weight >= 0.0 && f.vector_weight >= 0.0)
+            || f.lexical_weight + f.vector_weight == 0.0
+        {
+            return Err(ApiError::Config(
+                "--rrf-k and the RRF weights must be non-negative, and one weight positive".into(),
+            ));
+        }
+        Ok(f)
+    }
+
+    pub fn bm25(&self) -> Result<mnemo_search::Bm25, ApiError> {
+        if !(self.bm25_k1 >= 0.0 && (0.0..=1.0).contains(&self.bm25_b)) {
+            return Err(ApiError::Config(
+                "--bm25-k1 must be non-negative and --bm25-b within 0..=1".into(),
+            ));
+        }
+        Ok(mnemo_search::Bm25 {
+            k1: self.bm25_k1,
+            b: self.bm25_b,
+        })
+    }
+}
+
+/// The search vector index: when an owner gets an HNSW graph, and the
+/// graph's knobs (decision 012).
+#[derive(Args, Clone, Debug)]
+pub struct VectorArgs {
+    /// Owners (and filtered searches) with fewer vectors than this are scanned exactly.
+    #[arg(long, env = "MNEMO_SEARCH_EXACT_BELOW", default_value_t = mnemo_search::vectors::DEFAULT_EXACT_BELOW)]
+    pub search_exact_below: usize,
+    /// HNSW links per node (M).
+    #[arg(long, env = "MNEMO_SEARCH_HNSW_M", default_value_t = mnemo_search::vectors::AnnConfig::default().connectivity)]
+    pub search_hnsw_m: usize,
+    /// HNSW candidate list while building (efConstruction).
+    #[arg(long, env = "MNEMO_SEARCH_HNSW_EF_CONSTRUCTION", default_value_t = mnemo_search::vectors::AnnConfig::default().expansion_add)]
+    pub search_hnsw_ef_construction: usize,
+    /// HNSW candidate list while searching (ef).
+    #[arg(long, env = "MNEMO_SEARCH_HNSW_EF", default_value_t = mnemo_search::vectors::AnnConfig::default().expansion_search)]
+    pub search_hnsw_ef: usize,
+    /// Threads a graph build uses (default: every core).
+    #[arg(long, env = "MNEMO_SEARCH_BUILD_THREADS")]
+    pub search_build_threads: Option<usize>,
+}
+
+impl VectorArgs {
+    pub fn config(&self) -> mnemo_search::VectorConfig {
+        let mut ann = mnemo_search::vectors::AnnConfig {
+            connectivity: self.search_hnsw_m.max(2),
+            expansion_add: self.search_hnsw_ef_construction.max(1),
+            expansion_search: self.search_hnsw_ef.max(1),
+            ..Default::default()
+        };
+        if let Some(t) = self.search_build_threads {
+            ann.build_threads = t.max(1);
+        }
+        mnemo_search::VectorConfig {
+            exact_below: self.search_exact_below,
+            ann,
+            ..Default::default()
+        }
+    }
+}
+
+/// The chat model for answers and cards (optional): an OpenAI-compatible
+/// chat-completions endpoint. The key is read from MNEMO_LLM_API_KEY only,
+/// never from a flag (flags show in process lists).
+#[derive(Args, Clone, Debug)]
+pub struct LlmArgs {
+    /// Base URL, e.g. http://127.0.0.1:8080/v1 (POST {base}/chat/completions).
+    #[arg(long, env = "MNEMO_LLM_BASE_URL")]
+    pub llm_base_url: Option<String>,
+    /// The model name sent with each request.
+    #[arg(long, env = "MNEMO_LLM_MODEL")]
+    pub llm_model: Option<String>,
+}
+
+impl LlmArgs {
+    /// The client, when a base URL is configured.
+    pub fn client(&self) -> Result<Option<mnemo_qa::llm::openai::OpenAiClient>, ApiError> {
+        let Some(base) = self.llm_base_url.as_deref().filter(|b| !b.is_empty()) else {
+            return Ok(None);
+        };
+        let model = self
+            .llm_model
+            .clone()
+            .filter(|m| !m.is_empty())
+            .ok_or_else(|| {
+                ApiError::Config("--llm-base-url needs --llm-model (or MNEMO_LLM_MODEL)".into())
+            })?;
+        let config = mnemo_qa::LlmConfig::new(base, model)
+            .with_api_key(std::env::var("MNEMO_LLM_API_KEY").ok());
+        Ok(Some(mnemo_qa::llm::openai::OpenAiClient::new(config)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        api: ApiArgs,
+    }
+
+    #[test]
+    fn defaults_parse_and_bad_fusion_is_refused() {
+        let Ok(cli) = Cli::try_parse_from(["t"]) else {
+            panic!("defaults parse")
+        };
+        assert_eq!(cli.api.max_upload_bytes, DEFAULT_MAX_UPLOAD_BYTES);
+        assert!(cli.api.fusion.fusion().is_ok());
+        let Ok(bad) =
+            Cli::try_parse_from(["t", "--rrf-lexical-weight", "0", "--rrf-vector-weight", "0"])
+        else {
+            panic!("parses")
+        };
+        let err = bad.api.fusion.fusion().err();
+        assert!(matches!(err, Some(ApiError::Config(_))), "{err:?}");
+        let Ok(llm) = Cli::try_parse_from(["t", "--llm-base-url", "http://127.0.0.1:1/v1"]) else {
+            panic!("parses")
+        };
+        assert!(matches!(llm.api.llm.client(), Err(ApiError::Config(_))));
     }
 }

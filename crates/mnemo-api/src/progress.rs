@@ -59,7 +59,7 @@ fn scope(raw: Option<WireScope>) -> Result<Scope, Status> {
 }
 
 fn hub_status(e: HubError) -> Status {
-    Status::unavailable(format!("{e}; try again"))
+    crate::status::from_hub_error(&e)
 }
 
 #[tonic::async_trait]

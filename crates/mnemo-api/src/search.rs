@@ -99,8 +99,8 @@ pub async fn retrieve(
             let query = r.text.to_owned();
             let v = tokio::task::spawn_blocking(move || model.embed(&[query]))
                 .await
-                .map_err(|e| Status::internal(format!("embedding the query: {e}")))?
-                .map_err(|e| Status::internal(format!("embedding the query: {}", e.report())))?;
+                .map_err(|e| crate::status::from_join_error("embedding the query", &e))?
+                .map_err(|e| crate::status::from_embed_error(&e))?;
             v.into_iter().next()
         }
         (pb::SearchMode::Vector, None) => {
@@ -134,7 +134,7 @@ pub async fn retrieve(
     let db = state.read_db().await?;
     let hits = mnemo_search::search_in(&*db, &search.index, &vectors, &search.fusion, &query)
         .await
-        .map_err(|e| Status::unavailable(format!("search failed: {e}")))?;
+        .map_err(|e| crate::status::from_search_error(&e))?;
     let vector_used = query.vector.is_some();
     Ok(Retrieved {
         hits,

@@ -68,8 +68,7 @@ pub async fn get_models(
 
 async fn models(state: &ApiState, search: &SearchState) -> Result<pb::ModelsResponse, Status> {
     let db = state.read_db().await?;
-    let db_error =
-        |e: tokio_postgres::Error| Status::unavailable(format!("reading the read models: {e}"));
+    let db_error = crate::status::from_postgres_error;
     let total = db.query_one(INDEXED, &[]).await.map_err(db_error)?;
     let mut models: Vec<pb::ModelCoverage> = db
         .query(COVERAGE, &[])
@@ -166,7 +165,7 @@ pub async fn use_model(
         .index
         .switch_vectors(index)
         .await
-        .map_err(|e| Status::unavailable(format!("switching to {id}: {e}")))?;
+        .map_err(|e| crate::status::from_search_error(&e))?;
     tracing::info!(model = %id, vectors = loaded, previous = ?current.model(), "search model switched");
     models(state, search).await
 }

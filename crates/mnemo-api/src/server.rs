@@ -27,7 +27,7 @@ use crate::progress_hub::ProgressHub;
 use crate::qa::{QaApi, QaState};
 use crate::search::SearchApi;
 use crate::stats::StatsApi;
-use crate::ApiConfig;
+use crate::{ApiConfig, ApiError};
 
 /// HTTP/2 flow-control window per stream (the connection gets twice this).
 pub const UPLOAD_WINDOW: u32 = 4 * 1024 * 1024;
@@ -143,19 +143,6 @@ impl ApiState {
     }
 }
 
-/// Errors starting the server.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    #[error("cannot listen: {0}")]
-    Listen(std::io::Error),
-    #[error("reflection: {0}")]
-    Reflection(String),
-    #[error("gRPC server: {0}")]
-    Transport(#[from] tonic::transport::Error),
-    #[error("progress streams: {0}")]
-    Progress(mnemo_bus::BusError),
-}
-
 /// Serves on an already bound listener until `shutdown` resolves.
 ///
 /// The progress hub runs alongside and stops first, so that open Watch
@@ -165,7 +152,7 @@ pub async fn serve(
     state: Arc<ApiState>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), ServeError> {
+) -> Result<(), ApiError> {
     let auth = Authenticator::new(&state.config.jwt_secret);
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -184,8 +171,7 @@ pub async fn serve(
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(mnemo_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+        .build_v1()?;
     let a1 = auth.clone();
     let documents =
         DocumentServiceServer::with_interceptor(DocumentApi::new(state.clone()), move |r| {
@@ -217,7 +203,7 @@ pub async fn serve(
         QaServiceServer::with_interceptor(QaApi::new(state.clone()), move |r| auth.intercept(r));
     let pump = crate::progress_hub::pump::start(state.progress.clone(), &state.bus)
         .await
-        .map_err(ServeError::Progress)?;
+        .map_err(ApiError::Progress)?;
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let hub = state.progress.clone();
     let shutdown = async move {
@@ -232,6 +218,7 @@ pub async fn serve(
     // Uploads stream megabytes: HTTP/2's default 64 KiB windows would make
     // every MiB wait on a dozen window updates.
     let server = tonic::transport::Server::builder()
+        .layer(crate::request_id::RequestIdLayer)
         .initial_stream_window_size(Some(UPLOAD_WINDOW))
         .initial_connection_window_size(Some(2 * UPLOAD_WINDOW))
         .add_service(health_service)

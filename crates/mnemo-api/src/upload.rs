@@ -97,12 +97,12 @@ impl IncomingUpload {
         let spill = matches!(&self.spool, Spool::Memory(buf) if buf.len() + chunk.len() > self.memory_limit);
         if spill {
             let file = tempfile::tempfile()
-                .map_err(|e| Status::internal(format!("cannot spool upload: {e}")))?;
+                .map_err(|e| crate::status::from_io_error("spooling the upload", &e))?;
             let mut file = tokio::fs::File::from_std(file);
             if let Spool::Memory(buf) = &self.spool {
                 file.write_all(buf)
                     .await
-                    .map_err(|e| Status::internal(format!("cannot spool upload: {e}")))?;
+                    .map_err(|e| crate::status::from_io_error("spooling the upload", &e))?;
             }
             self.spool = Spool::File(file);
         }
@@ -111,7 +111,7 @@ impl IncomingUpload {
             Spool::File(f) => f
                 .write_all(chunk)
                 .await
-                .map_err(|e| Status::internal(format!("cannot spool upload: {e}")))?,
+                .map_err(|e| crate::status::from_io_error("spooling the upload", &e))?,
         }
         Ok(())
     }
@@ -141,10 +141,10 @@ impl ReceivedUpload {
             Spool::File(mut f) => {
                 f.flush()
                     .await
-                    .map_err(|e| Status::internal(format!("cannot read spooled upload: {e}")))?;
+                    .map_err(|e| crate::status::from_io_error("reading the spooled upload", &e))?;
                 f.seek(SeekFrom::Start(0))
                     .await
-                    .map_err(|e| Status::internal(format!("cannot read spooled upload: {e}")))?;
+                    .map_err(|e| crate::status::from_io_error("reading the spooled upload", &e))?;
                 Ok(Box::new(f))
             }
         }

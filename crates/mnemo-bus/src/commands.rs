@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
-use rand::Rng;
 
 use crate::envelope::Envelope;
 use crate::error::{BusError, BusErrorKind};
@@ -97,7 +96,12 @@ where
         command: A::Command,
         metadata: &HashMap<String, String>,
     ) -> Result<Executed<A>, ExecuteError<A::Error>> {
-        let mut backoff = self.retry.initial_backoff;
+        // Jittered: writers that conflicted on the same aggregate must not
+        // reload and retry in lockstep. Half the initial delay plus jitter
+        // of up to one delay: the first retry waits 0.5–1 × initial_backoff.
+        let mut backoff =
+            crate::Backoff::new(self.retry.initial_backoff / 2, self.retry.max_backoff / 2)
+                .with_jitter();
         let mut attempt = 0;
         loop {
             let mut context = self
@@ -151,9 +155,9 @@ where
                     if attempt >= self.retry.max_attempts {
                         return Err(ExecuteError::Conflict { attempts: attempt });
                     }
-                    let jitter = rand::rng().random_range(0..=backoff.as_micros() as u64);
-                    tokio::time::sleep(backoff / 2 + Duration::from_micros(jitter / 2)).await;
-                    backoff = (backoff * 2).min(self.retry.max_backoff);
+                    if let Some(delay) = backoff.next_delay() {
+                        tokio::time::sleep(delay).await;
+                    }
                 }
                 Err(e) => return Err(ExecuteError::Bus(e)),
             }

@@ -74,6 +74,32 @@ impl ConsumerSpec {
         }
     }
 
+    /// A service consuming every document event (`<ns>.ev.doc.>`), as the
+    /// pipeline services do (each skips what it does not handle by the
+    /// event-type header).
+    pub fn document_events(ns: &crate::Namespace, service: impl Into<String>) -> Self {
+        Self::new(service, format!("{}.>", ns.events_of("doc")))
+    }
+
+    /// Messages handled at once by this process (at least 1).
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// How long a delivery may stay unacknowledged before redelivery.
+    pub fn with_ack_wait(mut self, ack_wait: Duration) -> Self {
+        self.ack_wait = ack_wait;
+        self
+    }
+
+    /// How often a delivery being worked on is reported to JetStream
+    /// ([`heartbeat`]): a quarter of the ack wait, so three reports can be
+    /// lost before the message is redelivered to another copy.
+    pub fn heartbeat(&self) -> Duration {
+        heartbeat_every(self.ack_wait)
+    }
+
     fn delay_after(&self, delivered: i64) -> Duration {
         let i = (delivered.max(1) - 1) as usize;
         self.backoff
@@ -173,6 +199,29 @@ impl Delivery {
                 format!("cannot send progress: {e}"),
             )
         })
+    }
+}
+
+/// A quarter of `ack_wait` (at least 100 ms): see [`ConsumerSpec::heartbeat`].
+pub fn heartbeat_every(ack_wait: Duration) -> Duration {
+    (ack_wait / 4).max(Duration::from_millis(100))
+}
+
+/// Runs `work` for `delivery`, telling JetStream every `every` that the work
+/// goes on (`in_progress`), so a long document is not redelivered to
+/// another copy mid-work. What every service wraps its handling in.
+pub async fn heartbeat<F: Future>(delivery: &Delivery, every: Duration, work: F) -> F::Output {
+    tokio::pin!(work);
+    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            result = &mut work => return result,
+            _ = beat.tick() => {
+                if let Err(e) = delivery.in_progress().await {
+                    tracing::warn!(error = %e, "could not tell JetStream the work goes on");
+                }
+            }
+        }
     }
 }
 
@@ -371,34 +420,64 @@ pub async fn run<H: Handler>(
     Ok(())
 }
 
-/// Appends a service's result for a delivered event and says what to do
-/// with the delivery: `Done` once appended (or when the aggregate refuses it
-/// as `moot`, e.g. because the run it belongs to was cancelled or
-/// superseded), `Reject` for any other refusal, `Retry` when the bus failed.
+/// Appends a service's result for a delivered event. `Ok` once appended,
+/// and also when the aggregate refuses it as moot
+/// ([`mnemo_domain::Refusal::is_moot`], e.g. because the run it belongs to
+/// was cancelled or superseded): the result is dropped with a log line.
+pub async fn append<A>(
+    executor: &crate::CommandExecutor<A>,
+    aggregate: &str,
+    command: A::Command,
+    metadata: &std::collections::HashMap<String, String>,
+) -> Result<(), crate::ExecuteError<A::Error>>
+where
+    A: cqrs_es::Aggregate + Clone + 'static,
+    A::Event: crate::upcast::Upcast,
+    A::Command: Clone,
+    A::Error: mnemo_domain::Refusal,
+{
+    use mnemo_domain::Refusal;
+    match executor.execute(aggregate, command, metadata).await {
+        Ok(_) => Ok(()),
+        Err(crate::ExecuteError::Refused(e)) if e.is_moot() => {
+            tracing::info!(aggregate, reason = %e, "result dropped: the run was cancelled or superseded");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// What a failed [`append`] means for the delivery: a refusal will never
+/// be taken (`Reject`: give up now); a conflict or the bus failing may
+/// pass (`Retry`).
+pub fn append_outcome<E: std::error::Error>(e: &crate::ExecuteError<E>) -> Outcome {
+    match e {
+        crate::ExecuteError::Refused(_) => Outcome::Reject {
+            reason: e.to_string(),
+        },
+        crate::ExecuteError::Conflict { .. } | crate::ExecuteError::Bus(_) => Outcome::Retry {
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// [`append`], said as what to do with the delivery: `Done` once appended
+/// (or moot), else [`append_outcome`].
 pub async fn append_result<A>(
     executor: &crate::CommandExecutor<A>,
     aggregate: &str,
     command: A::Command,
     metadata: &std::collections::HashMap<String, String>,
-    moot: impl Fn(&A::Error) -> bool,
 ) -> Outcome
 where
     A: cqrs_es::Aggregate + Clone + 'static,
     A::Event: crate::upcast::Upcast,
     A::Command: Clone,
+    A::Error: mnemo_domain::Refusal,
 {
-    match executor.execute(aggregate, command, metadata).await {
-        Ok(_) => Outcome::Done,
-        Err(crate::ExecuteError::Refused(e)) if moot(&e) => {
-            tracing::info!(aggregate, reason = %e, "result dropped");
-            Outcome::Done
-        }
-        Err(crate::ExecuteError::Refused(e)) => Outcome::Reject {
-            reason: e.to_string(),
-        },
-        Err(e) => Outcome::Retry {
-            reason: e.to_string(),
-        },
+    match append(executor, aggregate, command, metadata).await {
+        Ok(()) => Outcome::Done,
+        Err(e) => append_outcome(&e),
     }
 }
 

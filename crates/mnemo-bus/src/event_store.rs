@@ -293,6 +293,9 @@ where
         let span = tracing::debug_span!("append", event_id = %envelope.event_id, aggregate_id = %context.aggregate_id);
         let _enter = span.enter();
         let mut attempt = 0;
+        // The same message id each time: JetStream drops a duplicate.
+        let mut backoff =
+            crate::Backoff::new(Duration::from_millis(50), Duration::from_millis(200));
         loop {
             attempt += 1;
             let message = PublishMessage::build()
@@ -340,7 +343,9 @@ where
                         ) =>
                 {
                     tracing::warn!(error = %e, attempt, "publish not acknowledged, re-sending with the same message id");
-                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                    if let Some(delay) = backoff.next_delay() {
+                        tokio::time::sleep(delay).await;
+                    }
                 }
                 Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
                     return Err(BusError::with_source(

@@ -21,8 +21,10 @@
 //! - [`dlq`]: listing and clearing dead letters (`mnemo dlq`).
 //! - [`blob_store`]: SHA-256-addressed blobs on the JetStream Object Store.
 //! - [`upcast`]: older event schemas read as current ones.
+//! - [`backoff`]: the delays every retry loop in mnemo waits (backon).
 //! - [`error`]: `BusError` and its `kind()`.
 
+pub mod backoff;
 pub mod blob_store;
 pub mod commands;
 pub mod consumer;
@@ -34,6 +36,7 @@ pub mod namespace;
 pub mod setup;
 pub mod upcast;
 
+pub use backoff::Backoff;
 pub use blob_store::BlobStore;
 pub use commands::{CommandExecutor, ExecuteError, RetryPolicy};
 pub use consumer::{ConsumerSpec, Delivery, Handler, Outcome};

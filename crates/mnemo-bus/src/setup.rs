@@ -132,12 +132,18 @@ pub async fn ensure_event_stream(
 /// parallel create and delete namespaces.
 const STORE_RACE_ATTEMPTS: u32 = 5;
 
+/// Waits between attempts of a store race: 20 ms doubling.
+fn store_race_backoff() -> crate::Backoff {
+    crate::Backoff::new(Duration::from_millis(20), Duration::from_millis(320))
+}
+
 async fn create_stream(
     js: &jetstream::Context,
     config: stream::Config,
 ) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
     use async_nats::jetstream::context::CreateStreamErrorKind;
     let mut attempt = 1;
+    let mut backoff = store_race_backoff();
     loop {
         match js.create_stream(config.clone()).await {
             Err(e)
@@ -146,7 +152,9 @@ async fn create_stream(
                         if j.error_code() == jetstream::ErrorCode::STREAM_CREATE) =>
             {
                 tracing::warn!(stream = %config.name, attempt, "stream store race; trying again");
-                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                if let Some(delay) = backoff.next_delay() {
+                    tokio::time::sleep(delay).await;
+                }
                 attempt += 1;
             }
             other => return other,
@@ -204,6 +212,7 @@ pub async fn ensure_blob_bucket(
         ..Default::default()
     };
     let mut attempt = 1;
+    let mut backoff = store_race_backoff();
     loop {
         match js.create_object_store(config.clone()).await {
             Ok(store) => return Ok(store),
@@ -213,7 +222,9 @@ pub async fn ensure_blob_bucket(
                     && e.kind() == jetstream::context::CreateObjectStoreErrorKind::BucketCreate =>
             {
                 tracing::warn!(%bucket, attempt, "bucket store race; trying again");
-                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                if let Some(delay) = backoff.next_delay() {
+                    tokio::time::sleep(delay).await;
+                }
                 attempt += 1;
             }
             Err(e) => {

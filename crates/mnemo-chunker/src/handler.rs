@@ -3,43 +3,37 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use mnemo_bus::consumer::{append_failure, append_result, Delivery, Handler, Outcome};
+use mnemo_bus::consumer::{
+    append, append_failure, heartbeat, heartbeat_every, Delivery, Handler, Outcome,
+};
 use mnemo_bus::{BlobStore, Bus, CommandExecutor, JetStreamEventStore, RetryPolicy};
 use mnemo_domain::chunking::{chunk_id, chunk_pages, ChunkParams, PageText};
 use mnemo_domain::text::ExtractedText;
-use mnemo_domain::{
-    document::ChunkRecord, Document, DocumentCommand, DocumentErrorKind, DocumentEvent, Stage,
-};
+use mnemo_domain::{document::ChunkRecord, Document, DocumentCommand, DocumentEvent, Stage};
 use tracing::Instrument;
 
-use crate::ModelTokenizer;
+use crate::{ChunkerConfig, ChunkerError, ModelTokenizer};
 
 /// Keeps each `DocumentChunked` message well under NATS's 1 MiB (and the
 /// pipeline's ~256 KB target): text bytes per batch, and chunks per batch.
 const BATCH_TEXT_BYTES: usize = 192 * 1024;
 const BATCH_CHUNKS: usize = 128;
 
-/// A refusal that only means the run moved on (cancelled or superseded).
-fn moot(e: &mnemo_domain::DocumentError) -> bool {
-    matches!(
-        e.kind(),
-        DocumentErrorKind::Stale | DocumentErrorKind::FailedPrecondition
-    )
-}
-
+/// Cuts the text of documents whose extraction finished.
 pub struct Chunker {
     executor: CommandExecutor<Document>,
     blobs: BlobStore,
     tokenizer: Arc<ModelTokenizer>,
     params: ChunkParams,
+    heartbeat: std::time::Duration,
 }
 
 impl Chunker {
     pub async fn new(
         bus: &Bus,
         tokenizer: ModelTokenizer,
-        params: ChunkParams,
-    ) -> Result<Arc<Self>, mnemo_bus::BusError> {
+        config: &ChunkerConfig,
+    ) -> Result<Arc<Self>, ChunkerError> {
         Ok(Arc::new(Self {
             executor: CommandExecutor::new(
                 JetStreamEventStore::new(bus, "doc", 10_000),
@@ -48,7 +42,8 @@ impl Chunker {
             ),
             blobs: bus.blob_store().await?,
             tokenizer: Arc::new(tokenizer),
-            params,
+            params: config.params,
+            heartbeat: heartbeat_every(config.ack_wait),
         }))
     }
 
@@ -58,37 +53,17 @@ impl Chunker {
         run: u32,
         text_sha: &str,
         md: &HashMap<String, String>,
-    ) -> Outcome {
-        let doc = match self.executor.store().load(aggregate).await {
-            Ok(c) => c.aggregate,
-            Err(e) => {
-                return Outcome::Retry {
-                    reason: e.to_string(),
-                }
-            }
-        };
+    ) -> Result<(), ChunkerError> {
+        let doc = self.executor.store().load(aggregate).await?.aggregate;
         if doc.run != run || doc.stage != Some(Stage::Chunking) {
-            return Outcome::Done; // superseded, cancelled, or done already
+            return Ok(()); // superseded, cancelled, or done already
         }
         let Some(document_id) = doc.id.map(|i| i.to_string()) else {
-            return Outcome::Done;
+            return Ok(());
         };
-        let bytes = match self.blobs.get(text_sha).await {
-            Ok(b) => b,
-            Err(e) => {
-                return Outcome::Retry {
-                    reason: e.to_string(),
-                }
-            }
-        };
-        let text: ExtractedText = match serde_json::from_slice(&bytes) {
-            Ok(t) => t,
-            Err(e) => {
-                return Outcome::Reject {
-                    reason: format!("stored text is unreadable: {e}"),
-                }
-            }
-        };
+        let bytes = self.blobs.get(text_sha).await?;
+        let text: ExtractedText =
+            serde_json::from_slice(&bytes).map_err(ChunkerError::UnreadableText)?;
         let pages: Vec<PageText> = text
             .pages
             .into_iter()
@@ -101,21 +76,7 @@ impl Chunker {
         // Tokenizing is CPU work: keep it off the async threads.
         let (tokenizer, params) = (self.tokenizer.clone(), self.params);
         let drafts =
-            match tokio::task::spawn_blocking(move || chunk_pages(&pages, &*tokenizer, params))
-                .await
-            {
-                Ok(Ok(d)) => d,
-                Ok(Err(e)) => {
-                    return Outcome::Reject {
-                        reason: e.to_string(),
-                    }
-                }
-                Err(e) => {
-                    return Outcome::Retry {
-                        reason: format!("chunking task failed: {e}"),
-                    }
-                }
-            };
+            tokio::task::spawn_blocking(move || chunk_pages(&pages, &*tokenizer, params)).await??;
         let records: Vec<ChunkRecord> = drafts
             .into_iter()
             .map(|d| ChunkRecord {
@@ -136,12 +97,9 @@ impl Chunker {
                 last: i + 1 == count,
                 chunks,
             };
-            let outcome = append_result(&self.executor, aggregate, command, md, moot).await;
-            if outcome != Outcome::Done {
-                return outcome;
-            }
+            append(&self.executor, aggregate, command, md).await?;
         }
-        Outcome::Done
+        Ok(())
     }
 }
 
@@ -185,9 +143,11 @@ impl Handler for Chunker {
         let aggregate = stored.envelope.aggregate_id.clone();
         let md = stored.envelope.caused_metadata();
         let span = tracing::info_span!("chunk", document = %aggregate, event_id = %stored.envelope.event_id, run);
-        self.chunk(&aggregate, run, &sha, &md)
-            .instrument(span)
-            .await
+        let work = self.chunk(&aggregate, run, &sha, &md).instrument(span);
+        match heartbeat(delivery, self.heartbeat, work).await {
+            Ok(()) => Outcome::Done,
+            Err(e) => e.outcome(),
+        }
     }
 
     async fn give_up(&self, delivery: &Delivery, reason: &str) {

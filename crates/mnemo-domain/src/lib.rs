@@ -20,6 +20,7 @@
 //! - [`progress_set`]: the fold of a batch's or an owner's documents (counts, overall fraction).
 //! - [`text`]: extracted text as the extractor stores it for the chunker.
 //! - [`schema`]: event schema versions and their upcasters.
+//! - [`refusal`]: what a refused command means to the service whose result it was (moot or not).
 
 pub mod chunking;
 pub mod content;
@@ -29,6 +30,7 @@ pub mod learn;
 pub mod owner;
 pub mod progress;
 pub mod progress_set;
+pub mod refusal;
 pub mod schema;
 pub mod text;
 
@@ -37,3 +39,4 @@ pub use document::{
 };
 pub use ids::{DocumentId, Sha256Hex};
 pub use owner::{OwnerError, OwnerId};
+pub use refusal::Refusal;

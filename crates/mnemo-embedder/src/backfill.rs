@@ -40,11 +40,11 @@ use std::time::{Duration, Instant};
 use mnemo_bus::consumer::{append_result, Delivery, Handler, Outcome};
 use mnemo_bus::{Bus, BusError, CommandExecutor, ConsumerSpec, JetStreamEventStore, RetryPolicy};
 use mnemo_domain::document::ChunkVector;
-use mnemo_domain::{Document, DocumentCommand, DocumentErrorKind, DocumentEvent};
+use mnemo_domain::{Document, DocumentCommand, DocumentEvent};
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::service::VECTORS_PER_EVENT;
+use crate::handler::VECTORS_PER_EVENT;
 use crate::Embedder;
 
 /// How often progress is reported.
@@ -240,13 +240,7 @@ impl Backfill {
                 vectors,
             };
             // Superseded or no longer indexed meanwhile: moot, not an error.
-            let outcome = append_result(&self.executor, aggregate, command, md, |e| {
-                matches!(
-                    e.kind(),
-                    DocumentErrorKind::Stale | DocumentErrorKind::FailedPrecondition
-                )
-            })
-            .await;
+            let outcome = append_result(&self.executor, aggregate, command, md).await;
             if outcome != Outcome::Done {
                 return outcome;
             }

@@ -1,9 +1,96 @@
 //! What to embed with: the model source and the knobs that bound memory and
-//! CPU. Validated before anything is loaded.
+//! CPU ([`EmbedderConfig`], validated before anything is loaded); the
+//! service's flags ([`EmbedderArgs`], flattened into `mnemo serve` and the
+//! benchmarks that embed) and what the service runs with
+//! ([`EmbedderServiceConfig`]).
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
+use crate::batcher::BatchPlan;
 use crate::error::EmbedError;
+use crate::Embedder;
+
+/// Documents in flight at once by default: enough that the batching queue
+/// never runs dry while one delivery appends its events.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+/// How the embedder uses the machine: the embedder service's flags, with
+/// `MNEMO_EMBED_*` env fallbacks. The model directory and the longest
+/// text are shared with the chunker and the API, so the binary passes them.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EmbedderArgs {
+    /// onnxruntime intra-op threads (default: every core).
+    #[arg(long, env = "MNEMO_EMBED_THREADS")]
+    pub embed_threads: Option<usize>,
+    /// Most padded tokens (texts × longest) per model call; bounds memory.
+    #[arg(long, env = "MNEMO_EMBED_TOKEN_BUDGET", default_value_t = BatchPlan::default().token_budget)]
+    pub embed_token_budget: usize,
+    /// Let idle onnxruntime threads spin (faster alone, worse beside other services).
+    #[arg(long, env = "MNEMO_EMBED_SPIN")]
+    pub embed_spin: bool,
+    /// Documents the embedder works on at once (all feed one batching queue).
+    #[arg(long, env = "MNEMO_EMBED_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
+    pub embed_concurrency: usize,
+    /// How long a delivery may go unacknowledged before JetStream hands it
+    /// to another copy; the embedder reports progress every quarter of it.
+    #[arg(long, env = "MNEMO_EMBED_ACK_WAIT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub embed_ack_wait: Duration,
+}
+
+impl EmbedderArgs {
+    /// The model runtime's configuration for the export in `model_dir`.
+    pub fn config(&self, model_dir: PathBuf) -> EmbedderConfig {
+        let mut config = EmbedderConfig::local(model_dir).with_spin_wait(self.embed_spin);
+        if let Some(t) = self.embed_threads {
+            config = config.with_threads(t);
+        }
+        config
+    }
+
+    /// How the service's queue cuts batches.
+    pub fn plan(&self) -> BatchPlan {
+        BatchPlan {
+            token_budget: self.embed_token_budget,
+            ..Default::default()
+        }
+    }
+
+    /// The service's configuration around a loaded `model`.
+    pub fn service(&self, model: Arc<Embedder>) -> EmbedderServiceConfig {
+        EmbedderServiceConfig {
+            model,
+            concurrency: self.embed_concurrency,
+            plan: self.plan(),
+            ack_wait: self.embed_ack_wait,
+        }
+    }
+}
+
+/// What the embedder service runs with. The model is loaded by the caller
+/// (`mnemo serve all` shares one with search).
+#[derive(Debug, Clone)]
+pub struct EmbedderServiceConfig {
+    pub model: Arc<Embedder>,
+    /// Deliveries in flight at once, all feeding one batching queue.
+    pub concurrency: usize,
+    pub plan: BatchPlan,
+    /// JetStream's ack wait for the embedder's consumer.
+    pub ack_wait: Duration,
+}
+
+impl EmbedderServiceConfig {
+    /// The defaults around `model`.
+    pub fn new(model: Arc<Embedder>) -> Self {
+        Self {
+            model,
+            concurrency: DEFAULT_CONCURRENCY,
+            plan: BatchPlan::default(),
+            ack_wait: Duration::from_secs(60),
+        }
+    }
+}
 
 /// The environment variable `deploy/model/prepare.sh` writes into
 /// `.mnemo/model.env`, naming the prepared model directory.
@@ -173,6 +260,25 @@ mod tests {
                 "{err:?}"
             );
         }
+    }
+
+    #[test]
+    fn flag_defaults_are_the_service_defaults() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            embedder: EmbedderArgs,
+        }
+        let Ok(cli) = Cli::try_parse_from(["t"]) else {
+            panic!("defaults parse")
+        };
+        let args = cli.embedder;
+        assert_eq!(args.embed_concurrency, DEFAULT_CONCURRENCY);
+        assert_eq!(args.embed_ack_wait, Duration::from_secs(60));
+        assert_eq!(args.plan().token_budget, BatchPlan::default().token_budget);
+        assert_eq!(args.config("/m".into()), EmbedderConfig::local("/m"));
+        assert!(Cli::try_parse_from(["t", "--embed-concurrency", "0"]).is_err());
     }
 
     #[test]

@@ -127,9 +127,84 @@ impl EmbedError {
     }
 }
 
+/// What went wrong in the embedder *service*, coarsely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbedderErrorKind {
+    /// NATS is unavailable, an append conflicted, the model or its queue
+    /// failed on a batch: the delivery is tried again later.
+    Unavailable,
+    /// The delivered chunks can never be embedded as they are.
+    Input,
+    /// The aggregate refused the vectors for a reason that is not moot.
+    Refused,
+}
+
+/// An error of the embedder service (the consumer of `DocumentChunked`);
+/// [`EmbedError`] is the model runtime's.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedderError {
+    #[error("{}", .0.report())]
+    Embed(#[from] EmbedError),
+    #[error(transparent)]
+    Bus(#[from] mnemo_bus::BusError),
+    #[error("appending the vectors: {0}")]
+    Append(#[from] mnemo_bus::ExecuteError<mnemo_domain::DocumentError>),
+    #[error("the embedding queue stopped")]
+    QueueStopped,
+    #[error("the embedding queue returned an unknown text ({0})")]
+    UnknownText(usize),
+    #[error("chunk {chunk_id} has {tokens} tokens but the model takes {max}: the chunker and the embedder disagree on --max-tokens")]
+    ChunkTooLong {
+        chunk_id: String,
+        tokens: usize,
+        max: usize,
+    },
+}
+
+impl EmbedderError {
+    pub fn kind(&self) -> EmbedderErrorKind {
+        match self {
+            Self::ChunkTooLong { .. } => EmbedderErrorKind::Input,
+            Self::Append(mnemo_bus::ExecuteError::Refused(_)) => EmbedderErrorKind::Refused,
+            Self::Embed(_)
+            | Self::Bus(_)
+            | Self::Append(_)
+            | Self::QueueStopped
+            | Self::UnknownText(_) => EmbedderErrorKind::Unavailable,
+        }
+    }
+
+    /// What the consumer does with the delivery.
+    pub fn outcome(&self) -> mnemo_bus::Outcome {
+        let reason = self.to_string();
+        match self.kind() {
+            EmbedderErrorKind::Input | EmbedderErrorKind::Refused => {
+                mnemo_bus::Outcome::Reject { reason }
+            }
+            EmbedderErrorKind::Unavailable => mnemo_bus::Outcome::Retry { reason },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn service_errors_map_to_outcomes() {
+        let long = EmbedderError::ChunkTooLong {
+            chunk_id: "c".into(),
+            tokens: 300,
+            max: 256,
+        };
+        assert!(matches!(long.outcome(), mnemo_bus::Outcome::Reject { .. }));
+        let failed = EmbedderError::from(EmbedError::inference_with(
+            "batch failed",
+            std::io::Error::other("oom"),
+        ));
+        assert_eq!(failed.kind(), EmbedderErrorKind::Unavailable);
+        assert_eq!(failed.to_string(), "batch failed: oom");
+    }
 
     #[test]
     fn runtime_errors_say_what_to_do() {

@@ -1,9 +1,65 @@
-//! Extractor configuration.
+//! Extractor configuration: its flags (flattened into `mnemo serve`, env
+//! fallbacks `MNEMO_EXTRACT_*`) and the limits [`crate::run`] works under.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::pdf_worker::PdfWorker;
+
+/// The extractor's own flags. Defaults are [`ExtractorConfig::default`]'s.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ExtractorArgs {
+    /// Documents extracted at once by this process.
+    #[arg(long = "extract-concurrency", env = "MNEMO_EXTRACT_CONCURRENCY", default_value_t = 2, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    pub concurrency: usize,
+    /// How long a delivery may go unacknowledged before JetStream hands it
+    /// to another copy; the extractor reports progress every quarter of it.
+    #[arg(long = "extract-ack-wait", env = "MNEMO_EXTRACT_ACK_WAIT", default_value = "120s", value_parser = humantime::parse_duration)]
+    pub ack_wait: Duration,
+    /// Wall-clock limit for each page of the pdf-rs worker, and for each
+    /// pdfinfo/pdftotext step.
+    #[arg(long = "extract-step-timeout", env = "MNEMO_EXTRACT_STEP_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub step_timeout: Duration,
+    /// Wall-clock limit for a whole document (each extractor in turn).
+    #[arg(long = "extract-document-timeout", env = "MNEMO_EXTRACT_DOCUMENT_TIMEOUT", default_value = "180s", value_parser = humantime::parse_duration)]
+    pub document_timeout: Duration,
+    /// CPU time each PDF child process may use (RLIMIT_CPU).
+    #[arg(long = "extract-cpu-limit", env = "MNEMO_EXTRACT_CPU_LIMIT", default_value = "180s", value_parser = humantime::parse_duration)]
+    pub cpu_limit: Duration,
+    /// Address space of each PDF child process, in MiB.
+    #[arg(long = "extract-memory-limit-mib", env = "MNEMO_EXTRACT_MEMORY_LIMIT_MIB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(64..))]
+    pub memory_limit_mib: u64,
+    /// Most text read back from one child process, in MiB.
+    #[arg(long = "extract-max-output-mib", env = "MNEMO_EXTRACT_MAX_OUTPUT_MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_output_mib: u64,
+    /// poppler's pdftotext (the fallback extractor).
+    #[arg(
+        long = "pdftotext",
+        env = "MNEMO_PDFTOTEXT",
+        default_value = "pdftotext"
+    )]
+    pub pdftotext: PathBuf,
+    /// poppler's pdfinfo (page counts for the fallback).
+    #[arg(long = "pdfinfo", env = "MNEMO_PDFINFO", default_value = "pdfinfo")]
+    pub pdfinfo: PathBuf,
+}
+
+impl ExtractorArgs {
+    pub fn config(&self) -> ExtractorConfig {
+        ExtractorConfig {
+            concurrency: self.concurrency,
+            ack_wait: self.ack_wait,
+            step_timeout: self.step_timeout,
+            document_timeout: self.document_timeout,
+            cpu_limit: self.cpu_limit,
+            memory_limit_bytes: self.memory_limit_mib * 1024 * 1024,
+            max_output_bytes: self.max_output_mib * 1024 * 1024,
+            pdftotext: self.pdftotext.clone(),
+            pdfinfo: self.pdfinfo.clone(),
+            ..ExtractorConfig::default()
+        }
+    }
+}
 
 /// Limits for one document's extraction, and where the tools are.
 #[derive(Debug, Clone)]
@@ -38,13 +94,6 @@ pub struct ExtractorConfig {
     pub pdf_worker: Option<PdfWorker>,
 }
 
-impl ExtractorConfig {
-    /// How often a delivery in progress is reported to JetStream.
-    pub fn heartbeat(&self) -> Duration {
-        (self.ack_wait / 4).max(Duration::from_millis(100))
-    }
-}
-
 impl Default for ExtractorConfig {
     fn default() -> Self {
         Self {
@@ -61,5 +110,55 @@ impl Default for ExtractorConfig {
             concurrency: 2,
             pdf_worker: PdfWorker::from_current_exe(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        extractor: ExtractorArgs,
+    }
+
+    #[test]
+    fn flag_defaults_are_the_config_defaults() {
+        let parsed = Cli::try_parse_from(["t"]).map(|c| c.extractor.config());
+        let Ok(parsed) = parsed else {
+            panic!("defaults parse")
+        };
+        let default = ExtractorConfig::default();
+        assert_eq!(parsed.concurrency, default.concurrency);
+        assert_eq!(parsed.ack_wait, default.ack_wait);
+        assert_eq!(parsed.step_timeout, default.step_timeout);
+        assert_eq!(parsed.document_timeout, default.document_timeout);
+        assert_eq!(parsed.cpu_limit, default.cpu_limit);
+        assert_eq!(parsed.memory_limit_bytes, default.memory_limit_bytes);
+        assert_eq!(parsed.max_output_bytes, default.max_output_bytes);
+        assert_eq!(parsed.pdftotext, default.pdftotext);
+    }
+
+    #[test]
+    fn durations_take_units_and_limits_are_checked() {
+        let c = Cli::try_parse_from([
+            "t",
+            "--extract-ack-wait",
+            "2m",
+            "--extract-step-timeout",
+            "500ms",
+        ]);
+        let c = c
+            .map(|c| (c.extractor.ack_wait, c.extractor.step_timeout))
+            .ok();
+        assert_eq!(
+            c,
+            Some((Duration::from_secs(120), Duration::from_millis(500)))
+        );
+        assert!(Cli::try_parse_from(["t", "--extract-concurrency", "0"]).is_err());
+        assert!(Cli::try_parse_from(["t", "--extract-memory-limit-mib", "1"]).is_err());
     }
 }

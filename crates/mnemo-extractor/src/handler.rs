@@ -5,14 +5,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use mnemo_bus::consumer::{append_failure, Delivery, Handler, Outcome};
-use mnemo_bus::{BlobStore, Bus, CommandExecutor, ExecuteError, JetStreamEventStore, RetryPolicy};
+use mnemo_bus::consumer::{
+    append, append_failure, heartbeat, heartbeat_every, Delivery, Handler, Outcome,
+};
+use mnemo_bus::{BlobStore, Bus, CommandExecutor, JetStreamEventStore, RetryPolicy};
 use mnemo_domain::content::ContentType;
 use mnemo_domain::text::ExtractedText;
-use mnemo_domain::{Document, DocumentCommand, DocumentErrorKind, DocumentEvent, Sha256Hex, Stage};
+use mnemo_domain::{Document, DocumentCommand, DocumentEvent, Sha256Hex, Stage};
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
+use crate::error::{ExtractorError, ExtractorErrorKind};
 use crate::{ExtractError, ExtractorConfig};
 
 /// Extracts text for documents whose processing run starts.
@@ -20,14 +23,6 @@ pub struct Extractor {
     executor: CommandExecutor<Document>,
     blobs: BlobStore,
     config: ExtractorConfig,
-}
-
-/// Why a delivery did not complete.
-enum Failure {
-    /// The document's text cannot be had: record `DocumentFailed`.
-    Document(ExtractError),
-    /// Something around us failed (NATS, blob store): try again later.
-    Transient(String),
 }
 
 impl Extractor {
@@ -49,20 +44,8 @@ impl Extractor {
         aggregate: &str,
         command: DocumentCommand,
         md: &HashMap<String, String>,
-    ) -> Result<(), Failure> {
-        match self.executor.execute(aggregate, command, md).await {
-            Ok(_) => Ok(()),
-            Err(ExecuteError::Refused(e))
-                if matches!(
-                    e.kind(),
-                    DocumentErrorKind::Stale | DocumentErrorKind::FailedPrecondition
-                ) =>
-            {
-                tracing::info!(aggregate, reason = %e, "result dropped: the run was cancelled or superseded");
-                Ok(())
-            }
-            Err(e) => Err(Failure::Transient(e.to_string())),
-        }
+    ) -> Result<(), ExtractorError> {
+        Ok(append(&self.executor, aggregate, command, md).await?)
     }
 
     /// The run that an event starts, if it starts one.
@@ -74,45 +57,13 @@ impl Extractor {
         }
     }
 
-    /// [`Self::extract`], telling JetStream every [`ExtractorConfig::heartbeat`]
-    /// that the work goes on: a pdf-rs timeout followed by the `pdftotext`
-    /// fallback can outlast the ack wait, and a redelivery would start the
-    /// same document on another copy.
-    async fn extract_with_heartbeat(
-        &self,
-        delivery: &Delivery,
-        aggregate: &str,
-        run: u32,
-        md: &HashMap<String, String>,
-    ) -> Result<(), Failure> {
-        let work = self.extract(aggregate, run, md);
-        tokio::pin!(work);
-        let every = self.config.heartbeat();
-        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        loop {
-            tokio::select! {
-                result = &mut work => return result,
-                _ = beat.tick() => {
-                    if let Err(e) = delivery.in_progress().await {
-                        tracing::warn!(error = %e, "could not tell JetStream the work goes on");
-                    }
-                }
-            }
-        }
-    }
-
     async fn extract(
         &self,
         aggregate: &str,
         run: u32,
         md: &HashMap<String, String>,
-    ) -> Result<(), Failure> {
-        let state = self
-            .executor
-            .store()
-            .load(aggregate)
-            .await
-            .map_err(|e| Failure::Transient(e.to_string()))?;
+    ) -> Result<(), ExtractorError> {
+        let state = self.executor.store().load(aggregate).await?;
         let doc = state.aggregate;
         // Only the current run, and only before its text exists (a
         // redelivery after TextExtracted has nothing left to do).
@@ -122,11 +73,7 @@ impl Extractor {
         let (Some(sha), Some(content_type)) = (doc.sha256.clone(), doc.content_type) else {
             return Ok(());
         };
-        let bytes = self
-            .blobs
-            .get(sha.as_str())
-            .await
-            .map_err(|e| Failure::Transient(e.to_string()))?;
+        let bytes = self.blobs.get(sha.as_str()).await?;
         let text = match content_type {
             ContentType::PlainText | ContentType::Markdown => ExtractedText {
                 // A form feed separates pages in plain text, if anywhere.
@@ -139,15 +86,14 @@ impl Extractor {
             ContentType::Pdf => self.extract_pdf(aggregate, run, &bytes, md).await?,
         };
         if text.is_blank() {
-            return Err(Failure::Document(ExtractError::NoTextLayer));
+            return Err(ExtractError::NoTextLayer.into());
         }
-        let json = serde_json::to_vec(&text).map_err(|e| Failure::Transient(e.to_string()))?;
+        let json = serde_json::to_vec(&text)?;
         let digest: [u8; 32] = Sha256::digest(&json).into();
         let text_sha = Sha256Hex::from_digest(&digest);
         self.blobs
             .put(text_sha.as_str(), &mut json.as_slice())
-            .await
-            .map_err(|e| Failure::Transient(e.to_string()))?;
+            .await?;
         let command = DocumentCommand::RecordTextExtracted {
             run,
             text_sha256: text_sha,
@@ -164,14 +110,14 @@ impl Extractor {
         run: u32,
         bytes: &[u8],
         md: &HashMap<String, String>,
-    ) -> Result<ExtractedText, Failure> {
+    ) -> Result<ExtractedText, ExtractorError> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let work = crate::pdf_text::extract(bytes, &self.config, &tx);
         tokio::pin!(work);
         let mut last_report = Instant::now();
         loop {
             tokio::select! {
-                result = &mut work => return result.map_err(Failure::Document),
+                result = &mut work => return Ok(result?),
                 Some((done, total)) = rx.recv() => {
                     if last_report.elapsed() < self.config.progress_every {
                         continue;
@@ -184,7 +130,7 @@ impl Extractor {
                             pages_total: total,
                         };
                         // Progress is best effort; the result is what must land.
-                        if let Err(Failure::Transient(e)) = self.record(aggregate, progress, md).await {
+                        if let Err(e) = self.record(aggregate, progress, md).await {
                             tracing::warn!(error = %e, "progress not recorded");
                         }
                     }
@@ -209,13 +155,12 @@ impl Handler for Extractor {
         let aggregate = stored.envelope.aggregate_id.clone();
         let md = stored.envelope.caused_metadata();
         let span = tracing::info_span!("extract", document = %aggregate, event_id = %stored.envelope.event_id, run);
-        match self
-            .extract_with_heartbeat(delivery, &aggregate, run, &md)
-            .instrument(span)
-            .await
-        {
+        // A pdf-rs timeout followed by the `pdftotext` fallback can outlast
+        // the ack wait: the heartbeat keeps the delivery this copy's.
+        let work = self.extract(&aggregate, run, &md).instrument(span);
+        match heartbeat(delivery, heartbeat_every(self.config.ack_wait), work).await {
             Ok(()) => Outcome::Done,
-            Err(Failure::Document(e)) if !e.is_retryable() => {
+            Err(e) if e.kind() == ExtractorErrorKind::Document => {
                 let failed = DocumentCommand::RecordFailure {
                     run,
                     stage: Stage::Extracting,
@@ -224,18 +169,10 @@ impl Handler for Extractor {
                 };
                 match self.record(&aggregate, failed, &md).await {
                     Ok(()) => Outcome::Done,
-                    Err(Failure::Transient(t)) | Err(Failure::Document(ExtractError::Io(t))) => {
-                        Outcome::Retry { reason: t }
-                    }
-                    Err(Failure::Document(e)) => Outcome::Retry {
-                        reason: e.to_string(),
-                    },
+                    Err(e) => e.outcome(),
                 }
             }
-            Err(Failure::Document(e)) => Outcome::Retry {
-                reason: e.to_string(),
-            },
-            Err(Failure::Transient(t)) => Outcome::Retry { reason: t },
+            Err(e) => e.outcome(),
         }
     }
 

@@ -22,7 +22,9 @@
 //! `TextExtracted.extractor` records which (`pdf-rs` / `pdftotext`).
 //!
 //! # Layout
-//! - [`config`]: limits and tool paths.
+//! - [`config`]: its flags ([`ExtractorArgs`]), limits and tool paths.
+//! - [`error`]: why a document's text cannot be had ([`ExtractError`]),
+//!   and the service's errors with the consumer outcome each maps to.
 //! - [`pdf_text`]: pdf-rs first, `pdftotext` as the fallback.
 //! - [`pdf_worker`]: the pdf-rs worker process (`mnemo extract-worker`).
 //! - [`pdf`]: running `pdfinfo` / `pdftotext` in a sandboxed child process.
@@ -31,54 +33,16 @@
 //! - [`handler`]: the consumer handler (which events, what it appends).
 
 pub mod config;
+pub mod error;
 pub mod handler;
 pub mod pdf;
 pub mod pdf_text;
 pub mod pdf_worker;
 pub mod sandbox;
 
-pub use config::ExtractorConfig;
+pub use config::{ExtractorArgs, ExtractorConfig};
+pub use error::{ExtractError, ExtractorError, ExtractorErrorKind};
 pub use handler::Extractor;
-
-/// Why a document's text could not be extracted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ExtractError {
-    #[error("no text layer (OCR not supported)")]
-    NoTextLayer,
-    #[error("damaged PDF: {0}")]
-    Damaged(String),
-    #[error("encrypted PDF that needs a password")]
-    NeedsPassword,
-    #[error("gave up after {0} s (the PDF may loop forever)")]
-    TimedOut(u64),
-    #[error("the text is larger than {limit_mib} MiB")]
-    TooLarge { limit_mib: u64 },
-    #[error("{tool} is not installed: run deploy/local/bootstrap.sh")]
-    ToolMissing { tool: String },
-    #[error("cannot run the extractor: {0}")]
-    Io(String),
-}
-
-impl ExtractError {
-    /// Whether trying again later could help (a missing tool can be
-    /// installed; a damaged file stays damaged).
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::ToolMissing { .. } | Self::Io(_))
-    }
-
-    /// A stable machine-readable code (`mnemo extract --json`, scripts).
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::NoTextLayer => "no_text_layer",
-            Self::Damaged(_) => "damaged",
-            Self::NeedsPassword => "needs_password",
-            Self::TimedOut(_) => "timed_out",
-            Self::TooLarge { .. } => "too_large",
-            Self::ToolMissing { .. } => "tool_missing",
-            Self::Io(_) => "io",
-        }
-    }
-}
 
 /// Extracts a whole file locally, as the service would (for `mnemo extract`).
 pub async fn extract_bytes(
@@ -106,17 +70,17 @@ pub async fn extract_bytes(
     Ok(text)
 }
 
-/// Runs the extractor until `shutdown` resolves.
+/// Runs the extractor until `shutdown` resolves: its durable consumer
+/// `<ns>_extractor` on the document subjects, `concurrency` documents at
+/// once.
 pub async fn run(
-    bus: &mnemo_bus::Bus,
+    bus: mnemo_bus::Bus,
     config: ExtractorConfig,
     shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), mnemo_bus::BusError> {
-    let mut spec =
-        mnemo_bus::ConsumerSpec::new("extractor", format!("{}.>", bus.namespace.events_of("doc")));
-    spec.concurrency = config.concurrency;
-    // The handler reports progress every quarter of this while it works.
-    spec.ack_wait = config.ack_wait;
-    let handler = Extractor::new(bus, config).await?;
-    mnemo_bus::consumer::run(bus, spec, handler, shutdown).await
+) -> Result<(), ExtractorError> {
+    let spec = mnemo_bus::ConsumerSpec::document_events(&bus.namespace, "extractor")
+        .with_concurrency(config.concurrency)
+        .with_ack_wait(config.ack_wait);
+    let handler = Extractor::new(&bus, config).await?;
+    Ok(mnemo_bus::consumer::run(&bus, spec, handler, shutdown).await?)
 }

@@ -105,11 +105,11 @@ pub async fn read_from(
             ..Default::default()
         })
         .await
-        .map_err(|e| ProjectorError::Consumer(e.to_string()))?;
+        .map_err(|e| ProjectorError::stream("cannot create an ordered reader", e))?;
     consumer
         .messages()
         .await
-        .map_err(|e| ProjectorError::Consumer(e.to_string()))
+        .map_err(|e| ProjectorError::stream("cannot read the event stream", e))
 }
 
 /// One delivery of an ordered reader.

@@ -63,8 +63,8 @@ pub async fn drop_schema(database_url: &str, ns: &Namespace) -> Result<(), Proje
         .batch_execute(&format!(
             "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {} CASCADE; DROP SCHEMA IF EXISTS {} CASCADE; DROP SCHEMA IF EXISTS {} CASCADE",
             ns.sql_schema(),
-            crate::rebuild::scratch_schema_for(ns, crate::Feed::Documents),
-            crate::rebuild::scratch_schema_for(ns, crate::Feed::Learning)
+            crate::Feed::Documents.scratch_schema(ns),
+            crate::Feed::Learning.scratch_schema(ns)
         ))
         .await?;
     Ok(())

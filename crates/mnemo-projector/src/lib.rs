@@ -1,9 +1,9 @@
 //! The projector: folds events into PostgreSQL read models.
 //!
-//! Consumes: every document event (`<ns>.ev.doc.>`), in stream order, from
-//! its checkpoint (an ordered consumer; see [`runner`]); and, with a second
-//! ordered reader and checkpoint of its own, every learning event
-//! (`<ns>.ev.learn.>`, see [`learning`]).
+//! Consumes: every document event (`<ns>.ev.doc.>`) and every learning
+//! event (`<ns>.ev.learn.>`), each feed in stream order from its own
+//! checkpoint (an ordered consumer per feed, one live [`runner`] driving
+//! each feed's [`handler`]).
 //! Emits: `DocumentIndexed` (through the document aggregate's `MarkIndexed`)
 //! once every chunk of a run is stored with its vector.
 //! Owns: the read models defined in `projections/` (schema `<ns>`), their
@@ -18,7 +18,13 @@
 //! changes nothing.
 //!
 //! # Layout
-//! - [`config`]: what the projector needs to run.
+//! - [`config`]: its flags ([`ProjectorArgs`]) and what it needs to run.
+//! - [`error`]: [`ProjectorError`] and its kind.
+//! - [`handler`]: one [`handler::FeedHandler`] per feed — the document read
+//!   models (and declaring runs indexed), the learning read model.
+//! - [`runner`]: the one live loop both feeds run on (ordered reads from
+//!   the checkpoint, standby copies, poison events dead-lettered,
+//!   reconnects with backoff).
 //! - [`db`]: connecting to PostgreSQL and the namespace's schema.
 //! - [`migrations`]: versioned SQL from `projections/`, applied at start.
 //! - [`projection`]: the projections (named sets of tables) and the feed
@@ -26,11 +32,9 @@
 //! - [`documents`], [`chunks`], [`stage_timings`]: each read model's pure
 //!   fold, its set-wise writes and its queries.
 //! - [`learning`]: the learning read model (cards, reviews, topics,
-//!   sessions): its own ordered runner and checkpoint, its queries.
+//!   sessions): its fold, its checkpoint, its queries.
 //! - [`batch`]: a batch of events into projections + checkpoint, one transaction.
 //! - [`copy`]: PostgreSQL's binary `COPY` format, for bulk writes.
-//! - [`runner`]: the live loop (ordered reads from the checkpoint, standby
-//!   copies, poison events dead-lettered, indexing).
 //! - [`rebuild`]: version N+1 of a projection beside version N, then a swap.
 //! - [`partitioned`]: a rebuild's writes over several connections, split by
 //!   document (or, for learning, by owner).
@@ -44,6 +48,8 @@ pub mod config;
 pub mod copy;
 pub mod db;
 pub mod documents;
+pub mod error;
+pub mod handler;
 pub mod learning;
 pub mod migrations;
 pub mod partitioned;
@@ -53,48 +59,49 @@ pub mod runner;
 pub mod stage_timings;
 pub mod stats;
 
-pub use config::ProjectorConfig;
+use std::future::Future;
+
+pub use config::{ProjectorArgs, ProjectorConfig};
+pub use error::{ProjectorError, ProjectorErrorKind};
 pub use projection::{Feed, Projection};
-pub use runner::run;
 
-/// Errors of the projector.
-#[derive(Debug, thiserror::Error)]
-pub enum ProjectorError {
-    #[error("PostgreSQL: {0}")]
-    Postgres(#[from] tokio_postgres::Error),
-    #[error(transparent)]
-    Bus(#[from] mnemo_bus::BusError),
-    #[error("JetStream consumer: {0}")]
-    Consumer(String),
-    #[error("migration {name} failed: {source}")]
-    Migration {
-        name: String,
-        source: tokio_postgres::Error,
-    },
-    #[error("rebuild: {0}")]
-    Rebuild(String),
-}
-
-impl ProjectorError {
-    /// Whether the error is about the database or the bus being unavailable
-    /// (retry as is, never skip anything) rather than about an event's
-    /// content.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            Self::Postgres(e) | Self::Migration { source: e, .. } => {
-                let Some(code) = e.code() else {
-                    return true; // I/O, closed connection, timeout
-                };
-                let code = code.code();
-                // 08 connection, 40 rollback (deadlock/serialization), 53
-                // resources, 57 operator intervention, 55P03 lock timeout,
-                // 3F000/42P01 schema or table missing (dropped under us:
-                // the next start migrates it back).
-                ["08", "40", "53", "57"].iter().any(|c| code.starts_with(c))
-                    || ["55P03", "3F000", "42P01"].contains(&code)
-            }
-            Self::Bus(_) | Self::Consumer(_) => true,
-            Self::Rebuild(_) => false,
+/// Runs the projector — the document read models and, beside them with a
+/// checkpoint of its own, the learning read model (decision 014) — until
+/// `shutdown` resolves; each feed finishes the batch in hand. Either
+/// failing stops both.
+pub async fn run(
+    bus: mnemo_bus::Bus,
+    config: ProjectorConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ProjectorError> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let documents = handler::Documents::new(&bus);
+    let both = async {
+        tokio::try_join!(
+            runner::run(
+                bus.clone(),
+                config.clone(),
+                documents,
+                stopped(stop_rx.clone())
+            ),
+            runner::run(
+                bus.clone(),
+                config.clone(),
+                handler::Learning,
+                stopped(stop_rx.clone())
+            ),
+        )
+        .map(|_| ())
+    };
+    tokio::pin!(both, shutdown);
+    tokio::select! {
+        r = &mut both => r,
+        _ = &mut shutdown => {
+            let _ = stop_tx.send(true);
+            both.await
         }
     }
 }

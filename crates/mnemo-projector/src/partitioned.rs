@@ -128,9 +128,13 @@ impl Writers {
         for m in messages {
             parts[owner_partition(&m.owner_token, n)].push(m);
         }
-        let applied = try_join_all(self.clients.iter_mut().zip(&self.keys).zip(&parts).map(
-            |((client, key), part)| crate::learning::runner::apply(client, key, part, through),
-        ))
+        let applied = try_join_all(
+            self.clients
+                .iter_mut()
+                .zip(&self.keys)
+                .zip(&parts)
+                .map(|((client, key), part)| crate::learning::apply(client, key, part, through)),
+        )
         .await?;
         Ok(applied.iter().sum())
     }

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use mnemo_bus::Namespace;
+
 /// One projection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Projection {
@@ -21,19 +23,50 @@ pub enum Projection {
 /// stream, read by its own live runner with its own checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Feed {
-    /// `<ns>.ev.doc.>`, folded by the document projector ([`crate::runner`]).
+    /// `<ns>.ev.doc.>`, folded by the document read models
+    /// ([`crate::handler::Documents`]).
     Documents,
-    /// `<ns>.ev.learn.>`, folded by the learning runner
-    /// ([`crate::learning::runner`]).
+    /// `<ns>.ev.learn.>`, folded by the learning read model
+    /// ([`crate::handler::Learning`]).
     Learning,
 }
 
 impl Feed {
+    /// Both feeds, each with its own live runner.
+    pub const ALL: [Feed; 2] = [Self::Documents, Self::Learning];
+
     /// The subject kind: the feed is `<ns>.ev.<kind>.>`.
     pub fn kind(self) -> &'static str {
         match self {
             Self::Documents => "doc",
             Self::Learning => "learn",
+        }
+    }
+
+    /// The live runner's checkpoint (and advisory lock) name:
+    /// `<ns>_projector` for the documents (the name predates the learning
+    /// feed), `<ns>_learning`.
+    pub fn checkpoint_name(self, ns: &Namespace) -> String {
+        match self {
+            Self::Documents => ns.consumer("projector"),
+            Self::Learning => ns.consumer("learning"),
+        }
+    }
+
+    /// Where the live runner's dead letters go: `<ns>.dlq.<service>`.
+    pub fn dlq_service(self) -> &'static str {
+        match self {
+            Self::Documents => "projector",
+            Self::Learning => crate::learning::DLQ_SERVICE,
+        }
+    }
+
+    /// The scratch schema a rebuild of this feed's projections builds in
+    /// (`<ns>__rebuild`, `<ns>__rebuild_learning`: a namespace has no `__`).
+    pub fn scratch_schema(self, ns: &Namespace) -> String {
+        match self {
+            Self::Documents => format!("{}__rebuild", ns.sql_schema()),
+            Self::Learning => format!("{}__rebuild_learning", ns.sql_schema()),
         }
     }
 }

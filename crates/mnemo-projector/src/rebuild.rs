@@ -41,7 +41,7 @@ use tokio_postgres::Client;
 use crate::batch::{self, EventMessage};
 use crate::partitioned::{Batch, Writers};
 use crate::projection::{Feed, Projection};
-use crate::{db, learning, migrations, runner, ProjectorError};
+use crate::{db, learning, migrations, ProjectorError};
 
 /// How a rebuild reads and writes.
 #[derive(Debug, Clone)]
@@ -144,18 +144,12 @@ pub fn scratch_schema(ns: &Namespace) -> String {
 /// The scratch schema of a namespace's rebuild of `feed`'s projections
 /// (`<ns>__rebuild`, `<ns>__rebuild_learning`: a namespace has no `__`).
 pub fn scratch_schema_for(ns: &Namespace, feed: Feed) -> String {
-    match feed {
-        Feed::Documents => format!("{}__rebuild", ns.sql_schema()),
-        Feed::Learning => format!("{}__rebuild_learning", ns.sql_schema()),
-    }
+    feed.scratch_schema(ns)
 }
 
 /// The checkpoint of the live runner that folds `feed`.
 fn live_checkpoint_key(ns: &Namespace, feed: Feed) -> String {
-    match feed {
-        Feed::Documents => runner::consumer_name(ns),
-        Feed::Learning => learning::runner::checkpoint_name(ns),
-    }
+    feed.checkpoint_name(ns)
 }
 
 fn checkpoint_key(projections: &[Projection]) -> String {
@@ -623,7 +617,7 @@ impl Reader {
             let (seq, pending) = m
                 .info()
                 .map(|i| (i.stream_sequence, i.pending))
-                .map_err(|e| ProjectorError::Consumer(e.to_string()))?;
+                .map_err(ProjectorError::not_jetstream)?;
             more = pending > 0;
             if seq > bound {
                 // Delivery is in order: nothing at or below the bound is left.
@@ -642,9 +636,7 @@ impl Reader {
         // on a blocking-pool thread, so the task that drives the writers'
         // statements is never held up by it.
         let (ns, feed) = (bus.namespace.clone(), self.feed);
-        let out = tokio::task::spawn_blocking(move || decode_all(feed, &ns, raw))
-            .await
-            .map_err(|e| ProjectorError::Rebuild(format!("decoding a batch stopped: {e}")))?;
+        let out = tokio::task::spawn_blocking(move || decode_all(feed, &ns, raw)).await?;
         Ok((out, through))
     }
 }
@@ -687,8 +679,8 @@ fn delivered(
 ) -> Result<async_nats::jetstream::Message, ProjectorError> {
     match next {
         Some(Ok(m)) => Ok(m),
-        Some(Err(e)) => Err(ProjectorError::Consumer(e.to_string())),
-        None => Err(ProjectorError::Consumer("the event stream ended".into())),
+        Some(Err(e)) => Err(ProjectorError::stream("reading the event stream", e)),
+        None => Err(ProjectorError::stream_ended()),
     }
 }
 
@@ -704,6 +696,6 @@ async fn next_event(bus: &Bus, feed: Feed, from: u64) -> Result<Option<u64>, Pro
         Err(e) if e.kind() == async_nats::jetstream::stream::DirectGetErrorKind::NotFound => {
             Ok(None)
         }
-        Err(e) => Err(ProjectorError::Consumer(e.to_string())),
+        Err(e) => Err(ProjectorError::stream("reading the event stream", e)),
     }
 }

@@ -1,69 +1,90 @@
-//! The live projector: follows the event stream from its checkpoint and
-//! keeps every projection current.
+//! The live runner: follows one feed of the event stream from its
+//! checkpoint and keeps that feed's read models current. One runner, driven
+//! by a [`FeedHandler`] per feed ([`crate::handler`]).
 //!
-//! - *Ordered reads from the checkpoint.* The projector reads the document
+//! - *Ordered reads from the checkpoint.* The runner reads the feed's
 //!   subjects with an ordered consumer starting right after its checkpoint
 //!   (JetStream guarantees order and no gaps on it). Nothing is acknowledged:
 //!   the checkpoint in PostgreSQL, written in the same transaction as the
-//!   rows, *is* the position. After any failure the projector starts a new
+//!   rows, *is* the position. After any failure the runner starts a new
 //!   read from the checkpoint, so no event is ever skipped — a durable
 //!   consumer with nak-and-continue would apply later events before the
 //!   failed ones come back.
-//! - *One active copy.* Copies take a PostgreSQL advisory lock per
-//!   namespace; the others wait on it as hot standbys and take over when the
-//!   active one's session ends. (Correctness does not depend on the lock:
-//!   two copies would both read in order and the checkpoint row lock would
-//!   make the second skip what the first applied. The lock only saves the
-//!   duplicate work.)
+//! - *One active copy.* Copies take a PostgreSQL advisory lock on the
+//!   checkpoint's name; the others wait on it as hot standbys and take over
+//!   when the active one's session ends. (Correctness does not depend on the
+//!   lock: two copies would both read in order and the checkpoint row lock
+//!   would make the second skip what the first applied. The lock only saves
+//!   the duplicate work.)
 //! - *Poison events fail alone.* An event that cannot be decoded is
-//!   dead-lettered and stepped over. A batch that fails for a reason other
-//!   than an unavailable database is retried one event at a time; an event
-//!   that still fails after [`POISON_ATTEMPTS`] is dead-lettered
-//!   (`<ns>.dlq.projector`) and stepped over, so one bad event cannot stall
-//!   every read model. A database outage never skips anything.
-//! - *Indexing.* After a batch commits, documents whose run now has every
-//!   chunk stored with a vector are declared indexed through the aggregate
-//!   (`MarkIndexed` → `DocumentIndexed`).
+//!   dead-lettered (`<ns>.dlq.<feed's service>`) and stepped over. A batch
+//!   that fails for a reason other than an unavailable database is retried
+//!   one event at a time; an event that still fails after
+//!   [`POISON_ATTEMPTS`] is dead-lettered and stepped over, so one bad
+//!   event cannot stall every read model. A database outage never skips
+//!   anything.
+//! - *Supervised.* Connecting, and reading again after a failure, wait
+//!   with [`mnemo_bus::Backoff`] (100 ms doubling to 5 s), which starts over
+//!   once a batch has been applied.
 
 use std::future::Future;
 use std::time::Duration;
 
 use futures::StreamExt;
-
-use mnemo_bus::{Bus, CommandExecutor, ExecuteError, JetStreamEventStore, Namespace, RetryPolicy};
-use mnemo_domain::{Document, DocumentCommand};
+use mnemo_bus::{Backoff, Bus, Namespace};
 use tokio_postgres::{Client, GenericClient};
 
-use crate::batch::{self, Candidates, EventMessage};
-use crate::projection::{Feed, Projection};
-use crate::{chunks, db, migrations, ProjectorConfig, ProjectorError};
+use crate::handler::FeedHandler;
+use crate::{batch, db, migrations, Feed, ProjectorConfig, ProjectorError};
 
 /// Attempts at one event, one at a time, before it is dead-lettered.
 pub const POISON_ATTEMPTS: u32 = 3;
 
-/// Name of the live projector's checkpoint (and of its dead letters'
-/// service): `<ns>_projector`.
+/// Name of the document read models' checkpoint (and of their dead
+/// letters' service): `<ns>_projector`.
 pub fn consumer_name(ns: &Namespace) -> String {
-    ns.consumer("projector")
+    Feed::Documents.checkpoint_name(ns)
 }
 
-/// Stream sequence the live read models reflect.
+/// Stream sequence the document read models reflect.
 pub async fn checkpoint(
     client: &impl GenericClient,
     ns: &Namespace,
 ) -> Result<u64, ProjectorError> {
-    batch::checkpoint(client, &consumer_name(ns)).await
+    feed_checkpoint(client, ns, Feed::Documents).await
 }
 
-/// Waits until the read models have applied `sequence`, polling the
-/// checkpoint until `timeout`. Returns the checkpoint reached.
+/// Waits until the document read models have applied `sequence`, polling
+/// the checkpoint until `timeout`. Returns the checkpoint reached.
 pub async fn wait_for(
     client: &impl GenericClient,
     ns: &Namespace,
     sequence: u64,
     timeout: Duration,
 ) -> Result<u64, ProjectorError> {
-    batch::wait_for(client, &consumer_name(ns), sequence, timeout).await
+    feed_wait_for(client, ns, Feed::Documents, sequence, timeout).await
+}
+
+/// Stream sequence `feed`'s read models reflect (every event of the feed
+/// at or below it is applied).
+pub async fn feed_checkpoint(
+    client: &impl GenericClient,
+    ns: &Namespace,
+    feed: Feed,
+) -> Result<u64, ProjectorError> {
+    batch::checkpoint(client, &feed.checkpoint_name(ns)).await
+}
+
+/// Waits until `feed`'s read models have applied `sequence` (polling the
+/// checkpoint, bounded by `timeout`); returns the checkpoint reached.
+pub async fn feed_wait_for(
+    client: &impl GenericClient,
+    ns: &Namespace,
+    feed: Feed,
+    sequence: u64,
+    timeout: Duration,
+) -> Result<u64, ProjectorError> {
+    batch::wait_for(client, &feed.checkpoint_name(ns), sequence, timeout).await
 }
 
 /// Prepares the schema; safe to call at every start.
@@ -73,6 +94,11 @@ pub async fn prepare(config: &ProjectorConfig) -> Result<Client, ProjectorError>
     Ok(client)
 }
 
+/// Delays between reconnects and re-reads.
+fn backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(100), Duration::from_secs(5))
+}
+
 /// Why a read of the stream ended.
 enum Ended {
     Shutdown,
@@ -80,92 +106,58 @@ enum Ended {
     Restart,
 }
 
-/// Runs the projector — the document read models and, beside them with a
-/// checkpoint of its own, the learning read model
-/// ([`crate::learning::runner`], decision 014) — until `shutdown`
-/// resolves; each finishes the batch in hand. Either failing stops both.
-pub async fn run(
+/// Runs `handler`'s feed until `shutdown` resolves, finishing the batch in
+/// hand. The first connection must work (a wrong URL fails the start);
+/// after that, PostgreSQL and NATS outages are waited out.
+pub async fn run<H: FeedHandler>(
     bus: Bus,
     config: ProjectorConfig,
+    handler: H,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ProjectorError> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let both = async {
-        tokio::try_join!(
-            run_documents(bus.clone(), config.clone(), stopped(stop_rx.clone())),
-            crate::learning::runner::run(bus.clone(), config.clone(), stopped(stop_rx.clone())),
-        )
-        .map(|_| ())
-    };
-    tokio::pin!(both, shutdown);
-    tokio::select! {
-        r = &mut both => r,
-        _ = &mut shutdown => {
-            let _ = stop_tx.send(true);
-            both.await
-        }
-    }
-}
-
-/// The document projector alone (see the module docs).
-pub async fn run_documents(
-    bus: Bus,
-    config: ProjectorConfig,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), ProjectorError> {
-    // The first connection must work: a wrong URL should fail the start,
-    // not spin in the background.
     let first = prepare(&config).await?;
-    let mut projector = Live {
-        executor: CommandExecutor::new(
-            JetStreamEventStore::<Document>::new(&bus, "doc", 10_000),
-            (),
-            RetryPolicy::default(),
-        ),
+    let feed = handler.feed();
+    let mut live = Live {
+        key: feed.checkpoint_name(&config.namespace),
         bus,
         config,
+        handler,
         poison: None,
+        backoff: backoff(),
     };
     tokio::pin!(shutdown);
     let mut client = Some(first);
-    let mut delay = Duration::from_millis(100);
     loop {
         let mut c = match client.take() {
             Some(c) if !c.is_closed() => c,
-            _ => match prepare(&projector.config).await {
+            _ => match prepare(&live.config).await {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::warn!(error = %e, ?delay, "PostgreSQL unavailable, retrying");
+                    let delay = live.delay();
+                    tracing::warn!(?feed, error = %e, ?delay, "PostgreSQL unavailable, retrying");
                     tokio::select! {
                         _ = &mut shutdown => break,
                         _ = tokio::time::sleep(delay) => {}
                     }
-                    delay = (delay * 2).min(Duration::from_secs(5));
                     continue;
                 }
             },
         };
-        match projector.follow(&mut c, &mut shutdown).await {
+        match live.follow(&mut c, &mut shutdown).await {
             Ok(Ended::Shutdown) => break,
-            Ok(Ended::Restart) => {
-                delay = Duration::from_millis(100);
-                client = Some(c);
-            }
+            Ok(Ended::Restart) => client = Some(c),
             Err(e) => {
-                tracing::warn!(error = %e, ?delay, "projector read interrupted; resuming from the checkpoint");
+                let delay = live.delay();
+                tracing::warn!(?feed, error = %e, ?delay, "projector read interrupted; resuming from the checkpoint");
                 tokio::select! {
                     _ = &mut shutdown => break,
                     _ = tokio::time::sleep(delay) => {}
                 }
-                delay = (delay * 2).min(Duration::from_secs(5));
                 client = Some(c);
             }
         }
     }
-    tracing::info!("projector stopped");
+    tracing::info!(?feed, "projector stopped");
     Ok(())
 }
 
@@ -178,79 +170,96 @@ struct Poison {
     attempts: u32,
 }
 
-struct Live {
+struct Live<H> {
     bus: Bus,
     config: ProjectorConfig,
-    executor: CommandExecutor<Document>,
+    handler: H,
+    /// The feed's checkpoint (and advisory lock) name.
+    key: String,
     poison: Option<Poison>,
+    backoff: Backoff,
 }
 
-impl Live {
+impl<H: FeedHandler> Live<H> {
+    fn delay(&mut self) -> Duration {
+        // Unlimited: the fallback is never used.
+        self.backoff.next_delay().unwrap_or(Duration::from_secs(5))
+    }
+
     /// One read of the stream from the checkpoint, until shutdown or failure.
     async fn follow(
         &mut self,
         client: &mut Client,
         shutdown: &mut (impl Future<Output = ()> + Unpin),
     ) -> Result<Ended, ProjectorError> {
+        let feed = self.handler.feed();
         let ns = self.config.namespace.clone();
-        let name = consumer_name(&ns);
         // Leadership: wait (as a standby) until no other copy is active.
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&name];
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&self.key];
         let lock = client.execute("SELECT pg_advisory_lock(hashtext($1))", &params);
         tokio::select! {
             _ = &mut *shutdown => return Ok(Ended::Shutdown),
             r = lock => { r?; }
         }
-        let from = batch::checkpoint(&*client, &name).await? + 1;
-        let mut messages = batch::read_from(&self.bus, Feed::Documents, from).await?;
-        tracing::info!(checkpoint = %name, from, "projector running");
+        let from = batch::checkpoint(&*client, &self.key).await? + 1;
+        let mut messages = batch::read_from(&self.bus, feed, from).await?;
+        tracing::info!(checkpoint = %self.key, from, "projector running");
         loop {
-            let single = self.poison.is_some();
             let first = tokio::select! {
                 _ = &mut *shutdown => return Ok(Ended::Shutdown),
                 next = messages.next() => next,
             };
             let Some(first) = first else {
-                return Err(ProjectorError::Consumer("the event stream ended".into()));
+                return Err(ProjectorError::stream_ended());
             };
-            let max = if single { 1 } else { self.config.batch_size };
+            let max = if self.poison.is_some() {
+                1
+            } else {
+                self.config.batch_size
+            };
             let raw = batch::fill(&mut messages, first, max).await;
             let mut decoded = Vec::with_capacity(raw.len());
+            // The stored message of each decoded one, for a dead letter.
+            let mut origins = Vec::with_capacity(raw.len());
             let mut through = 0;
             for m in raw {
-                let m = m.map_err(|e| ProjectorError::Consumer(e.to_string()))?;
-                let info = m
+                let m = m.map_err(|e| ProjectorError::stream("reading the event stream", e))?;
+                let seq = m
                     .info()
-                    .map_err(|e| ProjectorError::Consumer(e.to_string()))?;
-                let seq = info.stream_sequence;
+                    .map_err(ProjectorError::not_jetstream)?
+                    .stream_sequence;
                 through = seq;
-                match EventMessage::decode(&ns, &m.subject, seq, m.headers.as_ref(), &m.payload) {
-                    Ok(d) => decoded.push(d),
+                match self
+                    .handler
+                    .decode(&ns, &m.subject, seq, m.headers.as_ref(), &m.payload)
+                {
+                    Ok(d) => {
+                        decoded.push(d);
+                        origins.push((seq, m));
+                    }
                     // It can never succeed: set it aside rather than stall
                     // every later event.
                     Err(e) => {
                         tracing::error!(error = %e, seq, subject = %m.subject, "dead-lettering an undecodable event");
-                        self.dead_letter(
-                            &m.subject,
-                            seq,
-                            m.headers.as_ref(),
-                            &m.payload,
-                            &e.to_string(),
-                        )
-                        .await;
+                        self.dead_letter(seq, &m, &e.to_string()).await;
                     }
                 }
             }
-            match batch::apply(client, &name, &Projection::OF_DOCUMENTS, &decoded, through).await {
+            match self
+                .handler
+                .apply(client, &self.key, &decoded, through)
+                .await
+            {
                 Ok(applied) => {
-                    if self.poison.is_some_and(|p| applied.checkpoint >= p.until) {
+                    if self.poison.is_some_and(|p| through >= p.until) {
                         self.poison = None;
                     }
-                    self.index_ready(client, applied.candidates).await?;
+                    self.backoff.reset();
+                    self.handler.after_commit(client, applied).await?;
                 }
                 Err(e) if e.is_transient() || client.is_closed() => return Err(e),
                 Err(e) => {
-                    self.on_failure(client, &name, &decoded, through, &e)
+                    self.on_failure(client, origins.first(), through, &e)
                         .await?;
                     return Ok(Ended::Restart);
                 }
@@ -263,15 +272,14 @@ impl Live {
     async fn on_failure(
         &mut self,
         client: &mut Client,
-        name: &str,
-        decoded: &[EventMessage],
+        first: Option<&(u64, async_nats::jetstream::Message)>,
         through: u64,
         error: &ProjectorError,
     ) -> Result<(), ProjectorError> {
-        let Some(first) = decoded.first() else {
+        let Some((seq, message)) = first else {
             return Ok(());
         };
-        let seq = first.sequence;
+        let seq = *seq;
         let mut poison = match self.poison {
             Some(p) if p.sequence == seq => p,
             Some(p) => Poison {
@@ -285,7 +293,8 @@ impl Live {
                 attempts: 0,
             },
         };
-        if decoded.len() == 1 {
+        // Only a batch of this one event counts as an attempt at it.
+        if through == seq {
             poison.attempts += 1;
         }
         tracing::warn!(error = %error, seq, attempts = poison.attempts, "projection batch failed; retrying event by event");
@@ -295,17 +304,9 @@ impl Live {
                 poison.attempts
             );
             tracing::error!(seq, %reason, "dead-lettering an event the read models cannot take");
-            let headers = first.stored.envelope.to_headers();
-            self.dead_letter(
-                &first.stored.subject,
-                seq,
-                Some(&headers),
-                &first.payload,
-                &reason,
-            )
-            .await;
+            self.dead_letter(seq, message, &reason).await;
             // Step over it: the checkpoint moves past the event, nothing else.
-            batch::apply(client, name, &Projection::OF_DOCUMENTS, &[], seq).await?;
+            self.handler.apply(client, &self.key, &[], seq).await?;
             poison.attempts = 0;
         }
         self.poison = Some(poison);
@@ -318,65 +319,24 @@ impl Live {
 
     async fn dead_letter(
         &self,
-        subject: &str,
         sequence: u64,
-        headers: Option<&async_nats::HeaderMap>,
-        payload: &bytes::Bytes,
+        message: &async_nats::jetstream::Message,
         reason: &str,
     ) {
         let origin = mnemo_bus::dlq::Origin {
-            subject,
+            subject: &message.subject,
             stream_sequence: sequence,
             deliveries: 1,
-            headers,
-            payload,
+            headers: message.headers.as_ref(),
+            payload: &message.payload,
         };
         mnemo_bus::dlq::publish(
             &self.bus.jetstream,
             &self.bus.namespace,
-            "projector",
+            self.handler.feed().dlq_service(),
             &origin,
             reason,
         )
         .await;
-    }
-
-    /// Declares indexed every candidate whose chunks are all stored with vectors.
-    async fn index_ready(
-        &self,
-        client: &Client,
-        candidates: Candidates,
-    ) -> Result<(), ProjectorError> {
-        if candidates.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<uuid::Uuid> = candidates.keys().copied().collect();
-        for (document_id, owner_token, run) in chunks::ready_to_index(client, &ids).await? {
-            let Some((_, cause)) = candidates.get(&document_id) else {
-                continue;
-            };
-            let metadata = cause.caused_metadata();
-            let aggregate = format!("{owner_token}.{document_id}");
-            match self
-                .executor
-                .execute(&aggregate, DocumentCommand::MarkIndexed { run }, &metadata)
-                .await
-            {
-                Ok(done) => {
-                    if done.appended.is_some() {
-                        tracing::info!(document = %document_id, run, "document indexed");
-                    }
-                }
-                // Not ready after all, or a newer run: the aggregate knows best.
-                Err(ExecuteError::Refused(e)) => {
-                    tracing::debug!(document = %document_id, run, reason = %e, "not indexed")
-                }
-                Err(ExecuteError::Bus(e)) => return Err(e.into()),
-                Err(e @ ExecuteError::Conflict { .. }) => {
-                    return Err(ProjectorError::Consumer(e.to_string()))
-                }
-            }
-        }
-        Ok(())
     }
 }

@@ -42,15 +42,45 @@ pub use fusion::{Fused, Fusion};
 pub use terms::{Bm25, TermIndex};
 pub use vectors::{VectorConfig, VectorIndex};
 
-/// Why a search failed.
+/// What went wrong, coarsely: enough to pick a status and decide retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchErrorKind {
+    /// PostgreSQL or NATS is unavailable, or the index follower is not
+    /// running (yet): retrying later may succeed.
+    Unavailable,
+    /// A query or an index build failed for a reason retrying won't fix.
+    Internal,
+}
+
+/// Why a search (or keeping its indexes fresh) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
     #[error("PostgreSQL: {0}")]
     Postgres(#[from] tokio_postgres::Error),
-    #[error("{0}")]
-    Bus(String),
-    #[error("vector index: {0}")]
-    Index(String),
+    #[error(transparent)]
+    ReadModel(#[from] mnemo_projector::ProjectorError),
+    #[error(transparent)]
+    Bus(#[from] mnemo_bus::BusError),
+    #[error("the index follower is not running")]
+    NotFollowing,
+    #[error("building the vector index: {0}")]
+    Build(#[from] tokio::task::JoinError),
+}
+
+impl SearchError {
+    pub fn kind(&self) -> SearchErrorKind {
+        let unavailable = match self {
+            Self::Postgres(e) => mnemo_projector::error::postgres_is_transient(e),
+            Self::ReadModel(e) => e.is_transient(),
+            Self::Bus(_) | Self::NotFollowing => true,
+            Self::Build(_) => false,
+        };
+        if unavailable {
+            SearchErrorKind::Unavailable
+        } else {
+            SearchErrorKind::Internal
+        }
+    }
 }
 
 /// Whose chunks, and which of them.
@@ -156,12 +186,11 @@ impl Indexes {
     /// one. Returns the vectors loaded. Fails when `follow` is not running.
     pub async fn switch_vectors(&self, index: VectorIndex) -> Result<usize, SearchError> {
         let (done, answer) = tokio::sync::oneshot::channel();
-        let not_following = || SearchError::Index("the index follower is not running".into());
         self.switch_tx
             .send(Switch { index, done })
             .await
-            .map_err(|_| not_following())?;
-        answer.await.map_err(|_| not_following())?
+            .map_err(|_| SearchError::NotFollowing)?;
+        answer.await.map_err(|_| SearchError::NotFollowing)?
     }
 
     /// The stream sequence the indexes reflect (0: not loaded yet).
@@ -263,11 +292,8 @@ pub async fn follow(
     indexes: Arc<Indexes>,
 ) -> Result<(), SearchError> {
     use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
-    let bus_error = |e: &dyn std::fmt::Display| SearchError::Bus(e.to_string());
     let mut switches = indexes.switch_rx.lock().ok().and_then(|mut rx| rx.take());
-    let db = mnemo_projector::db::connect(&database_url, &bus.namespace)
-        .await
-        .map_err(|e| bus_error(&e))?;
+    let db = mnemo_projector::db::connect(&database_url, &bus.namespace).await?;
     let from = match mnemo_projector::runner::checkpoint(&db, &bus.namespace).await {
         Ok(at) => at,
         Err(e) => {
@@ -285,8 +311,11 @@ pub async fn follow(
             ..Default::default()
         })
         .await
-        .map_err(|e| bus_error(&e))?;
-    let mut messages = consumer.messages().await.map_err(|e| bus_error(&e))?;
+        .map_err(|e| mnemo_bus::BusError::unavailable("cannot follow the document events", e))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| mnemo_bus::BusError::unavailable("cannot follow the document events", e))?;
     let vectors = indexes.vectors().load_all(&db).await?;
     let chunks = indexes.terms.load_all(&db).await?;
     indexes.set_applied(from);

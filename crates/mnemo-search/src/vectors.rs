@@ -188,8 +188,7 @@ impl VectorIndex {
                 .map(|(owner, docs)| (owner, Arc::new(inner.exact(docs))))
                 .collect()
         })
-        .await
-        .map_err(|e| SearchError::Index(e.to_string()))?;
+        .await?;
         let names: Vec<String> = owners.keys().cloned().collect();
         if let Ok(mut held) = self.inner.owners.write() {
             *held = owners;

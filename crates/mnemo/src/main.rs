@@ -43,7 +43,7 @@ async fn main() -> std::process::ExitCode {
     };
     init_tracing(cli.global.log.as_deref().unwrap_or(default_log));
     let result = match cli.command {
-        Command::Serve(args) => serve::run(&cli.global, args).await,
+        Command::Serve(args) => serve::run(&cli.global, *args).await,
         Command::Token(args) => cmd::token::run(&cli.global, args),
         Command::Upload(args) => cmd::upload::run(&cli.global, args).await,
         Command::Docs(args) => cmd::docs::run(&cli.global, args).await,

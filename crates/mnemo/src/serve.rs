@@ -2,18 +2,83 @@
 //! services until SIGTERM or Ctrl-C.
 //!
 //! `all` runs every service in one process; each can also run alone (and in
-//! N copies: they share their durable consumers).
+//! N copies: they share their durable consumers). Every service is started
+//! the same way — `mnemo_<service>::run(bus, config, shutdown)`, its config
+//! built from its own flags (`<Service>Args`, flattened here) and the few
+//! settings services share (the bus, the database, the model) — so this
+//! file only chooses which run and wires the shutdown.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use mnemo_api::{ApiConfig, ApiState};
+use clap::{Args, ValueEnum};
 use mnemo_bus::{Bus, Namespace};
-use mnemo_projector::ProjectorConfig;
 use tokio::sync::watch;
 
-use crate::cli::{Global, ServeArgs, Service};
+use crate::cli::{Backend, Global};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[arg(value_enum, default_value = "all")]
+    pub service: Service,
+    #[command(flatten)]
+    pub backend: Backend,
+    /// HS256 secret; overrides --jwt-secret-file.
+    #[arg(long, env = "MNEMO_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten, next_help_heading = "API")]
+    pub api: mnemo_api::ApiArgs,
+    #[command(flatten, next_help_heading = "Extractor")]
+    pub extractor: mnemo_extractor::ExtractorArgs,
+    #[command(flatten, next_help_heading = "Chunker")]
+    pub chunker: mnemo_chunker::ChunkerArgs,
+    #[command(flatten, next_help_heading = "Embedder")]
+    pub embedder: mnemo_embedder::EmbedderArgs,
+    #[command(flatten, next_help_heading = "Projector")]
+    pub projector: mnemo_projector::ProjectorArgs,
+}
+
+/// The embedding model, shared by the chunker (its tokenizer), the
+/// embedder and search: one setting each, so no chunk is ever truncated.
+#[derive(Args, Clone, Debug)]
+pub struct ModelArgs {
+    /// The prepared embedding model (deploy/model/prepare.sh); needed by the
+    /// chunker (its tokenizer) and the embedder, and by search for vectors.
+    #[arg(long, env = "MNEMO_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
+    /// Longest chunk, in the model's word pieces with its special tokens:
+    /// the model's max sequence length (256 for all-MiniLM-L6-v2).
+    #[arg(long, env = "MNEMO_MAX_TOKENS", default_value_t = mnemo_domain::chunking::ChunkParams::default().max_tokens)]
+    pub max_tokens: usize,
+}
+
+impl ModelArgs {
+    fn model_dir(&self, who: &str) -> Result<PathBuf> {
+        self.model_dir.clone().with_context(|| {
+            format!("{who} needs the prepared model: run deploy/model/prepare.sh and source .mnemo/model.env (or pass --model-dir)")
+        })
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Service {
+    /// Every service in one process.
+    All,
+    /// The gRPC API.
+    Api,
+    /// Text out of uploads (PDF through a sandboxed child process).
+    Extractor,
+    /// Text into model-sized chunks.
+    Chunker,
+    /// Chunks into vectors.
+    Embedder,
+    /// PostgreSQL read models; declares runs indexed.
+    Projector,
+}
 
 /// Resolves when the process is asked to stop.
 pub async fn stop_signal() {
@@ -37,7 +102,20 @@ pub async fn stop_signal() {
     let _ = ctrl_c.await;
 }
 
+/// Loads an embedding model off the async threads.
+async fn load_model(args: &ServeArgs, dir: PathBuf) -> Result<Arc<mnemo_embedder::Embedder>> {
+    let config = args
+        .embedder
+        .config(dir)
+        .with_max_length(args.model.max_tokens);
+    let model = tokio::task::spawn_blocking(move || mnemo_embedder::Embedder::new(config))
+        .await?
+        .map_err(|e| anyhow::anyhow!(e.report()))?;
+    Ok(Arc::new(model))
+}
+
 pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
+    let runs = |s: Service| args.service == Service::All || args.service == s;
     let ns = Namespace::new(&args.backend.namespace)?;
     let bus = Bus::start(&args.backend.nats_url, ns.clone(), args.backend.replicas)
         .await
@@ -49,148 +127,75 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         let _ = rx.wait_for(|s| *s).await;
     };
     let mut tasks = tokio::task::JoinSet::new();
+    let database_url = &args.backend.database_url;
 
-    let projector_config = ProjectorConfig::new(ns.clone(), &args.backend.database_url);
-    // The schema must exist before the API answers List.
-    mnemo_projector::runner::prepare(&projector_config)
-        .await
-        .context("preparing PostgreSQL (try `mnemo doctor`)")?;
-
-    if matches!(args.service, Service::All | Service::Projector) {
-        let (bus, rx) = (bus.clone(), stop_rx.clone());
-        tasks.spawn(async move {
-            mnemo_projector::run(bus, projector_config, stopped(rx))
-                .await
-                .context("projector")
-        });
-    }
-    let runs = |s: Service| args.service == Service::All || args.service == s;
-    if runs(Service::Extractor) {
-        let (bus, rx) = (bus.clone(), stop_rx.clone());
-        tasks.spawn(async move {
-            mnemo_extractor::run(
-                &bus,
-                mnemo_extractor::ExtractorConfig::default(),
-                stopped(rx),
-            )
+    // Only the services that read or write the read models need
+    // PostgreSQL; the schema must exist before the API answers List.
+    if runs(Service::Projector) || runs(Service::Api) {
+        let config = args.projector.config(ns.clone(), database_url);
+        mnemo_projector::runner::prepare(&config)
             .await
-            .context("extractor")
+            .context("preparing PostgreSQL (try `mnemo doctor`)")?;
+        if runs(Service::Projector) {
+            let (bus, rx) = (bus.clone(), stop_rx.clone());
+            tasks.spawn(async move {
+                mnemo_projector::run(bus, config, stopped(rx))
+                    .await
+                    .context("projector")
+            });
+        }
+    }
+    if runs(Service::Extractor) {
+        let (bus, rx, config) = (bus.clone(), stop_rx.clone(), args.extractor.config());
+        tasks.spawn(async move {
+            mnemo_extractor::run(bus, config, stopped(rx))
+                .await
+                .context("extractor")
         });
     }
-    // One model per process, shared by the embedder service and search.
-    let wants_model = runs(Service::Embedder) || (runs(Service::Api) && args.model_dir.is_some());
-    let model = if wants_model {
-        let dir = args.model_dir.clone().context(
-            "the embedder needs the prepared model: run deploy/model/prepare.sh and source .mnemo/model.env (or pass --model-dir)",
-        )?;
-        let config = args
-            .embed
-            .config(dir)
-            .with_max_length(args.chunk.max_tokens);
-        let model = tokio::task::spawn_blocking(move || mnemo_embedder::Embedder::new(config))
-            .await?
-            .map_err(|e| anyhow::anyhow!(e.report()))?;
-        tracing::info!(model = model.model_id(), "embedding model loaded");
-        Some(Arc::new(model))
-    } else {
-        None
-    };
     if runs(Service::Chunker) {
-        let dir = args
-            .model_dir
-            .clone()
-            .context("the chunker needs the prepared model's tokenizer: run deploy/model/prepare.sh and source .mnemo/model.env (or pass --model-dir)")?;
-        let tokenizer = mnemo_chunker::ModelTokenizer::from_model_dir(&dir)?;
-        let params = args.chunk.params()?;
+        let dir = args.model.model_dir("the chunker")?;
+        let config = args.chunker.config(dir, args.model.max_tokens)?;
         let (bus, rx) = (bus.clone(), stop_rx.clone());
         tasks.spawn(async move {
-            mnemo_chunker::run(&bus, tokenizer, params, stopped(rx))
+            mnemo_chunker::run(bus, config, stopped(rx))
                 .await
                 .context("chunker")
         });
     }
+    // One model per process, shared by the embedder service and search.
+    let model = if runs(Service::Embedder) {
+        Some(load_model(&args, args.model.model_dir("the embedder")?).await?)
+    } else if let (true, Some(dir)) = (runs(Service::Api), &args.model.model_dir) {
+        Some(load_model(&args, dir.clone()).await?)
+    } else {
+        None
+    };
+    if let Some(model) = &model {
+        tracing::info!(model = model.model_id(), "embedding model loaded");
+    }
     if let (true, Some(model)) = (runs(Service::Embedder), &model) {
-        let (bus, rx, model) = (bus.clone(), stop_rx.clone(), model.clone());
-        let (concurrency, plan) = (args.embed.embed_concurrency, args.embed.plan());
+        let config = args.embedder.service(model.clone());
+        let (bus, rx) = (bus.clone(), stop_rx.clone());
         tasks.spawn(async move {
-            mnemo_embedder::service::run(&bus, model, concurrency, plan, stopped(rx))
+            mnemo_embedder::run(bus, config, stopped(rx))
                 .await
                 .context("embedder")
         });
     }
-    if matches!(args.service, Service::All | Service::Api) {
+    if runs(Service::Api) {
         let secret = crate::secret::load(global, args.jwt_secret.as_deref(), true)?;
-        let mut config = ApiConfig::new(args.listen, &args.backend.database_url, secret);
-        config.max_upload_bytes = args.max_upload_bytes;
         // The API embeds queries with any of its models; one serves.
         let mut embedders: Vec<Arc<mnemo_embedder::Embedder>> = model.iter().cloned().collect();
-        for dir in &args.extra_model_dir {
-            let config = args
-                .embed
-                .config(dir.clone())
-                .with_max_length(args.chunk.max_tokens);
-            let extra = tokio::task::spawn_blocking(move || mnemo_embedder::Embedder::new(config))
-                .await?
-                .map_err(|e| anyhow::anyhow!(e.report()))?;
+        for dir in &args.api.extra_model_dir {
+            let extra = load_model(&args, dir.clone()).await?;
             tracing::info!(model = extra.model_id(), "extra model loaded for search");
-            embedders.push(Arc::new(extra));
+            embedders.push(extra);
         }
-        let served = match &args.search_model {
-            Some(wanted) => Some(
-                embedders
-                    .iter()
-                    .find(|e| mnemo_api::search_models::names(e.model_id(), wanted))
-                    .with_context(|| format!("--search-model {wanted} is not among the loaded models (--model-dir, --extra-model-dir)"))?,
-            ),
-            None => embedders.first(),
-        };
-        let index = mnemo_search::VectorIndex::with_config(
-            served.map(|m| m.dims()).unwrap_or(384),
-            args.vectors.config(),
-        );
-        let index = match served {
-            Some(m) => index.for_model(m.model_id()),
-            None => index,
-        };
-        let index = Arc::new(mnemo_search::Indexes::new(
-            index,
-            mnemo_search::TermIndex::new(args.fusion.bm25()?),
-        ));
-        if served.is_none() {
-            tracing::warn!("no --model-dir: search answers from full text only");
-        }
-        let mut state =
-            ApiState::new(bus.clone(), config)
-                .await?
-                .with_search(mnemo_api::search::SearchState {
-                    index: index.clone(),
-                    embedders,
-                    fusion: args.fusion.fusion()?,
-                });
-        if let Some(llm) = args.llm.client()? {
-            tracing::info!(model = mnemo_qa::Llm::model(&llm), base_url = ?args.llm.llm_base_url, "answers and cards may use the LLM");
-            state = state.with_llm(Arc::new(llm));
-        }
-        let (b, url, rx) = (
-            bus.clone(),
-            args.backend.database_url.clone(),
-            stop_rx.clone(),
-        );
-        // It follows the stream forever: stop it with the rest, or the
-        // process never exits after SIGTERM.
+        let config = args.api.config(database_url, secret, embedders)?;
+        let (bus, rx) = (bus.clone(), stop_rx.clone());
         tasks.spawn(async move {
-            tokio::select! {
-                r = mnemo_search::follow(b, url, index) => r.context("search index"),
-                _ = stopped(rx) => Ok(()),
-            }
-        });
-        let state = Arc::new(state);
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
-        let rx = stop_rx.clone();
-        tasks.spawn(async move {
-            mnemo_api::serve(state, listener, stopped(rx))
+            mnemo_api::run(bus, config, stopped(rx))
                 .await
                 .context("gRPC API")
         });

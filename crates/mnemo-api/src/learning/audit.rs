@@ -69,7 +69,7 @@ impl AuditService for AuditApi {
         let last = stream
             .info()
             .await
-            .map_err(|e| Status::unavailable(format!("cannot read the event stream: {e}")))?
+            .map_err(|e| crate::status::unavailable("the event log", &e))?
             .state
             .last_sequence;
         let (tx, rx) = mpsc::channel(256);
@@ -112,7 +112,7 @@ async fn walk(
         {
             Ok(m) => m,
             Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Status::unavailable(format!("cannot read {filter}: {e}"))),
+            Err(e) => return Err(crate::status::unavailable("the event log", &e)),
         };
         if msg.sequence > last {
             return Ok(());
@@ -125,7 +125,7 @@ async fn walk(
             Some(&msg.headers),
             &msg.payload,
         )
-        .map_err(|e| Status::data_loss(format!("event {}: {e}", msg.sequence)))?;
+        .map_err(|e| crate::status::from_bus_error(&e))?;
         let at = decoded.envelope.occurred_at;
         if from.is_some_and(|f| at < f) || until.is_some_and(|u| at > u) {
             continue;

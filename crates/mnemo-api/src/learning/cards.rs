@@ -164,11 +164,9 @@ pub async fn review(
             &md,
         )
         .await?;
-    let schedule = done
-        .aggregate
-        .schedule
-        .as_ref()
-        .ok_or_else(|| Status::internal("a reviewed card has no schedule"))?;
+    let schedule = done.aggregate.schedule.as_ref().ok_or_else(|| {
+        crate::status::internal("recording a review", &"the reviewed card has no schedule")
+    })?;
     tracing::info!(%card_id, %review_id, rating, sequence = done.last_sequence, duplicate = done.appended.is_none(), "review recorded");
     Ok(pb::SubmitReviewResponse {
         schedule: Some(convert::schedule(schedule)),

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use mnemo_domain::learn::StudyStats;
-use mnemo_projector::learning::{queries, runner};
+use mnemo_projector::learning::{self as learning_model, queries};
 use mnemo_proto::v1 as pb;
 use tokio_postgres::Client;
 use tonic::{Request, Status};
@@ -32,9 +32,9 @@ async fn read_at(state: &ApiState, min_sequence: u64) -> Result<(Arc<Client>, u6
     let db = state.read_db().await?;
     let ns = &state.bus.namespace;
     let at = if min_sequence > 0 {
-        runner::wait_for(&*db, ns, min_sequence, state.config.max_consistency_wait).await
+        learning_model::wait_for(&*db, ns, min_sequence, state.config.max_consistency_wait).await
     } else {
-        runner::checkpoint(&*db, ns).await
+        learning_model::checkpoint(&*db, ns).await
     }
     .map_err(|e| status::from_db_error(&e))?;
     if at < min_sequence {

@@ -78,11 +78,11 @@ async fn open(bus: &Bus, after: u64) -> Result<Ordered, BusError> {
 
 async fn run(hub: ProgressHub, bus: Bus, mut messages: Ordered) {
     let prefix = format!("{}.", bus.namespace.events_of("doc"));
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = mnemo_bus::Backoff::new(Duration::from_millis(50), MAX_BACKOFF);
     loop {
         match messages.next().await {
             Some(Ok(msg)) => {
-                backoff = Duration::from_millis(50);
+                backoff.reset();
                 let Ok(info) = msg.info() else { continue };
                 let sequence = info.stream_sequence;
                 let (owner, event) = route(&prefix, &msg.subject, sequence, &msg);
@@ -95,8 +95,7 @@ async fn run(hub: ProgressHub, bus: Bus, mut messages: Ordered) {
                     tracing::warn!("progress consumer ended; recreating it");
                 }
                 loop {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    tokio::time::sleep(backoff.next_delay().unwrap_or(MAX_BACKOFF)).await;
                     let Some(after) = hub.position() else { return };
                     match open(&bus, after).await {
                         Ok(m) => {

@@ -59,7 +59,7 @@ pub async fn ask(
     if let Some(ids) = &documents {
         let known = mnemo_search::passages::owned_documents(&*db, &who.owner.token(), ids)
             .await
-            .map_err(|e| Status::unavailable(format!("reading your documents: {e}")))?;
+            .map_err(|e| crate::status::from_search_error(&e))?;
         if let Some(missing) = ids.iter().find(|id| !known.contains(id)) {
             return Err(Status::not_found(format!("document {missing} not found")));
         }
@@ -84,7 +84,7 @@ pub async fn ask(
         .collect();
     let mut texts = mnemo_search::passages::by_ids(&*db, &who.owner.token(), &ids)
         .await
-        .map_err(|e| Status::unavailable(format!("reading the sources: {e}")))?;
+        .map_err(|e| crate::status::from_search_error(&e))?;
     // In retrieval order; a chunk dropped since retrieval is left out.
     let mut sources = Vec::new();
     let mut passages = Vec::new();

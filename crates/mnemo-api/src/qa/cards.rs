@@ -57,7 +57,7 @@ pub async fn generate(
     let owner_token = who.owner.token();
     let chunks = match passages::of_document(&*db, &owner_token, document.as_uuid())
         .await
-        .map_err(|e| Status::unavailable(format!("reading the document's chunks: {e}")))?
+        .map_err(|e| crate::status::from_search_error(&e))?
     {
         DocumentChunks::Missing => return Err(Status::not_found("document not found")),
         DocumentChunks::NotIndexed(stage) => {

@@ -46,4 +46,39 @@ impl DocumentError {
             Self::InvalidInput(_) => DocumentErrorKind::InvalidArgument,
         }
     }
+
+    /// Whether the refusal only means the work is moot: the result belongs
+    /// to a run that was cancelled or superseded, or the document has moved
+    /// past the stage the result is for. A service drops such a result (and
+    /// acknowledges its delivery) instead of retrying or failing the
+    /// document. The one place this rule is written: every service and the
+    /// backfill ask here.
+    pub fn is_moot(&self) -> bool {
+        matches!(
+            self.kind(),
+            DocumentErrorKind::Stale | DocumentErrorKind::FailedPrecondition
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_stale_runs_and_wrong_stages_are_moot() {
+        assert!(DocumentError::StaleRun { current: 2, got: 1 }.is_moot());
+        assert!(DocumentError::InvalidTransition {
+            stage: Stage::Cancelled,
+            command: "RecordChunks"
+        }
+        .is_moot());
+        for live in [
+            DocumentError::NotFound,
+            DocumentError::AlreadyExists,
+            DocumentError::InvalidInput("x".into()),
+        ] {
+            assert!(!live.is_moot(), "{live:?}");
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Retrying the learning runner's dead letters (`mnemo dlq retry`).
 //!
 //! The learning runner dead-letters an event it cannot decode and steps
-//! over it ([`super::runner`]), so the read model goes on without it. Once
+//! over it ([`crate::runner`]), so the read model goes on without it. Once
 //! a build reads such events again (a fix, e.g. an upcaster), retrying
 //! folds them in where they belong in history: one rebuild of the learning
 //! read model from the event log ([`crate::rebuild`], swapped in against
@@ -32,7 +32,7 @@ pub enum Kept {
 }
 
 /// Retries `letters` (the learning runner's: service
-/// [`super::runner::DLQ_SERVICE`]): those whose event this build reads are
+/// [`super::DLQ_SERVICE`]): those whose event this build reads are
 /// folded in by one rebuild and cleared. Each letter's outcome, in order:
 /// the learning read model's version now serving, or why it was kept.
 pub async fn retry<'a>(

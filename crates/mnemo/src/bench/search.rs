@@ -24,7 +24,8 @@ use mnemo_search::{Scope, VectorConfig, VectorIndex};
 use uuid::Uuid;
 
 use super::{ms, percentile};
-use crate::cli::{Backend, EmbedArgs};
+use crate::cli::Backend;
+use mnemo_embedder::EmbedderArgs as EmbedArgs;
 use synthetic::Mixture;
 
 pub struct SearchBench {

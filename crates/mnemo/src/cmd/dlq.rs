@@ -77,7 +77,7 @@ pub async fn run(args: DlqArgs) -> Result<ExitCode> {
             );
             let (learning, documents): (Vec<&DeadLetter>, Vec<&DeadLetter>) = chosen
                 .into_iter()
-                .partition(|l| l.service == mnemo_projector::learning::runner::DLQ_SERVICE);
+                .partition(|l| l.service == mnemo_projector::learning::DLQ_SERVICE);
             let mut outcomes = Vec::new();
             for l in documents {
                 outcomes.push((l, retry(&bus, &executor, l).await));

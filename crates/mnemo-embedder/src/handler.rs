@@ -1,4 +1,5 @@
-//! The embedder service: vectors for every chunk the chunker records.
+//! The embedder service's consumer handler: vectors for every chunk the
+//! chunker records.
 //!
 //! - Every delivery in flight (up to `concurrency` documents) submits its
 //!   texts to one [`Batcher`]: batches are cut across documents, by length,
@@ -11,28 +12,27 @@
 //!   failed.
 //! - Vectors are appended as they come, [`VECTORS_PER_EVENT`] per
 //!   `ChunksEmbedded`, so progress moves during a long document; the
-//!   delivery is marked in progress every [`IN_PROGRESS_EVERY`] so
+//!   delivery is marked in progress every quarter of the ack wait so
 //!   JetStream does not hand work in progress to another copy.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use mnemo_bus::consumer::{append_failure, append_result, Delivery, Handler, Outcome};
-use mnemo_bus::{Bus, CommandExecutor, ConsumerSpec, JetStreamEventStore, RetryPolicy};
+use mnemo_bus::consumer::{
+    append, append_failure, heartbeat, heartbeat_every, Delivery, Handler, Outcome,
+};
+use mnemo_bus::{Bus, CommandExecutor, JetStreamEventStore, RetryPolicy};
 use mnemo_domain::document::ChunkVector;
-use mnemo_domain::{Document, DocumentCommand, DocumentErrorKind, DocumentEvent, Stage};
+use mnemo_domain::{Document, DocumentCommand, DocumentEvent, Stage};
 use tracing::Instrument;
 
-use crate::batcher::{BatchPlan, Batcher, TextToEmbed};
-use crate::Embedder;
+use crate::batcher::{Batcher, TextToEmbed};
+use crate::error::EmbedderError;
+use crate::{Embedder, EmbedderServiceConfig};
 
 /// Vectors per `ChunksEmbedded` message: 64 × 384 f32s as base64 are
 /// ~135 KB, far below the 1 MiB message limit.
 pub const VECTORS_PER_EVENT: usize = 64;
-/// How often a delivery waiting on the model tells JetStream it is alive
-/// (well inside the consumer's ack wait).
-pub const IN_PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// A chunk of the delivery that still needs a vector.
 struct Todo {
@@ -41,25 +41,28 @@ struct Todo {
     tokens: usize,
 }
 
+/// Embeds the chunks of every `DocumentChunked` batch.
 pub struct EmbedderService {
     executor: CommandExecutor<Document>,
     model: Arc<Embedder>,
     batcher: Batcher,
+    heartbeat: std::time::Duration,
 }
 
 impl EmbedderService {
     /// Builds the service and starts its batching task (needs a tokio
     /// runtime).
-    pub fn new(bus: &Bus, model: Arc<Embedder>, plan: BatchPlan) -> Arc<Self> {
-        let (batcher, _task) = Batcher::start(model.clone(), plan);
+    pub fn new(bus: &Bus, config: &EmbedderServiceConfig) -> Arc<Self> {
+        let (batcher, _task) = Batcher::start(config.model.clone(), config.plan);
         Arc::new(Self {
             executor: CommandExecutor::new(
                 JetStreamEventStore::new(bus, "doc", 10_000),
                 (),
                 RetryPolicy::default(),
             ),
-            model,
+            model: config.model.clone(),
             batcher,
+            heartbeat: heartbeat_every(config.ack_wait),
         })
     }
 
@@ -75,40 +78,26 @@ impl EmbedderService {
         run: u32,
         vectors: Vec<ChunkVector>,
         md: &HashMap<String, String>,
-    ) -> Outcome {
+    ) -> Result<(), EmbedderError> {
         let command = DocumentCommand::RecordEmbeddings {
             run,
             model: self.model.model_id().to_owned(),
             dims: self.model.dims() as u32,
             vectors,
         };
-        append_result(&self.executor, aggregate, command, md, |e| {
-            matches!(
-                e.kind(),
-                DocumentErrorKind::Stale | DocumentErrorKind::FailedPrecondition
-            )
-        })
-        .await
+        Ok(append(&self.executor, aggregate, command, md).await?)
     }
 
     async fn embed_chunks(
         &self,
-        delivery: &Delivery,
         aggregate: &str,
         run: u32,
         chunks: Vec<Todo>,
         md: &HashMap<String, String>,
-    ) -> Outcome {
-        let doc = match self.executor.store().load(aggregate).await {
-            Ok(c) => c.aggregate,
-            Err(e) => {
-                return Outcome::Retry {
-                    reason: e.to_string(),
-                }
-            }
-        };
+    ) -> Result<(), EmbedderError> {
+        let doc = self.executor.store().load(aggregate).await?.aggregate;
         if doc.run != run || !matches!(doc.stage, Some(Stage::Chunking | Stage::Embedding)) {
-            return Outcome::Done;
+            return Ok(());
         }
         // Redelivery: only what has no vector yet.
         let mut ready: Vec<ChunkVector> = Vec::new();
@@ -127,43 +116,26 @@ impl EmbedderService {
         }
         tracing::debug!(to_embed = missing.len(), "vectors needed");
         let mut remaining = missing.len();
-        let mut results = match self.batcher.submit(texts) {
-            Ok(r) => Some(r),
-            Err(e) => return Outcome::Retry { reason: e.report() },
-        };
-        let mut alive = tokio::time::interval(IN_PROGRESS_EVERY);
-        alive.tick().await; // the first tick is immediate
+        let mut results = self.batcher.submit(texts)?;
         while remaining > 0 || !ready.is_empty() {
             // Append whenever a full event's worth is ready (or at the end).
             if ready.len() >= VECTORS_PER_EVENT || (remaining == 0 && !ready.is_empty()) {
                 let take = ready.len().min(VECTORS_PER_EVENT);
                 let part: Vec<ChunkVector> = ready.drain(..take).collect();
-                let outcome = self.record(aggregate, run, part, md).await;
-                if outcome != Outcome::Done {
-                    return outcome;
-                }
+                self.record(aggregate, run, part, md).await?;
                 continue;
             }
-            let Some(rx) = results.as_mut() else { break };
-            tokio::select! {
-                next = rx.recv() => match next {
-                    Some(Ok(embedded)) => {
-                        let Some(chunk_id) = missing.get(embedded.index) else {
-                            return Outcome::Retry { reason: "the embedding queue returned an unknown text".into() };
-                        };
-                        ready.push(ChunkVector { chunk_id: chunk_id.clone(), vector: embedded.vector });
-                        remaining -= 1;
-                    }
-                    Some(Err(e)) => return Outcome::Retry { reason: e.report() },
-                    None => return Outcome::Retry { reason: "the embedding queue stopped".into() },
-                },
-                _ = alive.tick() => {
-                    let _ = delivery.in_progress().await;
-                }
-            }
+            let embedded = results.recv().await.ok_or(EmbedderError::QueueStopped)??;
+            let chunk_id = missing
+                .get(embedded.index)
+                .ok_or(EmbedderError::UnknownText(embedded.index))?;
+            ready.push(ChunkVector {
+                chunk_id: chunk_id.clone(),
+                vector: embedded.vector,
+            });
+            remaining -= 1;
         }
-        results.take();
-        Outcome::Done
+        Ok(())
     }
 }
 
@@ -195,19 +167,23 @@ impl Handler for EmbedderService {
         // The model would silently drop the end of a longer text.
         let max = self.model.max_length();
         if let Some(long) = chunks.iter().find(|c| c.tokens > max) {
-            return Outcome::Reject {
-                reason: format!(
-                    "chunk {} has {} tokens but the model takes {max}: the chunker and the embedder disagree on --max-tokens",
-                    long.chunk_id, long.tokens
-                ),
-            };
+            return EmbedderError::ChunkTooLong {
+                chunk_id: long.chunk_id.clone(),
+                tokens: long.tokens,
+                max,
+            }
+            .outcome();
         }
         let aggregate = stored.envelope.aggregate_id.clone();
         let md = stored.envelope.caused_metadata();
         let span = tracing::info_span!("embed", document = %aggregate, event_id = %stored.envelope.event_id, run, chunks = chunks.len());
-        self.embed_chunks(delivery, &aggregate, run, chunks, &md)
-            .instrument(span)
-            .await
+        let work = self
+            .embed_chunks(&aggregate, run, chunks, &md)
+            .instrument(span);
+        match heartbeat(delivery, self.heartbeat, work).await {
+            Ok(()) => Outcome::Done,
+            Err(e) => e.outcome(),
+        }
     }
 
     async fn give_up(&self, delivery: &Delivery, reason: &str) {
@@ -222,34 +198,4 @@ impl Handler for EmbedderService {
         })
         .await;
     }
-}
-
-/// Documents in flight at once by default: enough that the batching queue
-/// never runs dry while one delivery appends its events.
-pub const DEFAULT_CONCURRENCY: usize = 8;
-
-/// Runs the embedder service until `shutdown` resolves: `concurrency`
-/// deliveries in flight, all feeding one batching queue.
-pub async fn run(
-    bus: &Bus,
-    model: Arc<Embedder>,
-    concurrency: usize,
-    plan: BatchPlan,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), mnemo_bus::BusError> {
-    let mut spec = ConsumerSpec::new("embedder", format!("{}.>", bus.namespace.events_of("doc")));
-    spec.concurrency = concurrency.max(1);
-    spec.ack_wait = IN_PROGRESS_EVERY * 6;
-    let service = EmbedderService::new(bus, model, plan);
-    let result = mnemo_bus::consumer::run(bus, spec, service.clone(), shutdown).await;
-    let (cache_hits, shared, embedded, batches, failed) = service.stats().snapshot();
-    tracing::info!(
-        cache_hits,
-        shared,
-        embedded,
-        batches,
-        failed,
-        "embedder stopped"
-    );
-    result
 }

@@ -1,0 +1,198 @@
+//! What the projector does with each feed: one [`FeedHandler`] per feed
+//! of events, driven by the one supervised runner ([`crate::runner`]), as
+//! esrs's `EventHandler` is driven by its store.
+//!
+//! - [`Documents`]: `<ns>.ev.doc.>` into `documents`, `chunks` +
+//!   `chunk_embeddings` and `stage_timings` ([`crate::batch`]); after a
+//!   batch commits, runs whose every chunk is stored with a vector are
+//!   declared indexed (`MarkIndexed` → `DocumentIndexed`).
+//! - [`Learning`]: `<ns>.ev.learn.>` into the `learning_*` tables
+//!   ([`crate::learning`]).
+//!
+//! Adding a feed is a handler here plus its line in [`crate::run`].
+
+use std::future::Future;
+
+use bytes::Bytes;
+use mnemo_bus::{Bus, BusError, CommandExecutor, ExecuteError, JetStreamEventStore, Namespace};
+use mnemo_domain::{Document, DocumentCommand};
+use tokio_postgres::Client;
+
+use crate::batch::{self, Candidates, EventMessage};
+use crate::learning::{self, LearningMessage};
+use crate::projection::{Feed, Projection};
+use crate::{chunks, ProjectorError};
+
+/// One feed's read models, as the live runner drives them: decode a
+/// message, apply a batch together with the checkpoint in one transaction,
+/// then do what must follow a commit.
+pub trait FeedHandler: Send + Sync + 'static {
+    /// A decoded message of the feed.
+    type Message: Send + Sync;
+    /// What a committed batch leaves for [`FeedHandler::after_commit`].
+    type Applied: Send;
+
+    /// The feed this handler folds.
+    fn feed(&self) -> Feed;
+
+    /// Decodes one message; an error means it can never be read by this
+    /// build (the runner dead-letters it and steps over it).
+    fn decode(
+        &self,
+        ns: &Namespace,
+        subject: &str,
+        sequence: u64,
+        headers: Option<&async_nats::HeaderMap>,
+        payload: &Bytes,
+    ) -> Result<Self::Message, BusError>;
+
+    /// Applies `messages` (in stream order; those at or below the
+    /// checkpoint are skipped) and moves the checkpoint `key` to `through`,
+    /// in one transaction.
+    fn apply(
+        &self,
+        client: &mut Client,
+        key: &str,
+        messages: &[Self::Message],
+        through: u64,
+    ) -> impl Future<Output = Result<Self::Applied, ProjectorError>> + Send;
+
+    /// Runs once a batch has committed. A failure here never re-applies the
+    /// batch: the runner starts again from the checkpoint, and the next
+    /// batch's `after_commit` covers what this one missed.
+    fn after_commit(
+        &self,
+        client: &Client,
+        applied: Self::Applied,
+    ) -> impl Future<Output = Result<(), ProjectorError>> + Send;
+}
+
+/// The document read models, and declaring runs indexed.
+pub struct Documents {
+    executor: CommandExecutor<Document>,
+}
+
+impl Documents {
+    pub fn new(bus: &Bus) -> Self {
+        Self {
+            executor: CommandExecutor::new(
+                JetStreamEventStore::<Document>::new(bus, "doc", 10_000),
+                (),
+                mnemo_bus::RetryPolicy::default(),
+            ),
+        }
+    }
+}
+
+impl FeedHandler for Documents {
+    type Message = EventMessage;
+    type Applied = Candidates;
+
+    fn feed(&self) -> Feed {
+        Feed::Documents
+    }
+
+    fn decode(
+        &self,
+        ns: &Namespace,
+        subject: &str,
+        sequence: u64,
+        headers: Option<&async_nats::HeaderMap>,
+        payload: &Bytes,
+    ) -> Result<EventMessage, BusError> {
+        EventMessage::decode(ns, subject, sequence, headers, payload)
+    }
+
+    async fn apply(
+        &self,
+        client: &mut Client,
+        key: &str,
+        messages: &[EventMessage],
+        through: u64,
+    ) -> Result<Candidates, ProjectorError> {
+        let applied =
+            batch::apply(client, key, &Projection::OF_DOCUMENTS, messages, through).await?;
+        Ok(applied.candidates)
+    }
+
+    /// Declares indexed every candidate whose chunks are all stored with
+    /// vectors.
+    async fn after_commit(
+        &self,
+        client: &Client,
+        candidates: Candidates,
+    ) -> Result<(), ProjectorError> {
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<uuid::Uuid> = candidates.keys().copied().collect();
+        for (document_id, owner_token, run) in chunks::ready_to_index(client, &ids).await? {
+            let Some((_, cause)) = candidates.get(&document_id) else {
+                continue;
+            };
+            let metadata = cause.caused_metadata();
+            let aggregate = format!("{owner_token}.{document_id}");
+            match self
+                .executor
+                .execute(&aggregate, DocumentCommand::MarkIndexed { run }, &metadata)
+                .await
+            {
+                Ok(done) => {
+                    if done.appended.is_some() {
+                        tracing::info!(document = %document_id, run, "document indexed");
+                    }
+                }
+                // Not ready after all, or a newer run: the aggregate knows best.
+                Err(ExecuteError::Refused(e)) => {
+                    tracing::debug!(document = %document_id, run, reason = %e, "not indexed")
+                }
+                Err(ExecuteError::Bus(e)) => return Err(e.into()),
+                Err(e @ ExecuteError::Conflict { .. }) => {
+                    return Err(
+                        BusError::new(mnemo_bus::BusErrorKind::Conflict, e.to_string()).into(),
+                    )
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The learning read model.
+pub struct Learning;
+
+impl FeedHandler for Learning {
+    type Message = LearningMessage;
+    type Applied = ();
+
+    fn feed(&self) -> Feed {
+        Feed::Learning
+    }
+
+    fn decode(
+        &self,
+        ns: &Namespace,
+        subject: &str,
+        sequence: u64,
+        headers: Option<&async_nats::HeaderMap>,
+        payload: &Bytes,
+    ) -> Result<LearningMessage, BusError> {
+        learning::decode(ns, subject, sequence, headers, payload)
+    }
+
+    async fn apply(
+        &self,
+        client: &mut Client,
+        key: &str,
+        messages: &[LearningMessage],
+        through: u64,
+    ) -> Result<(), ProjectorError> {
+        learning::apply(client, key, messages, through)
+            .await
+            .map(drop)
+    }
+
+    async fn after_commit(&self, _client: &Client, _applied: ()) -> Result<(), ProjectorError> {
+        Ok(())
+    }
+}
