@@ -71,7 +71,6 @@ pub fn backfill_model_dir() -> PathBuf {
         })
 }
 
-/// The shared corpus of real PDFs (`../shared/corpus/pdf` from the repo root).
 /// The extractor's config in tests: the pdf-rs worker is this package's
 /// `mnemo-extract-worker` binary (the test binary cannot re-run itself as
 /// `mnemo extract-worker`). Cargo builds it before the integration tests,
@@ -94,18 +93,15 @@ pub fn extractor_config() -> mnemo_extractor::ExtractorConfig {
     }
 }
 
+/// The shared PDF corpus: `MNEMO_CORPUS_DIR` if set, else
+/// `../shared/corpus/pdf` beside the repository (whatever the checkout is
+/// called, e.g. a worktree), never a machine's absolute path.
 pub fn corpus_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("MNEMO_CORPUS_DIR") {
         return PathBuf::from(dir);
     }
-    // Beside the checkout, else where this workplace keeps it.
-    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/pdf");
-    let workplace = PathBuf::from("/work/shared/corpus/pdf");
-    if !beside.is_dir() && workplace.is_dir() {
-        workplace
-    } else {
-        beside
-    }
+    // This crate is `<repo>/tests`.
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/pdf")
 }
 
 /// Bytes of a corpus PDF. Falls back to a small hand-written PDF (and says

@@ -28,6 +28,7 @@ use async_nats::jetstream::{AckKind, Message};
 use bytes::Bytes;
 use cqrs_es::DomainEvent;
 use futures::{FutureExt, StreamExt};
+use mnemo_domain::schema::EventKind;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
@@ -151,22 +152,13 @@ impl Delivery {
         &self.message.payload
     }
 
-    /// Whether the message holds an event of one of `types`, read from the
-    /// `Mnemo-Event-Type` header without decoding the payload. Services
-    /// skip what they do not handle this way: most messages on a document's
-    /// subject are other services' results (vectors are most of the bytes).
-    /// A message without the header is treated as relevant, so decoding
-    /// reports it.
-    pub fn has_event_type(&self, types: &[&str]) -> bool {
-        match self
-            .message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(crate::envelope::EVENT_TYPE))
-        {
-            Some(v) => v.as_str().split(',').any(|t| types.contains(&t)),
-            None => true,
-        }
+    /// Whether the message holds an event of one of `kinds` (e.g.
+    /// `&[DocumentEventKind::TextExtracted]`), read from the
+    /// `Mnemo-Event-Type` header without decoding the payload (see
+    /// [`crate::envelope::names_event_kind`]). A message without the
+    /// header is treated as relevant, so decoding reports it.
+    pub fn has_event_type<K: EventKind>(&self, kinds: &[K]) -> bool {
+        crate::envelope::names_event_kind(self.message.headers.as_ref(), kinds).unwrap_or(true)
     }
 
     /// Decodes the events in the message.

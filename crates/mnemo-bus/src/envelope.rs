@@ -22,6 +22,7 @@
 use std::collections::HashMap;
 
 use async_nats::HeaderMap;
+use mnemo_domain::schema::EventKind;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -206,6 +207,21 @@ impl Envelope {
     }
 }
 
+/// Whether a message's `Mnemo-Event-Type` header names one of `kinds`, read
+/// without decoding the payload; `None` when the message has no such
+/// header (each caller decides what that means). Consumers skip what they
+/// do not handle this way: most messages on a document's subject are other
+/// services' results, and vectors are most of the bytes.
+pub fn names_event_kind<K: EventKind>(headers: Option<&HeaderMap>, kinds: &[K]) -> Option<bool> {
+    let types = headers?.get(EVENT_TYPE)?;
+    Some(
+        types
+            .as_str()
+            .split(',')
+            .any(|t| kinds.iter().any(|k| k.name() == t)),
+    )
+}
+
 /// `00-<32 hex>-<16 hex>-<2 hex>`, not all-zero ids.
 pub fn valid_traceparent(t: &str) -> bool {
     let parts: Vec<&str> = t.split('-').collect();
@@ -229,6 +245,32 @@ pub fn new_traceparent() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_kinds_are_matched_against_every_type_in_the_header() {
+        use mnemo_domain::DocumentEventKind as K;
+        let mut h = HeaderMap::new();
+        h.insert(EVENT_TYPE, "DocumentChunked,DocumentIndexed");
+        assert_eq!(
+            names_event_kind(Some(&h), &[K::DocumentIndexed]),
+            Some(true)
+        );
+        assert_eq!(
+            names_event_kind(Some(&h), &[K::TextExtracted, K::DocumentChunked]),
+            Some(true)
+        );
+        // A type that merely starts like one of them is another type.
+        h.insert(EVENT_TYPE, "DocumentIndexedLater");
+        assert_eq!(
+            names_event_kind(Some(&h), &[K::DocumentIndexed]),
+            Some(false)
+        );
+        assert_eq!(
+            names_event_kind(Some(&HeaderMap::new()), &[K::DocumentIndexed]),
+            None
+        );
+        assert_eq!(names_event_kind(None, &[K::DocumentIndexed]), None);
+    }
 
     #[test]
     fn headers_round_trip() {

@@ -125,7 +125,7 @@ fn batches(records: Vec<ChunkRecord>) -> Vec<Vec<ChunkRecord>> {
 
 impl Handler for Chunker {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        if !delivery.has_event_type(&["TextExtracted"]) {
+        if !delivery.has_event_type(&[mnemo_domain::DocumentEventKind::TextExtracted]) {
             return Outcome::Done;
         }
         let stored = match delivery.decode_or_reject::<DocumentEvent>() {

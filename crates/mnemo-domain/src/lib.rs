@@ -19,7 +19,8 @@
 //! - [`progress`]: the fold of a document's events into stage/fraction/message.
 //! - [`progress_set`]: the fold of a batch's or an owner's documents (counts, overall fraction).
 //! - [`text`]: extracted text as the extractor stores it for the chunker.
-//! - [`schema`]: event schema versions and their upcasters.
+//! - [`schema`]: event schema versions and their upcasters; [`schema::EventKind`],
+//!   an event type as consumers filter on it.
 //! - [`refusal`]: what a refused command means to the service whose result it was (moot or not).
 
 pub mod chunking;
@@ -35,7 +36,8 @@ pub mod schema;
 pub mod text;
 
 pub use document::{
-    Document, DocumentCommand, DocumentError, DocumentErrorKind, DocumentEvent, FailureCode, Stage,
+    Document, DocumentCommand, DocumentError, DocumentErrorKind, DocumentEvent, DocumentEventKind,
+    FailureCode, Stage,
 };
 pub use ids::{DocumentId, Sha256Hex};
 pub use owner::{OwnerError, OwnerId};

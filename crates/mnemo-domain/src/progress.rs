@@ -172,24 +172,11 @@ fn ratio(done: u64, total: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::content::ContentType;
     use crate::document::{ChunkRecord, ChunkVector};
     use crate::ids::Sha256Hex;
-    use crate::owner::OwnerId;
 
     fn uploaded() -> DocumentEvent {
-        DocumentEvent::DocumentUploaded(crate::document::UploadedDocument {
-            document_id: crate::DocumentId::new(),
-            owner: OwnerId::new("o").unwrap(),
-            filename: "a.pdf".into(),
-            content_type: ContentType::Pdf,
-            size_bytes: 1,
-            sha256: Sha256Hex::from_digest(&[0; 32]),
-            topic: None,
-            batch_id: "b".into(),
-            idempotency_key: None,
-            external_id: None,
-        })
+        DocumentEvent::DocumentUploaded(crate::document::UploadedDocument::sample())
     }
 
     fn fold(events: &[DocumentEvent]) -> Vec<Progress> {

@@ -226,23 +226,14 @@ impl ProgressSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::content::ContentType;
     use crate::document::{FailureCode, UploadedDocument};
-    use crate::ids::Sha256Hex;
-    use crate::owner::OwnerId;
 
     fn uploaded(id: DocumentId, batch: &str) -> DocumentEvent {
         DocumentEvent::DocumentUploaded(UploadedDocument {
             document_id: id,
-            owner: OwnerId::new("o").unwrap(),
             filename: format!("{id}.pdf"),
-            content_type: ContentType::Pdf,
-            size_bytes: 1,
-            sha256: Sha256Hex::from_digest(&[0; 32]),
-            topic: None,
             batch_id: batch.into(),
-            idempotency_key: None,
-            external_id: None,
+            ..UploadedDocument::sample()
         })
     }
 

@@ -134,7 +134,7 @@ struct Backfill {
 
 impl Handler for Backfill {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        if !delivery.has_event_type(&["DocumentIndexed"]) {
+        if !delivery.has_event_type(&[mnemo_domain::DocumentEventKind::DocumentIndexed]) {
             return Outcome::Done;
         }
         let stored = match delivery.decode_or_reject::<DocumentEvent>() {

@@ -141,7 +141,7 @@ impl EmbedderService {
 
 impl Handler for EmbedderService {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        if !delivery.has_event_type(&["DocumentChunked"]) {
+        if !delivery.has_event_type(&[mnemo_domain::DocumentEventKind::DocumentChunked]) {
             return Outcome::Done;
         }
         let stored = match delivery.decode_or_reject::<DocumentEvent>() {

@@ -142,7 +142,10 @@ impl Extractor {
 
 impl Handler for Extractor {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        if !delivery.has_event_type(&["DocumentUploaded", "ReprocessRequested"]) {
+        if !delivery.has_event_type(&[
+            mnemo_domain::DocumentEventKind::DocumentUploaded,
+            mnemo_domain::DocumentEventKind::ReprocessRequested,
+        ]) {
             return Outcome::Done;
         }
         let stored = match delivery.decode_or_reject::<DocumentEvent>() {

@@ -5,15 +5,12 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The shared corpus: `MNEMO_CORPUS_DIR`, else `../shared/corpus/pdf` next
-/// to the checkout, else `/work/shared/corpus/pdf`.
+/// The shared corpus: `MNEMO_CORPUS_DIR`, else `../shared/corpus/pdf`
+/// beside the repository (this crate is `<repo>/crates/mnemo-pdf`).
 fn corpus(name: &str) -> Vec<u8> {
-    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/pdf");
-    let workplace = PathBuf::from("/work/shared/corpus/pdf");
     let dir = match std::env::var_os("MNEMO_CORPUS_DIR") {
         Some(d) => PathBuf::from(d),
-        None if !beside.is_dir() && workplace.is_dir() => workplace,
-        None => beside,
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/pdf"),
     };
     let path = dir.join(name);
     std::fs::read(&path).unwrap_or_else(|e| {

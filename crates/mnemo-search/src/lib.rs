@@ -380,18 +380,17 @@ fn refresh_needed(
     sequence: u64,
     indexes: &Indexes,
 ) -> Option<(Uuid, Refresh)> {
-    let types = msg
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(mnemo_bus::envelope::EVENT_TYPE))
-        .map(|t| t.as_str().to_owned())
-        .unwrap_or_default();
+    use mnemo_domain::DocumentEventKind as K;
+    // A message without the header names no event search reacts to.
+    let names = |kind: K| {
+        mnemo_bus::envelope::names_event_kind(msg.headers.as_ref(), &[kind]).unwrap_or(false)
+    };
     // Subject `<ns>.ev.doc.<owner token>.<document id>`.
     let document = msg.subject.rsplit('.').next()?.parse::<Uuid>().ok()?;
-    if types.split(',').any(|t| t == "DocumentIndexed") {
+    if names(K::DocumentIndexed) {
         return Some((document, Refresh::All));
     }
-    if !types.split(',').any(|t| t == "ChunksEmbedded") {
+    if !names(K::ChunksEmbedded) {
         return None;
     }
     let served = indexes.vectors();

@@ -58,20 +58,39 @@ pub struct UploadedDocument {
 }
 
 /// Everything that can happen to a document.
+///
+/// Each variant says who emits it (service and the [`DocumentCommand`]
+/// whose `decide` appends it) and every consumer in the code; the same
+/// catalogue, with payloads, is docs/events.md. Beyond the consumers
+/// named per variant, every event is folded by the aggregate's own `apply`
+/// (each command's load, and `DocumentService.Get`), and the projector's
+/// `stage_timings` projection folds every event but a backfill's through
+/// [`DocumentEvent::stage_after`]. Consumers filter on [`DocumentEventKind`]
+/// (the `Mnemo-Event-Type` header) before decoding.
+///
+/// [`DocumentCommand`]: crate::document::DocumentCommand
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum DocumentEvent {
-    /// Emitted by the API on Upload, after the bytes are in the blob store.
-    /// Consumed by the extractor (starts run 1), the projector, progress.
+    /// Emitted by the API (`DocumentService.Upload` → `Upload`), once the
+    /// bytes are in the blob store.
+    /// Consumed by the extractor (starts run 1 from the stored bytes), the
+    /// projector (creates the `documents` row), progress (the document
+    /// fold; the set fold takes batch membership from its `batch_id`).
     DocumentUploaded(UploadedDocument),
-    /// Emitted (throttled) by the extractor while it reads pages.
+    /// Emitted by the extractor (`RecordExtractionProgress`), throttled,
+    /// while it reads pages.
+    /// Consumed by progress (pages done of total) and the projector
+    /// (`documents.pages_total`).
     ExtractionProgressed {
         run: u32,
         pages_done: u32,
         pages_total: u32,
     },
-    /// Emitted by the extractor; the text lives in the blob store.
-    /// Consumed by the chunker.
+    /// Emitted by the extractor (`RecordTextExtracted`); the text lives in
+    /// the blob store under `text_sha256`.
+    /// Consumed by the chunker (cuts the run's chunks), progress and the
+    /// projector (`documents.pages_total`).
     TextExtracted {
         run: u32,
         text_sha256: Sha256Hex,
@@ -80,18 +99,29 @@ pub enum DocumentEvent {
         /// Which extractor produced the text (e.g. `pdf-rs`, `pdftotext`, `utf8`).
         extractor: String,
     },
-    /// Emitted by the chunker, in numbered batches; `last` closes the set.
-    /// Consumed by the embedder and the projector.
+    /// Emitted by the chunker (`RecordChunks`), in numbered batches; `last`
+    /// closes the set.
+    /// Consumed by the embedder (embeds the batch), the projector (`chunks`
+    /// rows, the document's chunk count, and whether the run is now fully
+    /// embedded → `MarkIndexed`), progress (chunks to embed), and the
+    /// embedding backfill (reads the indexed run's chunk texts from these
+    /// events, through the aggregate's messages, when `DocumentIndexed`
+    /// reaches it).
     DocumentChunked {
         run: u32,
         batch: u32,
         last: bool,
         chunks: Vec<ChunkRecord>,
     },
-    /// Emitted by the embedder (batched, possibly across documents), and by
-    /// `mnemo backfill embed` with `backfill: true` for another model's
-    /// vectors of an indexed run. Consumed by the projector (both), progress
-    /// and stage timings (the pipeline's only: see [`Self::is_replay`]).
+    /// Emitted by the embedder (`RecordEmbeddings`, batched, possibly
+    /// across documents), and by `mnemo backfill embed`
+    /// (`RecordBackfillEmbeddings`, with `backfill: true`) for another
+    /// model's vectors of an indexed run.
+    /// Consumed by the projector (both: `chunk_embeddings` by model; the
+    /// pipeline's only: whether the run is now fully embedded →
+    /// `MarkIndexed`), progress (the pipeline's only: see
+    /// [`Self::is_replay`]), and the search follower (a backfill of the
+    /// served model reloads the document's vectors).
     ChunksEmbedded {
         run: u32,
         model: String,
@@ -103,9 +133,18 @@ pub enum DocumentEvent {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         backfill: bool,
     },
-    /// Emitted by the projector once every chunk of the run is stored.
+    /// Emitted by the projector (`MarkIndexed`) once every chunk of the run
+    /// is stored with its vector.
+    /// Consumed by progress (indexed; counted done in a set), the projector
+    /// (`documents.indexed_run`; drops older runs' chunks and vectors), the
+    /// search follower (reloads the document's vectors and lexemes), and
+    /// the embedding backfill (re-embeds that run with its model).
     DocumentIndexed { run: u32, chunks: u32 },
-    /// Emitted by any stage that gives up on the document.
+    /// Emitted by the extractor (a document it can never read: no text
+    /// layer, damaged, password; or after its last retry), the chunker and
+    /// the embedder (after their last retry), each through `RecordFailure`.
+    /// Consumed by progress (failed, with the reason; counted failed in a
+    /// set) and the projector (`documents.reason`).
     /// Schema v2 added `code` (v1 events are upcast: see `document::upcast`).
     DocumentFailed {
         run: u32,
@@ -114,10 +153,85 @@ pub enum DocumentEvent {
         retryable: bool,
         code: FailureCode,
     },
-    /// Emitted by the API on Cancel.
+    /// Emitted by the API (`DocumentService.Cancel` → `Cancel`).
+    /// Consumed by progress (cancelled; counted in a set) and the projector
+    /// (`documents.reason`). No stage reacts to it: the aggregate refuses
+    /// the run's later results, and the stages drop them.
     ProcessingCancelled { run: u32, reason: String },
-    /// Emitted by the API on Reprocess; starts run `run` from the stored upload.
+    /// Emitted by the API (`DocumentService.Reprocess` → `Reprocess`) and
+    /// by `mnemo dlq retry` (`Reprocess` for a dead letter's document);
+    /// starts run `run` from the stored upload.
+    /// Consumed by the extractor (starts the run), the projector (resets
+    /// the row's counts) and progress (starts the bar again).
     ReprocessRequested { run: u32, reason: String },
+}
+
+/// The type of a [`DocumentEvent`] without its payload: what consumers
+/// filter on (e.g. `Delivery::has_event_type` in `mnemo-bus`), so a
+/// service names the events it handles through this enum, never by a
+/// string. [`DocumentEventKind::name`] is the `Mnemo-Event-Type` header's
+/// value and the payload's serde tag (tested below).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DocumentEventKind {
+    DocumentUploaded,
+    ExtractionProgressed,
+    TextExtracted,
+    DocumentChunked,
+    ChunksEmbedded,
+    DocumentIndexed,
+    DocumentFailed,
+    ProcessingCancelled,
+    ReprocessRequested,
+}
+
+impl DocumentEventKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [Self; 9] = [
+        Self::DocumentUploaded,
+        Self::ExtractionProgressed,
+        Self::TextExtracted,
+        Self::DocumentChunked,
+        Self::ChunksEmbedded,
+        Self::DocumentIndexed,
+        Self::DocumentFailed,
+        Self::ProcessingCancelled,
+        Self::ReprocessRequested,
+    ];
+
+    /// The type's name, as written in the `Mnemo-Event-Type` header and the
+    /// payload's `type` tag.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::DocumentUploaded => "DocumentUploaded",
+            Self::ExtractionProgressed => "ExtractionProgressed",
+            Self::TextExtracted => "TextExtracted",
+            Self::DocumentChunked => "DocumentChunked",
+            Self::ChunksEmbedded => "ChunksEmbedded",
+            Self::DocumentIndexed => "DocumentIndexed",
+            Self::DocumentFailed => "DocumentFailed",
+            Self::ProcessingCancelled => "ProcessingCancelled",
+            Self::ReprocessRequested => "ReprocessRequested",
+        }
+    }
+}
+
+#[cfg(test)]
+impl UploadedDocument {
+    /// A one-byte PDF upload for tests: a fresh id, owner `o`, batch `b`.
+    pub(crate) fn sample() -> Self {
+        Self {
+            document_id: DocumentId::new(),
+            owner: OwnerId::new("o").unwrap(),
+            filename: "a.pdf".into(),
+            content_type: ContentType::Pdf,
+            size_bytes: 1,
+            sha256: Sha256Hex::from_digest(&[0; 32]),
+            topic: None,
+            batch_id: "b".into(),
+            idempotency_key: None,
+            external_id: None,
+        }
+    }
 }
 
 impl DocumentEvent {
@@ -163,19 +277,25 @@ impl DocumentEvent {
         }
     }
 
+    /// The event's type, without its payload.
+    pub fn kind(&self) -> DocumentEventKind {
+        use DocumentEventKind as K;
+        match self {
+            Self::DocumentUploaded(_) => K::DocumentUploaded,
+            Self::ExtractionProgressed { .. } => K::ExtractionProgressed,
+            Self::TextExtracted { .. } => K::TextExtracted,
+            Self::DocumentChunked { .. } => K::DocumentChunked,
+            Self::ChunksEmbedded { .. } => K::ChunksEmbedded,
+            Self::DocumentIndexed { .. } => K::DocumentIndexed,
+            Self::DocumentFailed { .. } => K::DocumentFailed,
+            Self::ProcessingCancelled { .. } => K::ProcessingCancelled,
+            Self::ReprocessRequested { .. } => K::ReprocessRequested,
+        }
+    }
+
     /// The variant's name, as written in the `Mnemo-Event-Type` header.
     pub fn name(&self) -> &'static str {
-        match self {
-            Self::DocumentUploaded(_) => "DocumentUploaded",
-            Self::ExtractionProgressed { .. } => "ExtractionProgressed",
-            Self::TextExtracted { .. } => "TextExtracted",
-            Self::DocumentChunked { .. } => "DocumentChunked",
-            Self::ChunksEmbedded { .. } => "ChunksEmbedded",
-            Self::DocumentIndexed { .. } => "DocumentIndexed",
-            Self::DocumentFailed { .. } => "DocumentFailed",
-            Self::ProcessingCancelled { .. } => "ProcessingCancelled",
-            Self::ReprocessRequested { .. } => "ReprocessRequested",
-        }
+        self.kind().name()
     }
 }
 
@@ -193,5 +313,90 @@ impl DomainEvent for DocumentEvent {
             _ => "1",
         }
         .to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::EventKind;
+    use DocumentEventKind as K;
+
+    /// One event of `kind`. The match is exhaustive, so a new kind cannot
+    /// be added without an event to check its name against.
+    fn sample(kind: DocumentEventKind) -> DocumentEvent {
+        let run = 1;
+        match kind {
+            K::DocumentUploaded => DocumentEvent::DocumentUploaded(UploadedDocument::sample()),
+            K::ExtractionProgressed => DocumentEvent::ExtractionProgressed {
+                run,
+                pages_done: 1,
+                pages_total: 2,
+            },
+            K::TextExtracted => DocumentEvent::TextExtracted {
+                run,
+                text_sha256: Sha256Hex::from_digest(&[1; 32]),
+                pages: 2,
+                chars: 10,
+                extractor: "utf8".into(),
+            },
+            K::DocumentChunked => DocumentEvent::DocumentChunked {
+                run,
+                batch: 0,
+                last: true,
+                chunks: Vec::new(),
+            },
+            K::ChunksEmbedded => DocumentEvent::ChunksEmbedded {
+                run,
+                model: "m".into(),
+                dims: 2,
+                vectors: vec![ChunkVector {
+                    chunk_id: "c".into(),
+                    vector: vec![0.5, -1.0],
+                }],
+                backfill: false,
+            },
+            K::DocumentIndexed => DocumentEvent::DocumentIndexed { run, chunks: 1 },
+            K::DocumentFailed => DocumentEvent::DocumentFailed {
+                run,
+                stage: Stage::Extracting,
+                reason: "damaged PDF".into(),
+                retryable: false,
+                code: FailureCode::Damaged,
+            },
+            K::ProcessingCancelled => DocumentEvent::ProcessingCancelled {
+                run,
+                reason: "r".into(),
+            },
+            K::ReprocessRequested => DocumentEvent::ReprocessRequested {
+                run: 2,
+                reason: "r".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn all_lists_every_kind_once_in_declaration_order() {
+        for (i, kind) in K::ALL.into_iter().enumerate() {
+            assert_eq!(kind as usize, i, "{kind:?}");
+        }
+    }
+
+    /// The header (`Mnemo-Event-Type`, from `event_type`) and the payload's
+    /// tag must never disagree: consumers filter on the one and decode the
+    /// other.
+    #[test]
+    fn every_kind_name_is_its_variants_serde_tag_and_header() {
+        for kind in K::ALL {
+            let event = sample(kind);
+            assert_eq!(event.kind(), kind);
+            assert_eq!(event.name(), kind.name());
+            assert_eq!(EventKind::name(&kind), kind.name());
+            assert_eq!(event.event_type(), kind.name(), "header of {kind:?}");
+            let json = serde_json::to_value(&event).unwrap();
+            assert_eq!(json["type"], kind.name(), "serde tag of {kind:?}");
+            let back: DocumentEvent = serde_json::from_value(json).unwrap();
+            assert_eq!(back.kind(), kind);
+        }
     }
 }

@@ -31,7 +31,7 @@ pub mod vector_codec;
 pub use aggregate::{Document, IndexedRun, Stage};
 pub use commands::DocumentCommand;
 pub use error::{DocumentError, DocumentErrorKind};
-pub use events::{ChunkRecord, ChunkVector, DocumentEvent, UploadedDocument};
+pub use events::{ChunkRecord, ChunkVector, DocumentEvent, DocumentEventKind, UploadedDocument};
 pub use failure::FailureCode;
 
 /// The aggregate id of a document: `<owner token>.<document id>`, which is

@@ -65,10 +65,25 @@ pub enum CardCommand {
     },
 }
 
-/// Everything that can happen to a card.
+/// Everything that can happen to a card, on
+/// `<ns>.ev.learn.<owner token>.card.<card id>`.
+///
+/// Each variant says who emits it (the API service and the [`CardCommand`])
+/// and who consumes it. Every card event is consumed by the learning
+/// runner (`mnemo-projector`'s learning projection, also rebuilt by
+/// `mnemo projections rebuild learning`) and by audit replay
+/// (`AuditService.ReplayLearningHistory` streams it; `mnemo replay learner`
+/// folds it), both through [`CardView::apply`](super::learner::CardView::apply).
+/// docs/events.md is the same catalogue with payloads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum CardEvent {
+    /// Emitted by the API: `LearningService.CreateCard`, and
+    /// `QaService.GenerateCards` for each generated card (id: UUIDv5 of
+    /// owner, document, deck, front and back, so generating again appends
+    /// nothing), both through `Create`.
+    /// Consumed by the learning runner (a `learning_cards` row, learning at
+    /// step 0 and due at once) and audit replay.
     CardCreated {
         card_id: Uuid,
         owner: OwnerId,
@@ -76,13 +91,27 @@ pub enum CardEvent {
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
     },
-    CardEdited {
-        content: CardContent,
-    },
+    /// Emitted by the API (`LearningService.EditCard` → `Edit`).
+    /// Consumed by the learning runner (the row's content) and audit replay.
+    CardEdited { content: CardContent },
+    /// Emitted by the API (`LearningService.SuspendCard` → `Suspend`).
+    /// Consumed by the learning runner (suspended: no longer due) and audit
+    /// replay.
     CardSuspended,
+    /// Emitted by the API (`LearningService.ResumeCard` → `Resume`).
+    /// Consumed by the learning runner (due again by its schedule) and
+    /// audit replay.
     CardResumed,
+    /// Emitted by the API (`LearningService.DeleteCard` → `Delete`).
+    /// Consumed by the learning runner (the row is kept, marked deleted)
+    /// and audit replay.
     CardDeleted,
-    /// A review and the schedule it produced.
+    /// A review and the schedule it produced. Emitted by the API
+    /// (`LearningService.SubmitReview` → `Review`; the schedule is FSRS-6's
+    /// at the review, so no consumer runs the scheduler again).
+    /// Consumed by the learning runner (the card's schedule and due; a
+    /// `learning_reviews` row, which `StudyStats` counts) and audit replay
+    /// (the schedule, and the review for the replayed stats).
     CardReviewed {
         review_id: Uuid,
         rating: Rating,

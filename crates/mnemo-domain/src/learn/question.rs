@@ -78,11 +78,18 @@ pub enum QuestionCommand {
     Record(AskedQuestion),
 }
 
+/// Everything that can happen to a question, on
+/// `<ns>.ev.learn.<owner token>.question.<question id>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum QuestionEvent {
-    /// A question was answered. Emitted by the API (`QaService.Ask`);
-    /// read by audit replay and the learner's history.
+    /// A question was answered. Emitted by the API (`QaService.Ask` →
+    /// `Record`, once the answer has finished streaming).
+    /// Consumed by audit replay alone: `AuditService.ReplayLearningHistory`
+    /// streams it with the learner's other events. The learning runner
+    /// reads past it (no read model holds questions) and the learner fold
+    /// behind `mnemo replay learner` skips it
+    /// ([`LearnerEvent::from_json`](super::learner::LearnerEvent::from_json)).
     QuestionAsked(AskedQuestion),
 }
 

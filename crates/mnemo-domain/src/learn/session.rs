@@ -32,12 +32,20 @@ pub enum SessionCommand {
     },
 }
 
-/// Everything that can happen to a study session (emitted by the API's
-/// `StartSession` / `EndSession`; consumed by the learning projection and
-/// the learner-state fold).
+/// Everything that can happen to a study session, on
+/// `<ns>.ev.learn.<owner token>.session.<session id>`.
+///
+/// Every session event is consumed by the learning runner
+/// (`mnemo-projector`'s learning projection: `learning_sessions`) and by
+/// audit replay (`AuditService.ReplayLearningHistory` streams it;
+/// `mnemo replay learner` folds it), both through
+/// [`SessionView::apply`](super::learner::SessionView::apply).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum SessionEvent {
+    /// Emitted by the API (`LearningService.StartSession` → `Start`).
+    /// Consumed by the learning runner (a `learning_sessions` row) and
+    /// audit replay.
     SessionStarted {
         session_id: Uuid,
         owner: OwnerId,
@@ -45,6 +53,8 @@ pub enum SessionEvent {
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
     },
+    /// Emitted by the API (`LearningService.EndSession` → `End`).
+    /// Consumed by the learning runner (the row's end) and audit replay.
     SessionEnded {
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,

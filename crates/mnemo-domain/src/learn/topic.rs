@@ -34,23 +34,36 @@ pub enum TopicCommand {
     },
 }
 
+/// Everything that can happen to a topic, on
+/// `<ns>.ev.learn.<owner token>.topic.<topic id>`.
+///
+/// Every topic event is consumed by the learning runner
+/// (`mnemo-projector`'s learning projection: `learning_topics` and
+/// `learning_topic_documents`) and by audit replay
+/// (`AuditService.ReplayLearningHistory` streams it; `mnemo replay learner`
+/// folds it), both through [`TopicView::apply`](super::learner::TopicView::apply).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum TopicEvent {
+    /// Emitted by the API (`LearningService.CreateTopic` → `Create`).
+    /// Consumed by the learning runner (a `learning_topics` row) and audit
+    /// replay.
     TopicCreated {
         topic_id: Uuid,
         owner: OwnerId,
         name: String,
     },
-    TopicRenamed {
-        name: String,
-    },
-    DocumentAttached {
-        document_id: DocumentId,
-    },
-    DocumentDetached {
-        document_id: DocumentId,
-    },
+    /// Emitted by the API (`LearningService.RenameTopic` → `Rename`).
+    /// Consumed by the learning runner (the row's name) and audit replay.
+    TopicRenamed { name: String },
+    /// Emitted by the API (`LearningService.AttachDocument` → `Attach`).
+    /// Consumed by the learning runner (a `learning_topic_documents` row)
+    /// and audit replay.
+    DocumentAttached { document_id: DocumentId },
+    /// Emitted by the aggregate's `Detach` alone: no API call sends it
+    /// yet. Consumed by the learning runner (removes the
+    /// `learning_topic_documents` row) and audit replay.
+    DocumentDetached { document_id: DocumentId },
 }
 
 impl TopicEvent {

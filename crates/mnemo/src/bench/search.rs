@@ -53,13 +53,13 @@ const SEARCH_CANDIDATES: usize = 50;
 /// Candidate lists the graph is also timed with (see `vectors`).
 const WIDER: [usize; 4] = [SEARCH_CANDIDATES, 100, 200, 400];
 
-/// The shared SciFact files, beside the checkout or in the workplace.
+/// The shared SciFact files, `../shared/ir/scifact` beside the repository
+/// this binary was built from (`--corpus` / `--query-file` point elsewhere).
 fn shared(name: &str) -> Option<PathBuf> {
-    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/ir/scifact")
         .join(name);
-    let workplace = PathBuf::from("/work/shared/ir/scifact").join(name);
-    [beside, workplace].into_iter().find(|p| p.exists())
+    path.exists().then_some(path)
 }
 
 /// `title + text` of each corpus line, or `text` of each query line.
