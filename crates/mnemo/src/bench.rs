@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
 use mnemo_api::auth::Authenticator;
 use mnemo_api::{ApiConfig, ApiState};
 use mnemo_bus::{Bus, CommandExecutor, JetStreamEventStore, Namespace, RetryPolicy};
@@ -32,7 +33,161 @@ use mnemo_domain::{Document, DocumentCommand, DocumentId, OwnerId, Sha256Hex};
 use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::upload_request::Part;
 
-use crate::cli::{Backend, BenchArgs, BenchCommand, Global};
+use crate::cli::{Backend, Global};
+use crate::serve::{EmbedArgs, VectorArgs};
+use progress::ProgressBenchArgs;
+use search::QuantizationArg;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Commands/s across many aggregates, and upload-accept latency.
+    Append {
+        #[command(flatten)]
+        backend: Backend,
+        /// Aggregates the commands spread over.
+        #[arg(long, default_value_t = 1000)]
+        aggregates: usize,
+        /// Commands to time (after creating the aggregates).
+        #[arg(long, default_value_t = 50_000)]
+        commands: usize,
+        /// Commands in flight at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Uploads to time.
+        #[arg(long, default_value_t = 200)]
+        uploads: usize,
+        /// A ~1 MB PDF to upload (default: the corpus file nearest 1 MB, else a generated one).
+        #[arg(long)]
+        pdf: Option<PathBuf>,
+    },
+    /// Event appended → progress update received, with many concurrent
+    /// watchers over real gRPC (p50/p95/p99).
+    Progress(ProgressBenchArgs),
+    /// pdf-rs against pdftotext on a folder of PDFs: word F1 and pages/s.
+    Extract {
+        /// Folder of PDFs.
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuilding the read models from sequence 1 on a synthetic event log:
+    /// events/s into PostgreSQL.
+    Replay {
+        #[command(flatten)]
+        backend: Backend,
+        /// Documents in the synthetic log.
+        #[arg(long, default_value_t = 5_000)]
+        documents: usize,
+        /// Owners the documents are spread over.
+        #[arg(long, default_value_t = 10)]
+        owners: usize,
+        /// Chunks (and vectors) per document.
+        #[arg(long, default_value_t = 8)]
+        chunks: usize,
+        /// Extraction progress events per document.
+        #[arg(long, default_value_t = 8)]
+        progress: usize,
+        /// Event messages per transaction.
+        #[arg(long, default_value_t = 4_096)]
+        batch: usize,
+        #[arg(long)]
+        keep: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tokens per CPU-second of the embedding model on the texts of a jsonl
+    /// corpus (title + text), the way Python's bare onnxruntime is measured
+    /// (deploy/model/prepare.sh --bench), and the way the service batches.
+    Embed {
+        /// A jsonl corpus with `title`/`text` fields (e.g. SciFact's corpus.jsonl).
+        corpus: PathBuf,
+        /// The prepared embedding model (deploy/model/prepare.sh).
+        #[arg(long, env = "MNEMO_MODEL_DIR")]
+        model_dir: PathBuf,
+        /// Documents read from the start of the corpus.
+        #[arg(long, default_value_t = 200)]
+        docs: usize,
+        /// onnxruntime intra-op threads (1 matches the Python measurement).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Timed passes; the best is kept (as the Python bench does).
+        #[arg(long, default_value_t = 2)]
+        passes: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The vector index at scale (exact scan vs HNSW: build, memory, latency,
+    /// recall@10) and the hybrid search path over PostgreSQL at 100,000 chunks.
+    Search {
+        #[command(flatten)]
+        backend: Backend,
+        /// Index sizes (vectors, one owner) to measure.
+        #[arg(long, value_delimiter = ',', default_value = "20000,100000,1000000")]
+        sizes: Vec<usize>,
+        /// Queries timed per size and path.
+        #[arg(long, default_value_t = 500)]
+        queries: usize,
+        /// SciFact abstracts embedded as the synthetic vectors' seeds.
+        #[arg(long, default_value_t = 1000)]
+        seeds: usize,
+        /// SciFact corpus.jsonl (default: the shared copy).
+        #[arg(long)]
+        corpus: Option<PathBuf>,
+        /// SciFact queries (default: the shared queries.train.jsonl).
+        #[arg(long)]
+        query_file: Option<PathBuf>,
+        /// The prepared embedding model (without: random seeds, and lexical-only hybrid queries).
+        #[arg(long, env = "MNEMO_MODEL_DIR")]
+        model_dir: Option<PathBuf>,
+        #[command(flatten)]
+        embed: EmbedArgs,
+        /// Chunks loaded into PostgreSQL for the hybrid part (0: skip it).
+        #[arg(long, default_value_t = 100_000)]
+        hybrid_chunks: usize,
+        #[command(flatten)]
+        vectors: VectorArgs,
+        /// How the graph stores vectors: f32, f16 or i8.
+        #[arg(long, default_value = "f32")]
+        quantization: QuantizationArg,
+        /// Print EXPLAIN ANALYZE of the full-text query.
+        #[arg(long)]
+        explain: bool,
+        /// Keep the benchmark's namespace (schema) for inspection.
+        #[arg(long)]
+        keep: bool,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A folder through the real services end to end (each its own process),
+    /// then the embedder alone on the same chunks; peak RSS per service.
+    Pipeline {
+        #[command(flatten)]
+        backend: Backend,
+        /// Folder of PDFs (and .txt/.md files) to ingest.
+        dir: PathBuf,
+        /// The prepared embedding model (deploy/model/prepare.sh).
+        #[arg(long, env = "MNEMO_MODEL_DIR")]
+        model_dir: PathBuf,
+        #[command(flatten)]
+        embed: EmbedArgs,
+        /// Uploads in flight at once.
+        #[arg(long, default_value_t = 8)]
+        parallel: usize,
+        /// Keep the benchmark's namespace (streams, schema) for inspection.
+        #[arg(long)]
+        keep: bool,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
 
 mod embed;
 mod extract;

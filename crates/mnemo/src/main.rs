@@ -55,7 +55,7 @@ async fn main() -> std::process::ExitCode {
         Command::Cards(args) => cmd::cards::run(&cli.global, args).await,
         Command::Projections(args) => cmd::projections::run(args).await,
         Command::Eval(args) => match args.command {
-            cli::EvalCommand::Ir(ir) => eval::run(&cli.global, ir).await,
+            eval::EvalCommand::Ir(ir) => eval::run(&cli.global, ir).await,
         },
         Command::Dlq(args) => cmd::dlq::run(args).await,
         Command::Extract(args) => cmd::extract::run(args).await,

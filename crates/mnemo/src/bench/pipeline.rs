@@ -28,7 +28,8 @@ use mnemo_proto::v1 as pb;
 use tokio::process::Command;
 
 use super::services::{cpu_seconds_of, free_port, ServiceProcess};
-use crate::cli::{Backend, EmbedArgs, Global};
+use crate::cli::{Backend, Global};
+use crate::serve::EmbedArgs;
 
 /// What `bench pipeline` is asked to do.
 pub struct PipelineBench {

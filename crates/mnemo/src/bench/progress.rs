@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
 use futures::StreamExt;
 use mnemo_api::auth::Authenticator;
 use mnemo_api::{ApiConfig, ApiState};
@@ -25,7 +26,47 @@ use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::watch_request::Scope;
 
 use super::{bench_upload, executor, ms, percentile};
-use crate::cli::{BenchScope, ProgressBenchArgs};
+use crate::cli::Backend;
+
+/// `mnemo bench progress`.
+#[derive(Args)]
+pub struct ProgressBenchArgs {
+    #[command(flatten)]
+    pub backend: Backend,
+    /// Concurrent Watch streams.
+    #[arg(long, default_value_t = 1000)]
+    pub watchers: usize,
+    /// What each watcher follows: its own document, its owner's batch,
+    /// or all its owner's documents (one event then reaches every
+    /// watcher of that owner).
+    #[arg(long, value_enum, default_value = "document")]
+    pub scope: BenchScope,
+    /// Owners the documents (one per watcher) are spread over.
+    #[arg(long, default_value_t = 10)]
+    pub owners: usize,
+    /// Events to append and time.
+    #[arg(long, default_value_t = 20_000)]
+    pub events: usize,
+    /// Events appended per second.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    /// HTTP/2 connections the watchers share.
+    #[arg(long, default_value_t = 20)]
+    pub connections: usize,
+    /// Concurrent appenders.
+    #[arg(long, default_value_t = 16)]
+    pub appenders: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A Watch scope, for `mnemo bench progress`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchScope {
+    Document,
+    Batch,
+    All,
+}
 
 /// One document of the benchmark.
 struct Doc {

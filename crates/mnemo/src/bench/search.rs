@@ -19,13 +19,33 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use clap::ValueEnum;
 use mnemo_search::vectors::{AnnConfig, DocumentVectors, Path, Quantization};
 use mnemo_search::{Scope, VectorConfig, VectorIndex};
 use uuid::Uuid;
 
 use super::{ms, percentile};
-use crate::cli::{Backend, EmbedArgs};
+use crate::cli::Backend;
+use crate::serve::EmbedArgs;
 use synthetic::Mixture;
+
+/// `--quantization` values.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QuantizationArg {
+    F32,
+    F16,
+    I8,
+}
+
+impl From<QuantizationArg> for mnemo_search::vectors::Quantization {
+    fn from(q: QuantizationArg) -> Self {
+        match q {
+            QuantizationArg::F32 => Self::F32,
+            QuantizationArg::F16 => Self::F16,
+            QuantizationArg::I8 => Self::I8,
+        }
+    }
+}
 
 pub struct SearchBench {
     pub backend: Backend,

@@ -16,11 +16,42 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
 use mnemo_bus::dlq::{self, DeadLetter};
 use mnemo_bus::{Bus, CommandExecutor, JetStreamEventStore, Namespace, RetryPolicy};
 use mnemo_domain::{Document, DocumentCommand};
 
-use crate::cli::{DlqArgs, DlqCommand};
+use crate::cli::Backend;
+
+#[derive(Args)]
+pub struct DlqArgs {
+    #[command(subcommand)]
+    pub command: DlqCommand,
+}
+
+#[derive(Subcommand)]
+pub enum DlqCommand {
+    /// Every dead letter: which service gave up on which event, and why.
+    List {
+        #[command(flatten)]
+        backend: Backend,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a new processing run for dead letters' documents, then clear them.
+    Retry {
+        #[command(flatten)]
+        backend: Backend,
+        /// Dead-letter sequences (from `mnemo dlq list`).
+        #[arg(required_unless_present = "all")]
+        sequence: Vec<u64>,
+        /// Every dead letter.
+        #[arg(long, conflicts_with = "sequence")]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
 
 pub async fn run(args: DlqArgs) -> Result<ExitCode> {
     let backend = match &args.command {

@@ -19,10 +19,12 @@ mod beir;
 pub mod metrics;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
 use futures::StreamExt;
 use mnemo_bus::{Bus, Namespace};
 use mnemo_proto::v1 as pb;
@@ -30,8 +32,55 @@ use mnemo_proto::v1::upload_request::Part;
 use tokio::process::Command;
 
 use crate::bench::services::{connect_when_ready, free_port, ServiceProcess};
-use crate::cli::{Global, IrArgs};
+use crate::cli::{Backend, Global};
 use crate::client::Clients;
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[command(subcommand)]
+    pub command: EvalCommand,
+}
+
+#[derive(Subcommand)]
+pub enum EvalCommand {
+    /// Retrieval quality on a BEIR dataset through the real pipeline:
+    /// nDCG@10 and recall@100 for lexical, vector and hybrid search.
+    Ir(IrArgs),
+}
+
+/// `mnemo eval ir`.
+#[derive(Args)]
+pub struct IrArgs {
+    #[command(flatten)]
+    pub backend: Backend,
+    /// corpus.jsonl (`_id`, `title`, `text`).
+    #[arg(long)]
+    pub corpus: PathBuf,
+    /// queries.jsonl (`_id`, `text`); only judged queries are scored.
+    #[arg(long)]
+    pub queries: PathBuf,
+    /// qrels TSV (`query-id corpus-id score`).
+    #[arg(long)]
+    pub qrels: PathBuf,
+    /// The prepared embedding model (deploy/model/prepare.sh).
+    #[arg(long, env = "MNEMO_MODEL_DIR")]
+    pub model_dir: PathBuf,
+    /// Ingest only the first N corpus documents (a quick check).
+    #[arg(long)]
+    pub docs: Option<usize>,
+    /// Score against a namespace kept by an earlier run (no ingest).
+    #[arg(long)]
+    pub reuse: Option<String>,
+    /// Keep the namespace afterwards (for --reuse); without it, a fresh or
+    /// reused namespace is deleted at the end.
+    #[arg(long)]
+    pub keep: bool,
+    /// Uploads and queries in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub parallel: usize,
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Scores of one retrieval mode.
 #[derive(Debug, Clone, serde::Serialize)]
