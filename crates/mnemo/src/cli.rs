@@ -5,11 +5,12 @@
 //! command is one module plus one line here. Each flag has an env fallback
 //! (`MNEMO_…`) and a default that works on a local machine.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{bench, cmd, eval, serve};
+use crate::{cmd, serve};
 
 #[derive(Parser)]
 #[command(
@@ -51,6 +52,27 @@ pub struct Global {
     pub log: Option<String>,
 }
 
+impl Global {
+    /// These flags as the environment variables they fall back to, for a
+    /// child process that should see the same values (`mnemo bench …`).
+    pub fn env(&self) -> Vec<(&'static str, OsString)> {
+        let mut env = vec![
+            ("MNEMO_SERVER", OsString::from(&self.server)),
+            ("MNEMO_OWNER", OsString::from(&self.owner)),
+        ];
+        if let Some(token) = &self.token {
+            env.push(("MNEMO_TOKEN", token.into()));
+        }
+        if let Some(file) = &self.jwt_secret_file {
+            env.push(("MNEMO_JWT_SECRET_FILE", file.into()));
+        }
+        if let Some(log) = &self.log {
+            env.push(("MNEMO_LOG", log.into()));
+        }
+        env
+    }
+}
+
 /// Where the services find NATS and PostgreSQL, and which namespace is theirs.
 #[derive(Args, Clone)]
 pub struct Backend {
@@ -73,7 +95,9 @@ pub struct Backend {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run mnemo's services.
-    Serve(serve::ServeArgs),
+    // Boxed (clippy's large_enum_variant): every other command's flags are
+    // a fraction of its size.
+    Serve(Box<serve::ServeArgs>),
     /// Manage bearer tokens.
     Token(cmd::token::TokenArgs),
     /// Upload study material (PDF, text, Markdown).
@@ -101,10 +125,12 @@ pub enum Command {
     Projections(cmd::projections::ProjectionsArgs),
     /// Events services gave up on (operators).
     Dlq(cmd::dlq::DlqArgs),
-    /// Benchmarks (print a table).
-    Bench(bench::BenchArgs),
-    /// Quality evaluations (print a table).
-    Eval(eval::EvalArgs),
+    /// Benchmarks: runs `mnemo-bench` (a separate binary) with the rest.
+    #[command(hide = true)]
+    Bench(cmd::bench::ForwardArgs),
+    /// Quality evaluations: runs `mnemo-bench eval` with the rest.
+    #[command(hide = true)]
+    Eval(cmd::bench::ForwardArgs),
     /// FSRS-6 scheduling, locally (nothing is sent to a server).
     Fsrs(cmd::fsrs::FsrsArgs),
     /// Embedding models: which one serves search, switch it, fetch one from the hub.
@@ -119,4 +145,16 @@ pub enum Command {
     Study(cmd::study::StudyArgs),
     /// Audit: rebuild a learner's state from their events alone.
     Replay(cmd::replay::ReplayArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command's flags beside the global ones, without clashes
+    /// (clap checks this only when a command is parsed, in debug builds).
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -1,6 +1,6 @@
 //! `mnemo dlq list|retry [--json]`: the events services gave up on.
 //!
-//! An operator command (it talks to NATS directly, like `bench`). `retry`
+//! An operator command (it talks to NATS directly, like `serve`). `retry`
 //! starts a new processing run of the dead letter's document through the
 //! document aggregate (the same `Reprocess` a user can ask for), then clears
 //! the dead letter. A dead letter whose document cannot be reprocessed

@@ -5,7 +5,7 @@
 //!   `UseModel`): the last step of a backfill (docs/operations.md).
 //! - `fetch NAME [--into DIR]` is the hub path for users with internet. The
 //!   model lands in the same layout `deploy/model/prepare.sh` writes, so
-//!   `serve`, `eval` and `bench` load it through `MNEMO_MODEL_DIR` like the
+//!   `serve` and `mnemo-bench` load it through `MNEMO_MODEL_DIR` like the
 //!   offline export.
 
 use std::path::PathBuf;

@@ -128,8 +128,9 @@ fn until_value(u: UntilStage) -> i32 {
 }
 
 /// Follows one document until it reaches `until` or ends; returns the last
-/// update. Resumes across API restarts.
-pub(crate) async fn watch(
+/// update. Resumes across API restarts. (`mnemo-bench pipeline` follows
+/// its uploads with it too.)
+pub async fn watch(
     progress: Progress,
     document_id: String,
     until: i32,

@@ -1,4 +1,4 @@
-//! `mnemo bench search`: the vector index at scale (exact scan against the
+//! `mnemo-bench search`: the vector index at scale (exact scan against the
 //! HNSW graph: build time, memory, latency, recall@10), then the whole
 //! hybrid search path over PostgreSQL at 100,000 chunks ([`hybrid`]).
 //!
@@ -19,14 +19,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use clap::ValueEnum;
+use clap::{Args, ValueEnum};
+use mnemo::cli::Backend;
+use mnemo::serve::{EmbedArgs, VectorArgs};
 use mnemo_search::vectors::{AnnConfig, DocumentVectors, Path, Quantization};
 use mnemo_search::{Scope, VectorConfig, VectorIndex};
 use uuid::Uuid;
 
-use super::{ms, percentile};
-use crate::cli::Backend;
-use crate::serve::EmbedArgs;
+use crate::timing::{ms, percentile};
 use synthetic::Mixture;
 
 /// `--quantization` values.
@@ -47,20 +47,47 @@ impl From<QuantizationArg> for mnemo_search::vectors::Quantization {
     }
 }
 
+/// What `bench search` is asked to do.
+#[derive(Args)]
 pub struct SearchBench {
+    #[command(flatten)]
     pub backend: Backend,
+    /// Index sizes (vectors, one owner) to measure.
+    #[arg(long, value_delimiter = ',', default_value = "20000,100000,1000000")]
     pub sizes: Vec<usize>,
+    /// Queries timed per size and path.
+    #[arg(long, default_value_t = 500)]
     pub queries: usize,
+    /// SciFact abstracts embedded as the synthetic vectors' seeds.
+    #[arg(long, default_value_t = 1000)]
     pub seeds: usize,
+    /// SciFact corpus.jsonl (default: the shared copy).
+    #[arg(long)]
     pub corpus: Option<PathBuf>,
+    /// SciFact queries (default: the shared queries.train.jsonl).
+    #[arg(long)]
     pub query_file: Option<PathBuf>,
+    /// The prepared embedding model (without: random seeds, and lexical-only hybrid queries).
+    #[arg(long, env = "MNEMO_MODEL_DIR")]
     pub model_dir: Option<PathBuf>,
+    #[command(flatten)]
     pub embed: EmbedArgs,
+    /// Chunks loaded into PostgreSQL for the hybrid part (0: skip it).
+    #[arg(long, default_value_t = 100_000)]
     pub hybrid_chunks: usize,
-    pub vectors: VectorConfig,
-    pub quantization: Quantization,
+    #[command(flatten)]
+    pub vectors: VectorArgs,
+    /// How the graph stores vectors: f32, f16 or i8.
+    #[arg(long, default_value = "f32")]
+    pub quantization: QuantizationArg,
+    /// Print EXPLAIN ANALYZE of the full-text query.
+    #[arg(long)]
     pub explain: bool,
+    /// Keep the benchmark's namespace (schema) for inspection.
+    #[arg(long)]
     pub keep: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -172,8 +199,9 @@ pub async fn run(b: SearchBench) -> Result<ExitCode> {
         "seeds: {seed_kind} ({:.1} s)",
         started.elapsed().as_secs_f64()
     );
-    let mut config = b.vectors;
-    config.ann.quantization = b.quantization;
+    let quantization = Quantization::from(b.quantization);
+    let mut config = b.vectors.config();
+    config.ann.quantization = quantization;
     let AnnConfig {
         connectivity: m,
         expansion_add: ef_construction,
@@ -192,7 +220,7 @@ pub async fn run(b: SearchBench) -> Result<ExitCode> {
     if !b.json {
         println!(
             "seeds: {seed_kind}; HNSW M={m} efConstruction={ef_construction} ef={ef} ({:?}); exact below {} rows",
-            b.quantization, config.exact_below
+            quantization, config.exact_below
         );
         for (n, (top1, top10)) in &cosines {
             println!("{n} vectors: a query's mean cosine to its nearest chunk {top1:.3}, to its 10th {top10:.3}");
@@ -241,7 +269,7 @@ pub async fn run(b: SearchBench) -> Result<ExitCode> {
                 "seeds": seed_kind,
                 "exact_below": config.exact_below,
                 "hnsw": {"m": m, "ef_construction": ef_construction, "ef": ef,
-                         "quantization": format!("{:?}", b.quantization)},
+                         "quantization": format!("{quantization:?}")},
                 "vectors": rows,
                 "neighbour_cosines": cosines.iter().map(|(n, c)| serde_json::json!({"vectors": n, "top1": c.0, "top10": c.1})).collect::<Vec<_>>(),
                 "hybrid": hybrid,

@@ -1,4 +1,4 @@
-//! `mnemo bench progress`: how long an appended event takes to reach the
+//! `mnemo-bench progress`: how long an appended event takes to reach the
 //! progress watchers, with many of them watching at once.
 //!
 //! An in-process API serves W concurrent Watch streams over real gRPC (on a
@@ -25,12 +25,13 @@ use mnemo_domain::{Document, DocumentCommand, DocumentId, OwnerId};
 use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::watch_request::Scope;
 
-use super::{bench_upload, executor, ms, percentile};
-use crate::cli::Backend;
+use crate::append::{bench_upload, executor};
+use crate::timing::{ms, percentile};
+use mnemo::cli::Backend;
 
-/// `mnemo bench progress`.
+/// What `bench progress` is asked to do.
 #[derive(Args)]
-pub struct ProgressBenchArgs {
+pub struct ProgressBench {
     #[command(flatten)]
     pub backend: Backend,
     /// Concurrent Watch streams.
@@ -60,7 +61,7 @@ pub struct ProgressBenchArgs {
     pub json: bool,
 }
 
-/// A Watch scope, for `mnemo bench progress`.
+/// A Watch scope, for `bench progress`.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BenchScope {
     Document,
@@ -75,7 +76,7 @@ struct Doc {
     id: DocumentId,
 }
 
-pub async fn run(bench: ProgressBenchArgs) -> Result<()> {
+pub async fn run(bench: ProgressBench) -> Result<()> {
     let ns = Namespace::new(format!(
         "bench_{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
@@ -86,7 +87,7 @@ pub async fn run(bench: ProgressBenchArgs) -> Result<()> {
     result
 }
 
-async fn measure(bench: &ProgressBenchArgs, bus: &Bus) -> Result<()> {
+async fn measure(bench: &ProgressBench, bus: &Bus) -> Result<()> {
     let owners = bench.owners.max(1);
     let watchers = bench.watchers.max(1);
     let exec = executor(bus, 1_000_000);
@@ -334,7 +335,7 @@ async fn wait_for(counter: &AtomicUsize, n: usize, limit: Duration) -> Result<()
 }
 
 fn report(
-    bench: &ProgressBenchArgs,
+    bench: &ProgressBench,
     docs: &[Doc],
     events: usize,
     append_secs: f64,

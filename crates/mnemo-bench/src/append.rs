@@ -1,8 +1,5 @@
-//! `mnemo bench append`: how fast commands append, and how fast uploads are
-//! accepted. `mnemo bench pipeline` lives in [`pipeline`], `mnemo bench
-//! extract` in [`extract`], `mnemo bench embed` in [`embed`], `mnemo bench
-//! progress` in [`progress`], `mnemo bench replay` in [`replay`], `mnemo bench
-//! search` in [`search`].
+//! `mnemo-bench append`: how fast commands append, and how fast uploads are
+//! accepted.
 //!
 //! Runs in a throwaway namespace (`bench_<random>`) on the configured NATS and
 //! PostgreSQL, and deletes it afterwards.
@@ -23,7 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use clap::{Args, Subcommand};
+use clap::Args;
+use mnemo::cli::Backend;
 use mnemo_api::auth::Authenticator;
 use mnemo_api::{ApiConfig, ApiState};
 use mnemo_bus::{Bus, CommandExecutor, JetStreamEventStore, Namespace, RetryPolicy};
@@ -33,304 +31,52 @@ use mnemo_domain::{Document, DocumentCommand, DocumentId, OwnerId, Sha256Hex};
 use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::upload_request::Part;
 
-use crate::cli::{Backend, Global};
-use crate::serve::{EmbedArgs, VectorArgs};
-use progress::ProgressBenchArgs;
-use search::QuantizationArg;
+use crate::timing::{ms, percentile};
 
+/// What `bench append` is asked to do.
 #[derive(Args)]
-pub struct BenchArgs {
-    #[command(subcommand)]
-    pub command: BenchCommand,
+pub struct AppendBench {
+    #[command(flatten)]
+    pub backend: Backend,
+    /// Aggregates the commands spread over.
+    #[arg(long, default_value_t = 1000)]
+    pub aggregates: usize,
+    /// Commands to time (after creating the aggregates).
+    #[arg(long, default_value_t = 50_000)]
+    pub commands: usize,
+    /// Commands in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Uploads to time.
+    #[arg(long, default_value_t = 200)]
+    pub uploads: usize,
+    /// A ~1 MB PDF to upload (default: the corpus file nearest 1 MB, else a generated one).
+    #[arg(long)]
+    pub pdf: Option<PathBuf>,
 }
 
-#[derive(Subcommand)]
-pub enum BenchCommand {
-    /// Commands/s across many aggregates, and upload-accept latency.
-    Append {
-        #[command(flatten)]
-        backend: Backend,
-        /// Aggregates the commands spread over.
-        #[arg(long, default_value_t = 1000)]
-        aggregates: usize,
-        /// Commands to time (after creating the aggregates).
-        #[arg(long, default_value_t = 50_000)]
-        commands: usize,
-        /// Commands in flight at once.
-        #[arg(long, default_value_t = 64)]
-        concurrency: usize,
-        /// Uploads to time.
-        #[arg(long, default_value_t = 200)]
-        uploads: usize,
-        /// A ~1 MB PDF to upload (default: the corpus file nearest 1 MB, else a generated one).
-        #[arg(long)]
-        pdf: Option<PathBuf>,
-    },
-    /// Event appended → progress update received, with many concurrent
-    /// watchers over real gRPC (p50/p95/p99).
-    Progress(ProgressBenchArgs),
-    /// pdf-rs against pdftotext on a folder of PDFs: word F1 and pages/s.
-    Extract {
-        /// Folder of PDFs.
-        dir: PathBuf,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Rebuilding the read models from sequence 1 on a synthetic event log:
-    /// events/s into PostgreSQL.
-    Replay {
-        #[command(flatten)]
-        backend: Backend,
-        /// Documents in the synthetic log.
-        #[arg(long, default_value_t = 5_000)]
-        documents: usize,
-        /// Owners the documents are spread over.
-        #[arg(long, default_value_t = 10)]
-        owners: usize,
-        /// Chunks (and vectors) per document.
-        #[arg(long, default_value_t = 8)]
-        chunks: usize,
-        /// Extraction progress events per document.
-        #[arg(long, default_value_t = 8)]
-        progress: usize,
-        /// Event messages per transaction.
-        #[arg(long, default_value_t = 4_096)]
-        batch: usize,
-        #[arg(long)]
-        keep: bool,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Tokens per CPU-second of the embedding model on the texts of a jsonl
-    /// corpus (title + text), the way Python's bare onnxruntime is measured
-    /// (deploy/model/prepare.sh --bench), and the way the service batches.
-    Embed {
-        /// A jsonl corpus with `title`/`text` fields (e.g. SciFact's corpus.jsonl).
-        corpus: PathBuf,
-        /// The prepared embedding model (deploy/model/prepare.sh).
-        #[arg(long, env = "MNEMO_MODEL_DIR")]
-        model_dir: PathBuf,
-        /// Documents read from the start of the corpus.
-        #[arg(long, default_value_t = 200)]
-        docs: usize,
-        /// onnxruntime intra-op threads (1 matches the Python measurement).
-        #[arg(long, default_value_t = 1)]
-        threads: usize,
-        /// Timed passes; the best is kept (as the Python bench does).
-        #[arg(long, default_value_t = 2)]
-        passes: usize,
-        #[arg(long)]
-        json: bool,
-    },
-    /// The vector index at scale (exact scan vs HNSW: build, memory, latency,
-    /// recall@10) and the hybrid search path over PostgreSQL at 100,000 chunks.
-    Search {
-        #[command(flatten)]
-        backend: Backend,
-        /// Index sizes (vectors, one owner) to measure.
-        #[arg(long, value_delimiter = ',', default_value = "20000,100000,1000000")]
-        sizes: Vec<usize>,
-        /// Queries timed per size and path.
-        #[arg(long, default_value_t = 500)]
-        queries: usize,
-        /// SciFact abstracts embedded as the synthetic vectors' seeds.
-        #[arg(long, default_value_t = 1000)]
-        seeds: usize,
-        /// SciFact corpus.jsonl (default: the shared copy).
-        #[arg(long)]
-        corpus: Option<PathBuf>,
-        /// SciFact queries (default: the shared queries.train.jsonl).
-        #[arg(long)]
-        query_file: Option<PathBuf>,
-        /// The prepared embedding model (without: random seeds, and lexical-only hybrid queries).
-        #[arg(long, env = "MNEMO_MODEL_DIR")]
-        model_dir: Option<PathBuf>,
-        #[command(flatten)]
-        embed: EmbedArgs,
-        /// Chunks loaded into PostgreSQL for the hybrid part (0: skip it).
-        #[arg(long, default_value_t = 100_000)]
-        hybrid_chunks: usize,
-        #[command(flatten)]
-        vectors: VectorArgs,
-        /// How the graph stores vectors: f32, f16 or i8.
-        #[arg(long, default_value = "f32")]
-        quantization: QuantizationArg,
-        /// Print EXPLAIN ANALYZE of the full-text query.
-        #[arg(long)]
-        explain: bool,
-        /// Keep the benchmark's namespace (schema) for inspection.
-        #[arg(long)]
-        keep: bool,
-        /// Print one JSON object instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-    /// A folder through the real services end to end (each its own process),
-    /// then the embedder alone on the same chunks; peak RSS per service.
-    Pipeline {
-        #[command(flatten)]
-        backend: Backend,
-        /// Folder of PDFs (and .txt/.md files) to ingest.
-        dir: PathBuf,
-        /// The prepared embedding model (deploy/model/prepare.sh).
-        #[arg(long, env = "MNEMO_MODEL_DIR")]
-        model_dir: PathBuf,
-        #[command(flatten)]
-        embed: EmbedArgs,
-        /// Uploads in flight at once.
-        #[arg(long, default_value_t = 8)]
-        parallel: usize,
-        /// Keep the benchmark's namespace (streams, schema) for inspection.
-        #[arg(long)]
-        keep: bool,
-        /// Print one JSON object instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+pub async fn run(bench: AppendBench) -> Result<ExitCode> {
+    let ns = Namespace::new(format!(
+        "bench_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ))?;
+    let result = append(
+        &bench.backend,
+        &ns,
+        bench.aggregates,
+        bench.commands,
+        bench.concurrency,
+        bench.uploads,
+        bench.pdf,
+    )
+    .await;
+    let bus = Bus::start(&bench.backend.nats_url, ns.clone(), 1).await?;
+    mnemo_bus::setup::delete_namespace(&bus.jetstream, &ns).await?;
+    mnemo_projector::db::drop_schema(&bench.backend.database_url, &ns).await?;
+    result.map(|_| ExitCode::SUCCESS)
 }
 
-mod embed;
-mod extract;
-mod pipeline;
-mod progress;
-mod replay;
-mod search;
-pub(crate) mod services;
-
-pub async fn run(global: &Global, args: BenchArgs) -> Result<ExitCode> {
-    match args.command {
-        BenchCommand::Extract { dir, json } => extract::run(&dir, json).await,
-        BenchCommand::Replay {
-            backend,
-            documents,
-            owners,
-            chunks,
-            progress,
-            batch,
-            keep,
-            json,
-        } => {
-            replay::run(replay::ReplayBench {
-                backend,
-                documents,
-                owners,
-                chunks_per_document: chunks,
-                progress_per_document: progress,
-                batch,
-                keep,
-                json,
-            })
-            .await
-        }
-        BenchCommand::Embed {
-            corpus,
-            model_dir,
-            docs,
-            threads,
-            passes,
-            json,
-        } => embed::run(&corpus, model_dir, docs, threads, passes, json).await,
-        BenchCommand::Search {
-            backend,
-            sizes,
-            queries,
-            seeds,
-            corpus,
-            query_file,
-            model_dir,
-            embed,
-            hybrid_chunks,
-            vectors,
-            quantization,
-            explain,
-            keep,
-            json,
-        } => {
-            search::run(search::SearchBench {
-                backend,
-                sizes,
-                queries,
-                seeds,
-                corpus,
-                query_file,
-                model_dir,
-                embed,
-                hybrid_chunks,
-                vectors: vectors.config(),
-                quantization: quantization.into(),
-                explain,
-                keep,
-                json,
-            })
-            .await
-        }
-        BenchCommand::Pipeline {
-            backend,
-            dir,
-            model_dir,
-            embed,
-            parallel,
-            keep,
-            json,
-        } => {
-            pipeline::run(
-                global,
-                pipeline::PipelineBench {
-                    backend,
-                    dir,
-                    model_dir,
-                    embed,
-                    parallel,
-                    keep,
-                    json,
-                },
-            )
-            .await
-        }
-        BenchCommand::Progress(args) => progress::run(args).await.map(|_| ExitCode::SUCCESS),
-        BenchCommand::Append {
-            backend,
-            aggregates,
-            commands,
-            concurrency,
-            uploads,
-            pdf,
-        } => {
-            let ns = Namespace::new(format!(
-                "bench_{}",
-                &uuid::Uuid::new_v4().simple().to_string()[..8]
-            ))?;
-            let result = append(
-                &backend,
-                &ns,
-                aggregates,
-                commands,
-                concurrency,
-                uploads,
-                pdf,
-            )
-            .await;
-            let bus = Bus::start(&backend.nats_url, ns.clone(), 1).await?;
-            mnemo_bus::setup::delete_namespace(&bus.jetstream, &ns).await?;
-            mnemo_projector::db::drop_schema(&backend.database_url, &ns).await?;
-            result.map(|_| ExitCode::SUCCESS)
-        }
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn executor(bus: &Bus, cache: usize) -> Arc<CommandExecutor<Document>> {
+pub(crate) fn executor(bus: &Bus, cache: usize) -> Arc<CommandExecutor<Document>> {
     let store = JetStreamEventStore::<Document>::new(bus, "doc", cache);
     Arc::new(CommandExecutor::new(store, (), RetryPolicy::default()))
 }
@@ -377,7 +123,7 @@ async fn create(
 }
 
 /// The `Upload` of a benchmark document (one byte, never processed).
-fn bench_upload(
+pub(crate) fn bench_upload(
     document_id: DocumentId,
     owner: OwnerId,
     filename: String,

@@ -1,4 +1,4 @@
-//! `mnemo eval ir`: retrieval quality on a BEIR dataset (e.g. SciFact)
+//! `mnemo-bench eval ir`: retrieval quality on a BEIR dataset (e.g. SciFact)
 //! through the real system.
 //!
 //! 1. `mnemo serve all` starts as a child process in a throwaway namespace
@@ -26,14 +26,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use futures::StreamExt;
+use mnemo::cli::{Backend, Global};
+use mnemo::client::Clients;
 use mnemo_bus::{Bus, Namespace};
 use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::upload_request::Part;
 use tokio::process::Command;
 
-use crate::bench::services::{connect_when_ready, free_port, ServiceProcess};
-use crate::cli::{Backend, Global};
-use crate::client::Clients;
+use crate::services::{connect_when_ready, free_port, mnemo_binary, ServiceProcess};
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -48,7 +48,7 @@ pub enum EvalCommand {
     Ir(IrArgs),
 }
 
-/// `mnemo eval ir`.
+/// What `eval ir` is asked to do.
 #[derive(Args)]
 pub struct IrArgs {
     #[command(flatten)]
@@ -124,7 +124,7 @@ pub async fn run(global: &Global, eval: IrArgs) -> Result<ExitCode> {
 
     let port = free_port()?;
     let secret = uuid::Uuid::new_v4().simple().to_string();
-    let child = Command::new(std::env::current_exe().context("cannot find the mnemo executable")?)
+    let child = Command::new(mnemo_binary()?)
         .args(["serve", "all"])
         .env("MNEMO_NATS_URL", &eval.backend.nats_url)
         .env("MNEMO_DATABASE_URL", &eval.backend.database_url)
