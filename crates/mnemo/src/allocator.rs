@@ -1,5 +1,7 @@
-//! The binary's global allocator: mimalloc, tuned at start (decision 017).
-//! Libraries choose no allocator; only this binary does.
+//! The binaries' global allocator: mimalloc, tuned at start (decision 017).
+//! The service libraries choose no allocator; this package's library is
+//! linked only by its binaries (`mnemo`, `mnemo-bench`), so declaring it
+//! here chooses it for both, and for nothing else.
 
 /// mimalloc instead of the system allocator: replay and rebuild decode
 /// and free small allocations on several threads, where glibc's malloc was

@@ -6,11 +6,31 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Result};
+use clap::Args;
 use mnemo_proto::v1 as pb;
 use pb::ask_response::Part;
 
-use crate::cli::{AskArgs, Global};
+use crate::cli::Global;
 use crate::client::{connect, describe};
+
+#[derive(Args)]
+pub struct AskArgs {
+    pub question: String,
+    /// Sources to retrieve (1..=20).
+    #[arg(long, default_value_t = 5)]
+    pub k: u32,
+    /// Only this document (repeatable).
+    #[arg(long)]
+    pub document: Vec<String>,
+    /// Answer with the best sentences of the sources even if the server has an LLM.
+    #[arg(long)]
+    pub extractive: bool,
+    /// Wait until the index reflects this event sequence.
+    #[arg(long, default_value_t = 0)]
+    pub min_sequence: u64,
+    #[arg(long)]
+    pub json: bool,
+}
 
 pub async fn run(global: &Global, args: AskArgs) -> Result<ExitCode> {
     let mut c = connect(global).await?;

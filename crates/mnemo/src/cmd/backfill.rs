@@ -3,14 +3,55 @@
 //! JSON lines) until it has caught up, Ctrl-C, or `--limit`.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
 use mnemo_bus::{Bus, Namespace};
 use mnemo_embedder::backfill::{BackfillOptions, BackfillProgress};
 
-use crate::cli::{BackfillArgs, BackfillCommand};
+use crate::cli::Backend;
+
+#[derive(Args)]
+pub struct BackfillArgs {
+    #[command(subcommand)]
+    pub command: BackfillCommand,
+}
+
+#[derive(Subcommand)]
+pub enum BackfillCommand {
+    /// Re-embed every indexed document's chunks with another model, from
+    /// the event log (sequence 1), beside the current vectors. Ctrl-C stops;
+    /// running it again resumes where it stopped.
+    Embed {
+        /// The other model, prepared (deploy/model/prepare.sh makes an int8 one).
+        #[arg(long = "model-dir", env = "MNEMO_BACKFILL_MODEL_DIR")]
+        model_dir: PathBuf,
+        #[command(flatten)]
+        backend: Backend,
+        /// Documents re-embedded at once.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        /// Keep going after catching up: backfill documents as they are indexed.
+        #[arg(long)]
+        follow: bool,
+        /// Pause after this many documents (run again to resume).
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Start over from sequence 1 instead of resuming (e.g. after a
+        /// dead-lettered document's cause is fixed); covered documents are skipped.
+        #[arg(long)]
+        restart: bool,
+        /// Onnxruntime threads for the model (default: all cores).
+        #[arg(long, env = "MNEMO_EMBED_THREADS")]
+        threads: Option<usize>,
+        /// One JSON progress object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
 
 pub async fn run(args: BackfillArgs) -> Result<ExitCode> {
     let BackfillCommand::Embed {

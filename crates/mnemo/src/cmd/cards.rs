@@ -4,10 +4,101 @@
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Result};
+use clap::{Args, Subcommand};
 use mnemo_proto::v1 as pb;
 
-use crate::cli::{CardContentArgs, CardsArgs, CardsCommand, Global};
+use crate::cli::Global;
 use crate::client::{connect, describe};
+
+#[derive(Args)]
+pub struct CardsArgs {
+    #[command(subcommand)]
+    pub command: CardsCommand,
+}
+
+/// A card's content on the command line.
+#[derive(Args, Clone)]
+pub struct CardContentArgs {
+    #[arg(long)]
+    pub front: Option<String>,
+    #[arg(long)]
+    pub back: Option<String>,
+    /// Default: `default`.
+    #[arg(long)]
+    pub deck: Option<String>,
+    /// The cited document (with --chunk and --page).
+    #[arg(long, requires = "chunk")]
+    pub source_document: Option<String>,
+    #[arg(long, requires = "source_document")]
+    pub chunk: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    pub page: u32,
+}
+
+#[derive(Subcommand)]
+pub enum CardsCommand {
+    /// Add a card (needs --front and --back).
+    Add {
+        #[command(flatten)]
+        content: CardContentArgs,
+        /// Choose the card's id (a UUID): adding it again is a no-op.
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List your cards (with --due: only those due now).
+    List {
+        #[arg(long)]
+        due: bool,
+        /// Include deleted cards.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a card's front, back, deck or source (others stay).
+    Edit {
+        card_id: String,
+        #[command(flatten)]
+        content: CardContentArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop reviewing a card (it keeps its schedule).
+    Suspend {
+        card_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Review a suspended card again.
+    Resume {
+        card_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a card (its history stays in the events).
+    Delete {
+        card_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make cards from one of your indexed documents (each cites its chunk and page).
+    Generate {
+        document_id: String,
+        /// Deck of the new cards (default: the document's file name).
+        #[arg(long)]
+        deck: Option<String>,
+        /// Most cards (1..=100).
+        #[arg(long, default_value_t = 20)]
+        max: u32,
+        /// Ask the server's LLM (falls back to the offline generator).
+        #[arg(long)]
+        llm: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
 
 /// A protobuf timestamp as RFC 3339 (empty when absent).
 pub fn rfc3339(t: Option<&prost_types::Timestamp>) -> String {

@@ -1,6 +1,6 @@
 //! `mnemo dlq list|retry [--json]`: the events services gave up on.
 //!
-//! An operator command (it talks to NATS directly, like `bench`). `retry`
+//! An operator command (it talks to NATS directly, like `serve`). `retry`
 //! starts a new processing run of the dead letter's document through the
 //! document aggregate (the same `Reprocess` a user can ask for), then clears
 //! the dead letter. A dead letter whose document cannot be reprocessed
@@ -16,11 +16,42 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
 use mnemo_bus::dlq::{self, DeadLetter};
 use mnemo_bus::{Bus, CommandExecutor, JetStreamEventStore, Namespace, RetryPolicy};
 use mnemo_domain::{Document, DocumentCommand};
 
-use crate::cli::{DlqArgs, DlqCommand};
+use crate::cli::Backend;
+
+#[derive(Args)]
+pub struct DlqArgs {
+    #[command(subcommand)]
+    pub command: DlqCommand,
+}
+
+#[derive(Subcommand)]
+pub enum DlqCommand {
+    /// Every dead letter: which service gave up on which event, and why.
+    List {
+        #[command(flatten)]
+        backend: Backend,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a new processing run for dead letters' documents, then clear them.
+    Retry {
+        #[command(flatten)]
+        backend: Backend,
+        /// Dead-letter sequences (from `mnemo dlq list`).
+        #[arg(required_unless_present = "all")]
+        sequence: Vec<u64>,
+        /// Every dead letter.
+        #[arg(long, conflicts_with = "sequence")]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
 
 pub async fn run(args: DlqArgs) -> Result<ExitCode> {
     let backend = match &args.command {

@@ -3,11 +3,60 @@
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Result};
+use clap::{Args, Subcommand};
 use mnemo_proto::v1 as pb;
 
-use crate::cli::{DocsArgs, DocsCommand, Global};
+use crate::cli::Global;
 use crate::client::{connect, describe};
 use crate::cmd::{document_json, stage_name};
+
+#[derive(Args)]
+pub struct DocsArgs {
+    #[command(subcommand)]
+    pub command: DocsCommand,
+}
+
+#[derive(Subcommand)]
+pub enum DocsCommand {
+    /// List your documents.
+    List {
+        #[arg(long)]
+        topic: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one document (strongly consistent, from its events).
+    Get {
+        document_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a document's processing.
+    Cancel {
+        document_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Process a document again from its stored upload.
+    /// Start a new processing run from the stored upload: one document, a
+    /// topic's, or all of yours. The old chunks stay searchable until the
+    /// new run is indexed.
+    Reprocess {
+        #[arg(required_unless_present_any = ["topic", "all"], conflicts_with_all = ["topic", "all"])]
+        document_id: Option<String>,
+        /// Every document of this topic.
+        #[arg(long, conflicts_with = "all")]
+        topic: Option<String>,
+        /// Every document.
+        #[arg(long)]
+        all: bool,
+        /// Why (recorded in the event).
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
 
 pub async fn run(global: &Global, args: DocsArgs) -> Result<ExitCode> {
     let mut c = connect(global).await?;

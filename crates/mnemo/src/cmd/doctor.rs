@@ -4,9 +4,18 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
+use clap::Args;
 use mnemo_bus::Namespace;
 
-use crate::cli::{DoctorArgs, Global};
+use crate::cli::{Backend, Global};
+
+#[derive(Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub backend: Backend,
+    #[arg(long)]
+    pub json: bool,
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Level {

@@ -1,12 +1,19 @@
 //! `mnemo extract FILE [--json]`: the extractor's work on one local file,
 //! for people debugging a file (and for checks). Nothing is uploaded.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use clap::Args;
 use mnemo_domain::content::Sniffer;
 
-use crate::cli::ExtractArgs;
+#[derive(Args)]
+pub struct ExtractArgs {
+    pub file: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
 
 pub async fn run(args: ExtractArgs) -> Result<ExitCode> {
     let bytes = std::fs::read(&args.file)

@@ -1,11 +1,14 @@
-//! Commands, one module each ([`watch`] is the resuming progress stream
-//! that `progress` and `upload --watch` share). Client commands speak only the public gRPC
+//! Commands, one module each, each with its `Args` beside the code that
+//! runs it ([`watch`] is the resuming progress stream that `progress` and
+//! `upload --watch` share). Client commands speak only the public gRPC
 //! API; the operator commands `dlq`, `projections` and `backfill` talk to
-//! NATS and PostgreSQL directly (like `serve` and `bench`); `extract` and
-//! `fsrs` run domain logic locally.
+//! NATS and PostgreSQL directly (like `serve`); `extract` and `fsrs` run
+//! domain logic locally; [`bench`] only hands `bench` and `eval` to the
+//! `mnemo-bench` binary.
 
 pub mod ask;
 pub mod backfill;
+pub mod bench;
 pub mod cards;
 pub mod cards_generate;
 pub mod dlq;

@@ -5,16 +5,58 @@
 //!   `UseModel`): the last step of a backfill (docs/operations.md).
 //! - `fetch NAME [--into DIR]` is the hub path for users with internet. The
 //!   model lands in the same layout `deploy/model/prepare.sh` writes, so
-//!   `serve`, `eval` and `bench` load it through `MNEMO_MODEL_DIR` like the
+//!   `serve` and `mnemo-bench` load it through `MNEMO_MODEL_DIR` like the
 //!   offline export.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Result};
+use clap::{Args, Subcommand};
 use mnemo_proto::v1 as pb;
 
-use crate::cli::{Global, ModelArgs, ModelCommand};
+use crate::cli::Global;
 use crate::client::{connect, describe};
+
+/// `mnemo model`.
+#[derive(Args)]
+pub struct ModelArgs {
+    #[command(subcommand)]
+    pub command: ModelCommand,
+}
+
+#[derive(Subcommand)]
+pub enum ModelCommand {
+    /// Download a fastembed text model from the Hugging Face hub into a
+    /// prepared directory (needs internet and a build with `--features hub`;
+    /// offline, deploy/model/prepare.sh prepares all-MiniLM-L6-v2). Prints
+    /// the MNEMO_MODEL_DIR line to use it.
+    Fetch {
+        /// fastembed `EmbeddingModel` name, e.g. AllMiniLML6V2 (mean-pooled models only).
+        #[arg(default_value = "AllMiniLML6V2")]
+        name: String,
+        /// Where prepared model directories live.
+        #[arg(long, env = "MNEMO_MODELS_DIR", default_value = ".mnemo/models")]
+        into: PathBuf,
+    },
+    /// Operators (admin token): the model whose vectors answer searches,
+    /// and how much of the indexed material each model's vectors cover.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Operators (admin token): answer searches with another model's
+    /// vectors from now on, without downtime. Refused until a backfill
+    /// covers every indexed chunk, unless --force.
+    Use {
+        /// A model id, or its name without the hash (all-MiniLM-L6-v2-int8).
+        model: String,
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
 
 pub async fn run(global: &Global, args: ModelArgs) -> Result<ExitCode> {
     match args.command {

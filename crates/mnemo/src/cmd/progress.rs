@@ -5,13 +5,38 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use clap::Args;
 use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::watch_request::Scope;
 
-use crate::cli::{Global, ProgressArgs};
+use crate::cli::Global;
 use crate::client::connect;
 use crate::cmd::watch::{request, resuming};
 use crate::cmd::{progress_json, stage_name};
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("scope").required(true).args(["document_id", "batch", "all"])))]
+pub struct ProgressArgs {
+    /// The document to follow.
+    pub document_id: Option<String>,
+    /// Every document of this upload batch (`mnemo upload` prints its id).
+    #[arg(long)]
+    pub batch: Option<String>,
+    /// All of your documents.
+    #[arg(long)]
+    pub all: bool,
+    /// Resume after this stream sequence.
+    #[arg(long, default_value_t = 0)]
+    pub from: u64,
+    /// Keep following after every document is in a terminal stage.
+    #[arg(long)]
+    pub follow: bool,
+    #[arg(long)]
+    pub json: bool,
+    /// Reconnect attempts in a row (with backoff) when the API goes away.
+    #[arg(long, env = "MNEMO_WATCH_RECONNECTS", default_value_t = crate::cmd::watch::DEFAULT_RECONNECTS)]
+    pub reconnects: u32,
+}
 
 pub async fn run(global: &Global, args: ProgressArgs) -> Result<ExitCode> {
     let c = connect(global).await?;

@@ -6,11 +6,63 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
 use mnemo_bus::{Bus, Namespace};
 use mnemo_projector::rebuild::{RebuildOptions, RebuildProgress};
 use mnemo_projector::Projection;
 
-use crate::cli::{Backend, ProjectionsArgs, ProjectionsCommand};
+use crate::cli::Backend;
+
+#[derive(Args)]
+pub struct ProjectionsArgs {
+    #[command(subcommand)]
+    pub command: ProjectionsCommand,
+}
+
+#[derive(Subcommand)]
+pub enum ProjectionsCommand {
+    /// Row count and MD5 of every read model (equal after a rebuild).
+    Checksum {
+        #[command(flatten)]
+        backend: Backend,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Which version of each projection serves queries, and the live checkpoint.
+    List {
+        #[command(flatten)]
+        backend: Backend,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build version N+1 of a projection from sequence 1 beside version N,
+    /// then swap it in atomically (queries never see a half-built table).
+    Rebuild {
+        /// `documents`, `chunks`, `stage_timings`, `learning`, several of
+        /// them comma-separated (`documents,chunks`), or `all`.
+        name: String,
+        #[command(flatten)]
+        backend: Backend,
+        /// Start from sequence 1 even if an interrupted rebuild can resume.
+        #[arg(long)]
+        fresh: bool,
+        /// Build (or resume) but leave the live version serving.
+        #[arg(long)]
+        no_swap: bool,
+        /// Most event messages per transaction.
+        #[arg(long, default_value_t = 4096)]
+        batch: usize,
+        /// PostgreSQL connections writing at once (documents split between them).
+        #[arg(long, default_value_t = 2)]
+        connections: usize,
+        /// Compute every chunk's lexemes again instead of taking the live
+        /// version's (after a change of text-search configuration).
+        #[arg(long)]
+        recompute_lexemes: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
 
 pub async fn run(args: ProjectionsArgs) -> Result<ExitCode> {
     match args.command {

@@ -9,6 +9,7 @@
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context, Result};
+use clap::{Args, Subcommand};
 use mnemo_api::learning::convert;
 use mnemo_domain::learn::learner::{card_differences, stats_differences};
 use mnemo_domain::learn::LearnerState;
@@ -16,8 +17,31 @@ use mnemo_proto::v1 as pb;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::cli::{Global, ReplayArgs, ReplayCommand};
+use crate::cli::Global;
 use crate::client::{connect, describe};
+
+#[derive(Args)]
+pub struct ReplayArgs {
+    #[command(subcommand)]
+    pub command: ReplayCommand,
+}
+
+#[derive(Subcommand)]
+pub enum ReplayCommand {
+    /// A learner's cards (with schedules) and stats as of an instant, from
+    /// the events alone (AuditService). Only the learner or an admin token.
+    Learner {
+        owner: String,
+        /// RFC 3339 instant, or `now`.
+        #[arg(long, default_value = "now")]
+        as_of: String,
+        /// Compare the rebuild at now with the read model; exit 1 on any difference.
+        #[arg(long)]
+        verify: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
 
 fn micros(t: OffsetDateTime) -> OffsetDateTime {
     mnemo_api::learning::input::to_micros(t)

@@ -11,11 +11,24 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Result};
+use clap::Args;
 use mnemo_proto::v1 as pb;
 
-use crate::cli::{Global, ReviewArgs};
+use crate::cli::Global;
 use crate::client::{connect, describe};
 use crate::cmd::cards::{rfc3339, schedule_json};
+
+#[derive(Args)]
+pub struct ReviewArgs {
+    /// Script mode: each due card is printed as one JSON line (front and
+    /// back), then one line of stdin is read as its rating (1-4; `q` stops);
+    /// each result is printed as a JSON line.
+    #[arg(long)]
+    pub json: bool,
+    /// Stop after this many reviews (0: until nothing is due).
+    #[arg(long, default_value_t = 0)]
+    pub limit: u32,
+}
 
 /// The next line of stdin, trimmed (None at end of input).
 fn read_line(input: &mut impl BufRead) -> Result<Option<String>> {

@@ -3,10 +3,42 @@
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Result};
+use clap::{Args, ValueEnum};
 use mnemo_proto::v1 as pb;
 
-use crate::cli::{Global, SearchArgs, SearchModeArg};
+use crate::cli::Global;
 use crate::client::{connect, describe};
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SearchModeArg {
+    /// Full text and vectors, fused by reciprocal rank.
+    Hybrid,
+    Lexical,
+    Vector,
+}
+
+#[derive(Args)]
+pub struct SearchArgs {
+    /// A question or keywords; or websearch syntax: "phrases", -exclusions, OR.
+    pub query: String,
+    /// Hits wanted (1..=100).
+    #[arg(long, default_value_t = 10)]
+    pub k: u32,
+    /// Only this document (repeatable).
+    #[arg(long)]
+    pub document: Vec<String>,
+    /// Only documents of this topic.
+    #[arg(long)]
+    pub topic: Option<String>,
+    #[arg(long, value_enum, default_value = "hybrid")]
+    pub mode: SearchModeArg,
+    /// Wait until the index reflects this event sequence (e.g. a progress
+    /// update's), so a just-indexed document is searchable.
+    #[arg(long, default_value_t = 0)]
+    pub min_sequence: u64,
+    #[arg(long)]
+    pub json: bool,
+}
 
 pub async fn run(global: &Global, args: SearchArgs) -> Result<ExitCode> {
     let mut c = connect(global).await?;

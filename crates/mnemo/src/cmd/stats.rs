@@ -4,10 +4,20 @@
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Result};
+use clap::Args;
 use mnemo_proto::v1 as pb;
 
-use crate::cli::{Global, StatsArgs};
+use crate::cli::Global;
 use crate::client::{connect, describe};
+
+#[derive(Args)]
+pub struct StatsArgs {
+    /// Every owner's figures (needs an admin token).
+    #[arg(long)]
+    pub all_owners: bool,
+    #[arg(long)]
+    pub json: bool,
+}
 
 pub async fn run(global: &Global, args: StatsArgs) -> Result<ExitCode> {
     let mut c = connect(global).await?;

@@ -3,10 +3,26 @@
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Result};
+use clap::{Args, Subcommand};
 use mnemo_proto::v1 as pb;
 
-use crate::cli::{Global, StudyArgs, StudyCommand};
+use crate::cli::Global;
 use crate::client::{connect, describe};
+
+#[derive(Args)]
+pub struct StudyArgs {
+    #[command(subcommand)]
+    pub command: StudyCommand,
+}
+
+#[derive(Subcommand)]
+pub enum StudyCommand {
+    /// Retention, reviews per day and streak.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+}
 
 pub fn stats_json(s: &pb::StudyStatsResponse) -> serde_json::Value {
     serde_json::json!({

@@ -3,10 +3,44 @@
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Result};
+use clap::{Args, Subcommand};
 use mnemo_proto::v1 as pb;
 
-use crate::cli::{Global, TopicsArgs, TopicsCommand};
+use crate::cli::Global;
 use crate::client::{connect, describe};
+
+#[derive(Args)]
+pub struct TopicsArgs {
+    #[command(subcommand)]
+    pub command: TopicsCommand,
+}
+
+#[derive(Subcommand)]
+pub enum TopicsCommand {
+    /// Create a topic.
+    Create {
+        name: String,
+        /// Choose the topic's id (a UUID).
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rename a topic.
+    Rename {
+        topic_id: String,
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Attach one of your documents to a topic.
+    Attach {
+        topic_id: String,
+        document_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
 
 fn print(t: &pb::TopicAccepted, json: bool) {
     if json {

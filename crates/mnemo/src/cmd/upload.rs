@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
 use futures::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use mnemo_proto::v1 as pb;
@@ -18,10 +19,42 @@ use mnemo_proto::v1::upload_request::Part;
 use mnemo_proto::v1::watch_request::Scope;
 use tokio::io::AsyncReadExt;
 
-use crate::cli::{Global, UntilStage, UploadArgs};
+use crate::cli::Global;
 use crate::client::{connect, describe, Documents, Progress};
 use crate::cmd::stage_name;
 use crate::cmd::watch::{request, resuming, DEFAULT_RECONNECTS};
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum UntilStage {
+    Uploaded,
+    Extracting,
+    Chunking,
+    Embedding,
+    Indexed,
+}
+
+#[derive(Args)]
+pub struct UploadArgs {
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Draw live progress per file until each is done.
+    #[arg(long)]
+    pub watch: bool,
+    /// With --watch: stop following a file once it reaches this stage
+    /// (failed and cancelled always stop).
+    #[arg(long, value_enum, default_value = "indexed")]
+    pub until: UntilStage,
+    /// Uploads in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+    #[arg(long)]
+    pub json: bool,
+    /// With --watch: reconnect attempts in a row when the API goes away.
+    #[arg(long, env = "MNEMO_WATCH_RECONNECTS", default_value_t = crate::cmd::watch::DEFAULT_RECONNECTS)]
+    pub reconnects: u32,
+}
 
 const CHUNK: usize = 256 * 1024;
 
@@ -95,8 +128,9 @@ fn until_value(u: UntilStage) -> i32 {
 }
 
 /// Follows one document until it reaches `until` or ends; returns the last
-/// update. Resumes across API restarts.
-pub(crate) async fn watch(
+/// update. Resumes across API restarts. (`mnemo-bench pipeline` follows
+/// its uploads with it too.)
+pub async fn watch(
     progress: Progress,
     document_id: String,
     until: i32,

@@ -60,6 +60,8 @@ pub struct ResumingWatch<F> {
     reconnects: u32,
     /// Failed attempts since the last update.
     failures: u32,
+    /// Waits between attempts; starts over after an update.
+    backoff: mnemo_bus::Backoff,
 }
 
 impl<F, Fut> ResumingWatch<F>
@@ -76,6 +78,7 @@ where
             stream: None,
             reconnects,
             failures: 0,
+            backoff: mnemo_bus::Backoff::new(FIRST_BACKOFF, MAX_BACKOFF),
         }
     }
 
@@ -98,6 +101,7 @@ where
                 Some(Ok(u)) => {
                     self.request.from_sequence = u.sequence;
                     self.failures = 0;
+                    self.backoff.reset();
                     return Ok(Some(u));
                 }
                 Some(Err(status)) => {
@@ -128,9 +132,7 @@ where
                 self.last_sequence(),
             ));
         }
-        let backoff = FIRST_BACKOFF
-            .saturating_mul(1 << self.failures.min(16))
-            .min(MAX_BACKOFF);
+        let backoff = self.backoff.next_delay().unwrap_or(MAX_BACKOFF);
         self.failures += 1;
         tracing::warn!(status = %describe(&status), from = self.last_sequence(), ?backoff, "progress stream interrupted; resuming");
         tokio::time::sleep(backoff).await;

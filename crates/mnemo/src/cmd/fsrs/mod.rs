@@ -9,12 +9,59 @@ mod input;
 mod output;
 
 use std::io::{BufWriter, IsTerminal, Read, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand};
 use mnemo_domain::learn::fsrs::{Fsrs, FsrsConfig, ReplayedReview};
 
-use crate::cli::{FsrsArgs, FsrsCommand, SimulateArgs};
+#[derive(Args)]
+pub struct FsrsArgs {
+    #[command(subcommand)]
+    pub command: FsrsCommand,
+}
+
+#[derive(Subcommand)]
+pub enum FsrsCommand {
+    /// Run review histories through FSRS-6 and print each review's outcome.
+    ///
+    /// Input (stdin, or FILE): a JSON list of
+    /// {"id", "created", "reviews": [{"ts", "rating"}]}, timestamps as
+    /// ISO-8601 (no offset = UTC) or epoch seconds, ratings 1..=4 or
+    /// again/hard/good/easy. Prints, after each review, R at the review
+    /// (before it), stability, difficulty, state, step, due and interval
+    /// (with --json: one object per review, `interval` in days).
+    Simulate(SimulateArgs),
+}
+
+#[derive(Args)]
+pub struct SimulateArgs {
+    /// Read the histories from this file ("-": stdin).
+    #[arg(default_value = "-")]
+    pub input: PathBuf,
+    /// One JSON object per review (JSON lines) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Desired retention, in (0, 1).
+    #[arg(long, env = "MNEMO_FSRS_RETENTION", default_value_t = mnemo_domain::learn::fsrs::config::DEFAULT_DESIRED_RETENTION)]
+    pub retention: f64,
+    /// The 21 FSRS-6 weights, comma-separated (default: py-fsrs 6.3.2's).
+    #[arg(long, env = "MNEMO_FSRS_PARAMS")]
+    pub params: Option<String>,
+    /// Learning steps, e.g. `1m,10m` (units s, m, h, d; `none` for none).
+    #[arg(long, env = "MNEMO_FSRS_LEARNING_STEPS", default_value = "1m,10m")]
+    pub learning_steps: String,
+    /// Relearning steps after a lapse, e.g. `10m` (`none` for none).
+    #[arg(long, env = "MNEMO_FSRS_RELEARNING_STEPS", default_value = "10m")]
+    pub relearning_steps: String,
+    /// Longest review interval, in days.
+    #[arg(long, env = "MNEMO_FSRS_MAX_INTERVAL", default_value_t = mnemo_domain::learn::fsrs::config::DEFAULT_MAXIMUM_INTERVAL_DAYS)]
+    pub max_interval: u32,
+    /// Fuzz review intervals, reproducibly from this seed (default: no fuzz).
+    #[arg(long, env = "MNEMO_FSRS_FUZZ_SEED")]
+    pub fuzz_seed: Option<u64>,
+}
 
 pub fn run(args: FsrsArgs) -> Result<ExitCode> {
     match args.command {

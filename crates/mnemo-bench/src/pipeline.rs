@@ -1,4 +1,4 @@
-//! `mnemo bench pipeline DIR`: a folder through the real services, end to
+//! `mnemo-bench pipeline DIR`: a folder through the real services, end to
 //! end, then the embedder alone on the same chunks.
 //!
 //! 1. A throwaway namespace (`bench_<random>`) is prepared (streams, schema),
@@ -21,24 +21,37 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use clap::Args;
 use futures::StreamExt;
+use mnemo::cli::{Backend, Global};
 use mnemo_bus::{Bus, Namespace};
 use mnemo_embedder::batcher::{Batcher, TextToEmbed};
+use mnemo_embedder::EmbedderArgs;
 use mnemo_proto::v1 as pb;
 use tokio::process::Command;
 
-use super::services::{cpu_seconds_of, free_port, ServiceProcess};
-use crate::cli::{Backend, Global};
-use mnemo_embedder::EmbedderArgs as EmbedArgs;
+use crate::services::{cpu_seconds_of, free_port, mnemo_binary, ServiceProcess};
 
 /// What `bench pipeline` is asked to do.
+#[derive(Args)]
 pub struct PipelineBench {
+    #[command(flatten)]
     pub backend: Backend,
+    /// Folder of PDFs (and .txt/.md files) to ingest.
     pub dir: PathBuf,
+    /// The prepared embedding model (deploy/model/prepare.sh).
+    #[arg(long, env = "MNEMO_MODEL_DIR")]
     pub model_dir: PathBuf,
-    pub embed: EmbedArgs,
+    #[command(flatten)]
+    pub embed: EmbedderArgs,
+    /// Uploads in flight at once.
+    #[arg(long, default_value_t = 8)]
     pub parallel: usize,
+    /// Keep the benchmark's namespace (streams, schema) for inspection.
+    #[arg(long)]
     pub keep: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -144,7 +157,7 @@ async fn measure(
     files: &[PathBuf],
 ) -> Result<(EndToEnd, Alone)> {
     let ns = &bus.namespace;
-    let exe = std::env::current_exe().context("cannot find the mnemo executable")?;
+    let exe = mnemo_binary()?;
     let port = free_port()?;
     let secret = uuid::Uuid::new_v4().simple().to_string();
     let mut services = Vec::new();
@@ -158,7 +171,7 @@ async fn measure(
             let file = std::fs::File::create(&embedder_log)
                 .with_context(|| format!("cannot create {}", embedder_log.display()))?;
             (
-                format!("{base_log},mnemo_embedder::service=info"),
+                format!("{base_log},mnemo_embedder=info"),
                 std::process::Stdio::from(file),
             )
         } else {
@@ -235,7 +248,7 @@ async fn drive(
     let owner = mnemo_domain::OwnerId::new("bench".to_owned())?;
     let token =
         mnemo_api::auth::Authenticator::new(secret.as_bytes()).issue(&owner, 24 * 3600, false)?;
-    let clients = super::services::connect_when_ready(global, port, token, services).await?;
+    let clients = crate::services::connect_when_ready(global, port, token, services).await?;
     let deadline = Instant::now() + Duration::from_secs(120);
 
     // The clock starts when every service is ready: a service creates its
@@ -268,7 +281,7 @@ async fn drive(
                 let batch_id = batch_id.clone();
                 async move {
                     let r =
-                        crate::cmd::upload::upload_file(&mut documents, &path, "", &batch_id).await;
+                        mnemo::cmd::upload::upload_file(&mut documents, &path, "", &batch_id).await;
                     (path, r)
                 }
             })
@@ -281,7 +294,7 @@ async fn drive(
             async move {
                 let r = match up {
                     Ok(up) => {
-                        crate::cmd::upload::watch(
+                        mnemo::cmd::upload::watch(
                             progress,
                             up.document_id,
                             pb::Stage::Indexed as i32,

@@ -1,4 +1,4 @@
-//! `mnemo bench embed CORPUS`: the embedding model's tokens per CPU-second,
+//! `mnemo-bench embed CORPUS`: the embedding model's tokens per CPU-second,
 //! measured like `deploy/model/prepare.sh --bench` measures bare
 //! onnxruntime in Python, so the two compare on the same model and texts.
 //!
@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use clap::Args;
 use mnemo_embedder::batcher::{plan_batches, BatchPlan};
 use mnemo_embedder::{Embedder, EmbedderConfig};
 
@@ -108,15 +109,37 @@ fn measure(
     })
 }
 
-pub async fn run(
-    corpus: &Path,
-    model_dir: PathBuf,
-    docs: usize,
-    threads: usize,
-    passes: usize,
-    json: bool,
-) -> Result<ExitCode> {
-    let texts = read_corpus(corpus, docs)?;
+/// What `bench embed` is asked to do.
+#[derive(Args)]
+pub struct EmbedBench {
+    /// A jsonl corpus with `title`/`text` fields (e.g. SciFact's corpus.jsonl).
+    pub corpus: PathBuf,
+    /// The prepared embedding model (deploy/model/prepare.sh).
+    #[arg(long, env = "MNEMO_MODEL_DIR")]
+    pub model_dir: PathBuf,
+    /// Documents read from the start of the corpus.
+    #[arg(long, default_value_t = 200)]
+    pub docs: usize,
+    /// onnxruntime intra-op threads (1 matches the Python measurement).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Timed passes; the best is kept (as the Python bench does).
+    #[arg(long, default_value_t = 2)]
+    pub passes: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(bench: EmbedBench) -> Result<ExitCode> {
+    let EmbedBench {
+        corpus,
+        model_dir,
+        docs,
+        threads,
+        passes,
+        json,
+    } = bench;
+    let texts = read_corpus(&corpus, docs)?;
     let config = EmbedderConfig::local(model_dir).with_threads(threads.max(1));
     let model = tokio::task::spawn_blocking(move || Embedder::new(config))
         .await?

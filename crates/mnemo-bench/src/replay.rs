@@ -1,4 +1,4 @@
-//! `mnemo bench replay`: how fast the read models rebuild from sequence 1.
+//! `mnemo-bench replay`: how fast the read models rebuild from sequence 1.
 //!
 //! 1. A throwaway namespace gets a synthetic event log shaped like real
 //!    ingestion: per document an upload, throttled extraction progress, the
@@ -22,8 +22,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use clap::Args;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
+use mnemo::cli::Backend;
 use mnemo_bus::{Bus, Envelope, Namespace};
 use mnemo_domain::content::ContentType;
 use mnemo_domain::document::{aggregate_id, ChunkRecord, ChunkVector, UploadedDocument};
@@ -31,17 +33,29 @@ use mnemo_domain::{DocumentEvent, DocumentId, OwnerId, Sha256Hex};
 use mnemo_projector::rebuild::{RebuildOptions, RebuildReport};
 use mnemo_projector::Projection;
 
-use crate::cli::Backend;
-
 /// What `bench replay` is asked to do.
+#[derive(Args)]
 pub struct ReplayBench {
+    #[command(flatten)]
     pub backend: Backend,
+    /// Documents in the synthetic log.
+    #[arg(long, default_value_t = 5_000)]
     pub documents: usize,
+    /// Owners the documents are spread over.
+    #[arg(long, default_value_t = 10)]
     pub owners: usize,
-    pub chunks_per_document: usize,
-    pub progress_per_document: usize,
+    /// Chunks (and vectors) per document.
+    #[arg(long, default_value_t = 8)]
+    pub chunks: usize,
+    /// Extraction progress events per document.
+    #[arg(long, default_value_t = 8)]
+    pub progress: usize,
+    /// Event messages per transaction.
+    #[arg(long, default_value_t = 4_096)]
     pub batch: usize,
+    #[arg(long)]
     pub keep: bool,
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -209,8 +223,8 @@ async fn write_log(bench: &ReplayBench, bus: &Bus) -> Result<Log> {
         let id = DocumentId::new();
         let agg = aggregate_id(owner, &id);
         let subject = bus.namespace.aggregate_subject("doc", &agg);
-        let pages = bench.progress_per_document.max(1) as u32;
-        let chunks: Vec<ChunkRecord> = (0..bench.chunks_per_document)
+        let pages = bench.progress.max(1) as u32;
+        let chunks: Vec<ChunkRecord> = (0..bench.chunks)
             .map(|i| ChunkRecord {
                 chunk_id: format!("{id}-{i:05}-bench"),
                 ordinal: i as u32,
@@ -269,7 +283,7 @@ async fn write_log(bench: &ReplayBench, bus: &Bus) -> Result<Log> {
         });
         events.push(DocumentEvent::DocumentIndexed {
             run: 1,
-            chunks: bench.chunks_per_document as u32,
+            chunks: bench.chunks as u32,
         });
         for (version, event) in events.into_iter().enumerate() {
             let envelope = Envelope::for_commit(

@@ -1,14 +1,21 @@
 //! mnemo's services as child processes, for benchmarks and evaluations that
-//! run the real thing in a throwaway namespace: starting, measuring (peak
-//! RSS, CPU), connecting to and stopping them.
+//! run the real thing in a throwaway namespace: finding the `mnemo` binary,
+//! starting, measuring (peak RSS, CPU), connecting to and stopping them.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use mnemo::cli::Global;
+use mnemo::client::{connect, Clients};
 use tokio::process::{Child, Command};
 
-use crate::cli::Global;
-use crate::client::{connect, Clients};
+/// The `mnemo` binary whose `serve …` and `extract-worker` the benchmarks
+/// start: the processes that run in production, not copies linked into
+/// this one. Beside `mnemo-bench` (same build), or `MNEMO_BIN`.
+pub(crate) fn mnemo_binary() -> Result<PathBuf> {
+    mnemo::binary::sibling("mnemo", "MNEMO_BIN")
+}
 
 /// One service child process.
 pub(crate) struct ServiceProcess {

@@ -1,5 +1,5 @@
-//! `mnemo bench extract DIR`: pdf-rs (the primary extractor, in its worker
-//! process) against `pdftotext` on every PDF of a folder.
+//! `mnemo-bench extract DIR`: pdf-rs (the primary extractor, in its worker
+//! process, `mnemo extract-worker`) against `pdftotext` on every PDF of a folder.
 //!
 //! Per file: pages, time of each extractor, word-level F1 of pdf-rs alone
 //! against `pdftotext`, and of the text the extractor service would keep
@@ -15,10 +15,22 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use clap::Args;
 use mnemo_extractor::pdf_worker::{self, PdfWorker};
 use mnemo_extractor::ExtractorConfig;
 use mnemo_pdf::quality::word_f1;
 use tokio::process::Command;
+
+use crate::services::mnemo_binary;
+
+/// What `bench extract` is asked to do.
+#[derive(Args)]
+pub struct ExtractBench {
+    /// Folder of PDFs.
+    pub dir: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
 
 #[derive(serde::Serialize)]
 struct FileResult {
@@ -78,15 +90,20 @@ fn mean(v: &[f64]) -> f64 {
     }
 }
 
-pub async fn run(dir: &Path, json: bool) -> Result<ExitCode> {
-    let worker = PdfWorker::from_current_exe().context("run this from the mnemo binary")?;
+pub async fn run(bench: ExtractBench) -> Result<ExitCode> {
+    let ExtractBench { dir, json } = bench;
+    // The worker the extractor service starts, from the `mnemo` binary.
+    let worker = PdfWorker {
+        program: mnemo_binary()?,
+        args: vec!["extract-worker".into()],
+    };
     let config = ExtractorConfig::default();
     let has_mutool = std::process::Command::new("mutool")
         .arg("-v")
         .output()
         .is_ok();
     let mut results = Vec::new();
-    for path in pdfs(dir)? {
+    for path in pdfs(&dir)? {
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let started = Instant::now();
         let ours = pdf_worker::run(&worker, &path, &config, &tx).await;

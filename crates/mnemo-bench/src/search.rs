@@ -1,4 +1,4 @@
-//! `mnemo bench search`: the vector index at scale (exact scan against the
+//! `mnemo-bench search`: the vector index at scale (exact scan against the
 //! HNSW graph: build time, memory, latency, recall@10), then the whole
 //! hybrid search path over PostgreSQL at 100,000 chunks ([`hybrid`]).
 //!
@@ -19,29 +19,76 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use mnemo::cli::Backend;
+use mnemo_api::config::VectorArgs;
+use mnemo_embedder::EmbedderArgs;
 use mnemo_search::vectors::{AnnConfig, DocumentVectors, Path, Quantization};
 use mnemo_search::{Scope, VectorConfig, VectorIndex};
 use uuid::Uuid;
 
-use super::{ms, percentile};
-use crate::cli::Backend;
-use mnemo_embedder::EmbedderArgs as EmbedArgs;
+use crate::timing::{ms, percentile};
 use synthetic::Mixture;
 
+/// `--quantization` values.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QuantizationArg {
+    F32,
+    F16,
+    I8,
+}
+
+impl From<QuantizationArg> for mnemo_search::vectors::Quantization {
+    fn from(q: QuantizationArg) -> Self {
+        match q {
+            QuantizationArg::F32 => Self::F32,
+            QuantizationArg::F16 => Self::F16,
+            QuantizationArg::I8 => Self::I8,
+        }
+    }
+}
+
+/// What `bench search` is asked to do.
+#[derive(Args)]
 pub struct SearchBench {
+    #[command(flatten)]
     pub backend: Backend,
+    /// Index sizes (vectors, one owner) to measure.
+    #[arg(long, value_delimiter = ',', default_value = "20000,100000,1000000")]
     pub sizes: Vec<usize>,
+    /// Queries timed per size and path.
+    #[arg(long, default_value_t = 500)]
     pub queries: usize,
+    /// SciFact abstracts embedded as the synthetic vectors' seeds.
+    #[arg(long, default_value_t = 1000)]
     pub seeds: usize,
+    /// SciFact corpus.jsonl (default: the shared copy).
+    #[arg(long)]
     pub corpus: Option<PathBuf>,
+    /// SciFact queries (default: the shared queries.train.jsonl).
+    #[arg(long)]
     pub query_file: Option<PathBuf>,
+    /// The prepared embedding model (without: random seeds, and lexical-only hybrid queries).
+    #[arg(long, env = "MNEMO_MODEL_DIR")]
     pub model_dir: Option<PathBuf>,
-    pub embed: EmbedArgs,
+    #[command(flatten)]
+    pub embed: EmbedderArgs,
+    /// Chunks loaded into PostgreSQL for the hybrid part (0: skip it).
+    #[arg(long, default_value_t = 100_000)]
     pub hybrid_chunks: usize,
-    pub vectors: VectorConfig,
-    pub quantization: Quantization,
+    #[command(flatten)]
+    pub vectors: VectorArgs,
+    /// How the graph stores vectors: f32, f16 or i8.
+    #[arg(long, default_value = "f32")]
+    pub quantization: QuantizationArg,
+    /// Print EXPLAIN ANALYZE of the full-text query.
+    #[arg(long)]
     pub explain: bool,
+    /// Keep the benchmark's namespace (schema) for inspection.
+    #[arg(long)]
     pub keep: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -153,8 +200,9 @@ pub async fn run(b: SearchBench) -> Result<ExitCode> {
         "seeds: {seed_kind} ({:.1} s)",
         started.elapsed().as_secs_f64()
     );
-    let mut config = b.vectors;
-    config.ann.quantization = b.quantization;
+    let quantization = Quantization::from(b.quantization);
+    let mut config = b.vectors.config();
+    config.ann.quantization = quantization;
     let AnnConfig {
         connectivity: m,
         expansion_add: ef_construction,
@@ -173,7 +221,7 @@ pub async fn run(b: SearchBench) -> Result<ExitCode> {
     if !b.json {
         println!(
             "seeds: {seed_kind}; HNSW M={m} efConstruction={ef_construction} ef={ef} ({:?}); exact below {} rows",
-            b.quantization, config.exact_below
+            quantization, config.exact_below
         );
         for (n, (top1, top10)) in &cosines {
             println!("{n} vectors: a query's mean cosine to its nearest chunk {top1:.3}, to its 10th {top10:.3}");
@@ -222,7 +270,7 @@ pub async fn run(b: SearchBench) -> Result<ExitCode> {
                 "seeds": seed_kind,
                 "exact_below": config.exact_below,
                 "hnsw": {"m": m, "ef_construction": ef_construction, "ef": ef,
-                         "quantization": format!("{:?}", b.quantization)},
+                         "quantization": format!("{quantization:?}")},
                 "vectors": rows,
                 "neighbour_cosines": cosines.iter().map(|(n, c)| serde_json::json!({"vectors": n, "top1": c.0, "top10": c.1})).collect::<Vec<_>>(),
                 "hybrid": hybrid,

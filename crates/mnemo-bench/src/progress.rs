@@ -1,4 +1,4 @@
-//! `mnemo bench progress`: how long an appended event takes to reach the
+//! `mnemo-bench progress`: how long an appended event takes to reach the
 //! progress watchers, with many of them watching at once.
 //!
 //! An in-process API serves W concurrent Watch streams over real gRPC (on a
@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
 use futures::StreamExt;
 use mnemo_api::auth::Authenticator;
 use mnemo_api::{ApiConfig, ApiState};
@@ -24,8 +25,49 @@ use mnemo_domain::{Document, DocumentCommand, DocumentId, OwnerId};
 use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::watch_request::Scope;
 
-use super::{bench_upload, executor, ms, percentile};
-use crate::cli::{BenchScope, ProgressBenchArgs};
+use crate::append::{bench_upload, executor};
+use crate::timing::{ms, percentile};
+use mnemo::cli::Backend;
+
+/// What `bench progress` is asked to do.
+#[derive(Args)]
+pub struct ProgressBench {
+    #[command(flatten)]
+    pub backend: Backend,
+    /// Concurrent Watch streams.
+    #[arg(long, default_value_t = 1000)]
+    pub watchers: usize,
+    /// What each watcher follows: its own document, its owner's batch,
+    /// or all its owner's documents (one event then reaches every
+    /// watcher of that owner).
+    #[arg(long, value_enum, default_value = "document")]
+    pub scope: BenchScope,
+    /// Owners the documents (one per watcher) are spread over.
+    #[arg(long, default_value_t = 10)]
+    pub owners: usize,
+    /// Events to append and time.
+    #[arg(long, default_value_t = 20_000)]
+    pub events: usize,
+    /// Events appended per second.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    /// HTTP/2 connections the watchers share.
+    #[arg(long, default_value_t = 20)]
+    pub connections: usize,
+    /// Concurrent appenders.
+    #[arg(long, default_value_t = 16)]
+    pub appenders: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A Watch scope, for `bench progress`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchScope {
+    Document,
+    Batch,
+    All,
+}
 
 /// One document of the benchmark.
 struct Doc {
@@ -34,7 +76,7 @@ struct Doc {
     id: DocumentId,
 }
 
-pub async fn run(bench: ProgressBenchArgs) -> Result<()> {
+pub async fn run(bench: ProgressBench) -> Result<()> {
     let ns = Namespace::new(format!(
         "bench_{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
@@ -45,7 +87,7 @@ pub async fn run(bench: ProgressBenchArgs) -> Result<()> {
     result
 }
 
-async fn measure(bench: &ProgressBenchArgs, bus: &Bus) -> Result<()> {
+async fn measure(bench: &ProgressBench, bus: &Bus) -> Result<()> {
     let owners = bench.owners.max(1);
     let watchers = bench.watchers.max(1);
     let exec = executor(bus, 1_000_000);
@@ -293,7 +335,7 @@ async fn wait_for(counter: &AtomicUsize, n: usize, limit: Duration) -> Result<()
 }
 
 fn report(
-    bench: &ProgressBenchArgs,
+    bench: &ProgressBench,
     docs: &[Doc],
     events: usize,
     append_secs: f64,

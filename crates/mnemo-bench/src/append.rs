@@ -1,8 +1,5 @@
-//! `mnemo bench append`: how fast commands append, and how fast uploads are
-//! accepted. `mnemo bench pipeline` lives in [`pipeline`], `mnemo bench
-//! extract` in [`extract`], `mnemo bench embed` in [`embed`], `mnemo bench
-//! progress` in [`progress`], `mnemo bench replay` in [`replay`], `mnemo bench
-//! search` in [`search`].
+//! `mnemo-bench append`: how fast commands append, and how fast uploads are
+//! accepted.
 //!
 //! Runs in a throwaway namespace (`bench_<random>`) on the configured NATS and
 //! PostgreSQL, and deletes it afterwards.
@@ -23,6 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use clap::Args;
+use mnemo::cli::Backend;
 use mnemo_api::auth::Authenticator;
 use mnemo_api::{ApiConfig, ApiState};
 use mnemo_bus::{Bus, CommandExecutor, JetStreamEventStore, Namespace, RetryPolicy};
@@ -32,150 +31,52 @@ use mnemo_domain::{Document, DocumentCommand, DocumentId, OwnerId, Sha256Hex};
 use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::upload_request::Part;
 
-use crate::cli::{Backend, BenchArgs, BenchCommand, Global};
+use crate::timing::{ms, percentile};
 
-mod embed;
-mod extract;
-mod pipeline;
-mod progress;
-mod replay;
-mod search;
-pub(crate) mod services;
-
-pub async fn run(global: &Global, args: BenchArgs) -> Result<ExitCode> {
-    match args.command {
-        BenchCommand::Extract { dir, json } => extract::run(&dir, json).await,
-        BenchCommand::Replay {
-            backend,
-            documents,
-            owners,
-            chunks,
-            progress,
-            batch,
-            keep,
-            json,
-        } => {
-            replay::run(replay::ReplayBench {
-                backend,
-                documents,
-                owners,
-                chunks_per_document: chunks,
-                progress_per_document: progress,
-                batch,
-                keep,
-                json,
-            })
-            .await
-        }
-        BenchCommand::Embed {
-            corpus,
-            model_dir,
-            docs,
-            threads,
-            passes,
-            json,
-        } => embed::run(&corpus, model_dir, docs, threads, passes, json).await,
-        BenchCommand::Search {
-            backend,
-            sizes,
-            queries,
-            seeds,
-            corpus,
-            query_file,
-            model_dir,
-            embed,
-            hybrid_chunks,
-            vectors,
-            quantization,
-            explain,
-            keep,
-            json,
-        } => {
-            search::run(search::SearchBench {
-                backend,
-                sizes,
-                queries,
-                seeds,
-                corpus,
-                query_file,
-                model_dir,
-                embed,
-                hybrid_chunks,
-                vectors: vectors.config(),
-                quantization: quantization.into(),
-                explain,
-                keep,
-                json,
-            })
-            .await
-        }
-        BenchCommand::Pipeline {
-            backend,
-            dir,
-            model_dir,
-            embed,
-            parallel,
-            keep,
-            json,
-        } => {
-            pipeline::run(
-                global,
-                pipeline::PipelineBench {
-                    backend,
-                    dir,
-                    model_dir,
-                    embed,
-                    parallel,
-                    keep,
-                    json,
-                },
-            )
-            .await
-        }
-        BenchCommand::Progress(args) => progress::run(args).await.map(|_| ExitCode::SUCCESS),
-        BenchCommand::Append {
-            backend,
-            aggregates,
-            commands,
-            concurrency,
-            uploads,
-            pdf,
-        } => {
-            let ns = Namespace::new(format!(
-                "bench_{}",
-                &uuid::Uuid::new_v4().simple().to_string()[..8]
-            ))?;
-            let result = append(
-                &backend,
-                &ns,
-                aggregates,
-                commands,
-                concurrency,
-                uploads,
-                pdf,
-            )
-            .await;
-            let bus = Bus::start(&backend.nats_url, ns.clone(), 1).await?;
-            mnemo_bus::setup::delete_namespace(&bus.jetstream, &ns).await?;
-            mnemo_projector::db::drop_schema(&backend.database_url, &ns).await?;
-            result.map(|_| ExitCode::SUCCESS)
-        }
-    }
+/// What `bench append` is asked to do.
+#[derive(Args)]
+pub struct AppendBench {
+    #[command(flatten)]
+    pub backend: Backend,
+    /// Aggregates the commands spread over.
+    #[arg(long, default_value_t = 1000)]
+    pub aggregates: usize,
+    /// Commands to time (after creating the aggregates).
+    #[arg(long, default_value_t = 50_000)]
+    pub commands: usize,
+    /// Commands in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Uploads to time.
+    #[arg(long, default_value_t = 200)]
+    pub uploads: usize,
+    /// A ~1 MB PDF to upload (default: the corpus file nearest 1 MB, else a generated one).
+    #[arg(long)]
+    pub pdf: Option<PathBuf>,
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
+pub async fn run(bench: AppendBench) -> Result<ExitCode> {
+    let ns = Namespace::new(format!(
+        "bench_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ))?;
+    let result = append(
+        &bench.backend,
+        &ns,
+        bench.aggregates,
+        bench.commands,
+        bench.concurrency,
+        bench.uploads,
+        bench.pdf,
+    )
+    .await;
+    let bus = Bus::start(&bench.backend.nats_url, ns.clone(), 1).await?;
+    mnemo_bus::setup::delete_namespace(&bus.jetstream, &ns).await?;
+    mnemo_projector::db::drop_schema(&bench.backend.database_url, &ns).await?;
+    result.map(|_| ExitCode::SUCCESS)
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn executor(bus: &Bus, cache: usize) -> Arc<CommandExecutor<Document>> {
+pub(crate) fn executor(bus: &Bus, cache: usize) -> Arc<CommandExecutor<Document>> {
     let store = JetStreamEventStore::<Document>::new(bus, "doc", cache);
     Arc::new(CommandExecutor::new(store, (), RetryPolicy::default()))
 }
@@ -222,7 +123,7 @@ async fn create(
 }
 
 /// The `Upload` of a benchmark document (one byte, never processed).
-fn bench_upload(
+pub(crate) fn bench_upload(
     document_id: DocumentId,
     owner: OwnerId,
     filename: String,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use futures::pin_mut;
+use mnemo::cli::Backend;
 use mnemo_bus::Namespace;
 use mnemo_search::{lexical, Fusion, Indexes, Query, TermIndex, VectorConfig, VectorIndex};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -17,8 +18,7 @@ use uuid::Uuid;
 
 use super::synthetic::Mixture;
 use super::{documents, scope, DIMS, OWNER, SEARCH_CANDIDATES};
-use crate::bench::percentile;
-use crate::cli::Backend;
+use crate::timing::percentile;
 
 pub struct HybridBench<'a> {
     pub backend: &'a Backend,

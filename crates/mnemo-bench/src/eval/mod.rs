@@ -1,4 +1,4 @@
-//! `mnemo eval ir`: retrieval quality on a BEIR dataset (e.g. SciFact)
+//! `mnemo-bench eval ir`: retrieval quality on a BEIR dataset (e.g. SciFact)
 //! through the real system.
 //!
 //! 1. `mnemo serve all` starts as a child process in a throwaway namespace
@@ -19,19 +19,68 @@ mod beir;
 pub mod metrics;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
 use futures::StreamExt;
+use mnemo::cli::{Backend, Global};
+use mnemo::client::Clients;
 use mnemo_bus::{Bus, Namespace};
 use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::upload_request::Part;
 use tokio::process::Command;
 
-use crate::bench::services::{connect_when_ready, free_port, ServiceProcess};
-use crate::cli::{Global, IrArgs};
-use crate::client::Clients;
+use crate::services::{connect_when_ready, free_port, mnemo_binary, ServiceProcess};
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[command(subcommand)]
+    pub command: EvalCommand,
+}
+
+#[derive(Subcommand)]
+pub enum EvalCommand {
+    /// Retrieval quality on a BEIR dataset through the real pipeline:
+    /// nDCG@10 and recall@100 for lexical, vector and hybrid search.
+    Ir(IrArgs),
+}
+
+/// What `eval ir` is asked to do.
+#[derive(Args)]
+pub struct IrArgs {
+    #[command(flatten)]
+    pub backend: Backend,
+    /// corpus.jsonl (`_id`, `title`, `text`).
+    #[arg(long)]
+    pub corpus: PathBuf,
+    /// queries.jsonl (`_id`, `text`); only judged queries are scored.
+    #[arg(long)]
+    pub queries: PathBuf,
+    /// qrels TSV (`query-id corpus-id score`).
+    #[arg(long)]
+    pub qrels: PathBuf,
+    /// The prepared embedding model (deploy/model/prepare.sh).
+    #[arg(long, env = "MNEMO_MODEL_DIR")]
+    pub model_dir: PathBuf,
+    /// Ingest only the first N corpus documents (a quick check).
+    #[arg(long)]
+    pub docs: Option<usize>,
+    /// Score against a namespace kept by an earlier run (no ingest).
+    #[arg(long)]
+    pub reuse: Option<String>,
+    /// Keep the namespace afterwards (for --reuse); without it, a fresh or
+    /// reused namespace is deleted at the end.
+    #[arg(long)]
+    pub keep: bool,
+    /// Uploads and queries in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub parallel: usize,
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Scores of one retrieval mode.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -75,7 +124,7 @@ pub async fn run(global: &Global, eval: IrArgs) -> Result<ExitCode> {
 
     let port = free_port()?;
     let secret = uuid::Uuid::new_v4().simple().to_string();
-    let child = Command::new(std::env::current_exe().context("cannot find the mnemo executable")?)
+    let child = Command::new(mnemo_binary()?)
         .args(["serve", "all"])
         .env("MNEMO_NATS_URL", &eval.backend.nats_url)
         .env("MNEMO_DATABASE_URL", &eval.backend.database_url)
