@@ -335,3 +335,56 @@ async fn health_and_reflection_work_without_the_protos() {
     assert!(names.contains(&"mnemo.v1.DocumentService"), "{names:?}");
     assert!(names.contains(&"mnemo.v1.ProgressService"), "{names:?}");
 }
+
+#[tokio::test]
+async fn every_call_answers_with_its_request_id_and_commands_correlate_by_it() {
+    let env = TestEnv::start().await;
+    let mut docs = env.documents("alice").await;
+
+    // The client's id comes back, and the command it caused carries it as
+    // its correlation id (so an operator can follow one request through
+    // every service's events).
+    let mut req = tonic::Request::new(futures::stream::iter(upload_requests(
+        "notes.md",
+        b"# Cells\n\nMitochondria make ATP.\n",
+        "",
+    )));
+    req.metadata_mut()
+        .insert("x-request-id", "support-ticket-42".parse().unwrap());
+    let response = docs.upload(req).await.unwrap();
+    assert_eq!(
+        response
+            .metadata()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("support-ticket-42")
+    );
+    let sequence = response.into_inner().sequence;
+    let stored = env.bus.events.direct_get(sequence).await.unwrap();
+    assert_eq!(
+        stored
+            .headers
+            .get("Mnemo-Correlation-Id")
+            .map(|v| v.as_str().to_owned()),
+        Some("support-ticket-42".to_owned())
+    );
+
+    // Without one, the API makes one (a UUID) — also on a refused call.
+    let refused = docs
+        .get(pb::GetDocumentRequest {
+            document_id: uuid::Uuid::now_v7().to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::NotFound);
+    let made = refused
+        .metadata()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    assert!(
+        made.as_deref()
+            .is_some_and(|id| uuid::Uuid::parse_str(id).is_ok()),
+        "{made:?}"
+    );
+}

@@ -24,11 +24,11 @@ pub struct ChunkerArgs {
     pub chunk_overlap_tokens: usize,
     /// Documents chunked at once by this process.
     #[arg(long = "chunk-concurrency", env = "MNEMO_CHUNK_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
-    pub concurrency: usize,
+    pub chunk_concurrency: usize,
     /// How long a delivery may go unacknowledged before JetStream hands it
     /// to another copy; the chunker reports progress every quarter of it.
     #[arg(long = "chunk-ack-wait", env = "MNEMO_CHUNK_ACK_WAIT", default_value = "30s", value_parser = humantime::parse_duration)]
-    pub ack_wait: Duration,
+    pub chunk_ack_wait: Duration,
 }
 
 impl ChunkerArgs {
@@ -56,8 +56,8 @@ impl ChunkerArgs {
         Ok(ChunkerConfig {
             model_dir,
             params,
-            concurrency: self.concurrency,
-            ack_wait: self.ack_wait,
+            concurrency: self.chunk_concurrency,
+            ack_wait: self.chunk_ack_wait,
         })
     }
 }

@@ -11,27 +11,27 @@ use crate::pdf_worker::PdfWorker;
 pub struct ExtractorArgs {
     /// Documents extracted at once by this process.
     #[arg(long = "extract-concurrency", env = "MNEMO_EXTRACT_CONCURRENCY", default_value_t = 2, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
-    pub concurrency: usize,
+    pub extract_concurrency: usize,
     /// How long a delivery may go unacknowledged before JetStream hands it
     /// to another copy; the extractor reports progress every quarter of it.
     #[arg(long = "extract-ack-wait", env = "MNEMO_EXTRACT_ACK_WAIT", default_value = "120s", value_parser = humantime::parse_duration)]
-    pub ack_wait: Duration,
+    pub extract_ack_wait: Duration,
     /// Wall-clock limit for each page of the pdf-rs worker, and for each
     /// pdfinfo/pdftotext step.
     #[arg(long = "extract-step-timeout", env = "MNEMO_EXTRACT_STEP_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
-    pub step_timeout: Duration,
+    pub extract_step_timeout: Duration,
     /// Wall-clock limit for a whole document (each extractor in turn).
     #[arg(long = "extract-document-timeout", env = "MNEMO_EXTRACT_DOCUMENT_TIMEOUT", default_value = "180s", value_parser = humantime::parse_duration)]
-    pub document_timeout: Duration,
+    pub extract_document_timeout: Duration,
     /// CPU time each PDF child process may use (RLIMIT_CPU).
     #[arg(long = "extract-cpu-limit", env = "MNEMO_EXTRACT_CPU_LIMIT", default_value = "180s", value_parser = humantime::parse_duration)]
-    pub cpu_limit: Duration,
+    pub extract_cpu_limit: Duration,
     /// Address space of each PDF child process, in MiB.
     #[arg(long = "extract-memory-limit-mib", env = "MNEMO_EXTRACT_MEMORY_LIMIT_MIB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(64..))]
-    pub memory_limit_mib: u64,
+    pub extract_memory_limit_mib: u64,
     /// Most text read back from one child process, in MiB.
     #[arg(long = "extract-max-output-mib", env = "MNEMO_EXTRACT_MAX_OUTPUT_MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_output_mib: u64,
+    pub extract_max_output_mib: u64,
     /// poppler's pdftotext (the fallback extractor).
     #[arg(
         long = "pdftotext",
@@ -47,13 +47,13 @@ pub struct ExtractorArgs {
 impl ExtractorArgs {
     pub fn config(&self) -> ExtractorConfig {
         ExtractorConfig {
-            concurrency: self.concurrency,
-            ack_wait: self.ack_wait,
-            step_timeout: self.step_timeout,
-            document_timeout: self.document_timeout,
-            cpu_limit: self.cpu_limit,
-            memory_limit_bytes: self.memory_limit_mib * 1024 * 1024,
-            max_output_bytes: self.max_output_mib * 1024 * 1024,
+            concurrency: self.extract_concurrency,
+            ack_wait: self.extract_ack_wait,
+            step_timeout: self.extract_step_timeout,
+            document_timeout: self.extract_document_timeout,
+            cpu_limit: self.extract_cpu_limit,
+            memory_limit_bytes: self.extract_memory_limit_mib * 1024 * 1024,
+            max_output_bytes: self.extract_max_output_mib * 1024 * 1024,
             pdftotext: self.pdftotext.clone(),
             pdfinfo: self.pdfinfo.clone(),
             ..ExtractorConfig::default()
@@ -152,7 +152,12 @@ mod tests {
             "500ms",
         ]);
         let c = c
-            .map(|c| (c.extractor.ack_wait, c.extractor.step_timeout))
+            .map(|c| {
+                (
+                    c.extractor.extract_ack_wait,
+                    c.extractor.extract_step_timeout,
+                )
+            })
             .ok();
         assert_eq!(
             c,
