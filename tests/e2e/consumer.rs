@@ -10,10 +10,27 @@ use mnemo_tests::{eventually, EnvOptions, TestEnv};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// Acts on the payload: `ok`, `flaky` (fails twice), `poison` (always
-/// fails), `bad` (rejected), `slow` (waits for the test to release it).
+/// fails), `bad` (rejected), `slow` (waits for the test to release it),
+/// `outage` (a dependency is unavailable for [`OUTAGE`] tries).
 struct Scripted {
     seen: mpsc::UnboundedSender<(String, i64, &'static str)>,
     release: Mutex<Option<oneshot::Receiver<()>>>,
+    outage_tries: std::sync::atomic::AtomicU32,
+}
+
+/// Tries an `outage` message sees its dependency down: twice the attempts
+/// the spec allows for bad input.
+const OUTAGE: u32 = 6;
+
+fn scripted(
+    seen: mpsc::UnboundedSender<(String, i64, &'static str)>,
+    release: Option<oneshot::Receiver<()>>,
+) -> Arc<Scripted> {
+    Arc::new(Scripted {
+        seen,
+        release: Mutex::new(release),
+        outage_tries: Default::default(),
+    })
 }
 
 impl Handler for Scripted {
@@ -29,6 +46,18 @@ impl Handler for Scripted {
             "bad" => Outcome::Reject {
                 reason: "bad input".into(),
             },
+            "outage" => {
+                let tries = self
+                    .outage_tries
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if tries < OUTAGE {
+                    Outcome::Unavailable {
+                        reason: "the broker is electing a leader".into(),
+                    }
+                } else {
+                    Outcome::Done
+                }
+            }
             // Never finishes: like a worker that hangs or dies mid-message.
             "stall" => std::future::pending().await,
             "slow" => {
@@ -98,10 +127,7 @@ async fn retries_then_gives_up_and_dead_letters_with_the_reason() {
     })
     .await;
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let handler = Arc::new(Scripted {
-        seen: tx,
-        release: Mutex::new(None),
-    });
+    let handler = scripted(tx, None);
     publish(&env, &["ok", "flaky", "poison", "bad"]).await;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let bus = env.bus.clone();
@@ -211,10 +237,7 @@ async fn stopping_finishes_the_message_in_hand() {
     .await;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (release_tx, release_rx) = oneshot::channel();
-    let handler = Arc::new(Scripted {
-        seen: tx,
-        release: Mutex::new(Some(release_rx)),
-    });
+    let handler = scripted(tx, Some(release_rx));
     publish(&env, &["slow"]).await;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let bus = env.bus.clone();
@@ -255,10 +278,7 @@ async fn work_that_never_finishes_is_redelivered_then_given_up_and_dead_lettered
     })
     .await;
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let handler = Arc::new(Scripted {
-        seen: tx,
-        release: Mutex::new(None),
-    });
+    let handler = scripted(tx, None);
     publish(&env, &["stall"]).await;
     let mut s = spec(&env);
     s.ack_wait = Duration::from_secs(1);
@@ -303,4 +323,77 @@ async fn work_that_never_finishes_is_redelivered_then_given_up_and_dead_lettered
         stopped.is_ok_and(|r| r.is_ok_and(|r| r.is_ok())),
         "the loop stops despite hung work"
     );
+}
+
+/// An outage (NATS electing, PostgreSQL restarting) is not the input's
+/// fault: the message is tried again in the same delivery, for as long as
+/// it takes, and never spends the attempts meant for bad input
+/// (`max_deliver` 3 here; the outage lasts 6 tries).
+#[tokio::test]
+async fn an_outage_is_waited_out_without_spending_the_attempts() {
+    let env = TestEnv::start_with(EnvOptions {
+        run_api: false,
+        run_projector: false,
+        ..Default::default()
+    })
+    .await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let handler = scripted(tx, None);
+    publish(&env, &["outage"]).await;
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let bus = env.bus.clone();
+    let s = spec(&env);
+    let runner = tokio::spawn(async move {
+        consumer::run(&bus, s, handler, async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+    let mut seen = Vec::new();
+    while seen.len() < OUTAGE as usize + 1 {
+        let item = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+            .await
+            .expect("the message is tried again")
+            .unwrap();
+        seen.push(item);
+    }
+    assert!(
+        seen.iter()
+            .all(|(_, delivered, what)| *delivered == 1 && *what == "handled"),
+        "one delivery, never given up on: {seen:?}"
+    );
+    assert!(settled(&env).await, "acknowledged once the outage passed");
+    assert!(mnemo_bus::dlq::list(&env.bus).await.unwrap().is_empty());
+    let _ = stop_tx.send(());
+    runner.await.unwrap().unwrap();
+}
+
+/// A durable consumer outlives the process that made it: a service
+/// restarted with other settings (a shorter ack wait, more attempts) gets
+/// them on its consumer, which keeps its position.
+#[tokio::test]
+async fn a_restarted_service_brings_its_consumer_settings_up_to_date() {
+    let env = TestEnv::start_with(EnvOptions {
+        run_api: false,
+        run_projector: false,
+        ..Default::default()
+    })
+    .await;
+    publish(&env, &["ok", "ok"]).await;
+    let mut old = spec(&env);
+    old.ack_wait = Duration::from_secs(120);
+    let c = consumer::durable_consumer(&env.bus, &old).await.unwrap();
+    let mut batch = c.fetch().max_messages(1).messages().await.unwrap();
+    let first = futures::StreamExt::next(&mut batch).await.unwrap().unwrap();
+    first.double_ack().await.unwrap();
+
+    let mut new = spec(&env);
+    new.ack_wait = Duration::from_secs(7);
+    new.max_deliver = 9;
+    let mut c = consumer::durable_consumer(&env.bus, &new).await.unwrap();
+    let info = c.info().await.unwrap();
+    assert_eq!(info.config.ack_wait, Duration::from_secs(7));
+    assert_eq!(info.config.max_deliver, 10);
+    assert_eq!(info.ack_floor.stream_sequence, 1, "the position is kept");
+    assert_eq!(info.num_pending, 1);
 }

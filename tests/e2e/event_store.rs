@@ -536,3 +536,48 @@ async fn v1_events_on_the_stream_read_as_v2() {
         .unwrap();
     assert_eq!(raw.sequence, ack.sequence, "reading appended nothing");
 }
+
+/// What every pipeline handler relies on: a state read for an event in hand
+/// is never older than that event. Another writer appends behind this
+/// store's cached state (as the other services do, or as a lagging replica
+/// would look): a plain load serves the stale cache, `load_at_least` the
+/// event's own sequence reads again and includes it.
+#[tokio::test]
+async fn a_read_for_an_event_in_hand_is_never_older_than_the_event() {
+    let (env, agg, exec) = uploaded_document().await;
+    let other = env.executor(0, patient());
+    let cancelled = other
+        .execute(
+            &agg,
+            DocumentCommand::Cancel {
+                reason: "stop".into(),
+            },
+            &HashMap::new(),
+        )
+        .await
+        .unwrap();
+    let (_, seen) = cancelled.appended.expect("appended");
+
+    let cached = exec.store().load(&agg).await.unwrap();
+    assert!(cached.from_cache);
+    assert!(cached.last_sequence < seen, "the cache is behind");
+    assert_eq!(cached.aggregate.stage, Some(Stage::Uploaded));
+
+    let fresh = exec.store().load_at_least(&agg, seen).await.unwrap();
+    assert!(fresh.last_sequence >= seen);
+    assert_eq!(fresh.aggregate.stage, Some(Stage::Cancelled));
+    let messages = exec
+        .store()
+        .read_messages_at_least(&agg, seen)
+        .await
+        .unwrap();
+    assert_eq!(messages.last().map(|m| m.stream_sequence), Some(seen));
+
+    // A sequence the aggregate has not reached (nothing there yet): never a
+    // stale answer, an `Unavailable` to try again.
+    let ahead = exec.store().load_at_least(&agg, seen + 1_000).await;
+    assert_eq!(
+        ahead.err().map(|e| e.kind()),
+        Some(BusErrorKind::Unavailable)
+    );
+}

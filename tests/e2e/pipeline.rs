@@ -271,3 +271,62 @@ async fn cancel_mid_pipeline_stops_the_run() {
         .map(|v| v.to_string());
     assert_eq!(event_type.as_deref(), Some("ProcessingCancelled"));
 }
+
+/// Every service keeps the documents it worked on in a cache, so by the time
+/// a document is reprocessed each one's cached state is run 1's: older than
+/// the `ReprocessRequested`, `TextExtracted` or `DocumentChunked` it is
+/// handed for run 2. A handler must see that its read is older than the
+/// event and read again — a stale read that says "nothing to do" must never
+/// acknowledge (and so drop) the event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reprocessed_document_is_indexed_again_by_services_that_cached_its_first_run() {
+    let env = TestEnv::start_with(EnvOptions {
+        run_pipeline: true,
+        ..Default::default()
+    })
+    .await;
+    let mut docs = env.documents("alice").await;
+    let notes = upload(
+        &mut docs,
+        "cells.md",
+        b"# Cells\n\nMitochondria make ATP. Ribosomes make proteins.\n",
+    )
+    .await
+    .unwrap();
+    let first = outcome(&env, &notes.document_id).await;
+    assert_eq!(first.stage, pb::Stage::Indexed as i32, "{}", first.message);
+
+    let again = docs
+        .reprocess(pb::ReprocessDocumentRequest {
+            document_id: notes.document_id.clone(),
+            reason: "new chunker settings".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.run, 2);
+    let mut progress = env.progress("alice").await;
+    let mut stream = progress
+        .watch(mnemo_tests::watch_document(
+            &notes.document_id,
+            again.sequence,
+            false,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut last = None;
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(u) = stream.message().await.unwrap() {
+            last = Some(u);
+        }
+    })
+    .await;
+    let last = last.map(|u| (u.run, u.stage, u.message));
+    assert!(ended.is_ok(), "run 2 never finished; last update: {last:?}");
+    assert_eq!(
+        last.as_ref().map(|(run, stage, _)| (*run, *stage)),
+        Some((2, pb::Stage::Indexed as i32)),
+        "{last:?}"
+    );
+}

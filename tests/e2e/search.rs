@@ -150,3 +150,60 @@ async fn finds_by_words_and_by_meaning_only_in_the_callers_documents() {
         assert!(!status.message().is_empty());
     }
 }
+
+/// PostgreSQL restarts (or its sessions are ended): every long-lived user
+/// of it reconnects. The search index reconnects and refreshes what was
+/// indexed meanwhile, so a document indexed after the restart is found by
+/// both sides of search, not only by the ones that read PostgreSQL per call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_what_was_indexed_after_postgresql_dropped_its_sessions() {
+    let env = TestEnv::start_with(EnvOptions {
+        run_pipeline: true,
+        ..Default::default()
+    })
+    .await;
+    let mut docs = env.documents("alice").await;
+    let cells = upload(&mut docs, "cells.md", CELLS).await.unwrap();
+    let seen = indexed(&env, "alice", &cells.document_id).await;
+    let alice = env.search("alice").await;
+    let r = search(
+        &alice,
+        request_after("mitochondria", pb::SearchMode::Vector, seen),
+    )
+    .await;
+    assert_eq!(r.hits.len(), 1, "{r:?}");
+
+    // What a PostgreSQL restart does to every session of this install.
+    let (admin, connection) =
+        tokio_postgres::connect(&mnemo_tests::database_url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let ended = admin
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = $1) t",
+            &[&mnemo_projector::db::application_name(&env.ns)],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert!(
+        ended >= 2,
+        "the search index's and the projector's sessions ({ended})"
+    );
+
+    let history = upload(&mut docs, "history.md", HISTORY).await.unwrap();
+    let seen = indexed(&env, "alice", &history.document_id).await;
+    for mode in [
+        pb::SearchMode::Vector,
+        pb::SearchMode::Lexical,
+        pb::SearchMode::Hybrid,
+    ] {
+        let r = search(&alice, request_after("Treaty of Westphalia", mode, seen)).await;
+        assert!(
+            r.hits.iter().any(|h| h.document_id == history.document_id),
+            "{mode:?} misses the document indexed after the sessions ended: {r:?}"
+        );
+    }
+}

@@ -4,14 +4,23 @@
 //! - *Ack after the output.* A handler returns [`Outcome::Done`] only once
 //!   what it produced is appended; the message is acknowledged after that.
 //! - *Retry with backoff.* [`Outcome::Retry`] naks with a delay; JetStream
-//!   redelivers. Long work calls [`Delivery::in_progress`] so the ack wait
-//!   does not expire under it.
+//!   redelivers. Long work is wrapped in [`heartbeat`] (in-progress every
+//!   quarter of the ack wait), so a short ack wait does not expire under it
+//!   and yet a crashed worker's message comes back within one ack wait.
+//! - *Outages are not attempts.* [`Outcome::Unavailable`] (NATS, the blob
+//!   store or PostgreSQL down or busy) retries the message in this process,
+//!   with backoff and heartbeats, without limit and without a redelivery:
+//!   an election or a restart never spends the attempts meant for bad input.
 //! - *Bounded attempts.* After `max_deliver` deliveries, or at once on
 //!   [`Outcome::Reject`], the handler's [`Handler::give_up`] runs (e.g. to
 //!   append `DocumentFailed`), a copy goes to the dead-letter stream
 //!   (`<ns>.dlq.<service>`, with the reason), and the message is terminated.
 //!   Work that stalls past the ack wait (or dies with its process) is
 //!   redelivered by JetStream and counts as an attempt too.
+//! - *Pull what can be worked on.* Each pull asks for as many messages as
+//!   there are free workers (plus [`ConsumerSpec::pull_ahead`]), so no
+//!   message waits in a busy process while another copy is idle, and a
+//!   crashed process holds only the messages it was working on.
 //! - *Shared work.* N copies of a service use the same durable consumer name
 //!   and JetStream spreads messages between them.
 //! - *Graceful stop.* On shutdown no new message is taken; messages pulled
@@ -56,6 +65,11 @@ pub struct ConsumerSpec {
     /// Where a consumer created now starts (None: sequence 1). An existing
     /// consumer keeps its own position.
     pub start_sequence: Option<u64>,
+    /// Messages pulled beyond the free workers (0 for services: a message
+    /// never waits in a busy copy). A single-process job may pull one ahead
+    /// so its consumer always has a pull waiting (`num_waiting`), which is
+    /// how the embedding backfill tells that it is running.
+    pub pull_ahead: usize,
 }
 
 impl ConsumerSpec {
@@ -72,6 +86,7 @@ impl ConsumerSpec {
             ],
             concurrency: 4,
             start_sequence: None,
+            pull_ahead: 0,
         }
     }
 
@@ -116,8 +131,14 @@ impl ConsumerSpec {
 pub enum Outcome {
     /// Handled, output appended (or nothing to do): acknowledge.
     Done,
-    /// Failed in a way that may pass later (service unavailable, conflict).
+    /// Failed on this input in a way that may pass later (a tool missing,
+    /// the model failing on a batch): redelivered with backoff; counts
+    /// against `max_deliver`.
     Retry { reason: String },
+    /// A dependency (NATS, the blob store, PostgreSQL) is unavailable, or
+    /// appends kept conflicting: retried in this process until it passes
+    /// or the service stops; never counts against `max_deliver`.
+    Unavailable { reason: String },
     /// Can never succeed (poison input): give up now.
     Reject { reason: String },
 }
@@ -199,16 +220,24 @@ pub fn heartbeat_every(ack_wait: Duration) -> Duration {
     (ack_wait / 4).max(Duration::from_millis(100))
 }
 
+/// The longest a delivery is kept alive by [`heartbeat`]: work that runs
+/// longer is taken for hung (every service bounds its own work well below
+/// this), and JetStream hands the message to another copy after one more
+/// ack wait.
+pub const HEARTBEAT_LIMIT: Duration = Duration::from_secs(30 * 60);
+
 /// Runs `work` for `delivery`, telling JetStream every `every` that the work
 /// goes on (`in_progress`), so a long document is not redelivered to
-/// another copy mid-work. What every service wraps its handling in.
+/// another copy mid-work, for at most [`HEARTBEAT_LIMIT`]. What every
+/// service wraps its handling in.
 pub async fn heartbeat<F: Future>(delivery: &Delivery, every: Duration, work: F) -> F::Output {
     tokio::pin!(work);
     let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let until = tokio::time::Instant::now() + HEARTBEAT_LIMIT;
     loop {
         tokio::select! {
             result = &mut work => return result,
-            _ = beat.tick() => {
+            _ = beat.tick(), if tokio::time::Instant::now() < until => {
                 if let Err(e) = delivery.in_progress().await {
                     tracing::warn!(error = %e, "could not tell JetStream the work goes on");
                 }
@@ -227,35 +256,66 @@ pub trait Handler: Send + Sync + 'static {
     fn give_up(&self, delivery: &Delivery, reason: &str) -> impl Future<Output = ()> + Send;
 }
 
-/// Creates (or finds) the service's durable consumer.
+/// Creates (or finds) the service's durable consumer, and brings an
+/// existing one's settings (ack wait, attempts, pending limit) up to the
+/// spec: a durable consumer outlives the process that made it, and a
+/// service restarted with a shorter `--<service>-ack-wait` must get it.
 pub async fn durable_consumer(
     bus: &Bus,
     spec: &ConsumerSpec,
 ) -> Result<async_nats::jetstream::consumer::Consumer<pull::Config>, BusError> {
     let name = bus.namespace.consumer(&spec.service);
-    bus.events
-        .get_or_create_consumer(
-            &name,
-            pull::Config {
-                durable_name: Some(name.clone()),
-                description: Some(format!("mnemo {}", spec.service)),
-                filter_subject: spec.filter_subject.clone(),
-                deliver_policy: match spec.start_sequence {
-                    Some(start_sequence) => DeliverPolicy::ByStartSequence { start_sequence },
-                    None => DeliverPolicy::All,
-                },
-                ack_policy: AckPolicy::Explicit,
-                ack_wait: spec.ack_wait,
-                // One more than we use: the consumer itself must never be
-                // the one that stops delivering, or give_up would not run.
-                max_deliver: spec.max_deliver + 1,
-                max_ack_pending: (spec.concurrency * 4).max(16) as i64,
-                ..Default::default()
-            },
+    let config = pull::Config {
+        durable_name: Some(name.clone()),
+        description: Some(format!("mnemo {}", spec.service)),
+        filter_subject: spec.filter_subject.clone(),
+        deliver_policy: match spec.start_sequence {
+            Some(start_sequence) => DeliverPolicy::ByStartSequence { start_sequence },
+            None => DeliverPolicy::All,
+        },
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: spec.ack_wait,
+        // One more than we use: the consumer itself must never be
+        // the one that stops delivering, or give_up would not run.
+        max_deliver: spec.max_deliver + 1,
+        // Consumer-wide: room for several copies, each pulling only what
+        // its free workers can take.
+        max_ack_pending: (spec.concurrency * 4).max(16) as i64,
+        ..Default::default()
+    };
+    let cannot = |e: &dyn std::fmt::Display| {
+        BusError::new(
+            BusErrorKind::Unavailable,
+            format!("cannot create consumer {name}: {e}"),
         )
+    };
+    let mut consumer = bus
+        .events
+        .get_or_create_consumer(&name, config.clone())
         .await
-        .map_err(|e| BusError::unavailable(format!("cannot create consumer {name}"), e))
+        .map_err(|e| cannot(&e))?;
+    let current = &consumer.cached_info().config;
+    if current.ack_wait != config.ack_wait
+        || current.max_deliver != config.max_deliver
+        || current.max_ack_pending != config.max_ack_pending
+    {
+        tracing::info!(consumer = %name, ack_wait = ?config.ack_wait, max_deliver = config.max_deliver, "updating the consumer's settings");
+        // Keep its position: only the settings change.
+        let updated = pull::Config {
+            deliver_policy: current.deliver_policy,
+            ..config
+        };
+        consumer = bus
+            .events
+            .create_consumer(updated)
+            .await
+            .map_err(|e| cannot(&e))?;
+    }
+    Ok(consumer)
 }
+
+/// How long one pull waits for messages before it is renewed.
+const PULL_WAIT: Duration = Duration::from_secs(5);
 
 /// Runs `handler` on the service's consumer until `shutdown` resolves.
 pub async fn run<H: Handler>(
@@ -265,130 +325,105 @@ pub async fn run<H: Handler>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), BusError> {
     let consumer = durable_consumer(bus, &spec).await?;
-    let mut messages = consumer
-        .messages()
-        .await
-        .map_err(|e| BusError::unavailable("cannot pull messages", e))?;
     let permits = Arc::new(Semaphore::new(spec.concurrency.max(1)));
     let spec = Arc::new(spec);
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
     let mut in_hand = tokio::task::JoinSet::new();
+    let mut pull_backoff = crate::Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    // Messages pulled when the stop came, never started: handed back below.
+    let mut unstarted = Vec::new();
     tokio::pin!(shutdown);
     tracing::info!(service = %spec.service, filter = %spec.filter_subject, "consumer running");
-    loop {
-        // Take a permit before a message, so no message waits unhandled
-        // (and its ack wait ticking) inside this process.
-        // `biased`: a stop asked for wins over more work that is ready.
-        let permit = tokio::select! {
-            biased;
-            _ = &mut shutdown => break,
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-        };
-        let next = tokio::select! {
-            biased;
-            _ = &mut shutdown => break,
-            next = messages.next() => next,
-        };
-        let message = match next {
-            Some(Ok(m)) => m,
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "consumer stream error");
-                continue;
+    'pulling: loop {
+        // Ask for what the free workers can take now; with none free (and
+        // nothing to pull ahead), wait for one. `biased`: a stop asked for
+        // wins over more work that is ready.
+        let wanted = permits.available_permits() + spec.pull_ahead;
+        if wanted == 0 {
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                p = permits.clone().acquire_owned() => drop(p),
             }
-            None => break,
+            continue;
+        }
+        let pulled = tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            b = consumer.batch().max_messages(wanted).expires(PULL_WAIT).messages() => b,
         };
-        let delivery = match Delivery::new(message) {
-            Ok(d) => d,
+        let mut batch = match pulled {
+            Ok(b) => b,
             Err(e) => {
-                tracing::error!(error = %e, "dropping a non-JetStream message");
-                continue;
+                let delay = pull_backoff.next_delay().unwrap_or(PULL_WAIT);
+                tracing::warn!(service = %spec.service, error = %e, ?delay, "cannot pull; retrying");
+                tokio::select! {
+                    biased;
+                    _ = &mut shutdown => break,
+                    _ = tokio::time::sleep(delay) => continue,
+                }
             }
         };
-        let span = tracing::info_span!(
-            "deliver",
-            service = %spec.service,
-            seq = delivery.stream_sequence,
-            delivered = delivery.delivered,
-            event_id = delivery
-                .message
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(crate::envelope::EVENT_ID))
-                .map(|v| v.as_str().to_owned())
-                .unwrap_or_default(),
-        );
-        let (handler, spec, js, ns) = (
-            handler.clone(),
-            spec.clone(),
-            bus.jetstream.clone(),
-            bus.namespace.clone(),
-        );
-        in_hand.spawn(async move {
-            let _permit = permit;
-            // The consumer allows one delivery more than we use: a message
-            // whose last attempt never finished (the service crashed or
-            // stalled past the ack wait) comes back once more, only to be
-            // given up on here — so it still gets its `give_up` and dead letter.
-            let outcome = if delivery.delivered > spec.max_deliver {
-                Outcome::Reject {
-                    reason: format!(
-                        "the last attempt never finished: the service stopped, crashed or stalled while handling it (delivery {})",
-                        delivery.delivered
-                    ),
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = &mut shutdown => {
+                    while let Some(Some(Ok(m))) = batch.next().now_or_never() {
+                        unstarted.push(m);
+                    }
+                    break 'pulling;
                 }
-            } else {
-                handler.handle(&delivery).await
+                next = batch.next() => next,
             };
-            let ack = match outcome {
-                Outcome::Done => AckKind::Ack,
-                Outcome::Retry { reason } if delivery.delivered < spec.max_deliver => {
-                    let delay = spec.delay_after(delivery.delivered);
-                    tracing::warn!(seq = delivery.stream_sequence, delivered = delivery.delivered, %reason, ?delay, "retrying");
-                    AckKind::Nak(Some(delay))
+            let message = match next {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    tracing::debug!(service = %spec.service, error = %e, "pull ended");
+                    break;
                 }
-                Outcome::Retry { reason } | Outcome::Reject { reason } => {
-                    let reason = if delivery.delivered >= spec.max_deliver {
-                        format!("gave up after {} attempts: {reason}", delivery.delivered)
-                    } else {
-                        reason
-                    };
-                    tracing::error!(seq = delivery.stream_sequence, %reason, "giving up");
-                    handler.give_up(&delivery, &reason).await;
-                    let origin = crate::dlq::Origin {
-                        subject: &delivery.subject,
-                        stream_sequence: delivery.stream_sequence,
-                        deliveries: delivery.delivered,
-                        headers: delivery.message.headers.as_ref(),
-                        payload: &delivery.message.payload,
-                    };
-                    crate::dlq::publish(&js, &ns, &spec.service, &origin, &reason).await;
-                    AckKind::Term
+                None => break,
+            };
+            pull_backoff.reset();
+            // Normally free already; a message pulled ahead waits here.
+            let permit = tokio::select! {
+                biased;
+                _ = &mut shutdown => {
+                    unstarted.push(message);
+                    while let Some(Some(Ok(m))) = batch.next().now_or_never() {
+                        unstarted.push(m);
+                    }
+                    break 'pulling;
+                }
+                p = permits.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break 'pulling,
+                },
+            };
+            let delivery = match Delivery::new(message) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, "dropping a non-JetStream message");
+                    continue;
                 }
             };
-            // A success is acknowledged with confirmation: once `run`
-            // returns, JetStream knows every finished message is done.
-            let acked = match ack {
-                AckKind::Ack => delivery.message.double_ack().await,
-                other => delivery.message.ack_with(other).await,
-            };
-            if let Err(e) = acked {
-                tracing::warn!(error = %e, seq = delivery.stream_sequence, "ack failed; JetStream will redeliver");
-            }
-        }.instrument(span));
-        // Reap finished tasks as we go.
-        while in_hand.try_join_next().is_some() {}
-    }
-    // Messages already pulled but never started are handed back now, so
-    // the next run (or another copy) gets them at once, not after their
-    // ack wait.
-    // Collected first and naked once the pull stream is gone, so they are
-    // not handed straight back to this stopping process.
-    let mut unstarted = Vec::new();
-    while let Some(Some(next)) = messages.next().now_or_never() {
-        if let Ok(m) = next {
-            unstarted.push(m);
+            let task = handle_delivery(
+                delivery,
+                handler.clone(),
+                spec.clone(),
+                bus.clone(),
+                stopping.clone(),
+            );
+            in_hand.spawn(async move {
+                let _permit = permit;
+                task.await;
+            });
+            // Reap finished tasks as we go.
+            while in_hand.try_join_next().is_some() {}
         }
     }
-    drop(messages);
+    let _ = stopping_tx.send(true);
+    // Messages pulled but never started are handed back now, so the next
+    // run (or another copy) gets them at once, not after their ack wait.
     let mut handed_back = 0;
     for m in unstarted {
         if m.ack_with(AckKind::Nak(None)).await.is_ok() {
@@ -410,6 +445,104 @@ pub async fn run<H: Handler>(
     }
     tracing::info!(service = %spec.service, "consumer stopped");
     Ok(())
+}
+
+/// One delivery, from the handler to its acknowledgement.
+async fn handle_delivery<H: Handler>(
+    delivery: Delivery,
+    handler: Arc<H>,
+    spec: Arc<ConsumerSpec>,
+    bus: Bus,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    let span = tracing::info_span!(
+        "deliver",
+        service = %spec.service,
+        seq = delivery.stream_sequence,
+        delivered = delivery.delivered,
+        event_id = delivery
+            .message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(crate::envelope::EVENT_ID))
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_default(),
+    );
+    async move {
+        let mut outage = crate::Backoff::new(Duration::from_millis(200), Duration::from_secs(10))
+            .with_jitter();
+        let outcome = loop {
+            // The consumer allows one delivery more than we use: a message
+            // whose last attempt never finished (the service crashed or
+            // stalled past the ack wait) comes back once more, only to be
+            // given up on here — so it still gets its `give_up` and dead letter.
+            let outcome = if delivery.delivered > spec.max_deliver {
+                Outcome::Reject {
+                    reason: format!(
+                        "the last attempt never finished: the service stopped, crashed or stalled while handling it (delivery {})",
+                        delivery.delivered
+                    ),
+                }
+            } else {
+                handler.handle(&delivery).await
+            };
+            let Outcome::Unavailable { reason } = outcome else {
+                break outcome;
+            };
+            if *stopping.borrow() {
+                break Outcome::Unavailable { reason };
+            }
+            // Not an attempt: wait (keeping the message this copy's) and
+            // try again, for as long as it takes or until the stop.
+            let delay = outage.next_delay().unwrap_or(Duration::from_secs(10));
+            tracing::warn!(seq = delivery.stream_sequence, %reason, ?delay, "a dependency is unavailable; trying again (not counted as an attempt)");
+            let wait = heartbeat(&delivery, spec.heartbeat(), tokio::time::sleep(delay));
+            tokio::select! {
+                _ = wait => {}
+                _ = stopping.wait_for(|s| *s) => {}
+            }
+        };
+        let ack = match outcome {
+            Outcome::Done => AckKind::Ack,
+            // Stopping during an outage: hand it back for the next run.
+            Outcome::Unavailable { .. } => AckKind::Nak(None),
+            Outcome::Retry { reason } if delivery.delivered < spec.max_deliver => {
+                let delay = spec.delay_after(delivery.delivered);
+                tracing::warn!(seq = delivery.stream_sequence, delivered = delivery.delivered, %reason, ?delay, "retrying");
+                AckKind::Nak(Some(delay))
+            }
+            Outcome::Retry { reason } | Outcome::Reject { reason } => {
+                let reason = if delivery.delivered >= spec.max_deliver {
+                    format!("gave up after {} attempts: {reason}", delivery.delivered)
+                } else {
+                    reason
+                };
+                tracing::error!(seq = delivery.stream_sequence, %reason, "giving up");
+                handler.give_up(&delivery, &reason).await;
+                let origin = crate::dlq::Origin {
+                    subject: &delivery.subject,
+                    stream_sequence: delivery.stream_sequence,
+                    deliveries: delivery.delivered,
+                    headers: delivery.message.headers.as_ref(),
+                    payload: &delivery.message.payload,
+                };
+                crate::dlq::publish(&bus.jetstream, &bus.namespace, &spec.service, &origin, &reason)
+                    .await;
+                AckKind::Term
+            }
+        };
+        // A success is acknowledged with confirmation: once `run`
+        // returns, JetStream knows every finished message is done.
+        let acked = match ack {
+            AckKind::Ack => delivery.message.double_ack().await,
+            other => delivery.message.ack_with(other).await,
+        };
+        if let Err(e) = acked {
+            tracing::warn!(error = %e, seq = delivery.stream_sequence, "ack failed; JetStream will redeliver");
+        }
+    }
+    .instrument(span)
+    .await
 }
 
 /// Appends a service's result for a delivered event. `Ok` once appended,
@@ -440,16 +573,18 @@ where
 }
 
 /// What a failed [`append`] means for the delivery: a refusal will never
-/// be taken (`Reject`: give up now); a conflict or the bus failing may
-/// pass (`Retry`).
+/// be taken (`Reject`: give up now); a conflict or the bus failing is not
+/// the input's fault (`Unavailable`: try again, not counted).
 pub fn append_outcome<E: std::error::Error>(e: &crate::ExecuteError<E>) -> Outcome {
     match e {
         crate::ExecuteError::Refused(_) => Outcome::Reject {
             reason: e.to_string(),
         },
-        crate::ExecuteError::Conflict { .. } | crate::ExecuteError::Bus(_) => Outcome::Retry {
-            reason: e.to_string(),
-        },
+        crate::ExecuteError::Conflict { .. } | crate::ExecuteError::Bus(_) => {
+            Outcome::Unavailable {
+                reason: e.to_string(),
+            }
+        }
     }
 }
 

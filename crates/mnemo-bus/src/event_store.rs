@@ -13,8 +13,17 @@
 //! *Loading* walks the subject with direct gets (`next_by_subj`): about a
 //! tenth of a millisecond per message, where creating an ordered consumer per
 //! load costs tens of milliseconds. Hot aggregates are cached with their last
-//! subject sequence; a stale cache entry cannot do harm because the expected
-//! sequence check rejects the append, and the conflict evicts the entry.
+//! subject sequence; a stale cache entry cannot corrupt anything because the
+//! expected sequence check rejects the append, and the conflict evicts the
+//! entry.
+//!
+//! *A read can be older than the event in hand.* A cached aggregate is as
+//! old as this process's last look at it, and on a replicated stream a
+//! direct get may be answered by a replica that lags the leader. A service
+//! handling an event must decide on state that includes that event:
+//! [`JetStreamEventStore::load_at_least`] reloads past the cache, then from
+//! the stream leader, and says `Unavailable` (try again) rather than hand
+//! back a state older than the event.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -23,7 +32,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
+use async_nats::jetstream::stream::{DirectGetErrorKind, RawMessageErrorKind, Stream};
 use async_nats::jetstream::Context;
 use bytes::Bytes;
 use cqrs_es::{
@@ -37,6 +46,15 @@ use crate::namespace::{valid_aggregate_id, Namespace};
 
 /// How many times a publish whose ack was lost is re-sent (same message id).
 const PUBLISH_ATTEMPTS: u32 = 3;
+
+/// Where an aggregate's messages are read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// Direct gets: any replica answers (fast; may lag the leader).
+    AnyReplica,
+    /// The stream leader's message-get API (never behind what was acknowledged).
+    Leader,
+}
 
 /// The state a command is decided on: the aggregate, and where its history ended.
 pub struct JetStreamContext<A> {
@@ -192,32 +210,59 @@ where
         Ok(self.namespace.aggregate_subject(self.kind, aggregate_id))
     }
 
-    /// Every message of one aggregate, oldest first.
+    /// Every message of one aggregate, oldest first (direct gets: any
+    /// replica may answer).
     pub async fn read_messages(
         &self,
         aggregate_id: &str,
     ) -> Result<Vec<StoredEvents<A::Event>>, BusError> {
+        self.read_messages_from(aggregate_id, Read::AnyReplica)
+            .await
+    }
+
+    /// Every message of one aggregate, oldest first, read as `read` says.
+    pub async fn read_messages_from(
+        &self,
+        aggregate_id: &str,
+        read: Read,
+    ) -> Result<Vec<StoredEvents<A::Event>>, BusError> {
         let subject = self.subject(aggregate_id)?;
+        let unavailable = |e: &dyn std::fmt::Display| {
+            BusError::new(
+                BusErrorKind::Unavailable,
+                format!("cannot read {subject}: {e}"),
+            )
+        };
         let mut out = Vec::new();
         let mut next = 1;
         loop {
-            match self
-                .stream
-                .direct_get_next_for_subject(subject.as_str(), Some(next))
-                .await
-            {
-                Ok(msg) => {
-                    next = msg.sequence + 1;
-                    out.push(decode_message(
-                        &subject,
-                        msg.sequence,
-                        Some(&msg.headers),
-                        &msg.payload,
-                    )?);
-                }
-                Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(out),
-                Err(e) => return Err(BusError::unavailable(format!("cannot read {subject}"), e)),
-            }
+            let (sequence, headers, payload) = match read {
+                Read::AnyReplica => match self
+                    .stream
+                    .direct_get_next_for_subject(subject.as_str(), Some(next))
+                    .await
+                {
+                    Ok(msg) => (msg.sequence, msg.headers, msg.payload),
+                    Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(out),
+                    Err(e) => return Err(unavailable(&e)),
+                },
+                Read::Leader => match self
+                    .stream
+                    .get_first_raw_message_by_subject(subject.as_str(), next)
+                    .await
+                {
+                    Ok(msg) => (msg.sequence, msg.headers, msg.payload),
+                    Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => return Ok(out),
+                    Err(e) => return Err(unavailable(&e)),
+                },
+            };
+            next = sequence + 1;
+            out.push(decode_message(
+                &subject,
+                sequence,
+                Some(&headers),
+                &payload,
+            )?);
         }
     }
 
@@ -232,10 +277,80 @@ where
                 from_cache: true,
             });
         }
+        self.load_uncached(aggregate_id, Read::AnyReplica).await
+    }
+
+    /// Loads the aggregate with at least the message at stream sequence
+    /// `sequence` folded in — the state a service must decide on when it
+    /// handles that message (an event of this aggregate). The cache and
+    /// any replica are tried first; a state older than `sequence` is read
+    /// again past the cache, then from the stream leader. Still older (the
+    /// message is not there yet, which a leader never says of a message it
+    /// delivered): `Unavailable`, so the caller tries again later and
+    /// never acts on, or drops the message for, a stale state.
+    pub async fn load_at_least(
+        &self,
+        aggregate_id: &str,
+        sequence: u64,
+    ) -> Result<JetStreamContext<A>, BusError> {
+        let loaded = self.load(aggregate_id).await?;
+        if loaded.last_sequence >= sequence {
+            return Ok(loaded);
+        }
+        self.forget(aggregate_id);
+        for read in [Read::AnyReplica, Read::Leader] {
+            let loaded = self.load_uncached(aggregate_id, read).await?;
+            if loaded.last_sequence >= sequence {
+                return Ok(loaded);
+            }
+            tracing::info!(
+                aggregate_id,
+                ?read,
+                at = loaded.last_sequence,
+                wanted = sequence,
+                "read older than the event in hand; reading again"
+            );
+        }
+        Err(BusError::new(
+            BusErrorKind::Unavailable,
+            format!("{aggregate_id}: no read reaches stream sequence {sequence} yet"),
+        ))
+    }
+
+    /// Every message of one aggregate up to at least stream sequence
+    /// `sequence` (the event in hand), oldest first: from any replica, else
+    /// from the leader, else `Unavailable` (see [`Self::load_at_least`]).
+    pub async fn read_messages_at_least(
+        &self,
+        aggregate_id: &str,
+        sequence: u64,
+    ) -> Result<Vec<StoredEvents<A::Event>>, BusError> {
+        for read in [Read::AnyReplica, Read::Leader] {
+            let messages = self.read_messages_from(aggregate_id, read).await?;
+            if messages
+                .last()
+                .is_some_and(|m| m.stream_sequence >= sequence)
+            {
+                return Ok(messages);
+            }
+        }
+        Err(BusError::new(
+            BusErrorKind::Unavailable,
+            format!("{aggregate_id}: no read reaches stream sequence {sequence} yet"),
+        ))
+    }
+
+    /// Folds the aggregate from its messages (read as `read` says) and
+    /// caches it.
+    async fn load_uncached(
+        &self,
+        aggregate_id: &str,
+        read: Read,
+    ) -> Result<JetStreamContext<A>, BusError> {
         let mut aggregate = A::default();
         let mut last_sequence = 0;
         let mut version = 0;
-        for stored in self.read_messages(aggregate_id).await? {
+        for stored in self.read_messages_from(aggregate_id, read).await? {
             last_sequence = stored.stream_sequence;
             version = stored.envelope.aggregate_version;
             for event in stored.events {

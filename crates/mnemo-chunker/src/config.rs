@@ -27,7 +27,7 @@ pub struct ChunkerArgs {
     pub chunk_concurrency: usize,
     /// How long a delivery may go unacknowledged before JetStream hands it
     /// to another copy; the chunker reports progress every quarter of it.
-    #[arg(long = "chunk-ack-wait", env = "MNEMO_CHUNK_ACK_WAIT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long = "chunk-ack-wait", env = "MNEMO_CHUNK_ACK_WAIT", default_value = "15s", value_parser = humantime::parse_duration)]
     pub chunk_ack_wait: Duration,
 }
 
@@ -81,7 +81,7 @@ impl ChunkerConfig {
             model_dir,
             params: ChunkParams::default(),
             concurrency: DEFAULT_CONCURRENCY,
-            ack_wait: Duration::from_secs(30),
+            ack_wait: Duration::from_secs(15),
         }
     }
 }

@@ -56,12 +56,15 @@ impl ChunkerError {
 
     /// What the consumer does with the delivery: input that can never be
     /// chunked and refusals give up at once (the document fails, the event
-    /// is dead-lettered); the rest is retried with backoff.
+    /// is dead-lettered); an outage is waited out without counting as an
+    /// attempt; a chunking task that died is retried with backoff.
     pub fn outcome(&self) -> Outcome {
         let reason = self.to_string();
-        match self.kind() {
-            ChunkerErrorKind::Input | ChunkerErrorKind::Refused => Outcome::Reject { reason },
-            ChunkerErrorKind::Config | ChunkerErrorKind::Unavailable => Outcome::Retry { reason },
+        match self {
+            Self::Append(e) => mnemo_bus::consumer::append_outcome(e),
+            Self::Bus(_) => Outcome::Unavailable { reason },
+            Self::UnreadableText(_) | Self::Chunking(_) => Outcome::Reject { reason },
+            Self::Task(_) | Self::Config(_) | Self::Tokenizer(_) => Outcome::Retry { reason },
         }
     }
 }
@@ -75,10 +78,10 @@ mod tests {
         let word = ChunkerError::from(ChunkError::WordTooLong("x".into()));
         assert!(matches!(word.outcome(), Outcome::Reject { .. }));
         let down = ChunkerError::from(BusError::new(mnemo_bus::BusErrorKind::Unavailable, "down"));
-        assert!(matches!(down.outcome(), Outcome::Retry { .. }));
+        assert!(matches!(down.outcome(), Outcome::Unavailable { .. }));
         let refused = ChunkerError::from(ExecuteError::Refused(DocumentError::NotFound));
         assert!(matches!(refused.outcome(), Outcome::Reject { .. }));
         let conflict = ChunkerError::from(ExecuteError::<DocumentError>::Conflict { attempts: 10 });
-        assert!(matches!(conflict.outcome(), Outcome::Retry { .. }));
+        assert!(matches!(conflict.outcome(), Outcome::Unavailable { .. }));
     }
 }

@@ -47,14 +47,22 @@ impl Chunker {
         }))
     }
 
+    /// Chunks the text of `run`, extracted by the event at stream sequence
+    /// `seen` (the state decided on always includes it).
     async fn chunk(
         &self,
         aggregate: &str,
         run: u32,
+        seen: u64,
         text_sha: &str,
         md: &HashMap<String, String>,
     ) -> Result<(), ChunkerError> {
-        let doc = self.executor.store().load(aggregate).await?.aggregate;
+        let doc = self
+            .executor
+            .store()
+            .load_at_least(aggregate, seen)
+            .await?
+            .aggregate;
         if doc.run != run || doc.stage != Some(Stage::Chunking) {
             return Ok(()); // superseded, cancelled, or done already
         }
@@ -143,7 +151,9 @@ impl Handler for Chunker {
         let aggregate = stored.envelope.aggregate_id.clone();
         let md = stored.envelope.caused_metadata();
         let span = tracing::info_span!("chunk", document = %aggregate, event_id = %stored.envelope.event_id, run);
-        let work = self.chunk(&aggregate, run, &sha, &md).instrument(span);
+        let work = self
+            .chunk(&aggregate, run, delivery.stream_sequence, &sha, &md)
+            .instrument(span);
         match heartbeat(delivery, self.heartbeat, work).await {
             Ok(()) => Outcome::Done,
             Err(e) => e.outcome(),

@@ -188,10 +188,13 @@ impl Backfill {
         md: &HashMap<String, String>,
     ) -> Outcome {
         let model_id = self.model.model_id().to_owned();
-        let doc = match self.executor.store().load(aggregate).await {
+        // The state, and the messages, as of at least this DocumentIndexed:
+        // a stale read would skip the document as "superseded".
+        let seen = delivery.stream_sequence;
+        let doc = match self.executor.store().load_at_least(aggregate, seen).await {
             Ok(c) => c.aggregate,
             Err(e) => {
-                return Outcome::Retry {
+                return Outcome::Unavailable {
                     reason: e.to_string(),
                 }
             }
@@ -207,10 +210,15 @@ impl Backfill {
             self.counters.skipped.fetch_add(1, Ordering::Relaxed);
             return Outcome::Done;
         }
-        let messages = match self.executor.store().read_messages(aggregate).await {
+        let messages = match self
+            .executor
+            .store()
+            .read_messages_at_least(aggregate, seen)
+            .await
+        {
             Ok(m) => m,
             Err(e) => {
-                return Outcome::Retry {
+                return Outcome::Unavailable {
                     reason: e.to_string(),
                 }
             }
@@ -297,6 +305,10 @@ pub async fn run(
     );
     spec.concurrency = options.concurrency.max(1);
     spec.ack_wait = Duration::from_secs(60);
+    // One pull always waiting: how a second backfill of the model tells
+    // that this one runs (`refuse_if_running`), even while every worker
+    // is busy on a document.
+    spec.pull_ahead = 1;
     let info_error = |e: &dyn std::fmt::Display| {
         BusError::new(
             mnemo_bus::BusErrorKind::Unavailable,

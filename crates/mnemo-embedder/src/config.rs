@@ -35,7 +35,7 @@ pub struct EmbedderArgs {
     pub embed_concurrency: usize,
     /// How long a delivery may go unacknowledged before JetStream hands it
     /// to another copy; the embedder reports progress every quarter of it.
-    #[arg(long, env = "MNEMO_EMBED_ACK_WAIT", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "MNEMO_EMBED_ACK_WAIT", default_value = "15s", value_parser = humantime::parse_duration)]
     pub embed_ack_wait: Duration,
 }
 
@@ -87,7 +87,7 @@ impl EmbedderServiceConfig {
             model,
             concurrency: DEFAULT_CONCURRENCY,
             plan: BatchPlan::default(),
-            ack_wait: Duration::from_secs(60),
+            ack_wait: Duration::from_secs(15),
         }
     }
 }
@@ -275,7 +275,7 @@ mod tests {
         };
         let args = cli.embedder;
         assert_eq!(args.embed_concurrency, DEFAULT_CONCURRENCY);
-        assert_eq!(args.embed_ack_wait, Duration::from_secs(60));
+        assert_eq!(args.embed_ack_wait, Duration::from_secs(15));
         assert_eq!(args.plan().token_budget, BatchPlan::default().token_budget);
         assert_eq!(args.config("/m".into()), EmbedderConfig::local("/m"));
         assert!(Cli::try_parse_from(["t", "--embed-concurrency", "0"]).is_err());

@@ -174,14 +174,19 @@ impl EmbedderError {
         }
     }
 
-    /// What the consumer does with the delivery.
+    /// What the consumer does with the delivery: NATS unavailable is waited
+    /// out (not an attempt); the model failing on a batch is retried with
+    /// backoff (it counts: a text that always breaks the model fails its
+    /// document); a chunk that can never be embedded gives up at once.
     pub fn outcome(&self) -> mnemo_bus::Outcome {
         let reason = self.to_string();
-        match self.kind() {
-            EmbedderErrorKind::Input | EmbedderErrorKind::Refused => {
-                mnemo_bus::Outcome::Reject { reason }
+        match self {
+            Self::Append(e) => mnemo_bus::consumer::append_outcome(e),
+            Self::Bus(_) => mnemo_bus::Outcome::Unavailable { reason },
+            Self::ChunkTooLong { .. } => mnemo_bus::Outcome::Reject { reason },
+            Self::Embed(_) | Self::QueueStopped | Self::UnknownText(_) => {
+                mnemo_bus::Outcome::Retry { reason }
             }
-            EmbedderErrorKind::Unavailable => mnemo_bus::Outcome::Retry { reason },
         }
     }
 }

@@ -88,14 +88,22 @@ impl EmbedderService {
         Ok(append(&self.executor, aggregate, command, md).await?)
     }
 
+    /// Embeds `chunks` of `run`, recorded by the event at stream sequence
+    /// `seen` (the state decided on always includes it).
     async fn embed_chunks(
         &self,
         aggregate: &str,
         run: u32,
+        seen: u64,
         chunks: Vec<Todo>,
         md: &HashMap<String, String>,
     ) -> Result<(), EmbedderError> {
-        let doc = self.executor.store().load(aggregate).await?.aggregate;
+        let doc = self
+            .executor
+            .store()
+            .load_at_least(aggregate, seen)
+            .await?
+            .aggregate;
         if doc.run != run || !matches!(doc.stage, Some(Stage::Chunking | Stage::Embedding)) {
             return Ok(());
         }
@@ -178,7 +186,7 @@ impl Handler for EmbedderService {
         let md = stored.envelope.caused_metadata();
         let span = tracing::info_span!("embed", document = %aggregate, event_id = %stored.envelope.event_id, run, chunks = chunks.len());
         let work = self
-            .embed_chunks(&aggregate, run, chunks, &md)
+            .embed_chunks(&aggregate, run, delivery.stream_sequence, chunks, &md)
             .instrument(span);
         match heartbeat(delivery, self.heartbeat, work).await {
             Ok(()) => Outcome::Done,

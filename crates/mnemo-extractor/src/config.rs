@@ -14,7 +14,7 @@ pub struct ExtractorArgs {
     pub extract_concurrency: usize,
     /// How long a delivery may go unacknowledged before JetStream hands it
     /// to another copy; the extractor reports progress every quarter of it.
-    #[arg(long = "extract-ack-wait", env = "MNEMO_EXTRACT_ACK_WAIT", default_value = "120s", value_parser = humantime::parse_duration)]
+    #[arg(long = "extract-ack-wait", env = "MNEMO_EXTRACT_ACK_WAIT", default_value = "15s", value_parser = humantime::parse_duration)]
     pub extract_ack_wait: Duration,
     /// Wall-clock limit for each page of the pdf-rs worker, and for each
     /// pdfinfo/pdftotext step.
@@ -84,7 +84,9 @@ pub struct ExtractorConfig {
     /// Fewest milliseconds between two `ExtractionProgressed` events.
     pub progress_every: Duration,
     /// JetStream's ack wait for the extractor's consumer. While a document
-    /// is worked on, the handler tells JetStream so every quarter of it.
+    /// is worked on, the handler tells JetStream so every quarter of it, so
+    /// it can be short: a crashed extractor's document goes to another copy
+    /// within about this long.
     pub ack_wait: Duration,
     pub pdftotext: PathBuf,
     pub pdfinfo: PathBuf,
@@ -104,7 +106,7 @@ impl Default for ExtractorConfig {
             max_output_bytes: 64 * 1024 * 1024,
             pages_per_step: 25,
             progress_every: Duration::from_millis(250),
-            ack_wait: Duration::from_secs(120),
+            ack_wait: Duration::from_secs(15),
             pdftotext: PathBuf::from("pdftotext"),
             pdfinfo: PathBuf::from("pdfinfo"),
             concurrency: 2,

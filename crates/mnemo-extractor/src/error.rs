@@ -89,11 +89,13 @@ impl ExtractorError {
     /// recorded on the document first, by the handler; if that record
     /// fails, its own error decides.)
     pub fn outcome(&self) -> Outcome {
+        let reason = self.to_string();
         match self {
             Self::Append(e) => mnemo_bus::consumer::append_outcome(e),
-            _ => Outcome::Retry {
-                reason: self.to_string(),
-            },
+            // NATS or the blob store: not this document's fault, not an attempt.
+            Self::Bus(_) => Outcome::Unavailable { reason },
+            // A tool missing, an I/O error around it: may pass, counts.
+            Self::Extract(_) | Self::Encode(_) => Outcome::Retry { reason },
         }
     }
 }
@@ -111,6 +113,9 @@ mod tests {
         });
         assert_eq!(missing.kind(), ExtractorErrorKind::Unavailable);
         assert!(matches!(missing.outcome(), Outcome::Retry { .. }));
+        let down =
+            ExtractorError::from(BusError::new(mnemo_bus::BusErrorKind::Unavailable, "down"));
+        assert!(matches!(down.outcome(), Outcome::Unavailable { .. }));
         let refused = ExtractorError::from(ExecuteError::Refused(DocumentError::NotFound));
         assert!(matches!(refused.outcome(), Outcome::Reject { .. }));
     }

@@ -57,13 +57,16 @@ impl Extractor {
         }
     }
 
+    /// Extracts the text of `run`, started by the event at stream sequence
+    /// `seen` (the state decided on always includes it).
     async fn extract(
         &self,
         aggregate: &str,
         run: u32,
+        seen: u64,
         md: &HashMap<String, String>,
     ) -> Result<(), ExtractorError> {
-        let state = self.executor.store().load(aggregate).await?;
+        let state = self.executor.store().load_at_least(aggregate, seen).await?;
         let doc = state.aggregate;
         // Only the current run, and only before its text exists (a
         // redelivery after TextExtracted has nothing left to do).
@@ -73,6 +76,7 @@ impl Extractor {
         let (Some(sha), Some(content_type)) = (doc.sha256.clone(), doc.content_type) else {
             return Ok(());
         };
+        tracing::info!(?content_type, "extracting");
         let bytes = self.blobs.get(sha.as_str()).await?;
         let text = match content_type {
             ContentType::PlainText | ContentType::Markdown => ExtractedText {
@@ -160,7 +164,9 @@ impl Handler for Extractor {
         let span = tracing::info_span!("extract", document = %aggregate, event_id = %stored.envelope.event_id, run);
         // A pdf-rs timeout followed by the `pdftotext` fallback can outlast
         // the ack wait: the heartbeat keeps the delivery this copy's.
-        let work = self.extract(&aggregate, run, &md).instrument(span);
+        let work = self
+            .extract(&aggregate, run, delivery.stream_sequence, &md)
+            .instrument(span);
         match heartbeat(delivery, heartbeat_every(self.config.ack_wait), work).await {
             Ok(()) => Outcome::Done,
             Err(e) if e.kind() == ExtractorErrorKind::Document => {

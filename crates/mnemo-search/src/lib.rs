@@ -286,6 +286,12 @@ pub async fn search_in(
 /// known, and events are followed from C + 1: whatever the projector
 /// applied after C is seen again as an event (a reload is idempotent), so
 /// nothing indexed around the load is missed. Ends when the stream ends.
+///
+/// PostgreSQL going away (a restart, a failover, its sessions killed) is
+/// waited out: the connection is made again (with backoff, logged) and the
+/// refresh in hand is tried again, so no document indexed meanwhile is
+/// missed, and [`Indexes::applied`] never passes an event whose refresh
+/// has not been done.
 pub async fn follow(
     bus: mnemo_bus::Bus,
     database_url: String,
@@ -293,8 +299,10 @@ pub async fn follow(
 ) -> Result<(), SearchError> {
     use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
     let mut switches = indexes.switch_rx.lock().ok().and_then(|mut rx| rx.take());
-    let db = mnemo_projector::db::connect(&database_url, &bus.namespace).await?;
-    let from = match mnemo_projector::runner::checkpoint(&db, &bus.namespace).await {
+    // The first connection must work: a wrong URL fails the start.
+    let mut conn = Reconnecting::new(database_url.clone(), bus.namespace.clone());
+    let db = conn.connect().await?;
+    let from = match mnemo_projector::runner::checkpoint(&*db, &bus.namespace).await {
         Ok(at) => at,
         Err(e) => {
             tracing::warn!(error = %e, "no projector checkpoint yet; following from the start");
@@ -316,8 +324,8 @@ pub async fn follow(
         .messages()
         .await
         .map_err(|e| mnemo_bus::BusError::unavailable("cannot follow the document events", e))?;
-    let vectors = indexes.vectors().load_all(&db).await?;
-    let chunks = indexes.terms.load_all(&db).await?;
+    let vectors = indexes.vectors().load_all(&*db).await?;
+    let chunks = indexes.terms.load_all(&*db).await?;
     indexes.set_applied(from);
     tracing::info!(vectors, chunks, sequence = from, "search indexes loaded");
     loop {
@@ -330,6 +338,7 @@ pub async fn follow(
                 // The read models must hold everything the indexes claim to
                 // reflect (a backfill of the new model seen while the old
                 // one served was not reloaded).
+                let db = conn.client().await;
                 wait_for_projector(&db, &bus.namespace, indexes.applied(), "switch").await;
                 switch_model(&db, &indexes, switch).await;
                 continue;
@@ -342,15 +351,23 @@ pub async fn follow(
         if let Some((document, what)) = refresh_needed(&msg, sequence, &indexes) {
             let span = tracing::info_span!("search_refresh", document_id = %document, sequence);
             async {
-                // The projector stores what this event says when it applies
-                // this very event: wait until it has.
-                wait_for_projector(&db, &bus.namespace, sequence, "refresh").await;
-                if let Err(e) = indexes.vectors().refresh_document(&db, document).await {
-                    tracing::warn!(error = %e, "could not refresh the vectors of a document");
-                }
-                if what == Refresh::All {
-                    if let Err(e) = indexes.terms.refresh_document(&db, document).await {
-                        tracing::warn!(error = %e, "could not refresh the lexemes of a document");
+                loop {
+                    let db = conn.client().await;
+                    // The projector stores what this event says when it
+                    // applies this very event: wait until it has.
+                    wait_for_projector(&db, &bus.namespace, sequence, "refresh").await;
+                    match refresh(&db, &indexes, document, what).await {
+                        Ok(()) => break,
+                        // PostgreSQL is away: connect again and redo this
+                        // refresh before going past its event.
+                        Err(e) if e.kind() == SearchErrorKind::Unavailable => {
+                            tracing::warn!(error = %e, "could not refresh a document; reconnecting to PostgreSQL");
+                            conn.lost();
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not refresh a document");
+                            break;
+                        }
                     }
                 }
             }
@@ -360,6 +377,78 @@ pub async fn follow(
         indexes.set_applied(sequence);
     }
     Ok(())
+}
+
+/// Reloads what `what` says of `document` into the indexes.
+async fn refresh(
+    db: &tokio_postgres::Client,
+    indexes: &Indexes,
+    document: Uuid,
+    what: Refresh,
+) -> Result<(), SearchError> {
+    indexes.vectors().refresh_document(db, document).await?;
+    if what == Refresh::All {
+        indexes.terms.refresh_document(db, document).await?;
+    }
+    Ok(())
+}
+
+/// The follower's PostgreSQL session, made again whenever it is lost.
+struct Reconnecting {
+    url: String,
+    namespace: mnemo_bus::Namespace,
+    client: Option<Arc<tokio_postgres::Client>>,
+    backoff: mnemo_bus::Backoff,
+}
+
+impl Reconnecting {
+    fn new(url: String, namespace: mnemo_bus::Namespace) -> Self {
+        Self {
+            url,
+            namespace,
+            client: None,
+            backoff: mnemo_bus::Backoff::new(
+                std::time::Duration::from_millis(100),
+                std::time::Duration::from_secs(5),
+            ),
+        }
+    }
+
+    /// Connects once (the first connection: an error is the caller's).
+    async fn connect(&mut self) -> Result<Arc<tokio_postgres::Client>, SearchError> {
+        let client = Arc::new(mnemo_projector::db::connect(&self.url, &self.namespace).await?);
+        self.client = Some(client.clone());
+        Ok(client)
+    }
+
+    /// A live session: the current one, or a new one (tried until it works).
+    async fn client(&mut self) -> Arc<tokio_postgres::Client> {
+        loop {
+            if let Some(c) = self.client.as_ref().filter(|c| !c.is_closed()) {
+                return c.clone();
+            }
+            match self.connect().await {
+                Ok(c) => {
+                    self.backoff.reset();
+                    tracing::info!("search index reconnected to PostgreSQL");
+                    return c;
+                }
+                Err(e) => {
+                    let delay = self
+                        .backoff
+                        .next_delay()
+                        .unwrap_or(std::time::Duration::from_secs(5));
+                    tracing::warn!(error = %e, ?delay, "PostgreSQL unavailable to the search index; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    /// The session failed: the next [`Reconnecting::client`] makes a new one.
+    fn lost(&mut self) {
+        self.client = None;
+    }
 }
 
 /// What an event obliges the indexes to reload for its document.
