@@ -581,3 +581,26 @@ async fn a_read_for_an_event_in_hand_is_never_older_than_the_event() {
         Some(BusErrorKind::Unavailable)
     );
 }
+
+/// A cluster client is given several seed URLs (`--nats-url a,b,c`): it
+/// connects through whichever answers.
+#[tokio::test]
+async fn several_seed_urls_connect_through_the_one_that_answers() {
+    let env = TestEnv::start_with(EnvOptions {
+        nats_url: Some(format!("nats://127.0.0.1:1, {}", mnemo_tests::nats_url())),
+        ..no_servers()
+    })
+    .await;
+    let owner = OwnerId::new("alice").unwrap();
+    let id = DocumentId::new();
+    let done = env
+        .executor(0, patient())
+        .execute(
+            &aggregate_id(&owner, &id),
+            upload_cmd(&owner, id),
+            &HashMap::new(),
+        )
+        .await
+        .unwrap();
+    assert!(done.appended.is_some());
+}

@@ -593,3 +593,90 @@ async fn a_reader_behind_takes_full_batches_and_one_caught_up_waits_for_nothing(
     let seq = batch[0].as_ref().unwrap().info().unwrap().stream_sequence;
     assert_eq!(seq, last);
 }
+
+/// Uploads a note through the API, retrying while NATS comes back (the
+/// client reconnects by itself); returns the event's stream sequence.
+async fn upload_when_back(docs: &mut mnemo_tests::Documents, name: &str) -> u64 {
+    let mut last = None;
+    for _ in 0..100 {
+        match upload(docs, name, b"a note").await {
+            Ok(r) => return r.sequence,
+            Err(e) => {
+                last = Some(e);
+                // The broker is starting: try again shortly.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    panic!("NATS did not come back: {last:?}")
+}
+
+/// NATS restarts (a crash, an upgrade): the projector's ordered reader is
+/// gone with the server, possibly without an error. The projector notices
+/// (the stream holds events it is not given), says so in its log, reads
+/// again from its checkpoint, and applies what comes next within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_projector_applies_again_soon_after_nats_restarts() {
+    let mut nats = mnemo_tests::PrivateNats::start();
+    let env = TestEnv::start_with(EnvOptions {
+        nats_url: Some(nats.url()),
+        ..Default::default()
+    })
+    .await;
+    let db = mnemo_projector::db::connect(&database_url(), &env.ns)
+        .await
+        .unwrap();
+    let mut docs = env.documents("alice").await;
+    let before = upload_when_back(&mut docs, "before.txt").await;
+    let at = mnemo_projector::runner::wait_for(&db, &env.ns, before, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert!(at >= before);
+
+    nats.restart();
+    let after = upload_when_back(&mut docs, "after.txt").await;
+    let appended = std::time::Instant::now();
+    let at = mnemo_projector::runner::wait_for(&db, &env.ns, after, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let took = appended.elapsed();
+    assert!(
+        at >= after,
+        "the projector never applied the event after the restart"
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "the projector took {took:?} to apply again after NATS restarted"
+    );
+    eprintln!("NATS restarted → projector applying again: {took:.1?} after the next append");
+}
+
+/// A database put in read-only mode (maintenance, a replica promoted the
+/// wrong way): the projector's log says so — tokio-postgres alone prints
+/// "db error" — and the error counts as an outage (wait and retry), never
+/// as a poison event to dead-letter.
+#[tokio::test]
+async fn a_read_only_database_is_named_in_the_error_and_waited_out() {
+    let env = TestEnv::start_with(EnvOptions {
+        run_api: false,
+        run_projector: false,
+        ..Default::default()
+    })
+    .await;
+    let client = mnemo_projector::db::connect(&database_url(), &env.ns)
+        .await
+        .unwrap();
+    client
+        .batch_execute("SET default_transaction_read_only = on")
+        .await
+        .unwrap();
+    let e = mnemo_projector::batch::lock_checkpoint(&client, "t")
+        .await
+        .unwrap_err();
+    let said = e.to_string();
+    assert!(
+        said.contains("25006") && said.contains("read-only"),
+        "{said}"
+    );
+    assert!(e.is_transient(), "{said}");
+}

@@ -160,6 +160,9 @@ pub struct EnvOptions {
     /// More models the API can embed queries with (`UseModel` switches to
     /// them), as `serve --extra-model-dir` loads them.
     pub extra_models: Vec<Arc<mnemo_embedder::Embedder>>,
+    /// Another NATS than the machine's (e.g. a [`PrivateNats`] the test
+    /// restarts); None: [`nats_url`].
+    pub nats_url: Option<String>,
 }
 
 impl Default for EnvOptions {
@@ -173,7 +176,86 @@ impl Default for EnvOptions {
             extractor: None,
             llm: None,
             extra_models: Vec::new(),
+            nats_url: None,
         }
+    }
+}
+
+/// A nats-server of the test's own (JetStream on, a store dir of its own,
+/// a free loopback port), which the test can kill and start again on the
+/// same port and store — what an operator's restart or crash does.
+pub struct PrivateNats {
+    port: u16,
+    store: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateNats {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let mut nats = Self {
+            port,
+            store: tempfile::tempdir().expect("a store dir"),
+            child: None,
+        };
+        nats.spawn();
+        nats
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let child = std::process::Command::new(
+            std::env::var("MNEMO_NATS_SERVER").unwrap_or_else(|_| "nats-server".into()),
+        )
+        .args([
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-js",
+            "-sd",
+        ])
+        .arg(self.store.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nats-server runs (deploy/local/bootstrap.sh installs it)");
+        self.child = Some(child);
+        // Ready once it accepts connections.
+        let ready = (0..200).any(|_| {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+            false
+        });
+        assert!(ready, "the private nats-server listens on {}", self.port);
+    }
+
+    /// Kills the server (SIGKILL: nothing flushed on the way out).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills it and starts it again on the same port and store.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
@@ -254,7 +336,8 @@ impl TestEnv {
 
     pub async fn start_with(opts: EnvOptions) -> Self {
         let ns = fresh_namespace();
-        let bus = Bus::start(&nats_url(), ns.clone(), 1)
+        let url = opts.nats_url.clone().unwrap_or_else(nats_url);
+        let bus = Bus::start(&url, ns.clone(), 1)
             .await
             .expect("NATS with JetStream must run (deploy/local/bootstrap.sh)");
         let projector_config = mnemo_projector::ProjectorConfig::new(ns.clone(), database_url());

@@ -52,14 +52,34 @@ impl Bus {
 
 /// Connects to NATS with a name that shows up in `nats server report connections`.
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, BusError> {
+    let seeds = seed_urls(url)?;
     async_nats::ConnectOptions::new()
         .name(name)
         .connection_timeout(Duration::from_secs(5))
         .retry_on_initial_connect()
         .max_reconnects(None)
-        .connect(url)
+        .connect(seeds.as_slice())
         .await
         .map_err(|e| BusError::unavailable(format!("cannot connect to NATS at {url}"), e))
+}
+
+/// The servers in `--nats-url`: one URL, or several comma-separated (a
+/// cluster's seeds; the client learns the rest of the cluster from them
+/// and fails over between them).
+pub fn seed_urls(url: &str) -> Result<Vec<async_nats::ServerAddr>, BusError> {
+    let seeds = url
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<async_nats::ServerAddr>()
+                .map_err(|e| BusError::config(format!("invalid NATS URL '{s}': {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if seeds.is_empty() {
+        return Err(BusError::config("no NATS URL given"));
+    }
+    Ok(seeds)
 }
 
 /// The event stream's config: file storage, kept forever, deduplicated, and
@@ -264,4 +284,22 @@ fn is_stream_not_found(err: &jetstream::context::GetStreamError) -> bool {
         jetstream::context::GetStreamErrorKind::JetStream(e)
             if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_seed_urls_are_taken_and_bad_ones_refused() {
+        let seeds = seed_urls("nats://a:4222, nats://b:4223,nats://c:4224").map(|s| s.len());
+        assert_eq!(seeds.ok(), Some(3));
+        for bad in ["", " , ", "nats://a:4222,http://[::1"] {
+            assert_eq!(
+                seed_urls(bad).err().map(|e| e.kind()),
+                Some(BusErrorKind::Config),
+                "{bad}"
+            );
+        }
+    }
 }

@@ -81,6 +81,13 @@ pub async fn run(
     let spec = mnemo_bus::ConsumerSpec::document_events(&bus.namespace, "extractor")
         .with_concurrency(config.concurrency)
         .with_ack_wait(config.ack_wait);
+    // Files a killed extractor on this machine left behind.
+    let swept = tokio::task::spawn_blocking(pdf::sweep_spools)
+        .await
+        .unwrap_or(0);
+    if swept > 0 {
+        tracing::info!(swept, "spools of extractors that are gone removed");
+    }
     let handler = Extractor::new(&bus, config).await?;
     Ok(mnemo_bus::consumer::run(&bus, spec, handler, shutdown).await?)
 }

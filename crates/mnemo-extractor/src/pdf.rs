@@ -81,13 +81,50 @@ async fn run_tool(
     })
 }
 
+/// This process's spool: `<temp dir>/mnemo-extractor-<pid>/`. A process
+/// killed with -9 cannot delete its files; the next extractor to start on
+/// the machine does ([`sweep_spools`]), and knows whose they are by the pid.
+pub fn spool_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("{SPOOL_PREFIX}{}", std::process::id()))
+}
+
+const SPOOL_PREFIX: &str = "mnemo-extractor-";
+
+/// Deletes the spools of extractor processes that are gone (killed before
+/// they could delete their own files); spools of live processes stay.
+/// Returns how many were deleted.
+pub fn sweep_spools() -> usize {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return 0;
+    };
+    let mut swept = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SPOOL_PREFIX))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+        if !alive && std::fs::remove_dir_all(entry.path()).is_ok() {
+            tracing::info!(spool = %entry.path().display(), "removed the spool of an extractor that is gone");
+            swept += 1;
+        }
+    }
+    swept
+}
+
 impl PdfFile {
-    /// Writes the PDF to a private file.
+    /// Writes the PDF to a private file in this process's spool.
     pub fn write(bytes: &[u8]) -> Result<Self, ExtractError> {
+        let dir = spool_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| ExtractError::Io(e.to_string()))?;
         let mut file = tempfile::Builder::new()
             .prefix("mnemo-extract-")
             .suffix(".pdf")
-            .tempfile()
+            .tempfile_in(&dir)
             .map_err(|e| ExtractError::Io(e.to_string()))?;
         std::io::Write::write_all(&mut file, bytes).map_err(|e| ExtractError::Io(e.to_string()))?;
         Ok(Self { file })
@@ -135,5 +172,29 @@ impl PdfFile {
             pages.push(String::new());
         }
         Ok(pages)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_processs_spool_is_swept_and_a_live_ones_kept() {
+        // A pid that is gone: a child that has exited and been waited for.
+        let Ok(mut child) = std::process::Command::new("true").spawn() else {
+            panic!("true runs")
+        };
+        let dead = child.id();
+        let _ = child.wait();
+        let gone = std::env::temp_dir().join(format!("{SPOOL_PREFIX}{dead}"));
+        std::fs::create_dir_all(&gone).unwrap();
+        std::fs::write(gone.join("mnemo-extract-x.pdf"), b"%PDF").unwrap();
+        let mine = PdfFile::write(b"%PDF-1.4").unwrap();
+        assert!(mine.path().starts_with(spool_dir()));
+
+        sweep_spools();
+        assert!(!gone.exists(), "the dead process's spool is swept");
+        assert!(mine.path().exists(), "a live process's file stays");
     }
 }

@@ -62,6 +62,15 @@ pub async fn extract(
             let pdf_rs = pdf_rs.trim_start_matches("damaged PDF: ");
             Err(ExtractError::Damaged(format!("{why} (pdf-rs: {pdf_rs})")))
         }
+        // pdf-rs could not read the file and pdftotext read nothing out of
+        // it: a damaged file, not a scan without a text layer (which pdf-rs
+        // reads fine, finding no text).
+        (Ok(text), Some(pdf_rs)) if text.is_blank() => {
+            let pdf_rs = pdf_rs.trim_start_matches("damaged PDF: ");
+            Err(ExtractError::Damaged(format!(
+                "{pdf_rs} (pdftotext read no text either)"
+            )))
+        }
         (result, _) => result,
     }
 }

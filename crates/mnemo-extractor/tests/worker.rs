@@ -57,3 +57,54 @@ async fn a_password_error_is_reported_as_such() {
     );
     assert_eq!(run(&w).await.unwrap_err(), WorkerError::NeedsPassword);
 }
+
+/// An executable stand-in for a poppler tool: `sh` running `script`.
+fn tool(dir: &std::path::Path, name: &str, script: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// pdf-rs cannot read the file and pdftotext reads nothing out of it: the
+/// file is damaged. Saying "no text layer (OCR not supported)" would send
+/// the learner to scan it again.
+#[tokio::test]
+async fn a_file_neither_reader_gets_text_from_is_damaged_not_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ExtractorConfig {
+        pdf_worker: Some(shell(
+            r#"echo '{"error":"damaged PDF: the xref table is broken","kind":"damaged"}'; exit 2"#,
+        )),
+        pdfinfo: tool(dir.path(), "pdfinfo", "echo 'Pages: 2'"),
+        pdftotext: tool(dir.path(), "pdftotext", r#"printf '\f\f'"#),
+        ..config()
+    };
+    let got = mnemo_extractor::extract_bytes(
+        b"%PDF-1.4 not much else",
+        mnemo_domain::content::ContentType::Pdf,
+        &config,
+    )
+    .await;
+    match got {
+        Err(mnemo_extractor::ExtractError::Damaged(why)) => {
+            assert!(why.contains("xref"), "{why}");
+            assert!(why.contains("pdftotext read no text"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // A real scan (pdf-rs reads it and finds no text) stays a scan.
+    let config = ExtractorConfig {
+        pdf_worker: Some(shell(r#"echo '{"pages":1}'; echo '{"page":1,"text":""}'"#)),
+        ..config
+    };
+    let got = mnemo_extractor::extract_bytes(
+        b"%PDF-1.4 not much else",
+        mnemo_domain::content::ContentType::Pdf,
+        &config,
+    )
+    .await;
+    assert_eq!(got.err(), Some(mnemo_extractor::ExtractError::NoTextLayer));
+}

@@ -23,11 +23,11 @@ pub enum ProjectorErrorKind {
 /// An error of the projector.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectorError {
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", describe_postgres(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error(transparent)]
     Bus(#[from] BusError),
-    #[error("migration {name} failed: {source}")]
+    #[error("migration {name} failed: {}", describe_postgres(source))]
     Migration {
         name: String,
         source: tokio_postgres::Error,
@@ -93,6 +93,25 @@ impl ProjectorError {
             BusErrorKind::Unavailable,
             "the event stream ended",
         ))
+    }
+}
+
+/// A PostgreSQL error with what the server said: tokio-postgres shows a
+/// server error as just "db error", which tells an operator nothing (a
+/// read-only database, a full disk, a missing table all look alike).
+pub fn describe_postgres(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut out = format!("{} ({}): {}", db.severity(), db.code().code(), db.message());
+            if let Some(detail) = db.detail() {
+                out.push_str(&format!("; {detail}"));
+            }
+            out
+        }
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
     }
 }
 

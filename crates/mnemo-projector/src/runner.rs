@@ -25,7 +25,10 @@
 //!   anything.
 //! - *Supervised.* Connecting, and reading again after a failure, wait
 //!   with [`mnemo_bus::Backoff`] (100 ms doubling to 5 s), which starts over
-//!   once a batch has been applied.
+//!   once a batch has been applied. A reader that stops delivering while the
+//!   stream holds more (an ordered consumer lost with a restarted server or
+//!   a moved leader) is noticed within [`STALL_CHECK`], logged, and read
+//!   again from the checkpoint.
 
 use std::future::Future;
 use std::time::Duration;
@@ -39,6 +42,10 @@ use crate::{batch, db, migrations, Feed, ProjectorConfig, ProjectorError};
 
 /// Attempts at one event, one at a time, before it is dead-lettered.
 pub const POISON_ATTEMPTS: u32 = 3;
+
+/// How long a live read may deliver nothing before the runner checks that
+/// the stream has nothing for it either (see `check_not_stalled`).
+pub const STALL_CHECK: Duration = Duration::from_secs(2);
 
 /// Name of the document read models' checkpoint (and of their dead
 /// letters' service): `<ns>_projector`.
@@ -204,10 +211,19 @@ impl<H: FeedHandler> Live<H> {
         let from = batch::checkpoint(&*client, &self.key).await? + 1;
         let mut messages = batch::read_from(&self.bus, feed, from).await?;
         tracing::info!(checkpoint = %self.key, from, "projector running");
+        // The last stream sequence this read has taken in.
+        let mut taken = from - 1;
         loop {
             let first = tokio::select! {
                 _ = &mut *shutdown => return Ok(Ended::Shutdown),
-                next = messages.next() => next,
+                next = tokio::time::timeout(STALL_CHECK, messages.next()) => match next {
+                    Ok(next) => next,
+                    // Quiet: fine if the stream is, not if it holds more.
+                    Err(_) => {
+                        self.check_not_stalled(feed, taken).await?;
+                        continue;
+                    }
+                },
             };
             let Some(first) = first else {
                 return Err(ProjectorError::stream_ended());
@@ -251,6 +267,7 @@ impl<H: FeedHandler> Live<H> {
                 .await
             {
                 Ok(applied) => {
+                    taken = through;
                     if self.poison.is_some_and(|p| through >= p.until) {
                         self.poison = None;
                     }
@@ -264,6 +281,41 @@ impl<H: FeedHandler> Live<H> {
                     return Ok(Ended::Restart);
                 }
             }
+        }
+    }
+
+    /// Fails the read when the stream holds a message of the feed past
+    /// `taken` that the reader has not delivered in a [`STALL_CHECK`]: an
+    /// ordered consumer lost with its server (a restart, a leader moving)
+    /// can stop delivering without an error, and the read models would
+    /// stall silently. The runner then reads again from the checkpoint.
+    async fn check_not_stalled(&self, feed: Feed, taken: u64) -> Result<(), ProjectorError> {
+        let filter = format!("{}.>", self.bus.namespace.events_of(feed.kind()));
+        match self
+            .bus
+            .events
+            .direct_get_next_for_subject(filter.as_str(), Some(taken + 1))
+            .await
+        {
+            Ok(waiting) => {
+                tracing::warn!(
+                    ?feed,
+                    taken,
+                    waiting = waiting.sequence,
+                    "the ordered reader stopped delivering; recreating it from the checkpoint"
+                );
+                Err(ProjectorError::Bus(mnemo_bus::BusError::new(
+                    mnemo_bus::BusErrorKind::Unavailable,
+                    format!(
+                        "the ordered reader stalled: event {} is in the stream but was not delivered",
+                        waiting.sequence
+                    ),
+                )))
+            }
+            Err(e) if e.kind() == async_nats::jetstream::stream::DirectGetErrorKind::NotFound => {
+                Ok(())
+            }
+            Err(e) => Err(ProjectorError::stream("checking the event stream", e)),
         }
     }
 

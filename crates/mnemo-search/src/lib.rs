@@ -55,7 +55,7 @@ pub enum SearchErrorKind {
 /// Why a search (or keeping its indexes fresh) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", mnemo_projector::error::describe_postgres(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error(transparent)]
     ReadModel(#[from] mnemo_projector::ProjectorError),
