@@ -314,6 +314,7 @@ async fn a_reloaded_aggregate_equals_the_fold_of_its_events() {
             pages: 2,
             chars: 99,
             extractor: "pdf-rs".into(),
+            pages_failed: 0,
         },
         DocumentCommand::RecordChunks {
             run: 1,

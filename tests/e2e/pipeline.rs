@@ -330,3 +330,54 @@ async fn a_reprocessed_document_is_indexed_again_by_services_that_cached_its_fir
         "{last:?}"
     );
 }
+
+/// A damaged PDF whose other pages read fine is indexed with what was
+/// read — and says it is partial, on the document and in its progress, so
+/// the learner knows pages are missing from search.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partly_unreadable_pdf_is_indexed_and_says_which_share_is_missing() {
+    let env = TestEnv::start_with(EnvOptions {
+        run_pipeline: true,
+        ..Default::default()
+    })
+    .await;
+    let mut docs = env.documents("alice").await;
+    // A twentieth of the file zeroed: two of its fourteen pages go with it.
+    let mut bytes = corpus_pdf("paper_tracemonkey_2col.pdf");
+    let (from, to) = (bytes.len() / 5, bytes.len() / 4);
+    bytes[from..to].fill(0);
+    let r = upload(&mut docs, "damaged.pdf", &bytes).await.unwrap();
+    let end = outcome(&env, &r.document_id).await;
+    assert_eq!(end.stage, pb::Stage::Indexed as i32, "{}", end.message);
+    assert_eq!(end.pages_failed, 2, "{end:?}");
+    assert!(
+        end.message
+            .contains("partial: 2 of 14 pages could not be read"),
+        "{}",
+        end.message
+    );
+    let d = docs
+        .get(pb::GetDocumentRequest {
+            document_id: r.document_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((d.pages_failed, d.pages_total), (2, 14));
+    let listed = docs
+        .list(pb::ListDocumentsRequest {
+            min_sequence: end.sequence,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        listed
+            .documents
+            .iter()
+            .map(|d| (d.pages_failed, d.pages_total))
+            .collect::<Vec<_>>(),
+        vec![(2, 14)]
+    );
+}

@@ -81,6 +81,7 @@ async fn watch_folds_events_live_and_resumes_without_gaps_or_repeats() {
                 pages: 12,
                 chars: 40_000,
                 extractor: "pdf-rs".into(),
+                pages_failed: 0,
             },
             &HashMap::new(),
         )

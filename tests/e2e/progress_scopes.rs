@@ -103,6 +103,7 @@ impl Stages {
                 pages: 4,
                 chars: 1000,
                 extractor: "pdf-rs".into(),
+                pages_failed: 0,
             },
         )
         .await

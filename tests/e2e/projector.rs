@@ -128,6 +128,7 @@ async fn process_run(env: &TestEnv, agg: &str, run: u32, doc: &str, texts: &[&st
             pages: 2,
             chars: 120,
             extractor: "utf8".into(),
+            pages_failed: 0,
         },
         &md,
     )

@@ -56,6 +56,8 @@ pub fn document(
         updated_at: updated_at.map(timestamp),
         sequence,
         external_id: doc.external_id.clone().unwrap_or_default(),
+        pages_total: doc.pages_total,
+        pages_failed: doc.pages_failed,
     }
 }
 
@@ -76,6 +78,8 @@ pub fn document_row(row: &DocumentRow) -> pb::Document {
         updated_at: Some(timestamp(row.updated_at)),
         sequence: row.last_sequence.max(0) as u64,
         external_id: row.external_id.clone().unwrap_or_default(),
+        pages_total: row.pages_total.unwrap_or(0).max(0) as u32,
+        pages_failed: row.pages_failed.max(0) as u32,
     }
 }
 
@@ -96,6 +100,7 @@ pub fn progress(document_id: &str, p: &Progress) -> pb::ProgressUpdate {
         summary: None,
         batch_id: String::new(),
         filename: String::new(),
+        pages_failed: p.pages_failed,
     }
 }
 

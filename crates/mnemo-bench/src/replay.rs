@@ -265,6 +265,7 @@ async fn write_log(bench: &ReplayBench, bus: &Bus) -> Result<Log> {
             pages,
             chars: 4_000,
             extractor: "pdf-rs".into(),
+            pages_failed: 0,
         });
         log.chunks += chunks.len() as u64;
         log.vectors += vectors.len() as u64;

@@ -21,6 +21,9 @@ pub struct Progress {
     pub run: u32,
     pub pages_done: u64,
     pub pages_total: u64,
+    /// Pages of the run's text that could not be read: the document goes
+    /// on, partial, and every later message says so.
+    pub pages_failed: u64,
     pub chunks_total: u64,
     pub chunks_embedded: u64,
     /// Whether the chunk count is final (the last chunk batch was seen).
@@ -82,13 +85,16 @@ impl Progress {
                 pages,
                 chars,
                 extractor,
+                pages_failed,
                 ..
             } => {
                 self.stage = Some(Stage::Chunking);
                 self.pages_done = u64::from(*pages);
                 self.pages_total = u64::from(*pages);
+                self.pages_failed = u64::from(*pages_failed);
                 self.message = format!(
-                    "extracted {chars} characters from {pages} pages ({extractor}); chunking"
+                    "extracted {chars} characters from {pages} pages ({extractor}){}; chunking",
+                    self.partial()
                 );
                 next = EXTRACT_SHARE;
             }
@@ -118,7 +124,7 @@ impl Progress {
             }
             E::DocumentIndexed { chunks, .. } => {
                 self.stage = Some(Stage::Indexed);
-                self.message = format!("indexed: {chunks} chunks searchable");
+                self.message = format!("indexed: {chunks} chunks searchable{}", self.partial());
                 next = EXTRACT_SHARE + CHUNK_SHARE + EMBED_SHARE + INDEX_SHARE;
             }
             E::DocumentFailed { stage, reason, .. } => {
@@ -134,6 +140,17 @@ impl Progress {
             E::DocumentUploaded(_) | E::ReprocessRequested { .. } => next,
             _ => self.fraction.max(next).min(1.0),
         };
+    }
+
+    /// ", partial: N of M pages could not be read" when some could not.
+    fn partial(&self) -> String {
+        if self.pages_failed == 0 {
+            return String::new();
+        }
+        format!(
+            ", partial: {} of {} pages could not be read",
+            self.pages_failed, self.pages_total
+        )
     }
 
     fn reset(&mut self, run: u32) {
@@ -222,6 +239,7 @@ mod tests {
                 pages: 2,
                 chars: 10,
                 extractor: "pdf-rs".into(),
+                pages_failed: 0,
             },
             DocumentEvent::DocumentChunked {
                 run: 1,
@@ -257,6 +275,34 @@ mod tests {
         assert!((last.fraction - 1.0).abs() < 1e-9);
         assert!(last.is_terminal());
         assert_eq!(last.sequence, 7);
+    }
+
+    #[test]
+    fn a_partial_extraction_is_said_until_the_end() {
+        let mut events = full_run();
+        if let DocumentEvent::TextExtracted { pages_failed, .. } = &mut events[3] {
+            *pages_failed = 1;
+        }
+        let steps = fold(&events);
+        assert_eq!(steps[3].pages_failed, 1);
+        assert!(
+            steps[3]
+                .message
+                .contains("partial: 1 of 2 pages could not be read"),
+            "{}",
+            steps[3].message
+        );
+        let last = steps.last().unwrap();
+        assert_eq!(last.stage, Some(Stage::Indexed));
+        assert!(
+            last.message
+                .ends_with("partial: 1 of 2 pages could not be read"),
+            "{}",
+            last.message
+        );
+        // A whole extraction says nothing of the kind.
+        let whole = fold(&full_run());
+        assert!(whole.iter().all(|p| !p.message.contains("partial")));
     }
 
     #[test]

@@ -8,8 +8,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExtractedText {
     pub pages: Vec<String>,
-    /// Which extractor produced it (`utf8`, `pdftotext`, later `pdf-rs`).
+    /// Which extractor produced it (`utf8`, `pdftotext`, `pdf-rs`).
     pub extractor: String,
+    /// Pages the extractor could not read (kept as empty pages): a damaged
+    /// file yields part of its text, and says so. Absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pages_failed: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl ExtractedText {

@@ -86,6 +86,7 @@ impl Extractor {
                     .map(str::to_owned)
                     .collect(),
                 extractor: "utf8".into(),
+                pages_failed: 0,
             },
             ContentType::Pdf => self.extract_pdf(aggregate, run, &bytes, md).await?,
         };
@@ -104,6 +105,7 @@ impl Extractor {
             pages: text.pages.len() as u32,
             chars: text.chars(),
             extractor: text.extractor.clone(),
+            pages_failed: text.pages_failed,
         };
         self.record(aggregate, command, md).await
     }

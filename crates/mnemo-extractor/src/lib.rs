@@ -58,6 +58,7 @@ pub async fn extract_bytes(
                 .map(str::to_owned)
                 .collect(),
             extractor: "utf8".into(),
+            pages_failed: 0,
         },
         ContentType::Pdf => {
             let (progress, _ignored) = tokio::sync::mpsc::unbounded_channel();

@@ -22,10 +22,10 @@ pub async fn extract(
     if let Some(worker) = &config.pdf_worker {
         match pdf_worker::run(worker, file.path(), config, progress).await {
             Ok(result) => match pdf_worker::unusable(&result) {
-                None => return Ok(pdf_rs(result.pages)),
+                None => return Ok(pdf_rs(result.pages, result.page_errors)),
                 Some(why) => {
                     tracing::info!(%why, "pdf-rs text doubtful; asking pdftotext too");
-                    doubtful = Some(result.pages);
+                    doubtful = Some((result.pages, result.page_errors));
                 }
             },
             Err(WorkerError::NeedsPassword) => {
@@ -49,13 +49,23 @@ pub async fn extract(
             .unwrap_or(Err(ExtractError::TimedOut(
                 config.document_timeout.as_secs(),
             )));
-    if let Some(ours) = doubtful {
+    // pdf-rs could not read the file, or some of its pages: the file is
+    // damaged, and a page pdftotext returns blank is one it could not read
+    // either (pdftotext alone does not say which pages it could not read).
+    let damaged = pdf_rs_failure.is_some() || doubtful.as_ref().is_some_and(|(_, f)| *f > 0);
+    if let Some((ours, failed)) = doubtful {
         // A sparse but real document is sparse for pdftotext too.
         match &fallback {
             Ok(theirs) if !pdf_worker::keep_pdf_rs(&ours, &theirs.pages) => {}
-            _ => return Ok(pdf_rs(ours)),
+            _ => return Ok(pdf_rs(ours, failed)),
         }
     }
+    let fallback = fallback.map(|mut text| {
+        if damaged {
+            text.pages_failed = text.pages.iter().filter(|p| p.trim().is_empty()).count() as u32;
+        }
+        text
+    });
     match (fallback, pdf_rs_failure) {
         // pdftotext calling the file damaged says less than how pdf-rs died.
         (Err(ExtractError::Damaged(why)), Some(pdf_rs)) => {
@@ -75,10 +85,12 @@ pub async fn extract(
     }
 }
 
-fn pdf_rs(pages: Vec<String>) -> ExtractedText {
+/// pdf-rs's text; pages it could not read are empty and counted.
+fn pdf_rs(pages: Vec<String>, failed: u32) -> ExtractedText {
     ExtractedText {
         pages,
         extractor: "pdf-rs".into(),
+        pages_failed: failed,
     }
 }
 
@@ -103,5 +115,8 @@ async fn pdftotext(
     Ok(ExtractedText {
         pages,
         extractor: "pdftotext".into(),
+        // pdftotext reads what it can of each page and does not say which
+        // it could not.
+        pages_failed: 0,
     })
 }

@@ -33,6 +33,8 @@ pub struct DocumentRow {
     pub run: i32,
     pub reason: Option<String>,
     pub pages_total: Option<i32>,
+    /// Pages of the run's text that could not be read.
+    pub pages_failed: i32,
     pub chunks_total: i32,
     /// The run's last chunk batch has been seen.
     pub chunks_final: bool,
@@ -47,7 +49,7 @@ pub struct DocumentRow {
 /// Every column, in the order [`DocumentRow::from_row`] and [`flush`] use.
 const COLUMNS: &str = "document_id, owner_token, owner_id, filename, content_type, size_bytes,
     sha256, topic, batch_id, external_id, stage, run, reason, pages_total, chunks_total,
-    chunks_final, indexed_run, uploaded_at, updated_at, last_sequence";
+    chunks_final, indexed_run, uploaded_at, updated_at, last_sequence, pages_failed";
 
 impl DocumentRow {
     pub fn from_row(r: &Row) -> Result<Self, tokio_postgres::Error> {
@@ -72,6 +74,7 @@ impl DocumentRow {
             uploaded_at: r.try_get("uploaded_at")?,
             updated_at: r.try_get("updated_at")?,
             last_sequence: r.try_get("last_sequence")?,
+            pages_failed: r.try_get("pages_failed")?,
         })
     }
 
@@ -104,6 +107,7 @@ impl DocumentRow {
                     run: 1,
                     reason: None,
                     pages_total: None,
+                    pages_failed: 0,
                     chunks_total: 0,
                     chunks_final: false,
                     indexed_run: None,
@@ -123,7 +127,14 @@ impl DocumentRow {
             E::ExtractionProgressed { pages_total, .. } => {
                 r.pages_total = Some(*pages_total as i32)
             }
-            E::TextExtracted { pages, .. } => r.pages_total = Some(*pages as i32),
+            E::TextExtracted {
+                pages,
+                pages_failed,
+                ..
+            } => {
+                r.pages_total = Some(*pages as i32);
+                r.pages_failed = *pages_failed as i32;
+            }
             E::DocumentChunked { last, chunks, .. } => {
                 r.chunks_total += chunks.len() as i32;
                 r.chunks_final |= *last;
@@ -137,6 +148,7 @@ impl DocumentRow {
                 r.chunks_total = 0;
                 r.chunks_final = false;
                 r.pages_total = None;
+                r.pages_failed = 0;
             }
         }
         r.stage = event.stage_after().as_str().to_owned();
@@ -195,10 +207,11 @@ pub async fn flush(
                  SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
                      $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
                      $12::int[], $13::text[], $14::int[], $15::int[], $16::bool[], $17::int[],
-                     $18::timestamptz[], $19::timestamptz[], $20::bigint[])
+                     $18::timestamptz[], $19::timestamptz[], $20::bigint[], $21::int[])
                  ON CONFLICT (document_id) DO UPDATE SET
                      stage = EXCLUDED.stage, run = EXCLUDED.run, reason = EXCLUDED.reason,
-                     pages_total = EXCLUDED.pages_total, chunks_total = EXCLUDED.chunks_total,
+                     pages_total = EXCLUDED.pages_total, pages_failed = EXCLUDED.pages_failed,
+                     chunks_total = EXCLUDED.chunks_total,
                      chunks_final = EXCLUDED.chunks_final, indexed_run = EXCLUDED.indexed_run,
                      updated_at = EXCLUDED.updated_at, last_sequence = EXCLUDED.last_sequence"
             ),
@@ -223,6 +236,7 @@ pub async fn flush(
                 &col!(uploaded_at),
                 &col!(updated_at),
                 &col!(last_sequence),
+                &col!(pages_failed),
             ],
         )
         .await?;
@@ -315,6 +329,7 @@ mod tests {
                 pages: 4,
                 chars: 9,
                 extractor: "pdf-rs".into(),
+                pages_failed: 0,
             },
             chunked(1, 3, false),
             chunked(1, 2, true),

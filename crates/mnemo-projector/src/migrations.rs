@@ -46,6 +46,7 @@ pub fn all() -> Vec<Migration> {
         migration!("learning", 1, "V1__learning.sql"),
         migration!("chunks", 3, "V3__lexemes_written_by_the_projector.sql"),
         migration!("chunks", 4, "V4__ids_compare_bytewise.sql"),
+        migration!("documents", 3, "V3__pages_failed.sql"),
     ]
 }
 

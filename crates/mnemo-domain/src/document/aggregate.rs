@@ -86,6 +86,8 @@ pub struct Document {
     pub reason: Option<String>,
     pub pages_done: u32,
     pub pages_total: u32,
+    /// Pages of this run's text that could not be read (a partial extraction).
+    pub pages_failed: u32,
     pub text_sha256: Option<Sha256Hex>,
     /// Chunk batches recorded in this run, and the index of the last one once known.
     pub chunk_batches: BTreeSet<u32>,
@@ -236,8 +238,14 @@ impl Document {
                 pages,
                 chars,
                 extractor,
+                pages_failed,
             } => {
                 let stage = self.live_run(run, name)?;
+                if pages_failed > pages {
+                    return Err(DocumentError::InvalidInput(format!(
+                        "{pages_failed} pages failed of {pages}"
+                    )));
+                }
                 match stage {
                     Stage::Uploaded | Stage::Extracting => Ok(vec![E::TextExtracted {
                         run,
@@ -245,6 +253,7 @@ impl Document {
                         pages,
                         chars,
                         extractor,
+                        pages_failed,
                     }]),
                     // Redelivery of the result already recorded.
                     _ if self.text_sha256.as_ref() == Some(&text_sha256) => Ok(vec![]),
@@ -421,6 +430,7 @@ impl Document {
         self.reason = None;
         self.pages_done = 0;
         self.pages_total = 0;
+        self.pages_failed = 0;
         self.text_sha256 = None;
         self.chunk_batches.clear();
         self.last_chunk_batch = None;
@@ -476,12 +486,16 @@ impl Aggregate for Document {
                 self.pages_total = pages_total;
             }
             E::TextExtracted {
-                text_sha256, pages, ..
+                text_sha256,
+                pages,
+                pages_failed,
+                ..
             } => {
                 self.stage = Some(Stage::Chunking);
                 self.text_sha256 = Some(text_sha256);
                 self.pages_done = pages;
                 self.pages_total = pages;
+                self.pages_failed = pages_failed;
             }
             E::DocumentChunked {
                 batch,
@@ -580,6 +594,7 @@ mod tests {
             pages: 3,
             chars: 100,
             extractor: "pdf-rs".into(),
+            pages_failed: 0,
         }
     }
 
@@ -867,6 +882,40 @@ mod tests {
     }
 
     #[test]
+    fn a_partial_text_is_recorded_as_such_and_impossible_counts_refused() {
+        let partial = DocumentCommand::RecordTextExtracted {
+            run: 1,
+            text_sha256: Sha256Hex::from_digest(&[2; 32]),
+            pages: 3,
+            chars: 100,
+            extractor: "pdf-rs".into(),
+            pages_failed: 2,
+        };
+        Given::with(())
+            .given(vec![uploaded()])
+            .when(partial)
+            .then_expect_events(vec![DocumentEvent::TextExtracted {
+                run: 1,
+                text_sha256: Sha256Hex::from_digest(&[2; 32]),
+                pages: 3,
+                chars: 100,
+                extractor: "pdf-rs".into(),
+                pages_failed: 2,
+            }]);
+        Given::with(())
+            .given(vec![uploaded()])
+            .when(DocumentCommand::RecordTextExtracted {
+                run: 1,
+                text_sha256: Sha256Hex::from_digest(&[2; 32]),
+                pages: 3,
+                chars: 100,
+                extractor: "pdf-rs".into(),
+                pages_failed: 4,
+            })
+            .then_expect_error_message("invalid input: 4 pages failed of 3");
+    }
+
+    #[test]
     fn results_of_a_superseded_run_are_rejected() {
         Given::with(())
             .given(vec![
@@ -882,6 +931,7 @@ mod tests {
                 pages: 3,
                 chars: 100,
                 extractor: "pdf-rs".into(),
+                pages_failed: 0,
             })
             .then_expect_error_message("run 1 is stale: the document's current run is 2");
     }

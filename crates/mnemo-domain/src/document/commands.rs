@@ -22,6 +22,8 @@ pub enum DocumentCommand {
         pages: u32,
         chars: u64,
         extractor: String,
+        /// Pages that could not be read (0: all were).
+        pages_failed: u32,
     },
     RecordChunks {
         run: u32,

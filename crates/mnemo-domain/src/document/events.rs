@@ -57,6 +57,10 @@ pub struct UploadedDocument {
     pub external_id: Option<String>,
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// Everything that can happen to a document.
 ///
 /// Each variant says who emits it (service and the [`DocumentCommand`]
@@ -98,6 +102,12 @@ pub enum DocumentEvent {
         chars: u64,
         /// Which extractor produced the text (e.g. `pdf-rs`, `pdftotext`, `utf8`).
         extractor: String,
+        /// Pages that could not be read (empty in the text): the document
+        /// goes on with what was read, and says it is partial. Added after
+        /// v1 as a defaulted field, written only when above 0: the schema
+        /// version did not change.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        pages_failed: u32,
     },
     /// Emitted by the chunker (`RecordChunks`), in numbered batches; `last`
     /// closes the set.
@@ -339,6 +349,7 @@ mod tests {
                 pages: 2,
                 chars: 10,
                 extractor: "utf8".into(),
+                pages_failed: 0,
             },
             K::DocumentChunked => DocumentEvent::DocumentChunked {
                 run,

@@ -93,10 +93,15 @@ pub async fn run(global: &Global, args: DocsArgs) -> Result<ExitCode> {
                         d.size_bytes,
                         d.topic,
                         d.filename,
-                        if d.reason.is_empty() {
-                            String::new()
-                        } else {
+                        if !d.reason.is_empty() {
                             format!("  ({})", d.reason)
+                        } else if d.pages_failed > 0 {
+                            format!(
+                                "  (partial: {} of {} pages could not be read)",
+                                d.pages_failed, d.pages_total
+                            )
+                        } else {
+                            String::new()
                         }
                     );
                 }

@@ -38,6 +38,7 @@ pub async fn run(args: ExtractArgs) -> Result<ExitCode> {
                         "extractor": text.extractor,
                         "pages": text.pages,
                         "page_count": text.pages.len(),
+                        "pages_failed": text.pages_failed,
                         "chars": text.chars(),
                     })
                 );
@@ -47,10 +48,15 @@ pub async fn run(args: ExtractArgs) -> Result<ExitCode> {
                     println!("{}", page.trim_end());
                 }
                 eprintln!(
-                    "{} pages, {} characters ({})",
+                    "{} pages, {} characters ({}){}",
                     text.pages.len(),
                     text.chars(),
-                    text.extractor
+                    text.extractor,
+                    if text.pages_failed > 0 {
+                        format!("; partial: {} pages could not be read", text.pages_failed)
+                    } else {
+                        String::new()
+                    }
                 );
             }
             Ok(ExitCode::SUCCESS)
