@@ -573,6 +573,22 @@ async fn a_read_for_an_event_in_hand_is_never_older_than_the_event() {
         .await
         .unwrap();
     assert_eq!(messages.last().map(|m| m.stream_sequence), Some(seen));
+    // The leader's read (what a lagging replica falls back to) is the same.
+    let from_leader = exec
+        .store()
+        .read_messages_from(&agg, mnemo_bus::event_store::Read::Leader)
+        .await
+        .unwrap();
+    assert_eq!(
+        from_leader
+            .iter()
+            .map(|m| m.stream_sequence)
+            .collect::<Vec<_>>(),
+        messages
+            .iter()
+            .map(|m| m.stream_sequence)
+            .collect::<Vec<_>>()
+    );
 
     // A sequence the aggregate has not reached (nothing there yet): never a
     // stale answer, an `Unavailable` to try again.
