@@ -8,18 +8,26 @@ use std::path::Path;
 use crate::sandbox::{self, ReadError, Sandboxed};
 use crate::{ExtractError, ExtractorConfig};
 
+/// Pages read by `pdftotext`, and whether it complained of damage while
+/// reading them (it reads what it can and exits 0).
+pub struct PagesRead {
+    pub pages: Vec<String>,
+    pub complained: bool,
+}
+
 /// A PDF written to a private temporary file for the tools to read (they
 /// need a path, not a pipe: they seek). Deleted on drop.
 pub struct PdfFile {
     file: tempfile::NamedTempFile,
 }
 
-/// Runs `tool args…` sandboxed; returns stdout, or the reason it failed.
+/// Runs `tool args…` sandboxed; returns stdout and what it said on stderr
+/// (head and tail), or the reason it failed.
 async fn run_tool(
     config: &ExtractorConfig,
     tool: &Path,
     args: &[&str],
-) -> Result<Vec<u8>, ExtractError> {
+) -> Result<(Vec<u8>, String), ExtractError> {
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
     let mut child = Sandboxed::spawn(config, tool, &args).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -53,7 +61,7 @@ async fn run_tool(
         Err(_) => return Err(ExtractError::TimedOut(config.step_timeout.as_secs())),
     };
     if status.success() {
-        return Ok(stdout);
+        return Ok((stdout, said));
     }
     // prlimit reports a tool it cannot start this way (exit 127 / 126).
     if matches!(status.code(), Some(126 | 127)) {
@@ -137,7 +145,7 @@ impl PdfFile {
     /// The page count, as `pdfinfo` reads it.
     pub async fn page_count(&self, config: &ExtractorConfig) -> Result<u32, ExtractError> {
         let path = self.file.path().to_string_lossy().into_owned();
-        let info = run_tool(config, &config.pdfinfo, &[path.as_str()]).await?;
+        let (info, _) = run_tool(config, &config.pdfinfo, &[path.as_str()]).await?;
         let info = String::from_utf8_lossy(&info);
         let pages = info
             .lines()
@@ -153,10 +161,10 @@ impl PdfFile {
         first: u32,
         last: u32,
         config: &ExtractorConfig,
-    ) -> Result<Vec<String>, ExtractError> {
+    ) -> Result<PagesRead, ExtractError> {
         let path = self.file.path().to_string_lossy().into_owned();
         let (f, l) = (first.to_string(), last.to_string());
-        let out = run_tool(
+        let (out, said) = run_tool(
             config,
             &config.pdftotext,
             &[
@@ -171,7 +179,11 @@ impl PdfFile {
         while pages.len() < (last + 1 - first) as usize {
             pages.push(String::new());
         }
-        Ok(pages)
+        Ok(PagesRead {
+            pages,
+            // poppler reports what it could not parse, and goes on.
+            complained: said.contains("Syntax Error"),
+        })
     }
 }
 

@@ -49,18 +49,25 @@ pub async fn extract(
             .unwrap_or(Err(ExtractError::TimedOut(
                 config.document_timeout.as_secs(),
             )));
-    // pdf-rs could not read the file, or some of its pages: the file is
-    // damaged, and a page pdftotext returns blank is one it could not read
-    // either (pdftotext alone does not say which pages it could not read).
-    let damaged = pdf_rs_failure.is_some() || doubtful.as_ref().is_some_and(|(_, f)| *f > 0);
+    // The file is damaged when pdf-rs could not read some of its pages, or
+    // could not read it at all and pdftotext complained of damage too (a
+    // file both read without complaint, pdf-rs after a structural hiccup,
+    // is a scan when it has no text). Then a page pdftotext returns blank
+    // is one it could not read either: it does not say which it could not.
+    let pdf_rs_page_errors = doubtful.as_ref().is_some_and(|(_, f)| *f > 0);
+    let damaged = |theirs: &PdftotextText| {
+        pdf_rs_page_errors || (pdf_rs_failure.is_some() && theirs.complained)
+    };
     if let Some((ours, failed)) = doubtful {
         // A sparse but real document is sparse for pdftotext too.
         match &fallback {
-            Ok(theirs) if !pdf_worker::keep_pdf_rs(&ours, &theirs.pages) => {}
+            Ok(theirs) if !pdf_worker::keep_pdf_rs(&ours, &theirs.text.pages) => {}
             _ => return Ok(pdf_rs(ours, failed)),
         }
     }
-    let fallback = fallback.map(|mut text| {
+    let fallback = fallback.map(|theirs| {
+        let damaged = damaged(&theirs);
+        let mut text = theirs.text;
         if damaged {
             text.pages_failed = text.pages.iter().filter(|p| p.trim().is_empty()).count() as u32;
         }
@@ -75,7 +82,7 @@ pub async fn extract(
         // pdf-rs could not read the file and pdftotext read nothing out of
         // it: a damaged file, not a scan without a text layer (which pdf-rs
         // reads fine, finding no text).
-        (Ok(text), Some(pdf_rs)) if text.is_blank() => {
+        (Ok(text), Some(pdf_rs)) if text.is_blank() && text.pages_failed > 0 => {
             let pdf_rs = pdf_rs.trim_start_matches("damaged PDF: ");
             Err(ExtractError::Damaged(format!(
                 "{pdf_rs} (pdftotext read no text either)"
@@ -94,29 +101,41 @@ fn pdf_rs(pages: Vec<String>, failed: u32) -> ExtractedText {
     }
 }
 
+/// `pdftotext`'s text, and whether it complained of damage.
+struct PdftotextText {
+    text: ExtractedText,
+    complained: bool,
+}
+
 async fn pdftotext(
     file: &PdfFile,
     config: &ExtractorConfig,
     progress: &Progress,
-) -> Result<ExtractedText, ExtractError> {
+) -> Result<PdftotextText, ExtractError> {
     let total = file.page_count(config).await?;
     let mut pages = Vec::with_capacity(total.min(10_000) as usize);
+    let mut complained = false;
     let step = config.pages_per_step.max(1);
     let mut first = 1;
     while first <= total {
         let last = first.saturating_add(step - 1).min(total);
-        pages.extend(file.pages(first, last, config).await?);
+        let read = file.pages(first, last, config).await?;
+        complained |= read.complained;
+        pages.extend(read.pages);
         let _ = progress.send((last, total));
         match last.checked_add(1) {
             Some(next) => first = next,
             None => break,
         }
     }
-    Ok(ExtractedText {
-        pages,
-        extractor: "pdftotext".into(),
-        // pdftotext reads what it can of each page and does not say which
-        // it could not.
-        pages_failed: 0,
+    Ok(PdftotextText {
+        text: ExtractedText {
+            pages,
+            extractor: "pdftotext".into(),
+            // pdftotext reads what it can of each page and does not say
+            // which it could not (see `extract`).
+            pages_failed: 0,
+        },
+        complained,
     })
 }

@@ -78,7 +78,12 @@ async fn a_file_neither_reader_gets_text_from_is_damaged_not_a_scan() {
             r#"echo '{"error":"damaged PDF: the xref table is broken","kind":"damaged"}'; exit 2"#,
         )),
         pdfinfo: tool(dir.path(), "pdfinfo", "echo 'Pages: 2'"),
-        pdftotext: tool(dir.path(), "pdftotext", r#"printf '\f\f'"#),
+        // poppler reads what it can, complains, and exits 0.
+        pdftotext: tool(
+            dir.path(),
+            "pdftotext",
+            r#"printf '\f\f'; echo 'Syntax Error: Unknown font tag' >&2"#,
+        ),
         ..config()
     };
     let got = mnemo_extractor::extract_bytes(
@@ -94,6 +99,20 @@ async fn a_file_neither_reader_gets_text_from_is_damaged_not_a_scan() {
         }
         other => panic!("{other:?}"),
     }
+
+    // A scan pdf-rs cannot open (a structural hiccup) but pdftotext reads
+    // without complaint: no text layer, not damage.
+    let quiet = ExtractorConfig {
+        pdftotext: tool(dir.path(), "pdftotext-quiet", r#"printf '\f\f'"#),
+        ..config.clone()
+    };
+    let got = mnemo_extractor::extract_bytes(
+        b"%PDF-1.4 not much else",
+        mnemo_domain::content::ContentType::Pdf,
+        &quiet,
+    )
+    .await;
+    assert_eq!(got.err(), Some(mnemo_extractor::ExtractError::NoTextLayer));
 
     // A real scan (pdf-rs reads it and finds no text) stays a scan.
     let config = ExtractorConfig {
