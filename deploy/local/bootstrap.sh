@@ -55,6 +55,9 @@ if ! command -v pdftotext >/dev/null || ! command -v pdfinfo >/dev/null; then
   apt_install poppler-utils
 fi
 command -v prlimit >/dev/null || apt_install util-linux
+# The PDF readers' sandbox: namespaces and a minimal read-only view
+# (mnemo_extractor::isolation); without it they get limits only.
+command -v bwrap >/dev/null || apt_install bubblewrap
 
 # --- PostgreSQL ----------------------------------------------------------------
 if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p "$pg_port"; then

@@ -205,14 +205,23 @@ async fn each_fault_fails_its_document_alone_and_the_service_goes_on() {
 async fn a_long_extraction_keeps_its_delivery_without_redelivery() {
     // Ack wait 2 s, a worker silent for 6 s: without the handler's
     // heartbeat JetStream would hand the document to the second slot.
+    // The worker counts its starts in a file of the test's: the sandbox
+    // would (rightly) keep it from writing there, so this test, about the
+    // heartbeat, runs its readers with limits only, and lets `nobody`
+    // write that one directory.
     let config = ExtractorConfig {
         step_timeout: Duration::from_secs(20),
         document_timeout: Duration::from_secs(30),
         ack_wait: Duration::from_secs(2),
+        sandbox: mnemo_extractor::isolation::SandboxMode::Limits,
         ..extractor_config()
     };
     let env = pipeline(config).await;
     let dir = tempfile::tempdir().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
     let runs = dir.path().join("runs");
     let mut file = format!("%PDF-1.4\n%mnemo-test-fault sleep 6 {}\n", runs.display()).into_bytes();
     file.extend_from_slice(&minimal_pdf()[9..]);

@@ -32,6 +32,15 @@ pub struct ExtractorArgs {
     /// Most text read back from one child process, in MiB.
     #[arg(long = "extract-max-output-mib", env = "MNEMO_EXTRACT_MAX_OUTPUT_MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
     pub extract_max_output_mib: u64,
+    /// How PDF readers are isolated: bubblewrap when it works here (auto),
+    /// bubblewrap or refuse to start, or limits only.
+    #[arg(
+        long = "extract-sandbox",
+        env = "MNEMO_EXTRACT_SANDBOX",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub extract_sandbox: crate::isolation::SandboxMode,
     /// poppler's pdftotext (the fallback extractor).
     #[arg(
         long = "pdftotext",
@@ -56,6 +65,7 @@ impl ExtractorArgs {
             max_output_bytes: self.extract_max_output_mib * 1024 * 1024,
             pdftotext: self.pdftotext.clone(),
             pdfinfo: self.pdfinfo.clone(),
+            sandbox: self.extract_sandbox,
             ..ExtractorConfig::default()
         }
     }
@@ -94,6 +104,8 @@ pub struct ExtractorConfig {
     pub concurrency: usize,
     /// The pdf-rs worker (primary); `None` leaves PDFs to `pdftotext`.
     pub pdf_worker: Option<PdfWorker>,
+    /// How the readers are isolated ([`crate::isolation`]).
+    pub sandbox: crate::isolation::SandboxMode,
 }
 
 impl Default for ExtractorConfig {
@@ -111,6 +123,7 @@ impl Default for ExtractorConfig {
             pdfinfo: PathBuf::from("pdfinfo"),
             concurrency: 2,
             pdf_worker: PdfWorker::from_current_exe(),
+            sandbox: crate::isolation::SandboxMode::Auto,
         }
     }
 }

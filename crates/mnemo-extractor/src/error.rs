@@ -72,6 +72,9 @@ pub enum ExtractorError {
     Append(#[from] ExecuteError<DocumentError>),
     #[error("encoding the extracted text: {0}")]
     Encode(#[from] serde_json::Error),
+    /// The sandbox asked for cannot be had here (the service cannot start).
+    #[error("PDF sandbox: {0}")]
+    Sandbox(String),
 }
 
 impl ExtractorError {
@@ -82,6 +85,7 @@ impl ExtractorError {
             Self::Extract(_) | Self::Bus(_) | Self::Append(_) | Self::Encode(_) => {
                 ExtractorErrorKind::Unavailable
             }
+            Self::Sandbox(_) => ExtractorErrorKind::Refused,
         }
     }
 
@@ -95,7 +99,7 @@ impl ExtractorError {
             // NATS or the blob store: not this document's fault, not an attempt.
             Self::Bus(_) => Outcome::Unavailable { reason },
             // A tool missing, an I/O error around it: may pass, counts.
-            Self::Extract(_) | Self::Encode(_) => Outcome::Retry { reason },
+            Self::Extract(_) | Self::Encode(_) | Self::Sandbox(_) => Outcome::Retry { reason },
         }
     }
 }

@@ -28,13 +28,16 @@
 //! - [`pdf_text`]: pdf-rs first, `pdftotext` as the fallback.
 //! - [`pdf_worker`]: the pdf-rs worker process (`mnemo extract-worker`).
 //! - [`pdf`]: running `pdfinfo` / `pdftotext` in a sandboxed child process.
-//! - [`sandbox`]: child processes under `prlimit` (memory, CPU), capped
-//!   stdout, the head and tail of stderr for failure reasons.
+//! - [`isolation`]: how a reader is isolated (bubblewrap where it works;
+//!   an empty environment, limits and `nobody` always).
+//! - [`sandbox`]: the isolated child processes, capped stdout, the head and
+//!   tail of stderr for failure reasons.
 //! - [`handler`]: the consumer handler (which events, what it appends).
 
 pub mod config;
 pub mod error;
 pub mod handler;
+pub mod isolation;
 pub mod pdf;
 pub mod pdf_text;
 pub mod pdf_worker;
@@ -82,6 +85,16 @@ pub async fn run(
     let spec = mnemo_bus::ConsumerSpec::document_events(&bus.namespace, "extractor")
         .with_concurrency(config.concurrency)
         .with_ack_wait(config.ack_wait);
+    let isolation =
+        isolation::Isolation::resolve(config.sandbox).map_err(ExtractorError::Sandbox)?;
+    match &isolation {
+        isolation::Isolation::Bubblewrap { .. } => {
+            tracing::info!(isolation = %isolation.describe(), "PDF readers are sandboxed")
+        }
+        isolation::Isolation::LimitsOnly { .. } => {
+            tracing::warn!(isolation = %isolation.describe(), "PDF readers are not fully sandboxed")
+        }
+    }
     // Files a killed extractor on this machine left behind.
     let swept = tokio::task::spawn_blocking(pdf::sweep_spools)
         .await

@@ -27,9 +27,10 @@ async fn run_tool(
     config: &ExtractorConfig,
     tool: &Path,
     args: &[&str],
+    reads: &Path,
 ) -> Result<(Vec<u8>, String), ExtractError> {
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
-    let mut child = Sandboxed::spawn(config, tool, &args).map_err(|e| {
+    let mut child = Sandboxed::spawn(config, tool, &args, &[reads]).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             ExtractError::ToolMissing {
                 tool: "prlimit".into(),
@@ -127,13 +128,21 @@ pub fn sweep_spools() -> usize {
 impl PdfFile {
     /// Writes the PDF to a private file in this process's spool.
     pub fn write(bytes: &[u8]) -> Result<Self, ExtractError> {
+        use std::os::unix::fs::PermissionsExt;
+        let io = |e: std::io::Error| ExtractError::Io(e.to_string());
         let dir = spool_dir();
-        std::fs::create_dir_all(&dir).map_err(|e| ExtractError::Io(e.to_string()))?;
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        // Others may pass through (the reader, as `nobody`, opens its file
+        // by name) but not list what is here.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711)).map_err(io)?;
         let mut file = tempfile::Builder::new()
             .prefix("mnemo-extract-")
             .suffix(".pdf")
             .tempfile_in(&dir)
-            .map_err(|e| ExtractError::Io(e.to_string()))?;
+            .map_err(io)?;
+        file.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(io)?;
         std::io::Write::write_all(&mut file, bytes).map_err(|e| ExtractError::Io(e.to_string()))?;
         Ok(Self { file })
     }
@@ -145,7 +154,7 @@ impl PdfFile {
     /// The page count, as `pdfinfo` reads it.
     pub async fn page_count(&self, config: &ExtractorConfig) -> Result<u32, ExtractError> {
         let path = self.file.path().to_string_lossy().into_owned();
-        let (info, _) = run_tool(config, &config.pdfinfo, &[path.as_str()]).await?;
+        let (info, _) = run_tool(config, &config.pdfinfo, &[path.as_str()], self.path()).await?;
         let info = String::from_utf8_lossy(&info);
         let pages = info
             .lines()
@@ -170,6 +179,7 @@ impl PdfFile {
             &[
                 "-f", &f, "-l", &l, "-enc", "UTF-8", "-eol", "unix", &path, "-",
             ],
+            self.path(),
         )
         .await?;
         let text = String::from_utf8_lossy(&out);

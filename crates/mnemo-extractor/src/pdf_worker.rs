@@ -68,7 +68,7 @@ pub async fn run(
         .map(|a| a.as_ref())
         .chain([path.as_os_str()])
         .collect();
-    let mut child = Sandboxed::spawn(config, &worker.program, &args)
+    let mut child = Sandboxed::spawn(config, &worker.program, &args, &[path])
         .map_err(|e| WorkerError::Failed(format!("cannot start the PDF worker: {e}")))?;
     let deadline = Instant::now() + config.document_timeout;
     let mut out = WorkerPages::default();

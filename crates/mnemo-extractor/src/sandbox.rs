@@ -1,17 +1,20 @@
-//! Child processes that read untrusted PDFs, under limits: `prlimit
-//! --as` (address space) and `--cpu` (CPU seconds, which also stops a child
-//! the parent could no longer kill), a cap on the bytes read from its
-//! stdout (streamed, never held unbounded), and its stderr kept in part —
-//! the head and the tail — so a panic message or a tool's error line can
-//! be told to a person.
+//! Child processes that read untrusted PDFs, isolated
+//! ([`crate::isolation`]: bubblewrap's namespaces and minimal view where it
+//! works, an empty environment and `nobody` always) and under limits:
+//! `prlimit --as` (address space), `--cpu` (CPU seconds, which also stops a
+//! child the parent could no longer kill), `--fsize`, `--nproc`; a cap on
+//! the bytes read from its stdout (streamed, never held unbounded), and its
+//! stderr kept in part — the head and the tail — so a panic message or a
+//! tool's error line can be told to a person.
 
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::{Child, ChildStdout};
 use tokio::task::JoinHandle;
 
+use crate::isolation::Isolation;
 use crate::ExtractorConfig;
 
 /// Bytes of stderr kept from the start and from the end.
@@ -27,6 +30,10 @@ pub struct Sandboxed {
     /// Bytes of stdout still allowed.
     budget: u64,
     limit: u64,
+    /// Started through bubblewrap, which waits for the child instead of
+    /// becoming it: a child killed by signal N shows as bubblewrap's exit
+    /// status 128 + N.
+    wrapped: bool,
 }
 
 /// Why reading a child's output stopped.
@@ -40,18 +47,17 @@ pub enum ReadError {
 }
 
 impl Sandboxed {
-    /// Starts `program args…` under `prlimit` with the config's limits.
+    /// Starts `program args…` isolated as `config.sandbox` says, with the
+    /// config's limits; `reads` are the only files it may read (the PDF).
     pub fn spawn(
         config: &ExtractorConfig,
         program: &Path,
         args: &[&std::ffi::OsStr],
+        reads: &[&Path],
     ) -> std::io::Result<Self> {
-        let mut child = Command::new("prlimit")
-            .arg(format!("--as={}", config.memory_limit_bytes))
-            .arg(format!("--cpu={}", config.cpu_limit.as_secs().max(1)))
-            .arg("--")
-            .arg(program)
-            .args(args)
+        let isolation = Isolation::resolve(config.sandbox).map_err(std::io::Error::other)?;
+        let wrapped = matches!(isolation, Isolation::Bubblewrap { .. });
+        let mut child = crate::isolation::command(&isolation, config, program, args, reads)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -66,6 +72,7 @@ impl Sandboxed {
             stderr: tokio::spawn(keep_head_and_tail(stderr)),
             budget: config.max_output_bytes,
             limit: config.max_output_bytes,
+            wrapped,
         })
     }
 
@@ -115,6 +122,11 @@ impl Sandboxed {
     /// its stderr.
     pub async fn wait(mut self) -> std::io::Result<(ExitStatus, String)> {
         let status = self.child.wait().await?;
+        let status = if self.wrapped {
+            unwrap_signal(status)
+        } else {
+            status
+        };
         Ok((status, excerpt(&self.stderr.await.unwrap_or_default())))
     }
 
@@ -195,6 +207,17 @@ pub fn excerpt(stderr: &[u8]) -> String {
     out
 }
 
+/// The status of the child inside bubblewrap: its exit status 128 + N is
+/// the child's death by signal N (a crash must read as a crash).
+fn unwrap_signal(status: ExitStatus) -> ExitStatus {
+    use std::os::unix::process::ExitStatusExt;
+    match status.code() {
+        // A raw wait status of N (N < 128) is "terminated by signal N".
+        Some(code @ 129..=192) => ExitStatus::from_raw(code - 128),
+        _ => status,
+    }
+}
+
 /// How a child ended, for a reason: `signal 6 (abort)`, `exit status 101`.
 pub fn describe(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
@@ -230,6 +253,15 @@ mod tests {
             "Syntax Error: Couldn't find trailer"
         );
         assert_eq!(excerpt(&[b'x'; 1000]).chars().count(), EXCERPT_CHARS + 1);
+    }
+
+    #[test]
+    fn a_signal_through_bubblewrap_reads_as_the_signal() {
+        use std::os::unix::process::ExitStatusExt;
+        let bwrap_said = ExitStatus::from_raw(134 << 8); // exit status 134
+        assert_eq!(describe(unwrap_signal(bwrap_said)), "signal 6 (abort)");
+        let plain = ExitStatus::from_raw(1 << 8);
+        assert_eq!(describe(unwrap_signal(plain)), "exit status 1");
     }
 
     #[tokio::test]

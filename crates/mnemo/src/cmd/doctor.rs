@@ -281,10 +281,28 @@ async fn api_check(global: &Global, out: &mut Vec<Check>) {
     }
 }
 
+/// Which isolation the extractor's PDF readers get on this machine.
+fn sandbox_check(out: &mut Vec<Check>) {
+    use mnemo_extractor::isolation::{Isolation, SandboxMode};
+    match Isolation::resolve(SandboxMode::Auto) {
+        Ok(i @ Isolation::Bubblewrap { .. }) => {
+            out.push(check("PDF sandbox", Level::Ok, i.describe(), ""))
+        }
+        Ok(i) => out.push(check(
+            "PDF sandbox",
+            Level::Warn,
+            i.describe(),
+            "install bubblewrap (deploy/local/bootstrap.sh does)",
+        )),
+        Err(e) => out.push(check("PDF sandbox", Level::Fail, e, "")),
+    }
+}
+
 pub async fn run(global: &Global, args: DoctorArgs) -> Result<ExitCode> {
     let mut checks = Vec::new();
     nats_checks(&args, &mut checks).await;
     postgres_checks(&args, &mut checks).await;
+    sandbox_check(&mut checks);
     // Loading a model is blocking work.
     let mut embedding = tokio::task::spawn_blocking(|| {
         let mut v = Vec::new();
