@@ -1,28 +1,61 @@
-//! Bearer tokens: HS256 JWTs whose `sub` is the owner.
+//! Bearer tokens: JWTs whose `sub` is the owner.
+//!
+//! Two kinds of signer are trusted, each only for its own algorithm:
+//! - **mnemo's own** HS256 secret (local use: `mnemo token issue`), tokens
+//!   with `iss = mnemo`;
+//! - **an identity provider** (Keycloak, Auth0, any OIDC issuer) signing
+//!   with RS256/RS384/RS512/ES256/ES384/EdDSA, verified against its JWK Set
+//!   (`--jwks-file`), key chosen by `kid`; a `kid` not in the set re-reads
+//!   the file (at most every [`JWKS_RELOAD_EVERY`]), so a rotated key is
+//!   picked up without a restart.
+//!
+//! Every token must carry `sub`, `iss`, `aud` (the API's audience, `mnemo`
+//! by default), `iat` and `exp`; `nbf` is honoured when present; `exp - iat`
+//! may not exceed the configured maximum lifetime; 60 s of leeway for
+//! clocks. Roles come from a claim (`roles`, or a dotted path such as
+//! `realm_access.roles`); `admin` among them makes an admin. The checks are
+//! jsonwebtoken's `Validation` (algorithm, signature, exp, nbf, iss, aud,
+//! required claims) plus the lifetime and the owner id.
 //!
 //! The interceptor runs before every call: it verifies the token and puts a
 //! [`Caller`] into the request's extensions; handlers read the owner only
-//! from there. A missing, malformed, expired or wrongly signed token is
-//! `Unauthenticated` with the reason.
+//! from there. A refused token is `UNAUTHENTICATED` with the reason.
 
-use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{
+    decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation,
+};
 use mnemo_domain::OwnerId;
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Status};
 
-/// Issuer written into and required of every token.
+/// Issuer of mnemo's own (HS256) tokens.
 pub const ISSUER: &str = "mnemo";
+/// The audience tokens must name unless configured otherwise.
+pub const DEFAULT_AUDIENCE: &str = "mnemo";
+/// The longest a token may live (`exp - iat`) unless configured otherwise.
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(31 * 24 * 3600);
+/// Clock skew tolerated on `exp`, `nbf` and `iat`.
+pub const LEEWAY: Duration = Duration::from_secs(60);
+/// How often an unknown `kid` may make the JWK Set be read again.
+pub const JWKS_RELOAD_EVERY: Duration = Duration::from_secs(10);
+/// The role that makes an admin.
+pub const ADMIN_ROLE: &str = "admin";
 
-/// The claims of a mnemo token.
+/// The claims of a mnemo token (as issued; a provider's may have more).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
     pub iss: String,
+    pub aud: String,
     pub iat: u64,
     pub exp: u64,
-    /// Admins may replay any learner (learning-history issue).
-    #[serde(default)]
-    pub admin: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
 }
 
 /// Who is calling, as the token proved.
@@ -41,54 +74,248 @@ pub enum AuthError {
     Invalid(String),
     #[error("cannot sign token: {0}")]
     Sign(String),
+    #[error("cannot read the JWK Set {path}: {reason}")]
+    Jwks { path: String, reason: String },
 }
 
-/// Signs and verifies tokens with one HS256 secret.
+/// Whom the API trusts to sign tokens, and what it asks of them.
+#[derive(Clone)]
+pub struct AuthConfig {
+    /// mnemo's own HS256 secret (None: only an identity provider's tokens).
+    pub hs256_secret: Option<Vec<u8>>,
+    /// An identity provider's JWK Set, as a file.
+    pub jwks_file: Option<PathBuf>,
+    /// The identity provider's `iss` (its tokens must name it).
+    pub jwks_issuer: Option<String>,
+    /// The `aud` every token must name.
+    pub audience: String,
+    /// The longest `exp - iat` accepted.
+    pub max_lifetime: Duration,
+    /// Where the roles are: a claim name, or a dotted path into the claims.
+    pub roles_claim: String,
+    /// How often a token naming an unknown key may make the JWK Set be
+    /// read again ([`JWKS_RELOAD_EVERY`]): a rotated key is picked up, and
+    /// a flood of made-up key ids does not become a flood of reads.
+    pub jwks_reload_every: Duration,
+}
+
+/// The secret never shows in a log or an error.
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field(
+                "hs256_secret",
+                &self.hs256_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("jwks_file", &self.jwks_file)
+            .field("jwks_issuer", &self.jwks_issuer)
+            .field("audience", &self.audience)
+            .field("max_lifetime", &self.max_lifetime)
+            .field("roles_claim", &self.roles_claim)
+            .field("jwks_reload_every", &self.jwks_reload_every)
+            .finish()
+    }
+}
+
+impl AuthConfig {
+    /// mnemo's own tokens only, signed with `secret`.
+    pub fn local(secret: &[u8]) -> Self {
+        Self {
+            hs256_secret: Some(secret.to_vec()),
+            jwks_file: None,
+            jwks_issuer: None,
+            audience: DEFAULT_AUDIENCE.into(),
+            max_lifetime: DEFAULT_MAX_LIFETIME,
+            roles_claim: "roles".into(),
+            jwks_reload_every: JWKS_RELOAD_EVERY,
+        }
+    }
+}
+
+/// The identity provider's keys, re-read when a token names a key they lack.
+#[derive(Debug)]
+struct Jwks {
+    path: PathBuf,
+    set: JwkSet,
+    read_at: Instant,
+}
+
+/// Signs (mnemo's own tokens) and verifies tokens.
 #[derive(Clone)]
 pub struct Authenticator {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
+    config: Arc<AuthConfig>,
+    encoding: Option<EncodingKey>,
+    hs256: Option<DecodingKey>,
+    jwks: Option<Arc<Mutex<Jwks>>>,
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn read_jwks(path: &PathBuf) -> Result<JwkSet, AuthError> {
+    let err = |reason: String| AuthError::Jwks {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| err(e.to_string()))
 }
 
 impl Authenticator {
+    /// mnemo's own tokens only (HS256 with `secret`), with the defaults.
     pub fn new(secret: &[u8]) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[ISSUER]);
-        validation.set_required_spec_claims(&["exp", "sub", "iss"]);
         Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            validation,
+            config: Arc::new(AuthConfig::local(secret)),
+            encoding: Some(EncodingKey::from_secret(secret)),
+            hs256: Some(DecodingKey::from_secret(secret)),
+            jwks: None,
         }
     }
 
-    /// Issues a token for `owner`, valid for `ttl_secs`.
+    /// As `config` says; reads the JWK Set now (a bad file fails the start).
+    pub fn with_config(config: AuthConfig) -> Result<Self, AuthError> {
+        let jwks = match &config.jwks_file {
+            Some(path) => Some(Arc::new(Mutex::new(Jwks {
+                set: read_jwks(path)?,
+                path: path.clone(),
+                read_at: Instant::now(),
+            }))),
+            None => None,
+        };
+        Ok(Self {
+            encoding: config.hs256_secret.as_deref().map(EncodingKey::from_secret),
+            hs256: config.hs256_secret.as_deref().map(DecodingKey::from_secret),
+            jwks,
+            config: Arc::new(config),
+        })
+    }
+
+    /// Issues a mnemo token for `owner`, valid for `ttl_secs` (at most the
+    /// maximum lifetime); `admin` gives it the admin role.
     pub fn issue(&self, owner: &OwnerId, ttl_secs: u64, admin: bool) -> Result<String, AuthError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let key = self
+            .encoding
+            .as_ref()
+            .ok_or_else(|| AuthError::Sign("this server has no HS256 secret".into()))?;
+        if Duration::from_secs(ttl_secs) > self.config.max_lifetime {
+            return Err(AuthError::Sign(format!(
+                "a lifetime of {ttl_secs} s is over the maximum of {} s",
+                self.config.max_lifetime.as_secs()
+            )));
+        }
+        let now = now_secs();
         let claims = Claims {
             sub: owner.as_str().to_owned(),
             iss: ISSUER.to_owned(),
+            aud: self.config.audience.clone(),
             iat: now,
             exp: now + ttl_secs,
-            admin,
+            roles: if admin {
+                vec![ADMIN_ROLE.to_owned()]
+            } else {
+                Vec::new()
+            },
         };
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        encode(&Header::new(Algorithm::HS256), &claims, key)
             .map_err(|e| AuthError::Sign(e.to_string()))
+    }
+
+    /// The key and validation for a token signed with `header`'s algorithm
+    /// and key id.
+    fn key_for(&self, header: &Header) -> Result<(DecodingKey, Validation), AuthError> {
+        let invalid = |why: &str| AuthError::Invalid(why.to_owned());
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = LEEWAY.as_secs();
+        validation.validate_nbf = true;
+        validation.set_audience(&[&self.config.audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
+        match header.alg {
+            Algorithm::HS256 => {
+                let key = self
+                    .hs256
+                    .clone()
+                    .ok_or_else(|| invalid("HS256 tokens are not accepted here"))?;
+                validation.set_issuer(&[ISSUER]);
+                Ok((key, validation))
+            }
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::ES256
+            | Algorithm::ES384
+            | Algorithm::EdDSA => {
+                let jwks = self
+                    .jwks
+                    .as_ref()
+                    .ok_or_else(|| invalid("no identity provider is configured (--jwks-file)"))?;
+                let kid = header
+                    .kid
+                    .as_deref()
+                    .ok_or_else(|| invalid("the token names no key (kid)"))?;
+                let jwk = {
+                    let mut held = jwks.lock().map_err(|_| invalid("key set unavailable"))?;
+                    if held.set.find(kid).is_none()
+                        && held.read_at.elapsed() >= self.config.jwks_reload_every
+                    {
+                        // A key we do not know: perhaps rotated in. Read again.
+                        held.read_at = Instant::now();
+                        match read_jwks(&held.path) {
+                            Ok(set) => held.set = set,
+                            Err(e) => tracing::warn!(error = %e, "cannot re-read the JWK Set"),
+                        }
+                    }
+                    held.set
+                        .find(kid)
+                        .cloned()
+                        .ok_or_else(|| invalid("unknown key id"))?
+                };
+                let key = DecodingKey::from_jwk(&jwk)
+                    .map_err(|e| AuthError::Invalid(format!("the key {kid}: {e}")))?;
+                if let Some(issuer) = &self.config.jwks_issuer {
+                    validation.set_issuer(&[issuer]);
+                }
+                Ok((key, validation))
+            }
+            other => Err(AuthError::Invalid(format!(
+                "{other:?} tokens are not accepted"
+            ))),
+        }
     }
 
     /// Verifies a raw token.
     pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
-        let data = decode::<Claims>(token, &self.decoding, &self.validation)
+        let header = decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let (key, validation) = self.key_for(&header)?;
+        let data = decode::<serde_json::Value>(token, &key, &validation)
             .map_err(|e| AuthError::Invalid(e.to_string()))?;
-        let owner = OwnerId::new(data.claims.sub).map_err(|e| AuthError::Invalid(e.to_string()))?;
-        Ok(Caller {
-            owner,
-            admin: data.claims.admin,
-        })
+        let claims = data.claims;
+        let number = |name: &str| claims.get(name).and_then(serde_json::Value::as_u64);
+        let (Some(iat), Some(exp)) = (number("iat"), number("exp")) else {
+            return Err(AuthError::Invalid("iat and exp must be numbers".into()));
+        };
+        if iat > now_secs() + LEEWAY.as_secs() {
+            return Err(AuthError::Invalid("issued in the future (iat)".into()));
+        }
+        let lifetime = exp.saturating_sub(iat);
+        if lifetime > self.config.max_lifetime.as_secs() {
+            return Err(AuthError::Invalid(format!(
+                "lives {lifetime} s, over the maximum of {} s",
+                self.config.max_lifetime.as_secs()
+            )));
+        }
+        let sub = claims
+            .get("sub")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| AuthError::Invalid("sub must be a string".into()))?;
+        let owner = OwnerId::new(sub).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let admin = roles(&claims, &self.config.roles_claim)
+            .iter()
+            .any(|r| r == ADMIN_ROLE);
+        Ok(Caller { owner, admin })
     }
 
     /// The tonic interceptor: verifies `authorization` and stores the [`Caller`].
@@ -111,6 +338,24 @@ impl Authenticator {
     }
 }
 
+/// The roles at `path` (a claim, or a dotted path into nested claims).
+fn roles(claims: &serde_json::Value, path: &str) -> Vec<String> {
+    let mut at = claims;
+    for part in path.split('.') {
+        match at.get(part) {
+            Some(next) => at = next,
+            None => return Vec::new(),
+        }
+    }
+    at.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The caller of a request that went through the interceptor.
 pub fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
     req.extensions()
@@ -123,10 +368,13 @@ pub fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
 mod tests {
     use super::*;
 
+    const SECRET_A: &[u8] = b"0123456789abcdef0123456789abcdef-a";
+    const SECRET_B: &[u8] = b"0123456789abcdef0123456789abcdef-b";
+
     #[test]
     fn tokens_verify_only_with_the_same_secret() {
-        let a = Authenticator::new(b"secret-a");
-        let b = Authenticator::new(b"secret-b");
+        let a = Authenticator::new(SECRET_A);
+        let b = Authenticator::new(SECRET_B);
         let owner = OwnerId::new("alice").unwrap();
         let token = a.issue(&owner, 60, false).unwrap();
         assert_eq!(a.verify(&token).unwrap().owner, owner);
@@ -135,8 +383,37 @@ mod tests {
     }
 
     #[test]
+    fn admin_is_a_role_and_roles_may_be_nested() {
+        let a = Authenticator::new(SECRET_A);
+        let owner = OwnerId::new("ops").unwrap();
+        assert!(a.verify(&a.issue(&owner, 60, true).unwrap()).unwrap().admin);
+        assert!(
+            !a.verify(&a.issue(&owner, 60, false).unwrap())
+                .unwrap()
+                .admin
+        );
+        let keycloak = serde_json::json!({"realm_access": {"roles": ["user", "admin"]}});
+        assert_eq!(roles(&keycloak, "realm_access.roles"), ["user", "admin"]);
+        assert!(roles(&keycloak, "roles").is_empty());
+    }
+
+    #[test]
+    fn the_secret_never_prints() {
+        let shown = format!("{:?}", AuthConfig::local(SECRET_A));
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn a_lifetime_over_the_maximum_is_not_issued() {
+        let a = Authenticator::new(SECRET_A);
+        let owner = OwnerId::new("alice").unwrap();
+        assert!(a.issue(&owner, 100 * 365 * 24 * 3600, false).is_err());
+    }
+
+    #[test]
     fn the_interceptor_requires_a_bearer_token() {
-        let a = Authenticator::new(b"s");
+        let a = Authenticator::new(SECRET_A);
         let err = a.intercept(Request::new(())).unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unauthenticated);
         let mut req = Request::new(());

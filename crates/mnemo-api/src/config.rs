@@ -34,6 +34,8 @@ pub struct ApiArgs {
     #[arg(long, env = "MNEMO_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: u64,
     #[command(flatten)]
+    pub tokens: TokenArgs,
+    #[command(flatten)]
     pub fusion: FusionArgs,
     #[command(flatten)]
     pub vectors: VectorArgs,
@@ -53,6 +55,7 @@ impl ApiArgs {
     ) -> Result<ServeConfig, ApiError> {
         let mut api = ApiConfig::new(self.listen, database_url, jwt_secret);
         api.max_upload_bytes = self.max_upload_bytes;
+        api.auth = self.tokens.config(api.auth.hs256_secret.take())?;
         Ok(ServeConfig {
             api,
             embedders,
@@ -82,13 +85,62 @@ pub struct ServeConfig {
     pub llm: Option<Arc<dyn mnemo_qa::Llm>>,
 }
 
+/// Which tokens the API accepts (docs/api.md: every claim).
+#[derive(Args, Clone, Debug)]
+pub struct TokenArgs {
+    /// The audience (`aud`) every token must name.
+    #[arg(long, env = "MNEMO_JWT_AUDIENCE", default_value = crate::auth::DEFAULT_AUDIENCE)]
+    pub jwt_audience: String,
+    /// The longest lifetime (`exp - iat`) a token may have.
+    #[arg(long, env = "MNEMO_JWT_MAX_LIFETIME", default_value = "31days", value_parser = humantime::parse_duration)]
+    pub jwt_max_lifetime: std::time::Duration,
+    /// An identity provider's JWK Set (JSON file): its RS256/ES256/EdDSA
+    /// tokens are accepted, key chosen by `kid`, the file re-read when a
+    /// token names a key it lacks (rotation).
+    #[arg(long, env = "MNEMO_JWKS_FILE")]
+    pub jwks_file: Option<PathBuf>,
+    /// The identity provider's issuer (`iss` of its tokens).
+    #[arg(long, env = "MNEMO_JWT_ISSUER", requires = "jwks_file")]
+    pub jwt_issuer: Option<String>,
+    /// Where the roles are in a token: a claim, or a dotted path
+    /// (`realm_access.roles` for Keycloak). `admin` among them makes an admin.
+    #[arg(long, env = "MNEMO_JWT_ROLES_CLAIM", default_value = "roles")]
+    pub jwt_roles_claim: String,
+}
+
+impl TokenArgs {
+    /// The token rules, with mnemo's own HS256 secret if there is one.
+    pub fn config(
+        &self,
+        hs256_secret: Option<Vec<u8>>,
+    ) -> Result<crate::auth::AuthConfig, ApiError> {
+        if self.jwt_audience.trim().is_empty() {
+            return Err(ApiError::Config("--jwt-audience is empty".into()));
+        }
+        if self.jwks_file.is_some() && self.jwt_issuer.is_none() {
+            return Err(ApiError::Config(
+                "--jwks-file needs --jwt-issuer (the identity provider's iss)".into(),
+            ));
+        }
+        Ok(crate::auth::AuthConfig {
+            hs256_secret,
+            jwks_file: self.jwks_file.clone(),
+            jwks_issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            max_lifetime: self.jwt_max_lifetime,
+            roles_claim: self.jwt_roles_claim.clone(),
+            jwks_reload_every: crate::auth::JWKS_RELOAD_EVERY,
+        })
+    }
+}
+
 /// Everything the API's state needs besides the bus.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     pub listen: SocketAddr,
     pub database_url: String,
-    /// HS256 secret that signs and verifies bearer tokens.
-    pub jwt_secret: Vec<u8>,
+    /// Which tokens are accepted, and mnemo's own HS256 secret.
+    pub auth: crate::auth::AuthConfig,
     pub max_upload_bytes: u64,
     /// Uploads larger than this are spooled to a temporary file, not memory.
     pub spool_memory_bytes: usize,
@@ -109,7 +161,7 @@ impl ApiConfig {
         Self {
             listen,
             database_url: database_url.into(),
-            jwt_secret,
+            auth: crate::auth::AuthConfig::local(&jwt_secret),
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             spool_memory_bytes: 8 * 1024 * 1024,
             max_consistency_wait: Duration::from_secs(10),

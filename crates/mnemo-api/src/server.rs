@@ -153,7 +153,8 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ApiError> {
-    let auth = Authenticator::new(&state.config.jwt_secret);
+    let auth = Authenticator::with_config(state.config.auth.clone())
+        .map_err(|e| ApiError::Config(e.to_string()))?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<DocumentServiceServer<DocumentApi>>()

@@ -141,7 +141,7 @@ pub fn from_hub_error(e: &crate::progress_hub::HubError) -> Status {
 pub fn from_auth_error(e: &AuthError) -> Status {
     match e {
         AuthError::Missing | AuthError::Invalid(_) => Status::unauthenticated(e.to_string()),
-        AuthError::Sign(_) => internal("signing a token", e),
+        AuthError::Sign(_) | AuthError::Jwks { .. } => internal("checking a token", e),
     }
 }
 
