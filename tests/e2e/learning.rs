@@ -570,3 +570,73 @@ async fn a_learning_dead_letter_is_folded_in_by_a_rebuild_once_its_event_reads()
         .collect();
     assert_eq!(left, vec![garbage]);
 }
+
+/// An admin reading another learner's data leaves a trace in that
+/// learner's history, which the learner can list; reading your own data
+/// leaves none, and nobody else may list a learner's accesses.
+#[tokio::test]
+async fn an_admin_reading_a_learners_data_is_recorded_in_their_history() {
+    let env = TestEnv::start().await;
+    let mut alice = learning(&env, "alice").await;
+    let created = create_card(&mut alice, "What is ATP?").await;
+    // Alice reads her own cards: no access to record.
+    alice
+        .list_cards(pb::ListCardsRequest {
+            min_sequence: created.sequence,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut ops = LearningServiceClient::with_interceptor(
+        env.channel().await,
+        Bearer(token(&env, "ops", true)),
+    );
+    let read = ops
+        .list_cards(pb::ListCardsRequest {
+            owner: "alice".into(),
+            min_sequence: created.sequence,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read.cards.len(), 1);
+    let mut ops_audit = audit(&env, "ops", true).await;
+    let mut replay = ops_audit
+        .replay_learning_history(pb::ReplayLearningHistoryRequest {
+            owner: "alice".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while replay.message().await.unwrap().is_some() {}
+
+    let mut alice_audit = audit(&env, "alice", false).await;
+    let listed = alice_audit
+        .list_accesses(pb::ListAccessesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let seen: Vec<(String, String)> = listed
+        .accesses
+        .iter()
+        .map(|a| (a.by.clone(), a.action.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("ops".to_owned(), "ListCards".to_owned()),
+            ("ops".to_owned(), "ReplayLearningHistory".to_owned()),
+        ]
+    );
+    // Bob may not list alice's accesses.
+    let denied = audit(&env, "bob", false)
+        .await
+        .list_accesses(pb::ListAccessesRequest {
+            owner: "alice".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+}

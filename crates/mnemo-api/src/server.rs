@@ -73,6 +73,8 @@ pub struct ApiState {
     pub progress: ProgressHub,
     /// Questions and cards (`QaService`); answers need `search`.
     pub qa: QaState,
+    /// Where admin reads of another owner's data are recorded.
+    pub access: crate::learning::access::AccessLog,
 }
 
 impl ApiState {
@@ -83,6 +85,7 @@ impl ApiState {
         let db = ReadDb::new(&config.database_url, bus.namespace.clone());
         let progress = ProgressHub::new(config.watch_queue);
         let qa = QaState::new(&bus, config.aggregate_cache);
+        let access = crate::learning::access::AccessLog::new(&bus);
         Ok(Self {
             bus,
             config,
@@ -92,6 +95,7 @@ impl ApiState {
             search: None,
             progress,
             qa,
+            access,
         })
     }
 

@@ -41,13 +41,28 @@ impl AuditApi {
 impl AuditService for AuditApi {
     type ReplayLearningHistoryStream = EventStream;
 
+    async fn list_accesses(
+        &self,
+        req: Request<pb::ListAccessesRequest>,
+    ) -> Result<Response<pb::ListAccessesResponse>, Status> {
+        let who = caller(&req)?;
+        let owner = input::target_owner(&who, &req.get_ref().owner)?;
+        let accesses = self.state.access.list(&owner).await?;
+        Ok(Response::new(pb::ListAccessesResponse { accesses }))
+    }
+
     async fn replay_learning_history(
         &self,
         req: Request<pb::ReplayLearningHistoryRequest>,
     ) -> Result<Response<EventStream>, Status> {
         let who = caller(&req)?;
+        let metadata = crate::documents::command_metadata(&req, None);
         let r = req.into_inner();
         let owner = input::target_owner(&who, &r.owner)?;
+        self.state
+            .access
+            .record(&who, &owner, "ReplayLearningHistory", &metadata)
+            .await?;
         let from = r
             .from
             .as_ref()

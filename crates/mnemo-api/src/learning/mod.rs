@@ -18,6 +18,7 @@
 //! - [`convert`]: read-model and domain types into wire types.
 //! - [`audit`]: replaying a learner's history (`AuditService`).
 
+pub mod access;
 pub mod audit;
 pub mod cards;
 pub mod commands;

@@ -50,8 +50,13 @@ pub async fn list_cards(
     req: Request<pb::ListCardsRequest>,
 ) -> Result<pb::ListCardsResponse, Status> {
     let who = caller(&req)?;
+    let metadata = crate::documents::command_metadata(&req, None);
     let r = req.into_inner();
     let owner = input::target_owner(&who, &r.owner)?;
+    state
+        .access
+        .record(&who, &owner, "ListCards", &metadata)
+        .await?;
     let (db, sequence) = read_at(state, r.min_sequence).await?;
     let cards = queries::cards(
         &*db,
@@ -89,8 +94,13 @@ pub async fn study_stats(
     req: Request<pb::StudyStatsRequest>,
 ) -> Result<pb::StudyStatsResponse, Status> {
     let who = caller(&req)?;
+    let metadata = crate::documents::command_metadata(&req, None);
     let r = req.into_inner();
     let owner = input::target_owner(&who, &r.owner)?;
+    state
+        .access
+        .record(&who, &owner, "StudyStats", &metadata)
+        .await?;
     let now = input::instant(r.now.as_ref(), "now")?;
     let (db, sequence) = read_at(state, r.min_sequence).await?;
     let reviews = queries::reviews(&*db, &owner.token())

@@ -10,6 +10,7 @@
 //!         Suspend/Resume ─▶ CardSuspended / CardResumed, Delete ─▶ CardDeleted
 //!  Question: Record(finished Q/A) ─▶ QuestionAsked{retrieved, answer, citations, produced_by}
 //!  Session: Start ─▶ SessionStarted, End ─▶ SessionEnded
+//!  Access: Record(admin read another's data) ─▶ OwnerDataAccessed
 //! ```
 //!
 //! A review event carries the schedule it produced (stability, difficulty,
@@ -23,12 +24,15 @@
 //! - [`topic`]: the topic aggregate.
 //! - [`question`]: the question aggregate (a question, its sources, its answer).
 //! - [`session`]: the study-session aggregate.
+//! - [`access`]: an admin's read of another owner's data, recorded in that
+//!   owner's history.
 //! - [`stats`]: study statistics (retention, reviews per day, streak) from reviews.
 //! - [`learner`]: a learner's state (cards, schedules, topics, sessions,
 //!   reviews) folded from their events as of an instant — shared by the
 //!   read model and audit replay.
 //! - [`error`]: why a learning command was refused.
 
+pub mod access;
 pub mod card;
 pub mod error;
 pub mod fsrs;
@@ -39,6 +43,7 @@ pub mod session;
 pub mod stats;
 pub mod topic;
 
+pub use access::{Access, AccessCommand, AccessEvent};
 pub use card::{Card, CardCommand, CardEvent, CardSource};
 pub use error::{LearnError, LearnErrorKind};
 pub use fsrs::{Fsrs, FsrsConfig, FsrsConfigError};
