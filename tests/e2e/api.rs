@@ -388,3 +388,63 @@ async fn every_call_answers_with_its_request_id_and_commands_correlate_by_it() {
         "{made:?}"
     );
 }
+
+/// TLS on the gRPC port: a client that trusts the server's certificate
+/// talks to it; a plaintext client gets no answer, and says why.
+#[tokio::test]
+async fn the_api_speaks_tls_and_a_plaintext_client_is_refused() {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert, key) = (made.cert.pem(), made.key_pair.serialize_pem());
+    let env = TestEnv::start_with(EnvOptions {
+        tls: Some(mnemo_api::config::TlsFiles {
+            cert: cert.clone().into_bytes(),
+            key: key.into_bytes(),
+            client_ca: None,
+        }),
+        ..Default::default()
+    })
+    .await;
+    let port = env.addr.unwrap().port();
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(&cert))
+        .domain_name("localhost");
+    let channel = tonic::transport::Endpoint::from_shared(format!("https://127.0.0.1:{port}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .expect("a TLS client connects");
+    let token = env.token("alice");
+    let mut docs =
+        mnemo_proto::v1::document_service_client::DocumentServiceClient::with_interceptor(
+            channel,
+            move |mut req: tonic::Request<()>| {
+                req.metadata_mut()
+                    .insert("authorization", format!("Bearer {token}").parse().unwrap());
+                Ok(req)
+            },
+        );
+    let listed = docs.list(pb::ListDocumentsRequest::default()).await;
+    assert!(listed.is_ok(), "{listed:?}");
+
+    // Plaintext to the TLS port: no gRPC answer.
+    let plain = async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+            .map_err(|e| e.to_string())?;
+        mnemo_proto::v1::document_service_client::DocumentServiceClient::new(channel)
+            .list(pb::ListDocumentsRequest::default())
+            .await
+            .map_err(|s| s.to_string())
+    };
+    let refused = tokio::time::timeout(Duration::from_secs(10), plain)
+        .await
+        .expect("the plaintext attempt ends");
+    assert!(
+        refused.is_err(),
+        "a plaintext client got an answer: {refused:?}"
+    );
+}

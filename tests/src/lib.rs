@@ -163,6 +163,8 @@ pub struct EnvOptions {
     /// Another NATS than the machine's (e.g. a [`PrivateNats`] the test
     /// restarts); None: [`nats_url`].
     pub nats_url: Option<String>,
+    /// TLS on the API's port (None: plaintext).
+    pub tls: Option<mnemo_api::config::TlsFiles>,
 }
 
 impl Default for EnvOptions {
@@ -177,6 +179,7 @@ impl Default for EnvOptions {
             llm: None,
             extra_models: Vec::new(),
             nats_url: None,
+            tls: None,
         }
     }
 }
@@ -281,6 +284,7 @@ struct ApiSetup {
     /// The served model first, then the extra ones.
     models: Vec<Arc<mnemo_embedder::Embedder>>,
     llm: Option<Arc<dyn mnemo_qa::Llm>>,
+    tls: Option<mnemo_api::config::TlsFiles>,
 }
 
 struct RunningApi {
@@ -297,6 +301,7 @@ impl ApiSetup {
         let addr = listener.local_addr().expect("addr");
         let mut config = ApiConfig::new(addr, database_url(), self.secret.clone());
         config.max_upload_bytes = self.max_upload_bytes;
+        config.tls = self.tls.clone();
         // Longer than a test waits for the API to stop: streams that held
         // the graceful shutdown open would fail the test, not be cut.
         config.shutdown_grace = API_STOP_LIMIT * 2;
@@ -407,6 +412,7 @@ impl TestEnv {
                 index,
                 models: search_model.into_iter().chain(opts.extra_models).collect(),
                 llm: opts.llm.clone(),
+                tls: opts.tls.clone(),
             };
             api = Some(setup.start(&bus, listener).await);
             api_setup = Some(setup);

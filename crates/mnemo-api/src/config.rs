@@ -36,6 +36,8 @@ pub struct ApiArgs {
     #[command(flatten)]
     pub tokens: TokenArgs,
     #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
     pub fusion: FusionArgs,
     #[command(flatten)]
     pub vectors: VectorArgs,
@@ -56,6 +58,7 @@ impl ApiArgs {
         let mut api = ApiConfig::new(self.listen, database_url, jwt_secret);
         api.max_upload_bytes = self.max_upload_bytes;
         api.auth = self.tokens.config(api.auth.hs256_secret.take())?;
+        api.tls = self.tls.load()?;
         Ok(ServeConfig {
             api,
             embedders,
@@ -83,6 +86,57 @@ pub struct ServeConfig {
     pub fusion: mnemo_search::Fusion,
     /// Answers and cards with this chat model (extractive/offline without).
     pub llm: Option<Arc<dyn mnemo_qa::Llm>>,
+}
+
+/// TLS on the gRPC port (docs/security.md): a certificate and its key;
+/// with a client CA, callers must present a certificate it signed (mutual
+/// TLS, e.g. for service clients). Without them, plaintext.
+#[derive(Args, Clone, Debug)]
+pub struct TlsArgs {
+    /// The server's certificate chain (PEM).
+    #[arg(long, env = "MNEMO_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "MNEMO_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (PEM).
+    #[arg(long, env = "MNEMO_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The PEM files, read now (a missing one fails the start).
+    pub fn load(&self) -> Result<Option<TlsFiles>, ApiError> {
+        let read = |p: &PathBuf| {
+            std::fs::read(p).map_err(|e| ApiError::Config(format!("{}: {e}", p.display())))
+        };
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        Ok(Some(TlsFiles {
+            cert: read(cert)?,
+            key: read(key)?,
+            client_ca: self.tls_client_ca.as_ref().map(read).transpose()?,
+        }))
+    }
+}
+
+/// The server's TLS material, in PEM.
+#[derive(Clone)]
+pub struct TlsFiles {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+    pub client_ca: Option<Vec<u8>>,
+}
+
+/// The private key never shows in a log.
+impl std::fmt::Debug for TlsFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsFiles")
+            .field("key", &"<redacted>")
+            .field("mutual", &self.client_ca.is_some())
+            .finish()
+    }
 }
 
 /// Which tokens the API accepts (docs/api.md: every claim).
@@ -141,6 +195,8 @@ pub struct ApiConfig {
     pub database_url: String,
     /// Which tokens are accepted, and mnemo's own HS256 secret.
     pub auth: crate::auth::AuthConfig,
+    /// TLS on the gRPC port (None: plaintext).
+    pub tls: Option<TlsFiles>,
     pub max_upload_bytes: u64,
     /// Uploads larger than this are spooled to a temporary file, not memory.
     pub spool_memory_bytes: usize,
@@ -162,6 +218,7 @@ impl ApiConfig {
             listen,
             database_url: database_url.into(),
             auth: crate::auth::AuthConfig::local(&jwt_secret),
+            tls: None,
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             spool_memory_bytes: 8 * 1024 * 1024,
             max_consistency_wait: Duration::from_secs(10),

@@ -218,11 +218,20 @@ pub async fn serve(
     };
     let grace = state.config.shutdown_grace;
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, namespace = %state.bus.namespace, "gRPC API listening");
+        tracing::info!(%addr, namespace = %state.bus.namespace, tls = state.config.tls.is_some(), "gRPC API listening");
     }
     // Uploads stream megabytes: HTTP/2's default 64 KiB windows would make
     // every MiB wait on a dozen window updates.
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &state.config.tls {
+        let mut config = tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(&tls.cert, &tls.key));
+        if let Some(ca) = &tls.client_ca {
+            config = config.client_ca_root(tonic::transport::Certificate::from_pem(ca));
+        }
+        builder = builder.tls_config(config)?;
+    }
+    let server = builder
         .layer(crate::request_id::RequestIdLayer)
         .initial_stream_window_size(Some(UPLOAD_WINDOW))
         .initial_connection_window_size(Some(2 * UPLOAD_WINDOW))

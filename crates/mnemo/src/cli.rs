@@ -28,7 +28,8 @@ pub struct Cli {
 /// Flags every command understands.
 #[derive(Args, Clone)]
 pub struct Global {
-    /// gRPC address of a running mnemo API (client commands).
+    /// gRPC address of a running mnemo API (client commands): `http://…`,
+    /// `https://…` (TLS), or a bare `host:port` (plaintext).
     #[arg(
         long,
         env = "MNEMO_SERVER",
@@ -36,6 +37,26 @@ pub struct Global {
         global = true
     )]
     pub server: String,
+    /// CA certificate (PEM) an `https://` server's certificate must chain
+    /// to (default: the system's CA store).
+    #[arg(long, env = "MNEMO_CA_CERT", global = true)]
+    pub ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM) for a server that asks for one (mutual TLS).
+    #[arg(
+        long,
+        env = "MNEMO_CLIENT_CERT",
+        global = true,
+        requires = "client_key"
+    )]
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long,
+        env = "MNEMO_CLIENT_KEY",
+        global = true,
+        requires = "client_cert"
+    )]
+    pub client_key: Option<PathBuf>,
     /// Bearer token (client commands). Without one, a token for --owner is
     /// minted from the local JWT secret file, if this machine has it.
     #[arg(long, env = "MNEMO_TOKEN", hide_env_values = true, global = true)]
@@ -68,6 +89,15 @@ impl Global {
         }
         if let Some(log) = &self.log {
             env.push(("MNEMO_LOG", log.into()));
+        }
+        for (name, path) in [
+            ("MNEMO_CA_CERT", &self.ca_cert),
+            ("MNEMO_CLIENT_CERT", &self.client_cert),
+            ("MNEMO_CLIENT_KEY", &self.client_key),
+        ] {
+            if let Some(p) = path {
+                env.push((name, p.into()));
+            }
         }
         env
     }

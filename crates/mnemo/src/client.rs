@@ -59,8 +59,7 @@ pub async fn connect(global: &Global) -> Result<Clients> {
             .parse()
             .context("the token contains characters not allowed in a header")?,
     );
-    let channel = Endpoint::from_shared(global.server.clone())
-        .with_context(|| format!("bad --server {}", global.server))?
+    let channel = endpoint(global)?
         .initial_stream_window_size(mnemo_api::server::UPLOAD_WINDOW)
         .initial_connection_window_size(2 * mnemo_api::server::UPLOAD_WINDOW)
         .connect()
@@ -84,7 +83,97 @@ pub async fn connect(global: &Global) -> Result<Clients> {
     })
 }
 
+/// The endpoint `--server` names: `https://` speaks TLS (the system's CA
+/// store, or `--ca-cert`; a client certificate with `--client-cert`),
+/// `http://` and a bare `host:port` plaintext; any other scheme is refused
+/// rather than silently spoken in plaintext.
+pub fn endpoint(global: &Global) -> Result<Endpoint> {
+    let raw = global.server.trim();
+    let url = if raw.contains("://") {
+        raw.to_owned()
+    } else {
+        format!("http://{raw}")
+    };
+    let scheme = url
+        .split("://")
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let endpoint =
+        Endpoint::from_shared(url.clone()).with_context(|| format!("bad --server {raw}"))?;
+    match scheme.as_str() {
+        "http" => {
+            if global.ca_cert.is_some() || global.client_cert.is_some() {
+                anyhow::bail!("--ca-cert and --client-cert need an https:// --server (got {raw})");
+            }
+            Ok(endpoint)
+        }
+        "https" => {
+            let mut tls = tonic::transport::ClientTlsConfig::new();
+            tls = match &global.ca_cert {
+                Some(ca) => tls.ca_certificate(tonic::transport::Certificate::from_pem(
+                    std::fs::read(ca).with_context(|| format!("--ca-cert {}", ca.display()))?,
+                )),
+                None => tls.with_native_roots(),
+            };
+            if let (Some(cert), Some(key)) = (&global.client_cert, &global.client_key) {
+                let read = |p: &std::path::PathBuf| {
+                    std::fs::read(p).with_context(|| format!("{}", p.display()))
+                };
+                tls = tls.identity(tonic::transport::Identity::from_pem(read(cert)?, read(key)?));
+            }
+            endpoint
+                .tls_config(tls)
+                .with_context(|| format!("TLS for {raw}"))
+        }
+        other => anyhow::bail!(
+            "--server {raw}: the scheme {other}:// is not spoken here; use https:// (TLS) or http://"
+        ),
+    }
+}
+
 /// A status as one line a person can act on.
 pub fn describe(status: &tonic::Status) -> String {
     format!("{:?}: {}", status.code(), status.message())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn global(args: &[&str]) -> Global {
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            global: Global,
+        }
+        let mut argv = vec!["mnemo"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv) {
+            Ok(c) => c.global,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn schemes_are_spoken_as_named_or_refused() {
+        let bare = endpoint(&global(&["--server", "127.0.0.1:50051"]));
+        assert_eq!(
+            bare.ok().map(|e| e.uri().to_string()),
+            Some("http://127.0.0.1:50051/".to_owned())
+        );
+        assert!(endpoint(&global(&["--server", "https://api.example:443"])).is_ok());
+        let ftp = endpoint(&global(&["--server", "ftp://api.example"]));
+        let why = ftp.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(why.contains("ftp:// is not spoken here"), "{why}");
+        let ca_for_http = endpoint(&global(&[
+            "--server",
+            "http://127.0.0.1:50051",
+            "--ca-cert",
+            "/nonexistent/ca.pem",
+        ]));
+        assert!(ca_for_http.is_err(), "a CA for a plaintext server is a mistake to say");
+    }
 }
