@@ -174,6 +174,9 @@ mod tests {
             "--ca-cert",
             "/nonexistent/ca.pem",
         ]));
-        assert!(ca_for_http.is_err(), "a CA for a plaintext server is a mistake to say");
+        assert!(
+            ca_for_http.is_err(),
+            "a CA for a plaintext server is a mistake to say"
+        );
     }
 }
