@@ -58,6 +58,8 @@ command -v prlimit >/dev/null || apt_install util-linux
 # The PDF readers' sandbox: namespaces and a minimal read-only view
 # (mnemo_extractor::isolation); without it they get limits only.
 command -v bwrap >/dev/null || apt_install bubblewrap
+# The token tests make their identity provider's keys with openssl.
+command -v openssl >/dev/null || apt_install openssl
 
 # --- PostgreSQL ----------------------------------------------------------------
 if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p "$pg_port"; then

@@ -78,6 +78,36 @@ impl Handler for Scripted {
     }
 }
 
+/// A bus-only world: no API, no projector.
+async fn bus_only() -> TestEnv {
+    TestEnv::start_with(EnvOptions {
+        run_api: false,
+        run_projector: false,
+        ..Default::default()
+    })
+    .await
+}
+
+/// Runs `handler` on `spec`'s consumer until the returned sender fires.
+fn start(
+    env: &TestEnv,
+    spec: ConsumerSpec,
+    handler: Arc<Scripted>,
+) -> (
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), mnemo_bus::BusError>>,
+) {
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let bus = env.bus.clone();
+    let runner = tokio::spawn(async move {
+        consumer::run(&bus, spec, handler, async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+    (stop_tx, runner)
+}
+
 fn spec(env: &TestEnv) -> ConsumerSpec {
     let mut spec = ConsumerSpec::new("test", format!("{}.>", env.ns.events_of("test")));
     spec.max_deliver = 3;
@@ -120,24 +150,11 @@ async fn settled(env: &TestEnv) -> bool {
 
 #[tokio::test]
 async fn retries_then_gives_up_and_dead_letters_with_the_reason() {
-    let env = TestEnv::start_with(EnvOptions {
-        run_api: false,
-        run_projector: false,
-        ..Default::default()
-    })
-    .await;
+    let env = bus_only().await;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let handler = scripted(tx, None);
     publish(&env, &["ok", "flaky", "poison", "bad"]).await;
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let bus = env.bus.clone();
-    let s = spec(&env);
-    let runner = tokio::spawn(async move {
-        consumer::run(&bus, s, handler, async {
-            let _ = stop_rx.await;
-        })
-        .await
-    });
+    let (stop_tx, runner) = start(&env, spec(&env), handler);
 
     // ok ×1, flaky ×3, poison ×3 + give up, bad ×1 + give up.
     let mut seen = Vec::new();
@@ -229,25 +246,12 @@ async fn retries_then_gives_up_and_dead_letters_with_the_reason() {
 
 #[tokio::test]
 async fn stopping_finishes_the_message_in_hand() {
-    let env = TestEnv::start_with(EnvOptions {
-        run_api: false,
-        run_projector: false,
-        ..Default::default()
-    })
-    .await;
+    let env = bus_only().await;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (release_tx, release_rx) = oneshot::channel();
     let handler = scripted(tx, Some(release_rx));
     publish(&env, &["slow"]).await;
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let bus = env.bus.clone();
-    let s = spec(&env);
-    let runner = tokio::spawn(async move {
-        consumer::run(&bus, s, handler, async {
-            let _ = stop_rx.await;
-        })
-        .await
-    });
+    let (stop_tx, runner) = start(&env, spec(&env), handler);
     let started = tokio::time::timeout(Duration::from_secs(20), rx.recv())
         .await
         .unwrap()
@@ -271,12 +275,7 @@ async fn stopping_finishes_the_message_in_hand() {
 
 #[tokio::test]
 async fn work_that_never_finishes_is_redelivered_then_given_up_and_dead_lettered() {
-    let env = TestEnv::start_with(EnvOptions {
-        run_api: false,
-        run_projector: false,
-        ..Default::default()
-    })
-    .await;
+    let env = bus_only().await;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let handler = scripted(tx, None);
     publish(&env, &["stall"]).await;
@@ -284,14 +283,7 @@ async fn work_that_never_finishes_is_redelivered_then_given_up_and_dead_lettered
     s.ack_wait = Duration::from_secs(1);
     s.max_deliver = 2;
     s.concurrency = 4; // each stalled attempt keeps its slot
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let bus = env.bus.clone();
-    let runner = tokio::spawn(async move {
-        consumer::run(&bus, s, handler, async {
-            let _ = stop_rx.await;
-        })
-        .await
-    });
+    let (stop_tx, runner) = start(&env, s, handler);
     // Two attempts that hang, then the third delivery is given up on
     // without running the handler again.
     let mut seen = Vec::new();
@@ -331,24 +323,11 @@ async fn work_that_never_finishes_is_redelivered_then_given_up_and_dead_lettered
 /// (`max_deliver` 3 here; the outage lasts 6 tries).
 #[tokio::test]
 async fn an_outage_is_waited_out_without_spending_the_attempts() {
-    let env = TestEnv::start_with(EnvOptions {
-        run_api: false,
-        run_projector: false,
-        ..Default::default()
-    })
-    .await;
+    let env = bus_only().await;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let handler = scripted(tx, None);
     publish(&env, &["outage"]).await;
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let bus = env.bus.clone();
-    let s = spec(&env);
-    let runner = tokio::spawn(async move {
-        consumer::run(&bus, s, handler, async {
-            let _ = stop_rx.await;
-        })
-        .await
-    });
+    let (stop_tx, runner) = start(&env, spec(&env), handler);
     let mut seen = Vec::new();
     while seen.len() < OUTAGE as usize + 1 {
         let item = tokio::time::timeout(Duration::from_secs(60), rx.recv())
@@ -373,12 +352,7 @@ async fn an_outage_is_waited_out_without_spending_the_attempts() {
 /// them on its consumer, which keeps its position.
 #[tokio::test]
 async fn a_restarted_service_brings_its_consumer_settings_up_to_date() {
-    let env = TestEnv::start_with(EnvOptions {
-        run_api: false,
-        run_projector: false,
-        ..Default::default()
-    })
-    .await;
+    let env = bus_only().await;
     publish(&env, &["ok", "ok"]).await;
     let mut old = spec(&env);
     old.ack_wait = Duration::from_secs(120);

@@ -9,6 +9,15 @@ use mnemo_tests::{
     blank_pdf, corpus_pdf, database_url, eventually, terminal_update, upload, EnvOptions, TestEnv,
 };
 
+/// A world with the whole pipeline running.
+async fn pipeline_env() -> TestEnv {
+    TestEnv::start_with(EnvOptions {
+        run_pipeline: true,
+        ..Default::default()
+    })
+    .await
+}
+
 /// The final update of alice's document.
 async fn outcome(env: &TestEnv, document_id: &str) -> pb::ProgressUpdate {
     terminal_update(env, "alice", document_id).await
@@ -16,11 +25,7 @@ async fn outcome(env: &TestEnv, document_id: &str) -> pb::ProgressUpdate {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_become_searchable_chunks_and_poison_fails_alone() {
-    let env = TestEnv::start_with(EnvOptions {
-        run_pipeline: true,
-        ..Default::default()
-    })
-    .await;
+    let env = pipeline_env().await;
     let mut docs = env.documents("alice").await;
     let notes = upload(
         &mut docs,
@@ -198,11 +203,7 @@ async fn next(stream: &mut tonic::Streaming<pb::ProgressUpdate>) -> Option<pb::P
 /// was appended after the cancellation (late results were rejected).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_mid_pipeline_stops_the_run() {
-    let env = TestEnv::start_with(EnvOptions {
-        run_pipeline: true,
-        ..Default::default()
-    })
-    .await;
+    let env = pipeline_env().await;
     let mut docs = env.documents("alice").await;
     let book = upload(
         &mut docs,
@@ -280,11 +281,7 @@ async fn cancel_mid_pipeline_stops_the_run() {
 /// acknowledge (and so drop) the event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reprocessed_document_is_indexed_again_by_services_that_cached_its_first_run() {
-    let env = TestEnv::start_with(EnvOptions {
-        run_pipeline: true,
-        ..Default::default()
-    })
-    .await;
+    let env = pipeline_env().await;
     let mut docs = env.documents("alice").await;
     let notes = upload(
         &mut docs,
@@ -336,11 +333,7 @@ async fn a_reprocessed_document_is_indexed_again_by_services_that_cached_its_fir
 /// the learner knows pages are missing from search.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partly_unreadable_pdf_is_indexed_and_says_which_share_is_missing() {
-    let env = TestEnv::start_with(EnvOptions {
-        run_pipeline: true,
-        ..Default::default()
-    })
-    .await;
+    let env = pipeline_env().await;
     let mut docs = env.documents("alice").await;
     // A twentieth of the file zeroed: two of its fourteen pages go with it.
     let mut bytes = corpus_pdf("paper_tracemonkey_2col.pdf");

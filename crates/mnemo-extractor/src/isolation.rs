@@ -107,16 +107,20 @@ impl Isolation {
     }
 }
 
+/// Whether this process runs as root: read once (every reader's spawn asks).
 fn is_root() -> bool {
-    // The effective uid, as /proc/self/status says it (no libc call needed).
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
+    static ROOT: OnceLock<bool> = OnceLock::new();
+    *ROOT.get_or_init(|| {
+        // The effective uid, as /proc/self/status says it (no libc call needed).
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Uid:"))
+                    .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
+            })
+            .unwrap_or(false)
+    })
 }
 
 /// Whether bubblewrap runs here (installed, and allowed to make its
