@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Starts mnemo locally and ingests sample documents with live progress.
 #
-#   1. bootstrap.sh: NATS, PostgreSQL, poppler-utils (installed and started
-#      if needed); deploy/model/prepare.sh: the embedding model, offline
-#   2. builds the `mnemo` binary (release) and starts `mnemo serve all` in the
-#      background (log: .mnemo/serve.log, pid: .mnemo/serve.pid)
+#   1. builds the `mnemo` binary (release); bootstrap.sh: mnemo's secured
+#      NATS (credentials per role), PostgreSQL (a least-privilege role),
+#      poppler-utils (installed and started if needed);
+#      deploy/model/prepare.sh: the embedding model, offline
+#   2. declares the namespace as the operator (`mnemo nats setup`) and starts
+#      `mnemo serve all` in the background, each service signed in as its
+#      own role (log: .mnemo/serve.log, pid: .mnemo/serve.pid)
 #   3. uploads the PDFs in ../shared/corpus/pdf when that folder exists, else
 #      the sample notes in deploy/local/samples, with one live bar per file
 #
@@ -15,13 +18,21 @@ cd "$repo"
 state="${MNEMO_STATE_DIR:-$repo/.mnemo}"
 mkdir -p "$state"
 
-"$repo/deploy/local/bootstrap.sh"
-"$repo/deploy/model/prepare.sh" >/dev/null
-# shellcheck disable=SC1091
-. "$state/model.env"
 cargo build --release --locked -p mnemo
 target="${CARGO_TARGET_DIR:-$repo/target}"
 mnemo="$target/release/mnemo"
+# The bootstrap makes the NATS credentials with this binary.
+MNEMO_BIN="$mnemo" "$repo/deploy/local/bootstrap.sh"
+"$repo/deploy/model/prepare.sh" >/dev/null
+# shellcheck disable=SC1091
+. "$state/model.env"
+# Where NATS and PostgreSQL are and how the services sign in there.
+set -a
+# shellcheck disable=SC1091
+. "$state/services.env"
+set +a
+# The operator declares the namespace's streams (services may not).
+"$mnemo" nats setup >/dev/null
 
 if [ -f "$state/serve.pid" ] && kill -0 "$(cat "$state/serve.pid")" 2>/dev/null; then
   echo "mnemo already running (pid $(cat "$state/serve.pid")); restarting it"

@@ -11,7 +11,18 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repo"
 state="${MNEMO_STATE_DIR:-$repo/.mnemo}"
 mkdir -p "$state"
-"$repo/deploy/local/bootstrap.sh"
+# The mnemo binary makes the NATS credentials the bootstrap starts the
+# secured nats-server with; the tests build it anyway.
+cargo build --locked -p mnemo
+MNEMO_BIN="${CARGO_TARGET_DIR:-$repo/target}/debug/mnemo" "$repo/deploy/local/bootstrap.sh"
+# The tests run against mnemo's own secured nats-server (URL and
+# credentials from the bootstrap), never an open one, and reach
+# PostgreSQL as the services' least-privilege role.
+set -a
+# shellcheck disable=SC1091
+. "$state/services.env"
+MNEMO_TEST_DATABASE_URL="$MNEMO_DATABASE_URL"
+set +a
 "$repo/deploy/model/prepare.sh" >/dev/null
 MNEMO_PYTHON="${MNEMO_PYTHON:-$("$repo/deploy/local/fsrs-reference.sh")}"
 export MNEMO_PYTHON

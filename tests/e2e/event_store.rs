@@ -604,7 +604,10 @@ async fn a_read_for_an_event_in_hand_is_never_older_than_the_event() {
 #[tokio::test]
 async fn several_seed_urls_connect_through_the_one_that_answers() {
     let env = TestEnv::start_with(EnvOptions {
-        nats_url: Some(format!("nats://127.0.0.1:1, {}", mnemo_tests::nats_url())),
+        nats: Some(mnemo_bus::NatsOptions {
+            url: format!("nats://127.0.0.1:1, {}", mnemo_tests::nats_url()),
+            ..mnemo_tests::nats()
+        }),
         ..no_servers()
     })
     .await;

@@ -620,7 +620,7 @@ async fn upload_when_back(docs: &mut mnemo_tests::Documents, name: &str) -> u64 
 async fn the_projector_applies_again_soon_after_nats_restarts() {
     let mut nats = mnemo_tests::PrivateNats::start();
     let env = TestEnv::start_with(EnvOptions {
-        nats_url: Some(nats.url()),
+        nats: Some(nats.nats()),
         ..Default::default()
     })
     .await;

@@ -8,8 +8,15 @@
 //! [`TestEnv::start_api`] / [`TestEnv::restart_api`] stop the API as SIGTERM
 //! would and start a fresh one on the same address and namespace.
 //!
-//! `MNEMO_TEST_NATS_URL` and `MNEMO_TEST_DATABASE_URL` point the tests
-//! elsewhere (defaults: the local servers that `deploy/local/bootstrap.sh` starts).
+//! Each in-process service signs in to NATS as its own role (`nats.conf`)
+//! and the test itself as the operator (it declares and deletes the
+//! namespace), so the suite runs every role's permissions; [`PrivateNats`]
+//! is a secured server of the test's own from the repo's `nats.conf`.
+//!
+//! `MNEMO_NATS_URL` and `MNEMO_NATS_CREDS` (exported by
+//! `deploy/local/test.sh` from what `bootstrap.sh` started: the project's
+//! secured nats-server) and `MNEMO_TEST_DATABASE_URL` point the tests at
+//! the servers; without them, an open NATS on 4222.
 
 pub mod fake_llm;
 pub mod rebuild_watch;
@@ -22,7 +29,9 @@ use std::time::Duration;
 
 use mnemo_api::auth::Authenticator;
 use mnemo_api::{ApiConfig, ApiState};
-use mnemo_bus::{Bus, CommandExecutor, JetStreamEventStore, Namespace, RetryPolicy};
+use mnemo_bus::{
+    Bus, CommandExecutor, JetStreamEventStore, Namespace, NatsOptions, RetryPolicy, Role,
+};
 use mnemo_domain::{Document, OwnerId};
 use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::document_service_client::DocumentServiceClient;
@@ -36,7 +45,19 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 pub fn nats_url() -> String {
-    std::env::var("MNEMO_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+    std::env::var("MNEMO_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+/// The suite's NATS: [`nats_url`] with the credentials directory in
+/// `MNEMO_NATS_CREDS` (none: an open server).
+pub fn nats() -> NatsOptions {
+    NatsOptions::open(nats_url())
+        .with_creds(std::env::var_os("MNEMO_NATS_CREDS").map(PathBuf::from))
+}
+
+/// The repository's `nats.conf`.
+pub fn repo_nats_conf() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../nats.conf")
 }
 
 pub fn database_url() -> String {
@@ -160,9 +181,9 @@ pub struct EnvOptions {
     /// More models the API can embed queries with (`UseModel` switches to
     /// them), as `serve --extra-model-dir` loads them.
     pub extra_models: Vec<Arc<mnemo_embedder::Embedder>>,
-    /// Another NATS than the machine's (e.g. a [`PrivateNats`] the test
-    /// restarts); None: [`nats_url`].
-    pub nats_url: Option<String>,
+    /// Another NATS than the suite's (e.g. a [`PrivateNats`] the test
+    /// restarts); None: [`nats`].
+    pub nats: Option<NatsOptions>,
     /// TLS on the API's port (None: plaintext).
     pub tls: Option<mnemo_api::config::TlsFiles>,
 }
@@ -178,30 +199,44 @@ impl Default for EnvOptions {
             extractor: None,
             llm: None,
             extra_models: Vec::new(),
-            nats_url: None,
+            nats: None,
             tls: None,
         }
     }
 }
 
-/// A nats-server of the test's own (JetStream on, a store dir of its own,
-/// a free loopback port), which the test can kill and start again on the
-/// same port and store — what an operator's restart or crash does.
+/// A nats-server of the test's own, secured as the project runs it: the
+/// repo's `nats.conf` with a fresh nkey per role (seeds in a temp dir),
+/// JetStream in a store dir of its own, free loopback ports. The test can
+/// kill it and start it again on the same port and store — what an
+/// operator's restart or crash does.
 pub struct PrivateNats {
     port: u16,
+    monitor_port: u16,
     store: tempfile::TempDir,
+    creds: tempfile::TempDir,
+    public_keys: Vec<(Role, String)>,
     child: Option<std::process::Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 impl PrivateNats {
     pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
+        let creds = tempfile::tempdir().expect("a credentials dir");
+        let public_keys =
+            mnemo_bus::credentials::ensure_credentials(creds.path()).expect("role credentials");
         let mut nats = Self {
-            port,
+            port: free_port(),
+            monitor_port: free_port(),
             store: tempfile::tempdir().expect("a store dir"),
+            creds,
+            public_keys,
             child: None,
         };
         nats.spawn();
@@ -212,23 +247,33 @@ impl PrivateNats {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// The URL with the directory of every role's seed.
+    pub fn nats(&self) -> NatsOptions {
+        NatsOptions::open(self.url()).with_creds(Some(self.creds.path().to_path_buf()))
+    }
+
     fn spawn(&mut self) {
-        let child = std::process::Command::new(
+        let mut command = std::process::Command::new(
             std::env::var("MNEMO_NATS_SERVER").unwrap_or_else(|_| "nats-server".into()),
-        )
-        .args([
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-js",
-            "-sd",
-        ])
-        .arg(self.store.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("nats-server runs (deploy/local/bootstrap.sh installs it)");
+        );
+        command
+            .env_clear()
+            .envs(std::env::var_os("PATH").map(|p| ("PATH", p)))
+            .envs(
+                self.public_keys
+                    .iter()
+                    .map(|(r, k)| (r.public_key_env(), k)),
+            )
+            .arg("-c")
+            .arg(repo_nats_conf())
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-m", &self.monitor_port.to_string(), "-sd"])
+            .arg(self.store.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let child = command
+            .spawn()
+            .expect("nats-server runs (deploy/local/bootstrap.sh installs it)");
         self.child = Some(child);
         // Ready once it accepts connections.
         let ready = (0..200).any(|_| {
@@ -265,7 +310,12 @@ impl Drop for PrivateNats {
 /// One test's world: namespace, bus, and optionally the API and projector.
 pub struct TestEnv {
     pub ns: Namespace,
+    /// The operator's connection (the test's own).
     pub bus: Bus,
+    /// Where NATS is and every role's credential.
+    pub nats: NatsOptions,
+    /// The API's connection (signed in as `api`).
+    api_bus: Option<Bus>,
     pub addr: Option<SocketAddr>,
     pub auth: Authenticator,
     stop: watch::Sender<bool>,
@@ -341,10 +391,20 @@ impl TestEnv {
 
     pub async fn start_with(opts: EnvOptions) -> Self {
         let ns = fresh_namespace();
-        let url = opts.nats_url.clone().unwrap_or_else(nats_url);
-        let bus = Bus::start(&url, ns.clone(), 1)
+        let nats = opts.nats.clone().unwrap_or_else(nats);
+        // The test is the operator: it declares the namespace (and deletes
+        // it when dropped); each service signs in as its own role.
+        let bus = Bus::start(&nats, Role::Operator, ns.clone(), 1)
             .await
             .expect("NATS with JetStream must run (deploy/local/bootstrap.sh)");
+        let as_role = |role: Role| {
+            let (nats, ns) = (nats.clone(), ns.clone());
+            async move {
+                Bus::start(&nats, role, ns, 1)
+                    .await
+                    .unwrap_or_else(|e| panic!("the {role} signs in to NATS: {e}"))
+            }
+        };
         let projector_config = mnemo_projector::ProjectorConfig::new(ns.clone(), database_url());
         mnemo_projector::runner::prepare(&projector_config)
             .await
@@ -356,7 +416,7 @@ impl TestEnv {
             let _ = rx.wait_for(|s| *s).await;
         };
         if opts.run_projector {
-            let (b, rx) = (bus.clone(), stop.subscribe());
+            let (b, rx) = (as_role(Role::Projector).await, stop.subscribe());
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = mnemo_projector::run(b, projector_config, stopped(rx)).await {
                     eprintln!("projector failed: {e}");
@@ -368,18 +428,24 @@ impl TestEnv {
         if opts.run_pipeline {
             let model = load_model();
             search_model = Some(model.clone());
-            let (b, rx) = (bus.clone(), stop.subscribe());
+            let (b, rx) = (as_role(Role::Extractor).await, stop.subscribe());
             let config = opts.extractor.clone().unwrap_or_else(extractor_config);
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = mnemo_extractor::run(b, config, stopped(rx)).await {
                     eprintln!("extractor failed: {e}");
                 }
             }));
-            tasks.extend(spawn_chunker_and_embedder(&bus, model, &stop));
+            tasks.extend(spawn_chunker_and_embedder(
+                &as_role(Role::Chunker).await,
+                &as_role(Role::Embedder).await,
+                model,
+                &stop,
+            ));
         }
         let mut addr = None;
-        let (mut api_setup, mut api) = (None, None);
+        let (mut api_setup, mut api, mut api_bus) = (None, None, None);
         if opts.run_api {
+            let bus = as_role(Role::Api).await;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("bind");
@@ -416,10 +482,13 @@ impl TestEnv {
             };
             api = Some(setup.start(&bus, listener).await);
             api_setup = Some(setup);
+            api_bus = Some(bus);
         }
         Self {
             ns,
             bus,
+            nats,
+            api_bus,
             addr,
             auth: Authenticator::new(&secret),
             stop,
@@ -452,7 +521,8 @@ impl TestEnv {
             .await
             .expect("the API's address is free again");
         let setup = self.api_setup.as_ref().expect("this env runs an API");
-        self.api = Some(setup.start(&self.bus, listener).await);
+        let bus = self.api_bus.as_ref().expect("this env runs an API");
+        self.api = Some(setup.start(bus, listener).await);
     }
 
     /// [`stop_api`](Self::stop_api), then [`start_api`](Self::start_api).
@@ -460,6 +530,13 @@ impl TestEnv {
         let took = self.stop_api().await;
         self.start_api().await;
         took
+    }
+
+    /// A connection to this env's namespace signed in as `role`.
+    pub async fn bus_as(&self, role: Role) -> Bus {
+        Bus::start(&self.nats, role, self.ns.clone(), 1)
+            .await
+            .unwrap_or_else(|e| panic!("the {role} signs in to NATS: {e}"))
     }
 
     /// A token for `owner`, signed with this env's secret.
@@ -699,7 +776,7 @@ impl Drop for TestEnv {
         }
         // Cleanup needs async I/O but Drop is sync: use a private runtime on
         // a plain thread so this works inside or outside a tokio runtime.
-        let ns = self.ns.clone();
+        let (ns, nats) = (self.ns.clone(), self.nats.clone());
         let _ = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -708,16 +785,29 @@ impl Drop for TestEnv {
                 return;
             };
             rt.block_on(async {
-                if let Ok(client) = async_nats::connect(nats_url()).await {
-                    let js = async_nats::jetstream::new(client);
-                    let _ = mnemo_bus::setup::delete_namespace(&js, &ns).await;
-                }
+                delete_namespace(&nats, &ns).await;
                 if let Err(e) = mnemo_projector::db::drop_schema(&database_url(), &ns).await {
                     eprintln!("could not drop schema {ns}: {e}");
                 }
             });
         })
         .join();
+    }
+}
+
+/// Deletes a namespace's streams as the operator (bounded: a server that
+/// is gone leaves nothing to delete).
+pub async fn delete_namespace(nats: &NatsOptions, ns: &Namespace) {
+    let connect = async {
+        let seeds = mnemo_bus::setup::seed_urls(&nats.url).ok()?;
+        let options = nats
+            .connect_options(Role::Operator, "mnemo-tests cleanup")
+            .ok()?;
+        options.connect(seeds.as_slice()).await.ok()
+    };
+    if let Ok(Some(client)) = tokio::time::timeout(Duration::from_secs(10), connect).await {
+        let js = async_nats::jetstream::new(client);
+        let _ = mnemo_bus::setup::delete_namespace(&js, ns).await;
     }
 }
 
@@ -731,7 +821,7 @@ impl TestEnvProjector {
     pub async fn start(env: &TestEnv) -> Self {
         let (stop, rx) = watch::channel(false);
         let config = mnemo_projector::ProjectorConfig::new(env.ns.clone(), database_url());
-        let bus = env.bus.clone();
+        let bus = env.bus_as(Role::Projector).await;
         let task = tokio::spawn(async move {
             let mut rx = rx;
             let _ = mnemo_projector::run(bus, config, async move {
@@ -759,7 +849,12 @@ pub struct TestEnvPipeline {
 impl TestEnvPipeline {
     pub async fn start(env: &TestEnv) -> Self {
         let (stop, _) = watch::channel(false);
-        let tasks = spawn_chunker_and_embedder(&env.bus, load_model(), &stop);
+        let tasks = spawn_chunker_and_embedder(
+            &env.bus_as(Role::Chunker).await,
+            &env.bus_as(Role::Embedder).await,
+            load_model(),
+            &stop,
+        );
         Self { stop, tasks }
     }
 }
@@ -777,23 +872,24 @@ pub fn load_model_from(dir: PathBuf) -> Arc<mnemo_embedder::Embedder> {
     )
 }
 
-/// A chunker and an embedder on `bus`, until `stop` says true.
+/// A chunker and an embedder (on their own connections), until `stop` says true.
 fn spawn_chunker_and_embedder(
-    bus: &Bus,
+    chunker_bus: &Bus,
+    embedder_bus: &Bus,
     model: Arc<mnemo_embedder::Embedder>,
     stop: &watch::Sender<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let (b, rx) = (bus.clone(), stop.subscribe());
+    let (b, rx) = (chunker_bus.clone(), stop.subscribe());
     let chunker = tokio::spawn(async move {
         let config = mnemo_chunker::ChunkerConfig::new(model_dir());
         if let Err(e) = mnemo_chunker::run(b, config, stopped(rx)).await {
             eprintln!("chunker failed: {e}");
         }
     });
-    let (b, rx) = (bus.clone(), stop.subscribe());
+    let (b, rx) = (embedder_bus.clone(), stop.subscribe());
     let embedder = tokio::spawn(async move {
         let config = mnemo_embedder::EmbedderServiceConfig::new(model);
         if let Err(e) = mnemo_embedder::run(b, config, stopped(rx)).await {

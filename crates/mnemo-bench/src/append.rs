@@ -70,7 +70,7 @@ pub async fn run(bench: AppendBench) -> Result<ExitCode> {
         bench.pdf,
     )
     .await;
-    let bus = Bus::start(&bench.backend.nats_url, ns.clone(), 1).await?;
+    let bus = bench.backend.operator_bus(ns.clone()).await?;
     mnemo_bus::setup::delete_namespace(&bus.jetstream, &ns).await?;
     mnemo_projector::db::drop_schema(&bench.backend.database_url, &ns).await?;
     result.map(|_| ExitCode::SUCCESS)
@@ -281,7 +281,7 @@ async fn append(
     uploads: usize,
     pdf: Option<PathBuf>,
 ) -> Result<()> {
-    let bus = Bus::start(&backend.nats_url, ns.clone(), 1).await?;
+    let bus = backend.operator_bus(ns.clone()).await?;
     mnemo_projector::runner::prepare(&mnemo_projector::ProjectorConfig::new(
         ns.clone(),
         &backend.database_url,

@@ -131,9 +131,7 @@ pub async fn run(global: &Global, bench: PipelineBench) -> Result<ExitCode> {
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     ))?;
     // Streams and schema exist before the services race to create them.
-    let bus = Bus::start(&bench.backend.nats_url, ns.clone(), 1)
-        .await
-        .context("starting the event bus (try `mnemo doctor`)")?;
+    let bus = bench.backend.operator_bus(ns.clone()).await?;
     let projector = mnemo_projector::ProjectorConfig::new(ns.clone(), &bench.backend.database_url);
     mnemo_projector::runner::prepare(&projector).await?;
 
@@ -180,7 +178,7 @@ async fn measure(
         let child = Command::new(&exe)
             .arg("serve")
             .arg(name)
-            .env("MNEMO_NATS_URL", &bench.backend.nats_url)
+            .envs(bench.backend.nats_env())
             .env("MNEMO_DATABASE_URL", &bench.backend.database_url)
             .env("MNEMO_NAMESPACE", ns.as_str())
             .env("MNEMO_LISTEN", format!("127.0.0.1:{port}"))

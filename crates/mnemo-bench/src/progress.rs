@@ -81,7 +81,7 @@ pub async fn run(bench: ProgressBench) -> Result<()> {
         "bench_{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     ))?;
-    let bus = Bus::start(&bench.backend.nats_url, ns.clone(), 1).await?;
+    let bus = bench.backend.operator_bus(ns.clone()).await?;
     let result = measure(&bench, &bus).await;
     mnemo_bus::setup::delete_namespace(&bus.jetstream, &ns).await?;
     result

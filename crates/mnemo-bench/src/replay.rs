@@ -84,9 +84,7 @@ pub async fn run(bench: ReplayBench) -> Result<ExitCode> {
         "bench_{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     ))?;
-    let bus = Bus::start(&bench.backend.nats_url, ns.clone(), 1)
-        .await
-        .context("starting the event bus (try `mnemo doctor`)")?;
+    let bus = bench.backend.operator_bus(ns.clone()).await?;
     let config = mnemo_projector::ProjectorConfig::new(ns.clone(), &bench.backend.database_url);
     mnemo_projector::runner::prepare(&config).await?;
     let result = measure(&bench, &bus, config).await;

@@ -6,13 +6,18 @@
 //! stored once. The Object Store computes its own SHA-256 while storing; a
 //! put whose digest disagrees with the name is refused, so a name always
 //! means those exact bytes.
+//!
+//! Reads go through direct gets (the chunks one by one, by subject) rather
+//! than the Object Store's reader, which creates an unnamed consumer: the
+//! roles that read blobs may not create consumers they could point
+//! anywhere (`nats.conf`). Every read checks the bytes against the name.
 
-use async_nats::jetstream::object_store::{
-    GetErrorKind, InfoErrorKind, ObjectMetadata, ObjectStore,
-};
+use async_nats::jetstream::object_store::{InfoErrorKind, ObjectMetadata, ObjectStore};
+use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
 use async_nats::jetstream::Context;
 use data_encoding::BASE64URL;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncRead;
 
 use crate::error::{BusError, BusErrorKind};
 use crate::namespace::Namespace;
@@ -25,6 +30,9 @@ const CHUNK_SIZE: usize = 256 * 1024;
 #[derive(Clone)]
 pub struct BlobStore {
     store: ObjectStore,
+    /// The bucket's stream, for reads by direct get.
+    stream: Stream,
+    bucket: String,
 }
 
 /// Checks a blob name: 64 lowercase hex digits.
@@ -45,10 +53,20 @@ fn check_name(sha256_hex: &str) -> Result<(), BusError> {
 impl BlobStore {
     /// Opens the namespace's bucket (created by [`crate::setup::ensure_blob_bucket`]).
     pub async fn open(js: &Context, ns: &Namespace) -> Result<Self, BusError> {
-        let store = js.get_object_store(ns.blob_bucket()).await.map_err(|e| {
-            BusError::unavailable(format!("cannot open blob bucket {}", ns.blob_bucket()), e)
-        })?;
-        Ok(Self { store })
+        let bucket = ns.blob_bucket();
+        let store = js
+            .get_object_store(&bucket)
+            .await
+            .map_err(|e| BusError::unavailable(format!("cannot open blob bucket {bucket}"), e))?;
+        let stream = js
+            .get_stream(format!("OBJ_{bucket}"))
+            .await
+            .map_err(|e| BusError::unavailable(format!("cannot open blob bucket {bucket}"), e))?;
+        Ok(Self {
+            store,
+            stream,
+            bucket,
+        })
     }
 
     /// Whether a blob with this hash is stored.
@@ -99,24 +117,52 @@ impl BlobStore {
         Ok(true)
     }
 
-    /// Reads a whole blob into memory.
+    /// Reads a whole blob into memory, and checks it is what its name says.
     pub async fn get(&self, sha256_hex: &str) -> Result<Vec<u8>, BusError> {
         check_name(sha256_hex)?;
-        let mut object = self.store.get(sha256_hex).await.map_err(|e| {
-            if e.kind() == GetErrorKind::NotFound {
-                BusError::new(
-                    BusErrorKind::NotFound,
-                    format!("blob {sha256_hex} not found"),
-                )
-            } else {
-                BusError::unavailable(format!("cannot read blob {sha256_hex}"), e)
-            }
-        })?;
-        let mut out = Vec::new();
-        object
-            .read_to_end(&mut out)
-            .await
-            .map_err(|e| BusError::unavailable(format!("cannot read blob {sha256_hex}"), e))?;
+        let cannot = |e: &dyn std::fmt::Display| {
+            BusError::new(
+                BusErrorKind::Unavailable,
+                format!("cannot read blob {sha256_hex}: {e}"),
+            )
+        };
+        let info = match self.store.info(sha256_hex).await {
+            Ok(info) if !info.deleted => info,
+            Ok(_) => return Err(not_found(sha256_hex)),
+            Err(e) if e.kind() == InfoErrorKind::NotFound => return Err(not_found(sha256_hex)),
+            Err(e) => return Err(cannot(&e)),
+        };
+        let subject = format!("$O.{}.C.{}", self.bucket, info.nuid);
+        let mut out = Vec::with_capacity(info.size);
+        let mut next = 1;
+        for _ in 0..info.chunks {
+            let chunk = self
+                .stream
+                .direct_get_next_for_subject(subject.as_str(), Some(next))
+                .await
+                .map_err(|e| match e.kind() {
+                    DirectGetErrorKind::NotFound => BusError::new(
+                        BusErrorKind::Corrupt,
+                        format!("blob {sha256_hex} is missing chunks"),
+                    ),
+                    _ => cannot(&e),
+                })?;
+            next = chunk.sequence + 1;
+            out.extend_from_slice(&chunk.payload);
+        }
+        if out.len() != info.size || hex::encode(Sha256::digest(&out)) != sha256_hex {
+            return Err(BusError::new(
+                BusErrorKind::Corrupt,
+                format!("blob {sha256_hex} does not hold the bytes its name says"),
+            ));
+        }
         Ok(out)
     }
+}
+
+fn not_found(sha256_hex: &str) -> BusError {
+    BusError::new(
+        BusErrorKind::NotFound,
+        format!("blob {sha256_hex} not found"),
+    )
 }

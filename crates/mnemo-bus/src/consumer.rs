@@ -634,3 +634,11 @@ pub async fn append_failure<A>(
         tracing::error!(aggregate = %stored.envelope.aggregate_id, error = %e, "could not record the failure");
     }
 }
+
+/// A fresh name for an ordered reader (`<purpose>_<random>`). Named, its
+/// creation carries the filter in the request subject, which nats-server
+/// checks and `nats.conf` grants per role; an unnamed one would not.
+pub fn ordered_reader_name(purpose: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{purpose}_{}", &id[..16])
+}

@@ -13,6 +13,7 @@
 //! - [`namespace`]: the prefix that isolates installs and tests; every name
 //!   (stream, subject, bucket, consumer, SQL schema) is derived here.
 //! - [`envelope`]: header names and the per-message envelope.
+//! - [`credentials`]: service roles, their NATS credentials (nkeys) and TLS.
 //! - [`setup`]: connecting, and creating/updating the event stream and blob bucket.
 //! - [`event_store`]: `JetStreamEventStore`, cqrs-es's `EventStore` on JetStream.
 //! - [`commands`]: executing a command with bounded retries on conflict.
@@ -28,6 +29,7 @@ pub mod backoff;
 pub mod blob_store;
 pub mod commands;
 pub mod consumer;
+pub mod credentials;
 pub mod dlq;
 pub mod envelope;
 pub mod error;
@@ -40,6 +42,7 @@ pub use backoff::Backoff;
 pub use blob_store::BlobStore;
 pub use commands::{CommandExecutor, ExecuteError, RetryPolicy};
 pub use consumer::{ConsumerSpec, Delivery, Handler, Outcome};
+pub use credentials::{NatsOptions, NatsTls, Role};
 pub use envelope::Envelope;
 pub use error::{BusError, BusErrorKind};
 pub use event_store::{JetStreamEventStore, StoredEvents};

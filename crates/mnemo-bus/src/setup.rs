@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, object_store::ObjectStore, stream};
 
+use crate::credentials::{NatsOptions, Role};
 use crate::error::{BusError, BusErrorKind};
 use crate::namespace::Namespace;
 
@@ -29,13 +30,28 @@ pub struct Bus {
 }
 
 impl Bus {
-    /// Connects, then declares the event stream and blob bucket.
-    pub async fn start(url: &str, namespace: Namespace, replicas: usize) -> Result<Self, BusError> {
-        let client = connect(url, &format!("mnemo:{namespace}")).await?;
+    /// Connects as `role`, then opens the namespace's event stream, dead
+    /// letters and blob bucket. The operator (and anyone on an open server,
+    /// without a credential) declares them too: creates what is missing and
+    /// updates a config that drifted. A service role may not (`nats.conf`):
+    /// it opens what exists and says to run `mnemo nats setup` otherwise.
+    pub async fn start(
+        options: &NatsOptions,
+        role: Role,
+        namespace: Namespace,
+        replicas: usize,
+    ) -> Result<Self, BusError> {
+        let client = connect(options, role, &format!("mnemo:{namespace}:{role}")).await?;
         let jetstream = jetstream::new(client.clone());
-        let events = ensure_event_stream(&jetstream, &namespace, replicas).await?;
-        ensure_dlq_stream(&jetstream, &namespace, replicas).await?;
-        ensure_blob_bucket(&jetstream, &namespace, replicas).await?;
+        let declares = role == Role::Operator || options.creds.is_none();
+        let events = if declares {
+            let events = ensure_event_stream(&jetstream, &namespace, replicas).await?;
+            ensure_dlq_stream(&jetstream, &namespace, replicas).await?;
+            ensure_blob_bucket(&jetstream, &namespace, replicas).await?;
+            events
+        } else {
+            open_streams(&jetstream, &namespace, replicas).await?
+        };
         Ok(Self {
             client,
             jetstream,
@@ -50,17 +66,62 @@ impl Bus {
     }
 }
 
-/// Connects to NATS with a name that shows up in `nats server report connections`.
-pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, BusError> {
-    let seeds = seed_urls(url)?;
-    async_nats::ConnectOptions::new()
-        .name(name)
-        .connection_timeout(Duration::from_secs(5))
-        .retry_on_initial_connect()
-        .max_reconnects(None)
+/// Connects to NATS as `role`, with a name that shows up in `nats server
+/// report connections`.
+pub async fn connect(
+    options: &NatsOptions,
+    role: Role,
+    name: &str,
+) -> Result<async_nats::Client, BusError> {
+    let seeds = seed_urls(&options.url)?;
+    options
+        .connect_options(role, name)?
         .connect(seeds.as_slice())
         .await
-        .map_err(|e| BusError::unavailable(format!("cannot connect to NATS at {url}"), e))
+        .map_err(|e| {
+            BusError::unavailable(
+                format!("cannot connect to NATS at {} as {role}", options.url),
+                e,
+            )
+        })
+}
+
+/// A service's view of a namespace an operator declared: the streams must
+/// exist (a service may not create them); a drifted config is reported,
+/// not changed.
+async fn open_streams(
+    js: &jetstream::Context,
+    ns: &Namespace,
+    replicas: usize,
+) -> Result<stream::Stream, BusError> {
+    let wanted = event_stream_config(ns, replicas);
+    for name in [
+        ns.dlq_stream(),
+        format!("OBJ_{}", ns.blob_bucket()),
+        ns.event_stream(),
+    ] {
+        if let Err(err) = js.get_stream(&name).await {
+            return Err(if is_stream_not_found(&err) {
+                BusError::config(format!(
+                    "stream {name} of namespace {ns} does not exist: an operator declares it with `mnemo nats setup`"
+                ))
+            } else {
+                BusError::unavailable(format!("cannot open stream {name}"), err)
+            });
+        }
+    }
+    let mut events = js
+        .get_stream(&wanted.name)
+        .await
+        .map_err(|e| BusError::unavailable("cannot open the event stream", e))?;
+    let info = events
+        .info()
+        .await
+        .map_err(|e| BusError::unavailable("cannot read event stream info", e))?;
+    if drifted(&info.config, &wanted) {
+        tracing::warn!(stream = %wanted.name, "the event stream's config differs from this version's; an operator updates it with `mnemo nats setup`");
+    }
+    Ok(events)
 }
 
 /// The servers in `--nats-url`: one URL, or several comma-separated (a
@@ -116,15 +177,7 @@ pub async fn ensure_event_stream(
                 .info()
                 .await
                 .map_err(|e| BusError::unavailable("cannot read event stream info", e))?;
-            let current = &info.config;
-            let drifted = current.subjects != config.subjects
-                || current.max_message_size != config.max_message_size
-                || current.duplicate_window != config.duplicate_window
-                || current.allow_direct != config.allow_direct
-                || current.deny_delete != config.deny_delete
-                || current.deny_purge != config.deny_purge
-                || current.max_age != config.max_age;
-            if drifted {
+            if drifted(&info.config, &config) {
                 tracing::info!(stream = %config.name, "updating event stream config");
                 js.update_stream(&config).await.map_err(|e| {
                     BusError::with_source(BusErrorKind::Rejected, "cannot update event stream", e)
@@ -143,6 +196,18 @@ pub async fn ensure_event_stream(
             err,
         )),
     }
+}
+
+/// Whether a stream's config differs from the one this version declares
+/// in what mnemo relies on.
+fn drifted(current: &stream::Config, wanted: &stream::Config) -> bool {
+    current.subjects != wanted.subjects
+        || current.max_message_size != wanted.max_message_size
+        || current.duplicate_window != wanted.duplicate_window
+        || current.allow_direct != wanted.allow_direct
+        || current.deny_delete != wanted.deny_delete
+        || current.deny_purge != wanted.deny_purge
+        || current.max_age != wanted.max_age
 }
 
 /// Tries a creation again when nats-server 2.9 lost a race with itself: when

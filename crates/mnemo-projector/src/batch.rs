@@ -98,6 +98,7 @@ pub async fn read_from(
     let consumer = bus
         .events
         .create_consumer(OrderedConfig {
+            name: Some(mnemo_bus::consumer::ordered_reader_name("projector")),
             filter_subject: format!("{}.>", bus.namespace.events_of(feed.kind())),
             deliver_policy: DeliverPolicy::ByStartSequence {
                 start_sequence: from.max(1),

@@ -312,6 +312,7 @@ pub async fn follow(
     let consumer = bus
         .events
         .create_consumer(OrderedConfig {
+            name: Some(mnemo_bus::consumer::ordered_reader_name("search")),
             filter_subject: format!("{}.>", bus.namespace.events_of("doc")),
             deliver_policy: DeliverPolicy::ByStartSequence {
                 start_sequence: from + 1,

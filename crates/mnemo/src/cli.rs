@@ -106,8 +106,33 @@ impl Global {
 /// Where the services find NATS and PostgreSQL, and which namespace is theirs.
 #[derive(Args, Clone)]
 pub struct Backend {
+    /// NATS: one URL, or a cluster's seeds comma-separated (`tls://` for TLS).
     #[arg(long, env = "MNEMO_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
+    /// The NATS credential: a directory of `<role>.nk` nkey seeds (each
+    /// service signs in as its role; operator commands as `operator`), or
+    /// one seed file. Made by `mnemo nats credentials`; mode 0600.
+    #[arg(long, env = "MNEMO_NATS_CREDS", value_name = "DIR|FILE")]
+    pub nats_creds: Option<PathBuf>,
+    /// CA (PEM) the NATS server's certificate is checked against (implies TLS).
+    #[arg(long, env = "MNEMO_NATS_CA", value_name = "PEM")]
+    pub nats_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for a NATS server that verifies clients.
+    #[arg(
+        long,
+        env = "MNEMO_NATS_CERT",
+        value_name = "PEM",
+        requires = "nats_key"
+    )]
+    pub nats_cert: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(
+        long,
+        env = "MNEMO_NATS_KEY",
+        value_name = "PEM",
+        requires = "nats_cert"
+    )]
+    pub nats_key: Option<PathBuf>,
     #[arg(
         long,
         env = "MNEMO_DATABASE_URL",
@@ -120,6 +145,48 @@ pub struct Backend {
     /// JetStream replicas for the stream and bucket (3 on a cluster).
     #[arg(long, env = "MNEMO_REPLICAS", default_value_t = 1)]
     pub replicas: usize,
+}
+
+impl Backend {
+    /// The NATS settings as environment for a `mnemo serve` this process
+    /// starts: the URL and the paths of credentials and certificates
+    /// (paths only: no secret goes into a child's environment).
+    pub fn nats_env(&self) -> Vec<(&'static str, OsString)> {
+        let mut env = vec![("MNEMO_NATS_URL", OsString::from(&self.nats_url))];
+        for (name, path) in [
+            ("MNEMO_NATS_CREDS", &self.nats_creds),
+            ("MNEMO_NATS_CA", &self.nats_ca),
+            ("MNEMO_NATS_CERT", &self.nats_cert),
+            ("MNEMO_NATS_KEY", &self.nats_key),
+        ] {
+            if let Some(p) = path {
+                env.push((name, p.into()));
+            }
+        }
+        env
+    }
+
+    /// Signs in to NATS as the operator and declares `ns` (its streams and
+    /// bucket): what operator commands and benchmarks start with.
+    pub async fn operator_bus(&self, ns: mnemo_bus::Namespace) -> anyhow::Result<mnemo_bus::Bus> {
+        use anyhow::Context;
+        mnemo_bus::Bus::start(&self.nats(), mnemo_bus::Role::Operator, ns, self.replicas)
+            .await
+            .context("connecting to NATS as the operator (are NATS and --nats-creds right? try `mnemo doctor`)")
+    }
+
+    /// Where NATS is and how to sign in there.
+    pub fn nats(&self) -> mnemo_bus::NatsOptions {
+        mnemo_bus::NatsOptions {
+            url: self.nats_url.clone(),
+            creds: self.nats_creds.clone(),
+            tls: mnemo_bus::NatsTls {
+                ca: self.nats_ca.clone(),
+                client_cert: self.nats_cert.clone().zip(self.nats_key.clone()),
+                required: false,
+            },
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -155,6 +222,8 @@ pub enum Command {
     Projections(cmd::projections::ProjectionsArgs),
     /// Events services gave up on (operators).
     Dlq(cmd::dlq::DlqArgs),
+    /// NATS credentials for every role, and declaring a namespace (operators).
+    Nats(cmd::nats::NatsArgs),
     /// Benchmarks: runs `mnemo-bench` (a separate binary) with the rest.
     #[command(hide = true)]
     Bench(cmd::bench::ForwardArgs),

@@ -32,6 +32,7 @@ async fn main() -> std::process::ExitCode {
         Command::Bench(args) => cmd::bench::forward(&cli.global, &[], args),
         Command::Eval(args) => cmd::bench::forward(&cli.global, &["eval"], args),
         Command::Dlq(args) => cmd::dlq::run(args).await,
+        Command::Nats(args) => cmd::nats::run(args).await,
         Command::Extract(args) => cmd::extract::run(args).await,
         Command::ExtractWorker { file } => Ok(mnemo_pdf::worker::main(&file)),
         Command::Fsrs(args) => cmd::fsrs::run(args),

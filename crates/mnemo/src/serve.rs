@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use mnemo_bus::{Bus, Namespace};
+use mnemo_bus::{Bus, Namespace, Role};
 use tokio::sync::watch;
 
 use crate::cli::{Backend, Global};
@@ -117,11 +117,17 @@ async fn load_model(args: &ServeArgs, dir: PathBuf) -> Result<Arc<mnemo_embedder
 pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     let runs = |s: Service| args.service == Service::All || args.service == s;
     let ns = Namespace::new(&args.backend.namespace)?;
-    let bus = Bus::start(&args.backend.nats_url, ns.clone(), args.backend.replicas)
-        .await
-        .context(
-            "starting the event bus (is nats-server running with JetStream? try `mnemo doctor`)",
-        )?;
+    // Each service signs in to NATS as its own role (`nats.conf`), even
+    // when they share this process.
+    let nats = args.backend.nats();
+    let bus_for = |role: Role| {
+        let (nats, ns, replicas) = (nats.clone(), ns.clone(), args.backend.replicas);
+        async move {
+            Bus::start(&nats, role, ns, replicas).await.with_context(|| {
+                format!("connecting the {role} to NATS (is nats-server running with JetStream, and are the credentials right? try `mnemo doctor`)")
+            })
+        }
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -137,7 +143,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             .await
             .context("preparing PostgreSQL (try `mnemo doctor`)")?;
         if runs(Service::Projector) {
-            let (bus, rx) = (bus.clone(), stop_rx.clone());
+            let (bus, rx) = (bus_for(Role::Projector).await?, stop_rx.clone());
             tasks.spawn(async move {
                 mnemo_projector::run(bus, config, stopped(rx))
                     .await
@@ -146,7 +152,11 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         }
     }
     if runs(Service::Extractor) {
-        let (bus, rx, config) = (bus.clone(), stop_rx.clone(), args.extractor.config());
+        let (bus, rx, config) = (
+            bus_for(Role::Extractor).await?,
+            stop_rx.clone(),
+            args.extractor.config(),
+        );
         tasks.spawn(async move {
             mnemo_extractor::run(bus, config, stopped(rx))
                 .await
@@ -156,7 +166,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     if runs(Service::Chunker) {
         let dir = args.model.model_dir("the chunker")?;
         let config = args.chunker.config(dir, args.model.max_tokens)?;
-        let (bus, rx) = (bus.clone(), stop_rx.clone());
+        let (bus, rx) = (bus_for(Role::Chunker).await?, stop_rx.clone());
         tasks.spawn(async move {
             mnemo_chunker::run(bus, config, stopped(rx))
                 .await
@@ -176,7 +186,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     }
     if let (true, Some(model)) = (runs(Service::Embedder), &model) {
         let config = args.embedder.service(model.clone());
-        let (bus, rx) = (bus.clone(), stop_rx.clone());
+        let (bus, rx) = (bus_for(Role::Embedder).await?, stop_rx.clone());
         tasks.spawn(async move {
             mnemo_embedder::run(bus, config, stopped(rx))
                 .await
@@ -193,7 +203,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             embedders.push(extra);
         }
         let config = args.api.config(database_url, secret, embedders)?;
-        let (bus, rx) = (bus.clone(), stop_rx.clone());
+        let (bus, rx) = (bus_for(Role::Api).await?, stop_rx.clone());
         tasks.spawn(async move {
             mnemo_api::run(bus, config, stopped(rx))
                 .await

@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{corpus_pdf, nats_url, Service, TestNamespace};
+use common::{corpus_pdf, nats, Service, TestNamespace};
 use futures::StreamExt;
 use mnemo_bus::{Bus, CommandExecutor, JetStreamEventStore, RetryPolicy};
 use mnemo_domain::content::ContentType;
@@ -82,7 +82,7 @@ async fn next_event(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_extractors_document_goes_to_another_copy_within_the_short_ack_wait() {
     let ns = TestNamespace::new();
-    let bus = Bus::start(&nats_url(), ns.0.clone(), 1)
+    let bus = Bus::start(&nats(), mnemo_bus::Role::Operator, ns.0.clone(), 1)
         .await
         .expect("NATS with JetStream must run");
     let mut events = bus

@@ -61,6 +61,7 @@ async fn open(bus: &Bus, after: u64) -> Result<Ordered, BusError> {
     let consumer = bus
         .events
         .create_consumer(OrderedConfig {
+            name: Some(mnemo_bus::consumer::ordered_reader_name("progress")),
             filter_subject: filter(bus),
             deliver_policy: DeliverPolicy::ByStartSequence {
                 start_sequence: after + 1,

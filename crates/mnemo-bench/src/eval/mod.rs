@@ -28,7 +28,7 @@ use clap::{Args, Subcommand};
 use futures::StreamExt;
 use mnemo::cli::{Backend, Global};
 use mnemo::client::Clients;
-use mnemo_bus::{Bus, Namespace};
+use mnemo_bus::Namespace;
 use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::upload_request::Part;
 use tokio::process::Command;
@@ -116,9 +116,7 @@ pub async fn run(global: &Global, eval: IrArgs) -> Result<ExitCode> {
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         ))?,
     };
-    let bus = Bus::start(&eval.backend.nats_url, ns.clone(), 1)
-        .await
-        .context("starting the event bus (try `mnemo doctor`)")?;
+    let bus = eval.backend.operator_bus(ns.clone()).await?;
     let projector = mnemo_projector::ProjectorConfig::new(ns.clone(), &eval.backend.database_url);
     mnemo_projector::runner::prepare(&projector).await?;
 
@@ -126,7 +124,7 @@ pub async fn run(global: &Global, eval: IrArgs) -> Result<ExitCode> {
     let secret = uuid::Uuid::new_v4().simple().to_string();
     let child = Command::new(mnemo_binary()?)
         .args(["serve", "all"])
-        .env("MNEMO_NATS_URL", &eval.backend.nats_url)
+        .envs(eval.backend.nats_env())
         .env("MNEMO_DATABASE_URL", &eval.backend.database_url)
         .env("MNEMO_NAMESPACE", ns.as_str())
         .env("MNEMO_LISTEN", format!("127.0.0.1:{port}"))

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use mnemo_bus::{Bus, Namespace};
+use mnemo_bus::Namespace;
 use mnemo_embedder::backfill::{BackfillOptions, BackfillProgress};
 
 use crate::cli::Backend;
@@ -65,9 +65,7 @@ pub async fn run(args: BackfillArgs) -> Result<ExitCode> {
         json,
     } = args.command;
     let ns = Namespace::new(&backend.namespace)?;
-    let bus = Bus::start(&backend.nats_url, ns, backend.replicas)
-        .await
-        .context("connecting to NATS (try `mnemo doctor`)")?;
+    let bus = backend.operator_bus(ns).await?;
     let mut config = mnemo_embedder::EmbedderConfig::local(model_dir);
     if let Some(t) = threads {
         config = config.with_threads(t);

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use mnemo_bus::dlq::{self, DeadLetter};
 use mnemo_bus::{Bus, CommandExecutor, JetStreamEventStore, Namespace, RetryPolicy};
@@ -59,9 +59,7 @@ pub async fn run(args: DlqArgs) -> Result<ExitCode> {
     };
     let database_url = &backend.database_url.clone();
     let ns = Namespace::new(&backend.namespace)?;
-    let bus = Bus::start(&backend.nats_url, ns, backend.replicas)
-        .await
-        .context("connecting to NATS (try `mnemo doctor`)")?;
+    let bus = backend.operator_bus(ns).await?;
     let letters = dlq::list(&bus).await?;
     match args.command {
         DlqCommand::List { json, .. } => {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
-use mnemo_bus::Namespace;
+use mnemo_bus::{Namespace, Role};
 
 use crate::cli::{Backend, Global};
 
@@ -47,13 +47,73 @@ fn check(
 
 const BOOTSTRAP: &str = "run deploy/local/bootstrap.sh (installs and starts NATS and PostgreSQL)";
 
+/// Whether the server lets anyone in: an anonymous connection that
+/// succeeds means the event log is open to whoever reaches the port.
+async fn nats_auth_check(
+    nats: &mnemo_bus::NatsOptions,
+    seeds: &[async_nats::ServerAddr],
+    out: &mut Vec<Check>,
+) {
+    let anonymous = tokio::time::timeout(
+        Duration::from_secs(3),
+        async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(2))
+            .connect(seeds),
+    )
+    .await;
+    let open = matches!(anonymous, Ok(Ok(_)));
+    let (level, detail, fix) = match (open, &nats.creds) {
+        (false, Some(creds)) => (
+            Level::Ok,
+            format!(
+                "anonymous clients refused; signing in with {}",
+                creds.display()
+            ),
+            "",
+        ),
+        (false, None) => (
+            Level::Fail,
+            "the server wants a credential and none is given".to_owned(),
+            "pass --nats-creds (MNEMO_NATS_CREDS): .mnemo/nats/creds after bootstrap.sh",
+        ),
+        (true, _) => (
+            Level::Warn,
+            "the server accepts anonymous clients: anyone who reaches it owns the event log"
+                .to_owned(),
+            "run nats-server with the repo's nats.conf (bootstrap.sh does)",
+        ),
+    };
+    out.push(check("nats auth", level, detail, fix));
+}
+
 async fn nats_checks(args: &DoctorArgs, out: &mut Vec<Check>) {
-    let url = &args.backend.nats_url;
+    let nats = args.backend.nats();
+    let url = &nats.url;
+    let seeds = match mnemo_bus::setup::seed_urls(url) {
+        Ok(s) => s,
+        Err(e) => {
+            out.push(check("nats", Level::Fail, e.to_string(), "fix --nats-url"));
+            return;
+        }
+    };
+    // The operator's credential when a directory holds them all.
+    let options = match nats.connect_options(Role::Operator, "mnemo doctor") {
+        Ok(o) => o,
+        Err(e) => {
+            out.push(check(
+                "nats credentials",
+                Level::Fail,
+                e.to_string(),
+                "make them with `mnemo nats credentials --dir DIR` (bootstrap.sh does)",
+            ));
+            return;
+        }
+    };
     let client = match tokio::time::timeout(
         Duration::from_secs(5),
-        async_nats::ConnectOptions::new()
+        options
             .connection_timeout(Duration::from_secs(3))
-            .connect(url.as_str()),
+            .connect(seeds.as_slice()),
     )
     .await
     {
@@ -66,12 +126,13 @@ async fn nats_checks(args: &DoctorArgs, out: &mut Vec<Check>) {
             out.push(check(
                 "nats",
                 Level::Fail,
-                format!("{url}: no answer in 5 s"),
+                format!("{url}: no answer in 5 s (or the credential was refused)"),
                 BOOTSTRAP,
             ));
             return;
         }
     };
+    nats_auth_check(&nats, &seeds, out).await;
     let info = client.server_info();
     out.push(check(
         "nats",

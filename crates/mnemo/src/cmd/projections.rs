@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use mnemo_bus::{Bus, Namespace};
+use mnemo_bus::Namespace;
 use mnemo_projector::rebuild::{RebuildOptions, RebuildProgress};
 use mnemo_projector::Projection;
 
@@ -185,9 +185,7 @@ async fn rebuild(
     json: bool,
 ) -> Result<ExitCode> {
     let ns = Namespace::new(&backend.namespace)?;
-    let bus = Bus::start(&backend.nats_url, ns, backend.replicas)
-        .await
-        .context("connecting to NATS (try `mnemo doctor`)")?;
+    let bus = backend.operator_bus(ns).await?;
     let mut last_print = std::time::Instant::now();
     let show = |p: &RebuildProgress| {
         if json {

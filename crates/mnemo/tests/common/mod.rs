@@ -15,6 +15,30 @@ pub fn nats_url() -> String {
     std::env::var("MNEMO_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
 }
 
+/// The suite's NATS: [`nats_url`] with the credentials in `MNEMO_NATS_CREDS`
+/// (deploy/local/test.sh exports both; the `mnemo` children inherit them).
+pub fn nats() -> mnemo_bus::NatsOptions {
+    mnemo_bus::NatsOptions::open(nats_url())
+        .with_creds(std::env::var_os("MNEMO_NATS_CREDS").map(PathBuf::from))
+}
+
+/// Runs `work` on a private runtime on a plain thread (for `new` and
+/// `Drop`, which are sync and may run inside a runtime).
+fn on_own_runtime<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> Option<T> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        Some(rt.block_on(work))
+    })
+    .join()
+    .ok()
+    .flatten()
+}
+
 /// A corpus PDF, from `MNEMO_CORPUS_DIR` or `<repo>/../shared/corpus/pdf`.
 pub fn corpus_pdf(name: &str) -> Vec<u8> {
     let dir = std::env::var_os("MNEMO_CORPUS_DIR")
@@ -25,13 +49,24 @@ pub fn corpus_pdf(name: &str) -> Vec<u8> {
     std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("corpus file {name}: {e}"))
 }
 
-/// A fresh namespace, deleted (streams, consumers, blobs) when dropped.
+/// A fresh namespace, declared by the operator (services may not create
+/// streams) and deleted (streams, consumers, blobs) when dropped.
 pub struct TestNamespace(pub mnemo_bus::Namespace);
 
 impl TestNamespace {
     pub fn new() -> Self {
         let name = format!("t_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        Self(mnemo_bus::Namespace::new(&name).expect("a valid namespace"))
+        let ns = mnemo_bus::Namespace::new(&name).expect("a valid namespace");
+        let declare = ns.clone();
+        on_own_runtime(async move {
+            mnemo_bus::Bus::start(&nats(), mnemo_bus::Role::Operator, declare, 1)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .expect("a runtime")
+        .expect("the operator declares the namespace on NATS");
+        Self(ns)
     }
 
     pub fn name(&self) -> &str {
@@ -42,21 +77,20 @@ impl TestNamespace {
 impl Drop for TestNamespace {
     fn drop(&mut self) {
         let ns = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
+        on_own_runtime(async move {
+            let nats = nats();
+            let connect = async {
+                let seeds = mnemo_bus::setup::seed_urls(&nats.url).ok()?;
+                let options = nats
+                    .connect_options(mnemo_bus::Role::Operator, "mnemo tests cleanup")
+                    .ok()?;
+                options.connect(seeds.as_slice()).await.ok()
             };
-            rt.block_on(async {
-                if let Ok(client) = async_nats::connect(nats_url()).await {
-                    let js = async_nats::jetstream::new(client);
-                    let _ = mnemo_bus::setup::delete_namespace(&js, &ns).await;
-                }
-            });
-        })
-        .join();
+            if let Ok(Some(client)) = tokio::time::timeout(Duration::from_secs(10), connect).await {
+                let js = async_nats::jetstream::new(client);
+                let _ = mnemo_bus::setup::delete_namespace(&js, &ns).await;
+            }
+        });
     }
 }
 
