@@ -51,3 +51,64 @@ async fn the_services_role_works_in_its_schema_and_is_refused_the_rest() {
         );
     }
 }
+
+/// TLS to PostgreSQL (`mnemo_projector::db`): `sslmode=verify-full` is
+/// encrypted and checks the server's certificate; it never falls back to
+/// plaintext, and a certificate nobody vouched for is refused.
+#[tokio::test]
+async fn sslmode_asks_for_verified_tls_and_never_falls_back() {
+    use mnemo_projector::db::connect_url;
+    let url = database_url();
+    let plain = connect_url(&url, "mnemo tls test")
+        .await
+        .expect("the plain URL connects");
+    let ssl: String = plain.query_one("SHOW ssl", &[]).await.unwrap().get(0);
+    let cert: String = plain
+        .query_one("SHOW ssl_cert_file", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let encrypted = |client: tokio_postgres::Client| async move {
+        let row = client
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap();
+        row.get::<_, bool>(0)
+    };
+    assert!(
+        !encrypted(plain).await,
+        "no sslmode: plaintext, as documented"
+    );
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let untrusted = connect_url(&format!("{url}{sep}sslmode=verify-full"), "mnemo tls test").await;
+    if ssl != "on" {
+        // A server without TLS: asked for it, the client refuses to go on.
+        assert!(
+            untrusted.is_err(),
+            "sslmode=verify-full fell back to plaintext"
+        );
+        return;
+    }
+    // The server's certificate is its own (Debian's self-signed one): not
+    // among the machine's roots, so refused...
+    let Err(err) = untrusted else {
+        panic!("an untrusted certificate was accepted")
+    };
+    assert!(
+        format!("{err:?}").to_lowercase().contains("certificate"),
+        "{err:?}"
+    );
+    // ...and trusted when given as the root, for the name it carries
+    // (`localhost` for Debian's), the session then encrypted.
+    let by_name = url.replace("@127.0.0.1:", "@localhost:");
+    let trusted = connect_url(
+        &format!("{by_name}{sep}sslmode=verify-full&sslrootcert={cert}"),
+        "mnemo tls test",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("TLS with {cert} as the root: {e:?}"));
+    assert!(encrypted(trusted).await, "the session is encrypted");
+}

@@ -5,9 +5,10 @@
 //!   with `iss = mnemo`;
 //! - **an identity provider** (Keycloak, Auth0, any OIDC issuer) signing
 //!   with RS256/RS384/RS512/ES256/ES384/EdDSA, verified against its JWK Set
-//!   (`--jwks-file`), key chosen by `kid`; a `kid` not in the set re-reads
-//!   the file (at most every [`JWKS_RELOAD_EVERY`]), so a rotated key is
-//!   picked up without a restart.
+//!   (`--jwks-file`, or `--jwks-url` fetched at start and every
+//!   `--jwks-refresh`), key chosen by `kid`; a `kid` not in the set re-reads
+//!   the file or re-fetches the URL (at most every [`JWKS_RELOAD_EVERY`]),
+//!   so a rotated key is picked up without a restart.
 //!
 //! Every token must carry `sub`, `iss`, `aud` (the API's audience, `mnemo`
 //! by default), `iat` and `exp`; `nbf` is honoured when present; `exp - iat`
@@ -24,6 +25,8 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{
@@ -43,6 +46,12 @@ pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(31 * 24 * 3600);
 pub const LEEWAY: Duration = Duration::from_secs(60);
 /// How often an unknown `kid` may make the JWK Set be read again.
 pub const JWKS_RELOAD_EVERY: Duration = Duration::from_secs(10);
+/// How often a JWK Set URL is fetched again without being asked to.
+pub const DEFAULT_JWKS_REFRESH: Duration = Duration::from_secs(300);
+/// The largest JWK Set accepted from a URL.
+const JWKS_MAX_BYTES: usize = 1024 * 1024;
+/// The longest a JWK Set fetch may take.
+const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The role that makes an admin.
 pub const ADMIN_ROLE: &str = "admin";
 
@@ -78,13 +87,42 @@ pub enum AuthError {
     Jwks { path: String, reason: String },
 }
 
+/// Where an identity provider's keys are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    /// A JSON file the operator keeps current.
+    File(PathBuf),
+    /// The provider's `jwks_uri` (https, or http on loopback only).
+    Url(String),
+}
+
+impl JwksSource {
+    /// Refuses a URL whose keys could be swapped on the way: plain HTTP
+    /// is accepted for this machine only.
+    pub fn check(&self) -> Result<(), AuthError> {
+        if let Self::Url(url) = self {
+            let target = mnemo_qa::http::Target::parse(url).map_err(|reason| AuthError::Jwks {
+                path: url.clone(),
+                reason,
+            })?;
+            if !target.https && !target.is_loopback() {
+                return Err(AuthError::Jwks {
+                    path: url.clone(),
+                    reason: "a JWK Set is fetched over https (http only from this machine)".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Whom the API trusts to sign tokens, and what it asks of them.
 #[derive(Clone)]
 pub struct AuthConfig {
     /// mnemo's own HS256 secret (None: only an identity provider's tokens).
     pub hs256_secret: Option<Vec<u8>>,
-    /// An identity provider's JWK Set, as a file.
-    pub jwks_file: Option<PathBuf>,
+    /// An identity provider's JWK Set.
+    pub jwks: Option<JwksSource>,
     /// The identity provider's `iss` (its tokens must name it).
     pub jwks_issuer: Option<String>,
     /// The `aud` every token must name.
@@ -97,6 +135,8 @@ pub struct AuthConfig {
     /// read again ([`JWKS_RELOAD_EVERY`]): a rotated key is picked up, and
     /// a flood of made-up key ids does not become a flood of reads.
     pub jwks_reload_every: Duration,
+    /// How often a JWK Set URL is fetched again unasked.
+    pub jwks_refresh: Duration,
 }
 
 /// The secret never shows in a log or an error.
@@ -107,12 +147,13 @@ impl std::fmt::Debug for AuthConfig {
                 "hs256_secret",
                 &self.hs256_secret.as_ref().map(|_| "<redacted>"),
             )
-            .field("jwks_file", &self.jwks_file)
+            .field("jwks", &self.jwks)
             .field("jwks_issuer", &self.jwks_issuer)
             .field("audience", &self.audience)
             .field("max_lifetime", &self.max_lifetime)
             .field("roles_claim", &self.roles_claim)
             .field("jwks_reload_every", &self.jwks_reload_every)
+            .field("jwks_refresh", &self.jwks_refresh)
             .finish()
     }
 }
@@ -122,22 +163,29 @@ impl AuthConfig {
     pub fn local(secret: &[u8]) -> Self {
         Self {
             hs256_secret: Some(secret.to_vec()),
-            jwks_file: None,
+            jwks: None,
             jwks_issuer: None,
             audience: DEFAULT_AUDIENCE.into(),
             max_lifetime: DEFAULT_MAX_LIFETIME,
             roles_claim: "roles".into(),
             jwks_reload_every: JWKS_RELOAD_EVERY,
+            jwks_refresh: DEFAULT_JWKS_REFRESH,
         }
     }
 }
 
-/// The identity provider's keys, re-read when a token names a key they lack.
+/// The identity provider's keys, read again when a token names a key they
+/// lack (a file at once; a URL by waking the refresher).
 #[derive(Debug)]
 struct Jwks {
-    path: PathBuf,
+    source: JwksSource,
     set: JwkSet,
+    /// When the keys were last read, or a read was last asked for.
     read_at: Instant,
+    /// Wakes the URL refresher before its next round.
+    wake: Arc<Notify>,
+    /// Fetches that succeeded (tests and the refresher's log).
+    fetched: u64,
 }
 
 /// Signs (mnemo's own tokens) and verifies tokens.
@@ -165,6 +213,17 @@ fn read_jwks(path: &PathBuf) -> Result<JwkSet, AuthError> {
     serde_json::from_str(&text).map_err(|e| err(e.to_string()))
 }
 
+async fn fetch_jwks(url: &str) -> Result<JwkSet, AuthError> {
+    let err = |reason: String| AuthError::Jwks {
+        path: url.to_owned(),
+        reason,
+    };
+    let body = mnemo_qa::http::get(url, JWKS_MAX_BYTES, JWKS_FETCH_TIMEOUT)
+        .await
+        .map_err(err)?;
+    serde_json::from_slice(&body).map_err(|e| err(e.to_string()))
+}
+
 impl Authenticator {
     /// mnemo's own tokens only (HS256 with `secret`), with the defaults.
     pub fn new(secret: &[u8]) -> Self {
@@ -176,14 +235,25 @@ impl Authenticator {
         }
     }
 
-    /// As `config` says; reads the JWK Set now (a bad file fails the start).
+    /// As `config` says; reads a JWK Set file now (a bad file fails the
+    /// start). A URL's keys come with [`Self::fetch_jwks`] and
+    /// [`Self::refresh_jwks`], which `serve` runs.
     pub fn with_config(config: AuthConfig) -> Result<Self, AuthError> {
-        let jwks = match &config.jwks_file {
-            Some(path) => Some(Arc::new(Mutex::new(Jwks {
-                set: read_jwks(path)?,
-                path: path.clone(),
-                read_at: Instant::now(),
-            }))),
+        let jwks = match &config.jwks {
+            Some(source) => {
+                source.check()?;
+                let set = match source {
+                    JwksSource::File(path) => read_jwks(path)?,
+                    JwksSource::Url(_) => JwkSet { keys: Vec::new() },
+                };
+                Some(Arc::new(Mutex::new(Jwks {
+                    set,
+                    source: source.clone(),
+                    read_at: Instant::now(),
+                    wake: Arc::new(Notify::new()),
+                    fetched: 0,
+                })))
+            }
             None => None,
         };
         Ok(Self {
@@ -248,10 +318,9 @@ impl Authenticator {
             | Algorithm::ES256
             | Algorithm::ES384
             | Algorithm::EdDSA => {
-                let jwks = self
-                    .jwks
-                    .as_ref()
-                    .ok_or_else(|| invalid("no identity provider is configured (--jwks-file)"))?;
+                let jwks = self.jwks.as_ref().ok_or_else(|| {
+                    invalid("no identity provider is configured (--jwks-file or --jwks-url)")
+                })?;
                 let kid = header
                     .kid
                     .as_deref()
@@ -261,11 +330,16 @@ impl Authenticator {
                     if held.set.find(kid).is_none()
                         && held.read_at.elapsed() >= self.config.jwks_reload_every
                     {
-                        // A key we do not know: perhaps rotated in. Read again.
+                        // A key we do not know: perhaps rotated in. Read
+                        // again (a URL: the refresher fetches, and this
+                        // token is refused until the key is there).
                         held.read_at = Instant::now();
-                        match read_jwks(&held.path) {
-                            Ok(set) => held.set = set,
-                            Err(e) => tracing::warn!(error = %e, "cannot re-read the JWK Set"),
+                        match held.source.clone() {
+                            JwksSource::File(path) => match read_jwks(&path) {
+                                Ok(set) => held.set = set,
+                                Err(e) => tracing::warn!(error = %e, "cannot re-read the JWK Set"),
+                            },
+                            JwksSource::Url(_) => held.wake.notify_one(),
                         }
                     }
                     held.set
@@ -283,6 +357,72 @@ impl Authenticator {
             other => Err(AuthError::Invalid(format!(
                 "{other:?} tokens are not accepted"
             ))),
+        }
+    }
+
+    /// Fetches the JWK Set from its URL now and keeps it (no-op for a file
+    /// or without a provider). Returns how many keys it holds.
+    pub async fn fetch_jwks(&self) -> Result<usize, AuthError> {
+        let Some(jwks) = &self.jwks else {
+            return Ok(0);
+        };
+        let source = jwks
+            .lock()
+            .map_err(|_| AuthError::Invalid("key set unavailable".into()))?
+            .source
+            .clone();
+        let JwksSource::Url(url) = source else {
+            return Ok(0);
+        };
+        let set = fetch_jwks(&url).await?;
+        let keys = set.keys.len();
+        let mut held = jwks
+            .lock()
+            .map_err(|_| AuthError::Invalid("key set unavailable".into()))?;
+        held.set = set;
+        held.fetched += 1;
+        Ok(keys)
+    }
+
+    /// How many times the JWK Set URL was fetched successfully.
+    pub fn jwks_fetches(&self) -> u64 {
+        self.jwks
+            .as_ref()
+            .and_then(|j| j.lock().ok().map(|h| h.fetched))
+            .unwrap_or(0)
+    }
+
+    /// Keeps a JWK Set URL's keys current until dropped: fetches every
+    /// `jwks_refresh`, and at once when a token names an unknown key (at
+    /// most every `jwks_reload_every`); a failed fetch keeps the keys held
+    /// and is tried again after `jwks_reload_every`. Returns at once
+    /// without a URL.
+    pub async fn refresh_jwks(&self) {
+        let Some(jwks) = &self.jwks else {
+            return;
+        };
+        let (wake, url) = match jwks.lock() {
+            Ok(held) => match &held.source {
+                JwksSource::Url(url) => (held.wake.clone(), url.clone()),
+                JwksSource::File(_) => return,
+            },
+            Err(_) => return,
+        };
+        loop {
+            let next = match self.fetch_jwks().await {
+                Ok(keys) => {
+                    tracing::debug!(%url, keys, "JWK Set fetched");
+                    self.config.jwks_refresh
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot fetch the identity provider's keys; tokens it signs with a key not held are refused");
+                    self.config.jwks_reload_every
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(next) => {}
+                _ = wake.notified() => {}
+            }
         }
     }
 

@@ -151,10 +151,18 @@ pub struct TokenArgs {
     /// An identity provider's JWK Set (JSON file): its RS256/ES256/EdDSA
     /// tokens are accepted, key chosen by `kid`, the file re-read when a
     /// token names a key it lacks (rotation).
-    #[arg(long, env = "MNEMO_JWKS_FILE")]
+    #[arg(long, env = "MNEMO_JWKS_FILE", conflicts_with = "jwks_url")]
     pub jwks_file: Option<PathBuf>,
+    /// An identity provider's JWK Set URL (its `jwks_uri`; https, or http
+    /// on loopback): fetched at start, every --jwks-refresh, and when a
+    /// token names a key it lacks.
+    #[arg(long, env = "MNEMO_JWKS_URL")]
+    pub jwks_url: Option<String>,
+    /// How often the JWK Set URL is fetched again unasked.
+    #[arg(long, env = "MNEMO_JWKS_REFRESH", default_value = "5min", value_parser = humantime::parse_duration)]
+    pub jwks_refresh: std::time::Duration,
     /// The identity provider's issuer (`iss` of its tokens).
-    #[arg(long, env = "MNEMO_JWT_ISSUER", requires = "jwks_file")]
+    #[arg(long, env = "MNEMO_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
     /// Where the roles are in a token: a claim, or a dotted path
     /// (`realm_access.roles` for Keycloak). `admin` among them makes an admin.
@@ -171,19 +179,31 @@ impl TokenArgs {
         if self.jwt_audience.trim().is_empty() {
             return Err(ApiError::Config("--jwt-audience is empty".into()));
         }
-        if self.jwks_file.is_some() && self.jwt_issuer.is_none() {
+        let jwks = match (&self.jwks_file, &self.jwks_url) {
+            (Some(file), _) => Some(crate::auth::JwksSource::File(file.clone())),
+            (None, Some(url)) => Some(crate::auth::JwksSource::Url(url.clone())),
+            (None, None) => None,
+        };
+        if jwks.is_some() != self.jwt_issuer.is_some() {
             return Err(ApiError::Config(
-                "--jwks-file needs --jwt-issuer (the identity provider's iss)".into(),
+                "--jwks-file or --jwks-url goes with --jwt-issuer (the identity provider's iss)"
+                    .into(),
             ));
+        }
+        if let Some(source) = &jwks {
+            source
+                .check()
+                .map_err(|e| ApiError::Config(e.to_string()))?;
         }
         Ok(crate::auth::AuthConfig {
             hs256_secret,
-            jwks_file: self.jwks_file.clone(),
+            jwks,
             jwks_issuer: self.jwt_issuer.clone(),
             audience: self.jwt_audience.clone(),
             max_lifetime: self.jwt_max_lifetime,
             roles_claim: self.jwt_roles_claim.clone(),
             jwks_reload_every: crate::auth::JWKS_RELOAD_EVERY,
+            jwks_refresh: self.jwks_refresh,
         })
     }
 }

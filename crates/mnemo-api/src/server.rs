@@ -159,6 +159,17 @@ pub async fn serve(
 ) -> Result<(), ApiError> {
     let auth = Authenticator::with_config(state.config.auth.clone())
         .map_err(|e| ApiError::Config(e.to_string()))?;
+    // An identity provider's keys by URL: fetched before the first call
+    // (a provider that is down is said loudly, and tried again), then kept
+    // current for as long as the API serves.
+    if let Err(e) = auth.fetch_jwks().await {
+        tracing::error!(error = %e, "cannot fetch the identity provider's keys yet; its tokens are refused until a fetch succeeds");
+    }
+    let refresher = {
+        let auth = auth.clone();
+        tokio::spawn(async move { auth.refresh_jwks().await })
+    };
+    let _refresher = AbortOnDrop(refresher);
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<DocumentServiceServer<DocumentApi>>()
@@ -263,4 +274,13 @@ pub async fn serve(
     }
     drop(pump);
     Ok(())
+}
+
+/// Stops a background task when the server it belongs to returns.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -1,13 +1,14 @@
 //! Every way a token can be wrong, and the identity-provider tokens that
 //! must pass: the API's verifier against tokens made here, with keys made
-//! here (openssl), an HS256 secret, and a JWK Set file that rotates.
+//! here (openssl), an HS256 secret, and a JWK Set — a file, and a URL
+//! served here — that rotates.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use mnemo_api::auth::{AuthConfig, Authenticator};
+use mnemo_api::auth::{AuthConfig, Authenticator, JwksSource};
 
 const SECRET: &[u8] = b"a-32-byte-or-longer-hs256-secret-for-tests";
 const IDP: &str = "https://idp.example/realms/school";
@@ -115,7 +116,7 @@ fn every_bad_token_is_refused_and_provider_tokens_pass() {
     let jwks_file = dir.path().join("jwks.json");
     std::fs::write(&jwks_file, serde_json::to_vec(&idp.jwks()).unwrap()).unwrap();
     let auth = Authenticator::with_config(AuthConfig {
-        jwks_file: Some(jwks_file.clone()),
+        jwks: Some(JwksSource::File(jwks_file.clone())),
         jwks_issuer: Some(IDP.into()),
         max_lifetime: Duration::from_secs(24 * 3600),
         // Re-read at the first unknown key: this test rotates at once.
@@ -249,4 +250,122 @@ fn every_bad_token_is_refused_and_provider_tokens_pass() {
 
 fn b64(bytes: &[u8]) -> String {
     data_encoding::BASE64URL_NOPAD.encode(bytes)
+}
+
+/// An identity provider's `jwks_uri` on loopback: serves whatever set it
+/// holds, and counts the fetches.
+struct JwksServer {
+    url: String,
+    body: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl JwksServer {
+    async fn start(set: &JwkSet) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/realms/school/certs",
+            listener.local_addr().unwrap()
+        );
+        let body = std::sync::Arc::new(std::sync::Mutex::new(serde_json::to_vec(set).unwrap()));
+        let serving = body.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = serving.lock().unwrap().clone();
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.write_all(&body).await;
+            }
+        });
+        Self { url, body }
+    }
+
+    fn publish(&self, set: &JwkSet) {
+        *self.body.lock().unwrap() = serde_json::to_vec(set).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_jwk_set_url_is_fetched_kept_current_and_must_be_safe_to_fetch() {
+    let dir = tempfile::tempdir().unwrap();
+    let idp = Idp {
+        keys: vec![(
+            "rsa-1".into(),
+            Algorithm::RS256,
+            EncodingKey::from_rsa_der(&openssl_key(dir.path(), "rsa")),
+        )],
+    };
+    let server = JwksServer::start(&idp.jwks()).await;
+    let config = |source: JwksSource| AuthConfig {
+        jwks: Some(source),
+        jwks_issuer: Some(IDP.into()),
+        jwks_reload_every: Duration::ZERO,
+        jwks_refresh: Duration::from_secs(3600),
+        ..AuthConfig::local(SECRET)
+    };
+    // Keys whose fetch could be tampered with are refused at start.
+    for unsafe_url in ["http://idp.example/certs", "ftp://127.0.0.1/certs"] {
+        assert!(
+            Authenticator::with_config(config(JwksSource::Url(unsafe_url.into()))).is_err(),
+            "{unsafe_url}"
+        );
+    }
+    let auth = Authenticator::with_config(config(JwksSource::Url(server.url.clone()))).unwrap();
+    let t = now();
+    let token = idp.sign("rsa-1", &claims(IDP, "mnemo", t, t + 600));
+    assert!(
+        auth.verify(&token).is_err(),
+        "no key is held before the fetch"
+    );
+    assert_eq!(auth.fetch_jwks().await.unwrap(), 1);
+    let first = auth.verify(&token);
+    assert!(first.is_ok(), "{first:?}");
+
+    // Rotation: the provider publishes a new key and signs with it. The
+    // first token naming it is refused and wakes the refresher; once it
+    // has fetched, the new key passes and the retired one does not.
+    let refresher = {
+        let auth = auth.clone();
+        tokio::spawn(async move { auth.refresh_jwks().await })
+    };
+    let rotated = Idp {
+        keys: vec![(
+            "ed-2".into(),
+            Algorithm::EdDSA,
+            EncodingKey::from_ed_der(&openssl_key(dir.path(), "ed25519")),
+        )],
+    };
+    server.publish(&rotated.jwks());
+    let new_token = rotated.sign("ed-2", &claims(IDP, "mnemo", t, t + 600));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let passed = loop {
+        if auth.verify(&new_token).is_ok() {
+            break true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break false;
+        }
+        // Each refusal wakes the refresher; give it the turn to fetch.
+        let fetched = auth.jwks_fetches();
+        while auth.jwks_fetches() == fetched && tokio::time::Instant::now() < deadline {
+            tokio::task::yield_now().await;
+        }
+    };
+    assert!(passed, "a key rotated in at the URL is picked up");
+    assert!(
+        auth.verify(&token).is_err(),
+        "the retired key no longer passes"
+    );
+    refresher.abort();
 }

@@ -157,7 +157,11 @@ async fn measure(
     let ns = &bus.namespace;
     let exe = mnemo_binary()?;
     let port = free_port()?;
-    let secret = uuid::Uuid::new_v4().simple().to_string();
+    // The services read the secret from a file of their own (0600): no
+    // secret goes into a child's environment.
+    let secret_dir = tempfile::tempdir()?;
+    let secret_file = secret_dir.path().join("jwt-secret");
+    let secret = String::from_utf8(mnemo::secret::create_file(&secret_file)?)?;
     let mut services = Vec::new();
     // The embedder logs what its queue did when it stops (cache hits, texts
     // shared, texts embedded): its stderr goes to a file read at the end.
@@ -182,7 +186,7 @@ async fn measure(
             .env("MNEMO_DATABASE_URL", &bench.backend.database_url)
             .env("MNEMO_NAMESPACE", ns.as_str())
             .env("MNEMO_LISTEN", format!("127.0.0.1:{port}"))
-            .env("MNEMO_JWT_SECRET", &secret)
+            .env("MNEMO_JWT_SECRET_FILE", &secret_file)
             .env("MNEMO_MODEL_DIR", &bench.model_dir)
             .env("MNEMO_LOG", log)
             .env(

@@ -35,6 +35,10 @@ pub enum ProjectorError {
     /// Refused with a reason for the operator.
     #[error("rebuild: {0}")]
     Rebuild(String),
+    /// The database URL asks for something that cannot be done (e.g. TLS
+    /// with a CA file that does not read).
+    #[error("database settings: {0}")]
+    Config(String),
     #[error("a projector task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -57,7 +61,7 @@ impl ProjectorError {
                 | BusErrorKind::NotFound
                 | BusErrorKind::Rejected => ProjectorErrorKind::Unavailable,
             },
-            Self::Rebuild(_) => ProjectorErrorKind::Refused,
+            Self::Rebuild(_) | Self::Config(_) => ProjectorErrorKind::Refused,
             Self::Task(_) => ProjectorErrorKind::Internal,
         }
     }

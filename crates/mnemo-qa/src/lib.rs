@@ -8,7 +8,7 @@
 //! for the LLM path.
 //! Must not: retrieve (the API passes the chunks it found through
 //! `mnemo-search`), append events, or know who the caller is. Everything
-//! but [`llm::openai`] is pure and deterministic.
+//! but [`llm::openai`] and [`http`] is pure and deterministic.
 //!
 //! # Layout
 //! - [`text`]: sentences, words, stop words (shared by the two below).
@@ -16,12 +16,14 @@
 //! - [`extractive`]: the extractive answerer.
 //! - [`citations`]: `[n]` markers found in streamed answer text.
 //! - [`llm`]: the `Llm` trait, the chat-completions client and its SSE reader.
+//! - [`http`]: outbound HTTP (the LLM; an identity provider's keys for the API).
 //! - [`prompts`]: the LLM prompts (answers citing `[n]`, cards as JSON) and
 //!   parsing the cards' reply.
 
 pub mod cards;
 pub mod citations;
 pub mod extractive;
+pub mod http;
 pub mod llm;
 pub mod prompts;
 pub mod text;

@@ -71,7 +71,9 @@ fn check_file(path: &std::path::Path, secret: &str) -> Result<()> {
     Ok(())
 }
 
-fn create_file(path: &PathBuf) -> Result<Vec<u8>> {
+/// Creates a new secret file (mode 0600 from the start) at `path`, or
+/// reads the one another process just created there.
+pub fn create_file(path: &PathBuf) -> Result<Vec<u8>> {
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -121,14 +121,18 @@ pub async fn run(global: &Global, eval: IrArgs) -> Result<ExitCode> {
     mnemo_projector::runner::prepare(&projector).await?;
 
     let port = free_port()?;
-    let secret = uuid::Uuid::new_v4().simple().to_string();
+    // The services read the secret from a file of their own (0600): no
+    // secret goes into a child's environment.
+    let secret_dir = tempfile::tempdir()?;
+    let secret_file = secret_dir.path().join("jwt-secret");
+    let secret = String::from_utf8(mnemo::secret::create_file(&secret_file)?)?;
     let child = Command::new(mnemo_binary()?)
         .args(["serve", "all"])
         .envs(eval.backend.nats_env())
         .env("MNEMO_DATABASE_URL", &eval.backend.database_url)
         .env("MNEMO_NAMESPACE", ns.as_str())
         .env("MNEMO_LISTEN", format!("127.0.0.1:{port}"))
-        .env("MNEMO_JWT_SECRET", &secret)
+        .env("MNEMO_JWT_SECRET_FILE", &secret_file)
         .env("MNEMO_MODEL_DIR", &eval.model_dir)
         .env("MNEMO_LOG", global.log.as_deref().unwrap_or("warn"))
         .stdin(std::process::Stdio::null())

@@ -9,17 +9,15 @@
 //! with [`LlmError::Timeout`] instead of hanging it.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio::time::timeout;
-use tokio_rustls::rustls;
+
+use crate::http::{Io, Target};
 
 use super::sse::{SseDecoder, SseEvent};
 use super::{ChatMessage, Llm, LlmConfig, LlmError, TokenStream};
@@ -28,57 +26,19 @@ use super::{ChatMessage, Llm, LlmConfig, LlmError, TokenStream};
 #[derive(Debug)]
 pub struct OpenAiClient {
     config: LlmConfig,
-    https: bool,
-    host: String,
-    port: u16,
-    authority: String,
-    /// `<base path>/chat/completions`.
-    path: String,
+    target: Target,
 }
-
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 impl OpenAiClient {
     pub fn new(config: LlmConfig) -> Result<Self, LlmError> {
-        let uri: http::Uri = config.base_url.parse().map_err(|e| {
-            LlmError::Config(format!("bad LLM base URL '{}': {e}", config.base_url))
-        })?;
-        let https = match uri.scheme_str() {
-            Some("http") => false,
-            Some("https") => true,
-            _ => {
-                return Err(LlmError::Config(format!(
-                    "the LLM base URL must start with http:// or https:// (got '{}')",
-                    config.base_url
-                )))
-            }
-        };
-        let authority = uri
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .ok_or_else(|| LlmError::Config("the LLM base URL has no host".into()))?;
-        if authority.contains('@') {
-            return Err(LlmError::Config(
-                "put the LLM key in MNEMO_LLM_API_KEY, not in the URL".into(),
-            ));
-        }
-        let host = uri
-            .host()
-            .unwrap_or_default()
-            .trim_matches(['[', ']'])
-            .to_owned();
+        let mut target = Target::parse(&config.base_url)
+            .map_err(|e| LlmError::Config(format!("the LLM base URL: {e}")))?;
         if config.model.trim().is_empty() {
             return Err(LlmError::Config("no LLM model given".into()));
         }
-        Ok(Self {
-            port: uri.port_u16().unwrap_or(if https { 443 } else { 80 }),
-            path: format!("{}/chat/completions", uri.path().trim_end_matches('/')),
-            https,
-            host,
-            authority,
-            config,
-        })
+        // `<base path>/chat/completions`.
+        target.path = format!("{}/chat/completions", target.path.trim_end_matches('/'));
+        Ok(Self { config, target })
     }
 
     fn connect_error(&self, reason: impl std::fmt::Display) -> LlmError {
@@ -89,48 +49,11 @@ impl OpenAiClient {
     }
 
     async fn connect(&self) -> Result<Box<dyn Io>, LlmError> {
-        let wait = self.config.connect_timeout;
-        let tcp = timeout(wait, TcpStream::connect((self.host.as_str(), self.port)))
+        self.target
+            .connect(self.config.connect_timeout)
             .await
-            .map_err(|_| self.connect_error(format!("no connection within {wait:?}")))?
-            .map_err(|e| self.connect_error(e))?;
-        let _ = tcp.set_nodelay(true);
-        if !self.https {
-            return Ok(Box::new(tcp));
-        }
-        let name = rustls::pki_types::ServerName::try_from(self.host.clone())
-            .map_err(|e| self.connect_error(e))?;
-        let tls = timeout(wait, tls_connector()?.connect(name, tcp))
-            .await
-            .map_err(|_| self.connect_error(format!("no TLS handshake within {wait:?}")))?
-            .map_err(|e| self.connect_error(e))?;
-        Ok(Box::new(tls))
+            .map_err(|e| self.connect_error(e))
     }
-}
-
-/// rustls with the machine's roots, built once.
-fn tls_connector() -> Result<tokio_rustls::TlsConnector, LlmError> {
-    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-    let config = CONFIG.get_or_init(|| {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        if roots.is_empty() {
-            return Err("no trusted root certificates on this machine".into());
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Ok(Arc::new(config))
-    });
-    config
-        .clone()
-        .map(tokio_rustls::TlsConnector::from)
-        .map_err(LlmError::Config)
 }
 
 #[async_trait::async_trait]
@@ -155,8 +78,8 @@ impl Llm for OpenAiClient {
                 tracing::debug!(error = %e, "LLM connection ended");
             }
         });
-        let mut request = http::Request::post(self.path.as_str())
-            .header(http::header::HOST, self.authority.as_str())
+        let mut request = http::Request::post(self.target.path.as_str())
+            .header(http::header::HOST, self.target.authority.as_str())
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::ACCEPT, "text/event-stream");
         if let Some(key) = &self.config.api_key {
@@ -274,11 +197,11 @@ mod tests {
     fn the_endpoint_is_under_the_base_path() {
         let c = OpenAiClient::new(LlmConfig::new("http://127.0.0.1:8080/v1/", "m")).unwrap();
         assert_eq!(
-            (c.path.as_str(), c.port, c.https),
+            (c.target.path.as_str(), c.target.port, c.target.https),
             ("/v1/chat/completions", 8080, false)
         );
         let c = OpenAiClient::new(LlmConfig::new("https://api.example.com/v1", "m")).unwrap();
-        assert_eq!((c.port, c.https), (443, true));
+        assert_eq!((c.target.port, c.target.https), (443, true));
         for bad in ["ftp://x/v1", "not a url", "http://user:key@host/v1"] {
             assert!(
                 matches!(

@@ -199,18 +199,30 @@ async fn nats_checks(args: &DoctorArgs, out: &mut Vec<Check>) {
     }
 }
 
+/// A URL as it may be shown: any password in it masked.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((user_info, host)) if user_info.contains(':') => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
 async fn postgres_checks(args: &DoctorArgs, out: &mut Vec<Check>) {
-    let url = &args.backend.database_url;
+    let full_url = &args.backend.database_url;
+    let url = &without_password(full_url);
     let connected = tokio::time::timeout(
         Duration::from_secs(5),
-        tokio_postgres::connect(url, tokio_postgres::NoTls),
+        mnemo_projector::db::connect_url(full_url, "mnemo doctor"),
     )
     .await;
     let client = match connected {
-        Ok(Ok((client, conn))) => {
-            tokio::spawn(conn);
-            client
-        }
+        Ok(Ok(client)) => client,
         Ok(Err(e)) => {
             out.push(check(
                 "postgresql",
@@ -406,4 +418,19 @@ pub async fn run(global: &Global, args: DoctorArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_database_password_is_never_shown() {
+        assert_eq!(
+            super::without_password("postgres://mnemo:s3cret@db:5432/mnemo?sslmode=require"),
+            "postgres://mnemo:***@db:5432/mnemo?sslmode=require"
+        );
+        assert_eq!(
+            super::without_password("postgres://mnemo@db/mnemo"),
+            "postgres://mnemo@db/mnemo"
+        );
+    }
 }
