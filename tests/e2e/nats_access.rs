@@ -245,3 +245,49 @@ async fn each_service_role_is_refused_everything_beyond_its_grant() {
         .expect("the extractor may write its dead letters");
     drop(env);
 }
+
+/// Deployments that must not see each other get accounts of their own
+/// (docs/security.md): with the repo's account copied as a second one, the
+/// second deployment — even its operator — cannot find the first's
+/// streams, and the same namespace name there is another, empty log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_deployments_namespace_is_out_of_reach() {
+    let nats = PrivateNats::with_second_deployment();
+    let ns = mnemo_tests::fresh_namespace();
+    let first = Bus::start(&nats.nats(), Role::Operator, ns.clone(), 1)
+        .await
+        .expect("the first deployment declares its namespace");
+    async_nats::jetstream::new(first.client.clone())
+        .publish(ns.dlq_subject("extractor"), Bytes::from_static(b"theirs"))
+        .await
+        .expect("handed over")
+        .await
+        .expect("stored");
+    for role in Role::ALL {
+        let other = nats.other_nats();
+        let seeds = mnemo_bus::setup::seed_urls(&other.url).unwrap();
+        let client = other
+            .connect_options(role, "other deployment")
+            .unwrap()
+            .connect(seeds.as_slice())
+            .await
+            .expect("the second deployment's roles sign in");
+        let js = async_nats::jetstream::new(client);
+        for stream in [ns.event_stream(), ns.dlq_stream()] {
+            let err = js
+                .get_stream(&stream)
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{role} of the other deployment found {stream}"));
+            assert!(err.to_string().contains("not found"), "{role}: {err}");
+        }
+    }
+    // Its operator declaring the same name gets a log of its own.
+    let second = Bus::start(&nats.other_nats(), Role::Operator, ns.clone(), 1)
+        .await
+        .expect("the second deployment declares the same name");
+    let mut theirs = first.jetstream.get_stream(ns.dlq_stream()).await.unwrap();
+    let mut ours = second.jetstream.get_stream(ns.dlq_stream()).await.unwrap();
+    assert_eq!(theirs.info().await.unwrap().state.messages, 1);
+    assert_eq!(ours.info().await.unwrap().state.messages, 0);
+}

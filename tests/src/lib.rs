@@ -215,8 +215,42 @@ pub struct PrivateNats {
     monitor_port: u16,
     store: tempfile::TempDir,
     creds: tempfile::TempDir,
-    public_keys: Vec<(Role, String)>,
+    /// Each role's public key, by the environment variable that carries it.
+    public_keys: Vec<(String, String)>,
+    /// The config it runs: the repo's, or one derived from it in here.
+    conf: PathBuf,
+    /// A second deployment's credentials ([`PrivateNats::with_second_deployment`]).
+    other: Option<(tempfile::TempDir, tempfile::TempDir)>,
     child: Option<std::process::Child>,
+}
+
+/// The repo's `nats.conf` with its `MNEMO` account copied as `OTHER`, keys
+/// from `OTHER_NKEY_<ROLE>`: the recipe docs/security.md gives for two
+/// deployments that must not see each other.
+pub fn two_deployments_conf(repo_conf: &str) -> String {
+    let start = repo_conf
+        .find("  MNEMO {")
+        .expect("nats.conf defines the MNEMO account");
+    let mut depth = 0;
+    let mut end = None;
+    for (i, c) in repo_conf[start..].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    end = Some(start + i + 1);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let end = end.expect("the MNEMO block ends");
+    let other = repo_conf[start..end]
+        .replacen("MNEMO {", "OTHER {", 1)
+        .replace("$MNEMO_NKEY_", "$OTHER_NKEY_");
+    format!("{}\n{other}{}", &repo_conf[..end], &repo_conf[end..])
 }
 
 fn free_port() -> u16 {
@@ -228,19 +262,53 @@ fn free_port() -> u16 {
 
 impl PrivateNats {
     pub fn start() -> Self {
+        let mut nats = Self::prepare();
+        nats.spawn();
+        nats
+    }
+
+    /// Also runs a second deployment, account `OTHER`, with credentials of
+    /// its own ([`Self::other_nats`]).
+    pub fn with_second_deployment() -> Self {
+        let mut nats = Self::prepare();
         let creds = tempfile::tempdir().expect("a credentials dir");
-        let public_keys =
-            mnemo_bus::credentials::ensure_credentials(creds.path()).expect("role credentials");
-        let mut nats = Self {
+        let keys = mnemo_bus::credentials::ensure_credentials(creds.path()).expect("credentials");
+        nats.public_keys.extend(
+            keys.into_iter()
+                .map(|(role, key)| (role.public_key_env().replacen("MNEMO_", "OTHER_", 1), key)),
+        );
+        let dir = tempfile::tempdir().expect("a config dir");
+        let repo = std::fs::read_to_string(repo_nats_conf()).expect("the repo's nats.conf");
+        nats.conf = dir.path().join("nats.conf");
+        std::fs::write(&nats.conf, two_deployments_conf(&repo)).expect("the derived config");
+        nats.other = Some((creds, dir));
+        nats.spawn();
+        nats
+    }
+
+    fn prepare() -> Self {
+        let creds = tempfile::tempdir().expect("a credentials dir");
+        let public_keys = mnemo_bus::credentials::ensure_credentials(creds.path())
+            .expect("role credentials")
+            .into_iter()
+            .map(|(role, key)| (role.public_key_env(), key))
+            .collect();
+        Self {
             port: free_port(),
             monitor_port: free_port(),
             store: tempfile::tempdir().expect("a store dir"),
             creds,
             public_keys,
+            conf: repo_nats_conf(),
+            other: None,
             child: None,
-        };
-        nats.spawn();
-        nats
+        }
+    }
+
+    /// The second deployment's URL and credentials (same server).
+    pub fn other_nats(&self) -> NatsOptions {
+        let (creds, _) = self.other.as_ref().expect("started with_second_deployment");
+        NatsOptions::open(self.url()).with_creds(Some(creds.path().to_path_buf()))
     }
 
     pub fn url(&self) -> String {
@@ -259,13 +327,9 @@ impl PrivateNats {
         command
             .env_clear()
             .envs(std::env::var_os("PATH").map(|p| ("PATH", p)))
-            .envs(
-                self.public_keys
-                    .iter()
-                    .map(|(r, k)| (r.public_key_env(), k)),
-            )
+            .envs(self.public_keys.iter().map(|(env, k)| (env, k)))
             .arg("-c")
-            .arg(repo_nats_conf())
+            .arg(&self.conf)
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
             .args(["-m", &self.monitor_port.to_string(), "-sd"])
             .arg(self.store.path())
