@@ -374,3 +374,49 @@ async fn a_partly_unreadable_pdf_is_indexed_and_says_which_share_is_missing() {
         vec![(2, 14)]
     );
 }
+
+/// Text that is not text as a reader writes it (issue 18): one endless
+/// "word", and one endless sentence, go through the real tokenizer in
+/// pieces no bigger than a chunk and are indexed; text over the
+/// extractor's limit fails with the reason instead of being held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pathological_text_is_indexed_in_bounded_pieces_and_oversized_text_fails() {
+    let env = TestEnv::start_with(EnvOptions {
+        run_pipeline: true,
+        extractor: Some(mnemo_extractor::ExtractorConfig {
+            max_text_bytes: 1024 * 1024,
+            ..mnemo_tests::extractor_config()
+        }),
+        ..Default::default()
+    })
+    .await;
+    let mut docs = env.documents("alice").await;
+    let word = "x".repeat(600 * 1024);
+    let sentence = "lorem ipsum dolor sit amet ".repeat(30_000);
+    let oversized = "a".repeat(1024 * 1024 + 1);
+    let word = upload(&mut docs, "word.txt", word.as_bytes())
+        .await
+        .unwrap();
+    let sentence = upload(
+        &mut docs,
+        "sentence.txt",
+        &sentence.as_bytes()[..700 * 1024],
+    )
+    .await
+    .unwrap();
+    let oversized = upload(&mut docs, "big.txt", oversized.as_bytes())
+        .await
+        .unwrap();
+    for doc in [&word, &sentence] {
+        let end = outcome(&env, &doc.document_id).await;
+        assert_eq!(end.stage, pb::Stage::Indexed as i32, "{}", end.message);
+        assert!(end.chunks_total > 1, "cut into many chunks: {end:?}");
+    }
+    let end = outcome(&env, &oversized.document_id).await;
+    assert_eq!(end.stage, pb::Stage::Failed as i32);
+    assert!(
+        end.message.contains("the text is larger than 1 MiB"),
+        "{}",
+        end.message
+    );
+}

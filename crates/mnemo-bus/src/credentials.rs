@@ -125,7 +125,8 @@ impl NatsOptions {
 
     /// The options a connection of `role` is made with: its seed (read and
     /// checked here), its own inbox prefix, TLS when asked, reconnecting
-    /// forever.
+    /// forever once connected ([`crate::setup::connect`] also waits for the
+    /// first connection; a one-off check need not).
     pub fn connect_options(
         &self,
         role: Role,
@@ -139,7 +140,6 @@ impl NatsOptions {
             .name(name)
             .custom_inbox_prefix(role.inbox_prefix())
             .connection_timeout(Duration::from_secs(5))
-            .retry_on_initial_connect()
             .max_reconnects(None);
         if let Some(ca) = &self.tls.ca {
             options = options.add_root_certificates(ca.clone());

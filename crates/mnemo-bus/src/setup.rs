@@ -76,6 +76,7 @@ pub async fn connect(
     let seeds = seed_urls(&options.url)?;
     options
         .connect_options(role, name)?
+        .retry_on_initial_connect()
         .connect(seeds.as_slice())
         .await
         .map_err(|e| {

@@ -13,6 +13,14 @@
 //! the last words of the sentence before the cut — so a fact cut in two is
 //! still found. Chunk ids are stable: the same text of the same
 //! document at the same position always gets the same id.
+//!
+//! Memory and time stay bounded by the chunk size, not by the input: no
+//! text longer than [`ChunkParams::max_bytes`] is ever given to the
+//! tokenizer (a longer sentence is first cut at whitespace, or at a
+//! character, into pieces of that size), no chunk's text is longer than
+//! that either (tokenizers count an over-long "word" as one unknown
+//! token, so tokens alone would not bound it), and splitting sentences
+//! looks at each character a bounded number of times.
 
 use sha2::{Digest, Sha256};
 
@@ -32,6 +40,18 @@ pub struct ChunkParams {
     /// Text repeated from the end of one chunk at the start of the next, up
     /// to this many tokens (whole sentences if any fit, else words).
     pub overlap_tokens: usize,
+}
+
+/// Bytes a chunk may hold per token it may hold: far above real text
+/// (English runs at 4–6 bytes a token, CJK at ~3), so only input that is
+/// not text as the model reads it (one endless "word") meets this limit.
+pub const MAX_BYTES_PER_TOKEN: usize = 16;
+
+impl ChunkParams {
+    /// The longest text, in bytes, a chunk — or one tokenizer call — may have.
+    pub fn max_bytes(&self) -> usize {
+        self.max_tokens.saturating_mul(MAX_BYTES_PER_TOKEN)
+    }
 }
 
 impl Default for ChunkParams {
@@ -102,17 +122,22 @@ pub fn chunk_pages(
     for page in pages {
         for paragraph in paragraphs(&page.text) {
             for (j, sentence) in sentences(&paragraph).into_iter().enumerate() {
-                for (k, piece) in fit(&sentence, counter, params.max_tokens)?
+                for (p, part) in byte_pieces(&sentence, params.max_bytes())
                     .into_iter()
                     .enumerate()
                 {
-                    let tokens = counter.count(&piece).saturating_sub(empty);
-                    units.push(Unit {
-                        text: piece,
-                        page: page.number,
-                        paragraph_start: j == 0 && k == 0,
-                        tokens,
-                    });
+                    for (k, piece) in fit(part, counter, params.max_tokens)?
+                        .into_iter()
+                        .enumerate()
+                    {
+                        let tokens = counter.count(&piece).saturating_sub(empty);
+                        units.push(Unit {
+                            text: piece,
+                            page: page.number,
+                            paragraph_start: j == 0 && p == 0 && k == 0,
+                            tokens,
+                        });
+                    }
                 }
             }
         }
@@ -156,59 +181,95 @@ fn paragraphs(text: &str) -> Vec<String> {
 /// Sentences: a `.`, `!` or `?` (optionally followed by closing quotes or
 /// brackets) then whitespace then an uppercase letter, digit or opening
 /// quote. Single capital letters before the dot ("J. Smith") and a few common
-/// abbreviations do not end a sentence.
+/// abbreviations do not end a sentence. Works on byte offsets (no copy of
+/// the paragraph), and looks back at most a few bytes for the word before
+/// a dot, so a paragraph of any length is split in linear time.
 fn sentences(paragraph: &str) -> Vec<String> {
     const ABBREVIATIONS: [&str; 12] = [
         "e.g.", "i.e.", "etc.", "vs.", "Fig.", "fig.", "al.", "Dr.", "Mr.", "Mrs.", "No.", "cf.",
     ];
-    let chars: Vec<(usize, char)> = paragraph.char_indices().collect();
+    /// Longer than any abbreviation above: a word before a dot is looked
+    /// for within this many bytes.
+    const WORD_WINDOW: usize = 8;
+    let next_char = |at: usize| paragraph.get(at..).and_then(|rest| rest.chars().next());
+    let skip = |mut at: usize, keep: &dyn Fn(char) -> bool| {
+        while let Some(c) = next_char(at).filter(|&c| keep(c)) {
+            at += c.len_utf8();
+        }
+        at
+    };
     let mut out = Vec::new();
     let mut start = 0;
     let mut i = 0;
-    while i < chars.len() {
-        let (pos, c) = chars[i];
-        if matches!(c, '.' | '!' | '?') {
-            let mut j = i + 1;
-            while j < chars.len() && matches!(chars[j].1, '"' | '\'' | ')' | ']' | '”' | '’') {
-                j += 1;
-            }
-            let spaced = j < chars.len() && chars[j].1.is_whitespace();
-            let mut k = j;
-            while k < chars.len() && chars[k].1.is_whitespace() {
-                k += 1;
-            }
-            let next_starts = k < chars.len()
-                && (chars[k].1.is_uppercase()
-                    || chars[k].1.is_ascii_digit()
-                    || matches!(chars[k].1, '"' | '“' | '(' | '['));
-            let word_start = paragraph[..pos]
-                .rfind(char::is_whitespace)
-                .map(|w| w + 1)
-                .unwrap_or(0);
-            let word = &paragraph[word_start..pos + c.len_utf8()];
-            let initial = word.len() == 2 && word.chars().next().is_some_and(char::is_uppercase);
-            let abbreviation = c == '.' && (initial || ABBREVIATIONS.contains(&word));
-            if spaced && next_starts && !abbreviation {
-                let end = if j < chars.len() {
-                    chars[j].0
-                } else {
-                    paragraph.len()
-                };
-                out.push(paragraph[start..end].trim().to_owned());
-                start = if k < chars.len() {
-                    chars[k].0
-                } else {
-                    paragraph.len()
-                };
-                i = k;
-                continue;
-            }
+    while let Some(c) = next_char(i) {
+        let pos = i;
+        i += c.len_utf8();
+        if !matches!(c, '.' | '!' | '?') {
+            continue;
         }
-        i += 1;
+        let j = skip(i, &|d| matches!(d, '"' | '\'' | ')' | ']' | '”' | '’'));
+        let spaced = next_char(j).is_some_and(char::is_whitespace);
+        let k = skip(j, &|d| d.is_whitespace());
+        let next_starts = next_char(k).is_some_and(|d| {
+            d.is_uppercase() || d.is_ascii_digit() || matches!(d, '"' | '“' | '(' | '[')
+        });
+        let mut window = pos.saturating_sub(WORD_WINDOW);
+        while !paragraph.is_char_boundary(window) {
+            window += 1;
+        }
+        // The word ending at the dot, if it starts within the window.
+        let word_start = match paragraph[window..pos].rfind(char::is_whitespace) {
+            Some(w) => Some(window + w + 1),
+            None if window == 0 => Some(0),
+            None => None,
+        };
+        let word = word_start.map(|w| &paragraph[w..pos + c.len_utf8()]);
+        let initial =
+            word.is_some_and(|w| w.len() == 2 && w.chars().next().is_some_and(char::is_uppercase));
+        let abbreviation =
+            c == '.' && (initial || word.is_some_and(|w| ABBREVIATIONS.contains(&w)));
+        if spaced && next_starts && !abbreviation {
+            out.push(paragraph[start..j].trim().to_owned());
+            start = k;
+            i = k;
+        }
     }
     let rest = paragraph[start..].trim();
     if !rest.is_empty() {
         out.push(rest.to_owned());
+    }
+    out
+}
+
+/// Pieces of `text` of at most `max` bytes, cut at the last whitespace
+/// before the limit, else at a character boundary: what is longer than a
+/// chunk can hold is never tokenized whole.
+fn byte_pieces(text: &str, max: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text.trim();
+    while rest.len() > max {
+        let mut cut = max;
+        while cut > 0 && !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if cut == 0 {
+            // `max` is smaller than one character: take the character.
+            cut = rest.chars().next().map_or(rest.len(), char::len_utf8);
+        }
+        // A word ending exactly at the limit stays whole.
+        let at = if rest[cut..].starts_with(char::is_whitespace) {
+            cut
+        } else {
+            rest[..cut]
+                .rfind(char::is_whitespace)
+                .filter(|&w| w > 0)
+                .unwrap_or(cut)
+        };
+        out.push(rest[..at].trim_end());
+        rest = rest[at..].trim_start();
+    }
+    if !rest.is_empty() {
+        out.push(rest);
     }
     out
 }
@@ -338,13 +399,14 @@ fn pack(units: &[Unit], counter: &impl TokenCounter, params: ChunkParams) -> Vec
     let mut chunks: Vec<ChunkDraft> = Vec::new();
     let mut start = 0;
     let specials = counter.count("");
+    let max_bytes = params.max_bytes();
     // Words repeated from the end of the previous chunk.
     let mut carry: Option<Unit> = None;
     while start < units.len() {
-        if carry
-            .as_ref()
-            .is_some_and(|c| specials + c.tokens + units[start].tokens > params.max_tokens)
-        {
+        if carry.as_ref().is_some_and(|c| {
+            specials + c.tokens + units[start].tokens > params.max_tokens
+                || c.text.len() + 1 + units[start].text.len() > max_bytes
+        }) {
             carry = None;
         }
         // Grow [start, end) while the joined text fits. Units are counted
@@ -354,15 +416,18 @@ fn pack(units: &[Unit], counter: &impl TokenCounter, params: ChunkParams) -> Vec
         // chunking quadratic in the sentences per chunk.
         let mut end = start + 1;
         let mut tokens = specials + carry.as_ref().map_or(0, |c| c.tokens) + units[start].tokens;
+        let mut bytes = carry.as_ref().map_or(0, |c| c.text.len() + 1) + units[start].text.len();
         while end < units.len() {
             if tokens >= params.target_tokens && units[end].paragraph_start {
                 break;
             }
             let candidate = tokens + units[end].tokens;
-            if candidate > params.max_tokens {
+            let longer = bytes + 1 + units[end].text.len();
+            if candidate > params.max_tokens || longer > max_bytes {
                 break;
             }
             tokens = candidate;
+            bytes = longer;
             end += 1;
         }
         // The guarantee is checked on the real text: a tokenizer that is
@@ -644,5 +709,76 @@ mod tests {
             chunk_pages(&[page(1, "x")], &Words, params(2, 2, 0)),
             Err(ChunkError::NoRoom(2))
         );
+    }
+
+    /// Counts like BERT's WordPiece does for text it cannot read: a word
+    /// over 100 characters is one unknown token. Refuses (panics) to be
+    /// asked about more than `limit` bytes at once.
+    struct Bounded {
+        limit: usize,
+    }
+    impl TokenCounter for Bounded {
+        fn count(&self, text: &str) -> usize {
+            assert!(
+                text.len() <= self.limit,
+                "tokenized {} bytes at once (limit {})",
+                text.len(),
+                self.limit
+            );
+            2 + text
+                .split_whitespace()
+                .map(|w| {
+                    if w.chars().count() > 100 {
+                        1
+                    } else {
+                        w.len().div_ceil(4)
+                    }
+                })
+                .sum::<usize>()
+        }
+    }
+
+    #[test]
+    fn pathological_text_is_cut_without_ever_tokenizing_more_than_a_chunk() {
+        let params = params(64, 48, 8);
+        let counter = Bounded {
+            limit: params.max_bytes(),
+        };
+        let inputs = [
+            // One endless word, no break of any kind.
+            "x".repeat(300_000),
+            // One endless sentence of ordinary words.
+            "word ".repeat(60_000),
+            // Dots everywhere and no whitespace (the word-before-a-dot
+            // look-back must stay short).
+            "a.".repeat(150_000),
+            // Multi-byte characters with no break.
+            "é".repeat(100_000),
+        ];
+        for text in inputs {
+            let chunks = chunk_pages(&[page(1, &text)], &counter, params).unwrap();
+            assert!(!chunks.is_empty());
+            for c in &chunks {
+                assert!(c.text.len() <= params.max_bytes(), "{} bytes", c.text.len());
+                assert!(c.tokens as usize <= params.max_tokens);
+            }
+            // Nothing is lost: every character of the input is in a chunk
+            // (overlap may repeat some).
+            let kept: usize = chunks
+                .iter()
+                .map(|c| c.text.split_whitespace().map(str::len).sum::<usize>())
+                .sum();
+            let input: usize = text.split_whitespace().map(str::len).sum();
+            assert!(kept >= input, "{kept} < {input}");
+        }
+    }
+
+    #[test]
+    fn byte_pieces_cut_at_whitespace_and_character_boundaries() {
+        assert_eq!(byte_pieces("aaa bbb ccc", 7), vec!["aaa bbb", "ccc"]);
+        assert_eq!(byte_pieces("abcdefghij", 4), vec!["abcd", "efgh", "ij"]);
+        assert_eq!(byte_pieces("ééé", 3), vec!["é", "é", "é"]);
+        assert_eq!(byte_pieces("  short  ", 64), vec!["short"]);
+        assert!(byte_pieces("   ", 4).is_empty());
     }
 }

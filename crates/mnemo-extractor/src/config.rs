@@ -32,6 +32,11 @@ pub struct ExtractorArgs {
     /// Most text read back from one child process, in MiB.
     #[arg(long = "extract-max-output-mib", env = "MNEMO_EXTRACT_MAX_OUTPUT_MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
     pub extract_max_output_mib: u64,
+    /// Most text one document may have, in MiB: beyond it the document
+    /// fails ("the text is larger than N MiB") instead of the pipeline
+    /// holding it (a 600-page book has a few MiB).
+    #[arg(long = "extract-max-text-mib", env = "MNEMO_EXTRACT_MAX_TEXT_MIB", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    pub extract_max_text_mib: u64,
     /// How PDF readers are isolated: bubblewrap when it works here (auto),
     /// bubblewrap or refuse to start, or limits only.
     #[arg(
@@ -63,6 +68,7 @@ impl ExtractorArgs {
             cpu_limit: self.extract_cpu_limit,
             memory_limit_bytes: self.extract_memory_limit_mib * 1024 * 1024,
             max_output_bytes: self.extract_max_output_mib * 1024 * 1024,
+            max_text_bytes: self.extract_max_text_mib * 1024 * 1024,
             pdftotext: self.pdftotext.clone(),
             pdfinfo: self.pdfinfo.clone(),
             sandbox: self.extract_sandbox,
@@ -89,6 +95,9 @@ pub struct ExtractorConfig {
     /// Most bytes read from one child's stdout (the text of a 600-page
     /// book is a few MiB).
     pub max_output_bytes: u64,
+    /// Most text one document may have (plain text as uploaded, or a PDF's
+    /// extracted pages); more fails the document as too large.
+    pub max_text_bytes: u64,
     /// Pages extracted per child process; progress is reported between steps.
     pub pages_per_step: u32,
     /// Fewest milliseconds between two `ExtractionProgressed` events.
@@ -116,6 +125,7 @@ impl Default for ExtractorConfig {
             cpu_limit: Duration::from_secs(180),
             memory_limit_bytes: 1024 * 1024 * 1024,
             max_output_bytes: 64 * 1024 * 1024,
+            max_text_bytes: 16 * 1024 * 1024,
             pages_per_step: 25,
             progress_every: Duration::from_millis(250),
             ack_wait: Duration::from_secs(15),

@@ -78,6 +78,13 @@ impl Extractor {
         };
         tracing::info!(?content_type, "extracting");
         let bytes = self.blobs.get(sha.as_str()).await?;
+        let too_large = ExtractError::TooLarge {
+            limit_mib: self.config.max_text_bytes / (1024 * 1024),
+        };
+        let is_text = matches!(content_type, ContentType::PlainText | ContentType::Markdown);
+        if is_text && bytes.len() as u64 > self.config.max_text_bytes {
+            return Err(too_large.into());
+        }
         let text = match content_type {
             ContentType::PlainText | ContentType::Markdown => ExtractedText {
                 // A form feed separates pages in plain text, if anywhere.
@@ -93,6 +100,10 @@ impl Extractor {
         if text.is_blank() {
             return Err(ExtractError::NoTextLayer.into());
         }
+        if text.pages.iter().map(|p| p.len() as u64).sum::<u64>() > self.config.max_text_bytes {
+            return Err(too_large.into());
+        }
+        drop(bytes);
         let json = serde_json::to_vec(&text)?;
         let digest: [u8; 32] = Sha256::digest(&json).into();
         let text_sha = Sha256Hex::from_digest(&digest);

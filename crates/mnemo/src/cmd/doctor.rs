@@ -47,23 +47,36 @@ fn check(
 
 const BOOTSTRAP: &str = "run deploy/local/bootstrap.sh (installs and starts NATS and PostgreSQL)";
 
-/// Whether the server lets anyone in: an anonymous connection that
-/// succeeds means the event log is open to whoever reaches the port.
+/// Whether the server lets anyone in, from the INFO line it greets every
+/// client with (`auth_required`): no sign-in is attempted.
 async fn nats_auth_check(
     nats: &mnemo_bus::NatsOptions,
     seeds: &[async_nats::ServerAddr],
     out: &mut Vec<Check>,
 ) {
-    let anonymous = tokio::time::timeout(
-        Duration::from_secs(3),
-        async_nats::ConnectOptions::new()
-            .connection_timeout(Duration::from_secs(2))
-            .connect(seeds),
-    )
-    .await;
-    let open = matches!(anonymous, Ok(Ok(_)));
-    let (level, detail, fix) = match (open, &nats.creds) {
-        (false, Some(creds)) => (
+    use tokio::io::AsyncBufReadExt;
+    let Some(seed) = seeds.first() else {
+        return;
+    };
+    let greeting = tokio::time::timeout(Duration::from_secs(3), async {
+        let tcp = tokio::net::TcpStream::connect((seed.host(), seed.port()))
+            .await
+            .ok()?;
+        let mut line = String::new();
+        tokio::io::BufReader::new(tcp)
+            .read_line(&mut line)
+            .await
+            .ok()?;
+        let info: serde_json::Value =
+            serde_json::from_str(line.strip_prefix("INFO ")?.trim()).ok()?;
+        Some(info["auth_required"].as_bool().unwrap_or(false))
+    })
+    .await
+    .ok()
+    .flatten();
+    let (level, detail, fix) = match (greeting, &nats.creds) {
+        (None, _) => return,
+        (Some(true), Some(creds)) => (
             Level::Ok,
             format!(
                 "anonymous clients refused; signing in with {}",
@@ -71,12 +84,12 @@ async fn nats_auth_check(
             ),
             "",
         ),
-        (false, None) => (
+        (Some(true), None) => (
             Level::Fail,
             "the server wants a credential and none is given".to_owned(),
-            "pass --nats-creds (MNEMO_NATS_CREDS): .mnemo/nats/creds after bootstrap.sh",
+            "pass --nats-creds (MNEMO_NATS_CREDS): .mnemo/nats-creds after bootstrap.sh",
         ),
-        (true, _) => (
+        (Some(false), _) => (
             Level::Warn,
             "the server accepts anonymous clients: anyone who reaches it owns the event log"
                 .to_owned(),
@@ -96,6 +109,7 @@ async fn nats_checks(args: &DoctorArgs, out: &mut Vec<Check>) {
             return;
         }
     };
+    nats_auth_check(&nats, &seeds, out).await;
     // The operator's credential when a directory holds them all.
     let options = match nats.connect_options(Role::Operator, "mnemo doctor") {
         Ok(o) => o,
@@ -132,7 +146,6 @@ async fn nats_checks(args: &DoctorArgs, out: &mut Vec<Check>) {
             return;
         }
     };
-    nats_auth_check(&nats, &seeds, out).await;
     let info = client.server_info();
     out.push(check(
         "nats",
