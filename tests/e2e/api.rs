@@ -448,3 +448,44 @@ async fn the_api_speaks_tls_and_a_plaintext_client_is_refused() {
         "a plaintext client got an answer: {refused:?}"
     );
 }
+
+/// An upload that stops sending (issue 18) is ended by the server once it
+/// has been idle for the limit, with DEADLINE_EXCEEDED and the reason, and
+/// leaves nothing behind; the client's connection still works.
+#[tokio::test]
+async fn an_idle_upload_is_ended_by_the_server_and_leaves_nothing() {
+    let env = TestEnv::start_with(EnvOptions {
+        limits: Some(mnemo_api::config::Limits {
+            upload_idle: Duration::from_millis(300),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await;
+    let mut docs = env.documents("alice").await;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let requests = upload_requests(
+        "stalled.pdf",
+        &corpus_pdf("bio_vespa_bioinformatics.pdf"),
+        "",
+    );
+    // Metadata and one part, then nothing: the sender stays open.
+    for r in requests.into_iter().take(2) {
+        tx.send(r).await.unwrap();
+    }
+    let ended = docs
+        .upload(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .expect_err("an idle upload is ended");
+    assert_eq!(ended.code(), Code::DeadlineExceeded);
+    assert!(
+        ended.message().contains("sent nothing for"),
+        "{}",
+        ended.message()
+    );
+    drop(tx);
+    assert_eq!(env.event_count().await, 0, "nothing was stored");
+    upload(&mut docs, "after.md", b"# After\n")
+        .await
+        .expect("the connection still takes uploads");
+}

@@ -176,3 +176,50 @@ async fn watch_folds_events_live_and_resumes_without_gaps_or_repeats() {
         ("ReprocessRequested", 2)
     );
 }
+
+/// One owner may hold only so many progress streams (issue 18): the next
+/// is refused with RESOURCE_EXHAUSTED and the reason, another owner is
+/// unaffected, and a stream the client closes frees its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_holds_at_most_its_share_of_progress_streams() {
+    let env = TestEnv::start_with(mnemo_tests::EnvOptions {
+        limits: Some(mnemo_api::config::Limits {
+            max_watchers_per_owner: 2,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await;
+    let mut alice = env.progress("alice").await;
+    let first = alice
+        .watch(mnemo_tests::watch_all(0, true))
+        .await
+        .expect("first stream");
+    let _second = alice
+        .watch(mnemo_tests::watch_all(0, true))
+        .await
+        .expect("second stream");
+    let refused = alice
+        .watch(mnemo_tests::watch_all(0, true))
+        .await
+        .expect_err("a third stream is over the limit");
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        refused
+            .message()
+            .contains("2 progress streams are already open"),
+        "{}",
+        refused.message()
+    );
+    let mut bob = env.progress("bob").await;
+    bob.watch(mnemo_tests::watch_all(0, true))
+        .await
+        .expect("another owner is unaffected");
+    drop(first);
+    let freed = mnemo_tests::eventually(Duration::from_secs(10), || {
+        let mut alice = alice.clone();
+        async move { alice.watch(mnemo_tests::watch_all(0, true)).await.is_ok() }
+    })
+    .await;
+    assert!(freed, "a closed stream frees its place");
+}

@@ -174,6 +174,8 @@ pub struct EnvOptions {
     pub run_pipeline: bool,
     /// The API's per-watcher progress queue (None: the default).
     pub watch_queue: Option<usize>,
+    /// The API's limits (None: the defaults).
+    pub limits: Option<mnemo_api::config::Limits>,
     /// The pipeline's extractor config (default: [`extractor_config`]).
     pub extractor: Option<mnemo_extractor::ExtractorConfig>,
     /// The API's chat model for answers and cards (None: offline only).
@@ -196,6 +198,7 @@ impl Default for EnvOptions {
             run_projector: true,
             run_pipeline: false,
             watch_queue: None,
+            limits: None,
             extractor: None,
             llm: None,
             extra_models: Vec::new(),
@@ -394,6 +397,7 @@ struct ApiSetup {
     secret: Vec<u8>,
     max_upload_bytes: u64,
     watch_queue: Option<usize>,
+    limits: Option<mnemo_api::config::Limits>,
     index: Arc<mnemo_search::Indexes>,
     /// The served model first, then the extra ones.
     models: Vec<Arc<mnemo_embedder::Embedder>>,
@@ -419,6 +423,9 @@ impl ApiSetup {
         // Longer than a test waits for the API to stop: streams that held
         // the graceful shutdown open would fail the test, not be cut.
         config.shutdown_grace = API_STOP_LIMIT * 2;
+        if let Some(limits) = &self.limits {
+            config.limits = limits.clone();
+        }
         if let Some(q) = self.watch_queue {
             config.watch_queue = q;
         }
@@ -539,6 +546,7 @@ impl TestEnv {
                 secret: secret.clone(),
                 max_upload_bytes: opts.max_upload_bytes,
                 watch_queue: opts.watch_queue,
+                limits: opts.limits.clone(),
                 index,
                 models: search_model.into_iter().chain(opts.extra_models).collect(),
                 llm: opts.llm.clone(),

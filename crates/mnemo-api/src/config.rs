@@ -34,6 +34,8 @@ pub struct ApiArgs {
     #[arg(long, env = "MNEMO_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: u64,
     #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
     pub tokens: TokenArgs,
     #[command(flatten)]
     pub tls: TlsArgs,
@@ -57,6 +59,7 @@ impl ApiArgs {
     ) -> Result<ServeConfig, ApiError> {
         let mut api = ApiConfig::new(self.listen, database_url, jwt_secret);
         api.max_upload_bytes = self.max_upload_bytes;
+        api.limits = self.limits.config();
         api.auth = self.tokens.config(api.auth.hs256_secret.take())?;
         api.tls = self.tls.load()?;
         Ok(ServeConfig {
@@ -227,6 +230,8 @@ pub struct ApiConfig {
     /// Live messages a progress watcher may fall behind before it is told
     /// to resume from its last sequence.
     pub watch_queue: usize,
+    /// Streams per connection, watchers per owner, keepalive.
+    pub limits: Limits,
     /// How long a stopping server waits for open calls (e.g. uploads,
     /// progress streams of clients that stopped reading) before closing them.
     pub shutdown_grace: Duration,
@@ -244,7 +249,62 @@ impl ApiConfig {
             max_consistency_wait: Duration::from_secs(10),
             aggregate_cache: 100_000,
             watch_queue: 4096,
+            limits: Limits::default(),
             shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What one client may hold of the server (issue 18): past these, a call
+/// is refused with `RESOURCE_EXHAUSTED` and the reason, or the connection
+/// is told to slow down (HTTP/2 flow control), instead of the server
+/// growing without bound.
+#[derive(Args, Clone, Debug)]
+pub struct LimitArgs {
+    /// Calls (streams) one HTTP/2 connection may have open at once.
+    #[arg(long, env = "MNEMO_GRPC_MAX_STREAMS", default_value_t = Limits::default().max_streams_per_connection)]
+    pub grpc_max_streams: u32,
+    /// Progress streams (Watch) one owner may have open at once, across
+    /// connections.
+    #[arg(long, env = "MNEMO_MAX_WATCHERS_PER_OWNER", default_value_t = Limits::default().max_watchers_per_owner)]
+    pub max_watchers_per_owner: usize,
+    /// HTTP/2 ping interval on idle connections; a peer that does not
+    /// answer within as long again is disconnected.
+    #[arg(long, env = "MNEMO_GRPC_KEEPALIVE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub grpc_keepalive: Duration,
+    /// Longest an upload may go without sending its next part; it is then
+    /// ended with DEADLINE_EXCEEDED and nothing of it is kept.
+    #[arg(long, env = "MNEMO_UPLOAD_IDLE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub upload_idle_timeout: Duration,
+}
+
+impl LimitArgs {
+    pub fn config(&self) -> Limits {
+        Limits {
+            max_streams_per_connection: self.grpc_max_streams,
+            max_watchers_per_owner: self.max_watchers_per_owner,
+            keepalive: self.grpc_keepalive,
+            upload_idle: self.upload_idle_timeout,
+        }
+    }
+}
+
+/// The server's limits ([`LimitArgs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_streams_per_connection: u32,
+    pub max_watchers_per_owner: usize,
+    pub keepalive: Duration,
+    pub upload_idle: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_streams_per_connection: 256,
+            max_watchers_per_owner: 64,
+            keepalive: Duration::from_secs(30),
+            upload_idle: Duration::from_secs(30),
         }
     }
 }
@@ -390,6 +450,7 @@ mod tests {
             panic!("defaults parse")
         };
         assert_eq!(cli.api.max_upload_bytes, DEFAULT_MAX_UPLOAD_BYTES);
+        assert_eq!(cli.api.limits.config(), Limits::default());
         assert!(cli.api.fusion.fusion().is_ok());
         let Ok(bad) =
             Cli::try_parse_from(["t", "--rrf-lexical-weight", "0", "--rrf-vector-weight", "0"])

@@ -103,6 +103,21 @@ impl DocumentApi {
     }
 }
 
+/// The next part of an upload, if it comes within `idle`: an upload that
+/// stalls does not hold the server's spool (memory, then disk) open.
+async fn next_part(
+    stream: &mut Streaming<pb::UploadRequest>,
+    idle: std::time::Duration,
+) -> Result<Option<pb::UploadRequest>, Status> {
+    match tokio::time::timeout(idle, stream.message()).await {
+        Ok(part) => part,
+        Err(_) => Err(Status::deadline_exceeded(format!(
+            "the upload sent nothing for {} s: nothing of it was kept; upload again",
+            idle.as_secs()
+        ))),
+    }
+}
+
 #[tonic::async_trait]
 impl DocumentService for DocumentApi {
     async fn upload(
@@ -112,8 +127,8 @@ impl DocumentService for DocumentApi {
         let who = caller(&req)?;
         let metadata_base = command_metadata(&req, None);
         let mut stream = req.into_inner();
-        let first = stream
-            .message()
+        let idle = self.state.config.limits.upload_idle;
+        let first = next_part(&mut stream, idle)
             .await?
             .ok_or_else(|| Status::invalid_argument("empty upload stream: send metadata first"))?;
         let Some(Part::Metadata(m)) = first.part else {
@@ -142,7 +157,7 @@ impl DocumentService for DocumentApi {
                 self.state.config.spool_memory_bytes,
             )?;
             // A transport error here (client gone) returns before anything is stored.
-            while let Some(msg) = stream.message().await? {
+            while let Some(msg) = next_part(&mut stream, idle).await? {
                 match msg.part {
                     Some(Part::Chunk(bytes)) => incoming.push(&bytes).await?,
                     Some(Part::Metadata(_)) => {

@@ -83,7 +83,8 @@ impl ApiState {
         let executor = CommandExecutor::new(store, (), RetryPolicy::default());
         let blobs = bus.blob_store().await?;
         let db = ReadDb::new(&config.database_url, bus.namespace.clone());
-        let progress = ProgressHub::new(config.watch_queue);
+        let progress =
+            ProgressHub::with_limit(config.watch_queue, config.limits.max_watchers_per_owner);
         let qa = QaState::new(&bus, config.aggregate_cache);
         let access = crate::learning::access::AccessLog::new(&bus);
         Ok(Self {
@@ -246,6 +247,12 @@ pub async fn serve(
         .layer(crate::request_id::RequestIdLayer)
         .initial_stream_window_size(Some(UPLOAD_WINDOW))
         .initial_connection_window_size(Some(2 * UPLOAD_WINDOW))
+        // One client's share of the server: calls per connection beyond
+        // this wait for HTTP/2 to allow them; a dead peer is found by pings.
+        .max_concurrent_streams(Some(state.config.limits.max_streams_per_connection))
+        .http2_keepalive_interval(Some(state.config.limits.keepalive))
+        .http2_keepalive_timeout(Some(state.config.limits.keepalive))
+        .tcp_keepalive(Some(state.config.limits.keepalive))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(documents)

@@ -132,9 +132,14 @@ pub fn from_io_error(what: &str, e: &std::io::Error) -> Status {
     }
 }
 
-/// The progress hub cannot take a watcher (not started yet, or stopping).
+/// The progress hub cannot take a watcher: not started yet or stopping
+/// (`UNAVAILABLE`, try again), or the owner holds too many already
+/// (`RESOURCE_EXHAUSTED`).
 pub fn from_hub_error(e: &crate::progress_hub::HubError) -> Status {
-    Status::unavailable(format!("{e}; try again"))
+    match e {
+        crate::progress_hub::HubError::TooMany(_) => Status::resource_exhausted(e.to_string()),
+        _ => Status::unavailable(format!("{e}; try again")),
+    }
 }
 
 /// A token was missing or refused: the reason is about the caller's token.

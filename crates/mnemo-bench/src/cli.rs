@@ -4,7 +4,7 @@
 use clap::{Parser, Subcommand};
 use mnemo::cli::Global;
 
-use crate::{append, embed, eval, extract, pipeline, progress, replay, search};
+use crate::{abuse, append, embed, eval, extract, pipeline, progress, replay, search};
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +41,9 @@ pub enum Command {
     /// A folder through the real services end to end (each its own process),
     /// then the embedder alone on the same chunks; peak RSS per service.
     Pipeline(pipeline::PipelineBench),
+    /// Pathological inputs (no breaks, one endless line, one enormous PDF
+    /// page, many tiny files) through `serve all`: peak RSS for each.
+    Abuse(abuse::AbuseBench),
     /// Quality evaluations (print a table).
     Eval(eval::EvalArgs),
 }

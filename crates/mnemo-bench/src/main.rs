@@ -28,6 +28,7 @@
 //! - [`services`]: the `mnemo` binary's services as child processes.
 //! - [`timing`]: percentiles and milliseconds as the tables print them.
 
+mod abuse;
 mod append;
 mod cli;
 mod embed;
@@ -62,6 +63,7 @@ async fn main() -> ExitCode {
         Command::Embed(bench) => embed::run(bench).await,
         Command::Search(bench) => search::run(bench).await,
         Command::Pipeline(bench) => pipeline::run(&global, bench).await,
+        Command::Abuse(bench) => abuse::run(&global, bench).await,
         Command::Eval(args) => match args.command {
             eval::EvalCommand::Ir(ir) => eval::run(&global, ir).await,
         },

@@ -97,13 +97,12 @@ async fn measure(bench: &ProgressBench, bus: &Bus) -> Result<()> {
     let secret = uuid::Uuid::new_v4().simple().to_string().into_bytes();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let state = Arc::new(
-        ApiState::new(
-            bus.clone(),
-            ApiConfig::new(addr, &bench.backend.database_url, secret.clone()),
-        )
-        .await?,
-    );
+    let mut config = ApiConfig::new(addr, &bench.backend.database_url, secret.clone());
+    // The benchmark measures fan-out, not the per-owner cap: every watcher
+    // may be one owner's.
+    config.limits.max_watchers_per_owner = watchers;
+    config.limits.max_streams_per_connection = watchers.try_into().unwrap_or(u32::MAX);
+    let state = Arc::new(ApiState::new(bus.clone(), config).await?);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(mnemo_api::serve(state.clone(), listener, async {
         let _ = stop_rx.await;

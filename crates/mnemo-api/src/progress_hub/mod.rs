@@ -52,6 +52,8 @@ pub enum HubError {
     NotStarted,
     #[error("the API is stopping")]
     Stopped,
+    #[error("{0} progress streams are already open for this owner: close one first")]
+    TooMany(usize),
 }
 
 /// Why a subscription's queue closed.
@@ -113,6 +115,8 @@ struct Registry {
 struct Inner {
     registry: Mutex<Registry>,
     queue: usize,
+    /// Watchers one owner may have at once.
+    max_per_owner: usize,
 }
 
 /// The fan-out point shared by every Watch call of one API process.
@@ -122,8 +126,15 @@ pub struct ProgressHub {
 }
 
 impl ProgressHub {
-    /// A hub whose watchers may each fall `queue` messages behind.
+    /// A hub whose watchers may each fall `queue` messages behind, with no
+    /// cap on watchers per owner.
     pub fn new(queue: usize) -> Self {
+        Self::with_limit(queue, usize::MAX)
+    }
+
+    /// A hub whose watchers may each fall `queue` messages behind, and
+    /// where one owner may have at most `max_per_owner` watchers.
+    pub fn with_limit(queue: usize, max_per_owner: usize) -> Self {
         Self {
             inner: Arc::new(Inner {
                 registry: Mutex::new(Registry {
@@ -132,6 +143,7 @@ impl ProgressHub {
                     owners: HashMap::new(),
                 }),
                 queue: queue.max(1),
+                max_per_owner: max_per_owner.max(1),
             }),
         }
     }
@@ -153,6 +165,12 @@ impl ProgressHub {
             State::Stopped => return Err(HubError::Stopped),
             State::Live(p) => p,
         };
+        let held = reg.owners.get(owner_token).map_or(0, |r| {
+            r.owner.len() + r.documents.values().map(Vec::len).sum::<usize>()
+        });
+        if held >= self.inner.max_per_owner {
+            return Err(HubError::TooMany(self.inner.max_per_owner));
+        }
         reg.next_id += 1;
         let id = reg.next_id;
         let (tx, rx) = mpsc::channel(self.inner.queue);
@@ -298,6 +316,29 @@ mod tests {
             document,
             events: Vec::new(),
         })
+    }
+
+    #[tokio::test]
+    async fn an_owner_may_hold_only_so_many_watchers_and_others_are_unaffected() {
+        let hub = ProgressHub::with_limit(8, 2);
+        hub.go_live(1);
+        let first = hub.subscribe("a", Route::Owner).unwrap();
+        let _second = hub
+            .subscribe("a", Route::Document(DocumentId::new()))
+            .unwrap();
+        assert_eq!(
+            hub.subscribe("a", Route::Owner).err(),
+            Some(HubError::TooMany(2))
+        );
+        assert!(
+            hub.subscribe("b", Route::Owner).is_ok(),
+            "another owner is unaffected"
+        );
+        drop(first);
+        assert!(
+            hub.subscribe("a", Route::Owner).is_ok(),
+            "a closed stream frees its place"
+        );
     }
 
     #[tokio::test]

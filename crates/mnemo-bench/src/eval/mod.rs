@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use futures::StreamExt;
 use mnemo::cli::{Backend, Global};
@@ -31,9 +31,8 @@ use mnemo::client::Clients;
 use mnemo_bus::Namespace;
 use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::upload_request::Part;
-use tokio::process::Command;
 
-use crate::services::{connect_when_ready, free_port, mnemo_binary, ServiceProcess};
+use crate::services::{connect_when_ready, ServeAll};
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -120,32 +119,9 @@ pub async fn run(global: &Global, eval: IrArgs) -> Result<ExitCode> {
     let projector = mnemo_projector::ProjectorConfig::new(ns.clone(), &eval.backend.database_url);
     mnemo_projector::runner::prepare(&projector).await?;
 
-    let port = free_port()?;
-    // The services read the secret from a file of their own (0600): no
-    // secret goes into a child's environment.
-    let secret_dir = tempfile::tempdir()?;
-    let secret_file = secret_dir.path().join("jwt-secret");
-    let secret = String::from_utf8(mnemo::secret::create_file(&secret_file)?)?;
-    let child = Command::new(mnemo_binary()?)
-        .args(["serve", "all"])
-        .envs(eval.backend.nats_env())
-        .env("MNEMO_DATABASE_URL", &eval.backend.database_url)
-        .env("MNEMO_NAMESPACE", ns.as_str())
-        .env("MNEMO_LISTEN", format!("127.0.0.1:{port}"))
-        .env("MNEMO_JWT_SECRET_FILE", &secret_file)
-        .env("MNEMO_MODEL_DIR", &eval.model_dir)
-        .env("MNEMO_LOG", global.log.as_deref().unwrap_or("warn"))
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start `mnemo serve all`")?;
-    let mut services = vec![ServiceProcess { name: "all", child }];
-    let owner = mnemo_domain::OwnerId::new(OWNER.to_owned())?;
-    let token = mnemo_api::auth::Authenticator::new(secret.as_bytes()).issue(
-        &owner,
-        7 * 24 * 3600,
-        false,
-    )?;
+    let serve = ServeAll::start(global, &eval.backend, &ns, &eval.model_dir, OWNER).await?;
+    let (port, token) = (serve.port, serve.token.clone());
+    let mut services = vec![serve.service];
     let result = async {
         let clients = connect_when_ready(global, port, token, &mut services).await?;
         let seen = if eval.reuse.is_none() {
