@@ -489,3 +489,50 @@ async fn an_idle_upload_is_ended_by_the_server_and_leaves_nothing() {
         .await
         .expect("the connection still takes uploads");
 }
+
+/// Per-owner rate limits (issue 18): an owner past its burst is refused
+/// with RESOURCE_EXHAUSTED, the reason and a RetryInfo detail; another
+/// owner, and the same owner's other services, are unaffected.
+#[tokio::test]
+async fn an_owner_over_its_rate_is_told_to_retry_and_nobody_else_is() {
+    let env = TestEnv::start_with(EnvOptions {
+        limits: Some(mnemo_api::config::Limits {
+            rate: mnemo_api::rate::RateConfig {
+                per_second: 1,
+                burst: 3,
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await;
+    let mut alice = env.documents("alice").await;
+    let mut refusal = None;
+    // A burst of 3 and one more a second: ten calls at once cannot all pass.
+    for _ in 0..10 {
+        if let Err(status) = alice.list(pb::ListDocumentsRequest::default()).await {
+            refusal = Some(status);
+            break;
+        }
+    }
+    let refused = refusal.expect("a call over the rate is refused");
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(
+        refused.message().contains("rate limit") && refused.message().contains("retry in"),
+        "{}",
+        refused.message()
+    );
+    assert!(
+        !refused.details().is_empty(),
+        "a RetryInfo detail comes with it"
+    );
+    let mut bob = env.documents("bob").await;
+    bob.list(pb::ListDocumentsRequest::default())
+        .await
+        .expect("another owner is unaffected");
+    let mut stats = env.stats("alice").await;
+    stats
+        .get_stats(pb::GetStatsRequest { all_owners: false })
+        .await
+        .expect("alice's other services are unaffected");
+}

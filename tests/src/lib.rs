@@ -423,6 +423,12 @@ impl ApiSetup {
         // Longer than a test waits for the API to stop: streams that held
         // the graceful shutdown open would fail the test, not be cut.
         config.shutdown_grace = API_STOP_LIMIT * 2;
+        // Tests poll the API freely: the rate limit is tested on its own
+        // (a test that sets `limits` gets exactly those).
+        config.limits.rate = mnemo_api::rate::RateConfig {
+            per_second: 1_000_000,
+            burst: 1_000_000,
+        };
         if let Some(limits) = &self.limits {
             config.limits = limits.clone();
         }

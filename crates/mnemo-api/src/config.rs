@@ -276,6 +276,13 @@ pub struct LimitArgs {
     /// ended with DEADLINE_EXCEEDED and nothing of it is kept.
     #[arg(long, env = "MNEMO_UPLOAD_IDLE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub upload_idle_timeout: Duration,
+    /// Calls a second one owner may make to one service, sustained; more
+    /// get RESOURCE_EXHAUSTED with a RetryInfo detail.
+    #[arg(long, env = "MNEMO_RATE_PER_OWNER", default_value_t = crate::rate::RateConfig::default().per_second, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_per_owner: u32,
+    /// Calls one owner may make to one service at once beyond that rate.
+    #[arg(long, env = "MNEMO_RATE_BURST", default_value_t = crate::rate::RateConfig::default().burst, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_burst: u32,
 }
 
 impl LimitArgs {
@@ -285,6 +292,10 @@ impl LimitArgs {
             max_watchers_per_owner: self.max_watchers_per_owner,
             keepalive: self.grpc_keepalive,
             upload_idle: self.upload_idle_timeout,
+            rate: crate::rate::RateConfig {
+                per_second: self.rate_per_owner,
+                burst: self.rate_burst,
+            },
         }
     }
 }
@@ -296,6 +307,8 @@ pub struct Limits {
     pub max_watchers_per_owner: usize,
     pub keepalive: Duration,
     pub upload_idle: Duration,
+    /// Per-owner, per-service call rate ([`crate::rate`]).
+    pub rate: crate::rate::RateConfig,
 }
 
 impl Default for Limits {
@@ -305,6 +318,7 @@ impl Default for Limits {
             max_watchers_per_owner: 64,
             keepalive: Duration::from_secs(30),
             upload_idle: Duration::from_secs(30),
+            rate: crate::rate::RateConfig::default(),
         }
     }
 }

@@ -14,6 +14,7 @@
 //! - [`config`]: its flags ([`ApiArgs`]: listen address, limits, search and
 //!   LLM settings) and what [`run`] and [`ApiState`] are given.
 //! - [`error`]: [`ApiError`] (starting and serving) and its kind.
+//! - [`rate`]: per-owner, per-service rate limits (token buckets).
 //! - [`auth`]: issuing and verifying tokens; the interceptor that sets [`auth::Caller`].
 //! - [`status`]: the one place errors become gRPC statuses.
 //! - [`request_id`]: every call's request id (logs, correlation, error messages).
@@ -41,6 +42,7 @@ pub mod learning;
 pub mod progress;
 pub mod progress_hub;
 pub mod qa;
+pub mod rate;
 pub mod request_id;
 pub mod search;
 pub mod search_models;

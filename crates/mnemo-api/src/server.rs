@@ -189,35 +189,31 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(mnemo_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let a1 = auth.clone();
-    let documents =
-        DocumentServiceServer::with_interceptor(DocumentApi::new(state.clone()), move |r| {
-            a1.intercept(r)
-        });
-    let a2 = auth.clone();
+    // Every call: the token first (who), then that owner's rate for the
+    // service (how often).
+    let rate = crate::rate::RateLimits::new(state.config.limits.rate);
+    let _forget = AbortOnDrop(tokio::spawn(rate.clone().keep_small()));
+    let guard = |service: &'static str| {
+        let (auth, rate) = (auth.clone(), rate.clone());
+        move |r: tonic::Request<()>| {
+            let r = auth.intercept(r)?;
+            rate.check(&r, service)?;
+            Ok(r)
+        }
+    };
+    let documents = DocumentServiceServer::with_interceptor(
+        DocumentApi::new(state.clone()),
+        guard("documents"),
+    );
     let progress =
-        ProgressServiceServer::with_interceptor(ProgressApi::new(state.clone()), move |r| {
-            a2.intercept(r)
-        });
-    let a3 = auth.clone();
-    let stats = StatsServiceServer::with_interceptor(StatsApi::new(state.clone()), move |r| {
-        a3.intercept(r)
-    });
-    let a4 = auth.clone();
-    let search = SearchServiceServer::with_interceptor(SearchApi::new(state.clone()), move |r| {
-        a4.intercept(r)
-    });
-    let a5 = auth.clone();
+        ProgressServiceServer::with_interceptor(ProgressApi::new(state.clone()), guard("progress"));
+    let stats = StatsServiceServer::with_interceptor(StatsApi::new(state.clone()), guard("stats"));
+    let search =
+        SearchServiceServer::with_interceptor(SearchApi::new(state.clone()), guard("search"));
     let learning =
-        LearningServiceServer::with_interceptor(LearningApi::new(state.clone()), move |r| {
-            a5.intercept(r)
-        });
-    let a6 = auth.clone();
-    let audit = AuditServiceServer::with_interceptor(AuditApi::new(state.clone()), move |r| {
-        a6.intercept(r)
-    });
-    let qa =
-        QaServiceServer::with_interceptor(QaApi::new(state.clone()), move |r| auth.intercept(r));
+        LearningServiceServer::with_interceptor(LearningApi::new(state.clone()), guard("learning"));
+    let audit = AuditServiceServer::with_interceptor(AuditApi::new(state.clone()), guard("audit"));
+    let qa = QaServiceServer::with_interceptor(QaApi::new(state.clone()), guard("questions"));
     let pump = crate::progress_hub::pump::start(state.progress.clone(), &state.bus)
         .await
         .map_err(ApiError::Progress)?;

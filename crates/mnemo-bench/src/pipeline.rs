@@ -183,6 +183,7 @@ async fn measure(
             .arg("serve")
             .arg(name)
             .envs(bench.backend.nats_env())
+            .envs(crate::services::UNLIMITED_RATE)
             .env("MNEMO_DATABASE_URL", &bench.backend.database_url)
             .env("MNEMO_NAMESPACE", ns.as_str())
             .env("MNEMO_LISTEN", format!("127.0.0.1:{port}"))

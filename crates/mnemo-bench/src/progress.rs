@@ -102,6 +102,10 @@ async fn measure(bench: &ProgressBench, bus: &Bus) -> Result<()> {
     // may be one owner's.
     config.limits.max_watchers_per_owner = watchers;
     config.limits.max_streams_per_connection = watchers.try_into().unwrap_or(u32::MAX);
+    config.limits.rate = mnemo_api::rate::RateConfig {
+        per_second: u32::MAX,
+        burst: u32::MAX,
+    };
     let state = Arc::new(ApiState::new(bus.clone(), config).await?);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(mnemo_api::serve(state.clone(), listener, async {

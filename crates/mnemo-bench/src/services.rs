@@ -104,6 +104,13 @@ pub(crate) async fn connect_when_ready(
     }
 }
 
+/// Benchmarks measure throughput, not the per-owner rate limit: their
+/// servers let one owner call as often as it likes.
+pub(crate) const UNLIMITED_RATE: [(&str, &str); 2] = [
+    ("MNEMO_RATE_PER_OWNER", "1000000"),
+    ("MNEMO_RATE_BURST", "1000000"),
+];
+
 /// `mnemo serve all` in namespace `ns` (declared by the caller as the
 /// operator), on a free port, with a fresh JWT secret in a 0600 file (no
 /// secret in the child's environment). Returns the child, its port, and a
@@ -137,6 +144,7 @@ impl ServeAll {
             .env("MNEMO_LISTEN", format!("127.0.0.1:{port}"))
             .env("MNEMO_JWT_SECRET_FILE", &secret_file)
             .env("MNEMO_MODEL_DIR", model_dir)
+            .envs(UNLIMITED_RATE)
             .env("MNEMO_LOG", global.log.as_deref().unwrap_or("warn"))
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true)
