@@ -111,45 +111,56 @@ pub(crate) const UNLIMITED_RATE: [(&str, &str); 2] = [
     ("MNEMO_RATE_BURST", "1000000"),
 ];
 
-/// `mnemo serve all` in namespace `ns` (declared by the caller as the
-/// operator), on a free port, with a fresh JWT secret in a 0600 file (no
-/// secret in the child's environment). Returns the child, its port, and a
-/// token for `owner` valid for a week.
-pub(crate) struct ServeAll {
-    pub service: ServiceProcess,
+/// `mnemo serve <each of services>` in namespace `ns` (declared by the
+/// caller as the operator), the API on a free port, with a fresh JWT secret
+/// in a 0600 file (no secret in a child's environment). Holds the children,
+/// the API's port, and a token for `owner` valid for a week.
+pub(crate) struct Served {
+    pub services: Vec<ServiceProcess>,
     pub port: u16,
     pub token: String,
-    /// Holds the secret file for as long as the server runs.
+    /// Holds the secret file for as long as the servers run.
     _secret_dir: tempfile::TempDir,
 }
 
-impl ServeAll {
+/// `serve all`: every service in one process.
+pub(crate) const ALL_IN_ONE: [&str; 1] = ["all"];
+/// Every service in a process of its own.
+pub(crate) const EACH_ALONE: [&str; 5] = ["projector", "extractor", "chunker", "embedder", "api"];
+
+impl Served {
     pub async fn start(
         global: &Global,
         backend: &mnemo::cli::Backend,
         ns: &mnemo_bus::Namespace,
         model_dir: &std::path::Path,
         owner: &str,
+        services: &[&'static str],
     ) -> Result<Self> {
         use anyhow::Context;
         let port = free_port()?;
         let secret_dir = tempfile::tempdir()?;
         let secret_file = secret_dir.path().join("jwt-secret");
         let secret = String::from_utf8(mnemo::secret::create_file(&secret_file)?)?;
-        let child = Command::new(mnemo_binary()?)
-            .args(["serve", "all"])
-            .envs(backend.nats_env())
-            .env("MNEMO_DATABASE_URL", &backend.database_url)
-            .env("MNEMO_NAMESPACE", ns.as_str())
-            .env("MNEMO_LISTEN", format!("127.0.0.1:{port}"))
-            .env("MNEMO_JWT_SECRET_FILE", &secret_file)
-            .env("MNEMO_MODEL_DIR", model_dir)
-            .envs(UNLIMITED_RATE)
-            .env("MNEMO_LOG", global.log.as_deref().unwrap_or("warn"))
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("cannot start `mnemo serve all`")?;
+        let exe = mnemo_binary()?;
+        let mut started = Vec::new();
+        for &name in services {
+            let child = Command::new(&exe)
+                .args(["serve", name])
+                .envs(backend.nats_env())
+                .env("MNEMO_DATABASE_URL", &backend.database_url)
+                .env("MNEMO_NAMESPACE", ns.as_str())
+                .env("MNEMO_LISTEN", format!("127.0.0.1:{port}"))
+                .env("MNEMO_JWT_SECRET_FILE", &secret_file)
+                .env("MNEMO_MODEL_DIR", model_dir)
+                .envs(UNLIMITED_RATE)
+                .env("MNEMO_LOG", global.log.as_deref().unwrap_or("warn"))
+                .stdin(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .with_context(|| format!("cannot start `mnemo serve {name}`"))?;
+            started.push(ServiceProcess { name, child });
+        }
         let owner = mnemo_domain::OwnerId::new(owner.to_owned())?;
         let token = mnemo_api::auth::Authenticator::new(secret.as_bytes()).issue(
             &owner,
@@ -157,7 +168,7 @@ impl ServeAll {
             false,
         )?;
         Ok(Self {
-            service: ServiceProcess { name: "all", child },
+            services: started,
             port,
             token,
             _secret_dir: secret_dir,

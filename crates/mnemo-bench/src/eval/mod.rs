@@ -32,7 +32,7 @@ use mnemo_bus::Namespace;
 use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::upload_request::Part;
 
-use crate::services::{connect_when_ready, ServeAll};
+use crate::services::{connect_when_ready, Served, ALL_IN_ONE};
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -119,9 +119,17 @@ pub async fn run(global: &Global, eval: IrArgs) -> Result<ExitCode> {
     let projector = mnemo_projector::ProjectorConfig::new(ns.clone(), &eval.backend.database_url);
     mnemo_projector::runner::prepare(&projector).await?;
 
-    let serve = ServeAll::start(global, &eval.backend, &ns, &eval.model_dir, OWNER).await?;
-    let (port, token) = (serve.port, serve.token.clone());
-    let mut services = vec![serve.service];
+    let mut served = Served::start(
+        global,
+        &eval.backend,
+        &ns,
+        &eval.model_dir,
+        OWNER,
+        &ALL_IN_ONE,
+    )
+    .await?;
+    let (port, token) = (served.port, served.token.clone());
+    let mut services = std::mem::take(&mut served.services);
     let result = async {
         let clients = connect_when_ready(global, port, token, &mut services).await?;
         let seen = if eval.reuse.is_none() {
