@@ -264,12 +264,7 @@ async fn another_deployments_namespace_is_out_of_reach() {
         .await
         .expect("stored");
     for role in Role::ALL {
-        let other = nats.other_nats();
-        let seeds = mnemo_bus::setup::seed_urls(&other.url).unwrap();
-        let client = other
-            .connect_options(role, "other deployment")
-            .unwrap()
-            .connect(seeds.as_slice())
+        let client = mnemo_bus::setup::connect_once(&nats.other_nats(), role, "other deployment")
             .await
             .expect("the second deployment's roles sign in");
         let js = async_nats::jetstream::new(client);

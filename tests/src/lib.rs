@@ -876,14 +876,9 @@ impl Drop for TestEnv {
 /// Deletes a namespace's streams as the operator (bounded: a server that
 /// is gone leaves nothing to delete).
 pub async fn delete_namespace(nats: &NatsOptions, ns: &Namespace) {
-    let connect = async {
-        let seeds = mnemo_bus::setup::seed_urls(&nats.url).ok()?;
-        let options = nats
-            .connect_options(Role::Operator, "mnemo-tests cleanup")
-            .ok()?;
-        options.connect(seeds.as_slice()).await.ok()
-    };
-    if let Ok(Some(client)) = tokio::time::timeout(Duration::from_secs(10), connect).await {
+    let connect =
+        mnemo_bus::setup::connect_once(nats, mnemo_bus::Role::Operator, "mnemo-tests cleanup");
+    if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(10), connect).await {
         let js = async_nats::jetstream::new(client);
         let _ = mnemo_bus::setup::delete_namespace(&js, ns).await;
     }

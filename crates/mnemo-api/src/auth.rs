@@ -408,8 +408,17 @@ impl Authenticator {
             },
             Err(_) => return,
         };
+        // Keys fetched already (`serve` fetches before the first call):
+        // the first round waits instead of fetching them again.
+        let mut next = (self.jwks_fetches() > 0).then_some(self.config.jwks_refresh);
         loop {
-            let next = match self.fetch_jwks().await {
+            if let Some(wait) = next {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = wake.notified() => {}
+                }
+            }
+            next = Some(match self.fetch_jwks().await {
                 Ok(keys) => {
                     tracing::debug!(%url, keys, "JWK Set fetched");
                     self.config.jwks_refresh
@@ -418,11 +427,7 @@ impl Authenticator {
                     tracing::warn!(error = %e, "cannot fetch the identity provider's keys; tokens it signs with a key not held are refused");
                     self.config.jwks_reload_every
                 }
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(next) => {}
-                _ = wake.notified() => {}
-            }
+            });
         }
     }
 

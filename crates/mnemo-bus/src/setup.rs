@@ -67,24 +67,42 @@ impl Bus {
 }
 
 /// Connects to NATS as `role`, with a name that shows up in `nats server
-/// report connections`.
+/// report connections`; waits (retrying) until a server answers.
 pub async fn connect(
     options: &NatsOptions,
     role: Role,
     name: &str,
 ) -> Result<async_nats::Client, BusError> {
+    connect_with(options, role, name, true).await
+}
+
+/// [`connect`], but one attempt (bounded by the connection timeout): for
+/// checks and clean-ups that must not wait for a server that is gone.
+pub async fn connect_once(
+    options: &NatsOptions,
+    role: Role,
+    name: &str,
+) -> Result<async_nats::Client, BusError> {
+    connect_with(options, role, name, false).await
+}
+
+async fn connect_with(
+    options: &NatsOptions,
+    role: Role,
+    name: &str,
+    retry: bool,
+) -> Result<async_nats::Client, BusError> {
     let seeds = seed_urls(&options.url)?;
-    options
-        .connect_options(role, name)?
-        .retry_on_initial_connect()
-        .connect(seeds.as_slice())
-        .await
-        .map_err(|e| {
-            BusError::unavailable(
-                format!("cannot connect to NATS at {} as {role}", options.url),
-                e,
-            )
-        })
+    let mut connect = options.connect_options(role, name)?;
+    if retry {
+        connect = connect.retry_on_initial_connect();
+    }
+    connect.connect(seeds.as_slice()).await.map_err(|e| {
+        BusError::unavailable(
+            format!("cannot connect to NATS at {} as {role}", options.url),
+            e,
+        )
+    })
 }
 
 /// A service's view of a namespace an operator declared: the streams must
@@ -95,26 +113,23 @@ async fn open_streams(
     ns: &Namespace,
     replicas: usize,
 ) -> Result<stream::Stream, BusError> {
-    let wanted = event_stream_config(ns, replicas);
-    for name in [
-        ns.dlq_stream(),
-        format!("OBJ_{}", ns.blob_bucket()),
-        ns.event_stream(),
-    ] {
-        if let Err(err) = js.get_stream(&name).await {
-            return Err(if is_stream_not_found(&err) {
-                BusError::config(format!(
-                    "stream {name} of namespace {ns} does not exist: an operator declares it with `mnemo nats setup`"
-                ))
-            } else {
-                BusError::unavailable(format!("cannot open stream {name}"), err)
-            });
+    let missing = |name: &str, err: jetstream::context::GetStreamError| {
+        if is_stream_not_found(&err) {
+            BusError::config(format!(
+                "stream {name} of namespace {ns} does not exist: an operator declares it with `mnemo nats setup`"
+            ))
+        } else {
+            BusError::unavailable(format!("cannot open stream {name}"), err)
         }
+    };
+    for name in [ns.dlq_stream(), format!("OBJ_{}", ns.blob_bucket())] {
+        js.get_stream(&name).await.map_err(|e| missing(&name, e))?;
     }
+    let wanted = event_stream_config(ns, replicas);
     let mut events = js
         .get_stream(&wanted.name)
         .await
-        .map_err(|e| BusError::unavailable("cannot open the event stream", e))?;
+        .map_err(|e| missing(&wanted.name, e))?;
     let info = events
         .info()
         .await

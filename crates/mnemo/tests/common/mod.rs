@@ -79,14 +79,12 @@ impl Drop for TestNamespace {
         let ns = self.0.clone();
         on_own_runtime(async move {
             let nats = nats();
-            let connect = async {
-                let seeds = mnemo_bus::setup::seed_urls(&nats.url).ok()?;
-                let options = nats
-                    .connect_options(mnemo_bus::Role::Operator, "mnemo tests cleanup")
-                    .ok()?;
-                options.connect(seeds.as_slice()).await.ok()
-            };
-            if let Ok(Some(client)) = tokio::time::timeout(Duration::from_secs(10), connect).await {
+            let connect = mnemo_bus::setup::connect_once(
+                &nats,
+                mnemo_bus::Role::Operator,
+                "mnemo tests cleanup",
+            );
+            if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(10), connect).await {
                 let js = async_nats::jetstream::new(client);
                 let _ = mnemo_bus::setup::delete_namespace(&js, &ns).await;
             }
