@@ -371,3 +371,113 @@ async fn a_restarted_service_brings_its_consumer_settings_up_to_date() {
     assert_eq!(info.ack_floor.stream_sequence, 1, "the position is kept");
     assert_eq!(info.num_pending, 1);
 }
+
+/// Records the subject of every message it handles, in order; the first
+/// waits for the gate (so that the test can let the window fill first).
+struct Recorder {
+    seen: mpsc::UnboundedSender<String>,
+    gate: Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+impl Handler for Recorder {
+    async fn handle(&self, d: &Delivery) -> Outcome {
+        if let Some(gate) = self.gate.lock().await.take() {
+            let _ = gate.await;
+        }
+        let _ = self.seen.send(d.subject.clone());
+        Outcome::Done
+    }
+
+    async fn give_up(&self, _: &Delivery, _: &str) {}
+}
+
+/// Fair sharing (issue 18): with a read-ahead window, a service serves the
+/// lanes (owners) of what it read in turn (and an owner with nothing in
+/// hand gets a guest place), so another owner's messages behind a
+/// 60-message batch are handled among the first few, and each owner's
+/// messages still in stream order. Without it, in stream order.
+#[tokio::test]
+async fn owners_are_served_in_turn_when_reading_ahead() {
+    for fair in [
+        mnemo_bus::fair::FairShare::default(),
+        mnemo_bus::fair::FairShare::OFF,
+    ] {
+        let env = bus_only().await;
+        let subject =
+            |lane: &str, i: usize| env.ns.aggregate_subject("test", &format!("{lane}.{i}"));
+        let published: Vec<String> = (0..60)
+            .map(|i| subject("bulk", i))
+            .chain((0..2).map(|i| subject("other", i)))
+            .collect();
+        for s in &published {
+            env.bus
+                .jetstream
+                .publish(s.clone(), "ok".into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (open, gate) = oneshot::channel();
+        let recorder = Arc::new(Recorder {
+            seen: tx,
+            gate: Mutex::new(Some(gate)),
+        });
+        let mut spec = spec(&env).with_fair_share(fair);
+        spec.concurrency = 1;
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let bus = env.bus.clone();
+        let runner = tokio::spawn(async move {
+            consumer::run(&bus, spec, recorder, async {
+                let _ = stop_rx.await;
+            })
+            .await
+        });
+        // With read-ahead, the first message waits until every message has
+        // been delivered into the window (JetStream counts them pending).
+        let window_full = fair.window == 0
+            || eventually(Duration::from_secs(20), || async {
+                let name = env.ns.consumer("test");
+                let Ok(mut c) = env.bus.events.get_consumer::<pull::Config>(&name).await else {
+                    return false;
+                };
+                c.info().await.is_ok_and(|i| i.num_ack_pending == 62)
+            })
+            .await;
+        assert!(window_full, "the window takes in all 62 messages");
+        let _ = open.send(());
+        let mut order = Vec::new();
+        while order.len() < 62 {
+            let subject = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+                .await
+                .expect("messages keep coming")
+                .unwrap();
+            order.push(subject);
+        }
+        let others: Vec<usize> = order
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.contains(".other."))
+            .map(|(i, _)| i)
+            .collect();
+        if fair.window > 0 {
+            // bulk.0 was in hand before the rest arrived; the other owner,
+            // with nothing in hand, starts on a guest place beside it, and
+            // its second message in its next turn: both among the first 4,
+            // not behind the 60.
+            assert!(others[1] < 4, "in turn: {order:?}");
+        } else {
+            assert_eq!(others, vec![60, 61], "stream order");
+        }
+        let bulk: Vec<&String> = order.iter().filter(|s| s.contains(".bulk.")).collect();
+        assert_eq!(
+            bulk,
+            published[..60].iter().collect::<Vec<_>>(),
+            "one owner's messages keep their order"
+        );
+        assert!(settled(&env).await, "every message acked");
+        let _ = stop_tx.send(());
+        runner.await.unwrap().unwrap();
+    }
+}

@@ -15,5 +15,6 @@ mod progress;
 mod progress_scopes;
 mod projector;
 mod qa;
+mod quota;
 mod search;
 mod stats;

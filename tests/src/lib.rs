@@ -439,6 +439,7 @@ impl ApiSetup {
             .await
             .expect("api state")
             .with_search(mnemo_api::search::SearchState {
+                queries: Default::default(),
                 index: self.index.clone(),
                 embedders: self.models.clone(),
                 fusion: Default::default(),
@@ -691,6 +692,15 @@ impl TestEnv {
             self.channel().await,
             BearerInterceptor(Some(self.token(owner))),
         )
+    }
+
+    /// A StatsService client with an operator's (admin) token.
+    pub async fn stats_admin(&self) -> StatsClient {
+        let token = self
+            .auth
+            .issue(&OwnerId::new("ops").expect("owner"), 3600, true)
+            .expect("token");
+        StatsServiceClient::with_interceptor(self.channel().await, BearerInterceptor(Some(token)))
     }
 
     /// An executor on this namespace, as a pipeline service would have.

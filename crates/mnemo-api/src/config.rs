@@ -230,7 +230,7 @@ pub struct ApiConfig {
     /// Live messages a progress watcher may fall behind before it is told
     /// to resume from its last sequence.
     pub watch_queue: usize,
-    /// Streams per connection, watchers per owner, keepalive.
+    /// Streams per connection, watchers per owner, keepalive, rates, quotas.
     pub limits: Limits,
     /// How long a stopping server waits for open calls (e.g. uploads,
     /// progress streams of clients that stopped reading) before closing them.
@@ -283,6 +283,22 @@ pub struct LimitArgs {
     /// Calls one owner may make to one service at once beyond that rate.
     #[arg(long, env = "MNEMO_RATE_BURST", default_value_t = crate::rate::RateConfig::default().burst, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_burst: u32,
+    /// Calls the server handles at once, across connections; one more is
+    /// refused with RESOURCE_EXHAUSTED (health checks never are).
+    #[arg(long, env = "MNEMO_GRPC_MAX_CALLS", default_value_t = Limits::default().max_calls)]
+    pub grpc_max_calls: usize,
+    /// Longest a call's handler may run (not uploads; streams until their
+    /// response starts); then DEADLINE_EXCEEDED.
+    #[arg(long, env = "MNEMO_GRPC_CALL_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub grpc_call_timeout: Duration,
+    /// Documents one owner may hold (every state counts); an upload past it
+    /// is refused. 0: no limit.
+    #[arg(long, env = "MNEMO_OWNER_MAX_DOCUMENTS", default_value_t = crate::quota::QuotaConfig::default().max_documents)]
+    pub owner_max_documents: u64,
+    /// MiB one owner may have uploaded, all documents together; an upload
+    /// that would pass it is refused. 0: no limit.
+    #[arg(long, env = "MNEMO_OWNER_MAX_MIB", default_value_t = crate::quota::QuotaConfig::default().max_bytes >> 20)]
+    pub owner_max_mib: u64,
 }
 
 impl LimitArgs {
@@ -290,11 +306,17 @@ impl LimitArgs {
         Limits {
             max_streams_per_connection: self.grpc_max_streams,
             max_watchers_per_owner: self.max_watchers_per_owner,
+            max_calls: self.grpc_max_calls,
+            call_timeout: self.grpc_call_timeout,
             keepalive: self.grpc_keepalive,
             upload_idle: self.upload_idle_timeout,
             rate: crate::rate::RateConfig {
                 per_second: self.rate_per_owner,
                 burst: self.rate_burst,
+            },
+            quota: crate::quota::QuotaConfig {
+                max_documents: self.owner_max_documents,
+                max_bytes: self.owner_max_mib.saturating_mul(1024 * 1024),
             },
         }
     }
@@ -305,10 +327,16 @@ impl LimitArgs {
 pub struct Limits {
     pub max_streams_per_connection: u32,
     pub max_watchers_per_owner: usize,
+    /// Calls handled at once ([`crate::call_limits`]).
+    pub max_calls: usize,
+    /// Longest a call's handler may run ([`crate::call_limits`]).
+    pub call_timeout: Duration,
     pub keepalive: Duration,
     pub upload_idle: Duration,
     /// Per-owner, per-service call rate ([`crate::rate`]).
     pub rate: crate::rate::RateConfig,
+    /// Per-owner storage ([`crate::quota`]).
+    pub quota: crate::quota::QuotaConfig,
 }
 
 impl Default for Limits {
@@ -316,9 +344,12 @@ impl Default for Limits {
         Self {
             max_streams_per_connection: 256,
             max_watchers_per_owner: 64,
+            max_calls: 512,
+            call_timeout: Duration::from_secs(60),
             keepalive: Duration::from_secs(30),
             upload_idle: Duration::from_secs(30),
             rate: crate::rate::RateConfig::default(),
+            quota: crate::quota::QuotaConfig::default(),
         }
     }
 }

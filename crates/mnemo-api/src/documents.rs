@@ -150,6 +150,15 @@ impl DocumentService for DocumentApi {
         };
         let span = tracing::info_span!("upload", document_id = %document_id, event_id = tracing::field::Empty);
         async move {
+            // The owner's quota first: an owner at its quota sends nothing
+            // for nothing. The hold counts this upload's bytes as they come.
+            let db = self.state.read_db().await?;
+            let hold = self
+                .state
+                .quotas
+                .begin(&db, &self.state.bus.namespace, &who.owner.token())
+                .await?;
+            drop(db);
             let mut incoming = IncomingUpload::new(
                 &m.filename,
                 Some(m.content_type.as_str()),
@@ -159,7 +168,10 @@ impl DocumentService for DocumentApi {
             // A transport error here (client gone) returns before anything is stored.
             while let Some(msg) = next_part(&mut stream, idle).await? {
                 match msg.part {
-                    Some(Part::Chunk(bytes)) => incoming.push(&bytes).await?,
+                    Some(Part::Chunk(bytes)) => {
+                        hold.take(bytes.len() as u64)?;
+                        incoming.push(&bytes).await?;
+                    }
                     Some(Part::Metadata(_)) => {
                         return Err(Status::invalid_argument(
                             "metadata may only be sent once, first",
@@ -177,6 +189,12 @@ impl DocumentService for DocumentApi {
                 received.size,
             );
             let mut reader = received.reader().await?;
+            // A full blob store refuses now, before a partial blob is left.
+            self.state
+                .blobs
+                .check_room(size)
+                .await
+                .map_err(|e| status::from_bus_error(&e))?;
             self.state
                 .blobs
                 .put(sha256.as_str(), &mut reader)
@@ -216,6 +234,7 @@ impl DocumentService for DocumentApi {
                 )
                 .await
                 .map_err(|e| status::from_execute_error(&e))?;
+            hold.appended(done.last_sequence);
             tracing::info!(
                 size,
                 %content_type,

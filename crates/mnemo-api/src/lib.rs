@@ -14,7 +14,9 @@
 //! - [`config`]: its flags ([`ApiArgs`]: listen address, limits, search and
 //!   LLM settings) and what [`run`] and [`ApiState`] are given.
 //! - [`error`]: [`ApiError`] (starting and serving) and its kind.
+//! - [`call_limits`]: calls handled at once and how long a handler may run.
 //! - [`rate`]: per-owner, per-service rate limits (token buckets).
+//! - [`quota`]: per-owner storage quotas (documents, bytes), checked at upload.
 //! - [`auth`]: issuing and verifying tokens; the interceptor that sets [`auth::Caller`].
 //! - [`status`]: the one place errors become gRPC statuses.
 //! - [`request_id`]: every call's request id (logs, correlation, error messages).
@@ -34,6 +36,7 @@
 //! - [`server`]: wiring it all (plus health and reflection) into one server.
 
 pub mod auth;
+pub mod call_limits;
 pub mod config;
 pub mod convert;
 pub mod documents;
@@ -42,6 +45,7 @@ pub mod learning;
 pub mod progress;
 pub mod progress_hub;
 pub mod qa;
+pub mod quota;
 pub mod rate;
 pub mod request_id;
 pub mod search;
@@ -106,6 +110,7 @@ pub async fn run(
     let mut state = ApiState::new(bus.clone(), api)
         .await?
         .with_search(search::SearchState {
+            queries: Default::default(),
             index: index.clone(),
             embedders,
             fusion,

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use mnemo_embedder::batcher::{Batcher, TextToEmbed};
 use mnemo_embedder::Embedder;
 use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::search_service_server::SearchService;
@@ -29,6 +30,65 @@ pub struct SearchState {
     /// only). The index serves one of them; `UseModel` switches.
     pub embedders: Vec<Arc<Embedder>>,
     pub fusion: Fusion,
+    /// One batching queue per model for queries ([`QueryQueues`]).
+    pub queries: QueryQueues,
+}
+
+/// Queries are embedded through a batching queue per model
+/// (`mnemo_embedder::batcher`), in lanes by owner: concurrent queries share
+/// model calls (a batch of 16 short queries costs little more than one),
+/// repeated ones come from its cache, and one owner's flood of searches
+/// delays another owner's query by about one model call, not by the flood.
+#[derive(Default)]
+pub struct QueryQueues(std::sync::Mutex<std::collections::HashMap<String, Batcher>>);
+
+impl QueryQueues {
+    /// The queue of `model` (started on first use, on this runtime).
+    fn of(&self, model: &Arc<Embedder>) -> Batcher {
+        let mut queues = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        queues
+            .entry(model.model_id().to_owned())
+            .or_insert_with(|| {
+                let plan = mnemo_embedder::batcher::BatchPlan {
+                    // Short texts: many per call; a small window answers fast.
+                    window: 64,
+                    ..Default::default()
+                };
+                Batcher::start(model.clone(), plan).0
+            })
+            .clone()
+    }
+
+    /// Embeds `query` for `owner` (its lane).
+    async fn embed(
+        &self,
+        model: &Arc<Embedder>,
+        owner: &str,
+        query: &str,
+    ) -> Result<Vec<f32>, Status> {
+        let tokens = model
+            .count_tokens(query)
+            .map_err(|e| crate::status::from_embed_error(&e))?
+            .min(model.max_length());
+        let mut results = self
+            .of(model)
+            .submit_in(
+                owner,
+                vec![TextToEmbed {
+                    index: 0,
+                    text: query.to_owned(),
+                    tokens,
+                }],
+            )
+            .map_err(|e| crate::status::from_embed_error(&e))?;
+        match results.recv().await {
+            Some(Ok(embedded)) => Ok(embedded.vector),
+            Some(Err(e)) => Err(crate::status::from_embed_error(&e)),
+            None => Err(Status::unavailable(
+                "the query embedding queue stopped; retry",
+            )),
+        }
+    }
 }
 
 impl SearchState {
@@ -95,14 +155,12 @@ pub async fn retrieve(
     let embedder = vectors.model().and_then(|m| search.embedder(m)).cloned();
     let vector = match (r.mode, embedder) {
         (pb::SearchMode::Lexical, _) => None,
-        (_, Some(model)) => {
-            let query = r.text.to_owned();
-            let v = tokio::task::spawn_blocking(move || model.embed(&[query]))
-                .await
-                .map_err(|e| crate::status::from_join_error("embedding the query", &e))?
-                .map_err(|e| crate::status::from_embed_error(&e))?;
-            v.into_iter().next()
-        }
+        (_, Some(model)) => Some(
+            search
+                .queries
+                .embed(&model, &who.owner.token(), r.text)
+                .await?,
+        ),
         (pb::SearchMode::Vector, None) => {
             return Err(Status::failed_precondition(
                 "vector search needs the embedding model, which this server has not loaded",

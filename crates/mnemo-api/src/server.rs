@@ -75,6 +75,8 @@ pub struct ApiState {
     pub qa: QaState,
     /// Where admin reads of another owner's data are recorded.
     pub access: crate::learning::access::AccessLog,
+    /// Per-owner storage quotas and the uploads in flight.
+    pub quotas: crate::quota::Quotas,
 }
 
 impl ApiState {
@@ -87,7 +89,9 @@ impl ApiState {
             ProgressHub::with_limit(config.watch_queue, config.limits.max_watchers_per_owner);
         let qa = QaState::new(&bus, config.aggregate_cache);
         let access = crate::learning::access::AccessLog::new(&bus);
+        let quotas = crate::quota::Quotas::new(config.limits.quota);
         Ok(Self {
+            quotas,
             bus,
             config,
             executor,
@@ -241,6 +245,10 @@ pub async fn serve(
     }
     let server = builder
         .layer(crate::request_id::RequestIdLayer)
+        .layer(crate::call_limits::CallLimitsLayer::new(
+            state.config.limits.max_calls,
+            state.config.limits.call_timeout,
+        ))
         .initial_stream_window_size(Some(UPLOAD_WINDOW))
         .initial_connection_window_size(Some(2 * UPLOAD_WINDOW))
         // One client's share of the server: calls per connection beyond

@@ -1,5 +1,6 @@
 //! `StatsService.GetStats`: live totals by state and per-stage analytics,
-//! from the read models (see `mnemo_projector::stats`).
+//! from the read models (see `mnemo_projector::stats`); the caller's quota
+//! ([`crate::quota`]) and, for admins, the namespace's store sizes.
 
 use std::sync::Arc;
 
@@ -51,6 +52,28 @@ impl StatsService for StatsApi {
         let stages = stats::stage_stats(&*db, scope)
             .await
             .map_err(|e| status::from_db_error(&e))?;
+        let ns = &self.state.bus.namespace;
+        let used = self.state.quotas.usage(&db, ns, &token).await?;
+        let limits = self.state.quotas.config();
+        let quota = pb::Quota {
+            documents: used.documents,
+            max_documents: limits.max_documents,
+            bytes: used.bytes,
+            max_bytes: limits.max_bytes,
+        };
+        let store = if r.all_owners {
+            let s = mnemo_bus::setup::store_usage(&self.state.bus.jetstream, ns)
+                .await
+                .map_err(|e| status::from_bus_error(&e))?;
+            Some(pb::StoreUsage {
+                event_bytes: s.event_bytes,
+                event_max_bytes: s.event_max_bytes.unwrap_or(0),
+                blob_bytes: s.blob_bytes,
+                blob_max_bytes: s.blob_max_bytes.unwrap_or(0),
+            })
+        } else {
+            None
+        };
         Ok(Response::new(pb::Stats {
             totals: Some(pb::StateTotals {
                 queued: totals.queued,
@@ -73,6 +96,8 @@ impl StatsService for StatsApi {
                 })
                 .collect(),
             sequence,
+            quota: Some(quota),
+            store,
         }))
     }
 }

@@ -65,6 +65,13 @@ pub fn from_bus_error(e: &BusError) -> Status {
         }
         BusErrorKind::NotFound => internal("reading a stored file", e),
         BusErrorKind::Corrupt | BusErrorKind::Rejected => internal("using the event log", e),
+        BusErrorKind::Full => crate::quota::refusal(
+            "STORE_FULL",
+            format!(
+                "{}: nothing was stored; an operator must raise the namespace's limit",
+                e.message()
+            ),
+        ),
     }
 }
 

@@ -18,11 +18,10 @@ use clap::Args;
 use futures::StreamExt;
 use mnemo::cli::{Backend, Global};
 use mnemo::client::Clients;
-use mnemo_bus::Namespace;
 use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::upload_request::Part;
 
-use crate::services::{connect_when_ready, peak_rss_of, Served, ALL_IN_ONE, EACH_ALONE};
+use crate::services::{connect_when_ready, peak_rss_of, Scratch, Served, ALL_IN_ONE, EACH_ALONE};
 
 #[derive(Args)]
 pub struct AbuseBench {
@@ -66,16 +65,8 @@ struct CaseResult {
 }
 
 pub async fn run(global: &Global, bench: AbuseBench) -> Result<ExitCode> {
-    let ns = Namespace::new(format!(
-        "abuse_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    ))?;
-    let bus = bench.backend.operator_bus(ns.clone()).await?;
-    mnemo_projector::runner::prepare(&mnemo_projector::ProjectorConfig::new(
-        ns.clone(),
-        &bench.backend.database_url,
-    ))
-    .await?;
+    let scratch = Scratch::new(&bench.backend, "abuse").await?;
+    let ns = scratch.ns.clone();
     let which: &[&'static str] = if bench.per_service {
         &EACH_ALONE
     } else {
@@ -110,8 +101,7 @@ pub async fn run(global: &Global, bench: AbuseBench) -> Result<ExitCode> {
     for s in services {
         s.stop().await;
     }
-    mnemo_bus::setup::delete_namespace(&bus.jetstream, &ns).await?;
-    mnemo_projector::db::drop_schema(&bench.backend.database_url, &ns).await?;
+    scratch.delete().await?;
     let (idle, results) = result?;
     let mib = |b: u64| format!("{:.0} MiB", b as f64 / MIB);
     let idle_shown: Vec<String> = names

@@ -4,7 +4,9 @@
 use clap::{Parser, Subcommand};
 use mnemo::cli::Global;
 
-use crate::{abuse, append, embed, eval, extract, pipeline, progress, replay, search};
+use crate::{
+    abuse, append, embed, eval, extract, fairness, load, pipeline, progress, replay, search,
+};
 
 #[derive(Parser)]
 #[command(
@@ -44,6 +46,12 @@ pub enum Command {
     /// Pathological inputs (no breaks, one endless line, one enormous PDF
     /// page, many tiny files) through `serve all`: peak RSS for each.
     Abuse(abuse::AbuseBench),
+    /// One owner's small uploads while another owner's big batch is in
+    /// flight: time to indexed against an idle server.
+    Fairness(fairness::FairnessBench),
+    /// Watchers, searches and uploads of many owners at once: a bystander
+    /// owner's Get and Search latency, and the server's RSS.
+    Load(load::LoadBench),
     /// Quality evaluations (print a table).
     Eval(eval::EvalArgs),
 }

@@ -126,6 +126,9 @@ pub struct EmbedBench {
     /// Timed passes; the best is kept (as the Python bench does).
     #[arg(long, default_value_t = 2)]
     pub passes: usize,
+    /// onnxruntime's CPU memory arena (the service's `--embed-arena`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub arena: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -137,10 +140,13 @@ pub async fn run(bench: EmbedBench) -> Result<ExitCode> {
         docs,
         threads,
         passes,
+        arena,
         json,
     } = bench;
     let texts = read_corpus(&corpus, docs)?;
-    let config = EmbedderConfig::local(model_dir).with_threads(threads.max(1));
+    let config = EmbedderConfig::local(model_dir)
+        .with_threads(threads.max(1))
+        .with_arena(arena);
     let model = tokio::task::spawn_blocking(move || Embedder::new(config))
         .await?
         .map_err(|e| anyhow::anyhow!(e.report()))?;
@@ -190,7 +196,7 @@ pub async fn run(bench: EmbedBench) -> Result<ExitCode> {
     if json {
         println!(
             "{}",
-            serde_json::json!({"docs": texts.len(), "threads": threads, "model": model.model_id(), "passes": results})
+            serde_json::json!({"docs": texts.len(), "threads": threads, "arena": arena, "model": model.model_id(), "passes": results})
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -216,5 +222,12 @@ pub async fn run(bench: EmbedBench) -> Result<ExitCode> {
             r.tokens_per_cpu_second
         );
     }
+    let peak = crate::services::peak_rss_of(std::process::id()).unwrap_or(0);
+    println!();
+    println!(
+        "onnxruntime arena {}; this process's peak RSS {:.0} MiB",
+        if arena { "on" } else { "off" },
+        peak as f64 / (1024.0 * 1024.0)
+    );
     Ok(ExitCode::SUCCESS)
 }

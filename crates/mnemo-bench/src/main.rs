@@ -25,6 +25,10 @@
 //! - [`search`]: `search` (vector index exact vs HNSW, hybrid search).
 //! - [`replay`]: `replay` (rebuilding the read models from sequence 1).
 //! - [`eval`]: `eval ir` (nDCG@10, recall@100 on a BEIR dataset).
+//! - [`abuse`]: `abuse` (pathological inputs, peak RSS per case).
+//! - [`fairness`]: `fairness` (a small upload under another owner's batch).
+//! - [`load`]: `load` (many owners' watchers, searches and uploads; a
+//!   bystander's latency).
 //! - [`services`]: the `mnemo` binary's services as child processes.
 //! - [`timing`]: percentiles and milliseconds as the tables print them.
 
@@ -34,6 +38,8 @@ mod cli;
 mod embed;
 mod eval;
 mod extract;
+mod fairness;
+mod load;
 mod pipeline;
 mod progress;
 mod replay;
@@ -64,6 +70,8 @@ async fn main() -> ExitCode {
         Command::Search(bench) => search::run(bench).await,
         Command::Pipeline(bench) => pipeline::run(&global, bench).await,
         Command::Abuse(bench) => abuse::run(&global, bench).await,
+        Command::Fairness(bench) => fairness::run(&global, bench).await,
+        Command::Load(bench) => load::run(&global, bench).await,
         Command::Eval(args) => match args.command {
             eval::EvalCommand::Ir(ir) => eval::run(&global, ir).await,
         },

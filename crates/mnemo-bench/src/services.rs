@@ -70,6 +70,42 @@ pub(crate) fn peak_rss_of(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// A throwaway namespace for one run: declared by the operator, with its
+/// read-model schema; [`Scratch::delete`] removes both.
+pub(crate) struct Scratch {
+    pub ns: mnemo_bus::Namespace,
+    bus: mnemo_bus::Bus,
+    database_url: String,
+}
+
+impl Scratch {
+    /// A namespace `<prefix>_<random>`.
+    pub async fn new(backend: &mnemo::cli::Backend, prefix: &str) -> Result<Self> {
+        let ns = mnemo_bus::Namespace::new(format!(
+            "{prefix}_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ))?;
+        let bus = backend.operator_bus(ns.clone()).await?;
+        mnemo_projector::runner::prepare(&mnemo_projector::ProjectorConfig::new(
+            ns.clone(),
+            &backend.database_url,
+        ))
+        .await?;
+        Ok(Self {
+            ns,
+            bus,
+            database_url: backend.database_url.clone(),
+        })
+    }
+
+    /// Deletes the streams, bucket and schema.
+    pub async fn delete(self) -> Result<()> {
+        mnemo_bus::setup::delete_namespace(&self.bus.jetstream, &self.ns).await?;
+        mnemo_projector::db::drop_schema(&self.database_url, &self.ns).await?;
+        Ok(())
+    }
+}
+
 /// A free TCP port on loopback for the API child.
 pub(crate) fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -119,6 +155,8 @@ pub(crate) struct Served {
     pub services: Vec<ServiceProcess>,
     pub port: u16,
     pub token: String,
+    /// Signs more owners' tokens ([`Served::token_for`]).
+    auth: mnemo_api::auth::Authenticator,
     /// Holds the secret file for as long as the servers run.
     _secret_dir: tempfile::TempDir,
 }
@@ -137,6 +175,20 @@ impl Served {
         owner: &str,
         services: &[&'static str],
     ) -> Result<Self> {
+        Self::start_with(global, backend, ns, model_dir, owner, services, &[]).await
+    }
+
+    /// [`Served::start`] with more environment for the children (flags
+    /// under test, e.g. `MNEMO_READ_AHEAD`).
+    pub async fn start_with(
+        global: &Global,
+        backend: &mnemo::cli::Backend,
+        ns: &mnemo_bus::Namespace,
+        model_dir: &std::path::Path,
+        owner: &str,
+        services: &[&'static str],
+        env: &[(&str, String)],
+    ) -> Result<Self> {
         use anyhow::Context;
         let port = free_port()?;
         let secret_dir = tempfile::tempdir()?;
@@ -154,6 +206,7 @@ impl Served {
                 .env("MNEMO_JWT_SECRET_FILE", &secret_file)
                 .env("MNEMO_MODEL_DIR", model_dir)
                 .envs(UNLIMITED_RATE)
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
                 .env("MNEMO_LOG", global.log.as_deref().unwrap_or("warn"))
                 .stdin(std::process::Stdio::null())
                 .kill_on_drop(true)
@@ -161,17 +214,21 @@ impl Served {
                 .with_context(|| format!("cannot start `mnemo serve {name}`"))?;
             started.push(ServiceProcess { name, child });
         }
+        let auth = mnemo_api::auth::Authenticator::new(secret.as_bytes());
         let owner = mnemo_domain::OwnerId::new(owner.to_owned())?;
-        let token = mnemo_api::auth::Authenticator::new(secret.as_bytes()).issue(
-            &owner,
-            7 * 24 * 3600,
-            false,
-        )?;
+        let token = auth.issue(&owner, 7 * 24 * 3600, false)?;
         Ok(Self {
             services: started,
             port,
             token,
+            auth,
             _secret_dir: secret_dir,
         })
+    }
+
+    /// A token for another owner, valid for a week.
+    pub fn token_for(&self, owner: &str) -> Result<String> {
+        let owner = mnemo_domain::OwnerId::new(owner.to_owned())?;
+        Ok(self.auth.issue(&owner, 7 * 24 * 3600, false)?)
     }
 }

@@ -79,6 +79,43 @@ impl BlobStore {
         }
     }
 
+    /// Whether `bytes` more fit under the bucket's size limit (when an
+    /// operator set one): [`BusErrorKind::Full`] if not. Checked before a
+    /// put, so that a full store refuses before a partial blob is written
+    /// (uploads racing for the last room may still be refused by JetStream
+    /// mid-put; their chunks stay until the bucket is compacted).
+    pub async fn check_room(&self, bytes: u64) -> Result<(), BusError> {
+        let mut stream = self.stream.clone();
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| BusError::unavailable("cannot read the blob store's size", e))?;
+        let max = info.config.max_bytes;
+        if max > 0 && info.state.bytes.saturating_add(bytes) > max as u64 {
+            return Err(BusError::new(
+                BusErrorKind::Full,
+                format!(
+                    "the upload store is at its size limit ({} of {} MiB used, {} MiB more asked)",
+                    info.state.bytes >> 20,
+                    max >> 20,
+                    bytes.div_ceil(1 << 20)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Bytes stored and the size limit (None: no limit): for `mnemo stats`.
+    pub async fn size(&self) -> Result<(u64, Option<u64>), BusError> {
+        let mut stream = self.stream.clone();
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| BusError::unavailable("cannot read the blob store's size", e))?;
+        let max = u64::try_from(info.config.max_bytes).ok().filter(|&m| m > 0);
+        Ok((info.state.bytes, max))
+    }
+
     /// Stores `data` under `sha256_hex` unless it is already there.
     /// Returns whether bytes were written. The caller has hashed the bytes;
     /// the store re-hashes them and a mismatch is an error.
@@ -95,11 +132,17 @@ impl BlobStore {
             chunk_size: Some(CHUNK_SIZE),
             ..Default::default()
         };
-        let info = self
-            .store
-            .put(meta, data)
-            .await
-            .map_err(|e| BusError::unavailable(format!("cannot store blob {sha256_hex}"), e))?;
+        let info = self.store.put(meta, data).await.map_err(|e| {
+            if crate::error::is_stream_full(&e) {
+                BusError::with_source(
+                    BusErrorKind::Full,
+                    "the upload store is at its size limit",
+                    e,
+                )
+            } else {
+                BusError::unavailable(format!("cannot store blob {sha256_hex}"), e)
+            }
+        })?;
         let expected = hex::decode(sha256_hex)
             .map(|d| format!("SHA-256={}", BASE64URL.encode(&d)))
             .unwrap_or_default();

@@ -70,6 +70,9 @@ pub struct ConsumerSpec {
     /// so its consumer always has a pull waiting (`num_waiting`), which is
     /// how the embedding backfill tells that it is running.
     pub pull_ahead: usize,
+    /// Read ahead and serve owners in turn ([`crate::fair`]); off by
+    /// default, the pipeline services turn it on.
+    pub fair: crate::fair::FairShare,
 }
 
 impl ConsumerSpec {
@@ -87,6 +90,7 @@ impl ConsumerSpec {
             concurrency: 4,
             start_sequence: None,
             pull_ahead: 0,
+            fair: crate::fair::FairShare::OFF,
         }
     }
 
@@ -100,6 +104,13 @@ impl ConsumerSpec {
     /// Messages handled at once by this process (at least 1).
     pub fn with_concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Reads ahead and serves owners in turn ([`crate::fair`]);
+    /// [`crate::fair::FairShare::OFF`] takes messages in stream order.
+    pub fn with_fair_share(mut self, fair: crate::fair::FairShare) -> Self {
+        self.fair = fair;
         self
     }
 
@@ -171,6 +182,18 @@ impl Delivery {
 
     pub fn payload(&self) -> &Bytes {
         &self.message.payload
+    }
+
+    /// The JetStream message, e.g. to hand it back.
+    pub(crate) fn into_message(self) -> Message {
+        self.message
+    }
+
+    /// Acknowledges a message the handler does not want.
+    pub(crate) async fn ack_unwanted(&self) {
+        if let Err(e) = self.message.ack().await {
+            tracing::warn!(seq = self.stream_sequence, error = %e, "cannot acknowledge a message no handler wants; it will come back");
+        }
     }
 
     /// Whether the message holds an event of one of `kinds` (e.g.
@@ -248,6 +271,14 @@ pub async fn heartbeat<F: Future>(delivery: &Delivery, every: Duration, work: F)
 
 /// A service's reaction to messages.
 pub trait Handler: Send + Sync + 'static {
+    /// Whether this message is for the handler at all (e.g. by its event
+    /// type, [`Delivery::has_event_type`]). One that is not is
+    /// acknowledged at once: it never waits for a worker or takes a place
+    /// in the read-ahead window ([`crate::fair`]).
+    fn wants(&self, _delivery: &Delivery) -> bool {
+        true
+    }
+
     /// Handles one message.
     fn handle(&self, delivery: &Delivery) -> impl Future<Output = Outcome> + Send;
 
@@ -280,7 +311,7 @@ pub async fn durable_consumer(
         max_deliver: spec.max_deliver + 1,
         // Consumer-wide: room for several copies, each pulling only what
         // its free workers can take.
-        max_ack_pending: (spec.concurrency * 4).max(16) as i64,
+        max_ack_pending: ((spec.concurrency + spec.fair.window) * 4).max(16) as i64,
         ..Default::default()
     };
     let cannot = |e: &dyn std::fmt::Display| {
@@ -324,6 +355,9 @@ pub async fn run<H: Handler>(
     handler: Arc<H>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), BusError> {
+    if spec.fair.window > 0 {
+        return run_fair(bus, spec, handler, shutdown).await;
+    }
     let consumer = durable_consumer(bus, &spec).await?;
     let permits = Arc::new(Semaphore::new(spec.concurrency.max(1)));
     let spec = Arc::new(spec);
@@ -406,21 +440,194 @@ pub async fn run<H: Handler>(
                     continue;
                 }
             };
-            let task = handle_delivery(
-                delivery,
-                handler.clone(),
-                spec.clone(),
-                bus.clone(),
-                stopping.clone(),
-            );
-            in_hand.spawn(async move {
-                let _permit = permit;
-                task.await;
-            });
+            let work = Work {
+                handler: &handler,
+                spec: &spec,
+                bus,
+                stopping: &stopping,
+            };
+            work.start(delivery, permit, &mut in_hand);
             // Reap finished tasks as we go.
             while in_hand.try_join_next().is_some() {}
         }
     }
+    stop(&spec, stopping_tx, unstarted, in_hand).await;
+    Ok(())
+}
+
+/// [`run`] with a read-ahead window served owner by owner ([`crate::fair`]).
+async fn run_fair<H: Handler>(
+    bus: &Bus,
+    spec: ConsumerSpec,
+    handler: Arc<H>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), BusError> {
+    let consumer = durable_consumer(bus, &spec).await?;
+    let permits = Arc::new(Semaphore::new(spec.concurrency.max(1)));
+    // Places for owners with nothing in hand when every worker is busy.
+    let guests = Arc::new(Semaphore::new((spec.concurrency / 2).max(1)));
+    let lanes_busy = crate::fair::InHand::default();
+    let spec = Arc::new(spec);
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+    let mut in_hand = tokio::task::JoinSet::new();
+    let mut pull_backoff = crate::Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    let mut window = crate::fair::Window::<Delivery>::default();
+    // The pull being read, if any; a new one is asked for when it ends and
+    // the window has room.
+    let mut batch: Option<async_nats::jetstream::consumer::pull::Batch> = None;
+    let mut retry_pull_at: Option<tokio::time::Instant> = None;
+    let mut report = tokio::time::interval(spec.heartbeat());
+    report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    tracing::info!(service = %spec.service, filter = %spec.filter_subject, window = spec.fair.window, "consumer running, owners served in turn");
+    loop {
+        // Start work for every free worker, owners in turn; then, with
+        // every worker busy, for owners with nothing in hand (guests).
+        while !window.is_empty() {
+            let (lane, delivery, place) = if let Ok(p) = permits.clone().try_acquire_owned() {
+                let Some((lane, d)) = window.pop() else { break };
+                (lane, d, p)
+            } else if let Some(lane) = window.idle_lane(&lanes_busy) {
+                let Ok(g) = guests.clone().try_acquire_owned() else {
+                    break;
+                };
+                let Some(d) = window.pop_from(&lane) else {
+                    break;
+                };
+                (lane, d, g)
+            } else {
+                break;
+            };
+            let work = Work {
+                handler: &handler,
+                spec: &spec,
+                bus,
+                stopping: &stopping,
+            };
+            work.start(delivery, (place, lanes_busy.start(&lane)), &mut in_hand);
+        }
+        while in_hand.try_join_next().is_some() {}
+        // Room for more: what the free workers and the window can take.
+        let room = permits.available_permits()
+            + if window.has_room(spec.fair) {
+                spec.fair.window
+            } else {
+                0
+            };
+        let wanted = room.saturating_sub(window.len());
+        let may_pull = retry_pull_at.is_none_or(|at| tokio::time::Instant::now() >= at);
+        if batch.is_none() && wanted > 0 && may_pull {
+            match consumer
+                .batch()
+                .max_messages(wanted)
+                .expires(PULL_WAIT)
+                .messages()
+                .await
+            {
+                Ok(b) => {
+                    batch = Some(b);
+                    retry_pull_at = None;
+                }
+                Err(e) => {
+                    let delay = pull_backoff.next_delay().unwrap_or(PULL_WAIT);
+                    tracing::warn!(service = %spec.service, error = %e, ?delay, "cannot pull; retrying");
+                    retry_pull_at = Some(tokio::time::Instant::now() + delay);
+                }
+            }
+        }
+        let pull_idle = batch.is_none();
+        let has_waiting = !window.is_empty();
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            next = async {
+                match batch.as_mut() {
+                    Some(b) => b.next().await,
+                    None => std::future::pending().await,
+                }
+            } => match next {
+                Some(Ok(m)) => {
+                    pull_backoff.reset();
+                    match Delivery::new(m) {
+                        // Not for this service: acknowledged now, so the
+                        // window holds only work.
+                        Ok(d) if !handler.wants(&d) => d.ack_unwanted().await,
+                        Ok(d) => window.hold(d),
+                        Err(e) => tracing::error!(error = %e, "dropping a non-JetStream message"),
+                    }
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(service = %spec.service, error = %e, "pull ended");
+                    batch = None;
+                }
+                None => batch = None,
+            },
+            // A worker finishing frees a place for the window's next.
+            Some(_) = in_hand.join_next(), if has_waiting => {}
+            _ = async {
+                match retry_pull_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            }, if pull_idle => {}
+            _ = report.tick() => window.report_held(spec.heartbeat()).await,
+        }
+    }
+    // Held and still arriving: handed back at once.
+    let mut unstarted: Vec<Message> = window
+        .drain()
+        .into_iter()
+        .map(Delivery::into_message)
+        .collect();
+    if let Some(b) = batch.as_mut() {
+        while let Some(Some(Ok(m))) = b.next().now_or_never() {
+            unstarted.push(m);
+        }
+    }
+    stop(&spec, stopping_tx, unstarted, in_hand).await;
+    Ok(())
+}
+
+/// What a worker needs to handle a message.
+struct Work<'a, H> {
+    handler: &'a Arc<H>,
+    spec: &'a Arc<ConsumerSpec>,
+    bus: &'a Bus,
+    stopping: &'a tokio::sync::watch::Receiver<bool>,
+}
+
+impl<H: Handler> Work<'_, H> {
+    /// Handles `delivery` in a task of `in_hand`, holding `place` (a
+    /// worker's permit, and what else counts the work) until it is
+    /// acknowledged.
+    fn start(
+        self,
+        delivery: Delivery,
+        place: impl Send + 'static,
+        in_hand: &mut tokio::task::JoinSet<()>,
+    ) {
+        let task = handle_delivery(
+            delivery,
+            self.handler.clone(),
+            self.spec.clone(),
+            self.bus.clone(),
+            self.stopping.clone(),
+        );
+        in_hand.spawn(async move {
+            let _place = place;
+            task.await;
+        });
+    }
+}
+
+/// The end of [`run`]: tells the workers, hands back what was never
+/// started, and waits (at most an ack wait) for the work in hand.
+async fn stop(
+    spec: &ConsumerSpec,
+    stopping_tx: tokio::sync::watch::Sender<bool>,
+    unstarted: Vec<Message>,
+    mut in_hand: tokio::task::JoinSet<()>,
+) {
     let _ = stopping_tx.send(true);
     // Messages pulled but never started are handed back now, so the next
     // run (or another copy) gets them at once, not after their ack wait.
@@ -444,7 +651,6 @@ pub async fn run<H: Handler>(
         in_hand.abort_all();
     }
     tracing::info!(service = %spec.service, "consumer stopped");
-    Ok(())
 }
 
 /// One delivery, from the handler to its acknowledgement.
@@ -483,6 +689,8 @@ async fn handle_delivery<H: Handler>(
                         delivery.delivered
                     ),
                 }
+            } else if !handler.wants(&delivery) {
+                Outcome::Done
             } else {
                 handler.handle(&delivery).await
             };

@@ -18,6 +18,10 @@ pub enum BusErrorKind {
     NotFound,
     /// Anything else JetStream said no to.
     Rejected,
+    /// A stream is at the size an operator set (`mnemo nats setup
+    /// --max-event-mib/--max-blob-mib`): nothing more is stored until the
+    /// limit is raised. Retrying does not help.
+    Full,
 }
 
 /// An error from the bus.
@@ -64,6 +68,19 @@ impl BusError {
     pub fn kind(&self) -> BusErrorKind {
         self.kind
     }
+
+    /// mnemo's own words, without the source's (which may carry a server's
+    /// internals): what an API may pass on.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// Whether JetStream refused a write because the stream is at its
+/// `max_bytes` or `max_msgs` (discard policy `new`).
+pub(crate) fn is_stream_full(e: &dyn std::fmt::Display) -> bool {
+    let text = e.to_string();
+    text.contains("maximum bytes exceeded") || text.contains("maximum messages exceeded")
 }
 
 impl fmt::Display for BusError {

@@ -469,6 +469,14 @@ where
                         e,
                     ));
                 }
+                Err(e) if crate::error::is_stream_full(&e) => {
+                    self.forget(&context.aggregate_id);
+                    return Err(BusError::with_source(
+                        BusErrorKind::Full,
+                        "the event log is at its size limit",
+                        e,
+                    ));
+                }
                 Err(e) => {
                     self.forget(&context.aggregate_id);
                     return Err(BusError::unavailable(

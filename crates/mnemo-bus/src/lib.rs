@@ -4,7 +4,8 @@
 //! Owns: stream and bucket definitions (idempotent setup), the event envelope
 //! (headers every event message carries), optimistic-concurrency appends,
 //! aggregate loading (with a cache kept honest by the expected-sequence
-//! check), and content-addressed blobs.
+//! check), content-addressed blobs, the namespace's size limits, and the
+//! order in which a service's workers take messages (owners in turn).
 //! Must not: know what a PDF, a chunk or a gRPC status is. Domain types come
 //! in through cqrs-es's `Aggregate` and `DomainEvent` (and
 //! `mnemo_domain::schema::Upcast` for their older schema versions).
@@ -19,6 +20,7 @@
 //! - [`commands`]: executing a command with bounded retries on conflict.
 //! - [`consumer`]: the durable-consumer loop services share (ack after
 //!   output, backoff, bounded attempts, dead letters, graceful stop).
+//! - [`fair`]: reading ahead and serving owners in turn (fair sharing).
 //! - [`dlq`]: listing and clearing dead letters (`mnemo dlq`).
 //! - [`blob_store`]: SHA-256-addressed blobs on the JetStream Object Store.
 //! - [`upcast`]: older event schemas read as current ones.
@@ -34,6 +36,7 @@ pub mod dlq;
 pub mod envelope;
 pub mod error;
 pub mod event_store;
+pub mod fair;
 pub mod namespace;
 pub mod setup;
 pub mod upcast;

@@ -168,7 +168,9 @@ pub fn event_stream_config(ns: &Namespace, replicas: usize) -> stream::Config {
         subjects: vec![ns.all_events()],
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
-        discard: stream::DiscardPolicy::Old,
+        // Full refuses new events; it never drops old ones (the log is
+        // immutable): matters once an operator sets a size limit.
+        discard: stream::DiscardPolicy::New,
         max_age: Duration::ZERO,
         max_message_size: MAX_EVENT_BYTES,
         duplicate_window: DUPLICATE_WINDOW,
@@ -195,6 +197,11 @@ pub async fn ensure_event_stream(
                 .map_err(|e| BusError::unavailable("cannot read event stream info", e))?;
             if drifted(&info.config, &config) {
                 tracing::info!(stream = %config.name, "updating event stream config");
+                // The size limit is the operator's ([`apply_store_limits`]).
+                let config = stream::Config {
+                    max_bytes: info.config.max_bytes,
+                    ..config
+                };
                 js.update_stream(&config).await.map_err(|e| {
                     BusError::with_source(BusErrorKind::Rejected, "cannot update event stream", e)
                 })?;
@@ -224,6 +231,98 @@ fn drifted(current: &stream::Config, wanted: &stream::Config) -> bool {
         || current.deny_delete != wanted.deny_delete
         || current.deny_purge != wanted.deny_purge
         || current.max_age != wanted.max_age
+        || current.discard != wanted.discard
+}
+
+/// A namespace's size limits, set by an operator (`mnemo nats setup
+/// --max-event-mib/--max-blob-mib`). None leaves a limit as it is; 0 lifts it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Bytes the event stream may hold.
+    pub events: Option<u64>,
+    /// Bytes the blob bucket (uploads, extracted pages) may hold.
+    pub blobs: Option<u64>,
+}
+
+/// Sets the event stream's and blob bucket's size limits. At the limit a
+/// stream refuses new messages (discard policy `new`): an upload or an
+/// append fails with [`BusErrorKind::Full`], nothing is dropped.
+pub async fn apply_store_limits(
+    js: &jetstream::Context,
+    ns: &Namespace,
+    limits: StoreLimits,
+) -> Result<(), BusError> {
+    for (name, limit) in [
+        (ns.event_stream(), limits.events),
+        (format!("OBJ_{}", ns.blob_bucket()), limits.blobs),
+    ] {
+        let Some(limit) = limit else { continue };
+        let info = stream_info(js, &name).await?;
+        let max_bytes = match limit {
+            0 => -1,
+            n => i64::try_from(n).unwrap_or(i64::MAX),
+        };
+        if info.config.max_bytes == max_bytes && info.config.discard == stream::DiscardPolicy::New {
+            continue;
+        }
+        let config = stream::Config {
+            max_bytes,
+            discard: stream::DiscardPolicy::New,
+            ..info.config.clone()
+        };
+        tracing::info!(stream = %name, max_bytes, "setting the size limit");
+        js.update_stream(&config).await.map_err(|e| {
+            BusError::with_source(
+                BusErrorKind::Rejected,
+                format!("cannot set the size limit of {name}"),
+                e,
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// A stream's current config and state.
+async fn stream_info(js: &jetstream::Context, name: &str) -> Result<stream::Info, BusError> {
+    let mut stream = js
+        .get_stream(name)
+        .await
+        .map_err(|e| BusError::unavailable(format!("cannot open stream {name}"), e))?;
+    stream
+        .info()
+        .await
+        .cloned()
+        .map_err(|e| BusError::unavailable(format!("cannot read stream {name}"), e))
+}
+
+/// What a namespace's streams hold against their limits (None: no limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreUsage {
+    pub event_bytes: u64,
+    pub event_max_bytes: Option<u64>,
+    pub blob_bytes: u64,
+    pub blob_max_bytes: Option<u64>,
+}
+
+/// Reads [`StoreUsage`] (stream infos; any role may).
+pub async fn store_usage(js: &jetstream::Context, ns: &Namespace) -> Result<StoreUsage, BusError> {
+    let mut sizes = [(0u64, None); 2];
+    for (slot, name) in sizes
+        .iter_mut()
+        .zip([ns.event_stream(), format!("OBJ_{}", ns.blob_bucket())])
+    {
+        let info = stream_info(js, &name).await?;
+        *slot = (
+            info.state.bytes,
+            u64::try_from(info.config.max_bytes).ok().filter(|&m| m > 0),
+        );
+    }
+    Ok(StoreUsage {
+        event_bytes: sizes[0].0,
+        event_max_bytes: sizes[0].1,
+        blob_bytes: sizes[1].0,
+        blob_max_bytes: sizes[1].1,
+    })
 }
 
 /// Tries a creation again when nats-server 2.9 lost a race with itself: when

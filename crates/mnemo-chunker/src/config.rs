@@ -58,6 +58,7 @@ impl ChunkerArgs {
             params,
             concurrency: self.chunk_concurrency,
             ack_wait: self.chunk_ack_wait,
+            fair: mnemo_bus::fair::FairShare::default(),
         })
     }
 }
@@ -72,6 +73,8 @@ pub struct ChunkerConfig {
     pub concurrency: usize,
     /// JetStream's ack wait for the chunker's consumer.
     pub ack_wait: Duration,
+    /// Read-ahead that serves owners in turn (`mnemo_bus::fair`).
+    pub fair: mnemo_bus::fair::FairShare,
 }
 
 impl ChunkerConfig {
@@ -82,6 +85,7 @@ impl ChunkerConfig {
             params: ChunkParams::default(),
             concurrency: DEFAULT_CONCURRENCY,
             ack_wait: Duration::from_secs(15),
+            fair: mnemo_bus::fair::FairShare::default(),
         }
     }
 }

@@ -132,10 +132,11 @@ fn batches(records: Vec<ChunkRecord>) -> Vec<Vec<ChunkRecord>> {
 }
 
 impl Handler for Chunker {
+    fn wants(&self, delivery: &Delivery) -> bool {
+        delivery.has_event_type(&[mnemo_domain::DocumentEventKind::TextExtracted])
+    }
+
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        if !delivery.has_event_type(&[mnemo_domain::DocumentEventKind::TextExtracted]) {
-            return Outcome::Done;
-        }
         let stored = match delivery.decode_or_reject::<DocumentEvent>() {
             Ok(s) => s,
             Err(outcome) => return outcome,

@@ -14,12 +14,16 @@
 //!   already queued or in the model gets the new submitter added to its
 //!   waiters, so identical texts from concurrent deliveries share one
 //!   computation. Nothing enters the cache before it is computed.
-//! - One task drains the queue. It takes a *window* of the oldest texts
-//!   (first come, first served, so a big document cannot starve a small one),
-//!   sorts the window by length and cuts it into batches of similar length
-//!   that fit a budget of *padded* tokens (fastembed pads a batch to its
-//!   longest text, so `texts × longest ≤ budget` bounds both the wasted
-//!   work and onnxruntime's memory).
+//! - One task drains the queue. It takes a *window* of texts, *lanes in
+//!   turn* (a lane is whoever submitted them: the owner, for the service;
+//!   first come, first served within a lane), so one owner's thousands of
+//!   texts cannot starve another's few. It sorts the window by length and
+//!   cuts it into batches of similar length that fit a budget of *padded*
+//!   tokens (fastembed pads a batch to its longest text, so `texts ×
+//!   longest ≤ budget` bounds both the wasted work and onnxruntime's
+//!   memory). The other lanes' texts are batched apart from the largest
+//!   lane's and run first, and a lane that arrives mid-window gets the
+//!   next batch: the rest of the window goes back to the queue.
 //! - *A failed batch is bisected*: its halves are embedded again, down to
 //!   the single texts that fail, so one bad text fails only its own
 //!   submitters and nothing of a failed text is ever returned as done.
@@ -145,6 +149,7 @@ type Key = [u8; 32];
 struct Submitted {
     text: TextToEmbed,
     sink: Arc<Sink>,
+    lane: Arc<str>,
 }
 
 /// A text waiting for the model, and everyone waiting for its vector.
@@ -152,6 +157,58 @@ struct Queued {
     key: Key,
     text: String,
     tokens: usize,
+    /// Whose turn it is taken in (the owner, for the embedder service).
+    lane: Arc<str>,
+}
+
+/// Queued texts, one FIFO per lane; windows take lanes in turn.
+#[derive(Default)]
+struct Lanes {
+    queues: HashMap<Arc<str>, VecDeque<Queued>>,
+    turn: VecDeque<Arc<str>>,
+}
+
+impl Lanes {
+    fn is_empty(&self) -> bool {
+        self.turn.is_empty()
+    }
+
+    fn push_back(&mut self, t: Queued) {
+        let lane = t.lane.clone();
+        let q = self.queues.entry(lane.clone()).or_default();
+        if q.is_empty() {
+            self.turn.push_back(lane);
+        }
+        q.push_back(t);
+    }
+
+    /// Puts a text back first in its lane (and its lane first in turn).
+    fn push_front(&mut self, t: Queued) {
+        let lane = t.lane.clone();
+        let q = self.queues.entry(lane.clone()).or_default();
+        if q.is_empty() {
+            self.turn.push_front(lane);
+        }
+        q.push_front(t);
+    }
+
+    /// The next lane's next text.
+    fn pop(&mut self) -> Option<Queued> {
+        let lane = self.turn.pop_front()?;
+        let q = self.queues.get_mut(&lane)?;
+        let next = q.pop_front();
+        if q.is_empty() {
+            self.queues.remove(&lane);
+        } else {
+            self.turn.push_back(lane);
+        }
+        next
+    }
+
+    /// Whether some lane with texts waiting is not among `served`.
+    fn has_other_than(&self, served: &std::collections::HashSet<Arc<str>>) -> bool {
+        self.turn.iter().any(|l| !served.contains(l))
+    }
 }
 
 /// Handle to the batching task; cheap to clone. The task ends when every
@@ -181,13 +238,22 @@ impl Batcher {
     /// particular order: match them by `index`). Dropping the receiver
     /// withdraws the texts not yet embedded.
     pub fn submit(&self, texts: Vec<TextToEmbed>) -> Result<Results, EmbedError> {
+        self.submit_in("", texts)
+    }
+
+    /// [`Batcher::submit`] in `lane` (e.g. the owner): lanes take turns
+    /// filling batches, so a lane with thousands of texts queued delays
+    /// another's few by about one batch, not by the whole queue.
+    pub fn submit_in(&self, lane: &str, texts: Vec<TextToEmbed>) -> Result<Results, EmbedError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let sink = Arc::new(tx);
+        let lane: Arc<str> = Arc::from(lane);
         let submitted = texts
             .into_iter()
             .map(|text| Submitted {
                 text,
                 sink: sink.clone(),
+                lane: lane.clone(),
             })
             .collect();
         self.requests
@@ -206,7 +272,7 @@ struct Queue<M> {
     model: Arc<M>,
     plan: BatchPlan,
     stats: Arc<BatcherStats>,
-    order: VecDeque<Queued>,
+    order: Lanes,
     /// Per queued or computing key: who waits, with their indexes.
     waiters: HashMap<Key, Vec<(Arc<Sink>, usize)>>,
     cache: HashMap<Key, Vec<f32>>,
@@ -241,6 +307,7 @@ impl<M: Model> Queue<M> {
                     key,
                     text: s.text.text,
                     tokens: s.text.tokens,
+                    lane: s.lane,
                 });
             }
         }
@@ -294,7 +361,7 @@ async fn drain<M: Model>(
         model,
         plan,
         stats,
-        order: VecDeque::new(),
+        order: Lanes::default(),
         waiters: HashMap::new(),
         cache: HashMap::new(),
     };
@@ -308,9 +375,10 @@ async fn drain<M: Model>(
         while let Ok(texts) = requests.try_recv() {
             q.accept(texts);
         }
+        // Lanes in turn: each gives one text until the window is full.
         let mut window: Vec<Queued> = Vec::new();
         while window.len() < plan.window.max(1) {
-            let Some(next) = q.order.pop_front() else {
+            let Some(next) = q.order.pop() else {
                 break;
             };
             if q.wanted(&next.key) {
@@ -319,10 +387,26 @@ async fn drain<M: Model>(
                 q.waiters.remove(&next.key);
             }
         }
-        window.sort_by_key(|t| t.tokens);
-        let lengths: Vec<usize> = window.iter().map(|t| t.tokens).collect();
-        for range in plan_batches(&lengths, plan.token_budget, max_texts) {
-            let batch: Vec<&Queued> = window[range].iter().filter(|t| q.wanted(&t.key)).collect();
+        let served: std::collections::HashSet<Arc<str>> =
+            window.iter().map(|t| t.lane.clone()).collect();
+        let (window, batches) = cut(window, plan.token_budget, max_texts);
+        let mut window: Vec<Option<Queued>> = window.into_iter().map(Some).collect();
+        for (i, range) in batches.iter().enumerate() {
+            // A lane that arrived since the window was cut gets its turn
+            // now: the rest of the window goes back to the front.
+            if q.order.has_other_than(&served) {
+                for r in batches[i..].iter().rev() {
+                    for t in window[r.clone()].iter_mut().rev().filter_map(Option::take) {
+                        q.order.push_front(t);
+                    }
+                }
+                break;
+            }
+            let batch: Vec<&Queued> = window[range.clone()]
+                .iter()
+                .flatten()
+                .filter(|t| q.wanted(&t.key))
+                .collect();
             if batch.is_empty() {
                 continue;
             }
@@ -339,6 +423,37 @@ async fn drain<M: Model>(
             }
         }
     }
+}
+
+/// Orders a window and cuts it into batches. With one lane: sorted by
+/// length, cut within the padded-token budget. With several: the other
+/// lanes' texts first, in batches of their own, then the largest lane's —
+/// so a small upload beside a big one gets a small batch (fast) that runs
+/// next, not a full batch padded out with the big one's texts.
+fn cut(
+    mut window: Vec<Queued>,
+    budget: usize,
+    max_texts: usize,
+) -> (Vec<Queued>, Vec<Range<usize>>) {
+    let mut in_window: HashMap<Arc<str>, usize> = HashMap::new();
+    for t in &window {
+        *in_window.entry(t.lane.clone()).or_default() += 1;
+    }
+    let largest = in_window
+        .iter()
+        .max_by_key(|(lane, n)| (**n, lane.to_string()))
+        .map(|(lane, _)| lane.clone());
+    let is_largest = |t: &Queued| in_window.len() > 1 && Some(&t.lane) == largest.as_ref();
+    window.sort_by_key(|t| (is_largest(t), t.tokens));
+    let others = window.iter().filter(|t| !is_largest(t)).count();
+    let lengths: Vec<usize> = window.iter().map(|t| t.tokens).collect();
+    let mut batches = plan_batches(&lengths[..others], budget, max_texts);
+    batches.extend(
+        plan_batches(&lengths[others..], budget, max_texts)
+            .into_iter()
+            .map(|r| r.start + others..r.end + others),
+    );
+    (window, batches)
 }
 
 /// Embeds `texts` in one model call; if the call fails, the two halves
@@ -478,11 +593,59 @@ mod tests {
             if let Ok(mut c) = self.calls.lock() {
                 c.push(texts.len());
             }
+            // A model takes time: 1 ms a call (the work, not a wait).
+            std::thread::sleep(std::time::Duration::from_millis(1));
             if texts.iter().any(|t| t.contains("poison")) {
                 return Err(EmbedError::inference("cannot embed poison"));
             }
             Ok(texts.iter().map(|t| vec![t.len() as f32]).collect())
         }
+    }
+
+    #[test]
+    fn a_small_lane_gets_batches_of_its_own_first() {
+        let queued = |lane: &str, i: usize, tokens: usize| Queued {
+            key: [i as u8; 32],
+            text: format!("{lane} {i}"),
+            tokens,
+            lane: Arc::from(lane),
+        };
+        let mut window: Vec<Queued> = (0..20).map(|i| queued("big", i, 256)).collect();
+        window.extend((20..23).map(|i| queued("small", i, 100 + i)));
+        let (window, batches) = cut(window, 4_096, 64);
+        assert_eq!(batches[0], 0..3, "the small lane's 3 texts alone");
+        assert!(window[..3].iter().all(|t| &*t.lane == "small"));
+        assert_eq!(batches.last().map(|b| b.end), Some(23));
+        // One lane: one sorted run, as before.
+        let one: Vec<Queued> = (0..5).map(|i| queued("a", i, 300 - i)).collect();
+        let (one, batches) = cut(one, 4_096, 64);
+        assert_eq!(batches, vec![0..5]);
+        assert!(one.windows(2).all(|w| w[0].tokens <= w[1].tokens));
+    }
+
+    /// One owner's 2,000 texts are queued; another owner's 3 arrive after
+    /// the first batch started. They are in the very next batch, not
+    /// behind the first owner's window (256 texts, 4 batches of 64).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_small_lane_is_served_in_the_next_batch() {
+        let model = Arc::new(Fake::default());
+        let (batcher, _task) = Batcher::start(model.clone(), BatchPlan::default());
+        let big: Vec<TextToEmbed> = (0..2_000).map(|i| text(i, &format!("big {i}"))).collect();
+        let big_rx = batcher.submit_in("big", big).unwrap();
+        // Wait for the first batch to be under way (or done).
+        let mut big_rx = big_rx;
+        assert!(matches!(big_rx.recv().await, Some(Ok(_))));
+        let calls_before = model.calls.lock().map(|c| c.len()).unwrap_or(0);
+        let small: Vec<TextToEmbed> = (0..3).map(|i| text(i, &format!("small {i}"))).collect();
+        let got = all(batcher.submit_in("small", small).unwrap(), 3).await;
+        assert_eq!(got.len(), 3);
+        let calls_after = model.calls.lock().map(|c| c.len()).unwrap_or(0);
+        assert!(
+            calls_after <= calls_before + 2,
+            "the small lane waited {} batches",
+            calls_after - calls_before
+        );
+        drop(big_rx);
     }
 
     fn text(index: usize, text: &str) -> TextToEmbed {

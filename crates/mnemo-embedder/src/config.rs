@@ -30,6 +30,11 @@ pub struct EmbedderArgs {
     /// Let idle onnxruntime threads spin (faster alone, worse beside other services).
     #[arg(long, env = "MNEMO_EMBED_SPIN")]
     pub embed_spin: bool,
+    /// onnxruntime's CPU memory arena (`false`: tensors are freed after
+    /// each batch instead of kept for the next; measured to cost more
+    /// memory, not less: docs/benchmarks.md, *Abuse*).
+    #[arg(long, env = "MNEMO_EMBED_ARENA", default_value_t = true, action = clap::ArgAction::Set)]
+    pub embed_arena: bool,
     /// Documents the embedder works on at once (all feed one batching queue).
     #[arg(long, env = "MNEMO_EMBED_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
     pub embed_concurrency: usize,
@@ -42,7 +47,9 @@ pub struct EmbedderArgs {
 impl EmbedderArgs {
     /// The model runtime's configuration for the export in `model_dir`.
     pub fn config(&self, model_dir: PathBuf) -> EmbedderConfig {
-        let mut config = EmbedderConfig::local(model_dir).with_spin_wait(self.embed_spin);
+        let mut config = EmbedderConfig::local(model_dir)
+            .with_spin_wait(self.embed_spin)
+            .with_arena(self.embed_arena);
         if let Some(t) = self.embed_threads {
             config = config.with_threads(t);
         }
@@ -64,6 +71,7 @@ impl EmbedderArgs {
             concurrency: self.embed_concurrency,
             plan: self.plan(),
             ack_wait: self.embed_ack_wait,
+            fair: mnemo_bus::fair::FairShare::default(),
         }
     }
 }
@@ -78,6 +86,8 @@ pub struct EmbedderServiceConfig {
     pub plan: BatchPlan,
     /// JetStream's ack wait for the embedder's consumer.
     pub ack_wait: Duration,
+    /// Read-ahead that serves owners in turn (`mnemo_bus::fair`).
+    pub fair: mnemo_bus::fair::FairShare,
 }
 
 impl EmbedderServiceConfig {
@@ -88,6 +98,7 @@ impl EmbedderServiceConfig {
             concurrency: DEFAULT_CONCURRENCY,
             plan: BatchPlan::default(),
             ack_wait: Duration::from_secs(15),
+            fair: mnemo_bus::fair::FairShare::default(),
         }
     }
 }
@@ -145,6 +156,10 @@ pub struct EmbedderConfig {
     /// to other services it burns the cores they need (and a descheduled
     /// spinner stalls the rest of the batch), so it is off by default.
     pub spin_wait: bool,
+    /// Whether onnxruntime keeps its CPU memory arena (on by default: its
+    /// peak is lower than the allocator's without it; docs/benchmarks.md,
+    /// *Abuse*).
+    pub arena: bool,
 }
 
 impl EmbedderConfig {
@@ -156,6 +171,7 @@ impl EmbedderConfig {
             batch_size: DEFAULT_BATCH_SIZE,
             threads: None,
             spin_wait: false,
+            arena: true,
         }
     }
 
@@ -197,6 +213,11 @@ impl EmbedderConfig {
 
     pub fn with_spin_wait(mut self, spin_wait: bool) -> Self {
         self.spin_wait = spin_wait;
+        self
+    }
+
+    pub fn with_arena(mut self, arena: bool) -> Self {
+        self.arena = arena;
         self
     }
 

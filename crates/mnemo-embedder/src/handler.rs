@@ -124,7 +124,9 @@ impl EmbedderService {
         }
         tracing::debug!(to_embed = missing.len(), "vectors needed");
         let mut remaining = missing.len();
-        let mut results = self.batcher.submit(texts)?;
+        // The owner's lane (the aggregate id is `<owner token>.<document>`).
+        let owner = aggregate.split_once('.').map_or(aggregate, |(o, _)| o);
+        let mut results = self.batcher.submit_in(owner, texts)?;
         while remaining > 0 || !ready.is_empty() {
             // Append whenever a full event's worth is ready (or at the end).
             if ready.len() >= VECTORS_PER_EVENT || (remaining == 0 && !ready.is_empty()) {
@@ -148,10 +150,11 @@ impl EmbedderService {
 }
 
 impl Handler for EmbedderService {
+    fn wants(&self, delivery: &Delivery) -> bool {
+        delivery.has_event_type(&[mnemo_domain::DocumentEventKind::DocumentChunked])
+    }
+
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        if !delivery.has_event_type(&[mnemo_domain::DocumentEventKind::DocumentChunked]) {
-            return Outcome::Done;
-        }
         let stored = match delivery.decode_or_reject::<DocumentEvent>() {
             Ok(s) => s,
             Err(outcome) => return outcome,

@@ -70,6 +70,7 @@ fn load_local(dir: &Path, config: &EmbedderConfig) -> Result<Loaded, EmbedError>
     let model = UserDefinedEmbeddingModel::new(onnx, tokenizer_files).with_pooling(Pooling::Mean);
     let mut options = InitOptionsUserDefined::new()
         .with_environment(environment)
+        .with_execution_providers(vec![cpu(config)])
         .with_max_length(config.max_length)
         .with_session_config(SPIN_CONFIG_KEY, if config.spin_wait { "1" } else { "0" });
     if let Some(threads) = config.threads {
@@ -121,6 +122,13 @@ fn read(path: &Path) -> Result<Vec<u8>, EmbedError> {
     })
 }
 
+/// The CPU execution provider, with or without its memory arena.
+fn cpu(config: &EmbedderConfig) -> ort::ep::ExecutionProviderDispatch {
+    ort::ep::CPU::default()
+        .with_arena_allocator(config.arena)
+        .build()
+}
+
 /// Resolves a hub model name; shared by both builds so a bad name is a
 /// configuration error with or without the `hub` feature.
 pub(crate) fn hub_model(name: &str) -> Result<EmbeddingModel, EmbedError> {
@@ -146,6 +154,7 @@ fn load_hub(name: &str, config: &EmbedderConfig) -> Result<Loaded, EmbedError> {
     // Pooling comes from fastembed's per-model defaults (mean for MiniLM).
     let mut options = TextInitOptions::new(model)
         .with_environment(crate::runtime::environment()?)
+        .with_execution_providers(vec![cpu(config)])
         .with_max_length(config.max_length)
         .with_show_download_progress(false)
         .with_session_config(SPIN_CONFIG_KEY, if config.spin_wait { "1" } else { "0" });

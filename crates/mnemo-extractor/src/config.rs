@@ -6,6 +6,11 @@ use std::time::Duration;
 
 use crate::pdf_worker::PdfWorker;
 
+/// Default most text per document, in MiB: the largest text whose whole
+/// pipeline stays within `mnemo bench abuse`'s 256 MiB growth target
+/// (docs/benchmarks.md, *Abuse*), about 1,400 dense pages.
+pub const DEFAULT_MAX_TEXT_MIB: u64 = 4;
+
 /// The extractor's own flags. Defaults are [`ExtractorConfig::default`]'s.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ExtractorArgs {
@@ -35,7 +40,7 @@ pub struct ExtractorArgs {
     /// Most text one document may have, in MiB: beyond it the document
     /// fails ("the text is larger than N MiB") instead of the pipeline
     /// holding it (a 600-page book has a few MiB).
-    #[arg(long = "extract-max-text-mib", env = "MNEMO_EXTRACT_MAX_TEXT_MIB", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long = "extract-max-text-mib", env = "MNEMO_EXTRACT_MAX_TEXT_MIB", default_value_t = DEFAULT_MAX_TEXT_MIB, value_parser = clap::value_parser!(u64).range(1..))]
     pub extract_max_text_mib: u64,
     /// How PDF readers are isolated: bubblewrap when it works here (auto),
     /// bubblewrap or refuse to start, or limits only.
@@ -115,6 +120,8 @@ pub struct ExtractorConfig {
     pub pdf_worker: Option<PdfWorker>,
     /// How the readers are isolated ([`crate::isolation`]).
     pub sandbox: crate::isolation::SandboxMode,
+    /// Read-ahead that serves owners in turn (`mnemo_bus::fair`).
+    pub fair: mnemo_bus::fair::FairShare,
 }
 
 impl Default for ExtractorConfig {
@@ -125,7 +132,7 @@ impl Default for ExtractorConfig {
             cpu_limit: Duration::from_secs(180),
             memory_limit_bytes: 1024 * 1024 * 1024,
             max_output_bytes: 64 * 1024 * 1024,
-            max_text_bytes: 16 * 1024 * 1024,
+            max_text_bytes: DEFAULT_MAX_TEXT_MIB * 1024 * 1024,
             pages_per_step: 25,
             progress_every: Duration::from_millis(250),
             ack_wait: Duration::from_secs(15),
@@ -134,6 +141,7 @@ impl Default for ExtractorConfig {
             concurrency: 2,
             pdf_worker: PdfWorker::from_current_exe(),
             sandbox: crate::isolation::SandboxMode::Auto,
+            fair: mnemo_bus::fair::FairShare::default(),
         }
     }
 }

@@ -158,13 +158,14 @@ impl Extractor {
 }
 
 impl Handler for Extractor {
-    async fn handle(&self, delivery: &Delivery) -> Outcome {
-        if !delivery.has_event_type(&[
+    fn wants(&self, delivery: &Delivery) -> bool {
+        delivery.has_event_type(&[
             mnemo_domain::DocumentEventKind::DocumentUploaded,
             mnemo_domain::DocumentEventKind::ReprocessRequested,
-        ]) {
-            return Outcome::Done;
-        }
+        ])
+    }
+
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
         let stored = match delivery.decode_or_reject::<DocumentEvent>() {
             Ok(s) => s,
             Err(outcome) => return outcome,

@@ -59,7 +59,8 @@ impl ProjectorError {
                 BusErrorKind::Unavailable
                 | BusErrorKind::Conflict
                 | BusErrorKind::NotFound
-                | BusErrorKind::Rejected => ProjectorErrorKind::Unavailable,
+                | BusErrorKind::Rejected
+                | BusErrorKind::Full => ProjectorErrorKind::Unavailable,
             },
             Self::Rebuild(_) | Self::Config(_) => ProjectorErrorKind::Refused,
             Self::Task(_) => ProjectorErrorKind::Internal,

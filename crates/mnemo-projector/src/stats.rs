@@ -98,6 +98,42 @@ pub async fn state_totals(
     Ok(t)
 }
 
+/// What an owner (or everyone) holds: documents and the bytes uploaded for
+/// them, every state counted (a cancelled or failed document keeps its
+/// upload). What per-owner quotas are checked against.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub documents: u64,
+    pub bytes: u64,
+}
+
+/// The documents and uploaded bytes of `scope`, with the document
+/// checkpoint they reflect (read in one statement, so the two agree).
+pub async fn usage(
+    client: &impl GenericClient,
+    ns: &mnemo_bus::Namespace,
+    scope: Scope<'_>,
+) -> Result<(Usage, u64), ProjectorError> {
+    let row = client
+        .query_one(
+            "SELECT count(*), coalesce(sum(size_bytes), 0)::bigint,
+                    coalesce((SELECT last_sequence FROM projection_checkpoints
+                              WHERE consumer = $2), 0)
+             FROM documents
+             WHERE ($1::text IS NULL OR owner_token = $1)",
+            &[
+                &scope.owner(),
+                &crate::projection::Feed::Documents.checkpoint_name(ns),
+            ],
+        )
+        .await?;
+    let usage = Usage {
+        documents: row.get::<_, i64>(0).max(0) as u64,
+        bytes: row.get::<_, i64>(1).max(0) as u64,
+    };
+    Ok((usage, row.get::<_, i64>(2).max(0) as u64))
+}
+
 /// Per-stage durations and error rates, in pipeline order: `uploaded`
 /// (waiting for the extractor, and extracting until its first progress
 /// event), `extracting`, `chunking`, `embedding`.

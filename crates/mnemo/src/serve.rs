@@ -40,6 +40,21 @@ pub struct ServeArgs {
     pub embedder: mnemo_embedder::EmbedderArgs,
     #[command(flatten, next_help_heading = "Projector")]
     pub projector: mnemo_projector::ProjectorArgs,
+    /// Messages the extractor, chunker and embedder each read ahead of
+    /// their workers to serve owners in turn, so one owner's big batch
+    /// does not hold up another's upload (0: stream order, no read-ahead).
+    #[arg(long, env = "MNEMO_READ_AHEAD", default_value_t = mnemo_bus::fair::FairShare::default().window)]
+    pub read_ahead: usize,
+}
+
+impl ServeArgs {
+    /// The pipeline services' read-ahead ([`mnemo_bus::fair`]).
+    fn fair_share(&self) -> mnemo_bus::fair::FairShare {
+        mnemo_bus::fair::FairShare {
+            window: self.read_ahead,
+            ..Default::default()
+        }
+    }
 }
 
 /// The embedding model, shared by the chunker (its tokenizer), the
@@ -152,11 +167,9 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         }
     }
     if runs(Service::Extractor) {
-        let (bus, rx, config) = (
-            bus_for(Role::Extractor).await?,
-            stop_rx.clone(),
-            args.extractor.config(),
-        );
+        let mut config = args.extractor.config();
+        config.fair = args.fair_share();
+        let (bus, rx) = (bus_for(Role::Extractor).await?, stop_rx.clone());
         tasks.spawn(async move {
             mnemo_extractor::run(bus, config, stopped(rx))
                 .await
@@ -165,7 +178,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     }
     if runs(Service::Chunker) {
         let dir = args.model.model_dir("the chunker")?;
-        let config = args.chunker.config(dir, args.model.max_tokens)?;
+        let mut config = args.chunker.config(dir, args.model.max_tokens)?;
+        config.fair = args.fair_share();
         let (bus, rx) = (bus_for(Role::Chunker).await?, stop_rx.clone());
         tasks.spawn(async move {
             mnemo_chunker::run(bus, config, stopped(rx))
@@ -185,7 +199,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         tracing::info!(model = model.model_id(), "embedding model loaded");
     }
     if let (true, Some(model)) = (runs(Service::Embedder), &model) {
-        let config = args.embedder.service(model.clone());
+        let mut config = args.embedder.service(model.clone());
+        config.fair = args.fair_share();
         let (bus, rx) = (bus_for(Role::Embedder).await?, stop_rx.clone());
         tasks.spawn(async move {
             mnemo_embedder::run(bus, config, stopped(rx))

@@ -5,7 +5,7 @@
 //! prints the public keys as the `MNEMO_NKEY_<ROLE>=…` lines `nats.conf`
 //! reads from nats-server's environment. `setup` signs in as the operator
 //! and declares a namespace's streams and blob bucket, which the services
-//! may not do themselves.
+//! may not do themselves, and sets their size limits.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +36,15 @@ pub enum NatsCommand {
     Setup {
         #[command(flatten)]
         backend: Backend,
+        /// MiB the event log may hold; at the limit, appends are refused
+        /// (nothing is ever dropped). 0 lifts the limit; unset keeps it.
+        #[arg(long, env = "MNEMO_MAX_EVENT_MIB", value_name = "MIB")]
+        max_event_mib: Option<u64>,
+        /// MiB the blob bucket (uploads, extracted pages) may hold; at the
+        /// limit, uploads are refused with RESOURCE_EXHAUSTED. 0 lifts the
+        /// limit; unset keeps it.
+        #[arg(long, env = "MNEMO_MAX_BLOB_MIB", value_name = "MIB")]
+        max_blob_mib: Option<u64>,
     },
 }
 
@@ -48,15 +57,32 @@ pub async fn run(args: NatsArgs) -> Result<ExitCode> {
                 println!("{}={public}", role.public_key_env());
             }
         }
-        NatsCommand::Setup { backend } => {
+        NatsCommand::Setup {
+            backend,
+            max_event_mib,
+            max_blob_mib,
+        } => {
             let ns = Namespace::new(&backend.namespace)?;
             let bus = backend.operator_bus(ns).await?;
+            let mib = |m: Option<u64>| m.map(|m| m.saturating_mul(1 << 20));
+            let limits = mnemo_bus::setup::StoreLimits {
+                events: mib(max_event_mib),
+                blobs: mib(max_blob_mib),
+            };
+            mnemo_bus::setup::apply_store_limits(&bus.jetstream, &bus.namespace, limits).await?;
+            let usage = mnemo_bus::setup::store_usage(&bus.jetstream, &bus.namespace).await?;
+            let shown = |used: u64, max: Option<u64>| match max {
+                Some(max) => format!("{} of {} MiB", used >> 20, max >> 20),
+                None => format!("{} MiB, no limit", used >> 20),
+            };
             println!(
-                "namespace {} ready: streams {} and {}, bucket {}",
+                "namespace {} ready: streams {} ({}) and {}, bucket {} ({})",
                 bus.namespace,
                 bus.namespace.event_stream(),
+                shown(usage.event_bytes, usage.event_max_bytes),
                 bus.namespace.dlq_stream(),
-                bus.namespace.blob_bucket()
+                bus.namespace.blob_bucket(),
+                shown(usage.blob_bytes, usage.blob_max_bytes),
             );
         }
     }

@@ -1,5 +1,6 @@
-//! `mnemo stats [--all-owners] [--json]`: documents by state and how long
-//! each stage takes, from the API's `StatsService`.
+//! `mnemo stats [--all-owners] [--json]`: documents by state, how long
+//! each stage takes, the caller's quota and (for admins) the namespace's
+//! store sizes, from the API's `StatsService`.
 
 use std::process::ExitCode;
 
@@ -55,6 +56,14 @@ pub async fn run(global: &Global, args: StatsArgs) -> Result<ExitCode> {
                     "failed": t.failed, "cancelled": t.cancelled, "total": t.total,
                 },
                 "stages": stages,
+                "quota": s.quota.as_ref().map(|q| serde_json::json!({
+                    "documents": q.documents, "max_documents": q.max_documents,
+                    "bytes": q.bytes, "max_bytes": q.max_bytes,
+                })),
+                "store": s.store.as_ref().map(|st| serde_json::json!({
+                    "event_bytes": st.event_bytes, "event_max_bytes": st.event_max_bytes,
+                    "blob_bytes": st.blob_bytes, "blob_max_bytes": st.blob_max_bytes,
+                })),
             })
         );
         return Ok(ExitCode::SUCCESS);
@@ -81,6 +90,39 @@ pub async fn run(global: &Global, args: StatsArgs) -> Result<ExitCode> {
             );
         }
     }
+    if let Some(q) = &s.quota {
+        println!();
+        println!(
+            "your quota: {} of {} documents, {} of {} uploaded",
+            q.documents,
+            limit(q.max_documents, |n| n.to_string()),
+            mib(q.bytes),
+            limit(q.max_bytes, mib)
+        );
+    }
+    if let Some(st) = &s.store {
+        println!(
+            "namespace store: events {} of {}, uploads {} of {}",
+            mib(st.event_bytes),
+            limit(st.event_max_bytes, mib),
+            mib(st.blob_bytes),
+            limit(st.blob_max_bytes, mib)
+        );
+    }
     println!("(read models at stream sequence {})", s.sequence);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Bytes as MiB with one decimal.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+}
+
+/// A limit, or "no limit" for 0.
+fn limit(max: u64, show: impl Fn(u64) -> String) -> String {
+    if max == 0 {
+        "no limit".to_owned()
+    } else {
+        show(max)
+    }
 }
