@@ -152,13 +152,15 @@ impl DocumentService for DocumentApi {
         async move {
             // The owner's quota first: an owner at its quota sends nothing
             // for nothing. The hold counts this upload's bytes as they come.
-            let db = self.state.read_db().await?;
             let hold = self
                 .state
                 .quotas
-                .begin(&db, &self.state.bus.namespace, &who.owner.token())
+                .begin(
+                    &self.state.db,
+                    &self.state.bus.namespace,
+                    &who.owner.token(),
+                )
                 .await?;
-            drop(db);
             let mut incoming = IncomingUpload::new(
                 &m.filename,
                 Some(m.content_type.as_str()),

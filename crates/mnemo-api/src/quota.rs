@@ -15,6 +15,11 @@
 //! projector has applied them (an owner racing uploads through several
 //! replicas at once may overshoot by what is in flight on the others).
 //!
+//! Uploads do not depend on PostgreSQL: when the read model cannot be
+//! read (after one reconnect), the check counts what this process last read
+//! and has in flight, and says so in the log (the write path needs NATS
+//! only; the quota is enforced again once the read model answers).
+//!
 //! Owns: the in-flight entries (a few words per upload in flight).
 //! Must not: decide who the owner is (the verified [`crate::auth::Caller`]
 //! does) or store anything.
@@ -108,19 +113,17 @@ impl Quotas {
     /// already holds its quota of documents or bytes.
     pub async fn begin(
         &self,
-        db: &Client,
+        db: &crate::server::ReadDb,
         ns: &mnemo_bus::Namespace,
         owner: &str,
     ) -> Result<Hold, Status> {
-        let (stored, checkpoint) = stats::usage(db, ns, Scope::Owner(owner))
-            .await
-            .map_err(|e| crate::status::from_db_error(&e))?;
+        let reading = read_usage(db, ns, owner).await;
         let mut book = self.book();
         let id = book.next_id;
         book.next_id += 1;
         let entry = book.owners.entry(owner.to_owned()).or_default();
         // A newer reading replaces the figures and retires what it covers.
-        if checkpoint >= entry.checkpoint {
+        if let Some((stored, checkpoint)) = reading.filter(|(_, c)| *c >= entry.checkpoint) {
             entry.stored = stored;
             entry.checkpoint = checkpoint;
             entry
@@ -182,6 +185,28 @@ impl Quotas {
     pub fn owners_in_flight(&self) -> usize {
         self.book().owners.len()
     }
+}
+
+/// The owner's usage and the checkpoint it reflects; None when the read
+/// model cannot be read (tried twice: the second on a fresh session, as
+/// after PostgreSQL ended the first).
+async fn read_usage(
+    db: &crate::server::ReadDb,
+    ns: &mnemo_bus::Namespace,
+    owner: &str,
+) -> Option<(Usage, u64)> {
+    for _ in 0..2 {
+        let result = match db.client().await {
+            Ok(client) => stats::usage(&*client, ns, Scope::Owner(owner)).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(reading) => return Some(reading),
+            Err(e) => tracing::warn!(error = %e, "cannot read the owner's usage"),
+        }
+    }
+    tracing::warn!("quota checked against this process's last reading and uploads in flight only: the read model is unavailable");
+    None
 }
 
 /// One upload's place in its owner's quota; dropped without
