@@ -316,9 +316,15 @@ pub(crate) async fn wait_indexed(
         .await
         .map_err(|s| anyhow::anyhow!("watch: {}", s.message()))?
     {
-        let stage = pb::Stage::try_from(update.stage)
-            .map(|s| s.as_str_name().trim_start_matches("STAGE_").to_lowercase())
-            .unwrap_or_default();
+        // The event that moved it (ChunksEmbedded, DocumentIndexed, …), or
+        // the stage word.
+        let stage = if update.event_type.is_empty() {
+            pb::Stage::try_from(update.stage)
+                .map(|s| s.as_str_name().trim_start_matches("STAGE_").to_lowercase())
+                .unwrap_or_default()
+        } else {
+            update.event_type.clone()
+        };
         if stages.last().is_none_or(|(s, _)| *s != stage) {
             stages.push((stage, Instant::now()));
         }
