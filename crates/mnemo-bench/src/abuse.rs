@@ -72,8 +72,16 @@ pub async fn run(global: &Global, bench: AbuseBench) -> Result<ExitCode> {
     } else {
         &ALL_IN_ONE
     };
-    let mut served =
-        Served::start(global, &bench.backend, &ns, &bench.model_dir, OWNER, which).await?;
+    let mut served = Served::start(
+        global,
+        &bench.backend,
+        &ns,
+        &bench.model_dir,
+        OWNER,
+        which,
+        &[],
+    )
+    .await?;
     let (port, token) = (served.port, served.token.clone());
     let mut services = std::mem::take(&mut served.services);
     let names: Vec<&str> = services.iter().map(|s| s.name).collect();
@@ -151,16 +159,10 @@ pub async fn run(global: &Global, bench: AbuseBench) -> Result<ExitCode> {
             r.seconds
         );
     }
-    println!();
-    println!(
-        "targets (peak < 1.5 GiB, ≤ 256 MiB over idle, every document ended): {}",
-        if ok { "met" } else { "NOT met" }
-    );
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(crate::timing::verdict(
+        "targets (peak < 1.5 GiB, ≤ 256 MiB over idle, every document ended)",
+        ok,
+    ))
 }
 
 /// Resets the process's peak RSS to its current RSS (Linux: writing 5 to

@@ -108,23 +108,17 @@ pub async fn run(global: &Global, bench: FairnessBench) -> Result<ExitCode> {
             r.batch_failed
         );
     }
-    println!();
-    println!(
-        "target (with read-ahead, every small upload under the batch within 3× idle p50): {}",
-        if ok { "met" } else { "NOT met" }
-    );
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(crate::timing::verdict(
+        "target (with read-ahead, every small upload under the batch within 3× idle p50)",
+        ok,
+    ))
 }
 
 async fn run_mode(global: &Global, bench: &FairnessBench, read_ahead: usize) -> Result<ModeResult> {
     let scratch = Scratch::new(&bench.backend, "fair").await?;
     let ns = scratch.ns.clone();
     let env = [("MNEMO_READ_AHEAD", read_ahead.to_string())];
-    let mut served = Served::start_with(
+    let mut served = Served::start(
         global,
         &bench.backend,
         &ns,

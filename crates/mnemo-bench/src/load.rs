@@ -88,7 +88,7 @@ pub async fn run(global: &Global, bench: LoadBench) -> Result<ExitCode> {
         ("MNEMO_RATE_PER_OWNER", "50".to_string()),
         ("MNEMO_RATE_BURST", "100".to_string()),
     ];
-    let mut served = Served::start_with(
+    let mut served = Served::start(
         global,
         &bench.backend,
         &ns,
@@ -324,16 +324,10 @@ pub async fn run(global: &Global, bench: LoadBench) -> Result<ExitCode> {
         && !gets.is_empty()
         && p99(&gets) <= Duration::from_millis(50)
         && p99(&searches) <= Duration::from_millis(50);
-    println!();
-    println!(
-        "target (victim p99 ≤ 50 ms for Get and Search, no victim errors): {}",
-        if ok { "met" } else { "NOT met" }
-    );
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(crate::timing::verdict(
+        "target (victim p99 ≤ 50 ms for Get and Search, no victim errors)",
+        ok,
+    ))
 }
 
 /// Current resident set size (Linux `VmRSS`).

@@ -167,20 +167,9 @@ pub(crate) const ALL_IN_ONE: [&str; 1] = ["all"];
 pub(crate) const EACH_ALONE: [&str; 5] = ["projector", "extractor", "chunker", "embedder", "api"];
 
 impl Served {
+    /// Starts `services`; `env` is more environment for the children
+    /// (flags under test, e.g. `MNEMO_READ_AHEAD`).
     pub async fn start(
-        global: &Global,
-        backend: &mnemo::cli::Backend,
-        ns: &mnemo_bus::Namespace,
-        model_dir: &std::path::Path,
-        owner: &str,
-        services: &[&'static str],
-    ) -> Result<Self> {
-        Self::start_with(global, backend, ns, model_dir, owner, services, &[]).await
-    }
-
-    /// [`Served::start`] with more environment for the children (flags
-    /// under test, e.g. `MNEMO_READ_AHEAD`).
-    pub async fn start_with(
         global: &Global,
         backend: &mnemo::cli::Backend,
         ns: &mnemo_bus::Namespace,

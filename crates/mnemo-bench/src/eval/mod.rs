@@ -126,6 +126,7 @@ pub async fn run(global: &Global, eval: IrArgs) -> Result<ExitCode> {
         &eval.model_dir,
         OWNER,
         &ALL_IN_ONE,
+        &[],
     )
     .await?;
     let (port, token) = (served.port, served.token.clone());
