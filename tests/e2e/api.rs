@@ -536,3 +536,33 @@ async fn an_owner_over_its_rate_is_told_to_retry_and_nobody_else_is() {
         .await
         .expect("alice's other services are unaffected");
 }
+
+/// The API's read-model sessions: a caller gets one nobody else holds
+/// while the pool has one, and never more than the pool's size.
+#[tokio::test]
+async fn read_model_calls_spread_over_a_bounded_pool_of_sessions() {
+    use std::sync::Arc;
+    let db = mnemo_api::server::ReadDb::new(
+        &mnemo_tests::database_url(),
+        mnemo_tests::fresh_namespace(),
+        2,
+    );
+    let backend = |c: Arc<tokio_postgres::Client>| async move {
+        let row = c.query_one("SELECT pg_backend_pid()", &[]).await.unwrap();
+        row.get::<_, i32>(0)
+    };
+    let first = db.client().await.unwrap();
+    let second = db.client().await.unwrap();
+    assert!(
+        !Arc::ptr_eq(&first, &second),
+        "the held session is not shared while another is free"
+    );
+    assert_ne!(backend(first.clone()).await, backend(second.clone()).await);
+    // The pool is full: a third caller shares one of the two.
+    let third = db.client().await.unwrap();
+    assert!(Arc::ptr_eq(&third, &first) || Arc::ptr_eq(&third, &second));
+    // Given back, a session is the one handed out next.
+    drop((first, third));
+    let again = db.client().await.unwrap();
+    assert!(!Arc::ptr_eq(&again, &second));
+}

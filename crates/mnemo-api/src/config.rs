@@ -30,9 +30,19 @@ pub struct ApiArgs {
     /// without its hash; default: --model-dir's).
     #[arg(long, env = "MNEMO_SEARCH_MODEL")]
     pub search_model: Option<String>,
+    /// onnxruntime threads of each model session that embeds queries (its
+    /// own, not the embedder service's). Queries are short and batched: one
+    /// thread answers a batch in milliseconds and leaves the other cores to
+    /// the pipeline.
+    #[arg(long, env = "MNEMO_SEARCH_THREADS", default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
+    pub search_threads: usize,
     /// Largest accepted upload, in bytes.
     #[arg(long, env = "MNEMO_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: u64,
+    /// PostgreSQL sessions the API reads the read models through, at most
+    /// (opened as concurrent calls need them; one runs its queries in turn).
+    #[arg(long, env = "MNEMO_READ_CONNECTIONS", default_value_t = crate::server::DEFAULT_READ_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    pub read_connections: usize,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
@@ -59,6 +69,7 @@ impl ApiArgs {
     ) -> Result<ServeConfig, ApiError> {
         let mut api = ApiConfig::new(self.listen, database_url, jwt_secret);
         api.max_upload_bytes = self.max_upload_bytes;
+        api.read_connections = self.read_connections;
         api.limits = self.limits.config();
         api.auth = self.tokens.config(api.auth.hs256_secret.take())?;
         api.tls = self.tls.load()?;
@@ -223,6 +234,8 @@ pub struct ApiConfig {
     pub max_upload_bytes: u64,
     /// Uploads larger than this are spooled to a temporary file, not memory.
     pub spool_memory_bytes: usize,
+    /// PostgreSQL sessions for read-model queries, at most ([`crate::server::ReadDb`]).
+    pub read_connections: usize,
     /// Longest a List waits for the read model to reach `min_sequence`.
     pub max_consistency_wait: Duration,
     /// Aggregates kept hot in the event store's cache.
@@ -246,6 +259,7 @@ impl ApiConfig {
             tls: None,
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             spool_memory_bytes: 8 * 1024 * 1024,
+            read_connections: crate::server::DEFAULT_READ_CONNECTIONS,
             max_consistency_wait: Duration::from_secs(10),
             aggregate_cache: 100_000,
             watch_queue: 4096,

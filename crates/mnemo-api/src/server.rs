@@ -32,25 +32,51 @@ use crate::{ApiConfig, ApiError};
 /// HTTP/2 flow-control window per stream (the connection gets twice this).
 pub const UPLOAD_WINDOW: u32 = 4 * 1024 * 1024;
 
-/// A PostgreSQL client for read-model queries, reconnected when it drops.
+/// PostgreSQL clients for read-model queries, each reconnected when it
+/// drops: up to `connections` sessions, opened as calls need them.
+///
+/// One session runs its queries one after another, however many callers
+/// pipeline into it: with one, every call waited behind everyone's queries
+/// and the API's reads had one core of PostgreSQL (`mnemo-bench load`,
+/// docs/benchmarks.md). A caller gets the session fewest callers hold now
+/// (an unopened one counts as none), so a burst spreads over the pool and
+/// an idle server keeps one session.
 pub struct ReadDb {
     url: String,
     namespace: mnemo_bus::Namespace,
-    client: Mutex<Option<Arc<Client>>>,
+    sessions: Vec<Mutex<Option<Arc<Client>>>>,
 }
 
+/// Read-model sessions an API opens at most, by default.
+pub const DEFAULT_READ_CONNECTIONS: usize = 4;
+
 impl ReadDb {
-    pub fn new(url: &str, namespace: mnemo_bus::Namespace) -> Self {
+    /// A pool of at most `connections` sessions (at least one).
+    pub fn new(url: &str, namespace: mnemo_bus::Namespace, connections: usize) -> Self {
         Self {
             url: url.to_owned(),
             namespace,
-            client: Mutex::new(None),
+            sessions: (0..connections.max(1)).map(|_| Mutex::new(None)).collect(),
         }
     }
 
-    /// A live client (tokio-postgres pipelines concurrent queries on one).
+    /// A live client: the least held session, (re)connected if it must be.
     pub async fn client(&self) -> Result<Arc<Client>, ProjectorError> {
-        let mut guard = self.client.lock().await;
+        let mut least = (usize::MAX, 0);
+        for (i, session) in self.sessions.iter().enumerate() {
+            // Held by someone else's connect right now: count it as busy.
+            let holders = session.try_lock().map_or(usize::MAX - 1, |s| match &*s {
+                Some(c) if !c.is_closed() => Arc::strong_count(c) - 1,
+                _ => 0,
+            });
+            if holders < least.0 {
+                least = (holders, i);
+            }
+            if holders == 0 {
+                break;
+            }
+        }
+        let mut guard = self.sessions[least.1].lock().await;
         if let Some(c) = guard.as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
         }
@@ -84,7 +110,11 @@ impl ApiState {
         let store = JetStreamEventStore::<Document>::new(&bus, "doc", config.aggregate_cache);
         let executor = CommandExecutor::new(store, (), RetryPolicy::default());
         let blobs = bus.blob_store().await?;
-        let db = ReadDb::new(&config.database_url, bus.namespace.clone());
+        let db = ReadDb::new(
+            &config.database_url,
+            bus.namespace.clone(),
+            config.read_connections,
+        );
         let progress =
             ProgressHub::with_limit(config.watch_queue, config.limits.max_watchers_per_owner);
         let qa = QaState::new(&bus, config.aggregate_cache);

@@ -7,7 +7,8 @@
 //! spread over those owners, and a steady trickle of uploads
 //! (`--uploads-per-second`, 2). Meanwhile a *victim* owner, who has one
 //! indexed document, calls Get on it and Search every 50 ms; the table
-//! reports the victim's p50/p99 latency of each (target p99 ≤ 50 ms), what
+//! reports the victim's p50/p99 latency of each (target p99 ≤ 50 ms) and
+//! when its slowest searches happened (seconds into the load), what
 //! the load got (done, refused with RESOURCE_EXHAUSTED, failed), and the
 //! server's RSS (sampled every second) against its start.
 
@@ -128,7 +129,8 @@ pub async fn run(global: &Global, bench: LoadBench) -> Result<ExitCode> {
             wait_indexed(o, id).await?;
         }
         let rss_start = rss_of(pid).unwrap_or(0);
-        let until = Instant::now() + Duration::from_secs(bench.seconds);
+        let began = Instant::now();
+        let until = began + Duration::from_secs(bench.seconds);
         let (watch, search, uploads) = (
             Arc::new(Tally::default()),
             Arc::new(Tally::default()),
@@ -228,6 +230,8 @@ pub async fn run(global: &Global, bench: LoadBench) -> Result<ExitCode> {
         }
         // The victim, and the server's RSS, until the end.
         let (mut gets, mut searches) = (Vec::new(), Vec::new());
+        // When each slow victim search started (seconds into the load).
+        let mut slow: Vec<(f64, Duration)> = Vec::new();
         let mut victim_errors = Vec::new();
         let mut rss_max = rss_start;
         let mut tick = tokio::time::interval(Duration::from_millis(50));
@@ -255,7 +259,13 @@ pub async fn run(global: &Global, bench: LoadBench) -> Result<ExitCode> {
                 })
                 .await
             {
-                Ok(_) => searches.push(t.elapsed()),
+                Ok(_) => {
+                    let took = t.elapsed();
+                    if took > Duration::from_millis(50) {
+                        slow.push(((t - began).as_secs_f64(), took));
+                    }
+                    searches.push(took);
+                }
                 Err(s) => victim_errors.push(format!("search: {}", s.message())),
             }
             if last_rss.elapsed() >= Duration::from_secs(1) {
@@ -267,6 +277,7 @@ pub async fn run(global: &Global, bench: LoadBench) -> Result<ExitCode> {
         anyhow::Ok((
             gets,
             searches,
+            slow,
             victim_errors,
             rss_start,
             rss_max,
@@ -280,7 +291,8 @@ pub async fn run(global: &Global, bench: LoadBench) -> Result<ExitCode> {
         s.stop().await;
     }
     scratch.delete().await?;
-    let (mut gets, mut searches, errors, rss_start, rss_max, watch, search, uploads) = result?;
+    let (mut gets, mut searches, mut slow, errors, rss_start, rss_max, watch, search, uploads) =
+        result?;
     gets.sort();
     searches.sort();
     let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
@@ -316,6 +328,19 @@ pub async fn run(global: &Global, bench: LoadBench) -> Result<ExitCode> {
         rss_start as f64 / MIB,
         rss_max as f64 / MIB
     );
+    if !slow.is_empty() {
+        slow.sort_by_key(|s| std::cmp::Reverse(s.1));
+        let shown: Vec<String> = slow
+            .iter()
+            .take(5)
+            .map(|(at, took)| format!("{} at {at:.1} s", ms(*took)))
+            .collect();
+        println!(
+            "victim searches over 50 ms: {}; the slowest: {}",
+            slow.len(),
+            shown.join(", ")
+        );
+    }
     if let Some(e) = errors.first() {
         println!("first victim error: {e}");
     }

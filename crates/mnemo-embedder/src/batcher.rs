@@ -52,6 +52,11 @@ pub trait Model: Send + Sync + 'static {
     fn batch_size(&self) -> usize;
     /// One vector per text, in order.
     fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError>;
+    /// The nice value the calling thread should run at (see
+    /// [`crate::priority`]).
+    fn nice(&self) -> i32 {
+        0
+    }
 }
 
 impl Model for Embedder {
@@ -63,6 +68,9 @@ impl Model for Embedder {
     }
     fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         Embedder::embed(self, texts)
+    }
+    fn nice(&self) -> i32 {
+        Embedder::nice(self)
     }
 }
 
@@ -349,6 +357,56 @@ impl<M: Model> Queue<M> {
     }
 }
 
+/// One model call for the worker, and where its answer goes.
+struct Call {
+    texts: Arc<Vec<String>>,
+    range: Range<usize>,
+    answer: tokio::sync::oneshot::Sender<Result<Vec<Vec<f32>>, EmbedError>>,
+}
+
+/// The thread a queue's model calls run on: its own, at the model's nice
+/// value (a niced thread cannot be given back to a shared pool: see
+/// [`crate::priority`]). The queue makes one call at a time, so one
+/// thread is all it needs. It ends when the queue does.
+struct Worker(std::sync::mpsc::Sender<Call>);
+
+impl Worker {
+    fn start<M: Model>(model: Arc<M>) -> Result<Self, EmbedError> {
+        let (tx, rx) = std::sync::mpsc::channel::<Call>();
+        std::thread::Builder::new()
+            .name("mnemo-embed".into())
+            .spawn(move || {
+                crate::priority::nice_this_thread(model.nice());
+                for call in rx {
+                    let run = || model.embed(&call.texts[call.range.clone()]);
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+                        .unwrap_or_else(|_| Err(EmbedError::inference("the model panicked")));
+                    let _ = call.answer.send(result);
+                }
+            })
+            .map_err(|e| EmbedError::inference(format!("cannot start the model thread: {e}")))?;
+        Ok(Self(tx))
+    }
+
+    async fn embed(
+        &self,
+        texts: Arc<Vec<String>>,
+        range: Range<usize>,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.0
+            .send(Call {
+                texts,
+                range,
+                answer,
+            })
+            .map_err(|_| EmbedError::inference("the model thread has stopped"))?;
+        answered
+            .await
+            .unwrap_or_else(|_| Err(EmbedError::inference("the model thread has stopped")))
+    }
+}
+
 /// The batching task: windows of the queue, sorted, cut, embedded.
 async fn drain<M: Model>(
     model: Arc<M>,
@@ -357,6 +415,7 @@ async fn drain<M: Model>(
     stats: Arc<BatcherStats>,
 ) {
     let max_texts = plan.max_texts.min(model.batch_size()).max(1);
+    let worker = Worker::start(model.clone());
     let mut q = Queue {
         model,
         plan,
@@ -412,7 +471,7 @@ async fn drain<M: Model>(
             }
             let texts: Vec<String> = batch.iter().map(|t| t.text.clone()).collect();
             let keys: Vec<Key> = batch.iter().map(|t| t.key).collect();
-            let results = embed_bisecting(q.model.clone(), texts, q.stats.clone()).await;
+            let results = embed_bisecting(&worker, texts, q.stats.clone()).await;
             for (key, result) in keys.into_iter().zip(results) {
                 q.deliver(key, result);
             }
@@ -439,11 +498,17 @@ fn cut(
     for t in &window {
         *in_window.entry(t.lane.clone()).or_default() += 1;
     }
-    let largest = in_window
-        .iter()
-        .max_by_key(|(lane, n)| (**n, lane.to_string()))
-        .map(|(lane, _)| lane.clone());
-    let is_largest = |t: &Queued| in_window.len() > 1 && Some(&t.lane) == largest.as_ref();
+    // The largest lane only when it has more texts here than any other: a
+    // tie names none, or lanes of one query each would see the same one put
+    // last, window after window (a searcher waited seconds: `mnemo-bench
+    // load`).
+    let mut counts: Vec<(usize, &Arc<str>)> = in_window.iter().map(|(l, n)| (*n, l)).collect();
+    counts.sort_unstable_by_key(|c| std::cmp::Reverse(c.0));
+    let largest = match counts.as_slice() {
+        [(first, lane), (second, _), ..] if first > second => Some((*lane).clone()),
+        _ => None,
+    };
+    let is_largest = |t: &Queued| Some(&t.lane) == largest.as_ref();
     window.sort_by_key(|t| (is_largest(t), t.tokens));
     let others = window.iter().filter(|t| !is_largest(t)).count();
     let lengths: Vec<usize> = window.iter().map(|t| t.tokens).collect();
@@ -459,8 +524,8 @@ fn cut(
 /// Embeds `texts` in one model call; if the call fails, the two halves
 /// are embedded again (recursively), so only the texts that fail alone
 /// get an error.
-async fn embed_bisecting<M: Model>(
-    model: Arc<M>,
+async fn embed_bisecting(
+    worker: &Result<Worker, EmbedError>,
     texts: Vec<String>,
     stats: Arc<BatcherStats>,
 ) -> Vec<Result<Vec<f32>, EmbedError>> {
@@ -473,11 +538,10 @@ async fn embed_bisecting<M: Model>(
         if range.is_empty() {
             continue;
         }
-        let (m, t, r) = (model.clone(), texts.clone(), range.clone());
         stats.batches.fetch_add(1, Ordering::Relaxed);
-        let result = match tokio::task::spawn_blocking(move || m.embed(&t[r])).await {
-            Ok(result) => result,
-            Err(e) => Err(EmbedError::inference(format!("embedding task failed: {e}"))),
+        let result = match worker {
+            Ok(worker) => worker.embed(texts.clone(), range.clone()).await,
+            Err(e) => Err(EmbedError::inference(e.report())),
         };
         match result {
             Ok(vectors) if vectors.len() == range.len() => {
@@ -602,14 +666,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_small_lane_gets_batches_of_its_own_first() {
-        let queued = |lane: &str, i: usize, tokens: usize| Queued {
+    /// A queued text of `lane` with `tokens`.
+    fn queued(lane: &str, i: usize, tokens: usize) -> Queued {
+        Queued {
             key: [i as u8; 32],
             text: format!("{lane} {i}"),
             tokens,
             lane: Arc::from(lane),
-        };
+        }
+    }
+
+    #[test]
+    fn a_small_lane_gets_batches_of_its_own_first() {
         let mut window: Vec<Queued> = (0..20).map(|i| queued("big", i, 256)).collect();
         window.extend((20..23).map(|i| queued("small", i, 100 + i)));
         let (window, batches) = cut(window, 4_096, 64);
@@ -621,6 +689,20 @@ mod tests {
         let (one, batches) = cut(one, 4_096, 64);
         assert_eq!(batches, vec![0..5]);
         assert!(one.windows(2).all(|w| w[0].tokens <= w[1].tokens));
+    }
+
+    /// Lanes of one text each (searchers): none is put last, so the one
+    /// that would win a tie is not deferred window after window.
+    #[test]
+    fn equal_lanes_are_cut_by_length_alone() {
+        let window = vec![
+            queued("zz-last-by-name", 0, 4),
+            queued("a", 1, 9),
+            queued("b", 2, 7),
+        ];
+        let (window, batches) = cut(window, 4_096, 64);
+        assert_eq!(batches, vec![0..3]);
+        assert_eq!(&*window[0].lane, "zz-last-by-name", "shortest first");
     }
 
     /// One owner's 2,000 texts are queued; another owner's 3 arrive after

@@ -12,6 +12,10 @@ use crate::batcher::BatchPlan;
 use crate::error::EmbedError;
 use crate::Embedder;
 
+/// Nice value of the embedder service's main session by default (its
+/// express session, `crate::express`, runs at the process's priority).
+pub const DEFAULT_NICE: i32 = 10;
+
 /// Documents in flight at once by default: enough that the batching queue
 /// never runs dry while one delivery appends its events.
 pub const DEFAULT_CONCURRENCY: usize = 8;
@@ -35,6 +39,16 @@ pub struct EmbedderArgs {
     /// memory, not less: docs/benchmarks.md, *Abuse*).
     #[arg(long, env = "MNEMO_EMBED_ARENA", default_value_t = true, action = clap::ArgAction::Set)]
     pub embed_arena: bool,
+    /// Nice value (0..=19) of the main model session's threads: documents
+    /// are embedded with what queries, the API and the express session
+    /// leave of the cores (alone, at full speed). 0: the process's priority.
+    #[arg(long, env = "MNEMO_EMBED_NICE", default_value_t = DEFAULT_NICE, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub embed_nice: i32,
+    /// A second model session for owners whose documents would wait behind
+    /// another owner's batch (`false`: one session, ~90 MB less; see
+    /// `mnemo_embedder::express`).
+    #[arg(long, env = "MNEMO_EMBED_EXPRESS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub embed_express: bool,
     /// Documents the embedder works on at once (all feed one batching queue).
     #[arg(long, env = "MNEMO_EMBED_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
     pub embed_concurrency: usize,
@@ -64,10 +78,16 @@ impl EmbedderArgs {
         }
     }
 
-    /// The service's configuration around a loaded `model`.
-    pub fn service(&self, model: Arc<Embedder>) -> EmbedderServiceConfig {
+    /// The service's configuration around a loaded `model` (and `express`,
+    /// a second session of it, when `--embed-express` asks for one).
+    pub fn service(
+        &self,
+        model: Arc<Embedder>,
+        express: Option<Arc<Embedder>>,
+    ) -> EmbedderServiceConfig {
         EmbedderServiceConfig {
             model,
+            express,
             concurrency: self.embed_concurrency,
             plan: self.plan(),
             ack_wait: self.embed_ack_wait,
@@ -81,6 +101,9 @@ impl EmbedderArgs {
 #[derive(Debug, Clone)]
 pub struct EmbedderServiceConfig {
     pub model: Arc<Embedder>,
+    /// A second session of the same model for owners arriving beside
+    /// another owner's work (`crate::express`); None: one queue.
+    pub express: Option<Arc<Embedder>>,
     /// Deliveries in flight at once, all feeding one batching queue.
     pub concurrency: usize,
     pub plan: BatchPlan,
@@ -95,6 +118,7 @@ impl EmbedderServiceConfig {
     pub fn new(model: Arc<Embedder>) -> Self {
         Self {
             model,
+            express: None,
             concurrency: DEFAULT_CONCURRENCY,
             plan: BatchPlan::default(),
             ack_wait: Duration::from_secs(15),
@@ -160,6 +184,9 @@ pub struct EmbedderConfig {
     /// peak is lower than the allocator's without it; docs/benchmarks.md,
     /// *Abuse*).
     pub arena: bool,
+    /// The session's threads run at this nice value (0: as the process;
+    /// see [`crate::priority`]).
+    pub nice: i32,
 }
 
 impl EmbedderConfig {
@@ -172,6 +199,7 @@ impl EmbedderConfig {
             threads: None,
             spin_wait: false,
             arena: true,
+            nice: 0,
         }
     }
 
@@ -221,6 +249,12 @@ impl EmbedderConfig {
         self
     }
 
+    /// Runs the session's threads at `nice` (0..=19).
+    pub fn with_nice(mut self, nice: i32) -> Self {
+        self.nice = nice;
+        self
+    }
+
     /// Refuses values fastembed would reject late or silently clamp.
     pub fn validate(&self) -> Result<(), EmbedError> {
         if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
@@ -238,6 +272,12 @@ impl EmbedderConfig {
         }
         if self.threads == Some(0) {
             return Err(EmbedError::Config("threads must be at least 1".into()));
+        }
+        if !(0..=19).contains(&self.nice) {
+            return Err(EmbedError::Config(format!(
+                "nice must be 0..=19, got {}",
+                self.nice
+            )));
         }
         match &self.model {
             ModelSource::LocalDir(dir) if dir.as_os_str().is_empty() => {
@@ -311,6 +351,8 @@ mod tests {
             base.clone().with_max_length(2),
             base.clone().with_max_length(513),
             base.clone().with_threads(0),
+            base.clone().with_nice(20),
+            base.clone().with_nice(-1),
             EmbedderConfig::local(""),
             EmbedderConfig::new(ModelSource::Hub(" ".into())),
         ] {

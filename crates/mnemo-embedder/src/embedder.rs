@@ -13,13 +13,13 @@ use crate::model;
 /// A loaded embedding model, shareable across threads (`Send + Sync`).
 ///
 /// fastembed's `TextEmbedding::embed` takes `&mut self`, so the model sits
-/// behind a `Mutex` and calls run one batch at a time. That is the intended
-/// shape, not a compromise: onnxruntime already spreads one batch over
-/// `threads` cores, a second session would double the ~90 MB of weights and
-/// the arena, and on the 2-core machines mnemo targets two concurrent runs
-/// only contend. The lock is taken per batch, so long requests interleave
-/// with short ones. A service that wants parallel sessions builds one
-/// `Embedder` per worker and splits `threads` between them.
+/// behind a `Mutex` and calls run one batch at a time: onnxruntime already
+/// spreads one batch over `threads` cores. A second `Embedder` is a second
+/// session (~90 MB of weights and its own arena) whose calls run beside
+/// this one's: `mnemo serve all` keeps one for documents (nice), one for
+/// owners arriving beside another's batch ([`crate::express`]) and one for
+/// queries, because a call in progress cannot be shared and a person
+/// waiting should not wait for a batch (docs/decisions/019-model-sessions-and-priority.md).
 ///
 /// Texts longer than `max_length` word pieces are truncated by the tokenizer,
 /// not refused: the chunker guarantees chunks fit (it measures them with
@@ -34,14 +34,24 @@ pub struct Embedder {
     dims: usize,
     batch_size: usize,
     max_length: usize,
+    nice: i32,
 }
 
 impl Embedder {
     /// Loads onnxruntime (if not yet loaded, from `ORT_DYLIB_PATH`) and the
     /// model, and checks the model answers with `dims` values.
+    ///
+    /// With `config.nice`, the session is built on a niced thread, so its
+    /// intra-op threads run nice ([`crate::priority`]).
     pub fn new(config: EmbedderConfig) -> Result<Self, EmbedError> {
         config.validate()?;
-        let loaded = model::load(&config)?;
+        crate::priority::on_niced_thread(config.nice, || Self::build(&config)).map_err(|e| {
+            EmbedError::model(format!("cannot start a thread to load the model on: {e}"))
+        })?
+    }
+
+    fn build(config: &EmbedderConfig) -> Result<Self, EmbedError> {
+        let loaded = model::load(config)?;
         let mut counter = loaded.embedding.tokenizer.clone();
         counter.with_padding(None);
         counter
@@ -54,6 +64,7 @@ impl Embedder {
             dims: loaded.dims,
             batch_size: config.batch_size,
             max_length: config.max_length,
+            nice: config.nice,
         };
         // One tiny run: catches a graph whose output is not the hidden
         // state we pool (wrong dims), and warms onnxruntime up before the
@@ -90,6 +101,12 @@ impl Embedder {
 
     pub fn batch_size(&self) -> usize {
         self.batch_size
+    }
+
+    /// The nice value its threads run at; a thread calling
+    /// [`Embedder::embed`] should run at it too ([`crate::batcher`]'s do).
+    pub fn nice(&self) -> i32 {
+        self.nice
     }
 
     /// Word pieces in `text` as the model would see them, special tokens

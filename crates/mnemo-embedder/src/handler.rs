@@ -4,7 +4,9 @@
 //! - Every delivery in flight (up to `concurrency` documents) submits its
 //!   texts to one [`Batcher`]: batches are cut across documents, by length,
 //!   within a padded-token budget, and the model runs back to back while
-//!   any document waits (see [`crate::batcher`]).
+//!   any document waits (see [`crate::batcher`]). An owner arriving beside
+//!   another owner's work gets a second, express session's queue, so its
+//!   model calls run beside the other's (see [`crate::express`]).
 //! - The queue keys texts by (model id, SHA-256 of the text): identical
 //!   text is embedded once per process, whether it comes again later
 //!   (cache) or at the same time from another document (shared). Nothing is
@@ -28,6 +30,7 @@ use tracing::Instrument;
 
 use crate::batcher::{Batcher, TextToEmbed};
 use crate::error::EmbedderError;
+use crate::express::Queues;
 use crate::{Embedder, EmbedderServiceConfig};
 
 /// Vectors per `ChunksEmbedded` message: 64 × 384 f32s as base64 are
@@ -45,7 +48,7 @@ struct Todo {
 pub struct EmbedderService {
     executor: CommandExecutor<Document>,
     model: Arc<Embedder>,
-    batcher: Batcher,
+    queues: Queues,
     heartbeat: std::time::Duration,
 }
 
@@ -53,7 +56,12 @@ impl EmbedderService {
     /// Builds the service and starts its batching task (needs a tokio
     /// runtime).
     pub fn new(bus: &Bus, config: &EmbedderServiceConfig) -> Arc<Self> {
-        let (batcher, _task) = Batcher::start(config.model.clone(), config.plan);
+        let (main, _task) = Batcher::start(config.model.clone(), config.plan);
+        let express = config
+            .express
+            .clone()
+            .map(|m| Batcher::start(m, crate::express::plan(config.plan)).0);
+        let queues = Queues::new(main, express);
         Arc::new(Self {
             executor: CommandExecutor::new(
                 JetStreamEventStore::new(bus, "doc", 10_000),
@@ -61,14 +69,19 @@ impl EmbedderService {
                 RetryPolicy::default(),
             ),
             model: config.model.clone(),
-            batcher,
+            queues,
             heartbeat: heartbeat_every(config.ack_wait),
         })
     }
 
-    /// What the queue has done so far (cache hits, shared, embedded, ...).
+    /// What the main queue has done so far (cache hits, shared, embedded, ...).
     pub fn stats(&self) -> &crate::batcher::BatcherStats {
-        self.batcher.stats()
+        self.queues.main().stats()
+    }
+
+    /// What the express queue has done so far, when there is one.
+    pub fn express_stats(&self) -> Option<&crate::batcher::BatcherStats> {
+        self.queues.express().map(Batcher::stats)
     }
 
     /// Appends `vectors` as one `ChunksEmbedded`.
@@ -126,7 +139,9 @@ impl EmbedderService {
         let mut remaining = missing.len();
         // The owner's lane (the aggregate id is `<owner token>.<document>`).
         let owner = aggregate.split_once('.').map_or(aggregate, |(o, _)| o);
-        let mut results = self.batcher.submit_in(owner, texts)?;
+        let mut place = self.queues.submit(owner, texts)?;
+        tracing::debug!(route = ?place.route, "texts queued");
+        let results = &mut place.results;
         while remaining > 0 || !ready.is_empty() {
             // Append whenever a full event's worth is ready (or at the end).
             if ready.len() >= VECTORS_PER_EVENT || (remaining == 0 && !ready.is_empty()) {

@@ -29,6 +29,11 @@
 //!   service's, with the consumer outcome of each), each with its `kind()`.
 //! - [`batcher`]: one queue in front of the model; length-sorted batches
 //!   across documents within a padded-token budget.
+//! - [`express`]: the main queue and the express one (a second session for
+//!   owners who would wait behind another owner's batch), and the rule
+//!   that picks between them.
+//! - [`priority`]: running bulk model threads nice, so waiting people
+//!   get the cores first.
 //! - [`handler`]: the service's consumer handler (cache, queue, progress).
 //! - [`backfill`]: re-embedding indexed runs with another model, with
 //!   progress, stop and resume.
@@ -49,9 +54,11 @@ pub mod batcher;
 pub mod config;
 pub mod embedder;
 pub mod error;
+pub mod express;
 pub mod fetch;
 pub mod handler;
 pub mod model;
+pub mod priority;
 pub mod runtime;
 
 pub use config::{EmbedderArgs, EmbedderConfig, EmbedderServiceConfig, ModelSource};

@@ -117,12 +117,22 @@ pub async fn stop_signal() {
     let _ = ctrl_c.await;
 }
 
-/// Loads an embedding model off the async threads.
-async fn load_model(args: &ServeArgs, dir: PathBuf) -> Result<Arc<mnemo_embedder::Embedder>> {
-    let config = args
+/// Loads a session of an embedding model off the async threads, with
+/// `threads` intra-op threads (None: `--embed-threads`) running at `nice`.
+async fn load_model(
+    args: &ServeArgs,
+    dir: PathBuf,
+    threads: Option<usize>,
+    nice: i32,
+) -> Result<Arc<mnemo_embedder::Embedder>> {
+    let mut config = args
         .embedder
         .config(dir)
-        .with_max_length(args.model.max_tokens);
+        .with_max_length(args.model.max_tokens)
+        .with_nice(nice);
+    if let Some(t) = threads {
+        config = config.with_threads(t);
+    }
     let model = tokio::task::spawn_blocking(move || mnemo_embedder::Embedder::new(config))
         .await?
         .map_err(|e| anyhow::anyhow!(e.report()))?;
@@ -187,19 +197,22 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
                 .context("chunker")
         });
     }
-    // One model per process, shared by the embedder service and search.
-    let model = if runs(Service::Embedder) {
-        Some(load_model(&args, args.model.model_dir("the embedder")?).await?)
-    } else if let (true, Some(dir)) = (runs(Service::Api), &args.model.model_dir) {
-        Some(load_model(&args, dir.clone()).await?)
-    } else {
-        None
-    };
-    if let Some(model) = &model {
+    // The embedder service's session (and its express one), and the API's
+    // own for queries: a query never waits for a document's model call
+    // (`mnemo-bench load`, docs/benchmarks.md).
+    if runs(Service::Embedder) {
+        let dir = args.model.model_dir("the embedder")?;
+        // Documents are embedded nice; the express session (owners beside
+        // another's batch) and queries are not (`mnemo_embedder::priority`).
+        let nice = args.embedder.embed_nice;
+        let model = load_model(&args, dir.clone(), None, nice).await?;
         tracing::info!(model = model.model_id(), "embedding model loaded");
-    }
-    if let (true, Some(model)) = (runs(Service::Embedder), &model) {
-        let mut config = args.embedder.service(model.clone());
+        let express = if args.embedder.embed_express {
+            Some(load_model(&args, dir, None, 0).await?)
+        } else {
+            None
+        };
+        let mut config = args.embedder.service(model, express);
         config.fair = args.fair_share();
         let (bus, rx) = (bus_for(Role::Embedder).await?, stop_rx.clone());
         tasks.spawn(async move {
@@ -211,9 +224,15 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     if runs(Service::Api) {
         let secret = crate::secret::load(global, args.jwt_secret.as_deref(), true)?;
         // The API embeds queries with any of its models; one serves.
-        let mut embedders: Vec<Arc<mnemo_embedder::Embedder>> = model.iter().cloned().collect();
+        let mut embedders: Vec<Arc<mnemo_embedder::Embedder>> = Vec::new();
+        let threads = Some(args.api.search_threads);
+        if let Some(dir) = &args.model.model_dir {
+            let model = load_model(&args, dir.clone(), threads, 0).await?;
+            tracing::info!(model = model.model_id(), "model loaded for search");
+            embedders.push(model);
+        }
         for dir in &args.api.extra_model_dir {
-            let extra = load_model(&args, dir.clone()).await?;
+            let extra = load_model(&args, dir.clone(), threads, 0).await?;
             tracing::info!(model = extra.model_id(), "extra model loaded for search");
             embedders.push(extra);
         }
