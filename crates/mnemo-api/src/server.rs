@@ -40,7 +40,7 @@ pub const UPLOAD_WINDOW: u32 = 4 * 1024 * 1024;
 /// and the API's reads had one core of PostgreSQL (`mnemo-bench load`,
 /// docs/benchmarks.md). A caller gets the session fewest callers hold now
 /// (an unopened one counts as none), so a burst spreads over the pool and
-/// an idle server keeps one session.
+/// a quiet server opens only one. Sessions stay open once opened.
 pub struct ReadDb {
     url: String,
     namespace: mnemo_bus::Namespace,

@@ -416,6 +416,9 @@ async fn drain<M: Model>(
 ) {
     let max_texts = plan.max_texts.min(model.batch_size()).max(1);
     let worker = Worker::start(model.clone());
+    if let Err(e) = &worker {
+        tracing::error!(error = %e.report(), "the embedding queue has no model thread: every text will fail");
+    }
     let mut q = Queue {
         model,
         plan,
@@ -488,7 +491,9 @@ async fn drain<M: Model>(
 /// length, cut within the padded-token budget. With several: the other
 /// lanes' texts first, in batches of their own, then the largest lane's —
 /// so a small upload beside a big one gets a small batch (fast) that runs
-/// next, not a full batch padded out with the big one's texts.
+/// next, not a full batch padded out with the big one's texts. A lane is
+/// the largest only with more texts in the window than any other: when
+/// the most are tied, the window is cut by length alone.
 fn cut(
     mut window: Vec<Queued>,
     budget: usize,

@@ -39,9 +39,10 @@ pub struct EmbedderArgs {
     /// memory, not less: docs/benchmarks.md, *Abuse*).
     #[arg(long, env = "MNEMO_EMBED_ARENA", default_value_t = true, action = clap::ArgAction::Set)]
     pub embed_arena: bool,
-    /// Nice value (0..=19) of the main model session's threads: documents
-    /// are embedded with what queries, the API and the express session
-    /// leave of the cores (alone, at full speed). 0: the process's priority.
+    /// How much nicer (0..=19, added to the process's nice value) the main
+    /// model session's threads run: documents are embedded with what
+    /// queries, the API and the express session leave of the cores (alone,
+    /// at full speed). 0: the process's priority.
     #[arg(long, env = "MNEMO_EMBED_NICE", default_value_t = DEFAULT_NICE, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub embed_nice: i32,
     /// A second model session for owners whose documents would wait behind
@@ -49,7 +50,9 @@ pub struct EmbedderArgs {
     /// `mnemo_embedder::express`).
     #[arg(long, env = "MNEMO_EMBED_EXPRESS", default_value_t = true, action = clap::ArgAction::Set)]
     pub embed_express: bool,
-    /// Documents the embedder works on at once (all feed one batching queue).
+    /// Documents the embedder works on at once (all feed its batching
+    /// queues: the main one and, for owners beside another's batch, the
+    /// express one).
     #[arg(long, env = "MNEMO_EMBED_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
     pub embed_concurrency: usize,
     /// How long a delivery may go unacknowledged before JetStream hands it
@@ -104,7 +107,7 @@ pub struct EmbedderServiceConfig {
     /// A second session of the same model for owners arriving beside
     /// another owner's work (`crate::express`); None: one queue.
     pub express: Option<Arc<Embedder>>,
-    /// Deliveries in flight at once, all feeding one batching queue.
+    /// Deliveries in flight at once, all feeding the batching queues.
     pub concurrency: usize,
     pub plan: BatchPlan,
     /// JetStream's ack wait for the embedder's consumer.
@@ -184,8 +187,8 @@ pub struct EmbedderConfig {
     /// peak is lower than the allocator's without it; docs/benchmarks.md,
     /// *Abuse*).
     pub arena: bool,
-    /// The session's threads run at this nice value (0: as the process;
-    /// see [`crate::priority`]).
+    /// The session's threads run this much nicer than the thread that
+    /// builds it (0: the same; see [`crate::priority`]).
     pub nice: i32,
 }
 

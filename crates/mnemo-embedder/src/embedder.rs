@@ -42,12 +42,31 @@ impl Embedder {
     /// model, and checks the model answers with `dims` values.
     ///
     /// With `config.nice`, the session is built on a niced thread, so its
-    /// intra-op threads run nice ([`crate::priority`]).
+    /// intra-op threads run nice ([`crate::priority`]). The first run is
+    /// made here, on the caller's thread: the tokenizer's shared thread pool
+    /// (rayon's, started on first use) must not inherit the nice value, or
+    /// every session's tokenizing would run nice.
     pub fn new(config: EmbedderConfig) -> Result<Self, EmbedError> {
         config.validate()?;
-        crate::priority::on_niced_thread(config.nice, || Self::build(&config)).map_err(|e| {
-            EmbedError::model(format!("cannot start a thread to load the model on: {e}"))
-        })?
+        let embedder = crate::priority::on_niced_thread(config.nice, || Self::build(&config))
+            .map_err(|e| {
+                EmbedError::model(format!("cannot start a thread to load the model on: {e}"))
+            })??;
+        // One tiny run: catches a graph whose output is not the hidden
+        // state we pool (wrong dims), and warms onnxruntime up before the
+        // first real batch.
+        embedder.embed(&["mnemo".to_string()]).map_err(|e| {
+            EmbedError::model(format!("the model failed its first run: {}", e.report()))
+        })?;
+        tracing::info!(
+            model_id = %embedder.model_id,
+            dims = embedder.dims,
+            batch_size = embedder.batch_size,
+            max_length = embedder.max_length,
+            nice = embedder.nice,
+            "embedder ready"
+        );
+        Ok(embedder)
     }
 
     fn build(config: &EmbedderConfig) -> Result<Self, EmbedError> {
@@ -66,19 +85,6 @@ impl Embedder {
             max_length: config.max_length,
             nice: config.nice,
         };
-        // One tiny run: catches a graph whose output is not the hidden
-        // state we pool (wrong dims), and warms onnxruntime up before the
-        // first real batch.
-        embedder.embed(&["mnemo".to_string()]).map_err(|e| {
-            EmbedError::model(format!("the model failed its first run: {}", e.report()))
-        })?;
-        tracing::info!(
-            model_id = %embedder.model_id,
-            dims = embedder.dims,
-            batch_size = embedder.batch_size,
-            max_length = embedder.max_length,
-            "embedder ready"
-        );
         Ok(embedder)
     }
 
@@ -103,8 +109,9 @@ impl Embedder {
         self.batch_size
     }
 
-    /// The nice value its threads run at; a thread calling
-    /// [`Embedder::embed`] should run at it too ([`crate::batcher`]'s do).
+    /// How much nicer than its builder its threads run; a thread calling
+    /// [`Embedder::embed`] should run that much nicer too
+    /// ([`crate::batcher`]'s do).
     pub fn nice(&self) -> i32 {
         self.nice
     }

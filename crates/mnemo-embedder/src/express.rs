@@ -12,8 +12,9 @@
 //! process's priority, so the learner's call gets most of them.
 //!
 //! The rule, per document: its texts go to the express queue when the main
-//! queue holds another owner's texts and none of this owner's; otherwise
-//! to the main queue. So one owner alone, or a batch owner, always uses the
+//! queue holds another owner's texts and none of this owner's, and this
+//! owner has no other document in the express queue
+//! ([`EXPRESS_PER_OWNER`]); otherwise to the main queue. So one owner alone, or a batch owner, always uses the
 //! main session (the express one idles), and a second owner arriving
 //! beside a batch gets the express one until the main queue is theirs too.
 //! Both sessions are the same model with the same options, so a text gets
@@ -35,15 +36,32 @@ pub fn plan(main: BatchPlan) -> BatchPlan {
     }
 }
 
-/// Submissions each owner has in the main queue now.
-type InMain = Arc<Mutex<HashMap<Arc<str>, usize>>>;
+/// Submissions each owner has in the main queue, and in the express one.
+#[derive(Default)]
+struct Counts {
+    main: HashMap<Arc<str>, usize>,
+    express: HashMap<Arc<str>, usize>,
+}
 
-/// The main queue, an optional express queue, and who holds the main one.
+impl Counts {
+    fn of(&mut self, route: Route) -> &mut HashMap<Arc<str>, usize> {
+        match route {
+            Route::Main => &mut self.main,
+            Route::Express => &mut self.express,
+        }
+    }
+}
+
+/// An owner's documents in the express queue at once, at most: the rest
+/// go to the main one, so an owner with a big batch who arrived beside
+/// another cannot make the express queue a second, un-niced main queue.
+pub const EXPRESS_PER_OWNER: usize = 1;
+
+/// The main queue, an optional express queue, and who holds which.
 pub struct Queues {
     main: Batcher,
     express: Option<Batcher>,
-    /// Documents (submissions) each owner has in the main queue now.
-    in_main: InMain,
+    counts: Arc<Mutex<Counts>>,
 }
 
 /// Which queue a submission went to.
@@ -53,23 +71,30 @@ pub enum Route {
     Express,
 }
 
-/// A submission's place: its results, and (for the main queue) the count
-/// it holds there, given back when the place is dropped.
+/// A submission: its results, its queue, and its [`Hold`].
 pub struct Place {
     pub results: Results,
     pub route: Route,
-    held: Option<(InMain, Arc<str>)>,
+    pub hold: Hold,
 }
 
-impl Drop for Place {
+/// The count a submission holds in its queue, given back when dropped:
+/// drop it once every result is in (what follows, appending, is not the
+/// model's work).
+pub struct Hold {
+    counts: Arc<Mutex<Counts>>,
+    route: Route,
+    owner: Arc<str>,
+}
+
+impl Drop for Hold {
     fn drop(&mut self) {
-        if let Some((in_main, owner)) = self.held.take() {
-            let mut in_main = in_main.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(n) = in_main.get_mut(&owner) {
-                *n -= 1;
-                if *n == 0 {
-                    in_main.remove(&owner);
-                }
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let of = counts.of(self.route);
+        if let Some(n) = of.get_mut(&self.owner) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                of.remove(&self.owner);
             }
         }
     }
@@ -80,19 +105,24 @@ impl Queues {
         Self {
             main,
             express,
-            in_main: Arc::default(),
+            counts: Arc::default(),
         }
     }
 
     /// Where `owner`'s next submission goes (see the module doc).
     pub fn route(&self, owner: &str) -> Route {
-        let in_main = self.in_main.lock().unwrap_or_else(PoisonError::into_inner);
-        Self::route_in(&in_main, self.express.is_some(), owner)
+        let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        self.route_in(&counts, owner)
     }
 
-    fn route_in(in_main: &HashMap<Arc<str>, usize>, express: bool, owner: &str) -> Route {
-        let others_there = in_main.keys().any(|o| &**o != owner);
-        if express && others_there && !in_main.contains_key(owner) {
+    fn route_in(&self, counts: &Counts, owner: &str) -> Route {
+        let others_in_main = counts.main.keys().any(|o| &**o != owner);
+        let express_room = counts.express.get(owner).copied().unwrap_or(0) < EXPRESS_PER_OWNER;
+        if self.express.is_some()
+            && others_in_main
+            && !counts.main.contains_key(owner)
+            && express_room
+        {
             Route::Express
         } else {
             Route::Main
@@ -100,27 +130,25 @@ impl Queues {
     }
 
     /// Queues `texts` in `owner`'s lane of the queue [`Queues::route`]
-    /// picks; keep the [`Place`] until every result is in.
+    /// picks; keep the [`Place`]'s hold until every result is in.
     pub fn submit(&self, owner: &str, texts: Vec<TextToEmbed>) -> Result<Place, EmbedError> {
-        let mut in_main = self.in_main.lock().unwrap_or_else(PoisonError::into_inner);
-        let route = Self::route_in(&in_main, self.express.is_some(), owner);
-        match &self.express {
-            Some(express) if route == Route::Express => Ok(Place {
-                results: express.submit_in(owner, texts)?,
-                route: Route::Express,
-                held: None,
-            }),
-            _ => {
-                let results = self.main.submit_in(owner, texts)?;
-                let owner: Arc<str> = Arc::from(owner);
-                *in_main.entry(owner.clone()).or_default() += 1;
-                Ok(Place {
-                    results,
-                    route: Route::Main,
-                    held: Some((self.in_main.clone(), owner)),
-                })
-            }
-        }
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let route = self.route_in(&counts, owner);
+        let results = match (&self.express, route) {
+            (Some(express), Route::Express) => express.submit_in(owner, texts)?,
+            _ => self.main.submit_in(owner, texts)?,
+        };
+        let owner: Arc<str> = Arc::from(owner);
+        *counts.of(route).entry(owner.clone()).or_default() += 1;
+        Ok(Place {
+            results,
+            route,
+            hold: Hold {
+                counts: self.counts.clone(),
+                route,
+                owner,
+            },
+        })
     }
 
     /// The main queue (its stats are the service's).
@@ -183,13 +211,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_owner_gets_one_express_document_at_a_time() {
+        let q = queues(true);
+        let _batch = q.submit("batch", text("a")).expect("queued");
+        let first = q.submit("second", text("b")).expect("queued");
+        assert_eq!(first.route, Route::Express);
+        // A second batch owner's next documents go to the main queue
+        let next = q.submit("second", text("c")).expect("queued");
+        assert_eq!(next.route, Route::Main);
+        // and, once its express document is done, stay there while it
+        // has work in the main queue.
+        drop(first.hold);
+        assert_eq!(q.route("second"), Route::Main);
+        drop(next);
+        assert_eq!(q.route("second"), Route::Express);
+    }
+
+    #[tokio::test]
     async fn an_owner_with_work_in_the_main_queue_stays_there() {
         let q = queues(true);
         let _first = q.submit("a", text("x")).expect("queued");
         let _other = q.submit("b", text("y")).expect("queued"); // express
         let again = q.submit("a", text("z")).expect("queued");
         assert_eq!(again.route, Route::Main);
-        assert_eq!(q.route("b"), Route::Express);
     }
 
     #[tokio::test]

@@ -139,9 +139,9 @@ impl EmbedderService {
         let mut remaining = missing.len();
         // The owner's lane (the aggregate id is `<owner token>.<document>`).
         let owner = aggregate.split_once('.').map_or(aggregate, |(o, _)| o);
-        let mut place = self.queues.submit(owner, texts)?;
+        let place = self.queues.submit(owner, texts)?;
         tracing::debug!(route = ?place.route, "texts queued");
-        let results = &mut place.results;
+        let (mut results, mut hold) = (place.results, Some(place.hold));
         while remaining > 0 || !ready.is_empty() {
             // Append whenever a full event's worth is ready (or at the end).
             if ready.len() >= VECTORS_PER_EVENT || (remaining == 0 && !ready.is_empty()) {
@@ -159,7 +159,12 @@ impl EmbedderService {
                 vector: embedded.vector,
             });
             remaining -= 1;
+            if remaining == 0 {
+                // The model's part is done: the queue is free for others.
+                hold = None;
+            }
         }
+        drop(hold);
         Ok(())
     }
 }

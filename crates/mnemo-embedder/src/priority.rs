@@ -10,24 +10,34 @@
 //! its threads' priority, never raise it back, which is why niced work gets
 //! threads of its own and never borrows a shared pool's.
 
-/// Lowers the calling thread's priority to `nice` (0..=19; 0 does nothing).
-/// Failure is logged and ignored: priority is a preference, not a need.
+/// Lowers the calling thread's priority by `nice` (0..=19, added to its
+/// current nice value, at most 19; 0 does nothing). Relative, so a process
+/// started nice stays at least as nice, even where it could raise its
+/// priority (root). Failure is logged and ignored: priority is a
+/// preference, not a need.
 pub fn nice_this_thread(nice: i32) {
     if nice <= 0 {
         return;
     }
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: setpriority only reads its integer arguments; on Linux,
-        // PRIO_PROCESS with who = 0 is the calling thread.
-        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice.min(19)) };
+        // SAFETY: getpriority and setpriority only read their integer
+        // arguments; on Linux, PRIO_PROCESS with who = 0 is the calling
+        // thread. (getpriority's -1 is also a valid value; read as such, the
+        // result is still never below the current value's -1 + nice.)
+        let current = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        let target = current.saturating_add(nice).min(19);
+        if target <= current {
+            return;
+        }
+        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, target) };
         if rc != 0 {
-            tracing::warn!(nice, error = %std::io::Error::last_os_error(), "cannot lower the model thread's priority");
+            tracing::warn!(nice = target, error = %std::io::Error::last_os_error(), "cannot lower the model thread's priority");
         }
     }
 }
 
-/// Runs `f` on a new thread with priority `nice`, so the threads it starts
+/// Runs `f` on a new thread `nice` lower in priority, so the threads it starts
 /// (onnxruntime's intra-op pool, when it builds a session) inherit it.
 /// Fails only when no thread can be started.
 pub fn on_niced_thread<T: Send>(nice: i32, f: impl FnOnce() -> T + Send) -> std::io::Result<T> {
@@ -67,7 +77,7 @@ mod tests {
     #[test]
     fn a_niced_thread_and_the_threads_it_starts_run_nice() {
         let before = nice_of_this_thread();
-        // 19, the lowest priority, which any thread may take.
+        // 19 more: the lowest priority, which any thread may take.
         let (inside, child) = on_niced_thread(19, || {
             let child = std::thread::spawn(nice_of_this_thread)
                 .join()
