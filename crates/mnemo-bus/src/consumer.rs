@@ -525,6 +525,7 @@ async fn run_fair<H: Handler>(
                 .await
             {
                 Ok(b) => {
+                    tracing::trace!(service = %spec.service, wanted, held = window.len(), "pulling");
                     batch = Some(b);
                     retry_pull_at = None;
                 }
@@ -552,7 +553,10 @@ async fn run_fair<H: Handler>(
                         // Not for this service: acknowledged now, so the
                         // window holds only work.
                         Ok(d) if !handler.wants(&d) => d.ack_unwanted().await,
-                        Ok(d) => window.hold(d),
+                        Ok(d) => {
+                            tracing::trace!(service = %spec.service, seq = d.stream_sequence, "held");
+                            window.hold(d);
+                        }
                         Err(e) => tracing::error!(error = %e, "dropping a non-JetStream message"),
                     }
                 }
@@ -560,7 +564,10 @@ async fn run_fair<H: Handler>(
                     tracing::debug!(service = %spec.service, error = %e, "pull ended");
                     batch = None;
                 }
-                None => batch = None,
+                None => {
+                    tracing::trace!(service = %spec.service, held = window.len(), "pull done");
+                    batch = None;
+                }
             },
             // A worker finishing frees a place for the window's next.
             Some(_) = in_hand.join_next(), if has_waiting => {}
