@@ -84,12 +84,19 @@ pub async fn run(
     let service = handler::EmbedderService::new(&bus, &config);
     let result = mnemo_bus::consumer::run(&bus, spec, service.clone(), shutdown).await;
     let (cache_hits, shared, embedded, batches, failed) = service.stats().snapshot();
+    // What the express session took (owners beside another's batch).
+    let (_, _, express_embedded, express_batches, _) = service
+        .express_stats()
+        .map(|s| s.snapshot())
+        .unwrap_or_default();
     tracing::info!(
         cache_hits,
         shared,
         embedded,
         batches,
         failed,
+        express_embedded,
+        express_batches,
         "embedder stopped"
     );
     Ok(result?)
