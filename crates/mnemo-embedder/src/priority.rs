@@ -19,22 +19,44 @@ pub fn nice_this_thread(nice: i32) {
     if nice <= 0 {
         return;
     }
+    if let Some(current) = this_threads_nice() {
+        nice_this_thread_to(current.saturating_add(nice));
+    }
+}
+
+/// The calling thread's nice value (None where threads have none).
+pub fn this_threads_nice() -> Option<i32> {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: getpriority and setpriority only read their integer
-        // arguments; on Linux, PRIO_PROCESS with who = 0 is the calling
-        // thread. (getpriority's -1 is also a valid value; read as such, the
-        // result is still never below the current value's -1 + nice.)
-        let current = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
-        let target = current.saturating_add(nice).min(19);
-        if target <= current {
+        // SAFETY: getpriority only reads its integer arguments; on Linux,
+        // PRIO_PROCESS with who = 0 is the calling thread. (Its -1 is also
+        // a valid nice value, read as such.)
+        Some(unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) })
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+/// Sets the calling thread's nice value to `target` (at most 19) if that is
+/// nicer than it is now; never raises its priority. For threads that must
+/// sit at one level whatever the thread that started them (a runtime's
+/// threads are started by each other: relative steps would add up).
+pub fn nice_this_thread_to(target: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        let target = target.min(19);
+        if this_threads_nice().is_some_and(|current| target <= current) {
             return;
         }
+        // SAFETY: setpriority only reads its integer arguments; on Linux,
+        // PRIO_PROCESS with who = 0 is the calling thread.
         let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, target) };
         if rc != 0 {
-            tracing::warn!(nice = target, error = %std::io::Error::last_os_error(), "cannot lower the model thread's priority");
+            tracing::warn!(nice = target, error = %std::io::Error::last_os_error(), "cannot lower the thread's priority");
         }
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = target;
 }
 
 /// Runs `f` on a new thread `nice` lower in priority, so the threads it starts
@@ -88,5 +110,29 @@ mod tests {
         assert_eq!((inside, child), (19, 19));
         // The caller keeps its own priority.
         assert_eq!(nice_of_this_thread(), before);
+    }
+
+    #[test]
+    fn a_level_is_absolute_so_threads_started_from_each_other_do_not_add_up() {
+        let before = nice_of_this_thread();
+        let level = (before + 3).min(19);
+        let (outer, inner) = std::thread::spawn(move || {
+            nice_this_thread_to(level);
+            // A thread started from a thread at the level, set to the level
+            // again (as a runtime's on_thread_start does), stays there.
+            let inner = std::thread::spawn(move || {
+                nice_this_thread_to(level);
+                nice_of_this_thread()
+            })
+            .join()
+            .expect("joins");
+            // Never back up: a lower target leaves the thread where it is.
+            nice_this_thread_to(before);
+            (nice_of_this_thread(), inner)
+        })
+        .join()
+        .expect("joins");
+        assert_eq!((outer, inner), (level, level));
+        assert_eq!(this_threads_nice(), Some(before));
     }
 }

@@ -45,6 +45,13 @@ pub struct ServeArgs {
     /// does not hold up another's upload (0: stream order, no read-ahead).
     #[arg(long, env = "MNEMO_READ_AHEAD", default_value_t = mnemo_bus::fair::FairShare::default().window)]
     pub read_ahead: usize,
+    /// How much nicer than the API the extractor, chunker and projector
+    /// run (their async and blocking threads, and the extractor's worker
+    /// processes): a batch's intake then never takes the cores from a
+    /// request or from a learner's upload beside the batch (0: the same
+    /// priority; relative to the process).
+    #[arg(long, env = "MNEMO_PIPELINE_NICE", default_value_t = 10)]
+    pub pipeline_nice: i32,
 }
 
 impl ServeArgs {
@@ -139,8 +146,42 @@ async fn load_model(
     Ok(Arc::new(model))
 }
 
+/// The runtime the extractor, chunker and projector run on: its threads
+/// (async and blocking, and the processes they start) run `nice` below the
+/// process's, so the API, the embedder's express session and queries come
+/// first when a batch is taken in (`mnemo-bench fairness`, decision 019).
+fn pipeline_runtime(nice: i32) -> Result<tokio::runtime::Runtime> {
+    use mnemo_embedder::priority;
+    // One level for every thread, however they start each other.
+    let level = priority::this_threads_nice().map(|base| base.saturating_add(nice.max(0)));
+    tokio::runtime::Builder::new_multi_thread()
+        .thread_name("mnemo-pipeline")
+        .enable_all()
+        .on_thread_start(move || {
+            if let Some(level) = level {
+                priority::nice_this_thread_to(level);
+            }
+        })
+        .build()
+        .context("starting the pipeline's threads")
+}
+
+/// Runs `service` on `pipeline` (its bus connected there too, so its
+/// messages are read at the pipeline's priority), as a task of `tasks`.
+fn spawn_on<F>(
+    pipeline: &tokio::runtime::Runtime,
+    tasks: &mut tokio::task::JoinSet<Result<()>>,
+    service: F,
+) where
+    F: std::future::Future<Output = Result<()>> + Send + 'static,
+{
+    let handle = pipeline.spawn(service);
+    tasks.spawn(async move { handle.await.context("the service panicked")? });
+}
+
 pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     let runs = |s: Service| args.service == Service::All || args.service == s;
+    let pipeline = pipeline_runtime(args.pipeline_nice)?;
     let ns = Namespace::new(&args.backend.namespace)?;
     // Each service signs in to NATS as its own role (`nats.conf`), even
     // when they share this process.
@@ -168,9 +209,9 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             .await
             .context("preparing PostgreSQL (try `mnemo doctor`)")?;
         if runs(Service::Projector) {
-            let (bus, rx) = (bus_for(Role::Projector).await?, stop_rx.clone());
-            tasks.spawn(async move {
-                mnemo_projector::run(bus, config, stopped(rx))
+            let (bus, rx) = (bus_for(Role::Projector), stop_rx.clone());
+            spawn_on(&pipeline, &mut tasks, async move {
+                mnemo_projector::run(bus.await?, config, stopped(rx))
                     .await
                     .context("projector")
             });
@@ -179,9 +220,9 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     if runs(Service::Extractor) {
         let mut config = args.extractor.config();
         config.fair = args.fair_share();
-        let (bus, rx) = (bus_for(Role::Extractor).await?, stop_rx.clone());
-        tasks.spawn(async move {
-            mnemo_extractor::run(bus, config, stopped(rx))
+        let (bus, rx) = (bus_for(Role::Extractor), stop_rx.clone());
+        spawn_on(&pipeline, &mut tasks, async move {
+            mnemo_extractor::run(bus.await?, config, stopped(rx))
                 .await
                 .context("extractor")
         });
@@ -190,9 +231,9 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         let dir = args.model.model_dir("the chunker")?;
         let mut config = args.chunker.config(dir, args.model.max_tokens)?;
         config.fair = args.fair_share();
-        let (bus, rx) = (bus_for(Role::Chunker).await?, stop_rx.clone());
-        tasks.spawn(async move {
-            mnemo_chunker::run(bus, config, stopped(rx))
+        let (bus, rx) = (bus_for(Role::Chunker), stop_rx.clone());
+        spawn_on(&pipeline, &mut tasks, async move {
+            mnemo_chunker::run(bus.await?, config, stopped(rx))
                 .await
                 .context("chunker")
         });
@@ -266,5 +307,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             code = ExitCode::FAILURE;
         }
     }
+    // Its services have ended; what is left (idle connections) goes with it.
+    pipeline.shutdown_background();
     Ok(code)
 }
