@@ -47,10 +47,10 @@ pub struct ServeArgs {
     pub read_ahead: usize,
     /// How much nicer than the API the extractor, chunker and projector
     /// run (their async and blocking threads, and the extractor's worker
-    /// processes): a batch's intake then never takes the cores from a
-    /// request or from a learner's upload beside the batch (0: the same
-    /// priority; relative to the process).
-    #[arg(long, env = "MNEMO_PIPELINE_NICE", default_value_t = 10)]
+    /// processes): a batch's intake gives way to requests and to a
+    /// learner's upload beside the batch (0: the same priority; relative
+    /// to the process).
+    #[arg(long, env = "MNEMO_PIPELINE_NICE", default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub pipeline_nice: i32,
 }
 
@@ -150,38 +150,52 @@ async fn load_model(
 /// (async and blocking, and the processes they start) run `nice` below the
 /// process's, so the API, the embedder's express session and queries come
 /// first when a batch is taken in (`mnemo-bench fairness`, decision 019).
-fn pipeline_runtime(nice: i32) -> Result<tokio::runtime::Runtime> {
-    use mnemo_embedder::priority;
-    // One level for every thread, however they start each other.
-    let level = priority::this_threads_nice().map(|base| base.saturating_add(nice.max(0)));
-    tokio::runtime::Builder::new_multi_thread()
-        .thread_name("mnemo-pipeline")
-        .enable_all()
-        .on_thread_start(move || {
-            if let Some(level) = level {
-                priority::nice_this_thread_to(level);
-            }
-        })
-        .build()
-        .context("starting the pipeline's threads")
+struct Pipeline(Option<tokio::runtime::Runtime>);
+
+impl Pipeline {
+    fn start(nice: i32) -> Result<Self> {
+        use mnemo_embedder::priority;
+        // One level for every thread, however they start each other.
+        let level = priority::this_threads_nice().map(|base| base.saturating_add(nice.max(0)));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name("mnemo-pipeline")
+            .enable_all()
+            .on_thread_start(move || {
+                if let Some(level) = level {
+                    priority::nice_this_thread_to(level);
+                }
+            })
+            .build()
+            .context("starting the pipeline's threads")?;
+        Ok(Self(Some(runtime)))
+    }
+
+    /// Runs `service` here (its bus connected here too, so its messages
+    /// are read at the pipeline's priority), as a task of `tasks`.
+    fn spawn<F>(&self, tasks: &mut tokio::task::JoinSet<Result<()>>, service: F)
+    where
+        F: std::future::Future<Output = Result<()>> + Send + 'static,
+    {
+        let Some(runtime) = &self.0 else { return };
+        let handle = runtime.spawn(service);
+        tasks.spawn(async move { handle.await.context("the service panicked")? });
+    }
 }
 
-/// Runs `service` on `pipeline` (its bus connected there too, so its
-/// messages are read at the pipeline's priority), as a task of `tasks`.
-fn spawn_on<F>(
-    pipeline: &tokio::runtime::Runtime,
-    tasks: &mut tokio::task::JoinSet<Result<()>>,
-    service: F,
-) where
-    F: std::future::Future<Output = Result<()>> + Send + 'static,
-{
-    let handle = pipeline.spawn(service);
-    tasks.spawn(async move { handle.await.context("the service panicked")? });
+impl Drop for Pipeline {
+    /// A runtime may not be dropped on another's thread (it would block);
+    /// by then its services have ended or `run` is returning an error, so
+    /// what is left goes without waiting.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     let runs = |s: Service| args.service == Service::All || args.service == s;
-    let pipeline = pipeline_runtime(args.pipeline_nice)?;
+    let pipeline = Pipeline::start(args.pipeline_nice)?;
     let ns = Namespace::new(&args.backend.namespace)?;
     // Each service signs in to NATS as its own role (`nats.conf`), even
     // when they share this process.
@@ -210,7 +224,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             .context("preparing PostgreSQL (try `mnemo doctor`)")?;
         if runs(Service::Projector) {
             let (bus, rx) = (bus_for(Role::Projector), stop_rx.clone());
-            spawn_on(&pipeline, &mut tasks, async move {
+            pipeline.spawn(&mut tasks, async move {
                 mnemo_projector::run(bus.await?, config, stopped(rx))
                     .await
                     .context("projector")
@@ -221,7 +235,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         let mut config = args.extractor.config();
         config.fair = args.fair_share();
         let (bus, rx) = (bus_for(Role::Extractor), stop_rx.clone());
-        spawn_on(&pipeline, &mut tasks, async move {
+        pipeline.spawn(&mut tasks, async move {
             mnemo_extractor::run(bus.await?, config, stopped(rx))
                 .await
                 .context("extractor")
@@ -232,7 +246,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         let mut config = args.chunker.config(dir, args.model.max_tokens)?;
         config.fair = args.fair_share();
         let (bus, rx) = (bus_for(Role::Chunker), stop_rx.clone());
-        spawn_on(&pipeline, &mut tasks, async move {
+        pipeline.spawn(&mut tasks, async move {
             mnemo_chunker::run(bus.await?, config, stopped(rx))
                 .await
                 .context("chunker")
@@ -307,7 +321,6 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             code = ExitCode::FAILURE;
         }
     }
-    // Its services have ended; what is left (idle connections) goes with it.
-    pipeline.shutdown_background();
+    drop(pipeline);
     Ok(code)
 }
