@@ -1,5 +1,5 @@
 //! CPU priority of model threads: bulk embedding runs *nice*, so the work a
-//! person waits for (queries, the API, the express session, the projector)
+//! person waits for (queries, the API, the express session)
 //! gets the cores first when both want them, and bulk gets whatever is left
 //! (issue 18: a search waited seconds behind a batch's model calls).
 //!

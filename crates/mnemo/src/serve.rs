@@ -170,8 +170,24 @@ impl Pipeline {
         Ok(Self(Some(runtime)))
     }
 
-    /// Runs `service` here (its bus connected here too, so its messages
-    /// are read at the pipeline's priority), as a task of `tasks`.
+    /// Connects a service's bus here, so its messages are read at the
+    /// pipeline's priority; a failure stops `serve` before anything else
+    /// starts, as on the main runtime.
+    async fn connect<F>(&self, bus: F) -> Result<Bus>
+    where
+        F: std::future::Future<Output = Result<Bus>> + Send + 'static,
+    {
+        let runtime = self
+            .0
+            .as_ref()
+            .context("the pipeline's threads have stopped")?;
+        runtime
+            .spawn(bus)
+            .await
+            .context("connecting to NATS panicked")?
+    }
+
+    /// Runs `service` here, as a task of `tasks`.
     fn spawn<F>(&self, tasks: &mut tokio::task::JoinSet<Result<()>>, service: F)
     where
         F: std::future::Future<Output = Result<()>> + Send + 'static,
@@ -223,9 +239,12 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             .await
             .context("preparing PostgreSQL (try `mnemo doctor`)")?;
         if runs(Service::Projector) {
-            let (bus, rx) = (bus_for(Role::Projector), stop_rx.clone());
+            let (bus, rx) = (
+                pipeline.connect(bus_for(Role::Projector)).await?,
+                stop_rx.clone(),
+            );
             pipeline.spawn(&mut tasks, async move {
-                mnemo_projector::run(bus.await?, config, stopped(rx))
+                mnemo_projector::run(bus, config, stopped(rx))
                     .await
                     .context("projector")
             });
@@ -234,9 +253,12 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     if runs(Service::Extractor) {
         let mut config = args.extractor.config();
         config.fair = args.fair_share();
-        let (bus, rx) = (bus_for(Role::Extractor), stop_rx.clone());
+        let (bus, rx) = (
+            pipeline.connect(bus_for(Role::Extractor)).await?,
+            stop_rx.clone(),
+        );
         pipeline.spawn(&mut tasks, async move {
-            mnemo_extractor::run(bus.await?, config, stopped(rx))
+            mnemo_extractor::run(bus, config, stopped(rx))
                 .await
                 .context("extractor")
         });
@@ -245,9 +267,12 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         let dir = args.model.model_dir("the chunker")?;
         let mut config = args.chunker.config(dir, args.model.max_tokens)?;
         config.fair = args.fair_share();
-        let (bus, rx) = (bus_for(Role::Chunker), stop_rx.clone());
+        let (bus, rx) = (
+            pipeline.connect(bus_for(Role::Chunker)).await?,
+            stop_rx.clone(),
+        );
         pipeline.spawn(&mut tasks, async move {
-            mnemo_chunker::run(bus.await?, config, stopped(rx))
+            mnemo_chunker::run(bus, config, stopped(rx))
                 .await
                 .context("chunker")
         });
