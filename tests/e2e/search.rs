@@ -207,3 +207,53 @@ async fn search_finds_what_was_indexed_after_postgresql_dropped_its_sessions() {
         );
     }
 }
+
+/// Snippets mark a word when its Snowball stem is a query lexeme
+/// (`mnemo_search::snippet`); the lexemes come from PostgreSQL. The two
+/// stemmers must agree, or snippets would miss the very words that made a
+/// hit: every distinct word of a real paper, each as a one-word query.
+#[tokio::test]
+async fn a_words_stem_is_postgresqls_lexeme() {
+    use mnemo_search::snippet::QueryWords;
+    let pages = mnemo_pdf::extract(mnemo_tests::corpus_pdf("med_bmc_health_services.pdf"))
+        .expect("the corpus paper extracts");
+    let mut words: Vec<String> = pages
+        .join(" ")
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect();
+    words.sort();
+    words.dedup();
+    assert!(words.len() > 300, "{} words", words.len());
+    let (db, conn) = tokio_postgres::connect(&mnemo_tests::database_url(), tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL");
+    tokio::spawn(conn);
+    let rows = db
+        .query(
+            "SELECT w, ARRAY(SELECT lexeme FROM unnest(to_tsvector('english', w)))
+               FROM unnest($1::text[]) w",
+            &[&words],
+        )
+        .await
+        .expect("lexemes");
+    let (mut compared, mut differ) = (0, Vec::new());
+    for row in rows {
+        let (word, lexemes): (String, Vec<String>) = (row.get(0), row.get(1));
+        if lexemes.is_empty() {
+            continue; // a stop word: never a query lexeme
+        }
+        compared += 1;
+        if !QueryWords::new(&lexemes).matches(&word) {
+            differ.push(format!("{word} → {lexemes:?}"));
+        }
+    }
+    assert!(compared > 300, "{compared} words compared");
+    // Found on this paper: none. A few in a thousand would still do.
+    assert!(
+        differ.len() * 1000 <= compared * 2,
+        "{} of {compared} words stem otherwise than in PostgreSQL: {differ:?}",
+        differ.len()
+    );
+}

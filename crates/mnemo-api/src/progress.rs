@@ -86,15 +86,29 @@ impl ProgressService for ProgressApi {
         };
         // Subscribe first: the history is read up to the position this
         // returns, and the queue holds everything after it.
-        let sub = self
+        // A following watcher of all the owner's documents may take the
+        // history the hub keeps; one that reads it offers it to the hub.
+        // (Others read the stream: a document or batch just uploaded may be
+        // in it before the hub has fanned it out, and must be found.)
+        let all = matches!(scope, Scope::All);
+        let mut sub = self
             .state
             .progress
-            .subscribe(&who.owner.token(), route)
+            .subscribe(&who.owner.token(), route, all && r.follow)
             .map_err(hub_status)?;
-        let history = history::read(&self.state.bus, &who.owner, &scope, sub.position)
-            .instrument(span.clone())
-            .await
-            .map_err(|e| status::from_bus_error(&e))?;
+        let history = match sub.cached.take() {
+            Some(kept) => history::kept(kept),
+            None => {
+                let read = history::read(&self.state.bus, &who.owner, &scope, sub.position)
+                    .instrument(span.clone())
+                    .await
+                    .map_err(|e| status::from_bus_error(&e))?;
+                if all {
+                    self.state.progress.remember(&sub, &read.messages);
+                }
+                read
+            }
+        };
         if history.documents == 0 {
             match scope {
                 Scope::Document(_) => return Err(Status::not_found("document not found")),

@@ -129,6 +129,7 @@ pub async fn run(global: &Global, bench: LoadBench) -> Result<ExitCode> {
             wait_indexed(o, id).await?;
         }
         let rss_start = rss_of(pid).unwrap_or(0);
+        eprintln!("the load runs for {} s", bench.seconds);
         let began = Instant::now();
         let until = began + Duration::from_secs(bench.seconds);
         let (watch, search, uploads) = (

@@ -13,8 +13,10 @@ use crate::error::EmbedError;
 use crate::Embedder;
 
 /// Nice value of the embedder service's main session by default (its
-/// express session, `crate::express`, runs at the process's priority).
+/// express session, `crate::express`, runs at [`DEFAULT_EXPRESS_NICE`]).
 pub const DEFAULT_NICE: i32 = 10;
+/// The express session's default `--embed-express-nice`.
+pub const DEFAULT_EXPRESS_NICE: i32 = 2;
 
 /// Documents in flight at once by default: enough that the batching queue
 /// never runs dry while one delivery appends its events.
@@ -50,6 +52,13 @@ pub struct EmbedderArgs {
     /// `mnemo_embedder::express`).
     #[arg(long, env = "MNEMO_EMBED_EXPRESS", default_value_t = true, action = clap::ArgAction::Set)]
     pub embed_express: bool,
+    /// How much nicer (0..=19, like `--embed-nice`) the express session's
+    /// threads run: between queries (the process's priority, so a
+    /// search never waits behind a document's model call) and the main
+    /// session (`--embed-nice`), so a learner's small upload still goes
+    /// ahead of another owner's batch.
+    #[arg(long, env = "MNEMO_EMBED_EXPRESS_NICE", default_value_t = DEFAULT_EXPRESS_NICE, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub embed_express_nice: i32,
     /// Documents the embedder works on at once (all feed its batching
     /// queues: the main one and, for owners beside another's batch, the
     /// express one).

@@ -8,8 +8,9 @@
 //! that batch's vectors (docs/benchmarks.md, *Fair sharing*). With an
 //! express session the small upload's call runs beside the big one and
 //! the OS shares the cores between them: the main session's threads run
-//! nice (`--embed-nice`, [`crate::priority`]), the express one's at the
-//! process's priority, so the learner's call gets most of them.
+//! nice (`--embed-nice`, [`crate::priority`]), the express one's only a
+//! little nice (`--embed-express-nice`, 2: queries come first), so the
+//! learner's call gets most of them.
 //!
 //! The rule, per document: its texts go to the express queue when the main
 //! queue holds another owner's texts and none of this owner's, and this

@@ -1,12 +1,13 @@
 //! The lexical side in PostgreSQL: the full-text query for queries written
 //! in websearch syntax (`websearch_to_tsquery`, ranked with `ts_rank_cd`),
-//! the query's lexemes for BM25 ([`crate::terms`]) otherwise, and hit
-//! details with highlighted snippets — always restricted to the caller's
+//! the query's lexemes (for BM25, [`crate::terms`], and for snippets), and hit
+//! details with highlighted snippets ([`crate::snippet`]) — always restricted to the caller's
 //! documents and to each document's current indexed run.
 
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
+use crate::snippet::{snippet, QueryWords};
 use crate::{Scope, SearchError};
 
 /// The full-text candidates: `$1` owner token, `$2` documents (NULL: all),
@@ -54,21 +55,21 @@ pub fn has_operators(query: &str) -> bool {
 }
 
 /// The query's lexemes as the chunks' `tsv` column has them (English
-/// stemming, stop words dropped), in no particular order.
+/// stemming, stop words dropped), in no particular order; words a query
+/// in websearch syntax excludes (`-word`) are left out.
 pub async fn lexemes(client: &impl GenericClient, query: &str) -> Result<Vec<String>, SearchError> {
+    let wanted: Vec<&str> = query
+        .split_whitespace()
+        .filter(|w| !(w.len() > 1 && w.starts_with('-')))
+        .collect();
     let row = client
         .query_one(
             "SELECT ARRAY(SELECT lexeme FROM unnest(to_tsvector('english', $1)))",
-            &[&query],
+            &[&wanted.join(" ")],
         )
         .await?;
     Ok(row.get(0))
 }
-
-/// The tsquery that highlights snippets: the websearch query itself when it
-/// has operators, else any of its words.
-const SNIPPET_QUERY: &str = "CASE WHEN $4 THEN websearch_to_tsquery('english', $3)
-          ELSE replace(plainto_tsquery('english', $3)::text, '&', '|')::tsquery END";
 
 /// What a hit shows: document, title, pages and a highlighted snippet.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,24 +84,22 @@ pub struct HitDetails {
     pub external_id: Option<String>,
 }
 
-/// Details of `chunk_ids` (in no particular order), with snippets for
-/// `query`; only the caller's.
+/// Details of `chunk_ids` (in no particular order), with snippets
+/// highlighting `query`'s words ([`crate::snippet`]); only the caller's.
 pub async fn details(
     client: &impl GenericClient,
     owner_token: &str,
     chunk_ids: &[String],
-    query: &str,
+    query: &QueryWords,
 ) -> Result<Vec<HitDetails>, SearchError> {
     let rows = client
         .query(
-            &format!("SELECT c.chunk_id, c.document_id, d.filename, c.page_start, c.page_end,
-                    ts_headline('english', c.text, {SNIPPET_QUERY},
-                                'StartSel=«, StopSel=», MaxFragments=2, MaxWords=30, MinWords=12, FragmentDelimiter=\" … \"'),
+            "SELECT c.chunk_id, c.document_id, d.filename, c.page_start, c.page_end, c.text,
                     d.external_id
                FROM chunks c
                JOIN documents d ON d.document_id = c.document_id AND c.run = d.indexed_run
-              WHERE c.owner_token = $1 AND c.chunk_id = ANY($2)"),
-            &[&owner_token, &chunk_ids, &query, &has_operators(query)],
+              WHERE c.owner_token = $1 AND c.chunk_id = ANY($2)",
+            &[&owner_token, &chunk_ids],
         )
         .await?;
     Ok(rows
@@ -111,7 +110,7 @@ pub async fn details(
             title: r.get(2),
             page_start: r.get::<_, i32>(3).max(0) as u32,
             page_end: r.get::<_, i32>(4).max(0) as u32,
-            snippet: r.get(5),
+            snippet: snippet(r.get(5), query),
             external_id: r.get(6),
         })
         .collect())

@@ -7,7 +7,7 @@
 //! from `DocumentIndexed` events ([`follow`]) and saying how far they are
 //! ([`Indexes::wait_for`]), switching the served model's vectors without a
 //! pause ([`Indexes::switch_vectors`]), reciprocal rank fusion
-//! ([`fusion`]), and hit details with highlighted snippets.
+//! ([`fusion`]), and hit details with highlighted snippets ([`snippet`]).
 //! Consumes: document events (an ordered consumer per process, from "now").
 //! Must not: embed text (the caller passes the query vector, embedded by
 //! the same model as the chunks) or decide who the caller is (the API
@@ -17,10 +17,11 @@
 //! # Layout
 //! - [`terms`]: BM25 over every chunk's lexemes, per owner.
 //! - [`lexical`]: the PostgreSQL full-text query, query lexemes, hit
-//!   details with snippets.
+//!   details.
 //! - [`vectors`]: the in-memory vector index (per-owner snapshots, exact
 //!   scan, HNSW graph through usearch, rebuilds off the runtime).
 //! - [`fusion`]: reciprocal rank fusion.
+//! - [`snippet`]: highlighted snippets of hits.
 //! - [`passages`]: the full text of retrieved chunks, and of one document's
 //!   chunks (for answers and cards).
 //! - this file: [`search`] (the hybrid query), [`Indexes`] and [`follow`]
@@ -29,6 +30,7 @@
 pub mod fusion;
 pub mod lexical;
 pub mod passages;
+pub mod snippet;
 pub mod terms;
 pub mod vectors;
 
@@ -243,12 +245,13 @@ pub async fn search_in(
 ) -> Result<Vec<Hit>, SearchError> {
     let (scope, query, k) = (&q.scope, q.text, q.k);
     let n = (k * CANDIDATES_PER_HIT).max(MIN_CANDIDATES);
+    // The query's lexemes: BM25 ranks by them, snippets highlight them.
+    let lexemes = lexical::lexemes(client, query).await?;
     let lexical = if !q.lexical {
         Vec::new()
     } else if lexical::has_operators(query) {
         lexical::top(client, scope, query, n).await?
     } else {
-        let lexemes = lexical::lexemes(client, query).await?;
         indexes
             .terms
             .top(scope, &lexemes, n)
@@ -262,7 +265,8 @@ pub async fn search_in(
     };
     let fused: Vec<Fused<String>> = fusion.fuse(&lexical, &vector).into_iter().take(k).collect();
     let ids: Vec<String> = fused.iter().map(|f| f.item.clone()).collect();
-    let mut details = lexical::details(client, &scope.owner_token, &ids, query).await?;
+    let words = snippet::QueryWords::new(&lexemes);
+    let mut details = lexical::details(client, &scope.owner_token, &ids, &words).await?;
     let mut hits = Vec::with_capacity(fused.len());
     for f in fused {
         if let Some(pos) = details.iter().position(|d| d.chunk_id == f.item) {

@@ -288,7 +288,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         let model = load_model(&args, dir.clone(), None, nice).await?;
         tracing::info!(model = model.model_id(), "embedding model loaded");
         let express = if args.embedder.embed_express {
-            Some(load_model(&args, dir, None, 0).await?)
+            Some(load_model(&args, dir, None, args.embedder.embed_express_nice).await?)
         } else {
             None
         };

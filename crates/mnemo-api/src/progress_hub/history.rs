@@ -15,6 +15,8 @@
 //! get, so a walk that ends before it has seen as many messages as the
 //! leader counted is retried instead of taken as the end.
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::stream::DirectGetErrorKind;
@@ -36,11 +38,26 @@ const SHORT_WALK_RETRIES: u32 = 50;
 #[derive(Debug, Default)]
 pub struct History {
     /// The scope's messages up to the position, oldest first.
-    pub messages: Vec<HubEvent>,
+    pub messages: Vec<Arc<HubEvent>>,
     /// Documents found in scope (including ones whose events are all live).
     pub documents: usize,
     /// Highest sequence of a message in scope seen, above the position or not.
     pub newest: u64,
+}
+
+/// All of an owner's history as the hub keeps it (for a watcher of all
+/// the owner's documents; see [`super::ProgressHub::remember`]).
+pub fn kept(messages: Vec<Arc<HubEvent>>) -> History {
+    let documents = messages
+        .iter()
+        .map(|m| m.document)
+        .collect::<HashSet<_>>()
+        .len();
+    History {
+        newest: messages.last().map_or(0, |m| m.sequence),
+        messages,
+        documents,
+    }
 }
 
 /// Reads `owner`'s messages in `scope` up to stream sequence `position`.
@@ -85,7 +102,7 @@ pub async fn read(
 }
 
 struct Walk {
-    messages: Vec<HubEvent>,
+    messages: Vec<Arc<HubEvent>>,
     newest: u64,
 }
 
@@ -147,7 +164,7 @@ async fn walk(
         if msg.sequence > position {
             break; // the rest is in the live queue
         }
-        out.messages.push(event);
+        out.messages.push(Arc::new(event));
     }
     Ok(admitted.then_some(out))
 }

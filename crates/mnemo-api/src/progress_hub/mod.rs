@@ -16,6 +16,16 @@
 //! A watcher whose queue is full is dropped from the hub (it is told it
 //! *lagged* and should resume from its last sequence), so a slow client
 //! never stalls the pump or anyone else.
+//!
+//! The hub also keeps the history of owners who hold a watcher of all
+//! their documents, once one such watcher has read it ([`ProgressHub::remember`]),
+//! and appends what the pump fans out to them: the next following watcher of
+//! that owner takes it from memory ([`Subscription::cached`]) instead of
+//! reading the stream again. When many watchers arrive at once (clients
+//! reconnecting after a restart, `mnemo-bench load`), each owner's history
+//! is read from NATS about once, not once per watcher. The cache is dropped
+//! with the owner's last watcher, and bounded: [`CACHED_PER_OWNER`]
+//! messages per owner, [`CACHED_IN_ALL`] in all.
 
 pub mod history;
 pub mod pump;
@@ -93,10 +103,20 @@ impl Subscriber {
     }
 }
 
+/// Messages of one owner's history the hub keeps at most.
+pub const CACHED_PER_OWNER: usize = 4_096;
+/// Messages of all owners' histories the hub keeps at most.
+pub const CACHED_IN_ALL: usize = 131_072;
+
 #[derive(Default)]
 struct OwnerRoutes {
     owner: Vec<Subscriber>,
     documents: HashMap<DocumentId, Vec<Subscriber>>,
+    /// Sequence of the last message fanned out for this owner while it had
+    /// watchers.
+    last: u64,
+    /// The owner's whole history through the hub's position, when kept.
+    history: Option<Vec<Arc<HubEvent>>>,
 }
 
 impl OwnerRoutes {
@@ -110,6 +130,23 @@ struct Registry {
     next_id: u64,
     /// By owner token.
     owners: HashMap<String, OwnerRoutes>,
+    /// Messages kept in all owners' histories.
+    cached: usize,
+}
+
+impl Registry {
+    /// Forgets `owner_token`'s routes (and kept history) once it has no watcher.
+    fn drop_if_unwatched(&mut self, owner_token: &str) {
+        if self
+            .owners
+            .get(owner_token)
+            .is_some_and(OwnerRoutes::is_empty)
+        {
+            if let Some(routes) = self.owners.remove(owner_token) {
+                self.cached -= routes.history.map_or(0, |h| h.len());
+            }
+        }
+    }
 }
 
 struct Inner {
@@ -141,6 +178,7 @@ impl ProgressHub {
                     state: State::NotStarted,
                     next_id: 0,
                     owners: HashMap::new(),
+                    cached: 0,
                 }),
                 queue: queue.max(1),
                 max_per_owner: max_per_owner.max(1),
@@ -157,8 +195,15 @@ impl ProgressHub {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Registers a watcher of `owner_token`'s events.
-    pub fn subscribe(&self, owner_token: &str, route: Route) -> Result<Subscription, HubError> {
+    /// Registers a watcher of `owner_token`'s events; with `kept`, the
+    /// subscription carries the owner's history when the hub keeps it
+    /// (for a [`Route::Owner`] watcher).
+    pub fn subscribe(
+        &self,
+        owner_token: &str,
+        route: Route,
+        kept: bool,
+    ) -> Result<Subscription, HubError> {
         let mut reg = self.registry();
         let position = match reg.state {
             State::NotStarted => return Err(HubError::NotStarted),
@@ -181,12 +226,19 @@ impl ProgressHub {
             lagged: lagged.clone(),
         };
         let routes = reg.owners.entry(owner_token.to_owned()).or_default();
-        match route {
-            Route::Owner => routes.owner.push(sub),
-            Route::Document(d) => routes.documents.entry(d).or_default().push(sub),
-        }
+        let cached = match route {
+            Route::Owner => {
+                routes.owner.push(sub);
+                routes.history.clone().filter(|_| kept)
+            }
+            Route::Document(d) => {
+                routes.documents.entry(d).or_default().push(sub);
+                None
+            }
+        };
         Ok(Subscription {
             position,
+            cached,
             rx,
             lagged,
             hub: self.clone(),
@@ -194,6 +246,32 @@ impl ProgressHub {
             route,
             id,
         })
+    }
+
+    /// Offers `history`, the whole of the subscriber's owner's history up to
+    /// its position, read from the stream: kept when nothing of that owner
+    /// has been fanned out since (else it is already out of date) and it
+    /// fits the bounds. True when kept.
+    pub fn remember(&self, sub: &Subscription, history: &[Arc<HubEvent>]) -> bool {
+        let mut reg = self.registry();
+        let room = CACHED_IN_ALL.saturating_sub(reg.cached);
+        let Some(routes) = reg.owners.get_mut(&sub.owner_token) else {
+            return false;
+        };
+        if routes.history.is_some()
+            || routes.last > sub.position
+            || history.len() > CACHED_PER_OWNER.min(room)
+        {
+            return false;
+        }
+        routes.history = Some(history.to_vec());
+        reg.cached += history.len();
+        true
+    }
+
+    /// Messages kept in owners' histories now.
+    pub fn cached(&self) -> usize {
+        self.registry().cached
     }
 
     /// The pump starts at `position`: everything up to it is history.
@@ -226,6 +304,7 @@ impl ProgressHub {
             return;
         };
         let event = Arc::new(event);
+        routes.last = sequence;
         routes.owner.retain(|s| s.offer(&event));
         if let Some(subs) = routes.documents.get_mut(&event.document) {
             subs.retain(|s| s.offer(&event));
@@ -233,9 +312,21 @@ impl ProgressHub {
                 routes.documents.remove(&event.document);
             }
         }
-        if routes.is_empty() {
-            reg.owners.remove(owner_token);
+        // A kept history grows with the owner's messages, within bounds.
+        let mut cached = reg.cached;
+        if let Some(routes) = reg.owners.get_mut(owner_token) {
+            if let Some(history) = &mut routes.history {
+                if history.len() < CACHED_PER_OWNER && cached < CACHED_IN_ALL {
+                    history.push(event);
+                    cached += 1;
+                } else {
+                    cached -= history.len();
+                    routes.history = None;
+                }
+            }
         }
+        reg.cached = cached;
+        reg.drop_if_unwatched(owner_token);
     }
 
     /// Closes every subscription (their watchers end with "resume from …")
@@ -244,6 +335,7 @@ impl ProgressHub {
         let mut reg = self.registry();
         reg.state = State::Stopped;
         reg.owners.clear();
+        reg.cached = 0;
     }
 
     /// Watchers currently registered.
@@ -271,9 +363,7 @@ impl ProgressHub {
                 }
             }
         }
-        if routes.is_empty() {
-            reg.owners.remove(owner_token);
-        }
+        reg.drop_if_unwatched(owner_token);
     }
 }
 
@@ -281,6 +371,9 @@ impl ProgressHub {
 pub struct Subscription {
     /// Every message above this sequence will be queued here; none at or below.
     pub position: u64,
+    /// For a watcher of all the owner's documents: the owner's whole
+    /// history up to `position`, when the hub keeps it.
+    pub cached: Option<Vec<Arc<HubEvent>>>,
     rx: mpsc::Receiver<Arc<HubEvent>>,
     lagged: Arc<AtomicBool>,
     hub: ProgressHub,
@@ -322,21 +415,21 @@ mod tests {
     async fn an_owner_may_hold_only_so_many_watchers_and_others_are_unaffected() {
         let hub = ProgressHub::with_limit(8, 2);
         hub.go_live(1);
-        let first = hub.subscribe("a", Route::Owner).unwrap();
+        let first = hub.subscribe("a", Route::Owner, false).unwrap();
         let _second = hub
-            .subscribe("a", Route::Document(DocumentId::new()))
+            .subscribe("a", Route::Document(DocumentId::new()), false)
             .unwrap();
         assert_eq!(
-            hub.subscribe("a", Route::Owner).err(),
+            hub.subscribe("a", Route::Owner, false).err(),
             Some(HubError::TooMany(2))
         );
         assert!(
-            hub.subscribe("b", Route::Owner).is_ok(),
+            hub.subscribe("b", Route::Owner, false).is_ok(),
             "another owner is unaffected"
         );
         drop(first);
         assert!(
-            hub.subscribe("a", Route::Owner).is_ok(),
+            hub.subscribe("a", Route::Owner, false).is_ok(),
             "a closed stream frees its place"
         );
     }
@@ -345,21 +438,21 @@ mod tests {
     async fn watchers_get_what_follows_their_position_and_only_their_owners() {
         let hub = ProgressHub::new(8);
         assert_eq!(
-            hub.subscribe("a", Route::Owner).err(),
+            hub.subscribe("a", Route::Owner, false).err(),
             Some(HubError::NotStarted)
         );
         hub.go_live(10);
         let (d1, d2) = (DocumentId::new(), DocumentId::new());
-        let mut alice = hub.subscribe("a", Route::Owner).unwrap();
-        let mut one_doc = hub.subscribe("a", Route::Document(d1)).unwrap();
-        let mut bob = hub.subscribe("b", Route::Owner).unwrap();
+        let mut alice = hub.subscribe("a", Route::Owner, false).unwrap();
+        let mut one_doc = hub.subscribe("a", Route::Document(d1), false).unwrap();
+        let mut bob = hub.subscribe("b", Route::Owner, false).unwrap();
         assert_eq!(alice.position, 10);
         hub.publish(10, "a", event(10, d1)); // at the position: history, not live
         hub.publish(11, "a", event(11, d1));
         hub.publish(12, "a", event(12, d2));
         hub.publish(13, "b", event(13, d1));
         hub.publish(14, "x", None);
-        let late = hub.subscribe("a", Route::Owner).unwrap();
+        let late = hub.subscribe("a", Route::Owner, false).unwrap();
         assert_eq!(late.position, 14);
         assert_eq!(alice.recv().await.unwrap().sequence, 11);
         assert_eq!(alice.recv().await.unwrap().sequence, 12);
@@ -370,8 +463,85 @@ mod tests {
         assert_eq!(one_doc.recv().await.err(), Some(Closed::Stopped));
         assert_eq!(bob.recv().await.err(), Some(Closed::Stopped));
         assert_eq!(
-            hub.subscribe("a", Route::Owner).err(),
+            hub.subscribe("a", Route::Owner, false).err(),
             Some(HubError::Stopped)
+        );
+    }
+
+    fn arc(sequence: u64, document: DocumentId) -> Arc<HubEvent> {
+        Arc::new(event(sequence, document).unwrap())
+    }
+
+    fn sequences(kept: &Option<Vec<Arc<HubEvent>>>) -> Option<Vec<u64>> {
+        kept.as_ref()
+            .map(|h| h.iter().map(|e| e.sequence).collect())
+    }
+
+    #[tokio::test]
+    async fn a_read_history_is_kept_for_the_owners_next_watchers_and_grows_with_the_live_events() {
+        let hub = ProgressHub::new(8);
+        hub.go_live(2);
+        let d = DocumentId::new();
+        let first = hub.subscribe("a", Route::Owner, true).unwrap();
+        assert_eq!(first.cached, None, "nothing is kept before a read");
+        assert!(hub.remember(&first, &[arc(1, d), arc(2, d)]));
+        hub.publish(3, "a", event(3, d));
+        hub.publish(4, "b", event(4, d));
+        let second = hub.subscribe("a", Route::Owner, true).unwrap();
+        assert_eq!(second.position, 4);
+        assert_eq!(sequences(&second.cached), Some(vec![1, 2, 3]));
+        assert_eq!(
+            hub.subscribe("a", Route::Owner, false).unwrap().cached,
+            None,
+            "only handed to who asks"
+        );
+        assert_eq!(
+            hub.subscribe("a", Route::Document(d), true).unwrap().cached,
+            None,
+            "a document watcher reads its own subject"
+        );
+        assert_eq!(hub.cached(), 3);
+        drop((first, second));
+        assert_eq!(hub.cached(), 0, "dropped with the owner's last watcher");
+        assert_eq!(hub.subscribe("a", Route::Owner, true).unwrap().cached, None);
+    }
+
+    #[tokio::test]
+    async fn a_history_that_missed_a_live_event_is_not_kept() {
+        let hub = ProgressHub::new(8);
+        hub.go_live(2);
+        let d = DocumentId::new();
+        let watcher = hub.subscribe("a", Route::Owner, true).unwrap();
+        // Fanned out while the watcher read the stream up to 2.
+        hub.publish(3, "a", event(3, d));
+        assert!(!hub.remember(&watcher, &[arc(1, d), arc(2, d)]));
+        assert_eq!(hub.subscribe("a", Route::Owner, true).unwrap().cached, None);
+        // Another owner's event does not date it.
+        let bob = hub.subscribe("b", Route::Owner, true).unwrap();
+        hub.publish(4, "a", event(4, d));
+        assert!(hub.remember(&bob, &[arc(1, d)]));
+    }
+
+    #[tokio::test]
+    async fn kept_histories_stay_within_their_bounds() {
+        let hub = ProgressHub::new(8);
+        hub.go_live(0);
+        let d = DocumentId::new();
+        let watcher = hub.subscribe("a", Route::Owner, true).unwrap();
+        let too_long: Vec<Arc<HubEvent>> =
+            (0..=CACHED_PER_OWNER as u64).map(|s| arc(s, d)).collect();
+        assert!(!hub.remember(&watcher, &too_long), "an owner's bound");
+        assert!(hub.remember(&watcher, &too_long[..CACHED_PER_OWNER]));
+        assert_eq!(hub.cached(), CACHED_PER_OWNER);
+        // Growing past the bound forgets it (the next watcher reads again).
+        let mut watcher = watcher;
+        hub.publish(1, "a", event(1, d));
+        assert_eq!(hub.cached(), 0);
+        assert_eq!(hub.subscribe("a", Route::Owner, true).unwrap().cached, None);
+        assert_eq!(
+            watcher.recv().await.unwrap().sequence,
+            1,
+            "the live event still goes out"
         );
     }
 
@@ -380,8 +550,8 @@ mod tests {
         let hub = ProgressHub::new(2);
         hub.go_live(0);
         let d = DocumentId::new();
-        let mut slow = hub.subscribe("a", Route::Owner).unwrap();
-        let mut fast = hub.subscribe("a", Route::Owner).unwrap();
+        let mut slow = hub.subscribe("a", Route::Owner, false).unwrap();
+        let mut fast = hub.subscribe("a", Route::Owner, false).unwrap();
         for seq in 1..=5 {
             hub.publish(seq, "a", event(seq, d));
             assert_eq!(fast.recv().await.unwrap().sequence, seq);

@@ -268,7 +268,8 @@ async fn measure(b: &mut HybridBench<'_>, ns: &Namespace) -> Result<HybridReport
             .take(10)
             .collect();
         let t = Instant::now();
-        std::hint::black_box(lexical::details(&db, OWNER, &some, text).await?);
+        let words = mnemo_search::snippet::QueryWords::new(&lexemes);
+        std::hint::black_box(lexical::details(&db, OWNER, &some, &words).await?);
         det.push(t.elapsed());
     }
     let mut parts = vec![
