@@ -229,7 +229,11 @@ impl ProgressHub {
         let cached = match route {
             Route::Owner => {
                 routes.owner.push(sub);
-                routes.history.clone().filter(|_| kept)
+                if kept {
+                    routes.history.clone()
+                } else {
+                    None
+                }
             }
             Route::Document(d) => {
                 routes.documents.entry(d).or_default().push(sub);
@@ -258,7 +262,12 @@ impl ProgressHub {
         let Some(routes) = reg.owners.get_mut(&sub.owner_token) else {
             return false;
         };
-        if routes.history.is_some()
+        // Still registered: then the owner's routes (and `last`) have
+        // lasted since its position. A reader dropped as lagged may have
+        // taken them with it, and a newer watcher started them afresh.
+        let registered = routes.owner.iter().any(|s| s.id == sub.id);
+        if !registered
+            || routes.history.is_some()
             || routes.last > sub.position
             || history.len() > CACHED_PER_OWNER.min(room)
         {
@@ -520,6 +529,21 @@ mod tests {
         let bob = hub.subscribe("b", Route::Owner, true).unwrap();
         hub.publish(4, "a", event(4, d));
         assert!(hub.remember(&bob, &[arc(1, d)]));
+    }
+
+    #[tokio::test]
+    async fn a_reader_dropped_as_lagged_cannot_leave_its_history() {
+        let hub = ProgressHub::new(1);
+        hub.go_live(2);
+        let d = DocumentId::new();
+        let reader = hub.subscribe("a", Route::Owner, true).unwrap();
+        // Its queue overflows while it reads: it is dropped, and with it
+        // the owner's routes; a new watcher starts them afresh.
+        hub.publish(3, "a", event(3, d));
+        hub.publish(4, "a", event(4, d));
+        let _newer = hub.subscribe("a", Route::Document(d), false).unwrap();
+        assert!(!hub.remember(&reader, &[arc(1, d), arc(2, d)]));
+        assert_eq!(hub.cached(), 0);
     }
 
     #[tokio::test]
