@@ -230,9 +230,19 @@ pub struct Batcher {
 impl Batcher {
     /// Starts the batching task on the current tokio runtime.
     pub fn start<M: Model>(model: Arc<M>, plan: BatchPlan) -> (Self, tokio::task::JoinHandle<()>) {
+        Self::start_with(model, plan, None)
+    }
+
+    /// [`Batcher::start`], its model calls taking turns with another
+    /// queue's through `turns` (see [`Turns`]).
+    pub fn start_with<M: Model>(
+        model: Arc<M>,
+        plan: BatchPlan,
+        turns: Option<(Arc<Turns>, Turn)>,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(BatcherStats::default());
-        let task = tokio::spawn(drain(model, plan, rx, stats.clone()));
+        let task = tokio::spawn(drain(model, plan, rx, stats.clone(), turns));
         (
             Self {
                 requests: tx,
@@ -357,6 +367,68 @@ impl<M: Model> Queue<M> {
     }
 }
 
+/// How two queues' model calls take turns: the express queue's go first
+/// (`crate::express`). A call in progress cannot be paused, and the OS
+/// shares the cores only roughly by priority: beside the main session's
+/// calls (two threads, nice 10) an express call on both cores still took
+/// about three times as long as alone, its threads waiting for each other
+/// at every operator (`mnemo-bench fairness`, decision 019). So the main
+/// queue's calls are made in pieces of [`PIECE_TEXTS`] texts, and before
+/// each piece it waits while an express call runs, at most [`MOST_YIELD`]
+/// (so a steady stream of express calls slows the main queue, never stops it).
+#[derive(Debug, Default)]
+pub struct Turns {
+    running: std::sync::Mutex<usize>,
+    done: std::sync::Condvar,
+}
+
+/// A queue's part in [`Turns`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    /// Its calls go first (the express queue).
+    First,
+    /// Its calls go in pieces, after the other's (the main queue).
+    After,
+}
+
+/// Texts a yielding queue embeds per model call (~1,000 tokens: a tenth
+/// of a second on two cores).
+pub const PIECE_TEXTS: usize = 4;
+/// Longest a yielding queue waits before a piece.
+pub const MOST_YIELD: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Turns {
+    fn running(&self) -> std::sync::MutexGuard<'_, usize> {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs `call` as a first call.
+    fn first<T>(&self, call: impl FnOnce() -> T) -> T {
+        *self.running() += 1;
+        struct Done<'a>(&'a Turns);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                let mut running = self.0.running();
+                *running = running.saturating_sub(1);
+                self.0.done.notify_all();
+            }
+        }
+        let _done = Done(self);
+        call()
+    }
+
+    /// Waits until no first call runs, at most `most`.
+    fn wait(&self, most: std::time::Duration) {
+        let running = self.running();
+        let _ = self
+            .done
+            .wait_timeout_while(running, most, |n| *n > 0)
+            .map_err(|_| ());
+    }
+}
+
 /// One model call for the worker, and where its answer goes.
 struct Call {
     texts: Arc<Vec<String>>,
@@ -370,17 +442,43 @@ struct Call {
 /// thread is all it needs. It ends when the queue does.
 struct Worker(std::sync::mpsc::Sender<Call>);
 
+/// One model call, a panic in the model turned into an error.
+fn call_model<M: Model>(model: &M, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.embed(texts)))
+        .unwrap_or_else(|_| Err(EmbedError::inference("the model panicked")))
+}
+
 impl Worker {
-    fn start<M: Model>(model: Arc<M>) -> Result<Self, EmbedError> {
+    fn start<M: Model>(
+        model: Arc<M>,
+        turns: Option<(Arc<Turns>, Turn)>,
+    ) -> Result<Self, EmbedError> {
         let (tx, rx) = std::sync::mpsc::channel::<Call>();
         std::thread::Builder::new()
             .name("mnemo-embed".into())
             .spawn(move || {
                 crate::priority::nice_this_thread(model.nice());
                 for call in rx {
-                    let run = || model.embed(&call.texts[call.range.clone()]);
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
-                        .unwrap_or_else(|_| Err(EmbedError::inference("the model panicked")));
+                    let texts = &call.texts[call.range.clone()];
+                    let result = match &turns {
+                        None => call_model(&*model, texts),
+                        Some((turns, Turn::First)) => turns.first(|| call_model(&*model, texts)),
+                        Some((turns, Turn::After)) => {
+                            let mut vectors = Vec::with_capacity(texts.len());
+                            let mut result = Ok(());
+                            for piece in texts.chunks(PIECE_TEXTS) {
+                                turns.wait(MOST_YIELD);
+                                match call_model(&*model, piece) {
+                                    Ok(v) => vectors.extend(v),
+                                    Err(e) => {
+                                        result = Err(e);
+                                        break;
+                                    }
+                                }
+                            }
+                            result.map(|()| vectors)
+                        }
+                    };
                     let _ = call.answer.send(result);
                 }
             })
@@ -413,9 +511,10 @@ async fn drain<M: Model>(
     plan: BatchPlan,
     mut requests: mpsc::UnboundedReceiver<Vec<Submitted>>,
     stats: Arc<BatcherStats>,
+    turns: Option<(Arc<Turns>, Turn)>,
 ) {
     let max_texts = plan.max_texts.min(model.batch_size()).max(1);
-    let worker = Worker::start(model.clone());
+    let worker = Worker::start(model.clone(), turns);
     if let Err(e) = &worker {
         tracing::error!(error = %e.report(), "the embedding queue has no model thread: every text will fail");
     }
@@ -773,6 +872,58 @@ mod tests {
             (1, 1),
             "7 identical texts are one computation"
         );
+    }
+
+    #[test]
+    fn a_yielding_queue_waits_for_the_first_call_in_progress_and_no_longer_than_its_bound() {
+        let turns = Arc::new(Turns::default());
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let first = {
+            let (turns, released) = (turns.clone(), released.clone());
+            std::thread::spawn(move || {
+                turns.first(|| {
+                    let _ = started_tx.send(());
+                    let _ = release_rx.recv();
+                    released.store(true, Ordering::SeqCst);
+                })
+            })
+        };
+        started.recv().unwrap();
+        // Bounded: gives up while the first call still runs.
+        turns.wait(std::time::Duration::from_millis(20));
+        assert!(!released.load(Ordering::SeqCst));
+        let after = {
+            let (turns, released) = (turns.clone(), released.clone());
+            std::thread::spawn(move || {
+                turns.wait(std::time::Duration::from_secs(60));
+                released.load(Ordering::SeqCst)
+            })
+        };
+        release.send(()).unwrap();
+        assert!(
+            after.join().unwrap(),
+            "went on only once the first call ended"
+        );
+        first.join().unwrap();
+        assert_eq!(*turns.running(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_yielding_queue_embeds_in_pieces_with_every_vector_in_place() {
+        let model = Arc::new(Fake::default());
+        let turns = Some((Arc::new(Turns::default()), Turn::After));
+        let (batcher, _task) = Batcher::start_with(model.clone(), BatchPlan::default(), turns);
+        let texts: Vec<TextToEmbed> = (0..10).map(|i| text(i, &"x".repeat(i + 1))).collect();
+        let mut got = all(batcher.submit(texts).unwrap(), 10).await;
+        got.sort_by_key(|(i, _)| *i);
+        for (i, r) in got {
+            assert_eq!(r, Ok((i + 1) as f32), "text {i} got its own vector");
+        }
+        let calls = model.calls.lock().unwrap().clone();
+        assert_eq!(calls.iter().sum::<usize>(), 10);
+        assert!(calls.iter().all(|&n| n <= PIECE_TEXTS), "{calls:?}");
     }
 
     #[tokio::test]

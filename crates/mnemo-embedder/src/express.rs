@@ -10,7 +10,9 @@
 //! the OS shares the cores between them: the main session's threads run
 //! nice (`--embed-nice`, [`crate::priority`]), the express one's only a
 //! little nice (`--embed-express-nice`, 2: queries come first), so the
-//! learner's call gets most of them.
+//! learner's call gets most of them; and the main queue waits, between
+//! pieces of its calls, while an express call runs
+//! ([`crate::batcher::Turns`]).
 //!
 //! The rule, per document: its texts go to the express queue when the main
 //! queue holds another owner's texts and none of this owner's, and this

@@ -56,11 +56,16 @@ impl EmbedderService {
     /// Builds the service and starts its batching task (needs a tokio
     /// runtime).
     pub fn new(bus: &Bus, config: &EmbedderServiceConfig) -> Arc<Self> {
-        let (main, _task) = Batcher::start(config.model.clone(), config.plan);
-        let express = config
-            .express
-            .clone()
-            .map(|m| Batcher::start(m, crate::express::plan(config.plan)).0);
+        // With an express queue, the two take turns: its calls go first.
+        let turns = Arc::new(crate::batcher::Turns::default());
+        let express = config.express.clone().map(|m| {
+            let turn = Some((turns.clone(), crate::batcher::Turn::First));
+            Batcher::start_with(m, crate::express::plan(config.plan), turn).0
+        });
+        let main_turn = express
+            .is_some()
+            .then(|| (turns.clone(), crate::batcher::Turn::After));
+        let (main, _task) = Batcher::start_with(config.model.clone(), config.plan, main_turn);
         let queues = Queues::new(main, express);
         Arc::new(Self {
             executor: CommandExecutor::new(
