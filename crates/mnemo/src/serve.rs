@@ -45,7 +45,7 @@ pub struct ServeArgs {
     /// does not hold up another's upload (0: stream order, no read-ahead).
     #[arg(long, env = "MNEMO_READ_AHEAD", default_value_t = mnemo_bus::fair::FairShare::default().window)]
     pub read_ahead: usize,
-    /// How much nicer than the API the extractor, chunker and projector
+    /// How much nicer than the API the extractor and chunker
     /// run (their async and blocking threads, and the extractor's worker
     /// processes): a batch's intake gives way to requests and to a
     /// learner's upload beside the batch (0: the same priority; relative
@@ -146,7 +146,7 @@ async fn load_model(
     Ok(Arc::new(model))
 }
 
-/// The runtime the extractor, chunker and projector run on: its threads
+/// The runtime the extractor and chunker run on: its threads
 /// (async and blocking, and the processes they start) run `nice` below the
 /// process's, so the API, the embedder's express session and queries come
 /// first when a batch is taken in (`mnemo-bench fairness`, decision 019).
@@ -239,11 +239,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             .await
             .context("preparing PostgreSQL (try `mnemo doctor`)")?;
         if runs(Service::Projector) {
-            let (bus, rx) = (
-                pipeline.connect(bus_for(Role::Projector)).await?,
-                stop_rx.clone(),
-            );
-            pipeline.spawn(&mut tasks, async move {
+            let (bus, rx) = (bus_for(Role::Projector).await?, stop_rx.clone());
+            tasks.spawn(async move {
                 mnemo_projector::run(bus, config, stopped(rx))
                     .await
                     .context("projector")
