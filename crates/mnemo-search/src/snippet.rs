@@ -57,16 +57,23 @@ impl QueryWords {
 
     /// Whether `word` (letters and digits only) stems to a query lexeme.
     pub fn matches(&self, word: &str) -> bool {
+        self.lexeme_of(word).is_some()
+    }
+
+    /// The query lexeme `word` (letters and digits only) stems to, if any.
+    fn lexeme_of(&self, word: &str) -> Option<&str> {
         if self.lexemes.is_empty() {
-            return false;
+            return None;
         }
         let lower = word.to_lowercase();
         let one: String = lower.chars().take(1).collect();
         if !self.starts.contains(start_of(&lower).as_str()) && !self.starts.contains(&one) {
-            return false;
+            return None;
         }
-        self.lexemes.contains(lower.as_str())
-            || self.lexemes.contains(self.stemmer.stem(&lower).as_ref())
+        self.lexemes
+            .get(lower.as_str())
+            .or_else(|| self.lexemes.get(self.stemmer.stem(&lower).as_ref()))
+            .map(String::as_str)
     }
 }
 
@@ -75,15 +82,21 @@ fn start_of(s: &str) -> String {
     s.chars().take(2).collect()
 }
 
-/// One word of the text: its byte range and whether it matched.
-struct Word {
+/// One word of the text: its byte range and the query lexeme it matched.
+struct Word<'q> {
     start: usize,
     end: usize,
-    matched: bool,
+    lexeme: Option<&'q str>,
+}
+
+impl Word<'_> {
+    fn matched(&self) -> bool {
+        self.lexeme.is_some()
+    }
 }
 
 /// The words of `text`: maximal runs of letters and digits.
-fn words(text: &str, query: &QueryWords) -> Vec<Word> {
+fn words<'q>(text: &str, query: &'q QueryWords) -> Vec<Word<'q>> {
     let mut out = Vec::new();
     let mut begun: Option<usize> = None;
     for (i, c) in text
@@ -96,7 +109,7 @@ fn words(text: &str, query: &QueryWords) -> Vec<Word> {
                 out.push(Word {
                     start,
                     end: i,
-                    matched: query.matches(&text[start..i]),
+                    lexeme: query.lexeme_of(&text[start..i]),
                 });
                 begun = None;
             }
@@ -112,7 +125,7 @@ pub fn snippet(text: &str, query: &QueryWords) -> String {
     if words.is_empty() {
         return String::new();
     }
-    let fragments = choose(&words, text, query);
+    let fragments = choose(&words);
     let mut out = String::new();
     for (i, (from, to)) in fragments.into_iter().enumerate() {
         if i > 0 {
@@ -124,13 +137,13 @@ pub fn snippet(text: &str, query: &QueryWords) -> String {
 }
 
 /// The fragments to show, as word ranges in text order.
-fn choose(words: &[Word], text: &str, query: &QueryWords) -> Vec<(usize, usize)> {
+fn choose(words: &[Word]) -> Vec<(usize, usize)> {
     let n = words.len();
     // A window of FRAGMENT_WORDS starting a few words before each match.
     let mut candidates: Vec<(usize, usize)> = words
         .iter()
         .enumerate()
-        .filter(|(_, w)| w.matched)
+        .filter(|(_, w)| w.matched())
         .map(|(p, _)| {
             let end = (p.saturating_sub(LEAD_WORDS) + FRAGMENT_WORDS).min(n);
             (end.saturating_sub(FRAGMENT_WORDS), end)
@@ -140,20 +153,14 @@ fn choose(words: &[Word], text: &str, query: &QueryWords) -> Vec<(usize, usize)>
     if candidates.is_empty() {
         return vec![(0, n.min(FRAGMENT_WORDS))];
     }
-    // The distinct query words a window shows (by stem, lower-cased).
-    let stems = |(from, to): (usize, usize)| -> HashSet<String> {
-        words[from..to]
-            .iter()
-            .filter(|w| w.matched)
-            .map(|w| {
-                let lower = text[w.start..w.end].to_lowercase();
-                query.stemmer.stem(&lower).into_owned()
-            })
-            .collect()
+    // The distinct query lexemes a window shows.
+    let stems = |(from, to): (usize, usize)| -> HashSet<&str> {
+        words[from..to].iter().filter_map(|w| w.lexeme).collect()
     };
-    let matches = |(from, to): (usize, usize)| words[from..to].iter().filter(|w| w.matched).count();
+    let matches =
+        |(from, to): (usize, usize)| words[from..to].iter().filter(|w| w.matched()).count();
     let mut chosen: Vec<(usize, usize)> = Vec::new();
-    let mut shown: HashSet<String> = HashSet::new();
+    let mut shown: HashSet<&str> = HashSet::new();
     while chosen.len() < MAX_FRAGMENTS {
         // Most query words not shown yet, then most matches, then earliest.
         let best = candidates
@@ -210,7 +217,7 @@ fn show(out: &mut String, text: &str, words: &[Word]) {
             }
         }
         let word = &text[w.start..w.end];
-        if w.matched {
+        if w.matched() {
             out.push(START);
             out.push_str(word);
             out.push(STOP);
