@@ -500,6 +500,11 @@ mod tests {
         assert_eq!(second.position, 4);
         assert_eq!(sequences(&second.cached), Some(vec![1, 2, 3]));
         assert_eq!(
+            hub.subscribe("b", Route::Owner, true).unwrap().cached,
+            None,
+            "never another owner's"
+        );
+        assert_eq!(
             hub.subscribe("a", Route::Owner, false).unwrap().cached,
             None,
             "only handed to who asks"
