@@ -50,7 +50,7 @@ pub struct ServeArgs {
     /// processes): a batch's intake gives way to requests and to a
     /// learner's upload beside the batch (0: the same priority; relative
     /// to the process).
-    #[arg(long, env = "MNEMO_PIPELINE_NICE", default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
+    #[arg(long, env = "MNEMO_PIPELINE_NICE", default_value_t = 19, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub pipeline_nice: i32,
 }
 
