@@ -201,6 +201,61 @@ async fn an_upload_retried_with_the_same_key_is_the_same_document() {
 }
 
 #[tokio::test]
+async fn the_same_bytes_again_are_the_same_document_unless_a_new_one_is_asked_for() {
+    let env = TestEnv::start().await;
+    let docs = env.documents("alice").await;
+    let send = |filename: &str, batch: &str, new_document: bool| {
+        let mut docs = docs.clone();
+        let reqs = mnemo_tests::upload_requests_with(
+            pb::UploadMetadata {
+                filename: filename.into(),
+                batch_id: batch.into(),
+                new_document,
+                ..Default::default()
+            },
+            b"# Cells\n\nMitochondria make ATP.\n",
+        );
+        async move {
+            docs.upload(futures::stream::iter(reqs))
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let first = send("cells.md", "b1", false).await;
+    // Another name, another batch: the bytes are what count.
+    let again = send("copy of cells.md", "b2", false).await;
+    assert!(!first.deduplicated && again.deduplicated);
+    assert_eq!(again.document_id, first.document_id);
+    assert_eq!(again.batch_id, "b1", "the earlier document's batch");
+    assert_eq!(again.sequence, first.sequence);
+    assert_eq!(env.event_count().await, 1, "nothing appended");
+    // Asked for: a second document of the same bytes.
+    let second = send("cells.md", "b3", true).await;
+    assert!(!second.deduplicated);
+    assert_ne!(second.document_id, first.document_id);
+    assert_eq!(env.event_count().await, 2);
+    // Other bytes are another document.
+    let mut other = docs.clone();
+    let r = upload(
+        &mut other,
+        "cells.md",
+        b"# Cells\n\nRibosomes make proteins.\n",
+    )
+    .await
+    .unwrap();
+    assert!(!r.deduplicated);
+    assert_ne!(r.document_id, first.document_id);
+    // Another owner's same bytes are theirs, not alice's document.
+    let mut bob = env.documents("bob").await;
+    let theirs = upload(&mut bob, "cells.md", b"# Cells\n\nMitochondria make ATP.\n")
+        .await
+        .unwrap();
+    assert!(!theirs.deduplicated);
+    assert_ne!(theirs.document_id, first.document_id);
+}
+
+#[tokio::test]
 async fn owners_never_see_each_others_documents() {
     let env = TestEnv::start().await;
     let mut alice = env.documents("alice").await;
@@ -309,31 +364,45 @@ async fn health_and_reflection_work_without_the_protos() {
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
 
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
-    let mut refl = ServerReflectionClient::new(channel);
-    let req = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut resp = refl
-        .server_reflection_info(futures::stream::iter(vec![req]))
-        .await
-        .unwrap()
-        .into_inner();
-    let first = tokio::time::timeout(Duration::from_secs(10), resp.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
-        panic!("unexpected reflection answer");
-    };
-    let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
-    assert!(names.contains(&"mnemo.v1.DocumentService"), "{names:?}");
-    assert!(names.contains(&"mnemo.v1.ProgressService"), "{names:?}");
+    // Both reflection versions list the services: v1, and v1alpha, which
+    // older grpcurl and many tools still ask for.
+    macro_rules! list_services {
+        ($v:ident) => {{
+            use tonic_reflection::pb::$v::server_reflection_client::ServerReflectionClient;
+            use tonic_reflection::pb::$v::server_reflection_request::MessageRequest;
+            use tonic_reflection::pb::$v::server_reflection_response::MessageResponse;
+            use tonic_reflection::pb::$v::ServerReflectionRequest;
+            let mut refl = ServerReflectionClient::new(channel.clone());
+            let req = ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::ListServices(String::new())),
+            };
+            let mut resp = refl
+                .server_reflection_info(futures::stream::iter(vec![req]))
+                .await
+                .unwrap()
+                .into_inner();
+            let first = tokio::time::timeout(Duration::from_secs(10), resp.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
+                panic!("unexpected reflection answer");
+            };
+            list.service.into_iter().map(|s| s.name).collect::<Vec<_>>()
+        }};
+    }
+    for names in [list_services!(v1), list_services!(v1alpha)] {
+        assert!(
+            names.iter().any(|n| n == "mnemo.v1.DocumentService"),
+            "{names:?}"
+        );
+        assert!(
+            names.iter().any(|n| n == "mnemo.v1.ProgressService"),
+            "{names:?}"
+        );
+    }
 }
 
 #[tokio::test]

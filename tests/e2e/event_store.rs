@@ -433,9 +433,18 @@ async fn two_concurrent_creations_of_one_aggregate_make_one_document() {
     // Two stores (two API processes): neither has the aggregate cached.
     let (a, b) = (env.executor(100, patient()), env.executor(100, patient()));
     let md = HashMap::new();
+    // Different bytes under one id (the same bytes would be the same
+    // upload, which the loser's retry accepts as done).
+    let other = match upload_cmd(&owner, id) {
+        DocumentCommand::Upload(u) => DocumentCommand::Upload(UploadedDocument {
+            sha256: Sha256Hex::from_digest(&[8; 32]),
+            ..u
+        }),
+        c => c,
+    };
     let (ra, rb) = tokio::join!(
         a.execute(&agg, upload_cmd(&owner, id), &md),
-        b.execute(&agg, upload_cmd(&owner, id), &md)
+        b.execute(&agg, other, &md)
     );
     let oks = [ra.is_ok(), rb.is_ok()].iter().filter(|ok| **ok).count();
     let exists = [&ra, &rb]

@@ -82,6 +82,48 @@ async fn uploads_become_searchable_chunks_and_poison_fails_alone() {
         blank_end.message
     );
 
+    // Clients branch on where and why, not on the prose: in progress, in
+    // Get (folded from events) and in List (the read model).
+    let failed = |stage: pb::Stage, code: pb::FailureCode| (stage as i32, code as i32);
+    let damaged = failed(pb::Stage::Extracting, pb::FailureCode::Damaged);
+    let scan = failed(pb::Stage::Extracting, pb::FailureCode::NoTextLayer);
+    assert_eq!((poison_end.failed_stage, poison_end.failure_code), damaged);
+    assert_eq!((blank_end.failed_stage, blank_end.failure_code), scan);
+    assert_eq!(
+        (notes_end.failed_stage, notes_end.failure_code),
+        failed(pb::Stage::Unspecified, pb::FailureCode::Unspecified)
+    );
+    let got = docs
+        .get(pb::GetDocumentRequest {
+            document_id: poison.document_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((got.failed_stage, got.failure_code), damaged);
+    let listed = docs
+        .list(pb::ListDocumentsRequest {
+            min_sequence: blank_end.sequence.max(poison_end.sequence),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let of = |id: &str| {
+        let d = listed
+            .documents
+            .iter()
+            .find(|d| d.document_id == id)
+            .unwrap();
+        (d.failed_stage, d.failure_code)
+    };
+    assert_eq!(of(&poison.document_id), damaged);
+    assert_eq!(of(&blank.document_id), scan);
+    assert_eq!(
+        of(&paper.document_id),
+        failed(pb::Stage::Unspecified, pb::FailureCode::Unspecified)
+    );
+
     let db = mnemo_projector::db::connect(&database_url(), &env.ns)
         .await
         .unwrap();

@@ -40,6 +40,7 @@ async fn upload_into(
         pb::UploadMetadata {
             filename: filename.into(),
             batch_id: batch.into(),
+            new_document: true,
             ..Default::default()
         },
         bytes,

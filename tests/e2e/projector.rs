@@ -306,8 +306,14 @@ async fn stored_chunks_become_searchable_and_the_run_is_declared_indexed() {
         stages.contains(&("embedding".into(), Some("indexed".into()))),
         "{stages:?}"
     );
+    // Extracted at once (no progress event): `extracting` opens and
+    // closes when the text is recorded.
     assert!(
-        stages.contains(&("uploaded".into(), Some("chunking".into()))),
+        stages.contains(&("uploaded".into(), Some("extracting".into()))),
+        "{stages:?}"
+    );
+    assert!(
+        stages.contains(&("extracting".into(), Some("chunking".into()))),
         "{stages:?}"
     );
 

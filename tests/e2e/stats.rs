@@ -70,13 +70,17 @@ async fn counters_are_per_owner_and_stage_analytics_come_from_events() {
             .unwrap_or_else(|| panic!("no {name} in {:?}", s.stages))
             .clone()
     };
-    // Both left `uploaded` (the extractor took them); the scan failed there,
-    // before any page was extracted.
+    // Both left `uploaded` (the extractor took them) and finished
+    // `extracting`: the scan failed there (`DocumentFailed.stage`), before
+    // any page was read; the notes were extracted at once, with no
+    // progress event, and count as extracted all the same.
     let uploaded = stage("uploaded");
-    assert_eq!(uploaded.finished, 2);
-    assert_eq!(uploaded.failed, 1, "the scan failed in extraction");
-    assert!((uploaded.error_rate - 0.5).abs() < 1e-9);
-    assert!(uploaded.p95_seconds >= uploaded.p50_seconds && uploaded.p50_seconds >= 0.0);
+    assert_eq!((uploaded.finished, uploaded.failed), (2, 0));
+    let extracting = stage("extracting");
+    assert_eq!(extracting.finished, 2);
+    assert_eq!(extracting.failed, 1, "the scan failed in extraction");
+    assert!((extracting.error_rate - 0.5).abs() < 1e-9);
+    assert!(extracting.p95_seconds >= extracting.p50_seconds && extracting.p50_seconds >= 0.0);
     assert_eq!(s.stages.iter().map(|st| st.failed).sum::<u64>(), 1);
     let embedding = stage("embedding");
     assert_eq!((embedding.finished, embedding.failed), (1, 0));

@@ -734,6 +734,10 @@ pub fn upload_requests(filename: &str, bytes: &[u8], key: &str) -> Vec<pb::Uploa
         pb::UploadMetadata {
             filename: filename.into(),
             idempotency_key: key.into(),
+            // Tests upload the same bytes as separate documents; the
+            // default (the same bytes are the same document) has its own
+            // test (api.rs).
+            new_document: true,
             ..Default::default()
         },
         bytes,

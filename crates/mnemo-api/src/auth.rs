@@ -433,10 +433,10 @@ impl Authenticator {
 
     /// Verifies a raw token.
     pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
-        let header = decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let header = decode_header(token).map_err(|e| AuthError::Invalid(explain(&e, token)))?;
         let (key, validation) = self.key_for(&header)?;
         let data = decode::<serde_json::Value>(token, &key, &validation)
-            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+            .map_err(|e| AuthError::Invalid(explain(&e, token)))?;
         let claims = data.claims;
         let number = |name: &str| claims.get(name).and_then(serde_json::Value::as_u64);
         let (Some(iat), Some(exp)) = (number("iat"), number("exp")) else {
@@ -501,6 +501,67 @@ fn roles(claims: &serde_json::Value, path: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Why a token was refused, as its holder can act on it (the library's
+/// error kinds, such as `InvalidSignature`, say what failed, not what to
+/// do). Only the token's own claims are quoted back.
+fn explain(e: &jsonwebtoken::errors::Error, token: &str) -> String {
+    use jsonwebtoken::errors::ErrorKind as K;
+    let when = |claim: &str| {
+        unverified_claim(token, claim)
+            .and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+    };
+    match e.kind() {
+        K::InvalidSignature => "this token was signed with a different secret or key than this \
+            server's (issue one against this server: `mnemo token issue`)"
+            .into(),
+        K::ExpiredSignature => match when("exp") {
+            Some(t) => format!("the token expired at {t}; get a new one"),
+            None => "the token has expired; get a new one".into(),
+        },
+        K::ImmatureSignature => match when("nbf") {
+            Some(t) => format!("the token is not valid before {t}"),
+            None => "the token is not valid yet (nbf)".into(),
+        },
+        K::InvalidAudience => "the token is for another service: its audience (aud) is not \
+            this server's (--jwt-audience)"
+            .into(),
+        K::InvalidIssuer => "the token was issued by someone this server does not trust: \
+            its issuer (iss) is not this server's"
+            .into(),
+        K::MissingRequiredClaim(c) => {
+            format!("the token has no `{c}` claim (exp, iat, sub, iss and aud are required)")
+        }
+        K::InvalidClaimFormat(c) => format!("the token's `{c}` claim has the wrong type"),
+        K::InvalidAlgorithm
+        | K::MissingAlgorithm
+        | K::InvalidAlgorithmName
+        | K::UnsupportedAlgorithm => {
+            "the token is signed with an algorithm this server does not accept".into()
+        }
+        K::InvalidToken | K::Base64(_) | K::Json(_) | K::Utf8(_) => {
+            "not a JWT (three base64url parts separated by dots)".into()
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// A numeric claim of a token, read without verifying it: only to word a
+/// refusal, never to decide anything.
+fn unverified_claim(token: &str, claim: &str) -> Option<i64> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = data_encoding::BASE64URL_NOPAD
+        .decode(payload.trim_end_matches('=').as_bytes())
+        .ok()?;
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()?
+        .get(claim)?
+        .as_i64()
+}
+
 /// The caller of a request that went through the interceptor.
 pub fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
     req.extensions()
@@ -523,8 +584,54 @@ mod tests {
         let owner = OwnerId::new("alice").unwrap();
         let token = a.issue(&owner, 60, false).unwrap();
         assert_eq!(a.verify(&token).unwrap().owner, owner);
-        assert!(b.verify(&token).is_err());
-        assert!(a.verify("not.a.token").is_err());
+        let refused = b.verify(&token).unwrap_err().to_string();
+        assert!(
+            refused.contains("signed with a different secret"),
+            "{refused}"
+        );
+        let refused = a.verify("not.a.token").unwrap_err().to_string();
+        assert!(refused.contains("not a JWT"), "{refused}");
+    }
+
+    #[test]
+    fn an_expired_token_says_when_it_expired() {
+        let a = Authenticator::new(SECRET_A);
+        let iat = now_secs() - 7200;
+        let claims = Claims {
+            sub: "alice".into(),
+            iss: ISSUER.into(),
+            aud: a.config.audience.clone(),
+            iat,
+            exp: iat + 3600,
+            roles: Vec::new(),
+        };
+        let token = encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET_A),
+        )
+        .unwrap();
+        let refused = a.verify(&token).unwrap_err().to_string();
+        let at = time::OffsetDateTime::from_unix_timestamp((iat + 3600) as i64)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        assert!(refused.contains(&format!("expired at {at}")), "{refused}");
+        // Another audience is named as such.
+        let other = Claims {
+            aud: "someone-else".into(),
+            iat: now_secs(),
+            exp: now_secs() + 60,
+            ..claims
+        };
+        let token = encode(
+            &Header::new(Algorithm::HS256),
+            &other,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET_A),
+        )
+        .unwrap();
+        let refused = a.verify(&token).unwrap_err().to_string();
+        assert!(refused.contains("audience (aud)"), "{refused}");
     }
 
     #[test]

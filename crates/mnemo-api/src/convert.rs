@@ -2,7 +2,7 @@
 
 use mnemo_domain::progress::Progress;
 use mnemo_domain::progress_set::SetUpdate;
-use mnemo_domain::{Document, Stage};
+use mnemo_domain::{Document, FailureCode, Stage};
 use mnemo_projector::documents::DocumentRow;
 use mnemo_proto::v1 as pb;
 use time::OffsetDateTime;
@@ -17,6 +17,19 @@ pub fn stage(s: Option<Stage>) -> pb::Stage {
         Some(Stage::Indexed) => pb::Stage::Indexed,
         Some(Stage::Failed) => pb::Stage::Failed,
         Some(Stage::Cancelled) => pb::Stage::Cancelled,
+    }
+}
+
+pub fn failure_code(c: Option<FailureCode>) -> pb::FailureCode {
+    match c {
+        None => pb::FailureCode::Unspecified,
+        Some(FailureCode::NoTextLayer) => pb::FailureCode::NoTextLayer,
+        Some(FailureCode::Damaged) => pb::FailureCode::Damaged,
+        Some(FailureCode::NeedsPassword) => pb::FailureCode::NeedsPassword,
+        Some(FailureCode::TimedOut) => pb::FailureCode::TimedOut,
+        Some(FailureCode::RetriesExhausted) => pb::FailureCode::RetriesExhausted,
+        Some(FailureCode::TooLarge) => pb::FailureCode::TooLarge,
+        Some(FailureCode::Other) => pb::FailureCode::Other,
     }
 }
 
@@ -58,6 +71,21 @@ pub fn document(
         external_id: doc.external_id.clone().unwrap_or_default(),
         pages_total: doc.pages_total,
         pages_failed: doc.pages_failed,
+        failed_stage: stage(doc.failure.map(|f| f.0)) as i32,
+        failure_code: failure_code(doc.failure.map(|f| f.1)) as i32,
+    }
+}
+
+/// A row's failure code; for a failure projected before the column existed
+/// (until `projections rebuild documents`), derived from its reason as the
+/// aggregate does.
+fn row_failure_code(row: &DocumentRow) -> Option<FailureCode> {
+    match (&row.failure_code, &row.reason) {
+        (Some(code), _) => FailureCode::parse(code),
+        (None, Some(reason)) if row.stage == Stage::Failed.as_str() => {
+            Some(FailureCode::classify(reason))
+        }
+        _ => None,
     }
 }
 
@@ -80,6 +108,8 @@ pub fn document_row(row: &DocumentRow) -> pb::Document {
         external_id: row.external_id.clone().unwrap_or_default(),
         pages_total: row.pages_total.unwrap_or(0).max(0) as u32,
         pages_failed: row.pages_failed.max(0) as u32,
+        failed_stage: stage(row.failed_stage.as_deref().and_then(Stage::parse)) as i32,
+        failure_code: failure_code(row_failure_code(row)) as i32,
     }
 }
 
@@ -101,6 +131,8 @@ pub fn progress(document_id: &str, p: &Progress) -> pb::ProgressUpdate {
         batch_id: String::new(),
         filename: String::new(),
         pages_failed: p.pages_failed,
+        failed_stage: stage(p.failure.map(|f| f.0)) as i32,
+        failure_code: failure_code(p.failure.map(|f| f.1)) as i32,
     }
 }
 
@@ -117,7 +149,8 @@ pub fn set_update(u: &SetUpdate<'_>, scoped: bool) -> pb::ProgressUpdate {
             failed: s.failed,
             cancelled: s.cancelled,
             finished: s.finished(),
-            fraction: s.fraction,
+            // A mean of shares: 1e-6 is plenty, and reads as people expect.
+            fraction: (s.fraction * 1e6).round() / 1e6,
         }),
         ..progress(&u.document.to_string(), &u.member.progress)
     }

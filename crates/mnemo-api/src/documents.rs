@@ -141,14 +141,21 @@ impl DocumentService for DocumentApi {
         let external_id = label(&m.external_id, "external_id")?;
         let batch_id =
             label(&m.batch_id, "batch_id")?.unwrap_or_else(|| Uuid::now_v7().to_string());
-        let document_id = match &key {
-            Some(k) => DocumentId::from(Uuid::new_v5(
+        // The document's id: from the idempotency key when there is one;
+        // else from the bytes (known once they are in: the same bytes are
+        // the same document, `deduplicated`), unless a new one is asked for.
+        let id_by_key = key.as_ref().map(|k| {
+            DocumentId::from(Uuid::new_v5(
                 &IDEMPOTENCY_NAMESPACE,
                 format!("{}/{k}", who.owner.token()).as_bytes(),
-            )),
-            None => DocumentId::new(),
-        };
-        let span = tracing::info_span!("upload", document_id = %document_id, event_id = tracing::field::Empty);
+            ))
+        });
+        let random_id = (key.is_none() && m.new_document).then(DocumentId::new);
+        let span = tracing::info_span!(
+            "upload",
+            document_id = tracing::field::Empty,
+            event_id = tracing::field::Empty
+        );
         async move {
             // The owner's quota first: an owner at its quota sends nothing
             // for nothing. The hold counts this upload's bytes as they come.
@@ -190,6 +197,13 @@ impl DocumentService for DocumentApi {
                 received.sha256.clone(),
                 received.size,
             );
+            let document_id = id_by_key.or(random_id).unwrap_or_else(|| {
+                DocumentId::from(Uuid::new_v5(
+                    &IDEMPOTENCY_NAMESPACE,
+                    format!("{}/sha256/{sha256}", who.owner.token()).as_bytes(),
+                ))
+            });
+            tracing::Span::current().record("document_id", tracing::field::display(&document_id));
             let mut reader = received.reader().await?;
             // A full blob store refuses now, before a partial blob is left.
             self.state
@@ -324,8 +338,10 @@ impl DocumentService for DocumentApi {
             .await
             .map_err(|e| status::from_db_error(&e))?;
             if at < r.min_sequence {
-                return Err(Status::deadline_exceeded(format!(
-                    "the documents read model is at sequence {at}, not yet {}; is the projector running?",
+                // As every other `min_sequence` wait: retryable.
+                return Err(Status::unavailable(format!(
+                    "the documents read model is at sequence {at}, not yet {}; retry shortly \
+                     (is the projector running?)",
                     r.min_sequence
                 )));
             }

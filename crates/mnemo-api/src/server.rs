@@ -219,10 +219,15 @@ pub async fn serve(
         .set_serving::<LearningServiceServer<LearningApi>>()
         .await;
     health.set_serving::<AuditServiceServer<AuditApi>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(mnemo_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Reflection in both versions: v1, and v1alpha for the many tools
+    // (older grpcurl, Postman, ...) that still ask for it.
+    let reflection_builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(mnemo_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection = reflection_builder().build_v1()?;
+    let reflection_v1alpha = reflection_builder().build_v1alpha()?;
     // Every call: the token first (who), then that owner's rate for the
     // service (how often).
     let rate = crate::rate::RateLimits::new(state.config.limits.rate);
@@ -289,6 +294,7 @@ pub async fn serve(
         .tcp_keepalive(Some(state.config.limits.keepalive))
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(documents)
         .add_service(progress)
         .add_service(stats)

@@ -279,6 +279,8 @@ async fn run_case(
                     part: Some(Part::Metadata(pb::UploadMetadata {
                         filename: filename.clone(),
                         batch_id,
+                        // Each upload is a new document, whatever its bytes.
+                        new_document: true,
                         ..Default::default()
                     })),
                 }];

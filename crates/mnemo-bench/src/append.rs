@@ -254,6 +254,8 @@ async fn uploads_bench(
         let mut reqs = vec![pb::UploadRequest {
             part: Some(Part::Metadata(pb::UploadMetadata {
                 filename: format!("bench-{i}.pdf"),
+                // Each upload is a new document, whatever its bytes.
+                new_document: true,
                 ..Default::default()
             })),
         }];

@@ -254,6 +254,8 @@ pub(crate) async fn upload(
             part: Some(Part::Metadata(pb::UploadMetadata {
                 filename: format!("{name}.md"),
                 batch_id: batch_id.to_owned(),
+                // Each upload is a new document, whatever its bytes.
+                new_document: true,
                 ..Default::default()
             })),
         },

@@ -284,7 +284,8 @@ async fn drive(
                 let batch_id = batch_id.clone();
                 async move {
                     let r =
-                        mnemo::cmd::upload::upload_file(&mut documents, &path, "", &batch_id).await;
+                        mnemo::cmd::upload::upload_file(&mut documents, &path, "", &batch_id, true)
+                            .await;
                     (path, r)
                 }
             })

@@ -4,7 +4,7 @@
 //! stage has a share of the bar proportional to its typical cost, so the
 //! fraction moves at a steady pace; within a run it never goes backwards.
 
-use crate::document::{DocumentEvent, Stage};
+use crate::document::{DocumentEvent, FailureCode, Stage};
 
 /// Share of the progress bar each stage owns (sums to 1.0).
 pub const EXTRACT_SHARE: f64 = 0.35;
@@ -31,6 +31,8 @@ pub struct Progress {
     /// Stream sequence of the last event folded in.
     pub sequence: u64,
     pub event_type: &'static str,
+    /// When failed: the stage the failure happened in, and its code.
+    pub failure: Option<(Stage, FailureCode)>,
 }
 
 impl Progress {
@@ -103,20 +105,25 @@ impl Progress {
                 self.chunks_final |= *last;
                 if *last {
                     self.stage = Some(Stage::Embedding);
-                    self.message = format!("cut {} chunks; embedding", self.chunks_total);
+                    self.message = format!("cut {}; embedding", chunks_word(self.chunks_total));
                     next = EXTRACT_SHARE + CHUNK_SHARE;
                 } else {
-                    self.message = format!("chunking: {} chunks so far", self.chunks_total);
+                    self.message = format!("chunking: {} so far", chunks_word(self.chunks_total));
                     next = EXTRACT_SHARE + CHUNK_SHARE / 2.0;
                 }
             }
             E::ChunksEmbedded { vectors, .. } => {
                 self.chunks_embedded += vectors.len() as u64;
                 self.message = format!(
-                    "embedded {} of {}{} chunks",
+                    "embedded {} of {}{} chunk{}",
                     self.chunks_embedded,
                     self.chunks_total,
-                    if self.chunks_final { "" } else { "+" }
+                    if self.chunks_final { "" } else { "+" },
+                    if self.chunks_total == 1 && self.chunks_final {
+                        ""
+                    } else {
+                        "s"
+                    }
                 );
                 next = EXTRACT_SHARE
                     + CHUNK_SHARE
@@ -124,18 +131,31 @@ impl Progress {
             }
             E::DocumentIndexed { chunks, .. } => {
                 self.stage = Some(Stage::Indexed);
-                self.message = format!("indexed: {chunks} chunks searchable{}", self.partial());
+                self.message = format!(
+                    "indexed: {} searchable{}",
+                    chunks_word(u64::from(*chunks)),
+                    self.partial()
+                );
                 next = EXTRACT_SHARE + CHUNK_SHARE + EMBED_SHARE + INDEX_SHARE;
             }
-            E::DocumentFailed { stage, reason, .. } => {
+            E::DocumentFailed {
+                stage,
+                reason,
+                code,
+                ..
+            } => {
                 self.stage = Some(Stage::Failed);
                 self.message = format!("failed while {stage}: {reason}");
+                self.failure = Some((*stage, *code));
             }
             E::ProcessingCancelled { reason, .. } => {
                 self.stage = Some(Stage::Cancelled);
                 self.message = format!("cancelled: {reason}");
             }
         }
+        // Rounded to 1e-6 so that sums of shares read as people expect
+        // (1, not 0.9999999999999999); rounding keeps the order.
+        let next = (next * 1e6).round() / 1e6;
         self.fraction = match event {
             E::DocumentUploaded(_) | E::ReprocessRequested { .. } => next,
             _ => self.fraction.max(next).min(1.0),
@@ -160,6 +180,15 @@ impl Progress {
             event_type: self.event_type,
             ..Self::default()
         };
+    }
+}
+
+/// "1 chunk", "2 chunks".
+fn chunks_word(n: u64) -> String {
+    if n == 1 {
+        "1 chunk".into()
+    } else {
+        format!("{n} chunks")
     }
 }
 
@@ -272,7 +301,9 @@ mod tests {
         assert_eq!(steps[5].chunks_embedded, 1);
         let last = steps.last().unwrap();
         assert_eq!(last.stage, Some(Stage::Indexed));
-        assert!((last.fraction - 1.0).abs() < 1e-9);
+        // Exactly 1, not a float sum's 0.9999999999999999.
+        assert_eq!(last.fraction, 1.0);
+        assert_eq!(last.failure, None);
         assert!(last.is_terminal());
         assert_eq!(last.sequence, 7);
     }
@@ -381,6 +412,21 @@ mod tests {
         assert!(last.message.contains("no text layer"));
         assert!(last.fraction > 0.0);
         assert!(last.is_terminal());
+        // Where and what, for clients that branch without reading prose.
+        assert_eq!(
+            last.failure,
+            Some((Stage::Extracting, crate::document::FailureCode::NoTextLayer))
+        );
+        // A reprocess starts clean.
+        let mut p = last.clone();
+        p.apply(
+            9,
+            &DocumentEvent::ReprocessRequested {
+                run: 2,
+                reason: "r".into(),
+            },
+        );
+        assert_eq!(p.failure, None);
     }
 
     #[test]

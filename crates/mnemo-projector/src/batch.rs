@@ -332,7 +332,7 @@ async fn fold_and_flush(
                 DocumentRow::fold(row, owner, seq, when, event);
             }
             if has(Projection::StageTimings) {
-                timings.fold(m.document_id, owner, event.run(), event.stage_after(), when);
+                timings.fold_event(m.document_id, owner, event, when);
             }
             if has(Projection::Chunks) {
                 chunk_changes.fold(m.document_id, owner, when, event);

@@ -32,6 +32,11 @@ pub struct DocumentRow {
     pub stage: String,
     pub run: i32,
     pub reason: Option<String>,
+    /// When the run failed: the stage it failed in (`Stage::as_str`) and
+    /// the code (`FailureCode::as_str`). `None` for failures projected
+    /// before these columns existed, until a rebuild (V4).
+    pub failed_stage: Option<String>,
+    pub failure_code: Option<String>,
     pub pages_total: Option<i32>,
     /// Pages of the run's text that could not be read.
     pub pages_failed: i32,
@@ -49,7 +54,8 @@ pub struct DocumentRow {
 /// Every column, in the order [`DocumentRow::from_row`] and [`flush`] use.
 const COLUMNS: &str = "document_id, owner_token, owner_id, filename, content_type, size_bytes,
     sha256, topic, batch_id, external_id, stage, run, reason, pages_total, chunks_total,
-    chunks_final, indexed_run, uploaded_at, updated_at, last_sequence, pages_failed";
+    chunks_final, indexed_run, uploaded_at, updated_at, last_sequence, pages_failed,
+    failed_stage, failure_code";
 
 impl DocumentRow {
     pub fn from_row(r: &Row) -> Result<Self, tokio_postgres::Error> {
@@ -75,6 +81,8 @@ impl DocumentRow {
             updated_at: r.try_get("updated_at")?,
             last_sequence: r.try_get("last_sequence")?,
             pages_failed: r.try_get("pages_failed")?,
+            failed_stage: r.try_get("failed_stage")?,
+            failure_code: r.try_get("failure_code")?,
         })
     }
 
@@ -106,6 +114,8 @@ impl DocumentRow {
                     stage: Stage::Uploaded.as_str().to_owned(),
                     run: 1,
                     reason: None,
+                    failed_stage: None,
+                    failure_code: None,
                     pages_total: None,
                     pages_failed: 0,
                     chunks_total: 0,
@@ -122,6 +132,8 @@ impl DocumentRow {
         // refuses them); nothing to fold into.
         let Some(r) = row.as_mut() else { return };
         r.reason = None;
+        r.failed_stage = None;
+        r.failure_code = None;
         match event {
             E::DocumentUploaded(_) => {}
             E::ExtractionProgressed { pages_total, .. } => {
@@ -141,9 +153,17 @@ impl DocumentRow {
             }
             E::ChunksEmbedded { .. } => {}
             E::DocumentIndexed { run, .. } => r.indexed_run = Some(*run as i32),
-            E::DocumentFailed { reason, .. } | E::ProcessingCancelled { reason, .. } => {
-                r.reason = Some(reason.clone())
+            E::DocumentFailed {
+                reason,
+                stage,
+                code,
+                ..
+            } => {
+                r.reason = Some(reason.clone());
+                r.failed_stage = Some(stage.as_str().to_owned());
+                r.failure_code = Some(code.as_str().to_owned());
             }
+            E::ProcessingCancelled { reason, .. } => r.reason = Some(reason.clone()),
             E::ReprocessRequested { .. } => {
                 r.chunks_total = 0;
                 r.chunks_final = false;
@@ -207,9 +227,11 @@ pub async fn flush(
                  SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
                      $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
                      $12::int[], $13::text[], $14::int[], $15::int[], $16::bool[], $17::int[],
-                     $18::timestamptz[], $19::timestamptz[], $20::bigint[], $21::int[])
+                     $18::timestamptz[], $19::timestamptz[], $20::bigint[], $21::int[],
+                     $22::text[], $23::text[])
                  ON CONFLICT (document_id) DO UPDATE SET
                      stage = EXCLUDED.stage, run = EXCLUDED.run, reason = EXCLUDED.reason,
+                     failed_stage = EXCLUDED.failed_stage, failure_code = EXCLUDED.failure_code,
                      pages_total = EXCLUDED.pages_total, pages_failed = EXCLUDED.pages_failed,
                      chunks_total = EXCLUDED.chunks_total,
                      chunks_final = EXCLUDED.chunks_final, indexed_run = EXCLUDED.indexed_run,
@@ -237,6 +259,8 @@ pub async fn flush(
                 &col!(updated_at),
                 &col!(last_sequence),
                 &col!(pages_failed),
+                &col!(failed_stage),
+                &col!(failure_code),
             ],
         )
         .await?;
@@ -371,6 +395,8 @@ mod tests {
         assert_eq!((row.chunks_total, row.chunks_final), (0, false));
         assert_eq!(row.indexed_run, Some(1), "search keeps serving run 1");
         assert_eq!(row.reason.as_deref(), Some("damaged PDF: x"));
+        assert_eq!(row.failed_stage.as_deref(), Some("extracting"));
+        assert_eq!(row.failure_code.as_deref(), Some("damaged"));
     }
 
     #[test]

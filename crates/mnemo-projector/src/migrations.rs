@@ -47,6 +47,7 @@ pub fn all() -> Vec<Migration> {
         migration!("chunks", 3, "V3__lexemes_written_by_the_projector.sql"),
         migration!("chunks", 4, "V4__ids_compare_bytewise.sql"),
         migration!("documents", 3, "V3__pages_failed.sql"),
+        migration!("documents", 4, "V4__failure.sql"),
     ]
 }
 

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use mnemo_domain::Stage;
+use mnemo_domain::{DocumentEvent, Stage};
 use time::OffsetDateTime;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
@@ -77,6 +77,37 @@ impl Timings {
                 self.changed.insert(key);
             }
         }
+    }
+
+    /// Folds one event of the document: the stage it leaves the run in,
+    /// after the stage it shows the run passed through when no earlier
+    /// event opened it — a failure belongs to the stage it happened in
+    /// (`DocumentFailed.stage`), and a text extracted without a progress
+    /// event was still extracted (its `extracting` row opens and closes at
+    /// once; the time went to `uploaded`). So `mnemo stats` counts each
+    /// stage's finishes and failures where they happened.
+    pub fn fold_event(
+        &mut self,
+        document_id: Uuid,
+        owner_token: &str,
+        event: &DocumentEvent,
+        at: OffsetDateTime,
+    ) {
+        let through = match event {
+            DocumentEvent::TextExtracted { .. } => Some(Stage::Extracting),
+            DocumentEvent::DocumentFailed { stage, .. } => Some(*stage),
+            _ => None,
+        };
+        if let Some(stage) = through.filter(|s| !s.is_terminal()) {
+            self.fold(document_id, owner_token, event.run(), stage, at);
+        }
+        self.fold(
+            document_id,
+            owner_token,
+            event.run(),
+            event.stage_after(),
+            at,
+        );
     }
 
     /// The rows that changed, to write back.
@@ -179,5 +210,56 @@ mod tests {
             (up2.finished_at, up2.outcome.as_deref()),
             (Some(at(9)), Some("failed"))
         );
+    }
+
+    #[test]
+    fn a_failure_and_a_quick_extraction_count_where_they_happened() {
+        use mnemo_domain::document::FailureCode;
+        let d = Uuid::new_v4();
+        let mut t = Timings::default();
+        t.fold(d, "o", 1, Stage::Uploaded, at(0));
+        // Failed while extracting, with no progress event before.
+        t.fold_event(
+            d,
+            "o",
+            &DocumentEvent::DocumentFailed {
+                run: 1,
+                stage: Stage::Extracting,
+                reason: "damaged PDF: x".into(),
+                retryable: false,
+                code: FailureCode::Damaged,
+            },
+            at(4),
+        );
+        let rows: Vec<_> = t.changed().map(|(k, r)| (k.2.clone(), r.clone())).collect();
+        let of = |stage: &str| rows.iter().find(|(s, _)| s == stage).unwrap().1.clone();
+        assert_eq!(of("uploaded").outcome.as_deref(), Some("extracting"));
+        let ex = of("extracting");
+        assert_eq!(
+            (ex.started_at, ex.finished_at, ex.outcome.as_deref()),
+            (at(4), Some(at(4)), Some("failed"))
+        );
+
+        // Extracted at once: extracting finished too, into chunking.
+        let d = Uuid::new_v4();
+        let mut t = Timings::default();
+        t.fold(d, "o", 1, Stage::Uploaded, at(0));
+        t.fold_event(
+            d,
+            "o",
+            &DocumentEvent::TextExtracted {
+                run: 1,
+                text_sha256: mnemo_domain::Sha256Hex::from_digest(&[1; 32]),
+                pages: 1,
+                chars: 9,
+                extractor: "utf8".into(),
+                pages_failed: 0,
+            },
+            at(3),
+        );
+        let rows: Vec<_> = t.changed().map(|(k, r)| (k.2.clone(), r.clone())).collect();
+        let of = |stage: &str| rows.iter().find(|(s, _)| s == stage).unwrap().1.clone();
+        assert_eq!(of("extracting").outcome.as_deref(), Some("chunking"));
+        assert_eq!(of("chunking").finished_at, None);
     }
 }

@@ -217,6 +217,8 @@ async fn ingest(
                             batch_id,
                             content_type: "text/plain".into(),
                             external_id: doc.id.clone(),
+                            // Each upload is a new document, whatever its bytes.
+                            new_document: true,
                             ..Default::default()
                         })),
                     },

@@ -84,6 +84,9 @@ pub struct Document {
     pub run: u32,
     /// Why the run failed or was cancelled.
     pub reason: Option<String>,
+    /// When the run failed: the stage it failed in, and the code.
+    #[serde(default)]
+    pub failure: Option<(Stage, FailureCode)>,
     pub pages_done: u32,
     pub pages_total: u32,
     /// Pages of this run's text that could not be read (a partial extraction).
@@ -192,9 +195,10 @@ impl Document {
         match command {
             C::Upload(upload) => {
                 if self.stage.is_some() {
-                    // A retried upload with the same key and bytes is the same upload.
-                    let same_retry = upload.idempotency_key.is_some()
-                        && self.idempotency_key == upload.idempotency_key
+                    // A retried upload with the same key and bytes is the
+                    // same upload; so are the same bytes again without a key
+                    // (the API names such a document by its bytes).
+                    let same_retry = self.idempotency_key == upload.idempotency_key
                         && self.sha256.as_ref() == Some(&upload.sha256);
                     return if same_retry {
                         Ok(vec![])
@@ -428,6 +432,7 @@ impl Document {
         self.run = run;
         self.stage = Some(Stage::Uploaded);
         self.reason = None;
+        self.failure = None;
         self.pages_done = 0;
         self.pages_total = 0;
         self.pages_failed = 0;
@@ -542,9 +547,15 @@ impl Aggregate for Document {
                     backfilled: BTreeMap::new(),
                 });
             }
-            E::DocumentFailed { reason, .. } => {
+            E::DocumentFailed {
+                stage,
+                reason,
+                code,
+                ..
+            } => {
                 self.stage = Some(Stage::Failed);
                 self.reason = Some(reason);
+                self.failure = Some((stage, code));
             }
             E::ProcessingCancelled { reason, .. } => {
                 self.stage = Some(Stage::Cancelled);
@@ -802,6 +813,32 @@ mod tests {
             .given(vec![uploaded()])
             .when(upload_command())
             .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn the_same_bytes_again_without_a_key_append_nothing_other_bytes_are_refused() {
+        let keyless = || UploadedDocument {
+            idempotency_key: None,
+            ..new_document()
+        };
+        // Another name, another batch: the same bytes are the same document.
+        let again = UploadedDocument {
+            filename: "copy of notes.pdf".into(),
+            batch_id: "b2".into(),
+            ..keyless()
+        };
+        Given::with(())
+            .given(vec![DocumentEvent::DocumentUploaded(keyless())])
+            .when(DocumentCommand::Upload(again))
+            .then_expect_events(vec![]);
+        let other = UploadedDocument {
+            sha256: Sha256Hex::from_digest(&[9; 32]),
+            ..keyless()
+        };
+        Given::with(())
+            .given(vec![DocumentEvent::DocumentUploaded(keyless())])
+            .when(DocumentCommand::Upload(other))
+            .then_expect_error_message("document already exists");
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub enum FailureCode {
     TimedOut,
     /// A service tried the bounded number of times and gave up.
     RetriesExhausted,
+    /// The extracted text is above the configured limit
+    /// (`--extract-max-text-mib`).
+    TooLarge,
     /// Anything else (the reason says what).
     Other,
 }
@@ -41,11 +44,28 @@ impl FailureCode {
             Self::Damaged
         } else if (r.contains("gave up after") && r.contains(" s ")) || r.contains("timed out") {
             Self::TimedOut
+        } else if r.contains("text is larger than") {
+            Self::TooLarge
         } else if r.contains("attempts") {
             Self::RetriesExhausted
         } else {
             Self::Other
         }
+    }
+
+    /// The code named by [`FailureCode::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::NoTextLayer,
+            Self::Damaged,
+            Self::NeedsPassword,
+            Self::TimedOut,
+            Self::RetriesExhausted,
+            Self::TooLarge,
+            Self::Other,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
     }
 
     pub fn as_str(&self) -> &'static str {
@@ -55,6 +75,7 @@ impl FailureCode {
             Self::NeedsPassword => "needs_password",
             Self::TimedOut => "timed_out",
             Self::RetriesExhausted => "retries_exhausted",
+            Self::TooLarge => "too_large",
             Self::Other => "other",
         }
     }
@@ -86,6 +107,7 @@ mod tests {
             C::classify("gave up after 5 attempts: embedding a batch failed"),
             C::RetriesExhausted
         );
+        assert_eq!(C::classify("the text is larger than 64 MiB"), C::TooLarge);
         assert_eq!(C::classify("something new"), C::Other);
     }
 
@@ -97,12 +119,14 @@ mod tests {
             C::NeedsPassword,
             C::TimedOut,
             C::RetriesExhausted,
+            C::TooLarge,
             C::Other,
         ] {
             assert_eq!(
                 serde_json::to_value(c).unwrap(),
                 serde_json::json!(c.as_str())
             );
+            assert_eq!(C::parse(c.as_str()), Some(c));
         }
     }
 }

@@ -343,26 +343,66 @@ fn embedding_checks(out: &mut Vec<Check>) {
     }
 }
 
+/// The API at `--server` (TLS and a bare `host:port` as every client
+/// command takes them): it must answer and report its document service
+/// serving. Not answering fails the check, so scripts can wait on it.
 async fn api_check(global: &Global, out: &mut Vec<Check>) {
-    let ep = match tonic::transport::Endpoint::from_shared(global.server.clone()) {
+    let ep = match crate::client::endpoint(global) {
         Ok(ep) => ep.connect_timeout(Duration::from_secs(2)),
         Err(e) => {
-            out.push(check("api", Level::Fail, e.to_string(), "fix --server"));
+            out.push(check("api", Level::Fail, format!("{e:#}"), "fix --server"));
             return;
         }
     };
-    match ep.connect().await {
-        Ok(_) => out.push(check(
+    let channel = match ep.connect().await {
+        Ok(c) => c,
+        Err(_) => {
+            out.push(check(
+                "api",
+                Level::Fail,
+                format!("nothing answers at {}", global.server),
+                "start it with `mnemo serve all` (or point --server at it)",
+            ));
+            return;
+        }
+    };
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let asked = tokio::time::timeout(
+        Duration::from_secs(5),
+        health.check(tonic_health::pb::HealthCheckRequest {
+            service: "mnemo.v1.DocumentService".into(),
+        }),
+    )
+    .await;
+    let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    match asked {
+        Ok(Ok(r)) if r.get_ref().status == serving => out.push(check(
             "api",
             Level::Ok,
-            format!("{} answers", global.server),
+            format!("{} serves mnemo", global.server),
             "",
+        )),
+        Ok(Ok(_)) => out.push(check(
+            "api",
+            Level::Fail,
+            format!("{} answers but is not serving documents yet", global.server),
+            "wait for it to start, or read its log",
+        )),
+        Ok(Err(status)) => out.push(check(
+            "api",
+            Level::Fail,
+            format!(
+                "{} answers but not as mnemo: {}",
+                global.server,
+                crate::client::describe(&status)
+            ),
+            "point --server at mnemo's API",
         )),
         Err(_) => out.push(check(
             "api",
-            Level::Warn,
-            format!("nothing answers at {}", global.server),
-            "start it with `mnemo serve`",
+            Level::Fail,
+            format!("{} did not answer a health check within 5 s", global.server),
+            "",
         )),
     }
 }

@@ -46,7 +46,38 @@ pub fn stage_name(stage: i32) -> &'static str {
     }
 }
 
-/// A document as JSON for `--json` output.
+/// A failure code's stable name (`damaged`, ...), as in `DocumentFailed`;
+/// `None` when the document has not failed.
+pub fn failure_name(code: i32) -> Option<&'static str> {
+    use pb::FailureCode as C;
+    Some(match C::try_from(code).unwrap_or(C::Other) {
+        C::Unspecified => return None,
+        C::NoTextLayer => "no_text_layer",
+        C::Damaged => "damaged",
+        C::NeedsPassword => "needs_password",
+        C::TimedOut => "timed_out",
+        C::RetriesExhausted => "retries_exhausted",
+        C::TooLarge => "too_large",
+        C::Other => "other",
+    })
+}
+
+/// The stage a document failed in, by name; `None` when it has not.
+fn failed_stage_name(stage: i32) -> Option<&'static str> {
+    (stage != pb::Stage::Unspecified as i32).then(|| stage_name(stage))
+}
+
+/// "1 chunk", "2 chunks": `noun` with an `s` unless `n` is one.
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// A document as JSON for `--json` output (times in RFC 3339).
 pub fn document_json(d: &pb::Document) -> serde_json::Value {
     serde_json::json!({
         "document_id": d.document_id,
@@ -59,10 +90,12 @@ pub fn document_json(d: &pb::Document) -> serde_json::Value {
         "stage": stage_name(d.stage),
         "run": d.run,
         "reason": d.reason,
+        "failed_stage": failed_stage_name(d.failed_stage),
+        "failure_code": failure_name(d.failure_code),
         "pages_total": d.pages_total,
         "pages_failed": d.pages_failed,
-        "uploaded_at": d.uploaded_at.as_ref().map(|t| t.seconds),
-        "updated_at": d.updated_at.as_ref().map(|t| t.seconds),
+        "uploaded_at": d.uploaded_at.as_ref().map(|t| cards::rfc3339(Some(t))),
+        "updated_at": d.updated_at.as_ref().map(|t| cards::rfc3339(Some(t))),
         "sequence": d.sequence,
     })
 }
@@ -74,6 +107,8 @@ pub fn progress_json(u: &pb::ProgressUpdate) -> serde_json::Value {
         "stage": stage_name(u.stage),
         "fraction": u.fraction,
         "message": u.message,
+        "failed_stage": failed_stage_name(u.failed_stage),
+        "failure_code": failure_name(u.failure_code),
         "run": u.run,
         "pages_done": u.pages_done,
         "pages_total": u.pages_total,

@@ -12,7 +12,7 @@ use mnemo_proto::v1::watch_request::Scope;
 use crate::cli::Global;
 use crate::client::connect;
 use crate::cmd::watch::{request, resuming};
-use crate::cmd::{progress_json, stage_name};
+use crate::cmd::{count, failure_name, progress_json, stage_name};
 
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("scope").required(true).args(["document_id", "batch", "all"])))]
@@ -52,8 +52,12 @@ pub async fn run(global: &Global, args: ProgressArgs) -> Result<ExitCode> {
     );
     // Each document's latest stage: the exit code says whether any failed.
     let mut stages = HashMap::new();
+    let mut summary = None;
     while let Some(u) = watch.next().await? {
         stages.insert(u.document_id.clone(), u.stage);
+        if u.summary.is_some() {
+            summary = u.summary.clone();
+        }
         if args.json {
             println!("{}", progress_json(&u));
             continue;
@@ -77,13 +81,32 @@ pub async fn run(global: &Global, args: ProgressArgs) -> Result<ExitCode> {
         } else {
             String::new()
         };
+        let code = failure_name(u.failure_code)
+            .map(|c| format!(" [{c}]"))
+            .unwrap_or_default();
         println!(
-            "#{:<8} {name}{:>5.1}%  {:<10}  {}{whole}",
+            "#{:<8} {name}{:>5.1}%  {:<10}  {}{code}{whole}",
             u.sequence,
             u.fraction * 100.0,
             stage_name(u.stage),
             u.message
         );
+    }
+    // A batch's or all documents' outcome in one line, once the stream ends
+    // (a followed stream ends only when the API or the user stops it).
+    if let (false, Some(s)) = (args.json, summary) {
+        let rest = s.total.saturating_sub(s.done + s.failed + s.cancelled);
+        let mut parts = vec![
+            format!("{} indexed", s.done),
+            format!("{} failed", s.failed),
+        ];
+        if s.cancelled > 0 {
+            parts.push(format!("{} cancelled", s.cancelled));
+        }
+        if rest > 0 {
+            parts.push(format!("{rest} in progress"));
+        }
+        println!("{}: {}", count(s.total, "document"), parts.join(", "));
     }
     Ok(if stages.values().any(|s| *s == pb::Stage::Failed as i32) {
         ExitCode::FAILURE

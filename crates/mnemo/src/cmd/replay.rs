@@ -129,9 +129,9 @@ pub async fn run(global: &Global, args: ReplayArgs) -> Result<ExitCode> {
             }
             if let Some(r) = stats.retention {
                 println!(
-                    "retention {:.1}%, streak {} days",
+                    "retention {:.1}%, streak {}",
                     r * 100.0,
-                    stats.current_streak_days
+                    super::count(stats.current_streak_days, "day")
                 );
             }
         }

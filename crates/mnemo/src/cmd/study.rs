@@ -65,8 +65,9 @@ pub async fn run(global: &Global, args: StudyArgs) -> Result<ExitCode> {
     );
     println!("reviews per day:  {:.2}", s.reviews_per_day);
     println!(
-        "streak:           {} days ({} days studied)",
-        s.current_streak_days, s.days_studied
+        "streak:           {} ({} studied)",
+        super::count(s.current_streak_days, "day"),
+        super::count(s.days_studied, "day")
     );
     println!("(read model at stream sequence {})", s.sequence);
     Ok(ExitCode::SUCCESS)

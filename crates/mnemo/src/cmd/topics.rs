@@ -53,10 +53,10 @@ fn print(t: &pb::TopicAccepted, json: bool) {
         );
     } else {
         println!(
-            "topic {} '{}' ({} documents, sequence {})",
+            "topic {} '{}' ({}, sequence {})",
             t.topic_id,
             t.name,
-            t.document_ids.len(),
+            super::count(t.document_ids.len() as u64, "document"),
             t.sequence
         );
     }

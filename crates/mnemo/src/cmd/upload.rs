@@ -21,8 +21,8 @@ use tokio::io::AsyncReadExt;
 
 use crate::cli::Global;
 use crate::client::{connect, describe, Documents, Progress};
-use crate::cmd::stage_name;
 use crate::cmd::watch::{request, resuming, DEFAULT_RECONNECTS};
+use crate::cmd::{count, failure_name, stage_name};
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
 pub enum UntilStage {
@@ -46,6 +46,10 @@ pub struct UploadArgs {
     /// (failed and cancelled always stop).
     #[arg(long, value_enum, default_value = "indexed")]
     pub until: UntilStage,
+    /// Make a new document even of bytes you uploaded before (without it,
+    /// such a file is answered with its earlier document).
+    #[arg(long = "new")]
+    pub new_document: bool,
     /// Uploads in flight at once.
     #[arg(long, default_value_t = 4)]
     pub parallel: usize,
@@ -64,7 +68,18 @@ pub async fn upload_file(
     path: &Path,
     topic: &str,
     batch_id: &str,
+    new_document: bool,
 ) -> Result<pb::UploadResponse> {
+    let meta = tokio::fs::metadata(path)
+        .await
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    if meta.is_dir() {
+        // Said once: the caller prefixes the path.
+        anyhow::bail!(
+            "is a directory: name its files (e.g. `mnemo upload {}/*.pdf`)",
+            path.display()
+        );
+    }
     let file = tokio::fs::File::open(path)
         .await
         .with_context(|| format!("cannot open {}", path.display()))?;
@@ -80,41 +95,53 @@ pub async fn upload_file(
             content_type: String::new(),
             idempotency_key: String::new(),
             external_id: String::new(),
+            new_document,
         })),
     };
-    let chunks = futures::stream::unfold(Some(file), |state| async move {
-        let mut file = state?;
-        let mut buf = vec![0u8; CHUNK];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((
-                    pb::UploadRequest {
-                        part: Some(Part::Chunk(buf)),
-                    },
-                    Some(file),
-                ))
-            }
-            // A read error ends the stream early; the server then sees a
-            // short file — so report it by ending with an invalid message.
-            Err(e) => {
-                tracing::error!(error = %e, "read failed");
-                Some((
-                    pb::UploadRequest {
-                        part: Some(Part::Metadata(Default::default())),
-                    },
-                    None,
-                ))
+    // A read error ends the upload with a message the server refuses (so
+    // nothing half-read is stored); the error itself is kept to be reported.
+    let read_error = Arc::new(std::sync::Mutex::new(None::<std::io::Error>));
+    let seen = read_error.clone();
+    let chunks = futures::stream::unfold(Some(file), move |state| {
+        let seen = seen.clone();
+        async move {
+            let mut file = state?;
+            let mut buf = vec![0u8; CHUNK];
+            match file.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((
+                        pb::UploadRequest {
+                            part: Some(Part::Chunk(buf)),
+                        },
+                        Some(file),
+                    ))
+                }
+                Err(e) => {
+                    *seen
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+                    Some((
+                        pb::UploadRequest {
+                            part: Some(Part::Metadata(Default::default())),
+                        },
+                        None,
+                    ))
+                }
             }
         }
     });
     let requests = futures::stream::once(async move { first }).chain(chunks);
-    let r = documents
-        .upload(requests)
-        .await
-        .map_err(|s| anyhow::anyhow!(describe(&s)))?;
-    Ok(r.into_inner())
+    let r = documents.upload(requests).await;
+    let read = read_error
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let Some(e) = read {
+        return Err(e).with_context(|| format!("cannot read {}", path.display()));
+    }
+    Ok(r.map_err(|s| anyhow::anyhow!(describe(&s)))?.into_inner())
 }
 
 fn until_value(u: UntilStage) -> i32 {
@@ -168,6 +195,73 @@ struct Outcome {
     last: Option<pb::ProgressUpdate>,
 }
 
+impl Outcome {
+    /// "notes.pdf: indexed: 40 chunks searchable", "scan.pdf: failed while
+    /// extracting: no text layer (OCR not supported) [no_text_layer]",
+    /// "x.pdf: not uploaded: ...".
+    fn line(&self) -> String {
+        let file = self.path.display();
+        let last = match (&self.upload, &self.last) {
+            (Err(e), _) => return format!("{file}: not uploaded: {e}"),
+            (Ok(_), None) => return format!("{file}: uploaded (no progress seen)"),
+            (Ok(_), Some(u)) => u,
+        };
+        let stage = stage_name(last.stage);
+        let mut line = if last.message.starts_with(stage) {
+            format!("{file}: {}", last.message)
+        } else {
+            format!("{file}: {stage}: {}", last.message)
+        };
+        if let Some(code) = failure_name(last.failure_code) {
+            line.push_str(&format!(" [{code}]"));
+        }
+        line
+    }
+}
+
+/// A document uploaded before, as the outcome of a file that was the same
+/// bytes: its stage now, and why it failed if it did.
+fn already_uploaded(d: &pb::Document) -> pb::ProgressUpdate {
+    let reason = if d.reason.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", d.reason)
+    };
+    pb::ProgressUpdate {
+        document_id: d.document_id.clone(),
+        stage: d.stage,
+        message: format!("already uploaded as {}{reason}", d.document_id),
+        failed_stage: d.failed_stage,
+        failure_code: d.failure_code,
+        sequence: d.sequence,
+        ..Default::default()
+    }
+}
+
+/// How a batch's files ended, for the summary line.
+#[derive(Default)]
+struct Tally(std::collections::BTreeMap<&'static str, usize>);
+
+impl Tally {
+    fn add(&mut self, o: &Outcome) {
+        let word = match (&o.upload, &o.last) {
+            (Err(_), _) => "not uploaded",
+            (Ok(_), None) => "uploaded",
+            (Ok(_), Some(u)) => stage_name(u.stage),
+        };
+        *self.0.entry(word).or_default() += 1;
+    }
+
+    /// "4 indexed, 1 failed" (most common first, then by name).
+    fn summary(&self) -> String {
+        let mut parts: Vec<(&&str, &usize)> = self.0.iter().collect();
+        parts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let total: usize = self.0.values().sum();
+        let parts: Vec<String> = parts.iter().map(|(w, n)| format!("{n} {w}")).collect();
+        format!("{}: {}", count(total as u64, "file"), parts.join(", "))
+    }
+}
+
 /// The files' documents as one batch watch reports them: bars drawn as
 /// updates come, each document's latest update kept for the summary.
 struct BatchView {
@@ -211,6 +305,7 @@ pub async fn run(global: &Global, args: UploadArgs) -> Result<ExitCode> {
     let until = until_value(args.until);
     let multi = Arc::new(MultiProgress::new());
     let show_bars = args.watch && !args.json;
+    let new_document = args.new_document;
     let style = ProgressStyle::with_template("{prefix:<32!} [{bar:30}] {percent:>3}% {wide_msg}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
@@ -237,7 +332,7 @@ pub async fn run(global: &Global, args: UploadArgs) -> Result<ExitCode> {
                     b.set_message("uploading");
                     b
                 });
-                let upload = upload_file(&mut documents, &path, &topic, &batch_id)
+                let upload = upload_file(&mut documents, &path, &topic, &batch_id, new_document)
                     .await
                     .map_err(|e| format!("{e:#}"));
                 if let (Err(e), Some(b)) = (&upload, &bar) {
@@ -273,8 +368,14 @@ pub async fn run(global: &Global, args: UploadArgs) -> Result<ExitCode> {
         tokio::select! {
             next = uploads.next(), if !uploads_done => match next {
                 Some((path, upload, bar)) => {
-                    if let Ok(r) = &upload {
-                        view.uploaded(&r.document_id, bar);
+                    match (&upload, bar) {
+                        // Bytes uploaded before: that document, in its own
+                        // batch; this watch will not see it (read below).
+                        (Ok(r), Some(bar)) if r.batch_id != batch_id => {
+                            bar.finish_with_message(format!("already uploaded as {}", r.document_id));
+                        }
+                        (Ok(r), bar) if r.batch_id == batch_id => view.uploaded(&r.document_id, bar),
+                        _ => {}
                     }
                     uploaded.push((path, upload));
                 }
@@ -300,7 +401,7 @@ pub async fn run(global: &Global, args: UploadArgs) -> Result<ExitCode> {
             bar.abandon();
         }
     }
-    let outcomes: Vec<Outcome> = uploaded
+    let mut outcomes: Vec<Outcome> = uploaded
         .into_iter()
         .map(|(path, upload)| {
             let last = upload
@@ -310,11 +411,37 @@ pub async fn run(global: &Global, args: UploadArgs) -> Result<ExitCode> {
             Outcome { path, upload, last }
         })
         .collect();
+    if args.watch {
+        // Files that were already documents: their state now.
+        for o in &mut outcomes {
+            let Ok(r) = &o.upload else { continue };
+            if r.batch_id == batch_id {
+                continue;
+            }
+            let mut documents = clients.documents.clone();
+            o.last = Some(
+                match documents
+                    .get(pb::GetDocumentRequest {
+                        document_id: r.document_id.clone(),
+                    })
+                    .await
+                {
+                    Ok(d) => already_uploaded(&d.into_inner()),
+                    Err(s) => pb::ProgressUpdate {
+                        message: format!("already uploaded as {}: {}", r.document_id, describe(&s)),
+                        ..Default::default()
+                    },
+                },
+            );
+        }
+    }
     let mut failed = false;
+    let mut tally = Tally::default();
     for o in &outcomes {
         let final_stage = o.last.as_ref().map(|u| u.stage);
         let doc_failed = matches!(final_stage, Some(s) if s == pb::Stage::Failed as i32);
         failed |= o.upload.is_err() || doc_failed;
+        tally.add(o);
         if args.json {
             let v = match &o.upload {
                 Ok(r) => serde_json::json!({
@@ -328,31 +455,45 @@ pub async fn run(global: &Global, args: UploadArgs) -> Result<ExitCode> {
                     "deduplicated": r.deduplicated,
                     "stage": final_stage.map(stage_name),
                     "message": o.last.as_ref().map(|u| u.message.clone()),
+                    "failure_code": o.last.as_ref().and_then(|u| failure_name(u.failure_code)),
                 }),
                 Err(e) => serde_json::json!({"file": o.path.display().to_string(), "error": e}),
             };
             println!("{v}");
-        } else if !show_bars {
+        } else if args.watch {
+            // One line per file with its outcome in full, whatever the
+            // terminal's width (the bars cut it, and are not drawn off a
+            // terminal at all).
+            println!("{}", o.line());
+        } else {
             match &o.upload {
                 Ok(r) => println!(
-                    "{}  {}  {}",
+                    "{}  {}  {}{}",
                     r.document_id,
                     r.content_type,
-                    o.path.display()
+                    o.path.display(),
+                    if r.deduplicated {
+                        "  (already uploaded)"
+                    } else {
+                        ""
+                    }
                 ),
                 Err(e) => eprintln!("{}: {e}", o.path.display()),
             }
         }
     }
-    if show_bars {
-        let ok = outcomes.iter().filter(|o| o.upload.is_ok()).count();
-        println!(
-            "{ok} of {} files uploaded (batch {batch_id})",
-            outcomes.len()
-        );
+    if args.watch && !args.json {
+        println!("{} (batch {batch_id})", tally.summary());
     }
     if let Some(e) = watch_error {
-        eprintln!("error: {e}");
+        if e.resumable {
+            eprintln!(
+                "error: {}; follow the rest with `mnemo progress --batch {batch_id} --from {}`",
+                e.reason, e.last_sequence
+            );
+        } else {
+            eprintln!("error: {}", e.reason);
+        }
         failed = true;
     }
     Ok(if failed {

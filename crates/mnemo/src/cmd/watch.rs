@@ -28,15 +28,19 @@ pub struct WatchError {
     pub reason: String,
     /// The last sequence received (or the starting one).
     pub last_sequence: u64,
+    /// Whether watching again from `last_sequence` can help: the stream
+    /// was lost, not refused (a refusal — not found, a bad token — would
+    /// only be refused again).
+    pub resumable: bool,
 }
 
 impl std::fmt::Display for WatchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}; resume with --from {}",
-            self.reason, self.last_sequence
-        )
+        f.write_str(&self.reason)?;
+        if self.resumable {
+            write!(f, "; resume with --from {}", self.last_sequence)?;
+        }
+        Ok(())
     }
 }
 
@@ -118,9 +122,13 @@ where
         let give_up = |reason: String, last_sequence| WatchError {
             reason,
             last_sequence,
+            resumable: true,
         };
         if !transient(&status) {
-            return Err(give_up(describe(&status), self.last_sequence()));
+            return Err(WatchError {
+                resumable: false,
+                ..give_up(describe(&status), self.last_sequence())
+            });
         }
         if self.failures >= self.reconnects {
             return Err(give_up(
@@ -253,6 +261,9 @@ mod tests {
         let mut w = ResumingWatch::new(open, request(Scope::DocumentId("d".into()), 0, false), 5);
         let err = w.next().await.unwrap_err();
         assert!(err.reason.contains("NotFound"), "{err}");
+        // Watching again would be refused again: no advice to resume.
+        assert!(!err.resumable);
+        assert!(!err.to_string().contains("--from"), "{err}");
         assert_eq!(froms.lock().unwrap().len(), 1);
     }
 }
