@@ -3,8 +3,10 @@
 
 mod api;
 mod backfill;
+mod cli;
 mod consumer;
 mod event_store;
+mod examples;
 mod isolation;
 mod learning;
 mod nats_access;
