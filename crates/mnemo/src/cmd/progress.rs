@@ -56,7 +56,7 @@ pub async fn run(global: &Global, args: ProgressArgs) -> Result<ExitCode> {
     while let Some(u) = watch.next().await? {
         stages.insert(u.document_id.clone(), u.stage);
         if u.summary.is_some() {
-            summary = u.summary.clone();
+            summary = u.summary;
         }
         if args.json {
             println!("{}", progress_json(&u));
