@@ -88,8 +88,12 @@ def main():
         # 2. Watch until the document is terminal. A broken stream is
         # resumed from the last sequence seen: nothing missed or repeated.
         watcher = progress_grpc.ProgressServiceStub(channel)
-        last, final = 0, None
+        last, final, attempts = 0, None, 0
         while final is None:
+            attempts += 1
+            if attempts > 10:
+                emit(event="refused", code="UNAVAILABLE", reason="the progress stream kept breaking")
+                return 2
             request = progress.WatchRequest(document_id=up.document_id, from_sequence=last)
             try:
                 for u in watcher.Watch(request, metadata=auth):

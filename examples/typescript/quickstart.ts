@@ -108,7 +108,11 @@ async function main(): Promise<number> {
     // from the last sequence seen: nothing missed or repeated.
     let last = 0n;
     let final: ProgressUpdate | undefined;
-    while (!final) {
+    for (let attempt = 1; !final; attempt++) {
+      if (attempt > 10) {
+        emit({ event: "refused", code: "UNAVAILABLE", reason: "the progress stream kept breaking" });
+        return 2;
+      }
       try {
         for await (const u of progress.watch({
           scope: { case: "documentId", value: up.documentId },

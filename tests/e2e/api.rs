@@ -204,12 +204,13 @@ async fn an_upload_retried_with_the_same_key_is_the_same_document() {
 async fn the_same_bytes_again_are_the_same_document_unless_a_new_one_is_asked_for() {
     let env = TestEnv::start().await;
     let docs = env.documents("alice").await;
-    let send = |filename: &str, batch: &str, new_document: bool| {
+    let send_as = |filename: &str, batch: &str, topic: &str, new_document: bool| {
         let mut docs = docs.clone();
         let reqs = mnemo_tests::upload_requests_with(
             pb::UploadMetadata {
                 filename: filename.into(),
                 batch_id: batch.into(),
+                topic: topic.into(),
                 new_document,
                 ..Default::default()
             },
@@ -221,6 +222,9 @@ async fn the_same_bytes_again_are_the_same_document_unless_a_new_one_is_asked_fo
                 .unwrap()
                 .into_inner()
         }
+    };
+    let send = |filename: &str, batch: &str, new_document: bool| {
+        send_as(filename, batch, "", new_document)
     };
     let first = send("cells.md", "b1", false).await;
     // Another name, another batch: the bytes are what count.
@@ -235,6 +239,12 @@ async fn the_same_bytes_again_are_the_same_document_unless_a_new_one_is_asked_fo
     assert!(!second.deduplicated);
     assert_ne!(second.document_id, first.document_id);
     assert_eq!(env.event_count().await, 2);
+    // Filed under another topic: another document (an app's two entries
+    // of one file stay two).
+    let filed = send_as("cells.md", "b4", "biology", false).await;
+    assert!(!filed.deduplicated);
+    assert_ne!(filed.document_id, first.document_id);
+    assert_eq!(env.event_count().await, 3);
     // Other bytes are another document.
     let mut other = docs.clone();
     let r = upload(

@@ -17,9 +17,12 @@ fn mnemo_bin() -> PathBuf {
     bin
 }
 
+/// A child that outlives this is hung: the test fails instead of CI.
+const CHILD_WITHIN: std::time::Duration = std::time::Duration::from_secs(180);
+
 /// Runs `mnemo ARGS` against the env's API as alice, stdout and stderr piped.
 async fn mnemo(env: &TestEnv, token: &str, args: &[&str]) -> Output {
-    tokio::process::Command::new(mnemo_bin())
+    let run = tokio::process::Command::new(mnemo_bin())
         .args(args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -28,8 +31,10 @@ async fn mnemo(env: &TestEnv, token: &str, args: &[&str]) -> Output {
         .env("MNEMO_TOKEN", token)
         .stdin(Stdio::null())
         .kill_on_drop(true)
-        .output()
+        .output();
+    tokio::time::timeout(CHILD_WITHIN, run)
         .await
+        .unwrap_or_else(|_| panic!("mnemo {args:?} did not finish"))
         .unwrap()
 }
 
@@ -103,6 +108,17 @@ async fn upload_watch_off_a_terminal_says_each_outcome_and_fails_when_one_failed
         "{stdout}"
     );
 
+    // A file that failed, uploaded again: that document, the same exit
+    // rule, and how to run it again.
+    let out = mnemo(&env, &token, &["upload", "--watch", broken]).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(": failed: already uploaded as ")
+            && stdout.contains("mnemo docs reprocess"),
+        "{stdout}"
+    );
+
     // A directory: said once, plainly, nothing uploaded.
     let out = mnemo(&env, &token, &["upload", dir.path().to_str().unwrap()]).await;
     assert_eq!(out.status.code(), Some(1));
@@ -137,13 +153,16 @@ async fn a_refused_token_says_why_and_gives_no_resume_advice() {
 async fn doctor_fails_when_the_api_does_not_answer() {
     let env = TestEnv::start().await;
     let doctor = |server: String| async move {
-        tokio::process::Command::new(mnemo_bin())
+        let run = tokio::process::Command::new(mnemo_bin())
             .args(["doctor", "--server", &server])
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .stdin(Stdio::null())
-            .output()
+            .kill_on_drop(true)
+            .output();
+        tokio::time::timeout(CHILD_WITHIN, run)
             .await
+            .expect("doctor finishes")
             .unwrap()
     };
     let out = doctor("127.0.0.1:9".into()).await;

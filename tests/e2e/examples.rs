@@ -97,8 +97,11 @@ async fn quickstart(
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .stdin(Stdio::null())
         .kill_on_drop(true)
-        .output()
+        .output();
+    // A hung example fails its test instead of hanging CI.
+    let out = tokio::time::timeout(std::time::Duration::from_secs(180), out)
         .await
+        .unwrap_or_else(|_| panic!("{example:?} quickstart did not finish"))
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines = stdout

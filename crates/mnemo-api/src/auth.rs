@@ -516,7 +516,7 @@ fn explain(e: &jsonwebtoken::errors::Error, token: &str) -> String {
     };
     match e.kind() {
         K::InvalidSignature => "this token was signed with a different secret or key than this \
-            server's (issue one against this server: `mnemo token issue`)"
+            server's (one from another deployment, or the secret or key has changed)"
             .into(),
         K::ExpiredSignature => match when("exp") {
             Some(t) => format!("the token expired at {t}; get a new one"),

@@ -20,6 +20,10 @@ use crate::{convert, status};
 
 /// Namespace UUID for ids derived from (owner, idempotency key).
 const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6d6e_656d_6f2d_4944_454d_504f_5445_4e54);
+/// Names a document by what was uploaded (owner, bytes, topic, external
+/// id) when no idempotency key does: apart from the keys' namespace, so no
+/// key can collide with it.
+const CONTENT_NAMESPACE: Uuid = Uuid::from_u128(0x6d6e_656d_6f2d_636f_6e74_656e_7400_0001);
 
 /// Longest topic, batch id or idempotency key accepted.
 const MAX_LABEL: usize = 200;
@@ -142,8 +146,10 @@ impl DocumentService for DocumentApi {
         let batch_id =
             label(&m.batch_id, "batch_id")?.unwrap_or_else(|| Uuid::now_v7().to_string());
         // The document's id: from the idempotency key when there is one;
-        // else from the bytes (known once they are in: the same bytes are
-        // the same document, `deduplicated`), unless a new one is asked for.
+        // else from what was uploaded — the bytes (known once they are in),
+        // the topic and the external id: the same again is the same
+        // document (`deduplicated`), whatever its file name — unless a new
+        // one is asked for.
         let id_by_key = key.as_ref().map(|k| {
             DocumentId::from(Uuid::new_v5(
                 &IDEMPOTENCY_NAMESPACE,
@@ -198,9 +204,11 @@ impl DocumentService for DocumentApi {
                 received.size,
             );
             let document_id = id_by_key.or(random_id).unwrap_or_else(|| {
+                let content =
+                    serde_json::json!([who.owner.token(), sha256.as_str(), topic, external_id,]);
                 DocumentId::from(Uuid::new_v5(
-                    &IDEMPOTENCY_NAMESPACE,
-                    format!("{}/sha256/{sha256}", who.owner.token()).as_bytes(),
+                    &CONTENT_NAMESPACE,
+                    content.to_string().as_bytes(),
                 ))
             });
             tracing::Span::current().record("document_id", tracing::field::display(&document_id));
@@ -250,7 +258,10 @@ impl DocumentService for DocumentApi {
                 )
                 .await
                 .map_err(|e| status::from_execute_error(&e))?;
-            hold.appended(done.last_sequence);
+            // A repeat appended nothing: it holds none of the owner's quota.
+            if done.appended.is_some() {
+                hold.appended(done.last_sequence);
+            }
             tracing::info!(
                 size,
                 %content_type,
@@ -262,7 +273,13 @@ impl DocumentService for DocumentApi {
             Ok(Response::new(pb::UploadResponse {
                 document_id: document_id.to_string(),
                 batch_id: done.aggregate.batch_id.clone(),
-                content_type: content_type.mime().to_owned(),
+                // The stored document's (a repeat may have declared another).
+                content_type: done
+                    .aggregate
+                    .content_type
+                    .unwrap_or(content_type)
+                    .mime()
+                    .to_owned(),
                 size_bytes: size,
                 sha256: sha256.to_string(),
                 sequence: done.last_sequence,

@@ -98,16 +98,16 @@ impl Timings {
             DocumentEvent::DocumentFailed { stage, .. } => Some(*stage),
             _ => None,
         };
-        if let Some(stage) = through.filter(|s| !s.is_terminal()) {
-            self.fold(document_id, owner_token, event.run(), stage, at);
+        // Only a stage the run has no row of yet: a failure reported for a
+        // stage already left (a late give-up) closes the open row instead.
+        let run = event.run();
+        let key = |s: Stage| (document_id, run as i32, s.as_str().to_owned());
+        if let Some(stage) =
+            through.filter(|s| !s.is_terminal() && !self.rows.contains_key(&key(*s)))
+        {
+            self.fold(document_id, owner_token, run, stage, at);
         }
-        self.fold(
-            document_id,
-            owner_token,
-            event.run(),
-            event.stage_after(),
-            at,
-        );
+        self.fold(document_id, owner_token, run, event.stage_after(), at);
     }
 
     /// The rows that changed, to write back.
@@ -261,5 +261,32 @@ mod tests {
         let of = |stage: &str| rows.iter().find(|(s, _)| s == stage).unwrap().1.clone();
         assert_eq!(of("extracting").outcome.as_deref(), Some("chunking"));
         assert_eq!(of("chunking").finished_at, None);
+    }
+
+    #[test]
+    fn a_late_failure_of_a_stage_already_left_closes_the_open_row() {
+        use mnemo_domain::document::FailureCode;
+        let d = Uuid::new_v4();
+        let mut t = Timings::default();
+        t.fold(d, "o", 1, Stage::Uploaded, at(0));
+        t.fold(d, "o", 1, Stage::Extracting, at(1));
+        t.fold(d, "o", 1, Stage::Chunking, at(2));
+        t.fold_event(
+            d,
+            "o",
+            &DocumentEvent::DocumentFailed {
+                run: 1,
+                stage: Stage::Extracting,
+                reason: "gave up after 5 attempts".into(),
+                retryable: true,
+                code: FailureCode::RetriesExhausted,
+            },
+            at(5),
+        );
+        let rows: Vec<_> = t.changed().map(|(k, r)| (k.2.clone(), r.clone())).collect();
+        let of = |stage: &str| rows.iter().find(|(s, _)| s == stage).unwrap().1.clone();
+        assert_eq!(of("extracting").outcome.as_deref(), Some("chunking"));
+        assert_eq!(of("chunking").outcome.as_deref(), Some("failed"));
+        assert_eq!(rows.len(), 3, "no second extracting row: {rows:?}");
     }
 }

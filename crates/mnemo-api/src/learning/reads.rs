@@ -38,8 +38,10 @@ async fn read_at(state: &ApiState, min_sequence: u64) -> Result<(Arc<Client>, u6
     }
     .map_err(|e| status::from_db_error(&e))?;
     if at < min_sequence {
-        return Err(Status::deadline_exceeded(format!(
-            "the learning read model is at sequence {at}, not yet {min_sequence}; is the projector running?"
+        // As every other `min_sequence` wait: retryable.
+        return Err(Status::unavailable(format!(
+            "the learning read model is at sequence {at}, not yet {min_sequence}; retry shortly \
+             (is the projector running?)"
         )));
     }
     Ok((db, at))

@@ -26,7 +26,9 @@ pub enum FailureCode {
     /// The extracted text is above the configured limit
     /// (`--extract-max-text-mib`).
     TooLarge,
-    /// Anything else (the reason says what).
+    /// Anything else (the reason says what); also a code this build does
+    /// not know (written by a newer one), so old readers keep reading.
+    #[serde(other)]
     Other,
 }
 

@@ -227,10 +227,18 @@ fn already_uploaded(d: &pb::Document) -> pb::ProgressUpdate {
     } else {
         format!(": {}", d.reason)
     };
+    let again = if d.stage == pb::Stage::Failed as i32 || d.stage == pb::Stage::Cancelled as i32 {
+        format!(
+            " (`mnemo docs reprocess {}` runs it again; `mnemo upload --new` makes another)",
+            d.document_id
+        )
+    } else {
+        String::new()
+    };
     pb::ProgressUpdate {
         document_id: d.document_id.clone(),
         stage: d.stage,
-        message: format!("already uploaded as {}{reason}", d.document_id),
+        message: format!("already uploaded as {}{reason}{again}", d.document_id),
         failed_stage: d.failed_stage,
         failure_code: d.failure_code,
         sequence: d.sequence,
