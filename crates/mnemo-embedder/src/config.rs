@@ -33,6 +33,12 @@ pub struct EmbedderArgs {
     /// Most padded tokens (texts × longest) per model call; bounds memory.
     #[arg(long, env = "MNEMO_EMBED_TOKEN_BUDGET", default_value_t = BatchPlan::default().token_budget)]
     pub embed_token_budget: usize,
+    /// Most texts per model call. 1 makes a dynamically quantized (int8)
+    /// model deterministic: its activation scales are computed per call,
+    /// so a text alone always gets the same vector (docs/benchmarks.md,
+    /// *A faster embedder that stays deterministic*).
+    #[arg(long, env = "MNEMO_EMBED_MAX_TEXTS", default_value_t = BatchPlan::default().max_texts, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
+    pub embed_max_texts: usize,
     /// Let idle onnxruntime threads spin (faster alone, worse beside other services).
     #[arg(long, env = "MNEMO_EMBED_SPIN")]
     pub embed_spin: bool,
@@ -86,6 +92,7 @@ impl EmbedderArgs {
     pub fn plan(&self) -> BatchPlan {
         BatchPlan {
             token_budget: self.embed_token_budget,
+            max_texts: self.embed_max_texts,
             ..Default::default()
         }
     }
@@ -349,7 +356,10 @@ mod tests {
         let args = cli.embedder;
         assert_eq!(args.embed_concurrency, DEFAULT_CONCURRENCY);
         assert_eq!(args.embed_ack_wait, Duration::from_secs(15));
-        assert_eq!(args.plan().token_budget, BatchPlan::default().token_budget);
+        assert_eq!(args.plan(), BatchPlan::default());
+        assert!(Cli::try_parse_from(["t", "--embed-max-texts", "0"]).is_err());
+        let one = Cli::try_parse_from(["t", "--embed-max-texts", "1"]).map(|c| c.embedder.plan());
+        assert_eq!(one.map(|p| p.max_texts).ok(), Some(1));
         assert_eq!(args.config("/m".into()), EmbedderConfig::local("/m"));
         assert!(Cli::try_parse_from(["t", "--embed-concurrency", "0"]).is_err());
     }
