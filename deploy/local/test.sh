@@ -37,7 +37,8 @@ export MNEMO_EXAMPLES_PYTHON
 . "$state/model.env"
 log="$state/test.log"
 set +e
-cargo test --workspace --locked "$@" 2>&1 | tee "$log"
+# Every test binary runs even after one fails, so one run shows every failure.
+cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"

@@ -102,26 +102,37 @@ pub enum Service {
     Projector,
 }
 
-/// Resolves when the process is asked to stop.
-pub async fn stop_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves when the process is asked to stop (SIGTERM or Ctrl-C).
+///
+/// The handlers are installed when this is called, not when the future is
+/// first polled: a signal that arrives while the services are still
+/// starting is kept and ends the wait at once, instead of killing the
+/// process by the default action halfway through its start.
+pub fn stop_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {},
-                    _ = term.recv() => {},
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
+            };
+            tokio::select! {
+                _ = wait(term) => {},
+                _ = wait(int) => {},
             }
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Loads a session of an embedding model off the async threads, with
@@ -224,6 +235,9 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             })
         }
     };
+    // Listening for SIGTERM starts before any service does (see
+    // `stop_signal`).
+    let mut stop = Box::pin(stop_signal());
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -324,7 +338,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
 
     let mut code = ExitCode::SUCCESS;
     tokio::select! {
-        _ = stop_signal() => tracing::info!("stopping"),
+        _ = &mut stop => tracing::info!("stopping"),
         Some(done) = tasks.join_next() => {
             // A service ended on its own: that is a failure whatever it
             // returned (e.g. its consumer was deleted); stop the others too.
