@@ -6,6 +6,9 @@
 //!   in file order, each padded to its longest text, one intra-op thread.
 //! - *As the service*: the same texts sorted by length and cut within the
 //!   service's padded-token budget ([`BatchPlan`]), so less padding.
+//! - *One text per call*: no padding at all; how a model that quantizes
+//!   per call (the int8 one) always runs, whatever it is handed
+//!   (decision 020), unless `--shared-quantized-calls`.
 //!
 //! Tokens are the real (unpadded) word pieces after truncation to the
 //! model's max length; CPU time is this process's user + system time.
@@ -82,9 +85,15 @@ fn measure(
         .map(|b| b.iter().map(|&i| texts[i].clone()).collect())
         .collect();
     let tokens = batches.iter().flatten().map(|&i| lengths[i]).sum();
-    let padded_tokens = batches
+    // The model cuts what it is handed into calls of its batch size (1
+    // for a per-call quantizer): padding is per call.
+    let calls: Vec<&[usize]> = batches
         .iter()
-        .map(|b| b.len() * b.iter().map(|&i| lengths[i]).max().unwrap_or(0))
+        .flat_map(|b| b.chunks(model.texts_per_call().max(1)))
+        .collect();
+    let padded_tokens = calls
+        .iter()
+        .map(|c| c.len() * c.iter().map(|&i| lengths[i]).max().unwrap_or(0))
         .sum();
     let mut best: Option<(f64, f64)> = None;
     for _ in 0..passes.max(1) {
@@ -100,7 +109,7 @@ fn measure(
     let (cpu, wall) = best.unwrap_or((0.0, 0.0));
     Ok(Pass {
         mode,
-        batches: batches.len(),
+        batches: calls.len(),
         tokens,
         padded_tokens,
         cpu_seconds: cpu,
@@ -129,6 +138,11 @@ pub struct EmbedBench {
     /// onnxruntime's CPU memory arena (the service's `--embed-arena`).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub arena: bool,
+    /// Let a per-call quantized (int8) model take whole batches, to
+    /// measure what one text per call saves or costs (its vectors then
+    /// depend on their batch: never so in the service).
+    #[arg(long)]
+    pub shared_quantized_calls: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -141,12 +155,14 @@ pub async fn run(bench: EmbedBench) -> Result<ExitCode> {
         threads,
         passes,
         arena,
+        shared_quantized_calls,
         json,
     } = bench;
     let texts = read_corpus(&corpus, docs)?;
     let config = EmbedderConfig::local(model_dir)
         .with_threads(threads.max(1))
-        .with_arena(arena);
+        .with_arena(arena)
+        .with_shared_quantized_calls(shared_quantized_calls);
     let model = tokio::task::spawn_blocking(move || Embedder::new(config))
         .await?
         .map_err(|e| anyhow::anyhow!(e.report()))?;
@@ -169,6 +185,7 @@ pub async fn run(bench: EmbedBench) -> Result<ExitCode> {
     let mut sorted: Vec<usize> = (0..texts.len()).collect();
     sorted.sort_by_key(|&i| lengths[i]);
     let sorted_lengths: Vec<usize> = sorted.iter().map(|&i| lengths[i]).collect();
+    let one_each: Vec<Vec<usize>> = (0..texts.len()).map(|i| vec![i]).collect();
     let plan = BatchPlan::default();
     let service: Vec<Vec<usize>> = plan_batches(&sorted_lengths, plan.token_budget, plan.max_texts)
         .into_iter()
@@ -192,6 +209,14 @@ pub async fn run(bench: EmbedBench) -> Result<ExitCode> {
             &service,
             passes,
         )?,
+        measure(
+            &model,
+            "one text per call",
+            &texts,
+            &lengths,
+            &one_each,
+            passes,
+        )?,
     ];
     if json {
         println!(
@@ -201,14 +226,16 @@ pub async fn run(bench: EmbedBench) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "embedding {} documents of {} ({} thread(s), model {})",
+        "embedding {} documents of {} ({} thread(s), model {}, at most {} text(s) per call, {} session(s))",
         texts.len(),
         corpus.display(),
         threads,
-        model.model_id()
+        model.model_id(),
+        model.texts_per_call(),
+        model.sessions()
     );
     println!();
-    println!("| batching | batches | tokens | padded | CPU s | wall s | tok/CPU-s |");
+    println!("| batching | model calls | tokens | padded | CPU s | wall s | tok/CPU-s |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for r in &results {
         println!(

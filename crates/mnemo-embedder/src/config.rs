@@ -27,16 +27,17 @@ pub const DEFAULT_CONCURRENCY: usize = 8;
 /// text are shared with the chunker and the API, so the binary passes them.
 #[derive(clap::Args, Debug, Clone)]
 pub struct EmbedderArgs {
-    /// onnxruntime intra-op threads (default: every core).
+    /// onnxruntime intra-op threads (default: every core); for a model
+    /// that quantizes per call, that many one-thread sessions side by side.
     #[arg(long, env = "MNEMO_EMBED_THREADS")]
     pub embed_threads: Option<usize>,
     /// Most padded tokens (texts × longest) per model call; bounds memory.
     #[arg(long, env = "MNEMO_EMBED_TOKEN_BUDGET", default_value_t = BatchPlan::default().token_budget)]
     pub embed_token_budget: usize,
-    /// Most texts per model call. 1 makes a dynamically quantized (int8)
-    /// model deterministic: its activation scales are computed per call,
-    /// so a text alone always gets the same vector (docs/benchmarks.md,
-    /// *A faster embedder that stays deterministic*).
+    /// Most texts per model call. A model that quantizes per call (the
+    /// int8 model served by default) gets one text per call whatever this
+    /// says, so its vectors never depend on what else was queued
+    /// (docs/decisions/020-int8-model-one-text-per-call.md).
     #[arg(long, env = "MNEMO_EMBED_MAX_TEXTS", default_value_t = BatchPlan::default().max_texts, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
     pub embed_max_texts: usize,
     /// Let idle onnxruntime threads spin (faster alone, worse beside other services).
@@ -192,7 +193,9 @@ pub struct EmbedderConfig {
     pub max_length: usize,
     /// Texts per onnxruntime call, 1..=256.
     pub batch_size: usize,
-    /// onnxruntime intra-op threads; `None` uses every available core.
+    /// onnxruntime intra-op threads; `None` uses every available core. A
+    /// model that quantizes per call gets this many single-threaded
+    /// sessions instead ([`crate::Embedder`]).
     pub threads: Option<usize>,
     /// Whether onnxruntime's idle intra-op threads spin instead of sleeping.
     /// Spinning saves microseconds per operator on an idle machine, but next
@@ -206,6 +209,12 @@ pub struct EmbedderConfig {
     /// The session's threads run this much nicer than the thread that
     /// builds it (0: the same; see [`crate::priority`]).
     pub nice: i32,
+    /// Lets a model that quantizes its activations per call (dynamic int8)
+    /// embed several texts per call anyway. Off by default: such a model
+    /// gets one text per call, because otherwise a text's vector depends
+    /// on the texts it shares the call with (docs/decisions/020). On only
+    /// to measure what that costs (the tests and `mnemo bench embed`).
+    pub shared_quantized_calls: bool,
 }
 
 impl EmbedderConfig {
@@ -219,6 +228,7 @@ impl EmbedderConfig {
             spin_wait: false,
             arena: true,
             nice: 0,
+            shared_quantized_calls: false,
         }
     }
 
@@ -271,6 +281,13 @@ impl EmbedderConfig {
     /// Runs the session's threads at `nice` (0..=19).
     pub fn with_nice(mut self, nice: i32) -> Self {
         self.nice = nice;
+        self
+    }
+
+    /// Lets a dynamically quantized model take `batch_size` texts per call
+    /// (see [`EmbedderConfig::shared_quantized_calls`]).
+    pub fn with_shared_quantized_calls(mut self, shared: bool) -> Self {
+        self.shared_quantized_calls = shared;
         self
     }
 

@@ -1,6 +1,7 @@
 //! [`Embedder`]: texts in, L2-normalised vectors out, one bounded batch at a
 //! time.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use fastembed::TextEmbedding;
@@ -21,12 +22,28 @@ use crate::model;
 /// queries, because a call in progress cannot be shared and a person
 /// waiting should not wait for a batch (docs/decisions/019-model-sessions-and-priority.md).
 ///
+/// A model that quantizes its activations per call (a dynamically
+/// quantized int8 export) is given one text per model call, whatever
+/// `batch_size` says: its scales are computed from the whole input
+/// tensor, so in a shared call a text's vector would depend on the other
+/// texts and the padding. Alone, a text always gets the same bytes, at
+/// any thread count, so replays, backfills and the embedding cache stay
+/// exact (docs/decisions/020-int8-model-one-text-per-call.md). Such an
+/// `Embedder` keeps one single-threaded session per thread it may use
+/// and runs the texts of one [`Embedder::embed`] side by side on them:
+/// a one-text call is too small to share between threads well (measured:
+/// two one-thread sessions embed 1.28× what one two-thread session does).
+///
 /// Texts longer than `max_length` word pieces are truncated by the tokenizer,
 /// not refused: the chunker guarantees chunks fit (it measures them with
 /// [`Embedder::count_tokens`], which uses this very tokenizer), so checking
 /// again here would tokenise every text twice for nothing.
 pub struct Embedder {
-    model: Mutex<TextEmbedding>,
+    /// One session, or for a per-call quantized model one single-threaded
+    /// session per thread (see above).
+    sessions: Vec<Mutex<TextEmbedding>>,
+    /// Texts per model call: `batch_size`, or 1 for a per-call quantizer.
+    per_call: usize,
     // The same tokenizer without truncation or padding, so counts are true
     // lengths (a truncating count would hide over-long chunks at 256).
     counter: Tokenizer,
@@ -67,6 +84,8 @@ impl Embedder {
             model_id = %embedder.model_id,
             dims = embedder.dims,
             batch_size = embedder.batch_size,
+            texts_per_call = embedder.per_call,
+            sessions = embedder.sessions.len(),
             max_length = embedder.max_length,
             nice = embedder.nice,
             "embedder ready"
@@ -75,17 +94,36 @@ impl Embedder {
     }
 
     fn build(config: &EmbedderConfig) -> Result<Self, EmbedError> {
-        let loaded = model::load(config)?;
-        let mut counter = loaded.embedding.tokenizer.clone();
+        let one_per_call =
+            model::quantizes_per_call(&config.model) && !config.shared_quantized_calls;
+        let (count, session_config) = if one_per_call {
+            let threads = config.threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            });
+            (threads.max(1), config.clone().with_threads(1))
+        } else {
+            (1, config.clone())
+        };
+        let mut loaded = Vec::with_capacity(count);
+        for _ in 0..count {
+            loaded.push(model::load(&session_config)?);
+        }
+        let first = &loaded[0];
+        let mut counter = first.embedding.tokenizer.clone();
         counter.with_padding(None);
         counter
             .with_truncation(None)
             .map_err(|e| EmbedError::model(format!("cannot configure the token counter: {e}")))?;
+        let (model_id, dims) = (first.model_id.clone(), first.dims);
         let embedder = Self {
-            model: Mutex::new(loaded.embedding),
+            sessions: loaded
+                .into_iter()
+                .map(|l| Mutex::new(l.embedding))
+                .collect(),
+            per_call: if one_per_call { 1 } else { config.batch_size },
             counter,
-            model_id: loaded.model_id,
-            dims: loaded.dims,
+            model_id,
+            dims,
             batch_size: config.batch_size,
             max_length: config.max_length,
             nice: config.nice,
@@ -110,8 +148,22 @@ impl Embedder {
         self.max_length
     }
 
+    /// Most texts per [`Embedder::embed`] call worth handing over at once
+    /// (the configured batch size).
     pub fn batch_size(&self) -> usize {
         self.batch_size
+    }
+
+    /// Most texts per model call: the batch size, or 1 for a model that
+    /// quantizes per call (see [`Embedder`]).
+    pub fn texts_per_call(&self) -> usize {
+        self.per_call
+    }
+
+    /// Model sessions run side by side (1 unless the model quantizes per
+    /// call; see [`Embedder`]).
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
     }
 
     /// How much nicer than its builder its threads run; a thread calling
@@ -132,38 +184,105 @@ impl Embedder {
     }
 
     /// One L2-normalised vector of [`Embedder::dims`] values per text, in
-    /// order. fastembed is handed at most `batch_size` texts per call,
-    /// because it keeps every batch's output until it returns.
+    /// order. fastembed is handed at most [`Embedder::texts_per_call`]
+    /// texts per call, because it keeps every batch's output until it
+    /// returns (and a per-call quantizer must see one text at a time);
+    /// with several sessions the calls run side by side, on this thread
+    /// and on scoped threads that inherit its priority.
     pub fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let calls: Vec<&[String]> = texts.chunks(self.per_call.max(1)).collect();
+        let workers = self.sessions.len().min(calls.len());
+        if workers <= 1 {
+            let mut vectors = Vec::with_capacity(texts.len());
+            for batch in calls {
+                vectors.extend(self.call(0, batch)?);
+            }
+            return Ok(vectors);
+        }
+        // Each worker takes the next call until none is left; results are
+        // put back in order afterwards.
+        let next = AtomicUsize::new(0);
+        let work = |session: usize| {
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(batch) = calls.get(i) else {
+                    return done;
+                };
+                let result = self.call(session, batch);
+                let failed = result.is_err();
+                done.push((i, result));
+                if failed {
+                    return done;
+                }
+            }
+        };
+        let mut results: Vec<(usize, Embedded)> = std::thread::scope(|scope| {
+            let others: Vec<_> = (1..workers)
+                .map(|session| scope.spawn(move || work(session)))
+                .collect();
+            let mut all = work(0);
+            for handle in others {
+                match handle.join() {
+                    Ok(done) => all.extend(done),
+                    // A panic in fastembed: re-raised here, so the
+                    // caller sees it as it would on one thread.
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            all
+        });
+        results.sort_by_key(|(i, _)| *i);
         let mut vectors = Vec::with_capacity(texts.len());
-        for batch in texts.chunks(self.batch_size) {
-            let embedded = {
-                // Poisoning means a panic inside fastembed during an earlier
-                // run; the session holds no state between runs, so it is
-                // still fit to use.
-                let mut model = self.model.lock().unwrap_or_else(PoisonError::into_inner);
-                model.embed(batch, Some(batch.len()))
+        for (expected, (i, result)) in results.into_iter().enumerate() {
+            if i != expected {
+                // A worker stopped at a failure before this call ran.
+                break;
             }
-            .map_err(|e| EmbedError::inference_with("embedding a batch failed", e))?;
-            if embedded.len() != batch.len() {
-                return Err(EmbedError::inference(format!(
-                    "the model returned {} vectors for {} texts",
-                    embedded.len(),
-                    batch.len()
-                )));
-            }
-            if let Some(bad) = embedded.iter().find(|v| v.len() != self.dims) {
-                return Err(EmbedError::inference(format!(
-                    "the model returned {} values per vector, expected {}",
-                    bad.len(),
-                    self.dims
-                )));
-            }
-            vectors.extend(embedded);
+            vectors.extend(result?);
+        }
+        if vectors.len() != texts.len() {
+            return Err(EmbedError::inference(format!(
+                "embedded {} of {} texts",
+                vectors.len(),
+                texts.len()
+            )));
         }
         Ok(vectors)
     }
+
+    /// One model call on session `session`, checked.
+    fn call(&self, session: usize, batch: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let embedded = {
+            // Poisoning means a panic inside fastembed during an earlier
+            // run; the session holds no state between runs, so it is
+            // still fit to use.
+            let mut model = self.sessions[session]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            model.embed(batch, Some(batch.len()))
+        }
+        .map_err(|e| EmbedError::inference_with("embedding a batch failed", e))?;
+        if embedded.len() != batch.len() {
+            return Err(EmbedError::inference(format!(
+                "the model returned {} vectors for {} texts",
+                embedded.len(),
+                batch.len()
+            )));
+        }
+        if let Some(bad) = embedded.iter().find(|v| v.len() != self.dims) {
+            return Err(EmbedError::inference(format!(
+                "the model returned {} values per vector, expected {}",
+                bad.len(),
+                self.dims
+            )));
+        }
+        Ok(embedded)
+    }
 }
+
+/// What one model call gives back.
+type Embedded = Result<Vec<Vec<f32>>, EmbedError>;
 
 impl std::fmt::Debug for Embedder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -171,6 +290,8 @@ impl std::fmt::Debug for Embedder {
             .field("model_id", &self.model_id)
             .field("dims", &self.dims)
             .field("batch_size", &self.batch_size)
+            .field("texts_per_call", &self.per_call)
+            .field("sessions", &self.sessions.len())
             .field("max_length", &self.max_length)
             .finish_non_exhaustive()
     }

@@ -86,6 +86,41 @@ fn load_local(dir: &Path, config: &EmbedderConfig) -> Result<Loaded, EmbedError>
     })
 }
 
+/// Whether `source`'s graph quantizes per call ([`scales_per_call`]).
+/// fastembed's hub models are fp32 or statically quantized: no. A file
+/// that cannot be read is left for [`load`] to report.
+pub(crate) fn quantizes_per_call(source: &ModelSource) -> bool {
+    match source {
+        ModelSource::LocalDir(dir) => std::fs::read(dir.join(MODEL_FILE))
+            .map(|onnx| scales_per_call(&onnx))
+            .unwrap_or(false),
+        ModelSource::Hub(_) => false,
+    }
+}
+
+/// ONNX operators that quantize a tensor with a scale and zero point
+/// computed at run time from the tensor itself: in a batch, from every
+/// text in it (and its padding). `quantize_dynamic` writes the first; ORT
+/// fuses it into the others.
+const PER_CALL_QUANTIZERS: [&str; 3] = [
+    "DynamicQuantizeLinear",
+    "DynamicQuantizeMatMul",
+    "DynamicQuantizeLSTM",
+];
+
+/// Whether the graph in `onnx` (a serialized `ModelProto`) has a node of a
+/// [`PER_CALL_QUANTIZERS`] type, so a text's vector depends on what else
+/// is in its call. Looks for the node's `op_type` as protobuf encodes it
+/// (field 4 of `NodeProto`, length-delimited: tag `0x22`, one length byte,
+/// the name): a name, input or doc string with those words does not match.
+pub(crate) fn scales_per_call(onnx: &[u8]) -> bool {
+    PER_CALL_QUANTIZERS.iter().any(|op| {
+        let mut field = vec![0x22, op.len() as u8];
+        field.extend_from_slice(op.as_bytes());
+        onnx.windows(field.len()).any(|w| w == field.as_slice())
+    })
+}
+
 /// `<directory name>@<sha256 prefix of model.onnx>`: a cache keyed by it
 /// misses when the export changes. The tokenizer files are copied unchanged
 /// from the pinned package, so the weights are what varies.
@@ -193,6 +228,24 @@ mod tests {
         assert_eq!(a.len(), "all-MiniLM-L6-v2@".len() + ID_HASH_CHARS);
         // sha256("") = e3b0c44298fc…
         assert_eq!(local_model_id("m", b""), "m@e3b0c44298fc");
+    }
+
+    #[test]
+    fn per_call_quantizers_are_found_by_op_type_only() {
+        // A NodeProto fragment: name (field 3) "q", op_type (field 4).
+        let node = |op: &str| {
+            let mut b = vec![0x1a, 1, b'q', 0x22, op.len() as u8];
+            b.extend_from_slice(op.as_bytes());
+            b
+        };
+        assert!(scales_per_call(&node("DynamicQuantizeLinear")));
+        assert!(scales_per_call(&node("DynamicQuantizeMatMul")));
+        assert!(!scales_per_call(&node("MatMul")));
+        assert!(!scales_per_call(&node("QuantizeLinear")));
+        // The words as a node's name (field 3), not its type.
+        let mut named = vec![0x1a, 21];
+        named.extend_from_slice(b"DynamicQuantizeLinear");
+        assert!(!scales_per_call(&named));
     }
 
     #[test]

@@ -101,64 +101,83 @@ async fn a_withdrawn_submitter_does_not_block_the_others() {
 
 /// The int8 copy (`deploy/model/quantize_int8.py`; dynamic quantization):
 /// `MNEMO_BACKFILL_MODEL_DIR`, else where prepare.sh puts it.
-fn int8_model(threads: usize) -> Arc<Embedder> {
+fn int8_model(threads: usize, shared_calls: bool) -> Arc<Embedder> {
     let prepared = common::prepared();
     init_runtime(&prepared.dylib).unwrap_or_else(|e| panic!("{}", e.report()));
-    let dir = std::env::var_os("MNEMO_BACKFILL_MODEL_DIR")
-        .filter(|v| !v.is_empty())
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| common::repo_root().join(".mnemo/models/all-MiniLM-L6-v2-int8"));
-    assert!(
-        dir.join("model.onnx").is_file(),
-        "no int8 model at {}: run deploy/model/prepare.sh",
-        dir.display()
-    );
-    let config = EmbedderConfig::local(dir).with_threads(threads);
+    let config = EmbedderConfig::local(prepared.int8_dir)
+        .with_threads(threads)
+        .with_shared_quantized_calls(shared_calls);
     Arc::new(Embedder::new(config).unwrap_or_else(|e| panic!("{}", e.report())))
 }
 
 /// Issue 25: a dynamically quantized model computes its activation scales
-/// per call, so in shared batches a text's vector depends on its company;
-/// one text per call (`--embed-max-texts 1`) makes it the text's alone,
-/// whatever the queue mixed and whatever the thread count.
+/// per call, so in shared calls a text's vector depends on its company.
+/// The embedder finds that in the graph and gives such a model one text
+/// per call, so a text gets the same bytes whatever the queue mixed it
+/// with, whatever the batch plan and whatever the thread count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_text_per_call_makes_the_int8_model_deterministic() {
-    let two_threads = int8_model(2);
-    let one_thread = int8_model(1);
-    let run = |model: Arc<Embedder>, max_texts: usize| async move {
-        let plan = BatchPlan {
-            token_budget: 4_096,
-            max_texts,
-            window: 64,
-            cache_entries: 0,
-        };
+async fn the_int8_model_is_deterministic_whatever_the_batch_and_threads() {
+    let models = [
+        int8_model(1, false),
+        int8_model(2, false),
+        int8_model(3, false),
+    ];
+    for (m, threads) in models.iter().zip([1, 2, 3]) {
+        assert_eq!(m.texts_per_call(), 1, "one text per model call");
+        assert_eq!(m.sessions(), threads, "a one-thread session per thread");
+    }
+    // Through the batching queue with the service's default plan (up to
+    // 64 texts per call asked for), two documents mixed in one window.
+    let run = |model: Arc<Embedder>, plan: BatchPlan| async move {
         let (batcher, _task) = Batcher::start(model.clone(), plan);
         let a = texts("alpha", 20, &model);
         let b = texts("beta", 11, &model);
         let rx_a = batcher.submit(a.clone()).unwrap_or_else(|e| panic!("{e}"));
         let rx_b = batcher.submit(b.clone()).unwrap_or_else(|e| panic!("{e}"));
         let (got_a, _) = tokio::join!(collect(rx_a, a.len()), collect(rx_b, b.len()));
-        (a, got_a)
+        (a, b, got_a)
     };
-    let (a, mixed_one_per_call) = run(two_threads.clone(), 1).await;
-    let (_, mixed_in_batches) = run(two_threads.clone(), 8).await;
-    let mut differ_in_batches = 0;
-    for t in &a {
-        let alone = one_thread
+    let (a, b, queued) = run(models[1].clone(), BatchPlan::default()).await;
+    // One direct call with every text of both documents, other order.
+    let mut all: Vec<String> = b.iter().map(|t| t.text.clone()).collect();
+    all.extend(a.iter().rev().map(|t| t.text.clone()));
+    let direct = models[2].embed(&all).unwrap_or_else(|e| panic!("{e}"));
+    for (i, t) in a.iter().enumerate() {
+        let alone = models[0]
             .embed(std::slice::from_ref(&t.text))
             .unwrap_or_else(|e| panic!("{e}"));
-        // Another batch composition, another thread count: the same bytes.
+        let what = &t.text[..20];
+        assert_eq!(queued[&t.index], alone[0], "queued vs alone: {what:?}");
         assert_eq!(
-            mixed_one_per_call[&t.index],
+            direct[all.len() - 1 - i],
             alone[0],
-            "vector of {:?}",
-            &t.text[..20]
+            "direct vs alone: {what:?}"
         );
-        differ_in_batches += usize::from(mixed_in_batches[&t.index] != alone[0]);
     }
-    // Why the setting matters: in shared batches the vectors move.
+    // Why: allowed to share calls, the same model moves the vectors.
+    let shared = int8_model(2, true);
+    assert!(shared.texts_per_call() > 1);
+    let plan = BatchPlan {
+        max_texts: 8,
+        ..BatchPlan::default()
+    };
+    let (_, _, in_batches) = run(shared, plan).await;
+    let moved = a
+        .iter()
+        .filter(|t| in_batches[&t.index] != queued[&t.index])
+        .count();
     assert!(
-        differ_in_batches > 0,
+        moved > 0,
         "int8 batches now batch-independent: revisit issue 25"
     );
+}
+
+/// The fp32 export has no per-call quantizer: it keeps its batches.
+#[test]
+fn the_fp32_model_keeps_its_batches() {
+    let prepared = common::prepared();
+    init_runtime(&prepared.dylib).unwrap_or_else(|e| panic!("{}", e.report()));
+    let config = EmbedderConfig::local(&prepared.model_dir).with_batch_size(32);
+    let model = Embedder::new(config).unwrap_or_else(|e| panic!("{}", e.report()));
+    assert_eq!((model.texts_per_call(), model.sessions()), (32, 1));
 }

@@ -2,6 +2,9 @@
 //!
 //! Order: `MNEMO_MODEL_DIR` / `ORT_DYLIB_PATH` from the environment, then
 //! `<repo>/.mnemo/model.env`, then the default locations prepare.sh uses.
+//! The tests name the model they mean: the fp32 export (the numpy
+//! reference's twin) and its int8 copy sit side by side in the folder
+//! prepare.sh fills, whichever of them `MNEMO_MODEL_DIR` serves.
 //! Nothing found is a failure, not a skip: a skipped embedding test would
 //! pass CI while proving nothing.
 
@@ -10,9 +13,15 @@
 use std::path::{Path, PathBuf};
 
 pub struct Prepared {
+    /// The fp32 export (`all-MiniLM-L6-v2`).
     pub model_dir: PathBuf,
+    /// Its dynamically quantized int8 copy (`all-MiniLM-L6-v2-int8`).
+    pub int8_dir: PathBuf,
     pub dylib: PathBuf,
 }
+
+pub const FP32: &str = "all-MiniLM-L6-v2";
+pub const INT8: &str = "all-MiniLM-L6-v2-int8";
 
 const HOW: &str = "run deploy/model/prepare.sh (then `source .mnemo/model.env`) before these tests";
 
@@ -36,13 +45,17 @@ pub fn prepared() -> Prepared {
             })
     };
 
-    let model_dir =
-        pick("MNEMO_MODEL_DIR").unwrap_or_else(|| state.join("models/all-MiniLM-L6-v2"));
-    assert!(
-        model_dir.join("model.onnx").is_file(),
-        "no prepared model at {} (MNEMO_MODEL_DIR): {HOW}",
-        model_dir.display()
-    );
+    let models = pick("MNEMO_MODEL_DIR")
+        .and_then(|dir| dir.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| state.join("models"));
+    let (model_dir, int8_dir) = (models.join(FP32), models.join(INT8));
+    for dir in [&model_dir, &int8_dir] {
+        assert!(
+            dir.join("model.onnx").is_file(),
+            "no prepared model at {}: {HOW}",
+            dir.display()
+        );
+    }
 
     let dylib = pick("ORT_DYLIB_PATH")
         .or_else(|| find_venv_dylib(&state.join("venv")))
@@ -57,7 +70,11 @@ pub fn prepared() -> Prepared {
         "ORT_DYLIB_PATH {} does not exist: {HOW}",
         dylib.display()
     );
-    Prepared { model_dir, dylib }
+    Prepared {
+        model_dir,
+        int8_dir,
+        dylib,
+    }
 }
 
 /// `export KEY=VALUE` lines, as prepare.sh writes them.
