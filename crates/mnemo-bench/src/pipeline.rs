@@ -53,6 +53,10 @@ pub struct PipelineBench {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Skip part 4 (the embedder alone on the same chunks, and so the
+    /// efficiency): for end-to-end comparisons (`baseline/compare.py`).
+    #[arg(long)]
+    pub no_alone: bool,
 }
 
 fn pdfs_in(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -153,7 +157,7 @@ async fn measure(
     bench: &PipelineBench,
     bus: &Bus,
     files: &[PathBuf],
-) -> Result<(EndToEnd, Alone)> {
+) -> Result<(EndToEnd, Option<Alone>)> {
     let ns = &bus.namespace;
     let exe = mnemo_binary()?;
     let port = free_port()?;
@@ -233,7 +237,11 @@ async fn measure(
         .find(|l| l.contains("embedder stopped"))
         .map(QueueCounts::parse)
         .unwrap_or_default();
-    let alone = embed_alone(bench, ns).await?;
+    let alone = if bench.no_alone {
+        None
+    } else {
+        Some(embed_alone(bench, ns).await?)
+    };
     Ok((e2e, alone))
 }
 
@@ -410,11 +418,10 @@ async fn embed_alone(bench: &PipelineBench, ns: &Namespace) -> Result<Alone> {
     })
 }
 
-fn report(bench: &PipelineBench, e2e: &EndToEnd, alone: &Alone) -> Result<()> {
-    let efficiency = if e2e.seconds > 0.0 {
-        alone.seconds / e2e.seconds
-    } else {
-        0.0
+fn report(bench: &PipelineBench, e2e: &EndToEnd, alone: &Option<Alone>) -> Result<()> {
+    let efficiency = match alone {
+        Some(alone) if e2e.seconds > 0.0 => Some(alone.seconds / e2e.seconds),
+        _ => None,
     };
     let total_rss: u64 = e2e.peak_rss.iter().map(|(_, b)| b).sum();
     if bench.json {
@@ -454,13 +461,15 @@ fn report(bench: &PipelineBench, e2e: &EndToEnd, alone: &Alone) -> Result<()> {
         e2e.max_chunk_tokens,
         per_s(e2e.chunks as f64, e2e.seconds)
     );
-    println!(
-        "| embedder alone, same chunks | {:.1} s, {:.1} chunks/s, {:.0} tok/s |",
-        alone.seconds,
-        per_s(alone.chunks as f64, alone.seconds),
-        per_s(alone.tokens as f64, alone.seconds)
-    );
-    println!("| pipeline efficiency (alone / end to end) | {efficiency:.3} |");
+    if let (Some(alone), Some(efficiency)) = (alone, efficiency) {
+        println!(
+            "| embedder alone, same chunks | {:.1} s, {:.1} chunks/s, {:.0} tok/s |",
+            alone.seconds,
+            per_s(alone.chunks as f64, alone.seconds),
+            per_s(alone.tokens as f64, alone.seconds)
+        );
+        println!("| pipeline efficiency (alone / end to end) | {efficiency:.3} |");
+    }
     let q = &e2e.embedder_queue;
     println!(
         "| embedder queue: cache hits / shared in flight / embedded / model calls | {} / {} / {} / {} |",
