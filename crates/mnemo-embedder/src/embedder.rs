@@ -1,8 +1,8 @@
 //! [`Embedder`]: texts in, L2-normalised vectors out, one bounded batch at a
 //! time.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError, TryLockError};
 
 use fastembed::TextEmbedding;
 use tokenizers::Tokenizer;
@@ -10,6 +10,9 @@ use tokenizers::Tokenizer;
 use crate::config::EmbedderConfig;
 use crate::error::EmbedError;
 use crate::model;
+
+/// Most sessions of a per-call quantized model in one [`Embedder`].
+pub const MAX_SESSIONS: usize = 8;
 
 /// A loaded embedding model, shareable across threads (`Send + Sync`).
 ///
@@ -97,10 +100,17 @@ impl Embedder {
         let one_per_call =
             model::quantizes_per_call(&config.model) && !config.shared_quantized_calls;
         let (count, session_config) = if one_per_call {
-            let threads = config.threads.unwrap_or_else(|| {
-                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-            });
-            (threads.max(1), config.clone().with_threads(1))
+            let threads = config
+                .threads
+                .unwrap_or_else(|| {
+                    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+                })
+                .max(1);
+            // Up to MAX_SESSIONS one-thread sessions; past that, the
+            // threads are shared out among them (memory: ~23 MB of int8
+            // weights and an arena per session).
+            let count = threads.min(MAX_SESSIONS);
+            (count, config.clone().with_threads(threads / count))
         } else {
             (1, config.clone())
         };
@@ -199,27 +209,34 @@ impl Embedder {
             }
             return Ok(vectors);
         }
-        // Each worker takes the next call until none is left; results are
-        // put back in order afterwards.
+        // Each worker takes the next call until none is left or one has
+        // failed; results are put back in order afterwards.
         let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
         let work = |session: usize| {
             let mut done = Vec::new();
-            loop {
+            while !failed.load(Ordering::Relaxed) {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(batch) = calls.get(i) else {
-                    return done;
+                    break;
                 };
                 let result = self.call(session, batch);
-                let failed = result.is_err();
-                done.push((i, result));
-                if failed {
-                    return done;
+                if result.is_err() {
+                    failed.store(true, Ordering::Relaxed);
                 }
+                done.push((i, result));
             }
+            done
         };
         let mut results: Vec<(usize, Embedded)> = std::thread::scope(|scope| {
+            // A thread the OS will not give is one worker fewer.
             let others: Vec<_> = (1..workers)
-                .map(|session| scope.spawn(move || work(session)))
+                .filter_map(|session| {
+                    std::thread::Builder::new()
+                        .name("mnemo-embed".into())
+                        .spawn_scoped(scope, move || work(session))
+                        .ok()
+                })
                 .collect();
             let mut all = work(0);
             for handle in others {
@@ -236,7 +253,7 @@ impl Embedder {
         let mut vectors = Vec::with_capacity(texts.len());
         for (expected, (i, result)) in results.into_iter().enumerate() {
             if i != expected {
-                // A worker stopped at a failure before this call ran.
+                // Workers stopped at a failure before this call ran.
                 break;
             }
             vectors.extend(result?);
@@ -251,15 +268,29 @@ impl Embedder {
         Ok(vectors)
     }
 
-    /// One model call on session `session`, checked.
-    fn call(&self, session: usize, batch: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+    /// One model call, checked: on the first free session from `first`
+    /// on (concurrent callers, e.g. a backfill's one-text calls or the
+    /// API's queries, spread over the sessions), else waiting for `first`.
+    fn call(&self, first: usize, batch: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let n = self.sessions.len();
+        let free =
+            (0..n)
+                .map(|k| (first + k) % n)
+                .find_map(|i| match self.sessions[i].try_lock() {
+                    Ok(model) => Some(model),
+                    Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                    Err(TryLockError::WouldBlock) => None,
+                });
         let embedded = {
             // Poisoning means a panic inside fastembed during an earlier
             // run; the session holds no state between runs, so it is
             // still fit to use.
-            let mut model = self.sessions[session]
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut model = match free {
+                Some(model) => model,
+                None => self.sessions[first % n]
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            };
             model.embed(batch, Some(batch.len()))
         }
         .map_err(|e| EmbedError::inference_with("embedding a batch failed", e))?;

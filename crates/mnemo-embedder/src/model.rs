@@ -87,14 +87,18 @@ fn load_local(dir: &Path, config: &EmbedderConfig) -> Result<Loaded, EmbedError>
 }
 
 /// Whether `source`'s graph quantizes per call ([`scales_per_call`]).
-/// fastembed's hub models are fp32 or statically quantized: no. A file
-/// that cannot be read is left for [`load`] to report.
+/// A hub model is not read before fastembed downloads it: its quantized
+/// variants (the names ending in `Q`, e.g. `AllMiniLML6V2Q`) are
+/// dynamically quantized exports, so they count as per call. A file that
+/// cannot be read is left for [`load`] to report.
 pub(crate) fn quantizes_per_call(source: &ModelSource) -> bool {
     match source {
         ModelSource::LocalDir(dir) => std::fs::read(dir.join(MODEL_FILE))
             .map(|onnx| scales_per_call(&onnx))
             .unwrap_or(false),
-        ModelSource::Hub(_) => false,
+        ModelSource::Hub(name) => {
+            hub_model(name).is_ok_and(|model| format!("{model:?}").ends_with('Q'))
+        }
     }
 }
 
@@ -246,6 +250,14 @@ mod tests {
         let mut named = vec![0x1a, 21];
         named.extend_from_slice(b"DynamicQuantizeLinear");
         assert!(!scales_per_call(&named));
+    }
+
+    #[test]
+    fn quantized_hub_models_count_as_per_call() {
+        let hub = |name: &str| quantizes_per_call(&ModelSource::Hub(name.into()));
+        assert!(hub("AllMiniLML6V2Q"));
+        assert!(!hub("AllMiniLML6V2"));
+        assert!(!hub("no-such-model"));
     }
 
     #[test]
