@@ -12,11 +12,13 @@
 #      model.onnx tokenizer.json config.json special_tokens_map.json
 #      tokenizer_config.json  (+ .prepare-stamp)
 #   4. runs quantize_int8.py, which writes an int8 (dynamically quantized)
-#      copy with the same layout to $MNEMO_STATE_DIR/models/all-MiniLM-L6-v2-int8/
-#      (the second model, for `mnemo backfill embed`), checked against fp32;
-# and prints the three environment lines the Rust side needs (ORT_DYLIB_PATH,
-# MNEMO_MODEL_DIR, MNEMO_BACKFILL_MODEL_DIR); they are also written to
-# $MNEMO_STATE_DIR/model.env.
+#      copy with the same layout to $MNEMO_STATE_DIR/models/all-MiniLM-L6-v2-int8/,
+#      checked against fp32: the model mnemo serves (one text per call,
+#      docs/decisions/020-int8-model-one-text-per-call.md);
+# and prints the three environment lines the Rust side needs (ORT_DYLIB_PATH;
+# MNEMO_MODEL_DIR, the int8 model; MNEMO_BACKFILL_MODEL_DIR, the fp32 export,
+# the other model `mnemo backfill embed` can move search to); they are also
+# written to $MNEMO_STATE_DIR/model.env.
 #
 # Idempotent: the pip step is skipped when the venv already holds the same
 # pins, the export when the stamp matches (same pins, same exporter, and the
@@ -154,7 +156,7 @@ else
   } >"$stamp"
 fi
 
-# ---- 3. int8 copy (second model, for `mnemo backfill embed`) -----------------
+# ---- 3. int8 copy (the served model) --------------------------------------------
 # quantize_int8.py keeps its own stamp and prints "up to date" when it matches.
 # It needs nothing beyond the pinned venv (onnxruntime.quantization + onnx).
 qargs=("$model_dir" "$int8_dir")
@@ -165,6 +167,6 @@ qargs=("$model_dir" "$int8_dir")
 # ---- 4. environment ----------------------------------------------------------
 {
   echo "export ORT_DYLIB_PATH=$ort_lib"
-  echo "export MNEMO_MODEL_DIR=$model_dir"
-  echo "export MNEMO_BACKFILL_MODEL_DIR=$int8_dir"
+  echo "export MNEMO_MODEL_DIR=$int8_dir"
+  echo "export MNEMO_BACKFILL_MODEL_DIR=$model_dir"
 } | tee "$state/model.env"

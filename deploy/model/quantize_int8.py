@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Make an int8 (dynamically quantized) copy of the prepared MiniLM ONNX model.
 
-This is the second embedding model, used by `mnemo backfill embed`. It reads
+This is the model mnemo serves (docs/decisions/020). It reads
 the fp32 model directory that export_minilm_onnx.py / prepare.sh produce and
 writes OUT_DIR with the same layout:
 
-  model.onnx                 onnxruntime.quantization.quantize_dynamic, QInt8 weights,
-                             per-channel scales
+  model.onnx                 onnxruntime.quantization.quantize_dynamic, QInt8 weights
+                             in 7 bits (reduce_range), per-channel scales
   tokenizer.json ...         the tokenizer/config files, copied unchanged
   quantize-report.json       numbers of the last check
   .quantize-stamp            what the output was made from (for idempotency)
@@ -82,6 +82,7 @@ def wanted_stamp(src_dir: Path) -> dict[str, str]:
         "onnxruntime": ort.__version__,
         "weight_type": "QInt8",
         "per_channel": "1",
+        "reduce_range": "1",
     }
 
 
@@ -200,11 +201,18 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix=".quantize-", dir=out_dir))
     try:
         tmp_onnx = tmp / "model.onnx"
-        print(f"quantizing {src_dir / 'model.onnx'} (dynamic, QInt8 per-channel weights)")
+        print(f"quantizing {src_dir / 'model.onnx'} (dynamic, 7-bit QInt8 per-channel weights)")
         # per_channel=True: one weight scale per output column. With the default
         # per-tensor scales the worst verification sentence ("Hi") reached only
         # cosine 0.9305 vs fp32 (mean 0.9627); per channel gives 0.984 (mean
-        # 0.9925) at the same size. reduce_range=True made it worse (0.77).
+        # 0.9925) at the same size.
+        # reduce_range=True: 7-bit weights, so u8 x s7 pairs cannot saturate
+        # the 16-bit sums of AVX2's VPMADDUBSW on CPUs without VNNI: the
+        # integer products are exact on every x86 kind (probe_isa.py: with
+        # 8-bit weights an AVX2-only EPYC's vectors drift to cosine 0.9885
+        # from a VNNI machine's, with 7-bit they stay above 0.9967; the float
+        # parts still differ in the last bits). SciFact vector nDCG@10 0.6739
+        # (fp32 0.6743, 8-bit 0.6695): docs/decisions/020.
         # Other defaults: uint8 activations, MatMul with constant B only (the
         # 36 dense layers) and the embedding Gathers.
         # (its "consider pre-processing" warning is silenced: see the docstring)
@@ -212,7 +220,7 @@ def main() -> int:
         level, _ = root.level, root.setLevel(logging.ERROR)
         try:
             quantize_dynamic(src_dir / "model.onnx", tmp_onnx, weight_type=QuantType.QInt8,
-                             per_channel=True)
+                             per_channel=True, reduce_range=True)
         finally:
             root.setLevel(level)
         ok, res = check(src_dir / "model.onnx", tmp_onnx, tok)

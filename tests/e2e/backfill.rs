@@ -49,14 +49,16 @@ async fn vector_search(client: &SearchClient, query: &str, seen: u64) -> pb::Sea
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backfill_adds_a_second_models_vectors_resumes_and_search_switches_to_them() {
-    let int8 = load_model_from(backfill_model_dir());
+    let other = load_model_from(backfill_model_dir());
     let env = TestEnv::start_with(EnvOptions {
         run_pipeline: true,
-        extra_models: vec![int8.clone()],
+        extra_models: vec![other.clone()],
         ..Default::default()
     })
     .await;
-    let int8_id = int8.model_id().to_owned();
+    let other_id = other.model_id().to_owned();
+    // `UseModel` takes a model's name (its id without `@hash`) too.
+    let other_name = other_id.split('@').next().unwrap_or_default().to_owned();
     let mut docs = env.documents("alice").await;
     let cells = upload(&mut docs, "cells.md", CELLS).await.unwrap();
     let history = upload(&mut docs, "history.md", HISTORY).await.unwrap();
@@ -77,20 +79,20 @@ async fn a_backfill_adds_a_second_models_vectors_resumes_and_search_switches_to_
     // switching to it is refused with the reason.
     let admin = env.search_admin().await;
     let before = models(&admin, seen).await;
-    assert_ne!(before.served, int8_id);
+    assert_ne!(before.served, other_id);
     assert!(before.indexed_chunks >= 2, "{before:?}");
     assert_eq!(
         coverage(&before, &before.served).map(|m| m.chunks),
         Some(before.indexed_chunks)
     );
     assert_eq!(
-        coverage(&before, &int8_id).map(|m| (m.chunks, m.loaded)),
+        coverage(&before, &other_id).map(|m| (m.chunks, m.loaded)),
         Some((0, true))
     );
     let refused = admin
         .clone()
         .use_model(pb::UseModelRequest {
-            model: "all-MiniLM-L6-v2-int8".into(),
+            model: other_name.clone(),
             force: false,
         })
         .await
@@ -116,7 +118,7 @@ async fn a_backfill_adds_a_second_models_vectors_resumes_and_search_switches_to_
     // A first run pauses after one document...
     let first = backfill::run(
         &env.bus,
-        int8.clone(),
+        other.clone(),
         BackfillOptions {
             limit: Some(1),
             ..Default::default()
@@ -135,7 +137,7 @@ async fn a_backfill_adds_a_second_models_vectors_resumes_and_search_switches_to_
     let mut reports: Vec<BackfillProgress> = Vec::new();
     let second = backfill::run(
         &env.bus,
-        int8.clone(),
+        other.clone(),
         BackfillOptions::default(),
         |p| reports.push(p.clone()),
         pending(),
@@ -155,22 +157,22 @@ async fn a_backfill_adds_a_second_models_vectors_resumes_and_search_switches_to_
     // Both models now cover everything; the switch goes through.
     let after = models(&admin, second.done).await;
     assert_eq!(
-        coverage(&after, &int8_id).map(|m| (m.documents, m.chunks)),
+        coverage(&after, &other_id).map(|m| (m.documents, m.chunks)),
         Some((after.indexed_documents, after.indexed_chunks)),
         "{after:?}"
     );
     let switched = admin
         .clone()
         .use_model(pb::UseModelRequest {
-            model: "all-MiniLM-L6-v2-int8".into(),
+            model: other_name.clone(),
             force: false,
         })
         .await
         .expect("UseModel")
         .into_inner();
-    assert_eq!(switched.served, int8_id);
+    assert_eq!(switched.served, other_id);
     let r = vector_search(&alice, "how do cells make energy", second.done).await;
-    assert_eq!(r.model, int8_id, "{r:?}");
+    assert_eq!(r.model, other_id, "{r:?}");
     assert_eq!(
         r.hits.first().map(|h| h.document_id.as_str()),
         Some(cells.document_id.as_str()),
@@ -188,7 +190,7 @@ async fn a_backfill_adds_a_second_models_vectors_resumes_and_search_switches_to_
     );
     let third = backfill::run(
         &env.bus,
-        int8.clone(),
+        other.clone(),
         BackfillOptions::default(),
         |_| {},
         pending(),
@@ -206,7 +208,7 @@ async fn a_backfill_adds_a_second_models_vectors_resumes_and_search_switches_to_
     // Starting over replays from sequence 1 and finds nothing missing.
     let again = backfill::run(
         &env.bus,
-        int8.clone(),
+        other.clone(),
         BackfillOptions {
             restart: true,
             ..Default::default()
@@ -252,15 +254,15 @@ async fn a_backfill_adds_a_second_models_vectors_resumes_and_search_switches_to_
 
     // Replays embed one text per call: the same text, the same vector.
     let text = String::from_utf8_lossy(CELLS).into_owned();
-    let once = int8.embed(std::slice::from_ref(&text)).expect("embed");
-    let again = int8.embed(std::slice::from_ref(&text)).expect("embed");
+    let once = other.embed(std::slice::from_ref(&text)).expect("embed");
+    let again = other.embed(std::slice::from_ref(&text)).expect("embed");
     assert_eq!(once, again);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_backfill_of_the_same_model_is_refused_while_one_runs() {
     use async_nats::jetstream::consumer::pull;
-    let int8 = load_model_from(backfill_model_dir());
+    let other = load_model_from(backfill_model_dir());
     let env = TestEnv::start_with(EnvOptions {
         run_api: false,
         ..Default::default()
@@ -268,7 +270,7 @@ async fn a_second_backfill_of_the_same_model_is_refused_while_one_runs() {
     .await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let first = tokio::spawn({
-        let (bus, model) = (env.bus.clone(), int8.clone());
+        let (bus, model) = (env.bus.clone(), other.clone());
         async move {
             let following = BackfillOptions {
                 follow: true,
@@ -284,7 +286,7 @@ async fn a_second_backfill_of_the_same_model_is_refused_while_one_runs() {
     let name = env
         .bus
         .namespace
-        .consumer(&backfill::consumer_service(int8.model_id()));
+        .consumer(&backfill::consumer_service(other.model_id()));
     let pulling = mnemo_tests::eventually(Duration::from_secs(30), || async {
         match env.bus.events.get_consumer::<pull::Config>(&name).await {
             Ok(c) => c.get_info().await.is_ok_and(|i| i.num_waiting > 0),
@@ -296,7 +298,7 @@ async fn a_second_backfill_of_the_same_model_is_refused_while_one_runs() {
 
     let second = backfill::run(
         &env.bus,
-        int8.clone(),
+        other.clone(),
         BackfillOptions::default(),
         |_| {},
         pending(),
@@ -313,7 +315,7 @@ async fn a_second_backfill_of_the_same_model_is_refused_while_one_runs() {
         restart: true,
         ..Default::default()
     };
-    let third = backfill::run(&env.bus, int8.clone(), restart, |_| {}, pending()).await;
+    let third = backfill::run(&env.bus, other.clone(), restart, |_| {}, pending()).await;
     assert!(
         third.is_err(),
         "nor may a restart pull the position from under it"
