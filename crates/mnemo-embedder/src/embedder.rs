@@ -11,9 +11,6 @@ use crate::config::EmbedderConfig;
 use crate::error::EmbedError;
 use crate::model;
 
-/// Most sessions of a per-call quantized model in one [`Embedder`].
-pub const MAX_SESSIONS: usize = 8;
-
 /// A loaded embedding model, shareable across threads (`Send + Sync`).
 ///
 /// fastembed's `TextEmbedding::embed` takes `&mut self`, so the model sits
@@ -97,43 +94,25 @@ impl Embedder {
     }
 
     fn build(config: &EmbedderConfig) -> Result<Self, EmbedError> {
-        let one_per_call =
-            model::quantizes_per_call(&config.model) && !config.shared_quantized_calls;
-        let (count, session_config) = if one_per_call {
-            let threads = config
-                .threads
-                .unwrap_or_else(|| {
-                    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-                })
-                .max(1);
-            // Up to MAX_SESSIONS one-thread sessions; past that, the
-            // threads are shared out among them (memory: ~23 MB of int8
-            // weights and an arena per session).
-            let count = threads.min(MAX_SESSIONS);
-            (count, config.clone().with_threads(threads / count))
-        } else {
-            (1, config.clone())
+        let loaded = model::load(config)?;
+        let Some(first) = loaded.sessions.first() else {
+            return Err(EmbedError::model("the model loaded no session"));
         };
-        let mut loaded = Vec::with_capacity(count);
-        for _ in 0..count {
-            loaded.push(model::load(&session_config)?);
-        }
-        let first = &loaded[0];
-        let mut counter = first.embedding.tokenizer.clone();
+        let mut counter = first.tokenizer.clone();
         counter.with_padding(None);
         counter
             .with_truncation(None)
             .map_err(|e| EmbedError::model(format!("cannot configure the token counter: {e}")))?;
-        let (model_id, dims) = (first.model_id.clone(), first.dims);
         let embedder = Self {
-            sessions: loaded
-                .into_iter()
-                .map(|l| Mutex::new(l.embedding))
-                .collect(),
-            per_call: if one_per_call { 1 } else { config.batch_size },
+            sessions: loaded.sessions.into_iter().map(Mutex::new).collect(),
+            per_call: if loaded.one_per_call {
+                1
+            } else {
+                config.batch_size
+            },
             counter,
-            model_id,
-            dims,
+            model_id: loaded.model_id,
+            dims: loaded.dims,
             batch_size: config.batch_size,
             max_length: config.max_length,
             nice: config.nice,

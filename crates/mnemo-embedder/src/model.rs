@@ -25,11 +25,36 @@ pub const CONFIG_FILE: &str = "config.json";
 pub const SPECIAL_TOKENS_FILE: &str = "special_tokens_map.json";
 pub const TOKENIZER_CONFIG_FILE: &str = "tokenizer_config.json";
 
-/// A loaded model, before it is wrapped for sharing.
+/// A loaded model, before it is wrapped for sharing: one session, or for
+/// a model that quantizes per call ([`scales_per_call`]) one session per
+/// thread it may use (see [`crate::Embedder`]).
 pub(crate) struct Loaded {
-    pub embedding: TextEmbedding,
+    pub sessions: Vec<TextEmbedding>,
     pub model_id: String,
     pub dims: usize,
+    /// Every model call must hold one text.
+    pub one_per_call: bool,
+}
+
+/// Most sessions of a per-call quantized model in one [`crate::Embedder`].
+pub const MAX_SESSIONS: usize = 8;
+
+/// How many sessions, each with how many intra-op threads: one session
+/// with `config.threads`, or for a per-call quantizer up to
+/// [`MAX_SESSIONS`] one-thread sessions (past that the threads are shared
+/// out among them; memory: ~23 MB of int8 weights and an arena each).
+fn sessions_for(config: &EmbedderConfig, one_per_call: bool) -> (usize, Option<usize>) {
+    if !one_per_call {
+        return (1, config.threads);
+    }
+    let threads = config
+        .threads
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+        .max(1);
+    let count = threads.min(MAX_SESSIONS);
+    (count, Some(threads / count))
 }
 
 pub(crate) fn load(config: &EmbedderConfig) -> Result<Loaded, EmbedError> {
@@ -64,6 +89,9 @@ fn load_local(dir: &Path, config: &EmbedderConfig) -> Result<Loaded, EmbedError>
         .unwrap_or_else(|| "model".into());
     let model_id = local_model_id(&name, &onnx);
 
+    let one_per_call = scales_per_call(&onnx) && !config.shared_quantized_calls;
+    let (count, threads) = sessions_for(config, one_per_call);
+
     // The export has no pooling in the graph; fastembed's default for
     // user-defined models is CLS, which is wrong for this model (trained
     // with mean pooling). fastembed L2-normalises after pooling.
@@ -73,33 +101,32 @@ fn load_local(dir: &Path, config: &EmbedderConfig) -> Result<Loaded, EmbedError>
         .with_execution_providers(vec![cpu(config)])
         .with_max_length(config.max_length)
         .with_session_config(SPIN_CONFIG_KEY, if config.spin_wait { "1" } else { "0" });
-    if let Some(threads) = config.threads {
+    if let Some(threads) = threads {
         options = options.with_intra_threads(threads);
     }
-    let embedding = TextEmbedding::try_new_from_user_defined(model, options).map_err(|e| {
-        EmbedError::model_with(format!("cannot load the model in {}", dir.display()), e)
-    })?;
+    // The files are read once; each session gets its own copy of them.
+    let sessions = (0..count)
+        .map(|_| {
+            TextEmbedding::try_new_from_user_defined(model.clone(), options.clone()).map_err(|e| {
+                EmbedError::model_with(format!("cannot load the model in {}", dir.display()), e)
+            })
+        })
+        .collect::<Result<_, _>>()?;
     Ok(Loaded {
-        embedding,
+        sessions,
         model_id,
         dims,
+        one_per_call,
     })
 }
 
-/// Whether `source`'s graph quantizes per call ([`scales_per_call`]).
-/// A hub model is not read before fastembed downloads it: its quantized
-/// variants (the names ending in `Q`, e.g. `AllMiniLML6V2Q`) are
-/// dynamically quantized exports, so they count as per call. A file that
-/// cannot be read is left for [`load`] to report.
-pub(crate) fn quantizes_per_call(source: &ModelSource) -> bool {
-    match source {
-        ModelSource::LocalDir(dir) => std::fs::read(dir.join(MODEL_FILE))
-            .map(|onnx| scales_per_call(&onnx))
-            .unwrap_or(false),
-        ModelSource::Hub(name) => {
-            hub_model(name).is_ok_and(|model| format!("{model:?}").ends_with('Q'))
-        }
-    }
+/// Whether the hub model `name` quantizes per call. It is not read before
+/// fastembed downloads it: its quantized variants (the names ending in
+/// `Q`, e.g. `AllMiniLML6V2Q`) are dynamically quantized exports.
+// Only the `hub` build loads hub models; the test below runs in both.
+#[cfg_attr(not(feature = "hub"), allow(dead_code))]
+pub(crate) fn hub_quantizes_per_call(name: &str) -> bool {
+    hub_model(name).is_ok_and(|model| format!("{model:?}").ends_with('Q'))
 }
 
 /// ONNX operators that quantize a tensor with a scale and zero point
@@ -190,6 +217,8 @@ fn load_hub(name: &str, config: &EmbedderConfig) -> Result<Loaded, EmbedError> {
     // and the fastembed release that chose it.
     let model_id = format!("{}@fastembed-7.5", info.model_code);
     let dims = info.dim;
+    let one_per_call = hub_quantizes_per_call(name) && !config.shared_quantized_calls;
+    let (count, threads) = sessions_for(config, one_per_call);
     // Pooling comes from fastembed's per-model defaults (mean for MiniLM).
     let mut options = TextInitOptions::new(model)
         .with_environment(crate::runtime::environment()?)
@@ -197,15 +226,20 @@ fn load_hub(name: &str, config: &EmbedderConfig) -> Result<Loaded, EmbedError> {
         .with_max_length(config.max_length)
         .with_show_download_progress(false)
         .with_session_config(SPIN_CONFIG_KEY, if config.spin_wait { "1" } else { "0" });
-    if let Some(threads) = config.threads {
+    if let Some(threads) = threads {
         options = options.with_intra_threads(threads);
     }
-    let embedding = TextEmbedding::try_new(options)
-        .map_err(|e| EmbedError::model_with(format!("cannot load hub model {name}"), e))?;
+    let sessions = (0..count)
+        .map(|_| {
+            TextEmbedding::try_new(options.clone())
+                .map_err(|e| EmbedError::model_with(format!("cannot load hub model {name}"), e))
+        })
+        .collect::<Result<_, _>>()?;
     Ok(Loaded {
-        embedding,
+        sessions,
         model_id,
         dims,
+        one_per_call,
     })
 }
 
@@ -254,7 +288,7 @@ mod tests {
 
     #[test]
     fn quantized_hub_models_count_as_per_call() {
-        let hub = |name: &str| quantizes_per_call(&ModelSource::Hub(name.into()));
+        let hub = hub_quantizes_per_call;
         assert!(hub("AllMiniLML6V2Q"));
         assert!(!hub("AllMiniLML6V2"));
         assert!(!hub("no-such-model"));
