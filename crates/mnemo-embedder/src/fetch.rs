@@ -49,7 +49,7 @@ pub fn fetch(name: &str, into: &Path) -> Result<PathBuf, EmbedError> {
     let cache = into.join(".hub-cache");
     // Loading through fastembed downloads the graph and the tokenizer files
     // into the cache (hf-hub layout) and proves the graph loads.
-    let options = TextInitOptions::new(model)
+    let options = TextInitOptions::new(model.clone())
         .with_cache_dir(cache.clone())
         .with_environment(crate::runtime::environment()?)
         .with_show_download_progress(true);
