@@ -89,10 +89,10 @@ async fn bus_only() -> TestEnv {
 }
 
 /// Runs `handler` on `spec`'s consumer until the returned sender fires.
-fn start(
+fn start<H: Handler>(
     env: &TestEnv,
     spec: ConsumerSpec,
-    handler: Arc<Scripted>,
+    handler: Arc<H>,
 ) -> (
     oneshot::Sender<()>,
     tokio::task::JoinHandle<Result<(), mnemo_bus::BusError>>,
@@ -424,16 +424,9 @@ async fn owners_are_served_in_turn_when_reading_ahead() {
             seen: tx,
             gate: Mutex::new(Some(gate)),
         });
-        let mut spec = spec(&env).with_fair_share(fair);
+        let mut spec = spec(&env).with_fair_share(fair.clone());
         spec.concurrency = 1;
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let bus = env.bus.clone();
-        let runner = tokio::spawn(async move {
-            consumer::run(&bus, spec, recorder, async {
-                let _ = stop_rx.await;
-            })
-            .await
-        });
+        let (stop_tx, runner) = start(&env, spec, recorder);
         // With read-ahead, the first message waits until every message has
         // been delivered into the window (JetStream counts them pending).
         let window_full = fair.window == 0
@@ -480,4 +473,98 @@ async fn owners_are_served_in_turn_when_reading_ahead() {
         let _ = stop_tx.send(());
         runner.await.unwrap().unwrap();
     }
+}
+
+/// Records the thread each message was handled on; `bulk.0` waits for
+/// the gate.
+struct WhereRun {
+    seen: mpsc::UnboundedSender<(String, String)>,
+    gate: Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+impl Handler for WhereRun {
+    async fn handle(&self, d: &Delivery) -> Outcome {
+        if d.subject.ends_with(".bulk.0") {
+            // Taken out first: the lock is not held while the gate is shut.
+            let gate = self.gate.lock().await.take();
+            if let Some(gate) = gate {
+                let _ = gate.await;
+            }
+        }
+        let thread = std::thread::current().name().unwrap_or("").to_owned();
+        let _ = self.seen.send((d.subject.clone(), thread));
+        Outcome::Done
+    }
+
+    async fn give_up(&self, _: &Delivery, _: &str) {}
+}
+
+/// The next message handled, with the thread it ran on.
+async fn next_handled(rx: &mut mpsc::UnboundedReceiver<(String, String)>) -> (String, String) {
+    tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .expect("messages keep coming")
+        .unwrap()
+}
+
+/// Fair sharing's express (issue 18): an owner's message started while
+/// another owner's batch is in hand runs on the express runtime (in
+/// `mnemo serve`, the process's priority instead of the pipeline's nice);
+/// the batch's own messages never do, even when it momentarily has
+/// nothing in hand.
+#[tokio::test]
+async fn an_owner_beside_anothers_batch_runs_on_the_express_runtime() {
+    let env = bus_only().await;
+    let express = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("mnemo-express-test")
+        .enable_all()
+        .build()
+        .unwrap();
+    let subject = |lane: &str, i: usize| env.ns.aggregate_subject("test", &format!("{lane}.{i}"));
+    let bulk = mnemo_bus::fair::EXPRESS_BACKLOG + 6;
+    for s in (0..bulk)
+        .map(|i| subject("bulk", i))
+        .chain([subject("other", 0)])
+    {
+        let ack = env.bus.jetstream.publish(s, "ok".into()).await.unwrap();
+        ack.await.unwrap();
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (open, gate) = oneshot::channel();
+    let handler = Arc::new(WhereRun {
+        seen: tx,
+        gate: Mutex::new(Some(gate)),
+    });
+    let mut spec = spec(&env).with_fair_share(
+        mnemo_bus::fair::FairShare::default().with_express(express.handle().clone()),
+    );
+    spec.concurrency = 1;
+    let (stop_tx, runner) = start(&env, spec, handler);
+    // bulk.0 is in hand (at the gate) when the other owner's message
+    // arrives: it is handled at once, express.
+    let (first, thread) = next_handled(&mut rx).await;
+    assert!(first.ends_with(".other.0"), "handled first: {first}");
+    assert_eq!(thread, "mnemo-express-test", "beside the batch: express");
+    let only_bulk_left = eventually(Duration::from_secs(20), || async {
+        let name = env.ns.consumer("test");
+        let Ok(mut c) = env.bus.events.get_consumer::<pull::Config>(&name).await else {
+            return false;
+        };
+        c.info()
+            .await
+            .is_ok_and(|i| i.num_pending == 0 && i.num_ack_pending == bulk)
+    })
+    .await;
+    assert!(only_bulk_left, "the other owner's message is acknowledged");
+    let _ = open.send(());
+    for _ in 0..bulk {
+        let (subject, thread) = next_handled(&mut rx).await;
+        assert!(subject.contains(".bulk."), "{subject}");
+        assert_ne!(thread, "mnemo-express-test", "{subject} is the batch's");
+    }
+    assert!(settled(&env).await, "every message acked");
+    let _ = stop_tx.send(());
+    runner.await.unwrap().unwrap();
+    express.shutdown_background();
 }

@@ -498,18 +498,26 @@ async fn run_fair<H: Handler>(
             } else {
                 break;
             };
+            let runtime = match &spec.fair.express {
+                Some(express) if window.is_express(&lane, &lanes_busy) => {
+                    tracing::debug!(service = %spec.service, seq = delivery.stream_sequence, "express: beside another owner's work");
+                    Some(express)
+                }
+                _ => None,
+            };
             let work = Work {
                 handler: &handler,
                 spec: &spec,
                 bus,
                 stopping: &stopping,
             };
-            work.start(delivery, (place, lanes_busy.start(&lane)), &mut in_hand);
+            let place = (place, lanes_busy.start(&lane));
+            work.start_on(runtime, delivery, place, &mut in_hand);
         }
         while in_hand.try_join_next().is_some() {}
         // Room for more: what the free workers and the window can take.
         let room = permits.available_permits()
-            + if window.has_room(spec.fair) {
+            + if window.has_room(&spec.fair) {
                 spec.fair.window
             } else {
                 0
@@ -613,6 +621,18 @@ impl<H: Handler> Work<'_, H> {
         place: impl Send + 'static,
         in_hand: &mut tokio::task::JoinSet<()>,
     ) {
+        self.start_on(None, delivery, place, in_hand);
+    }
+
+    /// [`Self::start`], the task on `runtime` if given (the express
+    /// runtime, [`crate::fair`]).
+    fn start_on(
+        self,
+        runtime: Option<&tokio::runtime::Handle>,
+        delivery: Delivery,
+        place: impl Send + 'static,
+        in_hand: &mut tokio::task::JoinSet<()>,
+    ) {
         let task = handle_delivery(
             delivery,
             self.handler.clone(),
@@ -620,10 +640,14 @@ impl<H: Handler> Work<'_, H> {
             self.bus.clone(),
             self.stopping.clone(),
         );
-        in_hand.spawn(async move {
+        let task = async move {
             let _place = place;
             task.await;
-        });
+        };
+        match runtime {
+            Some(runtime) => in_hand.spawn_on(task, runtime),
+            None => in_hand.spawn(task),
+        };
     }
 }
 

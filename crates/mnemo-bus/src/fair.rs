@@ -17,6 +17,15 @@
 //! reported in progress every quarter of the ack wait, so they are not
 //! redelivered while they wait; on stop they are handed back at once.
 //!
+//! *Express*: a message of an owner with nothing in hand and little
+//! waiting ([`EXPRESS_BACKLOG`]), started while another owner's work is in
+//! hand, runs on [`FairShare::express`] if one is given: `mnemo serve`
+//! runs the extractor and chunker on threads niced below the API's, and
+//! hands them its own runtime here, so a learner's upload beside another
+//! owner's batch is read and cut at the process's priority (its
+//! `spawn_blocking` work and the processes it starts too), as the
+//! embedder's express session embeds it (`mnemo-bench fairness`).
+//!
 //! Owns: the window (bounded by count and bytes) and the turn order.
 //! Must not: look into payloads (the lane comes from the subject), or
 //! reorder one owner's messages.
@@ -28,12 +37,15 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// How far a service reads ahead to share its workers fairly.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct FairShare {
     /// Messages held beyond the workers' (0 turns fair sharing off).
     pub window: usize,
     /// Payload bytes held beyond the workers'.
     pub max_bytes: usize,
+    /// Where an owner's message beside another owner's work runs (see
+    /// the module's doc); `None`: where the consumer runs.
+    pub express: Option<tokio::runtime::Handle>,
 }
 
 impl Default for FairShare {
@@ -41,6 +53,7 @@ impl Default for FairShare {
         Self {
             window: 1_024,
             max_bytes: 32 * 1024 * 1024,
+            express: None,
         }
     }
 }
@@ -50,8 +63,19 @@ impl FairShare {
     pub const OFF: Self = Self {
         window: 0,
         max_bytes: 0,
+        express: None,
     };
+
+    /// Runs the messages of owners beside another's work on `runtime`.
+    pub fn with_express(mut self, runtime: tokio::runtime::Handle) -> Self {
+        self.express = Some(runtime);
+        self
+    }
 }
+
+/// An owner with more than this many messages waiting in the window is
+/// taking a batch in: its messages never run express.
+pub const EXPRESS_BACKLOG: usize = 4;
 
 /// The lane of a subject: everything before its last token (the owner, for
 /// `<ns>.ev.<kind>.<owner>.<id>`).
@@ -96,7 +120,7 @@ impl<T> Window<T> {
     }
 
     /// Whether the window has room for more, under `share`.
-    pub(crate) fn has_room(&self, share: FairShare) -> bool {
+    pub(crate) fn has_room(&self, share: &FairShare) -> bool {
         self.len < share.window && self.bytes < share.max_bytes
     }
 
@@ -138,6 +162,20 @@ impl<T> Window<T> {
         self.len -= 1;
         self.bytes -= next.bytes;
         Some(next.item)
+    }
+
+    /// Messages of `lane` waiting.
+    pub(crate) fn waiting_in(&self, lane: &str) -> usize {
+        self.lanes.get(lane).map_or(0, VecDeque::len)
+    }
+
+    /// Whether the next message of `lane` runs express: the lane has
+    /// nothing in hand and little waiting, and another lane has work in
+    /// hand.
+    pub(crate) fn is_express(&self, lane: &str, in_hand: &InHand) -> bool {
+        in_hand.is_idle(lane)
+            && in_hand.others_busy(lane)
+            && self.waiting_in(lane) <= EXPRESS_BACKLOG
     }
 
     /// The first lane in turn with nothing in hand, if any.
@@ -206,6 +244,11 @@ impl InHand {
         !self.counts().contains_key(lane)
     }
 
+    /// Whether a lane other than `lane` has work in hand.
+    pub(crate) fn others_busy(&self, lane: &str) -> bool {
+        self.counts().keys().any(|l| l != lane)
+    }
+
     /// Counts one message of `lane` in hand until the guard drops.
     pub(crate) fn start(&self, lane: &str) -> LaneWork {
         *self.counts().entry(lane.to_owned()).or_default() += 1;
@@ -268,19 +311,20 @@ mod tests {
         let share = FairShare {
             window: 3,
             max_bytes: 100,
+            express: None,
         };
         let mut w = Window::default();
         w.push("a", 60, 1);
-        assert!(w.has_room(share));
+        assert!(w.has_room(&share));
         w.push("a", 60, 2);
-        assert!(!w.has_room(share), "120 bytes held");
+        assert!(!w.has_room(&share), "120 bytes held");
         assert_eq!(w.pop(), Some(("a".to_string(), 1)));
-        assert!(w.has_room(share));
+        assert!(w.has_room(&share));
         w.push("b", 1, 3);
         w.push("b", 1, 4);
-        assert!(!w.has_room(share), "3 held");
+        assert!(!w.has_room(&share), "3 held");
         assert_eq!(w.drain().len(), 3);
-        assert!(w.is_empty() && w.has_room(share));
+        assert!(w.is_empty() && w.has_room(&share));
     }
 
     #[test]
@@ -300,6 +344,28 @@ mod tests {
         drop(small);
         assert!(in_hand.is_idle("small"));
         assert_eq!(w.pop(), Some(("big".to_string(), 1)));
+    }
+
+    #[test]
+    fn only_a_small_owner_beside_anothers_work_is_express() {
+        let in_hand = InHand::default();
+        let mut w = Window::default();
+        w.push("small", 1, 0);
+        assert!(!w.is_express("small", &in_hand), "nothing else in hand");
+        for i in 0..=EXPRESS_BACKLOG {
+            w.push("big", 1, i);
+        }
+        let big = in_hand.start("big");
+        assert!(w.is_express("small", &in_hand), "beside the batch");
+        assert!(!w.is_express("big", &in_hand), "its own work in hand");
+        let small = in_hand.start("small");
+        drop(big);
+        assert!(
+            !w.is_express("big", &in_hand),
+            "a batch is never express, even with nothing in hand"
+        );
+        assert!(!w.is_express("small", &in_hand), "one message at a time");
+        drop(small);
     }
 
     #[tokio::test(start_paused = true)]

@@ -37,7 +37,7 @@ pub async fn run(
         tokio::task::spawn_blocking(move || ModelTokenizer::from_model_dir(&dir)).await??;
     let spec = mnemo_bus::ConsumerSpec::document_events(&bus.namespace, "chunker")
         .with_concurrency(config.concurrency)
-        .with_fair_share(config.fair)
+        .with_fair_share(config.fair.clone())
         .with_ack_wait(config.ack_wait);
     let handler = Chunker::new(&bus, tokenizer, &config).await?;
     Ok(mnemo_bus::consumer::run(&bus, spec, handler, shutdown).await?)

@@ -80,7 +80,7 @@ pub async fn run(
     spec.ack_wait = config.ack_wait;
     // Owners in turn: at the consumer (which document starts next) and in
     // the batching queue (whose texts fill the next batch).
-    let spec = spec.with_fair_share(config.fair);
+    let spec = spec.with_fair_share(config.fair.clone());
     let service = handler::EmbedderService::new(&bus, &config);
     let result = mnemo_bus::consumer::run(&bus, spec, service.clone(), shutdown).await;
     let (cache_hits, shared, embedded, batches, failed) = service.stats().snapshot();

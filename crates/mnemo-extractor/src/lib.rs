@@ -84,7 +84,7 @@ pub async fn run(
 ) -> Result<(), ExtractorError> {
     let spec = mnemo_bus::ConsumerSpec::document_events(&bus.namespace, "extractor")
         .with_concurrency(config.concurrency)
-        .with_fair_share(config.fair)
+        .with_fair_share(config.fair.clone())
         .with_ack_wait(config.ack_wait);
     let isolation =
         isolation::Isolation::resolve(config.sandbox).map_err(ExtractorError::Sandbox)?;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use mnemo_bus::{Bus, Namespace, Role};
+use tokio::runtime::Handle;
 use tokio::sync::watch;
 
 use crate::cli::{Backend, Global};
@@ -52,6 +53,11 @@ pub struct ServeArgs {
     /// to the process).
     #[arg(long, env = "MNEMO_PIPELINE_NICE", default_value_t = 19, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub pipeline_nice: i32,
+    /// An owner's document beside another owner's work is extracted and
+    /// chunked at the process's priority, not the pipeline's nice
+    /// (`mnemo_bus::fair`'s express; false: everything at the nice).
+    #[arg(long, env = "MNEMO_PIPELINE_EXPRESS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub pipeline_express: bool,
 }
 
 impl ServeArgs {
@@ -60,6 +66,17 @@ impl ServeArgs {
         mnemo_bus::fair::FairShare {
             window: self.read_ahead,
             ..Default::default()
+        }
+    }
+
+    /// The extractor's and chunker's read-ahead, their express work on
+    /// `serve`'s own runtime (the process's priority).
+    fn pipeline_fair_share(&self) -> mnemo_bus::fair::FairShare {
+        let fair = self.fair_share();
+        if self.pipeline_express {
+            fair.with_express(Handle::current())
+        } else {
+            fair
         }
     }
 }
@@ -161,6 +178,9 @@ async fn load_model(
 /// (async and blocking, and the processes they start) run `nice` below the
 /// process's, so the API, the embedder's express session and queries come
 /// first when a batch is taken in (`mnemo-bench fairness`, decision 019).
+/// An owner's document beside another owner's batch is handled on the
+/// main runtime instead (`mnemo_bus::fair`'s express), at the process's
+/// priority.
 struct Pipeline(Option<tokio::runtime::Runtime>);
 
 impl Pipeline {
@@ -263,7 +283,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     }
     if runs(Service::Extractor) {
         let mut config = args.extractor.config();
-        config.fair = args.fair_share();
+        config.fair = args.pipeline_fair_share();
         let (bus, rx) = (
             pipeline.connect(bus_for(Role::Extractor)).await?,
             stop_rx.clone(),
@@ -277,7 +297,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     if runs(Service::Chunker) {
         let dir = args.model.model_dir("the chunker")?;
         let mut config = args.chunker.config(dir, args.model.max_tokens)?;
-        config.fair = args.fair_share();
+        config.fair = args.pipeline_fair_share();
         let (bus, rx) = (
             pipeline.connect(bus_for(Role::Chunker)).await?,
             stop_rx.clone(),
