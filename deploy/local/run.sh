@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts mnemo locally and ingests sample documents with live progress.
 #
-#   1. builds the `mnemo` binary (release); bootstrap.sh: mnemo's secured
+#   1. builds the web app (web/build.sh, npm) and the `mnemo` binary
+#      (release) that embeds it; bootstrap.sh: mnemo's secured
 #      NATS (credentials per role), PostgreSQL (a least-privilege role),
 #      poppler-utils (installed and started if needed);
 #      deploy/model/prepare.sh: the embedding model, offline
@@ -18,6 +19,8 @@ cd "$repo"
 state="${MNEMO_STATE_DIR:-$repo/.mnemo}"
 mkdir -p "$state"
 
+# The web app first: the binary embeds what web/dist holds.
+"$repo/web/build.sh"
 cargo build --release --locked -p mnemo
 target="${CARGO_TARGET_DIR:-$repo/target}"
 mnemo="$target/release/mnemo"
@@ -64,4 +67,6 @@ echo "uploading ${#files[@]} files to mnemo (server log: $state/serve.log)"
 "$mnemo" docs list
 echo
 echo "mnemo is running (pid $(cat "$state/serve.pid")). Try: $mnemo docs list --json"
+echo "The web app, signed in as $(printf '%s' "${MNEMO_OWNER:-local}"):"
+"$mnemo" token issue --owner "${MNEMO_OWNER:-local}" --link
 echo "Stop it with: kill \$(cat $state/serve.pid)"

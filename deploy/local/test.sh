@@ -6,7 +6,9 @@
 # offline from PyPI packages (a no-op once done). The FSRS-6 comparison test
 # runs py-fsrs 6.3.2, which fsrs-reference.sh installs into the same venv;
 # the API examples run grpcio from examples/python/setup.sh's own venv and
-# the npm packages examples/typescript/setup.sh installs.
+# the npm packages examples/typescript/setup.sh installs. The web app is
+# built (web/build.sh) and its browser tests get Debian's chromium and
+# playwright-core (web/setup-browser.sh).
 # Ends with one summary line over every test binary: "N passed, N failed".
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -32,6 +34,9 @@ export MNEMO_PYTHON
 MNEMO_EXAMPLES_PYTHON="${MNEMO_EXAMPLES_PYTHON:-$("$repo/examples/python/setup.sh")}"
 export MNEMO_EXAMPLES_PYTHON
 "$repo/examples/typescript/setup.sh"
+"$repo/web/build.sh"
+MNEMO_CHROMIUM="$("$repo/web/setup-browser.sh")"
+export MNEMO_CHROMIUM
 "$repo/tools/buf/setup.sh"
 # shellcheck disable=SC1091
 . "$state/model.env"

@@ -20,3 +20,4 @@ mod qa;
 mod quota;
 mod search;
 mod stats;
+mod web;

@@ -290,6 +290,12 @@ pub struct LimitArgs {
     /// ended with DEADLINE_EXCEEDED and nothing of it is kept.
     #[arg(long, env = "MNEMO_UPLOAD_IDLE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub upload_idle_timeout: Duration,
+    /// Largest file UploadFile takes in its one message (the browser's
+    /// upload), in MiB; larger is OUT_OF_RANGE (Upload streams any size
+    /// up to --max-upload-bytes). The message is held whole while it
+    /// arrives: at most this much memory per call.
+    #[arg(long, env = "MNEMO_MAX_UPLOAD_MESSAGE_MIB", default_value_t = Limits::default().max_upload_message_bytes >> 20, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub max_upload_message_mib: u64,
     /// Calls a second one owner may make to one service, sustained; more
     /// get RESOURCE_EXHAUSTED with a RetryInfo detail.
     #[arg(long, env = "MNEMO_RATE_PER_OWNER", default_value_t = crate::rate::RateConfig::default().per_second, value_parser = clap::value_parser!(u32).range(1..))]
@@ -324,6 +330,7 @@ impl LimitArgs {
             call_timeout: self.grpc_call_timeout,
             keepalive: self.grpc_keepalive,
             upload_idle: self.upload_idle_timeout,
+            max_upload_message_bytes: self.max_upload_message_mib << 20,
             rate: crate::rate::RateConfig {
                 per_second: self.rate_per_owner,
                 burst: self.rate_burst,
@@ -347,6 +354,8 @@ pub struct Limits {
     pub call_timeout: Duration,
     pub keepalive: Duration,
     pub upload_idle: Duration,
+    /// Largest file UploadFile takes in one message.
+    pub max_upload_message_bytes: u64,
     /// Per-owner, per-service call rate ([`crate::rate`]).
     pub rate: crate::rate::RateConfig,
     /// Per-owner storage ([`crate::quota`]).
@@ -362,6 +371,7 @@ impl Default for Limits {
             call_timeout: Duration::from_secs(60),
             keepalive: Duration::from_secs(30),
             upload_idle: Duration::from_secs(30),
+            max_upload_message_bytes: 32 << 20,
             rate: crate::rate::RateConfig::default(),
             quota: crate::quota::QuotaConfig::default(),
         }

@@ -33,113 +33,16 @@ pub struct DocumentApi {
 }
 
 impl DocumentApi {
-    pub fn new(state: Arc<ApiState>) -> Self {
-        Self { state }
-    }
-}
-
-/// Causation/correlation/trace metadata for a command issued by a request.
-pub(crate) fn command_metadata<T>(
-    req: &Request<T>,
-    command_id: Option<String>,
-) -> HashMap<String, String> {
-    let mut md = HashMap::new();
-    let header = |name: &str| {
-        req.metadata()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let command_id = command_id.unwrap_or_else(|| Uuid::now_v7().to_string());
-    md.insert(meta::COMMAND_ID.to_owned(), command_id.clone());
-    md.insert(meta::CAUSATION_ID.to_owned(), command_id.clone());
-    md.insert(
-        meta::CORRELATION_ID.to_owned(),
-        header("x-request-id")
-            .filter(|v| v.len() <= MAX_LABEL)
-            .unwrap_or(command_id),
-    );
-    if let Some(tp) = header("traceparent") {
-        md.insert(meta::TRACEPARENT.to_owned(), tp);
-    }
-    md
-}
-
-pub(crate) fn label(value: &str, what: &str) -> Result<Option<String>, Status> {
-    let v = value.trim();
-    if v.is_empty() {
-        return Ok(None);
-    }
-    if v.len() > MAX_LABEL || v.chars().any(char::is_control) {
-        return Err(Status::invalid_argument(format!(
-            "{what} must be at most {MAX_LABEL} bytes without control characters"
-        )));
-    }
-    Ok(Some(v.to_owned()))
-}
-
-pub(crate) fn parse_document_id(raw: &str) -> Result<DocumentId, Status> {
-    raw.parse::<DocumentId>()
-        .map_err(|e| Status::invalid_argument(e.to_string()))
-}
-
-impl DocumentApi {
-    async fn run_command(
+    /// Stores an upload whose metadata is `m` and whose bytes come from
+    /// `parts`, and appends its `DocumentUploaded` (or finds the document
+    /// it repeats): `Upload` and `UploadFile` alike.
+    async fn receive(
         &self,
-        who: &Caller,
-        document_id: &str,
-        command: DocumentCommand,
-        metadata: &HashMap<String, String>,
-    ) -> Result<pb::CommandAccepted, Status> {
-        let id = parse_document_id(document_id)?;
-        let agg = aggregate_id(&who.owner, &id);
-        let done = self
-            .state
-            .executor
-            .execute(&agg, command, metadata)
-            .await
-            .map_err(|e| status::from_execute_error(&e))?;
-        Ok(pb::CommandAccepted {
-            document_id: id.to_string(),
-            run: done.aggregate.run,
-            sequence: done.last_sequence,
-        })
-    }
-}
-
-/// The next part of an upload, if it comes within `idle`: an upload that
-/// stalls does not hold the server's spool (memory, then disk) open.
-async fn next_part(
-    stream: &mut Streaming<pb::UploadRequest>,
-    idle: std::time::Duration,
-) -> Result<Option<pb::UploadRequest>, Status> {
-    match tokio::time::timeout(idle, stream.message()).await {
-        Ok(part) => part,
-        Err(_) => Err(Status::deadline_exceeded(format!(
-            "the upload sent nothing for {} s: nothing of it was kept; upload again",
-            idle.as_secs()
-        ))),
-    }
-}
-
-#[tonic::async_trait]
-impl DocumentService for DocumentApi {
-    async fn upload(
-        &self,
-        req: Request<Streaming<pb::UploadRequest>>,
+        who: Caller,
+        metadata_base: HashMap<String, String>,
+        m: pb::UploadMetadata,
+        mut parts: Parts,
     ) -> Result<Response<pb::UploadResponse>, Status> {
-        let who = caller(&req)?;
-        let metadata_base = command_metadata(&req, None);
-        let mut stream = req.into_inner();
-        let idle = self.state.config.limits.upload_idle;
-        let first = next_part(&mut stream, idle)
-            .await?
-            .ok_or_else(|| Status::invalid_argument("empty upload stream: send metadata first"))?;
-        let Some(Part::Metadata(m)) = first.part else {
-            return Err(Status::invalid_argument(
-                "the first upload message must carry metadata",
-            ));
-        };
         let topic = label(&m.topic, "topic")?;
         let key = label(&m.idempotency_key, "idempotency_key")?;
         let external_id = label(&m.external_id, "external_id")?;
@@ -181,19 +84,9 @@ impl DocumentService for DocumentApi {
                 self.state.config.spool_memory_bytes,
             )?;
             // A transport error here (client gone) returns before anything is stored.
-            while let Some(msg) = next_part(&mut stream, idle).await? {
-                match msg.part {
-                    Some(Part::Chunk(bytes)) => {
-                        hold.take(bytes.len() as u64)?;
-                        incoming.push(&bytes).await?;
-                    }
-                    Some(Part::Metadata(_)) => {
-                        return Err(Status::invalid_argument(
-                            "metadata may only be sent once, first",
-                        ))
-                    }
-                    None => {}
-                }
+            while let Some(bytes) = parts.next_chunk().await? {
+                hold.take(bytes.len() as u64)?;
+                incoming.push(&bytes).await?;
             }
             let received_at = std::time::Instant::now();
             let received = incoming.finish()?;
@@ -288,6 +181,177 @@ impl DocumentService for DocumentApi {
         }
         .instrument(span)
         .await
+    }
+
+    pub fn new(state: Arc<ApiState>) -> Self {
+        Self { state }
+    }
+}
+
+/// Causation/correlation/trace metadata for a command issued by a request.
+pub(crate) fn command_metadata<T>(
+    req: &Request<T>,
+    command_id: Option<String>,
+) -> HashMap<String, String> {
+    let mut md = HashMap::new();
+    let header = |name: &str| {
+        req.metadata()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let command_id = command_id.unwrap_or_else(|| Uuid::now_v7().to_string());
+    md.insert(meta::COMMAND_ID.to_owned(), command_id.clone());
+    md.insert(meta::CAUSATION_ID.to_owned(), command_id.clone());
+    md.insert(
+        meta::CORRELATION_ID.to_owned(),
+        header("x-request-id")
+            .filter(|v| v.len() <= MAX_LABEL)
+            .unwrap_or(command_id),
+    );
+    if let Some(tp) = header("traceparent") {
+        md.insert(meta::TRACEPARENT.to_owned(), tp);
+    }
+    md
+}
+
+pub(crate) fn label(value: &str, what: &str) -> Result<Option<String>, Status> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    if v.len() > MAX_LABEL || v.chars().any(char::is_control) {
+        return Err(Status::invalid_argument(format!(
+            "{what} must be at most {MAX_LABEL} bytes without control characters"
+        )));
+    }
+    Ok(Some(v.to_owned()))
+}
+
+pub(crate) fn parse_document_id(raw: &str) -> Result<DocumentId, Status> {
+    raw.parse::<DocumentId>()
+        .map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+impl DocumentApi {
+    async fn run_command(
+        &self,
+        who: &Caller,
+        document_id: &str,
+        command: DocumentCommand,
+        metadata: &HashMap<String, String>,
+    ) -> Result<pb::CommandAccepted, Status> {
+        let id = parse_document_id(document_id)?;
+        let agg = aggregate_id(&who.owner, &id);
+        let done = self
+            .state
+            .executor
+            .execute(&agg, command, metadata)
+            .await
+            .map_err(|e| status::from_execute_error(&e))?;
+        Ok(pb::CommandAccepted {
+            document_id: id.to_string(),
+            run: done.aggregate.run,
+            sequence: done.last_sequence,
+        })
+    }
+}
+
+/// Where an upload's parts come from: a client stream (`Upload`), or one
+/// message (`UploadFile`, which browsers can send over gRPC-Web).
+enum Parts {
+    Stream {
+        stream: Box<Streaming<pb::UploadRequest>>,
+        /// How long the client may send nothing.
+        idle: std::time::Duration,
+    },
+    Whole(Option<Vec<u8>>),
+}
+
+impl Parts {
+    /// The stream's first message, which must carry the metadata.
+    async fn metadata(&mut self) -> Result<pb::UploadMetadata, Status> {
+        let Parts::Stream { stream, idle } = self else {
+            return Err(Status::internal(
+                "an upload in one message has no metadata part",
+            ));
+        };
+        let first = next_part(stream, *idle)
+            .await?
+            .ok_or_else(|| Status::invalid_argument("empty upload stream: send metadata first"))?;
+        match first.part {
+            Some(Part::Metadata(m)) => Ok(m),
+            _ => Err(Status::invalid_argument(
+                "the first upload message must carry metadata",
+            )),
+        }
+    }
+
+    /// The next piece of the file's bytes; `None` at the end.
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, Status> {
+        match self {
+            Parts::Whole(content) => Ok(content.take()),
+            Parts::Stream { stream, idle } => loop {
+                let Some(msg) = next_part(stream, *idle).await? else {
+                    return Ok(None);
+                };
+                match msg.part {
+                    Some(Part::Chunk(bytes)) => return Ok(Some(bytes)),
+                    Some(Part::Metadata(_)) => {
+                        return Err(Status::invalid_argument(
+                            "metadata may only be sent once, first",
+                        ))
+                    }
+                    None => {}
+                }
+            },
+        }
+    }
+}
+
+/// The next part of an upload, if it comes within `idle`: an upload that
+/// stalls does not hold the server's spool (memory, then disk) open.
+async fn next_part(
+    stream: &mut Streaming<pb::UploadRequest>,
+    idle: std::time::Duration,
+) -> Result<Option<pb::UploadRequest>, Status> {
+    match tokio::time::timeout(idle, stream.message()).await {
+        Ok(part) => part,
+        Err(_) => Err(Status::deadline_exceeded(format!(
+            "the upload sent nothing for {} s: nothing of it was kept; upload again",
+            idle.as_secs()
+        ))),
+    }
+}
+
+#[tonic::async_trait]
+impl DocumentService for DocumentApi {
+    async fn upload(
+        &self,
+        req: Request<Streaming<pb::UploadRequest>>,
+    ) -> Result<Response<pb::UploadResponse>, Status> {
+        let who = caller(&req)?;
+        let metadata_base = command_metadata(&req, None);
+        let mut parts = Parts::Stream {
+            stream: Box::new(req.into_inner()),
+            idle: self.state.config.limits.upload_idle,
+        };
+        let m = parts.metadata().await?;
+        self.receive(who, metadata_base, m, parts).await
+    }
+
+    async fn upload_file(
+        &self,
+        req: Request<pb::UploadFileRequest>,
+    ) -> Result<Response<pb::UploadResponse>, Status> {
+        let who = caller(&req)?;
+        let metadata_base = command_metadata(&req, None);
+        let pb::UploadFileRequest { metadata, content } = req.into_inner();
+        let m = metadata.ok_or_else(|| {
+            Status::invalid_argument("UploadFile needs `metadata` (at least a filename)")
+        })?;
+        self.receive(who, metadata_base, m, Parts::Whole(Some(content)))
+            .await
     }
 
     async fn get(

@@ -21,7 +21,8 @@
 //! - [`status`]: the one place errors become gRPC statuses.
 //! - [`request_id`]: every call's request id (logs, correlation, error messages).
 //! - [`upload`]: spooling, hashing and sniffing an upload stream.
-//! - [`documents`]: `DocumentService` (Upload, Get, List, Cancel, Reprocess).
+//! - [`documents`]: `DocumentService` (Upload, UploadFile, Get, List, Cancel,
+//!   Reprocess).
 //! - [`progress`]: the `Watch` call of `ProgressService` (one fold per call).
 //! - [`progress_hub`]: the process's one progress consumer, fanned out to
 //!   every watcher; [`progress_hub::history`] reads a new watcher's catch-up.
@@ -34,6 +35,7 @@
 //! - [`stats`]: `StatsService` (totals by state, per-stage analytics).
 //! - [`convert`]: domain and read-model types into wire types.
 //! - [`server`]: wiring it all (plus health and reflection) into one server.
+//! - [`web`]: the web app's files, and gRPC-Web for browsers, on the same port.
 
 pub mod auth;
 pub mod call_limits;
@@ -54,6 +56,7 @@ pub mod server;
 pub mod stats;
 pub mod status;
 pub mod upload;
+pub mod web;
 
 pub use config::{ApiArgs, ApiConfig, ServeConfig};
 pub use error::{ApiError, ApiErrorKind};

@@ -240,8 +240,13 @@ pub async fn serve(
             Ok(r)
         }
     };
-    let documents = DocumentServiceServer::with_interceptor(
-        DocumentApi::new(state.clone()),
+    // UploadFile's one message carries a whole file (the browser's upload).
+    let upload_message = usize::try_from(state.config.limits.max_upload_message_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(64 * 1024);
+    let documents = tonic::service::interceptor::InterceptedService::new(
+        DocumentServiceServer::new(DocumentApi::new(state.clone()))
+            .max_decoding_message_size(upload_message),
         guard("documents"),
     );
     let progress =
@@ -278,7 +283,33 @@ pub async fn serve(
         }
         builder = builder.tls_config(config)?;
     }
+    // The gRPC services, and the web app for every other path (web.rs).
+    let mut routes = tonic::service::Routes::builder();
+    routes
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(reflection_v1alpha)
+        .add_service(documents)
+        .add_service(progress)
+        .add_service(stats)
+        .add_service(search)
+        .add_service(qa)
+        .add_service(learning)
+        .add_service(audit);
+    let routes = tonic::service::Routes::from(
+        routes
+            .routes()
+            .into_axum_router()
+            .fallback(crate::web::serve),
+    );
+    if !crate::web::is_built() {
+        tracing::warn!("this binary has no web app (run web/build.sh, then build mnemo again)");
+    }
     let server = builder
+        // Browsers speak gRPC-Web over HTTP/1.1 or HTTP/2: outermost, so
+        // every layer inside sees plain gRPC and its answers are translated.
+        .accept_http1(true)
+        .layer(crate::web::GrpcWebForBrowsersLayer)
         .layer(crate::request_id::RequestIdLayer)
         .layer(crate::call_limits::CallLimitsLayer::new(
             state.config.limits.max_calls,
@@ -292,16 +323,7 @@ pub async fn serve(
         .http2_keepalive_interval(Some(state.config.limits.keepalive))
         .http2_keepalive_timeout(Some(state.config.limits.keepalive))
         .tcp_keepalive(Some(state.config.limits.keepalive))
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(reflection_v1alpha)
-        .add_service(documents)
-        .add_service(progress)
-        .add_service(stats)
-        .add_service(search)
-        .add_service(qa)
-        .add_service(learning)
-        .add_service(audit)
+        .add_routes(routes)
         // Nagle + delayed ACKs would add ~40 ms to small responses.
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),

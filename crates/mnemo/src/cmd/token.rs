@@ -1,4 +1,5 @@
-//! `mnemo token issue --owner NAME`: a bearer token for local use.
+//! `mnemo token issue --owner NAME [--link]`: a bearer token for local use,
+//! or a link that signs the web app in with it.
 
 use std::process::ExitCode;
 
@@ -29,6 +30,12 @@ pub enum TokenCommand {
         jwt_secret: Option<String>,
         #[arg(long)]
         json: bool,
+        /// Print a link that opens the web app signed in (`--server`'s
+        /// address, the token after `#token=`: a fragment never reaches a
+        /// server or its logs; the app moves it to the tab's session
+        /// storage and out of the address bar).
+        #[arg(long, conflicts_with = "json")]
+        link: bool,
     },
 }
 
@@ -40,6 +47,7 @@ pub fn run(global: &Global, args: TokenArgs) -> Result<ExitCode> {
             admin,
             jwt_secret,
             json,
+            link,
         } => {
             let owner = OwnerId::new(owner).context("--owner")?;
             let secret = crate::secret::load(global, jwt_secret.as_deref(), true)?;
@@ -49,10 +57,41 @@ pub fn run(global: &Global, args: TokenArgs) -> Result<ExitCode> {
                     "{}",
                     serde_json::json!({"owner": owner.as_str(), "token": token, "ttl_secs": ttl, "admin": admin})
                 );
+            } else if link {
+                println!("{}", sign_in_link(&global.server, &token));
             } else {
                 println!("{token}");
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// The web app's address on `server` (as `--server` takes it: a URL, or a
+/// bare `host:port` meaning plaintext), signed in with `token`.
+fn sign_in_link(server: &str, token: &str) -> String {
+    let base = if server.contains("://") {
+        server.trim_end_matches('/').to_owned()
+    } else {
+        format!("http://{}", server.trim_end_matches('/'))
+    };
+    format!("{base}/#token={token}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sign_in_link;
+
+    #[test]
+    fn the_link_opens_the_app_on_the_server_with_the_token_in_the_fragment() {
+        assert_eq!(
+            sign_in_link("http://127.0.0.1:50051", "a.b.c"),
+            "http://127.0.0.1:50051/#token=a.b.c"
+        );
+        assert_eq!(
+            sign_in_link("https://mnemo.example/", "t"),
+            "https://mnemo.example/#token=t"
+        );
+        assert_eq!(sign_in_link("host:1", "t"), "http://host:1/#token=t");
     }
 }

@@ -1,0 +1,226 @@
+//! The web app (issue 21): served on the API's own port beside gRPC,
+//! uploads in one message (`UploadFile`, what a browser can send over
+//! gRPC-Web), and the app itself in a real browser — Debian's chromium
+//! driven by playwright-core (`web/tests/browser.mjs`), against a real
+//! server in a namespace of its own.
+//!
+//! Needs `web/build.sh` (the app in web/dist) and `web/setup-browser.sh`
+//! (chromium, playwright-core); deploy/local/test.sh runs both.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use mnemo_proto::v1 as pb;
+use mnemo_tests::{corpus_dir, EnvOptions, TestEnv};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+fn web() -> PathBuf {
+    // This crate is `<repo>/tests`.
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../web")
+}
+
+fn metadata(filename: &str) -> Option<pb::UploadMetadata> {
+    Some(pb::UploadMetadata {
+        filename: filename.into(),
+        ..Default::default()
+    })
+}
+
+/// One whole file in one message: the same document, checks and response
+/// as the streaming upload (the same bytes again are deduplicated across
+/// the two); past the message limit OUT_OF_RANGE and nothing stored;
+/// without metadata INVALID_ARGUMENT.
+#[tokio::test]
+async fn upload_file_takes_a_whole_file_in_one_message() {
+    let env = TestEnv::start_with(EnvOptions {
+        limits: Some(mnemo_api::config::Limits {
+            max_upload_message_bytes: 1 << 20,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await;
+    let mut docs = env.documents("alice").await;
+    let text = b"Mitochondria make ATP by oxidative phosphorylation.\n".repeat(100);
+    let one = docs
+        .upload_file(pb::UploadFileRequest {
+            metadata: metadata("cells.md"),
+            content: text.clone(),
+        })
+        .await
+        .expect("a whole file in one message")
+        .into_inner();
+    assert!(!one.deduplicated);
+    assert_eq!(one.size_bytes, text.len() as u64);
+    assert_eq!(one.content_type, "text/markdown");
+    let parts = mnemo_tests::upload_requests_with(metadata("again.md").unwrap_or_default(), &text);
+    let streamed = docs
+        .upload(futures::stream::iter(parts))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(streamed.deduplicated, "the same bytes by either call");
+    assert_eq!(streamed.document_id, one.document_id);
+
+    let too_big = docs
+        .upload_file(pb::UploadFileRequest {
+            metadata: metadata("big.txt"),
+            content: vec![b'a'; 2 << 20],
+        })
+        .await
+        .expect_err("over the message limit");
+    assert_eq!(too_big.code(), tonic::Code::OutOfRange, "{too_big:?}");
+    let no_metadata = docs
+        .upload_file(pb::UploadFileRequest {
+            metadata: None,
+            content: text,
+        })
+        .await
+        .expect_err("metadata is required");
+    assert_eq!(no_metadata.code(), tonic::Code::InvalidArgument);
+    assert!(no_metadata.message().contains("metadata"));
+    let list = docs
+        .list(pb::ListDocumentsRequest {
+            min_sequence: one.sequence,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.documents.len(), 1, "only the one document was stored");
+}
+
+/// A plain HTTP/1.1 GET on the API's port: the app's page for `/` and for
+/// its own routes, with its security headers; a missing file is a 404.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tcp.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (head.to_ascii_lowercase(), body.to_owned())
+}
+
+#[tokio::test]
+async fn the_app_is_served_on_the_apis_port_over_http1() {
+    assert!(
+        web().join("dist/index.html").exists(),
+        "run web/build.sh (deploy/local/test.sh does)"
+    );
+    let env = TestEnv::start().await;
+    let addr = env.addr.unwrap();
+    for path in ["/", "/documents"] {
+        let (head, body) = http_get(addr, path).await;
+        assert!(head.starts_with("http/1.1 200"), "{path}: {head}");
+        assert!(head.contains("content-type: text/html"), "{head}");
+        assert!(head.contains("content-security-policy: default-src 'self'"));
+        assert!(head.contains("cache-control: no-cache"), "{head}");
+        assert!(body.contains("<div id=\"app\">"), "{body}");
+    }
+    let (head, _) = http_get(addr, "/assets/no-such-file.js").await;
+    assert!(head.starts_with("http/1.1 404"), "{head}");
+    // The gRPC services on the same port are unaffected.
+    let mut docs = env.documents("alice").await;
+    docs.list(pb::ListDocumentsRequest::default())
+        .await
+        .expect("gRPC beside the app");
+}
+
+/// The learner's path in a real browser: sign in by link; upload a real
+/// PDF and a broken one; the server restarts mid-way and the progress
+/// resumes without going backwards; the broken one shows its reason; the
+/// documents table, search with cited hits, no axe-core violations, 375 px
+/// wide; a refused token back to sign-in. Screenshots in
+/// `<repo>/.mnemo/screenshots/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_uploads_watches_and_searches_in_a_real_browser() {
+    let node_modules = web().join("node_modules/playwright-core");
+    assert!(
+        node_modules.exists() && web().join("dist/index.html").exists(),
+        "run web/setup-browser.sh and web/build.sh (deploy/local/test.sh does)"
+    );
+    let mut env = TestEnv::start_with(EnvOptions {
+        run_pipeline: true,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    // The token goes in a file (0600): never in the child's environment
+    // or command line.
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, env.token("alice")).unwrap();
+    std::fs::set_permissions(
+        &token_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let shots = web().join("../.mnemo/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let mut child = tokio::process::Command::new("node")
+        .current_dir(web())
+        .arg("tests/browser.mjs")
+        .arg(format!("http://{}", env.addr.unwrap()))
+        .arg(&token_file)
+        .arg(corpus_dir().join("paper_journal_3b2.pdf"))
+        .arg(corpus_dir().join("broken_infinite_loop103.pdf"))
+        .arg("shift work interventions and work-family conflict")
+        .arg(&shots)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .env(
+            "MNEMO_CHROMIUM",
+            std::env::var_os("MNEMO_CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into()),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs (Debian: nodejs)");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut steps = Vec::new();
+    let run = async {
+        while let Some(line) = stdout.next_line().await.unwrap() {
+            let step: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+            if step["event"] == "restart" {
+                env.restart_api().await;
+                stdin.write_all(b"restarted\n").await.unwrap();
+            }
+            steps.push(step);
+        }
+    };
+    // A hung browser fails the test instead of hanging CI.
+    tokio::time::timeout(std::time::Duration::from_secs(400), run)
+        .await
+        .expect("the browser test finishes");
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{steps:#?}\n{stderr}");
+    for step in &steps {
+        println!("browser: {step}");
+    }
+    let events: Vec<&str> = steps.iter().filter_map(|s| s["event"].as_str()).collect();
+    for expected in [
+        "signed_in",
+        "restart",
+        "indexed",
+        "failed_with_reason",
+        "documents",
+        "searched",
+        "narrow",
+        "refused_token",
+        "done",
+    ] {
+        assert!(events.contains(&expected), "{expected} missing: {steps:#?}");
+    }
+    let failed = steps.iter().find(|s| s["event"] == "failed_with_reason");
+    let reason = failed.and_then(|s| s["reason"].as_str()).unwrap_or("");
+    assert!(reason.to_lowercase().contains("pdf"), "{reason}");
+    for page in ["upload", "documents", "search", "upload-375"] {
+        assert!(shots.join(format!("{page}.png")).exists(), "{page}.png");
+    }
+}

@@ -1,0 +1,121 @@
+// mnemo's web app: the shell (sign-in, navigation) and its pages.
+import { render } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import { onTokenRefused } from "./client";
+import { Documents } from "./pages/Documents";
+import { Search } from "./pages/Search";
+import { Upload } from "./pages/Upload";
+import { claims, signIn, signOut, takeTokenFromAddress, token } from "./session";
+import "./style.css";
+
+const PAGES = [
+  { path: "/", title: "Upload", page: Upload },
+  { path: "/documents", title: "Documents", page: Documents },
+  { path: "/search", title: "Search", page: Search },
+];
+
+function usePath(): [string, (p: string) => void] {
+  const [path, setPath] = useState(location.pathname);
+  useEffect(() => {
+    const back = () => setPath(location.pathname);
+    addEventListener("popstate", back);
+    return () => removeEventListener("popstate", back);
+  }, []);
+  return [
+    path,
+    (p: string) => {
+      history.pushState(null, "", p);
+      setPath(p);
+    },
+  ];
+}
+
+function SignIn({ message, done }: { message: string; done: () => void }) {
+  const [value, setValue] = useState("");
+  const [error, setError] = useState(message);
+  return (
+    <main class="sign-in">
+      <h1>Sign in to mnemo</h1>
+      <p>
+        Open the link <code>mnemo token issue --owner NAME --link</code> prints, or paste a token here.
+      </p>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          const refused = signIn(value);
+          if (refused) setError(refused);
+          else done();
+        }}
+      >
+        <label>
+          Token
+          <input type="password" autoComplete="off" value={value} onInput={(e) => setValue(e.currentTarget.value)} />
+        </label>
+        <button type="submit">Sign in</button>
+      </form>
+      {error && (
+        <p class="reason" role="alert">
+          {error}
+        </p>
+      )}
+    </main>
+  );
+}
+
+function App() {
+  const [signedIn, setSignedIn] = useState(token() !== null);
+  const [message, setMessage] = useState("");
+  const [path, go] = usePath();
+  useEffect(
+    () =>
+      onTokenRefused(() => {
+        signOut();
+        setMessage("The server refused your token (expired or not valid): sign in again.");
+        setSignedIn(false);
+      }),
+    [],
+  );
+  if (!signedIn) return <SignIn message={message} done={() => location.reload()} />;
+  const current = PAGES.find((p) => p.path === path) ?? PAGES[0];
+  const Page = current.page;
+  return (
+    <>
+      <header>
+        <span class="brand">mnemo</span>
+        <nav aria-label="Main">
+          {PAGES.map((p) => (
+            <a
+              href={p.path}
+              aria-current={p === current ? "page" : undefined}
+              onClick={(e) => {
+                e.preventDefault();
+                go(p.path);
+              }}
+            >
+              {p.title}
+            </a>
+          ))}
+        </nav>
+        <span class="who">
+          {claims()?.sub ?? ""}
+          <button
+            type="button"
+            onClick={() => {
+              signOut();
+              location.assign("/");
+            }}
+          >
+            Sign out
+          </button>
+        </span>
+      </header>
+      <main>
+        <Page />
+      </main>
+    </>
+  );
+}
+
+takeTokenFromAddress();
+const root = document.getElementById("app");
+if (root) render(<App />, root);

@@ -1,0 +1,146 @@
+// The web app in a real browser (Debian's chromium driven by
+// playwright-core), against a real server: tests/e2e/web.rs starts it in a
+// namespace of its own and runs this script, which prints one JSON line
+// per step on stdout. It asks for a server restart with {"event":"restart"}
+// and waits for a "restarted" line on stdin.
+//
+// Arguments: BASE_URL TOKEN_FILE GOOD_PDF BROKEN_PDF QUERY SHOTS_DIR
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { createInterface } from "node:readline";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const [base, tokenFile, goodPdf, brokenPdf, query, shots] = process.argv.slice(2);
+const token = readFileSync(tokenFile, "utf8").trim();
+const axeSource = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
+const say = (event, fields = {}) => console.log(JSON.stringify({ event, ...fields }));
+const stdin = createInterface({ input: process.stdin });
+const lines = stdin[Symbol.asyncIterator]();
+const LONG = 180_000;
+
+function fail(message) {
+  say("failed", { message });
+  throw new Error(message);
+}
+
+/** Runs axe-core on the page; fails on any violation. */
+async function accessible(page, name) {
+  await page.addScriptTag({ path: axeSource });
+  const violations = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ["violations"] });
+    return r.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`);
+  });
+  if (violations.length) fail(`${name}: axe-core found ${violations.join("; ")}`);
+  say("accessible", { page: name });
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.MNEMO_CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox"],
+});
+try {
+  // axe-core is injected as a script: the app's CSP would refuse it.
+  const context = await browser.newContext({ bypassCSP: true, viewport: { width: 1100, height: 800 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(30_000);
+
+  // Sign in by link: the token leaves the address bar.
+  await page.goto(`${base}/#token=${encodeURIComponent(token)}`);
+  await page.getByRole("navigation", { name: "Main" }).waitFor();
+  if (page.url().includes("token")) fail(`the token is still in the address: ${page.url()}`);
+  say("signed_in", { url: page.url() });
+  await accessible(page, "upload");
+
+  // Upload a real PDF and a broken one at once.
+  await page.getByLabel("Upload", { exact: true }).setInputFiles([goodPdf, brokenPdf]);
+  const good = page.locator("li.upload", { hasText: path.basename(goodPdf) });
+  const broken = page.locator("li.upload", { hasText: path.basename(brokenPdf) });
+  // Progress values of the good document's bar, as the page shows them.
+  await good.locator("progress").first().waitFor();
+  await page.evaluate((name) => {
+    window.__fractions = [];
+    window.__reconnected = false;
+    setInterval(() => {
+      if (document.querySelector(".connection")?.textContent.startsWith("Reconnecting")) window.__reconnected = true;
+      for (const li of document.querySelectorAll("li.upload")) {
+        const bar = li.querySelector("progress");
+        if (li.querySelector(".filename")?.textContent === name && bar?.hasAttribute("value")) {
+          window.__fractions.push(Number(bar.value));
+        }
+      }
+    }, 20);
+  }, path.basename(goodPdf));
+
+  // Restart the server once the document is in the pipeline.
+  await good.getByTestId("stage").filter({ hasText: /uploaded|extracting|chunking|embedding|indexed/ }).waitFor();
+  const stageNow = await good.getByTestId("stage").textContent();
+  say("restart", { stage: stageNow });
+  const answer = await lines.next();
+  if (answer.value !== "restarted") fail(`expected "restarted", got ${answer.value}`);
+  await good.getByTestId("stage").filter({ hasText: "indexed" }).waitFor({ timeout: LONG });
+  // The restart ended the progress stream: the app said so and resumed.
+  await page.waitForFunction(() => window.__reconnected, null, { timeout: LONG });
+  await page.waitForFunction(() => document.querySelector(".connection")?.textContent === "");
+  const fractions = await page.evaluate(() => window.__fractions);
+  const backwards = fractions.findIndex((f, i) => i > 0 && f < fractions[i - 1]);
+  if (backwards >= 0) fail(`progress went backwards at sample ${backwards}: ${fractions.slice(Math.max(0, backwards - 3), backwards + 2)}`);
+  say("indexed", { file: path.basename(goodPdf), samples: fractions.length, stage_at_restart: stageNow });
+
+  await broken.getByTestId("stage").filter({ hasText: /failed|refused/ }).waitFor({ timeout: LONG });
+  const reason = (await broken.locator(".reason").textContent())?.trim() ?? "";
+  if (!reason) fail("the broken PDF shows no reason");
+  say("failed_with_reason", { file: path.basename(brokenPdf), reason });
+  await shot(page, "upload");
+
+  // Documents: both, with their stage words; filtering narrows the table.
+  await page.getByRole("link", { name: "Documents" }).click();
+  const rows = page.locator("tbody tr");
+  await rows.nth(1).waitFor();
+  const table = await page.locator("tbody").textContent();
+  if (!table.includes("indexed") || !table.includes("failed")) fail(`documents table: ${table}`);
+  await page.getByLabel("Filter").fill(path.basename(goodPdf).slice(0, 12));
+  if ((await rows.count()) !== 1) fail("the filter did not narrow the table to one document");
+  say("documents", { rows: 2 });
+  await accessible(page, "documents");
+  await shot(page, "documents");
+
+  // Search: hits with marked snippets and a citation (file, pages).
+  await page.getByRole("link", { name: "Search" }).click();
+  await page.getByRole("searchbox", { name: "Search" }).fill(query);
+  await page.getByRole("button", { name: "Search" }).click();
+  const first = page.locator("ol.hits li").first();
+  await first.waitFor();
+  const cite = await first.locator("cite").textContent();
+  if (!cite.includes(path.basename(goodPdf)) || !/p\.|pp\./.test(cite)) fail(`first hit's citation: ${cite}`);
+  if ((await first.locator("mark").count()) === 0) fail("no query word marked in the first snippet");
+  say("searched", { cite });
+  await accessible(page, "search");
+  await shot(page, "search");
+
+  // A phone's width: nothing wider than the screen.
+  await page.setViewportSize({ width: 375, height: 740 });
+  for (const [name, link] of [["documents", "Documents"], ["upload", "Upload"], ["search", "Search"]]) {
+    await page.getByRole("link", { name: link }).click();
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    if (wide > 375) fail(`${name} at 375 px is ${wide} px wide`);
+    await shot(page, `${name}-375`);
+  }
+  say("narrow", { width: 375 });
+
+  // A refused token: back to the sign-in box with the reason.
+  const other = await browser.newContext();
+  const stranger = await other.newPage();
+  await stranger.goto(`${base}/#token=not.a-valid.token`);
+  await stranger.getByRole("alert").filter({ hasText: /sign in again/ }).waitFor();
+  say("refused_token");
+  await other.close();
+  say("done");
+} finally {
+  await browser.close();
+  stdin.close();
+}
