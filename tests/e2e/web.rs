@@ -26,10 +26,11 @@ fn metadata(filename: &str) -> Option<pb::UploadMetadata> {
     })
 }
 
-/// One whole file in one message: the same document, checks and response
-/// as the streaming upload (the same bytes again are deduplicated across
-/// the two); past the message limit OUT_OF_RANGE and nothing stored;
-/// without metadata INVALID_ARGUMENT.
+/// One whole file in one message (`UploadService`): the same document,
+/// checks and response as the streaming upload (the same bytes again are
+/// deduplicated across the two); past the message limit OUT_OF_RANGE and
+/// nothing stored, while every other call keeps the 4 MiB limit; without
+/// metadata INVALID_ARGUMENT.
 #[tokio::test]
 async fn upload_file_takes_a_whole_file_in_one_message() {
     let env = TestEnv::start_with(EnvOptions {
@@ -41,8 +42,9 @@ async fn upload_file_takes_a_whole_file_in_one_message() {
     })
     .await;
     let mut docs = env.documents("alice").await;
+    let mut uploads = env.uploads("alice").await;
     let text = b"Mitochondria make ATP by oxidative phosphorylation.\n".repeat(100);
-    let one = docs
+    let one = uploads
         .upload_file(pb::UploadFileRequest {
             metadata: metadata("cells.md"),
             content: text.clone(),
@@ -62,7 +64,7 @@ async fn upload_file_takes_a_whole_file_in_one_message() {
     assert!(streamed.deduplicated, "the same bytes by either call");
     assert_eq!(streamed.document_id, one.document_id);
 
-    let too_big = docs
+    let too_big = uploads
         .upload_file(pb::UploadFileRequest {
             metadata: metadata("big.txt"),
             content: vec![b'a'; 2 << 20],
@@ -70,7 +72,25 @@ async fn upload_file_takes_a_whole_file_in_one_message() {
         .await
         .expect_err("over the message limit");
     assert_eq!(too_big.code(), tonic::Code::OutOfRange, "{too_big:?}");
-    let no_metadata = docs
+    // Just over the limit: refused by the check, not only by the decoder.
+    let just_over = uploads
+        .upload_file(pb::UploadFileRequest {
+            metadata: metadata("edge.txt"),
+            content: vec![b'a'; (1 << 20) + 1],
+        })
+        .await
+        .expect_err("one byte over");
+    assert_eq!(just_over.code(), tonic::Code::OutOfRange, "{just_over:?}");
+    assert!(just_over.message().contains("DocumentService.Upload"));
+    // The other calls keep gRPC's 4 MiB: a 5 MiB Get is refused.
+    let huge_get = docs
+        .get(pb::GetDocumentRequest {
+            document_id: "x".repeat(5 << 20),
+        })
+        .await
+        .expect_err("over 4 MiB");
+    assert_eq!(huge_get.code(), tonic::Code::OutOfRange, "{huge_get:?}");
+    let no_metadata = uploads
         .upload_file(pb::UploadFileRequest {
             metadata: None,
             content: text,
@@ -130,8 +150,9 @@ async fn the_app_is_served_on_the_apis_port_over_http1() {
 /// The learner's path in a real browser: sign in by link; upload a real
 /// PDF and a broken one; the server restarts mid-way and the progress
 /// resumes without going backwards; the broken one shows its reason; the
-/// documents table, search with cited hits, no axe-core violations, 375 px
-/// wide; a refused token back to sign-in. Screenshots in
+/// documents table, search with cited hits, an answer with numbered
+/// citations, cards generated and three reviewed with the keyboard; no
+/// axe-core violations, 375 px wide; a refused token back to sign-in. Screenshots in
 /// `<repo>/.mnemo/screenshots/`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_learner_uploads_watches_and_searches_in_a_real_browser() {
@@ -211,6 +232,9 @@ async fn a_learner_uploads_watches_and_searches_in_a_real_browser() {
         "failed_with_reason",
         "documents",
         "searched",
+        "asked",
+        "cards",
+        "reviewed",
         "narrow",
         "refused_token",
         "done",
@@ -220,7 +244,15 @@ async fn a_learner_uploads_watches_and_searches_in_a_real_browser() {
     let failed = steps.iter().find(|s| s["event"] == "failed_with_reason");
     let reason = failed.and_then(|s| s["reason"].as_str()).unwrap_or("");
     assert!(reason.to_lowercase().contains("pdf"), "{reason}");
-    for page in ["upload", "documents", "search", "upload-375"] {
+    for page in [
+        "upload",
+        "documents",
+        "search",
+        "ask",
+        "cards",
+        "review",
+        "upload-375",
+    ] {
         assert!(shots.join(format!("{page}.png")).exists(), "{page}.png");
     }
 }

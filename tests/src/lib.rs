@@ -40,6 +40,7 @@ use mnemo_proto::v1::qa_service_client::QaServiceClient;
 use mnemo_proto::v1::search_service_client::SearchServiceClient;
 use mnemo_proto::v1::stats_service_client::StatsServiceClient;
 use mnemo_proto::v1::upload_request::Part;
+use mnemo_proto::v1::upload_service_client::UploadServiceClient;
 use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -147,6 +148,7 @@ pub type Documents = DocumentServiceClient<InterceptedService<Channel, BearerInt
 pub type Progress = ProgressServiceClient<InterceptedService<Channel, BearerInterceptor>>;
 pub type StatsClient = StatsServiceClient<InterceptedService<Channel, BearerInterceptor>>;
 pub type SearchClient = SearchServiceClient<InterceptedService<Channel, BearerInterceptor>>;
+pub type Uploads = UploadServiceClient<InterceptedService<Channel, BearerInterceptor>>;
 pub type QaClient = QaServiceClient<InterceptedService<Channel, BearerInterceptor>>;
 
 #[derive(Clone)]
@@ -641,6 +643,14 @@ impl TestEnv {
 
     pub async fn documents(&self, owner: &str) -> Documents {
         self.documents_with(Some(self.token(owner))).await
+    }
+
+    /// An UploadService client (uploads in one message) for `owner`.
+    pub async fn uploads(&self, owner: &str) -> Uploads {
+        UploadServiceClient::with_interceptor(
+            self.channel().await,
+            BearerInterceptor(Some(self.token(owner))),
+        )
     }
 
     pub async fn progress(&self, owner: &str) -> Progress {

@@ -5,7 +5,7 @@
 // sequence seen: nothing is missed, nothing repeated, and a bar never goes
 // backwards (within a run the server's fraction only grows).
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { documents, explain, progress } from "./client";
+import { documents, explain, isRefusedToken, progress } from "./client";
 import { Stage, type Document } from "./gen/mnemo/v1/documents_pb";
 import type { ProgressUpdate } from "./gen/mnemo/v1/progress_pb";
 
@@ -110,6 +110,13 @@ class Library {
         }
       } catch (e) {
         this.problem = explain(e);
+        // A refused token is not retried: the app asks for a new one and
+        // starts again with it.
+        if (isRefusedToken(e)) {
+          this.started = false;
+          this.changed();
+          return;
+        }
       }
       // The stream ended (server stopping, network gone): resume from the
       // last sequence seen, waiting longer each time up to 5 s.

@@ -2,7 +2,10 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { onTokenRefused } from "./client";
+import { Ask } from "./pages/Ask";
+import { Cards } from "./pages/Cards";
 import { Documents } from "./pages/Documents";
+import { Review } from "./pages/Review";
 import { Search } from "./pages/Search";
 import { Upload } from "./pages/Upload";
 import { claims, signIn, signOut, takeTokenFromAddress, token } from "./session";
@@ -12,6 +15,9 @@ const PAGES = [
   { path: "/", title: "Upload", page: Upload },
   { path: "/documents", title: "Documents", page: Documents },
   { path: "/search", title: "Search", page: Search },
+  { path: "/ask", title: "Ask", page: Ask },
+  { path: "/cards", title: "Cards", page: Cards },
+  { path: "/review", title: "Review", page: Review },
 ];
 
 function usePath(): [string, (p: string) => void] {

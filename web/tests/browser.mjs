@@ -122,9 +122,51 @@ try {
   await accessible(page, "search");
   await shot(page, "search");
 
+  // Ask: the answer streams in with numbered citations of pages.
+  await page.getByRole("link", { name: "Ask" }).click();
+  await page.getByLabel("Question").fill("What helps shift workers with work-family conflict?");
+  await page.getByRole("button", { name: "Ask" }).click();
+  await page.locator(".answer a.citation").first().waitFor({ timeout: LONG });
+  const source = await page.getByRole("list", { name: "Sources" }).locator("cite").first().textContent();
+  if (!source.includes(path.basename(goodPdf))) fail(`first source: ${source}`);
+  say("asked", { source });
+  await accessible(page, "ask");
+  await shot(page, "ask");
+
+  // Cards from the indexed document, then a review of three with the keys.
+  await page.getByRole("link", { name: "Cards" }).click();
+  await page.getByRole("button", { name: "Generate cards" }).click();
+  await page.getByRole("status").filter({ hasText: /new card/ }).waitFor({ timeout: LONG });
+  const cards = page.getByRole("list", { name: "Your cards" }).locator("li");
+  await cards.nth(2).waitFor();
+  say("cards", { count: await cards.count() });
+  await accessible(page, "cards");
+  await shot(page, "cards");
+  await page.getByRole("link", { name: "Review" }).click();
+  for (let i = 0; i < 3; i++) {
+    await page.locator(".review .front").waitFor();
+    await page.keyboard.press("Space");
+    await page.locator(".review .back").waitFor();
+    if (i === 0) {
+      await accessible(page, "review");
+      await shot(page, "review");
+    }
+    await page.keyboard.press("3");
+    await page.getByRole("list", { name: "Reviewed" }).locator("li").nth(i).waitFor();
+  }
+  const reviewed = await page.getByRole("list", { name: "Reviewed" }).locator("li").allTextContents();
+  if (!reviewed.every((r) => /Good, back in \d+ (min|h|d)/.test(r))) fail(`reviews: ${reviewed}`);
+  say("reviewed", { reviews: reviewed.length, first: reviewed[0] });
+
   // A phone's width: nothing wider than the screen.
   await page.setViewportSize({ width: 375, height: 740 });
-  for (const [name, link] of [["documents", "Documents"], ["upload", "Upload"], ["search", "Search"]]) {
+  for (const [name, link] of [
+    ["documents", "Documents"],
+    ["upload", "Upload"],
+    ["search", "Search"],
+    ["ask", "Ask"],
+    ["cards", "Cards"],
+  ]) {
     await page.getByRole("link", { name: link }).click();
     const wide = await page.evaluate(() => document.documentElement.scrollWidth);
     if (wide > 375) fail(`${name} at 375 px is ${wide} px wide`);

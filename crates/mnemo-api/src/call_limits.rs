@@ -7,7 +7,9 @@
 //!   queue that grows is a latency that grows for every owner). An upload
 //!   holds its place while it streams; a progress or answer stream holds it
 //!   only until its response starts (watchers have their own cap).
-//!   Health checks are never refused.
+//!   Health checks are never refused. Uploads in one message
+//!   (`UploadService.UploadFile`, held in memory while they arrive) have a
+//!   cap of their own, `--max-upload-file-calls`.
 //! - *Timeouts.* A handler still running after `call_timeout` is ended with
 //!   `DEADLINE_EXCEEDED`. Not uploads (a large file on a slow link takes
 //!   as long as it takes; they have an idle timeout instead, in
@@ -35,12 +37,18 @@ const CLIENT_STREAMING: &[&str] = &["/mnemo.v1.DocumentService/Upload"];
 /// Never refused: an orchestrator must see a busy server as busy, not dead.
 const ALWAYS_ADMITTED: &str = "/grpc.health.v1.Health/";
 
+/// A whole file in one message: held in memory while it arrives, so these
+/// calls have a cap of their own (`with_whole_uploads`).
+const WHOLE_UPLOAD: &str = "/mnemo.v1.UploadService/UploadFile";
+
 /// The tower layer; one per server, shared by every connection.
 #[derive(Debug, Clone)]
 pub struct CallLimitsLayer {
     calls: Arc<Semaphore>,
     max_calls: usize,
     timeout: Duration,
+    whole_uploads: Arc<Semaphore>,
+    max_whole_uploads: usize,
 }
 
 impl CallLimitsLayer {
@@ -50,7 +58,19 @@ impl CallLimitsLayer {
             calls: Arc::new(Semaphore::new(max_calls)),
             max_calls,
             timeout,
+            whole_uploads: Arc::new(Semaphore::new(max_calls)),
+            max_whole_uploads: max_calls,
         }
+    }
+
+    /// At most `n` UploadFile calls at once (each holds its file in memory
+    /// while it arrives); more are refused before their bytes are read.
+    #[must_use]
+    pub fn with_whole_uploads(mut self, n: usize) -> Self {
+        let n = n.max(1);
+        self.whole_uploads = Arc::new(Semaphore::new(n));
+        self.max_whole_uploads = n;
+        self
     }
 }
 
@@ -110,10 +130,28 @@ where
                 }
             }
         };
+        let whole_upload = if path == WHOLE_UPLOAD {
+            match self.limits.whole_uploads.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    let n = self.limits.max_whole_uploads;
+                    tracing::warn!(method = %path, max = n, "call refused: uploads in one message at their limit");
+                    let refusal = Status::with_error_details(
+                        tonic::Code::ResourceExhausted,
+                        format!("the server is taking {n} uploads in one message, its limit; retry in a second, or stream with DocumentService.Upload"),
+                        ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
+                    )
+                    .into_http::<R>();
+                    return Box::pin(async move { Ok(refusal) });
+                }
+            }
+        } else {
+            None
+        };
         let timeout = self.limits.timeout;
         let call = self.inner.call(req);
         Box::pin(async move {
-            let _permit = permit;
+            let _permit = (permit, whole_upload);
             if streaming_request {
                 return call.await;
             }
@@ -189,6 +227,27 @@ mod tests {
         // The place is free again.
         let again = svc.call(request("/mnemo.v1.DocumentService/Get"));
         assert_eq!(grpc_status(&again.await.unwrap_or_default()), None);
+    }
+
+    #[tokio::test]
+    async fn uploads_in_one_message_have_a_cap_of_their_own() {
+        let (go, held) = tokio::sync::watch::channel(false);
+        let layer = CallLimitsLayer::new(8, Duration::from_secs(60)).with_whole_uploads(1);
+        let mut svc = tower_layer::Layer::layer(&layer, Held(held));
+        let first = svc.call(request(WHOLE_UPLOAD));
+        let refused = svc.call(request(WHOLE_UPLOAD)).await.unwrap_or_default();
+        assert_eq!(grpc_status(&refused), Some("8"), "RESOURCE_EXHAUSTED");
+        let other = svc.call(request("/mnemo.v1.DocumentService/Get"));
+        let _ = go.send(true);
+        let (first, other) = tokio::join!(first, other);
+        assert_eq!(grpc_status(&first.unwrap_or_default()), None, "answered");
+        assert_eq!(
+            grpc_status(&other.unwrap_or_default()),
+            None,
+            "others unaffected"
+        );
+        let again = svc.call(request(WHOLE_UPLOAD)).await.unwrap_or_default();
+        assert_eq!(grpc_status(&again), None, "the place is free again");
     }
 
     #[tokio::test(start_paused = true)]

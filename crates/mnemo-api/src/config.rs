@@ -296,6 +296,11 @@ pub struct LimitArgs {
     /// arrives: at most this much memory per call.
     #[arg(long, env = "MNEMO_MAX_UPLOAD_MESSAGE_MIB", default_value_t = Limits::default().max_upload_message_bytes >> 20, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub max_upload_message_mib: u64,
+    /// UploadFile calls the server takes at once (each holds up to twice
+    /// --max-upload-message-mib while it arrives and is decoded); more are
+    /// RESOURCE_EXHAUSTED before their bytes are read.
+    #[arg(long, env = "MNEMO_MAX_UPLOAD_FILE_CALLS", default_value_t = Limits::default().max_upload_file_calls, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
+    pub max_upload_file_calls: usize,
     /// Calls a second one owner may make to one service, sustained; more
     /// get RESOURCE_EXHAUSTED with a RetryInfo detail.
     #[arg(long, env = "MNEMO_RATE_PER_OWNER", default_value_t = crate::rate::RateConfig::default().per_second, value_parser = clap::value_parser!(u32).range(1..))]
@@ -331,6 +336,7 @@ impl LimitArgs {
             keepalive: self.grpc_keepalive,
             upload_idle: self.upload_idle_timeout,
             max_upload_message_bytes: self.max_upload_message_mib << 20,
+            max_upload_file_calls: self.max_upload_file_calls,
             rate: crate::rate::RateConfig {
                 per_second: self.rate_per_owner,
                 burst: self.rate_burst,
@@ -356,6 +362,8 @@ pub struct Limits {
     pub upload_idle: Duration,
     /// Largest file UploadFile takes in one message.
     pub max_upload_message_bytes: u64,
+    /// UploadFile calls at once ([`crate::call_limits`]).
+    pub max_upload_file_calls: usize,
     /// Per-owner, per-service call rate ([`crate::rate`]).
     pub rate: crate::rate::RateConfig,
     /// Per-owner storage ([`crate::quota`]).
@@ -372,6 +380,7 @@ impl Default for Limits {
             keepalive: Duration::from_secs(30),
             upload_idle: Duration::from_secs(30),
             max_upload_message_bytes: 32 << 20,
+            max_upload_file_calls: 4,
             rate: crate::rate::RateConfig::default(),
             quota: crate::quota::QuotaConfig::default(),
         }

@@ -340,20 +340,6 @@ impl DocumentService for DocumentApi {
         self.receive(who, metadata_base, m, parts).await
     }
 
-    async fn upload_file(
-        &self,
-        req: Request<pb::UploadFileRequest>,
-    ) -> Result<Response<pb::UploadResponse>, Status> {
-        let who = caller(&req)?;
-        let metadata_base = command_metadata(&req, None);
-        let pb::UploadFileRequest { metadata, content } = req.into_inner();
-        let m = metadata.ok_or_else(|| {
-            Status::invalid_argument("UploadFile needs `metadata` (at least a filename)")
-        })?;
-        self.receive(who, metadata_base, m, Parts::Whole(Some(content)))
-            .await
-    }
-
     async fn get(
         &self,
         req: Request<pb::GetDocumentRequest>,
@@ -478,5 +464,42 @@ impl DocumentService for DocumentApi {
             )
             .await?;
         Ok(Response::new(accepted))
+    }
+}
+
+/// `UploadService`: `DocumentService.Upload` in one message, for browsers
+/// (gRPC-Web cannot stream a request). Its own service so that its large
+/// message limit and its own concurrency cap apply to it alone
+/// (`server.rs`, `call_limits`).
+pub struct UploadApi(DocumentApi);
+
+impl UploadApi {
+    pub fn new(state: Arc<ApiState>) -> Self {
+        Self(DocumentApi::new(state))
+    }
+}
+
+#[tonic::async_trait]
+impl mnemo_proto::v1::upload_service_server::UploadService for UploadApi {
+    async fn upload_file(
+        &self,
+        req: Request<pb::UploadFileRequest>,
+    ) -> Result<Response<pb::UploadResponse>, Status> {
+        let who = caller(&req)?;
+        let metadata_base = command_metadata(&req, None);
+        let pb::UploadFileRequest { metadata, content } = req.into_inner();
+        let m = metadata.ok_or_else(|| {
+            Status::invalid_argument("UploadFile needs `metadata` (at least a filename)")
+        })?;
+        let limit = self.0.state.config.limits.max_upload_message_bytes;
+        if content.len() as u64 > limit {
+            return Err(Status::out_of_range(format!(
+                "the file is {} bytes, over UploadFile's {limit}: stream it with DocumentService.Upload",
+                content.len()
+            )));
+        }
+        self.0
+            .receive(who, metadata_base, m, Parts::Whole(Some(content)))
+            .await
     }
 }

@@ -14,12 +14,13 @@ use mnemo_proto::v1::progress_service_server::ProgressServiceServer;
 use mnemo_proto::v1::qa_service_server::QaServiceServer;
 use mnemo_proto::v1::search_service_server::SearchServiceServer;
 use mnemo_proto::v1::stats_service_server::StatsServiceServer;
+use mnemo_proto::v1::upload_service_server::UploadServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use tokio_postgres::Client;
 
 use crate::auth::Authenticator;
-use crate::documents::DocumentApi;
+use crate::documents::{DocumentApi, UploadApi};
 use crate::learning::audit::AuditApi;
 use crate::learning::LearningApi;
 use crate::progress::ProgressApi;
@@ -209,6 +210,7 @@ pub async fn serve(
     health
         .set_serving::<DocumentServiceServer<DocumentApi>>()
         .await;
+    health.set_serving::<UploadServiceServer<UploadApi>>().await;
     health
         .set_serving::<ProgressServiceServer<ProgressApi>>()
         .await;
@@ -240,12 +242,18 @@ pub async fn serve(
             Ok(r)
         }
     };
-    // UploadFile's one message carries a whole file (the browser's upload).
+    let documents = DocumentServiceServer::with_interceptor(
+        DocumentApi::new(state.clone()),
+        guard("documents"),
+    );
+    // UploadFile's one message carries a whole file (the browser's
+    // upload): its service alone takes more than 4 MiB (the metadata's
+    // few bytes on top of the file's limit, which upload_file checks).
     let upload_message = usize::try_from(state.config.limits.max_upload_message_bytes)
         .unwrap_or(usize::MAX)
-        .saturating_add(64 * 1024);
-    let documents = tonic::service::interceptor::InterceptedService::new(
-        DocumentServiceServer::new(DocumentApi::new(state.clone()))
+        .saturating_add(16 * 1024);
+    let uploads = tonic::service::interceptor::InterceptedService::new(
+        UploadServiceServer::new(UploadApi::new(state.clone()))
             .max_decoding_message_size(upload_message),
         guard("documents"),
     );
@@ -290,6 +298,7 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(reflection_v1alpha)
         .add_service(documents)
+        .add_service(uploads)
         .add_service(progress)
         .add_service(stats)
         .add_service(search)
@@ -311,10 +320,13 @@ pub async fn serve(
         .accept_http1(true)
         .layer(crate::web::GrpcWebForBrowsersLayer)
         .layer(crate::request_id::RequestIdLayer)
-        .layer(crate::call_limits::CallLimitsLayer::new(
-            state.config.limits.max_calls,
-            state.config.limits.call_timeout,
-        ))
+        .layer(
+            crate::call_limits::CallLimitsLayer::new(
+                state.config.limits.max_calls,
+                state.config.limits.call_timeout,
+            )
+            .with_whole_uploads(state.config.limits.max_upload_file_calls),
+        )
         .initial_stream_window_size(Some(UPLOAD_WINDOW))
         .initial_connection_window_size(Some(2 * UPLOAD_WINDOW))
         // One client's share of the server: calls per connection beyond

@@ -104,8 +104,8 @@ struct Assets;
 /// What the app may load: its own files and calls to this server only
 /// (the token in sessionStorage must not be readable by any other script).
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; worker-src 'self' blob:; \
-connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+style-src 'self'; img-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+frame-ancestors 'none'; form-action 'self'";
 
 /// Shown when the binary was built without the app.
 const NOT_BUILT: &str = "<!doctype html><meta charset=utf-8><title>mnemo</title>\
@@ -133,6 +133,7 @@ pub async fn serve(req: Request<Body>) -> Response<Body> {
     let mut response = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, file.metadata.mimetype())
+        .header(header::CONTENT_LENGTH, file.data.len())
         .header(header::CACHE_CONTROL, cache_control(name));
     if let Some(h) = response.headers_mut() {
         security_headers(h);
@@ -140,7 +141,11 @@ pub async fn serve(req: Request<Body>) -> Response<Body> {
     let body = if req.method() == Method::HEAD {
         Body::empty()
     } else {
-        Body::from(file.data.into_owned())
+        // Embedded (release): the binary's own bytes, not a copy.
+        match file.data {
+            std::borrow::Cow::Borrowed(bytes) => Body::from(bytes::Bytes::from_static(bytes)),
+            std::borrow::Cow::Owned(bytes) => Body::from(bytes),
+        }
     };
     response.body(body).unwrap_or_else(|_| {
         plain(

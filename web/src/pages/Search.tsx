@@ -1,6 +1,7 @@
 import { useState } from "preact/hooks";
-import { explain, search } from "../client";
+import { search } from "../client";
 import type { SearchHit } from "../gen/mnemo/v1/search_pb";
+import { ErrorLine, pagesOf, useCall } from "../ui";
 
 /** A snippet with the server's « » marks around the query's words. */
 function Snippet({ text }: { text: string }) {
@@ -12,31 +13,16 @@ function Snippet({ text }: { text: string }) {
   );
 }
 
-function pages(h: SearchHit): string {
-  if (h.pageStart === 0) return "";
-  return h.pageEnd > h.pageStart ? `pp. ${h.pageStart}–${h.pageEnd}` : `p. ${h.pageStart}`;
-}
-
 /** Hybrid search over the learner's indexed documents. */
 export function Search() {
   const [query, setQuery] = useState("");
   const [hits, setHits] = useState<SearchHit[] | null>(null);
-  const [error, setError] = useState("");
-  const [busy, setBusy] = useState(false);
+  const { busy, error, run: call } = useCall();
 
-  async function run(e: Event) {
+  function run(e: Event) {
     e.preventDefault();
     if (!query.trim()) return;
-    setBusy(true);
-    setError("");
-    try {
-      const r = await search.search({ query, k: 10 });
-      setHits(r.hits);
-    } catch (err) {
-      setError(explain(err));
-    } finally {
-      setBusy(false);
-    }
+    void call(async () => setHits((await search.search({ query, k: 10 })).hits));
   }
 
   return (
@@ -54,11 +40,7 @@ export function Search() {
           Search
         </button>
       </form>
-      {error && (
-        <p class="reason" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorLine error={error} />
       {hits && hits.length === 0 && <p>Nothing found.</p>}
       {hits && hits.length > 0 && (
         <ol class="hits" aria-label="Results">
@@ -67,7 +49,7 @@ export function Search() {
               <Snippet text={h.snippet} />
               <cite>
                 {h.title}
-                {pages(h) && `, ${pages(h)}`}
+                {pagesOf(h.pageStart, h.pageEnd) && `, ${pagesOf(h.pageStart, h.pageEnd)}`}
               </cite>
             </li>
           ))}

@@ -1,5 +1,5 @@
 import { useState } from "preact/hooks";
-import { documents, explain } from "../client";
+import { explain, uploads } from "../client";
 import { Stage } from "../gen/mnemo/v1/documents_pb";
 import { useLibrary } from "../hooks";
 import { ProgressRow } from "./Progress";
@@ -20,7 +20,7 @@ export function Upload() {
     setSending((s) => [...s, { key, filename: file.name }]);
     try {
       const content = new Uint8Array(await file.arrayBuffer());
-      const r = await documents.uploadFile({
+      const r = await uploads.uploadFile({
         metadata: { filename: file.name, contentType: file.type },
         content,
       });

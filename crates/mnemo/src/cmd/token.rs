@@ -34,7 +34,8 @@ pub enum TokenCommand {
         /// address, the token after `#token=`: a fragment never reaches a
         /// server or its logs; the app moves it to the tab's session
         /// storage and out of the address bar).
-        #[arg(long, conflicts_with = "json")]
+        /// (Not with --admin: a link ends up in a browser's history.)
+        #[arg(long, conflicts_with_all = ["json", "admin"])]
         link: bool,
     },
 }
