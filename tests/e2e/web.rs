@@ -151,7 +151,9 @@ async fn the_app_is_served_on_the_apis_port_over_http1() {
 /// PDF and a broken one; the server restarts mid-way and the progress
 /// resumes without going backwards; the broken one shows its reason; the
 /// documents table, search with cited hits, an answer with numbered
-/// citations, cards generated and three reviewed with the keyboard; no
+/// citations, cards generated and three reviewed with the keyboard; the
+/// dashboard's counters and plot, study figures and plots counting those
+/// reviews, the history timeline and its as-of replay; no
 /// axe-core violations, 375 px wide; a refused token back to sign-in. Screenshots in
 /// `<repo>/.mnemo/screenshots/`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,6 +237,9 @@ async fn a_learner_uploads_watches_and_searches_in_a_real_browser() {
         "asked",
         "cards",
         "reviewed",
+        "dashboard",
+        "study",
+        "history",
         "narrow",
         "refused_token",
         "done",
@@ -251,6 +256,9 @@ async fn a_learner_uploads_watches_and_searches_in_a_real_browser() {
         "ask",
         "cards",
         "review",
+        "dashboard",
+        "study",
+        "history",
         "upload-375",
     ] {
         assert!(shots.join(format!("{page}.png")).exists(), "{page}.png");

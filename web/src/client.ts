@@ -6,7 +6,9 @@ import { DocumentService, UploadService } from "./gen/mnemo/v1/documents_pb";
 import { LearningService } from "./gen/mnemo/v1/learning_pb";
 import { ProgressService } from "./gen/mnemo/v1/progress_pb";
 import { QaService } from "./gen/mnemo/v1/qa_pb";
+import { AuditService } from "./gen/mnemo/v1/audit_pb";
 import { SearchService } from "./gen/mnemo/v1/search_pb";
+import { StatsService } from "./gen/mnemo/v1/stats_pb";
 import { token } from "./session";
 
 /** Listeners told when the server refuses the token (the app asks for a
@@ -45,6 +47,8 @@ export const progress = createClient(ProgressService, transport);
 export const search = createClient(SearchService, transport);
 export const qa = createClient(QaService, transport);
 export const learning = createClient(LearningService, transport);
+export const stats = createClient(StatsService, transport);
+export const audit = createClient(AuditService, transport);
 
 /** What went wrong, in words for the learner: the server's reason, with
  * its status code name. */

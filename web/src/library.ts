@@ -74,7 +74,11 @@ class Library {
     return () => this.listeners.delete(f);
   }
 
+  /** Grows with every change (a dependency for effects). */
+  version = 0;
+
   private changed() {
+    this.version += 1;
     this.listeners.forEach((f) => f());
   }
 

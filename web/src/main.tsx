@@ -4,9 +4,12 @@ import { useEffect, useState } from "preact/hooks";
 import { onTokenRefused } from "./client";
 import { Ask } from "./pages/Ask";
 import { Cards } from "./pages/Cards";
+import { Dashboard } from "./pages/Dashboard";
 import { Documents } from "./pages/Documents";
+import { History } from "./pages/History";
 import { Review } from "./pages/Review";
 import { Search } from "./pages/Search";
+import { Study } from "./pages/Study";
 import { Upload } from "./pages/Upload";
 import { claims, signIn, signOut, takeTokenFromAddress, token } from "./session";
 import "./style.css";
@@ -18,6 +21,9 @@ const PAGES = [
   { path: "/ask", title: "Ask", page: Ask },
   { path: "/cards", title: "Cards", page: Cards },
   { path: "/review", title: "Review", page: Review },
+  { path: "/dashboard", title: "Dashboard", page: Dashboard },
+  { path: "/study", title: "Study", page: Study },
+  { path: "/history", title: "History", page: History },
 ];
 
 function usePath(): [string, (p: string) => void] {

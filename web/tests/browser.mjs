@@ -158,6 +158,39 @@ try {
   if (!reviewed.every((r) => /Good, back in \d+ (min|h|d)/.test(r))) fail(`reviews: ${reviewed}`);
   say("reviewed", { reviews: reviewed.length, first: reviewed[0] });
 
+  // Dashboard: the counters and the per-stage plot.
+  await page.getByRole("link", { name: "Dashboard" }).click();
+  await page.locator('[data-counter="indexed"]').filter({ hasText: /^[1-9]/ }).waitFor();
+  await page.locator('[data-counter="failed"]').filter({ hasText: /^[1-9]/ }).waitFor();
+  await page.getByRole("img", { name: /Seconds per stage/ }).waitFor();
+  say("dashboard");
+  await accessible(page, "dashboard");
+  await shot(page, "dashboard");
+
+  // Study: the three reviews counted, per day and in the forecast.
+  await page.getByRole("link", { name: "Study" }).click();
+  await page.locator('[data-counter="reviews"]').filter({ hasText: /^3$/ }).waitFor();
+  await page.getByRole("img", { name: /Reviews per day.*\b3\b/ }).waitFor();
+  await page.getByRole("img", { name: /Cards due per day/ }).waitFor();
+  say("study");
+  await accessible(page, "study");
+  await shot(page, "study");
+
+  // History: the learner's events, and as of yesterday none of today's.
+  await page.getByRole("link", { name: "History" }).click();
+  const timeline = page.getByRole("list", { name: "Timeline" });
+  await timeline.locator("li", { hasText: "CardReviewed" }).nth(2).waitFor();
+  const now = await timeline.locator("li").count();
+  const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+  await page.getByLabel("As of").fill(yesterday);
+  await page.getByRole("button", { name: "Replay" }).click();
+  await page.getByRole("status").filter({ hasText: `up to ${yesterday}` }).waitFor();
+  const then = await timeline.locator("li").count();
+  if (then !== 0) fail(`as of ${yesterday}: ${then} events (all of them are from today)`);
+  say("history", { events: now });
+  await accessible(page, "history");
+  await shot(page, "history");
+
   // A phone's width: nothing wider than the screen.
   await page.setViewportSize({ width: 375, height: 740 });
   for (const [name, link] of [
@@ -166,6 +199,9 @@ try {
     ["search", "Search"],
     ["ask", "Ask"],
     ["cards", "Cards"],
+    ["dashboard", "Dashboard"],
+    ["study", "Study"],
+    ["history", "History"],
   ]) {
     await page.getByRole("link", { name: link }).click();
     const wide = await page.evaluate(() => document.documentElement.scrollWidth);
