@@ -640,3 +640,65 @@ async fn an_admin_reading_a_learners_data_is_recorded_in_their_history() {
         .unwrap_err();
     assert_eq!(denied.code(), tonic::Code::PermissionDenied);
 }
+
+/// `PreviewReview` (the web app's rating buttons): what each rating would
+/// schedule, by the scheduler `SubmitReview` uses, recording nothing; the
+/// review then schedules exactly what its preview said. Another owner's
+/// card is NOT_FOUND.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_preview_shows_each_ratings_schedule_and_records_nothing() {
+    let env = TestEnv::start().await;
+    let mut alice = learning(&env, "alice").await;
+    let card = create_card(&mut alice, "What makes ATP?")
+        .await
+        .card
+        .unwrap();
+    let when = OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let preview = |card_id: String| pb::PreviewReviewRequest {
+        card_id,
+        at: Some(ts(when)),
+    };
+    let previews = alice
+        .preview_review(preview(card.card_id.clone()))
+        .await
+        .unwrap()
+        .into_inner()
+        .previews;
+    assert_eq!(
+        previews.iter().map(|p| p.rating).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    let dues: Vec<OffsetDateTime> = previews
+        .iter()
+        .map(|p| schedule_of(&p.schedule).due)
+        .collect();
+    assert!(
+        dues.windows(2).all(|w| w[0] <= w[1]) && dues[0] < dues[3],
+        "a better rating is never sooner: {dues:?}"
+    );
+    // Nothing recorded: a second preview is the same, and the card has no review.
+    let again = alice
+        .preview_review(preview(card.card_id.clone()))
+        .await
+        .unwrap()
+        .into_inner()
+        .previews;
+    assert_eq!(again, previews);
+    let reviewed = alice
+        .submit_review(pb::SubmitReviewRequest {
+            card_id: card.card_id.clone(),
+            review_id: uuid::Uuid::now_v7().to_string(),
+            rating: 3,
+            reviewed_at: Some(ts(when)),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reviewed.schedule, previews[2].schedule, "as previewed");
+    let mut bob = learning(&env, "bob").await;
+    let theirs = bob
+        .preview_review(preview(card.card_id.clone()))
+        .await
+        .expect_err("alice's card");
+    assert_eq!(theirs.code(), tonic::Code::NotFound);
+}

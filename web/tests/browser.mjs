@@ -48,6 +48,7 @@ try {
   const context = await browser.newContext({ bypassCSP: true, viewport: { width: 1100, height: 800 } });
   const page = await context.newPage();
   page.setDefaultTimeout(30_000);
+  page.on("pageerror", (e) => console.error(`page error: ${e.message}`));
 
   // Sign in by link: the token leaves the address bar.
   await page.goto(`${base}/#token=${encodeURIComponent(token)}`);
@@ -147,6 +148,8 @@ try {
     await page.locator(".review .front").waitFor();
     await page.keyboard.press("Space");
     await page.locator(".review .back").waitFor();
+    // Each rating button says when it would bring the card back.
+    await page.locator(".ratings .interval").nth(3).waitFor();
     if (i === 0) {
       await accessible(page, "review");
       await shot(page, "review");
@@ -218,6 +221,9 @@ try {
   say("refused_token");
   await other.close();
   say("done");
+} catch (e) {
+  await Promise.all(browser.contexts().flatMap((c) => c.pages()).map((p) => p.locator("main").innerText().then((t) => console.error(`the page said: ${t}`)).catch(() => {})));
+  throw e;
 } finally {
   await browser.close();
   stdin.close();

@@ -1,5 +1,5 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { explain, learning } from "../client";
 import type { LearningCard } from "../gen/mnemo/v1/learning_pb";
 
@@ -19,8 +19,8 @@ function inWords(ms: number): string {
 }
 
 /** A review session over the cards due now: space shows the answer, 1–4
- * rate it (FSRS-6 on the server); each rating says when the card comes
- * back. */
+ * rate it (FSRS-6 on the server); each rating button shows when it would
+ * bring the card back (PreviewReview), as Anki's do. */
 export function Review() {
   const [queue, setQueue] = useState<LearningCard[] | null>(null);
   const [shown, setShown] = useState(false);
@@ -35,6 +35,23 @@ export function Review() {
   }, []);
 
   const card = queue?.[0];
+  // When each rating would bring the card back (FSRS-6, from the server).
+  const [nextIn, setNextIn] = useState<Record<number, string>>({});
+  useEffect(() => {
+    setNextIn({});
+    if (!card) return;
+    learning
+      .previewReview({ cardId: card.cardId })
+      .then((r) => {
+        const now = Date.now();
+        const got: Record<number, string> = {};
+        for (const p of r.previews) {
+          if (p.schedule?.due) got[p.rating] = inWords(timestampDate(p.schedule.due).getTime() - now);
+        }
+        setNextIn(got);
+      })
+      .catch(() => setNextIn({}));
+  }, [card?.cardId]);
 
   async function rate(rating: number) {
     if (!card || !shown) return;
@@ -50,6 +67,11 @@ export function Review() {
     }
   }
 
+  // The keys act on what is on screen now: the listener, added once,
+  // reads this render's `rate` (an effect would swap it in only after the
+  // next paint, and a quick key would meet the last card's state).
+  const latest = useRef(rate);
+  latest.current = rate;
   useEffect(() => {
     const key = (e: KeyboardEvent) => {
       if (e.target instanceof HTMLInputElement || e.target instanceof HTMLTextAreaElement) return;
@@ -57,12 +79,12 @@ export function Review() {
         e.preventDefault();
         setShown(true);
       } else if (["1", "2", "3", "4"].includes(e.key)) {
-        void rate(Number(e.key));
+        void latest.current(Number(e.key));
       }
     };
     addEventListener("keydown", key);
     return () => removeEventListener("keydown", key);
-  });
+  }, []);
 
   return (
     <section aria-labelledby="review-title">
@@ -85,6 +107,7 @@ export function Review() {
                 {RATINGS.map((r) => (
                   <button type="button" onClick={() => rate(r.rating)} aria-keyshortcuts={String(r.rating)}>
                     {r.rating} {r.word}
+                    {nextIn[r.rating] && <span class="interval"> · {nextIn[r.rating]}</span>}
                   </button>
                 ))}
               </div>

@@ -1,6 +1,7 @@
 //! Card commands: create, edit, suspend, resume, delete, and reviews.
 
 use mnemo_domain::learn::card::{CardContent, CardSource};
+use mnemo_domain::learn::schedule::Rating;
 use mnemo_domain::learn::{Card, CardCommand, CardView};
 use mnemo_domain::OwnerId;
 use mnemo_proto::v1 as pb;
@@ -173,4 +174,40 @@ pub async fn review(
         sequence: done.last_sequence,
         duplicate: done.appended.is_none(),
     })
+}
+
+/// `PreviewReview`: the schedule each rating would give the card at `at`,
+/// by the same scheduler as `SubmitReview`, appending nothing.
+pub async fn preview(
+    commands: &LearningCommands,
+    req: Request<pb::PreviewReviewRequest>,
+) -> Result<pb::PreviewReviewResponse, Status> {
+    let who = caller(&req)?;
+    let r = req.get_ref();
+    let card_id = input::uuid(&r.card_id, "card_id")?;
+    let at = input::instant(r.at.as_ref(), "at")?;
+    let card = commands
+        .cards
+        .store()
+        .load(&mnemo_domain::learn::aggregate_id(
+            &who.owner, "card", &card_id,
+        ))
+        .await
+        .map_err(|e| crate::status::from_bus_error(&e))?
+        .aggregate;
+    // Another owner's card is a missing one (the aggregate id has the owner).
+    let before = match (&card.id, card.deleted, &card.schedule) {
+        (Some(_), false, Some(s)) => s.clone(),
+        _ => return Err(Status::not_found("no such card")),
+    };
+    let previews = [Rating::Again, Rating::Hard, Rating::Good, Rating::Easy]
+        .into_iter()
+        .map(|rating| pb::ReviewPreview {
+            rating: u32::from(rating.number()),
+            schedule: Some(convert::schedule(
+                &commands.scheduler.review(&before, rating, at),
+            )),
+        })
+        .collect();
+    Ok(pb::PreviewReviewResponse { previews })
 }

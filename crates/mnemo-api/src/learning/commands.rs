@@ -8,6 +8,7 @@ use std::sync::Arc;
 use mnemo_bus::commands::Executed;
 use mnemo_bus::{Bus, CommandExecutor, JetStreamEventStore, RetryPolicy};
 use mnemo_domain::learn::card::CardServices;
+use mnemo_domain::learn::schedule::Scheduler;
 use mnemo_domain::learn::{
     aggregate_id, Card, CardCommand, Fsrs, Session, SessionCommand, Topic, TopicCommand,
 };
@@ -21,6 +22,8 @@ use crate::status;
 /// One executor per learning aggregate, on `<ns>.ev.learn.…`.
 pub struct LearningCommands {
     pub cards: CommandExecutor<Card>,
+    /// The cards' scheduler (also the executor's): previews use it too.
+    pub scheduler: Arc<dyn Scheduler>,
     pub topics: CommandExecutor<Topic>,
     pub sessions: CommandExecutor<Session>,
 }
@@ -28,14 +31,16 @@ pub struct LearningCommands {
 impl LearningCommands {
     /// Cards are scheduled by FSRS-6 with py-fsrs 6.3.2's defaults.
     pub fn new(bus: &Bus, cache: usize) -> Self {
+        let scheduler: Arc<dyn Scheduler> = Arc::new(Fsrs::default());
         Self {
             cards: CommandExecutor::new(
                 JetStreamEventStore::new(bus, "learn", cache),
                 CardServices {
-                    scheduler: Arc::new(Fsrs::default()),
+                    scheduler: scheduler.clone(),
                 },
                 RetryPolicy::default(),
             ),
+            scheduler,
             topics: CommandExecutor::new(
                 JetStreamEventStore::new(bus, "learn", cache),
                 (),

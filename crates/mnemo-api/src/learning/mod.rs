@@ -126,6 +126,13 @@ impl LearningService for LearningApi {
         cards::review(&self.commands, req).await.map(Response::new)
     }
 
+    async fn preview_review(
+        &self,
+        req: Request<pb::PreviewReviewRequest>,
+    ) -> Reply<pb::PreviewReviewResponse> {
+        cards::preview(&self.commands, req).await.map(Response::new)
+    }
+
     async fn start_session(
         &self,
         req: Request<pb::StartSessionRequest>,
