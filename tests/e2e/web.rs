@@ -150,7 +150,8 @@ async fn the_app_is_served_on_the_apis_port_over_http1() {
 /// The learner's path in a real browser: sign in by link; upload a real
 /// PDF and a broken one; the server restarts mid-way and the progress
 /// resumes without going backwards; the broken one shows its reason; the
-/// documents table, search with cited hits, an answer with numbered
+/// documents table, search with cited hits whose citation opens the PDF
+/// at its page (pdf.js), an answer with numbered
 /// citations, cards generated and three reviewed with the keyboard; the
 /// dashboard's counters and plot, study figures and plots counting those
 /// reviews, the history timeline and its as-of replay; no
@@ -234,6 +235,7 @@ async fn a_learner_uploads_watches_and_searches_in_a_real_browser() {
         "failed_with_reason",
         "documents",
         "searched",
+        "viewed",
         "asked",
         "cards",
         "reviewed",
@@ -253,6 +255,7 @@ async fn a_learner_uploads_watches_and_searches_in_a_real_browser() {
         "upload",
         "documents",
         "search",
+        "viewer",
         "ask",
         "cards",
         "review",
@@ -263,4 +266,111 @@ async fn a_learner_uploads_watches_and_searches_in_a_real_browser() {
     ] {
         assert!(shots.join(format!("{page}.png")).exists(), "{page}.png");
     }
+}
+
+/// `Download` (the viewer's source): the stored upload comes back byte for
+/// byte, in pieces of at most 1 MiB, the first naming the file; another
+/// owner's document is NOT_FOUND, as is no document.
+#[tokio::test]
+async fn a_document_downloads_as_uploaded_and_only_by_its_owner() {
+    use futures::StreamExt;
+    let env = TestEnv::start().await;
+    let pdf = mnemo_tests::corpus_pdf("paper_acl2020_2col.pdf");
+    let mut docs = env.documents("alice").await;
+    let up = mnemo_tests::upload(&mut docs, "acl.pdf", &pdf)
+        .await
+        .unwrap();
+    let mut stream = docs
+        .download(pb::DownloadRequest {
+            document_id: up.document_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = Vec::new();
+    let mut pieces = 0;
+    let mut first = None;
+    while let Some(m) = stream.next().await {
+        let m = m.unwrap();
+        assert!(
+            m.chunk.len() <= 1 << 20,
+            "a piece of {} bytes",
+            m.chunk.len()
+        );
+        if first.is_none() {
+            first = Some((m.filename.clone(), m.content_type.clone(), m.size_bytes));
+        } else {
+            assert!(m.filename.is_empty(), "only the first names the file");
+        }
+        got.extend_from_slice(&m.chunk);
+        pieces += 1;
+    }
+    assert_eq!(
+        first,
+        Some((
+            "acl.pdf".to_owned(),
+            "application/pdf".to_owned(),
+            pdf.len() as u64
+        ))
+    );
+    assert!(pieces > 1, "a 700 KB file comes in pieces");
+    assert!(got == pdf, "the same bytes");
+    let mut bob = env.documents("bob").await;
+    let theirs = bob
+        .download(pb::DownloadRequest {
+            document_id: up.document_id.clone(),
+        })
+        .await
+        .expect_err("alice's document");
+    assert_eq!(theirs.code(), tonic::Code::NotFound);
+    let none = docs
+        .download(pb::DownloadRequest {
+            document_id: uuid::Uuid::now_v7().to_string(),
+        })
+        .await
+        .expect_err("no such document");
+    assert_eq!(none.code(), tonic::Code::NotFound);
+}
+
+/// A stored file whose bytes are no longer what was uploaded (replaced
+/// behind mnemo's back) is never handed out as if whole: the download ends
+/// with DATA_LOSS once its digest is known.
+#[tokio::test]
+async fn a_damaged_stored_file_downloads_as_data_loss() {
+    use futures::StreamExt;
+    let env = TestEnv::start().await;
+    let mut docs = env.documents("alice").await;
+    let up = mnemo_tests::upload(&mut docs, "notes.md", b"# Cells\nMitochondria make ATP.\n")
+        .await
+        .unwrap();
+    // The operator's connection may write the bucket directly.
+    let store = env
+        .bus
+        .jetstream
+        .get_object_store(&env.ns.blob_bucket())
+        .await
+        .unwrap();
+    store
+        .put(
+            up.sha256.as_str(),
+            &mut &b"# Cells\nsomething else entirely\n"[..],
+        )
+        .await
+        .unwrap();
+    let mut stream = docs
+        .download(pb::DownloadRequest {
+            document_id: up.document_id,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut end = None;
+    while let Some(m) = stream.next().await {
+        if let Err(e) = m {
+            end = Some(e);
+            break;
+        }
+    }
+    let end = end.expect("the stream ends with an error");
+    assert_eq!(end.code(), tonic::Code::DataLoss, "{end:?}");
 }

@@ -1,5 +1,5 @@
 // mnemo's web app: the shell (sign-in, navigation) and its pages.
-import { render } from "preact";
+import { render, type JSX } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { onTokenRefused } from "./client";
 import { Ask } from "./pages/Ask";
@@ -11,6 +11,7 @@ import { Review } from "./pages/Review";
 import { Search } from "./pages/Search";
 import { Study } from "./pages/Study";
 import { Upload } from "./pages/Upload";
+import { navigate } from "./router";
 import { claims, signIn, signOut, takeTokenFromAddress, token } from "./session";
 import "./style.css";
 
@@ -26,6 +27,19 @@ const PAGES = [
   { path: "/history", title: "History", page: History },
 ];
 
+/** The document viewer brings pdf.js (most of the app's size): loaded
+ * the first time a citation is opened. */
+function LazyViewer() {
+  const [Viewer, setViewer] = useState<null | (() => JSX.Element)>(null);
+  useEffect(() => {
+    void import("./pages/Viewer").then((m) => setViewer(() => m.Viewer));
+  }, []);
+  return Viewer ? <Viewer /> : <p role="status">Loading the viewer…</p>;
+}
+
+/** Pages reached by links, not in the navigation. */
+const OTHER_PAGES = [{ path: "/view", title: "Document", page: LazyViewer }];
+
 function usePath(): [string, (p: string) => void] {
   const [path, setPath] = useState(location.pathname);
   useEffect(() => {
@@ -33,13 +47,7 @@ function usePath(): [string, (p: string) => void] {
     addEventListener("popstate", back);
     return () => removeEventListener("popstate", back);
   }, []);
-  return [
-    path,
-    (p: string) => {
-      history.pushState(null, "", p);
-      setPath(p);
-    },
-  ];
+  return [path, navigate];
 }
 
 function SignIn({ message, done }: { message: string; done: () => void }) {
@@ -88,7 +96,7 @@ function App() {
     [],
   );
   if (!signedIn) return <SignIn message={message} done={() => location.reload()} />;
-  const current = PAGES.find((p) => p.path === path) ?? PAGES[0];
+  const current = [...PAGES, ...OTHER_PAGES].find((p) => p.path === path) ?? PAGES[0];
   const Page = current.page;
   return (
     <>

@@ -123,6 +123,18 @@ try {
   await accessible(page, "search");
   await shot(page, "search");
 
+  // The citation opens the stored PDF at its page, drawn by pdf.js.
+  const cited = Number(/p+\. (\d+)/.exec(cite)[1]);
+  await first.locator("cite a").click();
+  await page.locator(`canvas[data-rendered-page="${cited}"]`).waitFor({ timeout: LONG });
+  const pager = await page.locator(".pager [role=status]").textContent();
+  if (!new RegExp(`^Page ${cited} of \\d+$`).test(pager)) fail(`viewer: ${pager}`);
+  await accessible(page, "viewer");
+  await shot(page, "viewer");
+  await page.getByRole("button", { name: "Next page" }).click();
+  await page.locator(`canvas[data-rendered-page="${cited + 1}"]`).waitFor();
+  say("viewed", { page: cited, pager });
+
   // Ask: the answer streams in with numbered citations of pages.
   await page.getByRole("link", { name: "Ask" }).click();
   await page.getByLabel("Question").fill("What helps shift workers with work-family conflict?");

@@ -340,6 +340,65 @@ impl DocumentService for DocumentApi {
         self.receive(who, metadata_base, m, parts).await
     }
 
+    type DownloadStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::DownloadResponse, Status>> + Send>>;
+
+    async fn download(
+        &self,
+        req: Request<pb::DownloadRequest>,
+    ) -> Result<Response<Self::DownloadStream>, Status> {
+        let who = caller(&req)?;
+        let id = parse_document_id(&req.get_ref().document_id)?;
+        let doc = self
+            .state
+            .executor
+            .store()
+            .load(&aggregate_id(&who.owner, &id))
+            .await
+            .map_err(|e| status::from_bus_error(&e))?
+            .aggregate;
+        // Another owner's document is a missing one (the owner is in the id).
+        let (Some(_), Some(sha256)) = (&doc.id, &doc.sha256) else {
+            return Err(Status::not_found("document not found"));
+        };
+        let chunks = self
+            .state
+            .blobs
+            .chunks(sha256.as_str())
+            .await
+            .map_err(|e| status::from_blob_read_error(&e))?;
+        let first = Some(pb::DownloadResponse {
+            chunk: Vec::new(),
+            filename: doc.filename.clone(),
+            content_type: doc
+                .content_type
+                .map(|t| t.mime().to_owned())
+                .unwrap_or_default(),
+            size_bytes: doc.size_bytes,
+        });
+        // One piece of the store at a time (its chunks, 128 KiB): a
+        // download holds no more than that, whatever the file's size.
+        let stream = futures::stream::unfold(
+            (chunks, first, false),
+            |(mut chunks, mut first, done)| async move {
+                if done {
+                    return None;
+                }
+                match chunks.next().await {
+                    Ok(Some(bytes)) => {
+                        let mut message = first.take().unwrap_or_default();
+                        message.chunk = bytes.to_vec();
+                        Some((Ok(message), (chunks, None, false)))
+                    }
+                    // An empty file: its one message says what it is.
+                    Ok(None) => first.take().map(|m| (Ok(m), (chunks, None, true))),
+                    Err(e) => Some((Err(status::from_blob_read_error(&e)), (chunks, None, true))),
+                }
+            },
+        );
+        Ok(Response::new(Box::pin(stream)))
+    }
+
     async fn get(
         &self,
         req: Request<pb::GetDocumentRequest>,

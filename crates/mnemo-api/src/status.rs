@@ -75,6 +75,18 @@ pub fn from_bus_error(e: &BusError) -> Status {
     }
 }
 
+/// Reading a stored file back to its owner (`Download`): bytes that are
+/// not what was uploaded are DATA_LOSS, which the client must not keep.
+pub fn from_blob_read_error(e: &BusError) -> Status {
+    match e.kind() {
+        BusErrorKind::Corrupt => {
+            tracing::error!(error = %e, "a stored file does not hold its bytes");
+            Status::data_loss(format!("the stored file is damaged: {}", e.message()))
+        }
+        _ => from_bus_error(e),
+    }
+}
+
 fn from_execute<E: std::error::Error>(
     e: &ExecuteError<E>,
     refused: impl Fn(&E) -> Status,

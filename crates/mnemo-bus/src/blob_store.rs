@@ -162,45 +162,93 @@ impl BlobStore {
 
     /// Reads a whole blob into memory, and checks it is what its name says.
     pub async fn get(&self, sha256_hex: &str) -> Result<Vec<u8>, BusError> {
+        let mut chunks = self.chunks(sha256_hex).await?;
+        let mut out = Vec::with_capacity(chunks.size());
+        while let Some(chunk) = chunks.next().await? {
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+
+    /// Reads a blob piece by piece (the object store's chunks), so a
+    /// large one is never held whole: [`BlobChunks::next`] checks size and
+    /// digest once the last piece is read, and fails then if they are
+    /// not what the name says.
+    pub async fn chunks(&self, sha256_hex: &str) -> Result<BlobChunks, BusError> {
         check_name(sha256_hex)?;
-        let cannot = |e: &dyn std::fmt::Display| {
-            BusError::new(
-                BusErrorKind::Unavailable,
-                format!("cannot read blob {sha256_hex}: {e}"),
-            )
-        };
         let info = match self.store.info(sha256_hex).await {
             Ok(info) if !info.deleted => info,
             Ok(_) => return Err(not_found(sha256_hex)),
             Err(e) if e.kind() == InfoErrorKind::NotFound => return Err(not_found(sha256_hex)),
-            Err(e) => return Err(cannot(&e)),
+            Err(e) => return Err(cannot_read(sha256_hex, &e)),
         };
-        let subject = format!("$O.{}.C.{}", self.bucket, info.nuid);
-        let mut out = Vec::with_capacity(info.size);
-        let mut next = 1;
-        for _ in 0..info.chunks {
-            let chunk = self
-                .stream
-                .direct_get_next_for_subject(subject.as_str(), Some(next))
-                .await
-                .map_err(|e| match e.kind() {
-                    DirectGetErrorKind::NotFound => BusError::new(
-                        BusErrorKind::Corrupt,
-                        format!("blob {sha256_hex} is missing chunks"),
-                    ),
-                    _ => cannot(&e),
-                })?;
-            next = chunk.sequence + 1;
-            out.extend_from_slice(&chunk.payload);
-        }
-        if out.len() != info.size || hex::encode(Sha256::digest(&out)) != sha256_hex {
-            return Err(BusError::new(
-                BusErrorKind::Corrupt,
-                format!("blob {sha256_hex} does not hold the bytes its name says"),
-            ));
-        }
-        Ok(out)
+        Ok(BlobChunks {
+            stream: self.stream.clone(),
+            subject: format!("$O.{}.C.{}", self.bucket, info.nuid),
+            name: sha256_hex.to_owned(),
+            size: info.size,
+            left: info.chunks,
+            next: 1,
+            read: 0,
+            digest: Sha256::new(),
+        })
     }
+}
+
+/// A blob being read piece by piece ([`BlobStore::chunks`]).
+pub struct BlobChunks {
+    stream: Stream,
+    subject: String,
+    name: String,
+    size: usize,
+    left: usize,
+    next: u64,
+    read: usize,
+    digest: Sha256,
+}
+
+impl BlobChunks {
+    /// The blob's size as stored.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The next piece; `None` after the last, once size and digest check.
+    pub async fn next(&mut self) -> Result<Option<bytes::Bytes>, BusError> {
+        if self.left == 0 {
+            let digest = hex::encode(std::mem::take(&mut self.digest).finalize());
+            if self.read != self.size || digest != self.name {
+                return Err(BusError::new(
+                    BusErrorKind::Corrupt,
+                    format!("blob {} does not hold the bytes its name says", self.name),
+                ));
+            }
+            return Ok(None);
+        }
+        let chunk = self
+            .stream
+            .direct_get_next_for_subject(self.subject.as_str(), Some(self.next))
+            .await
+            .map_err(|e| match e.kind() {
+                DirectGetErrorKind::NotFound => BusError::new(
+                    BusErrorKind::Corrupt,
+                    format!("blob {} is missing chunks", self.name),
+                ),
+                _ => cannot_read(&self.name, &e),
+            })?;
+        self.next = chunk.sequence + 1;
+        self.left -= 1;
+        self.read += chunk.payload.len();
+        self.digest.update(&chunk.payload);
+        Ok(Some(chunk.payload))
+    }
+}
+
+fn cannot_read(sha256_hex: &str, e: &dyn std::fmt::Display) -> BusError {
+    BusError::new(
+        BusErrorKind::Unavailable,
+        format!("cannot read blob {sha256_hex}: {e}"),
+    )
 }
 
 fn not_found(sha256_hex: &str) -> BusError {

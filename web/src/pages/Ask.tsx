@@ -1,6 +1,7 @@
 import { useState } from "preact/hooks";
 import { qa } from "../client";
 import type { AskSource } from "../gen/mnemo/v1/qa_pb";
+import { follow, viewAt } from "../router";
 import { ErrorLine, pagesOf, useCall } from "../ui";
 
 /** The answer's text with each [n] linked to its source below. */
@@ -81,8 +82,10 @@ export function Ask() {
           {sources.map((s) => (
             <li id={`source-${s.n}`} value={s.n} key={s.chunkId}>
               <cite>
-                {s.title}
-                {pagesOf(s.pageStart, s.pageEnd) && `, ${pagesOf(s.pageStart, s.pageEnd)}`}
+                <a href={viewAt(s.documentId, s.pageStart || 1)} onClick={(e) => follow(e, viewAt(s.documentId, s.pageStart || 1))}>
+                  {s.title}
+                  {pagesOf(s.pageStart, s.pageEnd) && `, ${pagesOf(s.pageStart, s.pageEnd)}`}
+                </a>
               </cite>
               <p class="snippet">{s.snippet.replace(/[«»]/g, "")}</p>
             </li>

@@ -1,6 +1,7 @@
 import { useState } from "preact/hooks";
 import { search } from "../client";
 import type { SearchHit } from "../gen/mnemo/v1/search_pb";
+import { follow, viewAt } from "../router";
 import { ErrorLine, pagesOf, useCall } from "../ui";
 
 /** A snippet with the server's « » marks around the query's words. */
@@ -48,8 +49,10 @@ export function Search() {
             <li key={h.chunkId} class="hit">
               <Snippet text={h.snippet} />
               <cite>
-                {h.title}
-                {pagesOf(h.pageStart, h.pageEnd) && `, ${pagesOf(h.pageStart, h.pageEnd)}`}
+                <a href={viewAt(h.documentId, h.pageStart || 1)} onClick={(e) => follow(e, viewAt(h.documentId, h.pageStart || 1))}>
+                  {h.title}
+                  {pagesOf(h.pageStart, h.pageEnd) && `, ${pagesOf(h.pageStart, h.pageEnd)}`}
+                </a>
               </cite>
             </li>
           ))}
