@@ -147,6 +147,9 @@ async fn the_app_is_served_on_the_apis_port_over_http1() {
         .expect("gRPC beside the app");
 }
 
+/// Documents the harness uploads, one at a time, to time the page's updates.
+const UPDATE_SAMPLES: usize = 20;
+
 /// The learner's path in a real browser: sign in by link; upload a real
 /// PDF and a broken one; the server restarts mid-way and the progress
 /// resumes without going backwards; the broken one shows its reason; the
@@ -214,6 +217,28 @@ async fn a_learner_uploads_watches_and_searches_in_a_real_browser() {
                 env.restart_api().await;
                 stdin.write_all(b"restarted\n").await.unwrap();
             }
+            if step["event"] == "measure_updates" {
+                // Each upload's DocumentUploaded is appended between the
+                // call's start and its return: both instants go to the page.
+                let mut docs = env.documents("alice").await;
+                let now = || {
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_millis()
+                };
+                for i in 0..UPDATE_SAMPLES {
+                    let text = format!("# Note {i}\nA note made to time the page, number {i}.\n");
+                    let called = now();
+                    let up =
+                        mnemo_tests::upload(&mut docs, &format!("note-{i}.md"), text.as_bytes())
+                            .await
+                            .unwrap();
+                    let line = format!("{} {called} {}\n", up.document_id, now());
+                    stdin.write_all(line.as_bytes()).await.unwrap();
+                }
+                stdin.write_all(b"uploaded-all\n").await.unwrap();
+            }
             steps.push(step);
         }
     };
@@ -242,12 +267,36 @@ async fn a_learner_uploads_watches_and_searches_in_a_real_browser() {
         "dashboard",
         "study",
         "history",
+        "updates",
+        "initial_js",
         "narrow",
         "refused_token",
         "done",
     ] {
         assert!(events.contains(&expected), "{expected} missing: {steps:#?}");
     }
+    // The budgets (docs/benchmarks.md): figures, printed; only the size,
+    // which does not depend on the machine's load, is a test.
+    let step = |name: &str| steps.iter().find(|s| s["event"] == name).cloned();
+    let updates = step("updates").unwrap_or_default();
+    assert_eq!(updates["n"], UPDATE_SAMPLES, "{updates}");
+    println!(
+        "budgets: event appended → page updated p50 {} ms, p95 {} ms, max {} ms (at most, from the upload call's start: p95 {} ms) ({} events); search answered and drawn {} ms; initial JavaScript {} bytes gzipped",
+        updates["p50_ms"],
+        updates["p95_ms"],
+        updates["max_ms"],
+        updates["p95_from_call_ms"],
+        updates["n"],
+        step("searched").unwrap_or_default()["ms"],
+        step("initial_js").unwrap_or_default()["gzip_bytes"],
+    );
+    let initial = step("initial_js").unwrap_or_default()["gzip_bytes"]
+        .as_u64()
+        .unwrap_or(u64::MAX);
+    assert!(
+        initial <= 250 * 1024,
+        "initial JavaScript {initial} bytes gzipped (budget 250 KB)"
+    );
     let failed = steps.iter().find(|s| s["event"] == "failed_with_reason");
     let reason = failed.and_then(|s| s["reason"].as_str()).unwrap_or("");
     assert!(reason.to_lowercase().contains("pdf"), "{reason}");

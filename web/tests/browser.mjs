@@ -6,6 +6,7 @@
 //
 // Arguments: BASE_URL TOKEN_FILE GOOD_PDF BROKEN_PDF QUERY SHOTS_DIR
 import { readFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
 import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
 import path from "node:path";
@@ -81,12 +82,15 @@ try {
   await good.getByTestId("stage").filter({ hasText: /uploaded|extracting|chunking|embedding|indexed/ }).waitFor();
   const stageNow = await good.getByTestId("stage").textContent();
   say("restart", { stage: stageNow });
-  const answer = await lines.next();
-  if (answer.value !== "restarted") fail(`expected "restarted", got ${answer.value}`);
+  // "kept": a harness that cannot restart the server (a measuring run).
+  const answer = (await lines.next()).value;
+  if (answer !== "restarted" && answer !== "kept") fail(`expected "restarted", got ${answer}`);
   await good.getByTestId("stage").filter({ hasText: "indexed" }).waitFor({ timeout: LONG });
   // The restart ended the progress stream: the app said so and resumed.
-  await page.waitForFunction(() => window.__reconnected, null, { timeout: LONG });
-  await page.waitForFunction(() => document.querySelector(".connection")?.textContent === "");
+  if (answer === "restarted") {
+    await page.waitForFunction(() => window.__reconnected, null, { timeout: LONG });
+    await page.waitForFunction(() => document.querySelector(".connection")?.textContent === "");
+  }
   const fractions = await page.evaluate(() => window.__fractions);
   const backwards = fractions.findIndex((f, i) => i > 0 && f < fractions[i - 1]);
   if (backwards >= 0) fail(`progress went backwards at sample ${backwards}: ${fractions.slice(Math.max(0, backwards - 3), backwards + 2)}`);
@@ -113,13 +117,15 @@ try {
   // Search: hits with marked snippets and a citation (file, pages).
   await page.getByRole("link", { name: "Search" }).click();
   await page.getByRole("searchbox", { name: "Search" }).fill(query);
+  const asked = Date.now();
   await page.getByRole("button", { name: "Search" }).click();
   const first = page.locator("ol.hits li").first();
   await first.waitFor();
+  const searchMs = Date.now() - asked;
   const cite = await first.locator("cite").textContent();
   if (!cite.includes(path.basename(goodPdf)) || !/p\.|pp\./.test(cite)) fail(`first hit's citation: ${cite}`);
   if ((await first.locator("mark").count()) === 0) fail("no query word marked in the first snippet");
-  say("searched", { cite });
+  say("searched", { cite, ms: searchMs });
   await accessible(page, "search");
   await shot(page, "search");
 
@@ -205,6 +211,54 @@ try {
   say("history", { events: now });
   await accessible(page, "history");
   await shot(page, "history");
+
+  // Budget: an event appended → the page updated. The harness uploads
+  // documents one by one and sends each id with the instant its upload
+  // returned (its DocumentUploaded appended); the page notes when each
+  // row appears.
+  await page.getByRole("link", { name: "Documents" }).click();
+  await page.evaluate(() => {
+    window.__seen = {};
+    const note = () => {
+      for (const tr of document.querySelectorAll("tbody tr[data-document-id]")) {
+        if (!(tr.dataset.documentId in window.__seen)) window.__seen[tr.dataset.documentId] = Date.now();
+      }
+    };
+    new MutationObserver(note).observe(document.body, { subtree: true, childList: true });
+  });
+  say("measure_updates");
+  const called = {};
+  const returned = {};
+  for (;;) {
+    const line = (await lines.next()).value;
+    if (line === "uploaded-all") break;
+    const [id, start, end] = line.split(" ");
+    [called[id], returned[id]] = [Number(start), Number(end)];
+  }
+  const ids = Object.keys(returned);
+  await page.waitForFunction((ids) => ids.every((id) => id in window.__seen), ids, { timeout: LONG });
+  const seen = await page.evaluate(() => window.__seen);
+  const quantile = (xs, q) => xs[Math.min(xs.length - 1, Math.ceil(q * xs.length) - 1)];
+  // From the call's return (the event is appended a little before: a
+  // lower bound), and from its start (an upper bound).
+  const lags = ids.map((id) => seen[id] - returned[id]).sort((a, b) => a - b);
+  const upper = ids.map((id) => seen[id] - called[id]).sort((a, b) => a - b);
+  say("updates", {
+    n: lags.length,
+    p50_ms: quantile(lags, 0.5),
+    p95_ms: quantile(lags, 0.95),
+    max_ms: lags[lags.length - 1],
+    p95_from_call_ms: quantile(upper, 0.95),
+  });
+
+  // Budget: the JavaScript the first page loads, gzipped.
+  const html = await (await fetch(`${base}/`)).text();
+  let initialGz = 0;
+  for (const [, src] of html.matchAll(/<script[^>]+src="([^"]+)"/g)) {
+    const js = Buffer.from(await (await fetch(`${base}${src}`)).arrayBuffer());
+    initialGz += gzipSync(js, { level: 9 }).length;
+  }
+  say("initial_js", { gzip_bytes: initialGz });
 
   // A phone's width: nothing wider than the screen.
   await page.setViewportSize({ width: 375, height: 740 });

@@ -4,19 +4,20 @@ import type { AskSource } from "../gen/mnemo/v1/qa_pb";
 import { follow, viewAt } from "../router";
 import { ErrorLine, pagesOf, useCall } from "../ui";
 
-/** The answer's text with each [n] linked to its source below. */
-function Answer({ text }: { text: string }) {
+/** The answer's text with each [n] linked to its source's page. */
+function Answer({ text, sources }: { text: string; sources: AskSource[] }) {
   const parts = text.split(/(\[\d+\])/);
   return (
     <p class="answer" aria-live="polite">
       {parts.map((p) => {
-        const n = /^\[(\d+)\]$/.exec(p)?.[1];
-        return n ? (
-          <a href={`#source-${n}`} class="citation">
+        const n = Number(/^\[(\d+)\]$/.exec(p)?.[1]);
+        const source = sources.find((s) => s.n === n);
+        if (!source) return p;
+        const to = viewAt(source.documentId, source.pageStart || 1);
+        return (
+          <a href={to} onClick={(e) => follow(e, to)} class="citation" title={`${source.title}, ${pagesOf(source.pageStart, source.pageEnd)}`}>
             [{n}]
           </a>
-        ) : (
-          p
         );
       })}
     </p>
@@ -75,7 +76,7 @@ export function Ask() {
         </button>
       </form>
       <ErrorLine error={error} />
-      {answer && <Answer text={answer} />}
+      {answer && <Answer text={answer} sources={sources} />}
       {note && <p class="counts">{note}</p>}
       {sources.length > 0 && (
         <ol class="sources" aria-label="Sources">
