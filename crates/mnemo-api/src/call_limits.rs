@@ -92,6 +92,13 @@ pub struct CallLimits<S> {
     limits: CallLimitsLayer,
 }
 
+/// Whether `req` is a gRPC call (gRPC-Web is plain gRPC by here).
+fn is_grpc<B>(req: &http::Request<B>) -> bool {
+    req.headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
 /// The refusal of a call over the concurrency limit.
 fn busy(max_calls: usize) -> Status {
     Status::with_error_details(
@@ -125,7 +132,18 @@ where
                 Ok(p) => Some(p),
                 Err(_) => {
                     tracing::warn!(method = %path, max_calls = self.limits.max_calls, "call refused: the server is at its concurrency limit");
-                    let refusal = busy(self.limits.max_calls).into_http::<R>();
+                    // The web app's files: a plain 503 a browser understands.
+                    let refusal = if is_grpc(&req) {
+                        busy(self.limits.max_calls).into_http::<R>()
+                    } else {
+                        let mut r = http::Response::new(R::default());
+                        *r.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+                        r.headers_mut().insert(
+                            http::header::RETRY_AFTER,
+                            http::HeaderValue::from_static("1"),
+                        );
+                        r
+                    };
                     return Box::pin(async move { Ok(refusal) });
                 }
             }
@@ -200,6 +218,7 @@ mod tests {
     fn request(path: &str) -> http::Request<()> {
         http::Request::builder()
             .uri(path)
+            .header(http::header::CONTENT_TYPE, "application/grpc")
             .body(())
             .unwrap_or_default()
     }
@@ -219,6 +238,14 @@ mod tests {
             .await
             .unwrap_or_default();
         assert_eq!(grpc_status(&refused), Some("8"), "RESOURCE_EXHAUSTED");
+        // A page of the web app gets what a browser understands.
+        let page = http::Request::builder()
+            .uri("/documents")
+            .body(())
+            .unwrap_or_default();
+        let page = svc.call(page).await.unwrap_or_default();
+        assert_eq!(page.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+        assert!(page.headers().contains_key(http::header::RETRY_AFTER));
         let health = svc.call(request("/grpc.health.v1.Health/Check"));
         let _ = go.send(true);
         let (first, health) = tokio::join!(first, health);

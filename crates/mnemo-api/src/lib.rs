@@ -15,6 +15,7 @@
 //!   LLM settings) and what [`run`] and [`ApiState`] are given.
 //! - [`error`]: [`ApiError`] (starting and serving) and its kind.
 //! - [`call_limits`]: calls handled at once and how long a handler may run.
+//! - [`metrics`]: calls by method and code, their latency, watchers (Prometheus).
 //! - [`rate`]: per-owner, per-service rate limits (token buckets).
 //! - [`quota`]: per-owner storage quotas (documents, bytes), checked at upload.
 //! - [`auth`]: issuing and verifying tokens; the interceptor that sets [`auth::Caller`].
@@ -44,6 +45,7 @@ pub mod convert;
 pub mod documents;
 pub mod error;
 pub mod learning;
+pub mod metrics;
 pub mod progress;
 pub mod progress_hub;
 pub mod qa;

@@ -319,6 +319,7 @@ pub async fn serve(
         // every layer inside sees plain gRPC and its answers are translated.
         .accept_http1(true)
         .layer(crate::web::GrpcWebForBrowsersLayer)
+        .layer(crate::metrics::layer())
         .layer(crate::request_id::RequestIdLayer)
         .layer(
             crate::call_limits::CallLimitsLayer::new(

@@ -358,7 +358,8 @@ pub async fn run<H: Handler>(
     if spec.fair.window > 0 {
         return run_fair(bus, spec, handler, shutdown).await;
     }
-    let consumer = durable_consumer(bus, &spec).await?;
+    let mut consumer = durable_consumer(bus, &spec).await?;
+    report_state(&mut consumer, &spec).await;
     let permits = Arc::new(Semaphore::new(spec.concurrency.max(1)));
     let spec = Arc::new(spec);
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
@@ -367,6 +368,7 @@ pub async fn run<H: Handler>(
     // Messages pulled when the stop came, never started: handed back below.
     let mut unstarted = Vec::new();
     tokio::pin!(shutdown);
+    crate::metrics::running(&spec.service, true);
     tracing::info!(service = %spec.service, filter = %spec.filter_subject, "consumer running");
     'pulling: loop {
         // Ask for what the free workers can take now; with none free (and
@@ -455,6 +457,20 @@ pub async fn run<H: Handler>(
     Ok(())
 }
 
+/// The consumer's pending, ack-pending and redelivered counts, as
+/// JetStream has them now, into the metrics ([`crate::metrics`]).
+async fn report_state(
+    consumer: &mut async_nats::jetstream::consumer::Consumer<pull::Config>,
+    spec: &ConsumerSpec,
+) {
+    match consumer.info().await {
+        Ok(info) => crate::metrics::consumer_state(&spec.service, info),
+        Err(e) => {
+            tracing::debug!(service = %spec.service, error = %e, "cannot read the consumer's state")
+        }
+    }
+}
+
 /// [`run`] with a read-ahead window served owner by owner ([`crate::fair`]).
 async fn run_fair<H: Handler>(
     bus: &Bus,
@@ -462,7 +478,8 @@ async fn run_fair<H: Handler>(
     handler: Arc<H>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), BusError> {
-    let consumer = durable_consumer(bus, &spec).await?;
+    let mut consumer = durable_consumer(bus, &spec).await?;
+    report_state(&mut consumer, &spec).await;
     let permits = Arc::new(Semaphore::new(spec.concurrency.max(1)));
     // Places for owners with nothing in hand when every worker is busy.
     let guests = Arc::new(Semaphore::new((spec.concurrency / 2).max(1)));
@@ -479,6 +496,7 @@ async fn run_fair<H: Handler>(
     let mut report = tokio::time::interval(spec.heartbeat());
     report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
+    crate::metrics::running(&spec.service, true);
     tracing::info!(service = %spec.service, filter = %spec.filter_subject, window = spec.fair.window, "consumer running, owners served in turn");
     loop {
         // Start work for every free worker, owners in turn; then, with
@@ -585,7 +603,11 @@ async fn run_fair<H: Handler>(
                     None => std::future::pending().await,
                 }
             }, if pull_idle => {}
-            _ = report.tick() => window.report_held(spec.heartbeat()).await,
+            _ = report.tick() => {
+                window.report_held(spec.heartbeat()).await;
+                crate::metrics::held(&spec.service, window.len());
+                report_state(&mut consumer, &spec).await;
+            }
         }
     }
     // Held and still arriving: handed back at once.
@@ -681,6 +703,7 @@ async fn stop(
         tracing::warn!(service = %spec.service, left = in_hand.len(), "stopping with work unfinished; it will be redelivered");
         in_hand.abort_all();
     }
+    crate::metrics::running(&spec.service, false);
     tracing::info!(service = %spec.service, "consumer stopped");
 }
 
@@ -706,6 +729,7 @@ async fn handle_delivery<H: Handler>(
             .unwrap_or_default(),
     );
     async move {
+        let started = std::time::Instant::now();
         let mut outage = crate::Backoff::new(Duration::from_millis(200), Duration::from_secs(10))
             .with_jitter();
         let outcome = loop {
@@ -770,6 +794,13 @@ async fn handle_delivery<H: Handler>(
                 AckKind::Term
             }
         };
+        let result = match &ack {
+            AckKind::Ack => "done",
+            AckKind::Nak(Some(_)) => "retried",
+            AckKind::Term => "dead_lettered",
+            _ => "handed_back",
+        };
+        crate::metrics::handled(&spec.service, result, started.elapsed());
         // A success is acknowledged with confirmation: once `run`
         // returns, JetStream knows every finished message is done.
         let acked = match ack {

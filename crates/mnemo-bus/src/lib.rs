@@ -37,6 +37,7 @@ pub mod envelope;
 pub mod error;
 pub mod event_store;
 pub mod fair;
+pub mod metrics;
 pub mod namespace;
 pub mod setup;
 pub mod upcast;

@@ -58,6 +58,12 @@ pub struct ServeArgs {
     /// (`mnemo_bus::fair`'s express; false: everything at the nice).
     #[arg(long, env = "MNEMO_PIPELINE_EXPRESS", default_value_t = true, action = clap::ArgAction::Set)]
     pub pipeline_express: bool,
+    /// Serve Prometheus metrics at `http://ADDR/metrics`: every service
+    /// this process runs (consumers and their lag, gRPC calls by method
+    /// and code, progress watchers; docs/operations.md, *Metrics*). Off
+    /// when not given.
+    #[arg(long, env = "MNEMO_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl ServeArgs {
@@ -150,6 +156,25 @@ pub fn stop_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     async {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// Histogram buckets, in seconds: a cached query's milliseconds to a
+/// large PDF's minute.
+const METRIC_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Records the metrics every crate emits (the `metrics` facade) and
+/// serves them for Prometheus at `http://addr/metrics`.
+fn serve_metrics(addr: std::net::SocketAddr) -> Result<()> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .set_buckets(METRIC_BUCKETS)
+        .context("the metrics' buckets")?
+        .install()
+        .with_context(|| format!("serving metrics on {addr} (is the port free?)"))?;
+    tracing::info!(%addr, "metrics at http://{addr}/metrics");
+    Ok(())
 }
 
 /// Loads a session of an embedding model off the async threads, with
@@ -258,6 +283,9 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     // Listening for SIGTERM starts before any service does (see
     // `stop_signal`).
     let mut stop = Box::pin(stop_signal());
+    if let Some(addr) = args.metrics_listen {
+        serve_metrics(addr)?;
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;

@@ -42,3 +42,46 @@ async fn pipeline_services_start_without_postgresql_and_stop_on_sigterm() {
         );
     }
 }
+
+/// `--metrics-listen` (issue 20): Prometheus text at `/metrics`, with the
+/// consumer's state from JetStream as soon as it runs.
+#[tokio::test]
+async fn a_service_serves_its_metrics_for_prometheus() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ns = TestNamespace::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut s = Service::start(
+        "extractor",
+        &ns,
+        &[
+            "--database-url",
+            "postgres://nobody@127.0.0.1:1/none",
+            "--metrics-listen",
+            &addr,
+        ],
+    );
+    s.wait_for_log(&["consumer running", "extractor"], Duration::from_secs(120))
+        .await
+        .expect("the extractor runs");
+    let mut tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("the metrics port answers");
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut page = String::new();
+    tcp.read_to_string(&mut page).await.unwrap();
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    for line in [
+        "mnemo_consumer_running{service=\"extractor\"} 1",
+        "mnemo_consumer_pending{service=\"extractor\"} 0",
+        "mnemo_consumer_ack_pending{service=\"extractor\"} 0",
+    ] {
+        assert!(page.contains(line), "{line} missing from:\n{page}");
+    }
+    s.signal("TERM");
+    let _ = s.child.wait().await;
+}

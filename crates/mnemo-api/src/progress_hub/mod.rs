@@ -240,6 +240,7 @@ impl ProgressHub {
                 None
             }
         };
+        metrics::gauge!("mnemo_progress_watchers").increment(1.0);
         Ok(Subscription {
             position,
             cached,
@@ -404,6 +405,7 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
+        metrics::gauge!("mnemo_progress_watchers").decrement(1.0);
         self.hub.unsubscribe(&self.owner_token, self.route, self.id);
     }
 }
