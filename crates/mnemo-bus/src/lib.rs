@@ -20,7 +20,9 @@
 //! - [`commands`]: executing a command with bounded retries on conflict.
 //! - [`consumer`]: the durable-consumer loop services share (ack after
 //!   output, backoff, bounded attempts, dead letters, graceful stop).
-//! - [`fair`]: reading ahead and serving owners in turn (fair sharing).
+//! - [`fair`]: reading ahead and serving owners in turn (fair sharing), and
+//!   the express runtime for an owner beside another's batch.
+//! - [`metrics`]: the consumers' metrics (lag, results, handling time).
 //! - [`dlq`]: listing and clearing dead letters (`mnemo dlq`).
 //! - [`blob_store`]: SHA-256-addressed blobs on the JetStream Object Store.
 //! - [`upcast`]: older event schemas read as current ones.
