@@ -471,6 +471,18 @@ async fn report_state(
     }
 }
 
+/// The namespace's dead letters waiting (`<NS>_DLQ`), into the metrics.
+async fn report_dead_letters(bus: &Bus) {
+    let name = bus.namespace.dlq_stream();
+    match bus.jetstream.get_stream(&name).await {
+        Ok(mut stream) => match stream.info().await {
+            Ok(info) => crate::metrics::dead_letters(info.state.messages),
+            Err(e) => tracing::debug!(error = %e, "cannot read the dead-letter stream's state"),
+        },
+        Err(e) => tracing::debug!(error = %e, "cannot open the dead-letter stream"),
+    }
+}
+
 /// [`run`] with a read-ahead window served owner by owner ([`crate::fair`]).
 async fn run_fair<H: Handler>(
     bus: &Bus,
@@ -480,6 +492,7 @@ async fn run_fair<H: Handler>(
 ) -> Result<(), BusError> {
     let mut consumer = durable_consumer(bus, &spec).await?;
     report_state(&mut consumer, &spec).await;
+    report_dead_letters(bus).await;
     let permits = Arc::new(Semaphore::new(spec.concurrency.max(1)));
     // Places for owners with nothing in hand when every worker is busy.
     let guests = Arc::new(Semaphore::new((spec.concurrency / 2).max(1)));
@@ -607,6 +620,7 @@ async fn run_fair<H: Handler>(
                 window.report_held(spec.heartbeat()).await;
                 crate::metrics::held(&spec.service, window.len());
                 report_state(&mut consumer, &spec).await;
+                report_dead_letters(bus).await;
             }
         }
     }

@@ -12,6 +12,7 @@
 //! | `mnemo_consumer_ack_pending` | gauge | messages delivered and not yet acknowledged |
 //! | `mnemo_consumer_redelivered` | gauge | messages delivered more than once and not yet acknowledged |
 //! | `mnemo_consumer_held` | gauge | messages read ahead and waiting in the fair-share window |
+//! | `mnemo_dlq_messages` | gauge | dead letters waiting in the namespace (no `service` label) |
 //!
 //! Owns: the names and labels. Must not: record anything about an owner
 //! (labels are services and results only, so their number stays small).
@@ -52,4 +53,9 @@ pub(crate) fn consumer_state(service: &str, info: &Info) {
 /// Messages waiting in the fair-share window.
 pub(crate) fn held(service: &str, n: usize) {
     metrics::gauge!("mnemo_consumer_held", "service" => service.to_owned()).set(n as f64);
+}
+
+/// Dead letters waiting in the namespace's DLQ stream.
+pub(crate) fn dead_letters(n: u64) {
+    metrics::gauge!("mnemo_dlq_messages").set(n as f64);
 }

@@ -442,10 +442,18 @@ struct Call {
 /// thread is all it needs. It ends when the queue does.
 struct Worker(std::sync::mpsc::Sender<Call>);
 
-/// One model call, a panic in the model turned into an error.
+/// One model call, a panic in the model turned into an error. Metrics:
+/// `mnemo_embed_texts_total` and `mnemo_embed_call_seconds` (texts per
+/// second and calls' time: documents' and queries' alike), and
+/// `mnemo_embed_call_texts` (the batch sizes).
 fn call_model<M: Model>(model: &M, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.embed(texts)))
-        .unwrap_or_else(|_| Err(EmbedError::inference("the model panicked")))
+    let started = std::time::Instant::now();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.embed(texts)))
+        .unwrap_or_else(|_| Err(EmbedError::inference("the model panicked")));
+    metrics::counter!("mnemo_embed_texts_total").increment(texts.len() as u64);
+    metrics::histogram!("mnemo_embed_call_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!("mnemo_embed_call_texts").record(texts.len() as f64);
+    result
 }
 
 impl Worker {

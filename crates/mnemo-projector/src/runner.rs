@@ -268,6 +268,10 @@ impl<H: FeedHandler> Live<H> {
             {
                 Ok(applied) => {
                     taken = through;
+                    // Its lag: the stream's last sequence (nats-server's
+                    // own metrics) minus this.
+                    metrics::gauge!("mnemo_projector_applied_sequence", "checkpoint" => self.key.clone())
+                        .set(through as f64);
                     if self.poison.is_some_and(|p| through >= p.until) {
                         self.poison = None;
                     }

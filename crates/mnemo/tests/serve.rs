@@ -79,6 +79,7 @@ async fn a_service_serves_its_metrics_for_prometheus() {
         "mnemo_consumer_running{service=\"extractor\"} 1",
         "mnemo_consumer_pending{service=\"extractor\"} 0",
         "mnemo_consumer_ack_pending{service=\"extractor\"} 0",
+        "mnemo_dlq_messages 0",
     ] {
         assert!(page.contains(line), "{line} missing from:\n{page}");
     }
