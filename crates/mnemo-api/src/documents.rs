@@ -268,25 +268,23 @@ enum Parts {
     Whole(Option<Vec<u8>>),
 }
 
-impl Parts {
-    /// The stream's first message, which must carry the metadata.
-    async fn metadata(&mut self) -> Result<pb::UploadMetadata, Status> {
-        let Parts::Stream { stream, idle } = self else {
-            return Err(Status::internal(
-                "an upload in one message has no metadata part",
-            ));
-        };
-        let first = next_part(stream, *idle)
-            .await?
-            .ok_or_else(|| Status::invalid_argument("empty upload stream: send metadata first"))?;
-        match first.part {
-            Some(Part::Metadata(m)) => Ok(m),
-            _ => Err(Status::invalid_argument(
-                "the first upload message must carry metadata",
-            )),
-        }
+/// A streamed upload's first message, which must carry the metadata.
+async fn first_metadata(
+    stream: &mut Streaming<pb::UploadRequest>,
+    idle: std::time::Duration,
+) -> Result<pb::UploadMetadata, Status> {
+    let first = next_part(stream, idle)
+        .await?
+        .ok_or_else(|| Status::invalid_argument("empty upload stream: send metadata first"))?;
+    match first.part {
+        Some(Part::Metadata(m)) => Ok(m),
+        _ => Err(Status::invalid_argument(
+            "the first upload message must carry metadata",
+        )),
     }
+}
 
+impl Parts {
     /// The next piece of the file's bytes; `None` at the end.
     async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, Status> {
         match self {
@@ -332,12 +330,11 @@ impl DocumentService for DocumentApi {
     ) -> Result<Response<pb::UploadResponse>, Status> {
         let who = caller(&req)?;
         let metadata_base = command_metadata(&req, None);
-        let mut parts = Parts::Stream {
-            stream: Box::new(req.into_inner()),
-            idle: self.state.config.limits.upload_idle,
-        };
-        let m = parts.metadata().await?;
-        self.receive(who, metadata_base, m, parts).await
+        let idle = self.state.config.limits.upload_idle;
+        let mut stream = Box::new(req.into_inner());
+        let m = first_metadata(&mut stream, idle).await?;
+        self.receive(who, metadata_base, m, Parts::Stream { stream, idle })
+            .await
     }
 
     type DownloadStream =

@@ -474,12 +474,10 @@ async fn report_state(
 /// The namespace's dead letters waiting (`<NS>_DLQ`), into the metrics.
 async fn report_dead_letters(bus: &Bus) {
     let name = bus.namespace.dlq_stream();
+    // Opening the stream reads its state: one request.
     match bus.jetstream.get_stream(&name).await {
-        Ok(mut stream) => match stream.info().await {
-            Ok(info) => crate::metrics::dead_letters(info.state.messages),
-            Err(e) => tracing::debug!(error = %e, "cannot read the dead-letter stream's state"),
-        },
-        Err(e) => tracing::debug!(error = %e, "cannot open the dead-letter stream"),
+        Ok(stream) => crate::metrics::dead_letters(stream.cached_info().state.messages),
+        Err(e) => tracing::debug!(error = %e, "cannot read the dead-letter stream's state"),
     }
 }
 

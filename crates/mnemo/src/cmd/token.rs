@@ -81,7 +81,22 @@ fn sign_in_link(server: &str, token: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::sign_in_link;
+    use clap::Parser;
+
+    use super::{sign_in_link, TokenArgs};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        token: TokenArgs,
+    }
+
+    #[test]
+    fn a_link_is_never_an_admins() {
+        let admin_link = Cli::try_parse_from(["t", "issue", "--owner", "a", "--admin", "--link"]);
+        assert!(admin_link.is_err(), "--link with --admin is refused");
+        assert!(Cli::try_parse_from(["t", "issue", "--owner", "a", "--link"]).is_ok());
+    }
 
     #[test]
     fn the_link_opens_the_app_on_the_server_with_the_token_in_the_fragment() {
