@@ -21,6 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         protos.join("mnemo/v1/qa.proto"),
         protos.join("mnemo/v1/learning.proto"),
         protos.join("mnemo/v1/audit.proto"),
+        protos.join("mnemo/v1/account.proto"),
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());

@@ -13,6 +13,7 @@
 #     script installed it; a least-privilege role and database `mnemo` for
 #     the services (the superuser is used here only, to create them).
 # Writes $MNEMO_STATE_DIR/services.env (MNEMO_NATS_URL, MNEMO_NATS_CREDS,
+# MNEMO_KEY_FILE: the key file, made once under $MNEMO_STATE_DIR/keys),
 # MNEMO_DATABASE_URL): source it before `mnemo serve` or an operator command.
 # Environment: MNEMO_STATE_DIR (default: <repo>/.mnemo), NATS_PORT (pins
 # the port), PG_PORT (5432), MNEMO_BIN (the mnemo binary that makes the
@@ -57,6 +58,10 @@ if [ -z "$mnemo_bin" ]; then
 fi
 creds="$state/nats-creds"
 keys="$("$mnemo_bin" nats credentials --dir "$creds")"
+# The deployment's key file: every learner's data key is wrapped under it
+# (docs/security.md, *Erasing a learner*). Made once, never replaced.
+key_file="$state/keys/master.key"
+"$mnemo_bin" keys init "$key_file" >/dev/null
 # What the running server was started from: restart it when this changes.
 fingerprint="$(printf '%s\n' "$keys" | cat - "$repo/nats.conf" | sha256sum | cut -d' ' -f1)"
 
@@ -155,6 +160,7 @@ database_url="postgres://$pg_role@127.0.0.1:$pg_port/$pg_db"
 cat >"$state/services.env" <<EOF
 MNEMO_NATS_URL=nats://127.0.0.1:$nats_port
 MNEMO_NATS_CREDS=$creds
+MNEMO_KEY_FILE=$key_file
 MNEMO_DATABASE_URL=$database_url
 EOF
 

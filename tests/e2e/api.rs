@@ -20,9 +20,11 @@ async fn a_corpus_pdf_is_stored_by_hash_listed_and_gettable() {
     assert!(r.sequence > 0);
     assert!(!r.deduplicated);
 
-    // The blob store holds exactly these bytes under their SHA-256.
+    // The blob store holds exactly these bytes under their SHA-256, for
+    // their owner (sealed with alice's key).
     let blobs = env.bus.blob_store().await.unwrap();
-    assert_eq!(blobs.get(&r.sha256).await.unwrap(), bytes);
+    let alice = env.owner_key("alice").await;
+    assert_eq!(blobs.get(&alice, &r.sha256).await.unwrap(), bytes);
 
     // Get folds the events: strongly consistent right after the upload.
     let d = docs
@@ -53,7 +55,7 @@ async fn a_corpus_pdf_is_stored_by_hash_listed_and_gettable() {
 }
 
 #[tokio::test]
-async fn events_carry_the_envelope_headers_for_any_nats_client() {
+async fn events_carry_the_envelope_headers_and_a_sealed_payload() {
     let env = TestEnv::start().await;
     let mut docs = env.documents("alice").await;
     let mut req = tonic::Request::new(futures::stream::iter(upload_requests(
@@ -86,9 +88,25 @@ async fn events_carry_the_envelope_headers_for_any_nats_client() {
         "{subject}"
     );
     assert!(subject.ends_with(&r.document_id));
-    let payload: serde_json::Value = serde_json::from_slice(&msg.payload).unwrap();
+    // The subject names the owner by a keyed hash, never by their id.
+    assert!(
+        !subject.contains("alice") && !subject.contains("mfwgsy3f"),
+        "{subject}"
+    );
+    // The payload is sealed with alice's key (the event id bound to it):
+    // raw, it is neither JSON nor anything of what was uploaded.
+    assert_eq!(h("Mnemo-Sealed").as_deref(), Some("aes-256-gcm/v1"));
+    assert!(serde_json::from_slice::<serde_json::Value>(&msg.payload).is_err());
+    for plain in [&b"DocumentUploaded"[..], b"notes.md", r.sha256.as_bytes()] {
+        assert!(!msg.payload.windows(plain.len()).any(|w| w == plain));
+    }
+    let alice = env.owner_key("alice").await;
+    let event_id = h("Mnemo-Event-Id").unwrap();
+    let opened = alice.open_event(&event_id, &msg.payload).unwrap();
+    let payload: serde_json::Value = serde_json::from_slice(&opened).unwrap();
     assert_eq!(payload[0]["type"], "DocumentUploaded");
     assert_eq!(payload[0]["data"]["sha256"], r.sha256);
+    assert!(alice.open_event("another-event", &msg.payload).is_err());
 }
 
 #[tokio::test]

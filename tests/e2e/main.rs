@@ -5,6 +5,7 @@ mod api;
 mod backfill;
 mod cli;
 mod consumer;
+mod erase;
 mod event_store;
 mod examples;
 mod isolation;

@@ -138,14 +138,27 @@ async fn each_service_role_is_refused_everything_beyond_its_grant() {
         let mut c = client_as(&nats, role).await;
         let js = |what: &str| format!("$JS.API.{what}");
         // The log's existence and history: no delete, purge, update,
-        // message delete, or new stream.
-        for subject in [
-            js(&format!("STREAM.DELETE.{events}")),
+        // message delete, or new stream. The API alone may erase messages
+        // and purge (an erasure: keys, dead letters, the owner's blobs);
+        // the event stream itself refuses both, below.
+        let erasing = [
             js(&format!("STREAM.PURGE.{events}")),
-            js(&format!("STREAM.UPDATE.{events}")),
             js(&format!("STREAM.MSG.DELETE.{events}")),
-            js(&format!("STREAM.DELETE.OBJ_{}", ns.blob_bucket())),
             js(&format!("STREAM.PURGE.OBJ_{}", ns.blob_bucket())),
+            js(&format!("STREAM.MSG.DELETE.{}", ns.keys_stream())),
+            ns.erased_subject("someonestoken"),
+        ];
+        let erasing = if role == Role::Api {
+            vec![]
+        } else {
+            erasing.to_vec()
+        };
+        for subject in erasing.into_iter().chain([
+            js(&format!("STREAM.DELETE.{events}")),
+            js(&format!("STREAM.UPDATE.{events}")),
+            js(&format!("STREAM.DELETE.{}", ns.keys_stream())),
+            js(&format!("STREAM.UPDATE.{}", ns.keys_stream())),
+            js(&format!("STREAM.DELETE.OBJ_{}", ns.blob_bucket())),
             js("STREAM.CREATE.STOLEN"),
             // A consumer whose filter the server does not check...
             js(&format!("CONSUMER.CREATE.{events}")),
@@ -155,7 +168,7 @@ async fn each_service_role_is_refused_everything_beyond_its_grant() {
                 "CONSUMER.DELETE.{events}.{}",
                 ns.consumer("extractor")
             )),
-        ] {
+        ]) {
             assert!(
                 c.publish_refused(&subject, "{}").await,
                 "{role}: {subject} is refused"
@@ -228,6 +241,17 @@ async fn each_service_role_is_refused_everything_beyond_its_grant() {
         .err()
         .expect("a service cannot create the namespace's streams");
     assert!(err.to_string().contains("mnemo nats setup"), "{err}");
+
+    // The API's erasing grant stops at the stream's config: the event log
+    // denies message delete and purge to everyone.
+    let api = Bus::start(&nats.nats(), Role::Api, ns.clone(), 1)
+        .await
+        .expect("the API opens the namespace");
+    assert!(
+        api.events.delete_message(1).await.is_err(),
+        "the log denies message delete"
+    );
+    assert!(api.events.purge().await.is_err(), "the log denies purge");
 
     // Nothing reached the log, and it still has every property it had.
     assert_eq!(env.event_count().await, before, "no forged event landed");

@@ -35,12 +35,13 @@ async fn document_messages(env: &TestEnv) -> Vec<mnemo_projector::batch::EventMe
                 next = m.sequence + 1;
                 out.push(
                     mnemo_projector::batch::EventMessage::decode(
-                        &env.ns,
+                        &env.bus.keys,
                         m.subject.as_str(),
                         m.sequence,
                         Some(&m.headers),
                         &m.payload,
                     )
+                    .await
                     .unwrap(),
                 );
             }

@@ -50,10 +50,12 @@ pub fn nats_url() -> String {
 }
 
 /// The suite's NATS: [`nats_url`] with the credentials directory in
-/// `MNEMO_NATS_CREDS` (none: an open server).
+/// `MNEMO_NATS_CREDS` (none: an open server) and the key file in
+/// `MNEMO_KEY_FILE` (deploy/local/test.sh exports both).
 pub fn nats() -> NatsOptions {
     NatsOptions::open(nats_url())
         .with_creds(std::env::var_os("MNEMO_NATS_CREDS").map(PathBuf::from))
+        .with_key_file(std::env::var_os("MNEMO_KEY_FILE").map(PathBuf::from))
 }
 
 /// The repository's `nats.conf`.
@@ -153,6 +155,13 @@ pub type QaClient = QaServiceClient<InterceptedService<Channel, BearerIntercepto
 
 #[derive(Clone)]
 pub struct BearerInterceptor(Option<String>);
+
+impl BearerInterceptor {
+    /// Sends `token` as the bearer of every call.
+    pub fn new(token: String) -> Self {
+        Self(Some(token))
+    }
+}
 
 impl tonic::service::Interceptor for BearerInterceptor {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
@@ -313,7 +322,9 @@ impl PrivateNats {
     /// The second deployment's URL and credentials (same server).
     pub fn other_nats(&self) -> NatsOptions {
         let (creds, _) = self.other.as_ref().expect("started with_second_deployment");
-        NatsOptions::open(self.url()).with_creds(Some(creds.path().to_path_buf()))
+        NatsOptions::open(self.url())
+            .with_creds(Some(creds.path().to_path_buf()))
+            .with_key_file(nats().key_file)
     }
 
     pub fn url(&self) -> String {
@@ -322,7 +333,9 @@ impl PrivateNats {
 
     /// The URL with the directory of every role's seed.
     pub fn nats(&self) -> NatsOptions {
-        NatsOptions::open(self.url()).with_creds(Some(self.creds.path().to_path_buf()))
+        NatsOptions::open(self.url())
+            .with_creds(Some(self.creds.path().to_path_buf()))
+            .with_key_file(nats().key_file)
     }
 
     fn spawn(&mut self) {
@@ -621,6 +634,16 @@ impl TestEnv {
     }
 
     /// A token for `owner`, signed with this env's secret.
+    /// `owner`'s data key (made if they have none yet), to open what is
+    /// sealed with it.
+    pub async fn owner_key(&self, owner: &str) -> mnemo_bus::OwnerKey {
+        self.bus
+            .keys
+            .for_writing(&OwnerId::new(owner).expect("owner").token())
+            .await
+            .expect("the owner's key")
+    }
+
     pub fn token(&self, owner: &str) -> String {
         self.auth
             .issue(&OwnerId::new(owner).expect("owner"), 3600, false)

@@ -112,9 +112,12 @@ impl DocumentApi {
                 .check_room(size)
                 .await
                 .map_err(|e| status::from_bus_error(&e))?;
+            // The owner's key (made with their first upload): the blob is
+            // sealed with it, and so is every event of theirs.
+            let owner_key = self.owner_key(&who).await?;
             self.state
                 .blobs
-                .put(sha256.as_str(), &mut reader)
+                .put(&owner_key, sha256.as_str(), &mut reader)
                 .await
                 .map_err(|e| status::from_bus_error(&e))?;
             let stored_at = std::time::Instant::now();
@@ -234,6 +237,17 @@ pub(crate) fn parse_document_id(raw: &str) -> Result<DocumentId, Status> {
 }
 
 impl DocumentApi {
+    /// The caller's data key (made with their first upload): their blobs
+    /// and events are sealed with it. An erased caller is refused.
+    async fn owner_key(&self, who: &Caller) -> Result<mnemo_bus::OwnerKey, Status> {
+        self.state
+            .bus
+            .keys
+            .for_writing(&who.owner.token())
+            .await
+            .map_err(|e| status::from_bus_error(&e))
+    }
+
     async fn run_command(
         &self,
         who: &Caller,
@@ -358,10 +372,11 @@ impl DocumentService for DocumentApi {
         let (Some(_), Some(sha256)) = (&doc.id, &doc.sha256) else {
             return Err(Status::not_found("document not found"));
         };
+        let owner_key = self.owner_key(&who).await?;
         let chunks = self
             .state
             .blobs
-            .chunks(sha256.as_str())
+            .chunks(&owner_key, sha256.as_str())
             .await
             .map_err(|e| status::from_blob_read_error(&e))?;
         let first = Some(pb::DownloadResponse {

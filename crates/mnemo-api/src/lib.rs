@@ -5,7 +5,9 @@
 //! ordered consumer per process, fanned out; direct gets for catch-up).
 //! Emits: `DocumentUploaded`, `ProcessingCancelled`, `ReprocessRequested`
 //! through the document aggregate; `QuestionAsked` and `CardCreated`
-//! through the question and card aggregates; uploaded bytes into the blob store.
+//! through the question and card aggregates; uploaded bytes into the blob
+//! store, sealed with the owner's key (made on their first write);
+//! `LearnerErased` when a learner is erased (`AccountService`).
 //! Must not: let one owner see or touch another's data. The owner always
 //! comes from the verified token, never from the request body, and becomes
 //! part of every subject and SQL filter.
@@ -34,10 +36,12 @@
 //! - [`learning`]: `LearningService` (topics, cards, FSRS-6 reviews,
 //!   sessions, study stats) and `AuditService` (learner history replay).
 //! - [`stats`]: `StatsService` (totals by state, per-stage analytics).
+//! - [`account`]: `AccountService` (erasing a learner: crypto-shredding).
 //! - [`convert`]: domain and read-model types into wire types.
 //! - [`server`]: wiring it all (plus health and reflection) into one server.
 //! - [`web`]: the web app's files, and gRPC-Web for browsers, on the same port.
 
+pub mod account;
 pub mod auth;
 pub mod call_limits;
 pub mod config;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use mnemo_bus::{BlobStore, Bus, CommandExecutor, JetStreamEventStore, RetryPolicy};
 use mnemo_domain::Document;
 use mnemo_projector::ProjectorError;
+use mnemo_proto::v1::account_service_server::AccountServiceServer;
 use mnemo_proto::v1::audit_service_server::AuditServiceServer;
 use mnemo_proto::v1::document_service_server::DocumentServiceServer;
 use mnemo_proto::v1::learning_service_server::LearningServiceServer;
@@ -221,6 +222,9 @@ pub async fn serve(
         .set_serving::<LearningServiceServer<LearningApi>>()
         .await;
     health.set_serving::<AuditServiceServer<AuditApi>>().await;
+    health
+        .set_serving::<AccountServiceServer<crate::account::AccountApi>>()
+        .await;
     // Reflection in both versions: v1, and v1alpha for the many tools
     // (older grpcurl, Postman, ...) that still ask for it.
     let reflection_builder = || {
@@ -265,6 +269,10 @@ pub async fn serve(
     let learning =
         LearningServiceServer::with_interceptor(LearningApi::new(state.clone()), guard("learning"));
     let audit = AuditServiceServer::with_interceptor(AuditApi::new(state.clone()), guard("audit"));
+    let account = AccountServiceServer::with_interceptor(
+        crate::account::AccountApi::new(state.clone()),
+        guard("account"),
+    );
     let qa = QaServiceServer::with_interceptor(QaApi::new(state.clone()), guard("questions"));
     let pump = crate::progress_hub::pump::start(state.progress.clone(), &state.bus)
         .await
@@ -304,7 +312,8 @@ pub async fn serve(
         .add_service(search)
         .add_service(qa)
         .add_service(learning)
-        .add_service(audit);
+        .add_service(audit)
+        .add_service(account);
     let routes = tonic::service::Routes::from(
         routes
             .routes()

@@ -23,6 +23,7 @@ use mnemo_domain::{DocumentError, DocumentErrorKind};
 use mnemo_projector::{ProjectorError, ProjectorErrorKind};
 use mnemo_search::{SearchError, SearchErrorKind};
 use tonic::Status;
+use tonic_types::StatusExt;
 
 use crate::auth::AuthError;
 
@@ -65,6 +66,7 @@ pub fn from_bus_error(e: &BusError) -> Status {
         }
         BusErrorKind::NotFound => internal("reading a stored file", e),
         BusErrorKind::Corrupt | BusErrorKind::Rejected => internal("using the event log", e),
+        BusErrorKind::Erased => erased(),
         BusErrorKind::Full => crate::quota::refusal(
             "STORE_FULL",
             format!(
@@ -73,6 +75,20 @@ pub fn from_bus_error(e: &BusError) -> Status {
             ),
         ),
     }
+}
+
+/// The caller (or the owner asked about) was erased: `PERMISSION_DENIED`
+/// with reason `LEARNER_ERASED`. Nothing of theirs is read or written again.
+pub fn erased() -> Status {
+    Status::with_error_details(
+        tonic::Code::PermissionDenied,
+        "this learner was erased: nothing of theirs is read or written again",
+        tonic_types::ErrorDetails::with_error_info(
+            "LEARNER_ERASED",
+            crate::quota::ERROR_DOMAIN,
+            std::collections::HashMap::<String, String>::new(),
+        ),
+    )
 }
 
 /// Reading a stored file back to its owner (`Download`): bytes that are

@@ -3,8 +3,8 @@
 //! 1. A throwaway namespace gets a synthetic event log shaped like real
 //!    ingestion: per document an upload, throttled extraction progress, the
 //!    extracted text, one chunk batch, its vectors (384-d) and the indexing —
-//!    one event per message, as the services append them — over several
-//!    owners.
+//!    one event per message, sealed with its owner's key, as the services
+//!    append them — over several owners.
 //! 2. `documents` + `chunks` are rebuilt from sequence 1 with
 //!    [`mnemo_projector::rebuild`] (the code `mnemo projections rebuild`
 //!    runs), into a scratch schema, not swapped, while nothing is live yet
@@ -284,6 +284,8 @@ async fn write_log(bench: &ReplayBench, bus: &Bus) -> Result<Log> {
             run: 1,
             chunks: bench.chunks as u32,
         });
+        // Sealed with the owner's key, as the services append them.
+        let key = bus.keys.for_writing(&owner.token()).await?;
         for (version, event) in events.into_iter().enumerate() {
             let envelope = Envelope::for_commit(
                 "document",
@@ -293,13 +295,19 @@ async fn write_log(bench: &ReplayBench, bus: &Bus) -> Result<Log> {
                 vec![cqrs_es::DomainEvent::event_version(&event)],
                 &HashMap::new(),
             );
-            let payload = bytes::Bytes::from(serde_json::to_vec(&[event])?);
+            let plain = serde_json::to_vec(&[event])?;
+            let payload = bytes::Bytes::from(key.seal_event(&envelope.event_id, &plain)?);
+            let mut headers = envelope.to_headers();
+            headers.insert(
+                mnemo_bus::event_store::SEALED,
+                mnemo_bus::event_store::SEALED_V1,
+            );
             log.messages += 1;
             log.events += 1;
             log.bytes += payload.len() as u64;
             let ack = bus
                 .jetstream
-                .publish_with_headers(subject.clone(), envelope.to_headers(), payload)
+                .publish_with_headers(subject.clone(), headers, payload)
                 .await
                 .context("publishing the synthetic log")?;
             in_flight.push(std::future::IntoFuture::into_future(ack));

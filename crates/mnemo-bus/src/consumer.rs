@@ -42,7 +42,7 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::error::{BusError, BusErrorKind};
-use crate::event_store::{decode_message, StoredEvents};
+use crate::event_store::{decode_message, Decoded, StoredEvents};
 use crate::Bus;
 
 pub use crate::dlq::headers as dlq_headers;
@@ -161,10 +161,12 @@ pub struct Delivery {
     pub stream_sequence: u64,
     /// 1 on first delivery.
     pub delivered: i64,
+    /// The owners' keys, to open the message with.
+    keys: crate::keys::Keyring,
 }
 
 impl Delivery {
-    fn new(message: Message) -> Result<Self, BusError> {
+    fn new(message: Message, keys: crate::keys::Keyring) -> Result<Self, BusError> {
         let info = message.info().map_err(|e| {
             BusError::new(
                 BusErrorKind::Corrupt,
@@ -177,6 +179,7 @@ impl Delivery {
             stream_sequence,
             delivered,
             message,
+            keys,
         })
     }
 
@@ -205,26 +208,38 @@ impl Delivery {
         crate::envelope::names_event_kind(self.message.headers.as_ref(), kinds).unwrap_or(true)
     }
 
-    /// Decodes the events in the message.
-    pub fn decode<E: DomainEvent + crate::upcast::Upcast>(
+    /// Decodes the events in the message (opened with the owner's key).
+    pub async fn decode<E: DomainEvent + crate::upcast::Upcast>(
         &self,
-    ) -> Result<StoredEvents<E>, BusError> {
+    ) -> Result<Decoded<E>, BusError> {
         decode_message(
+            &self.keys,
             &self.subject,
             self.stream_sequence,
             self.message.headers.as_ref(),
             &self.message.payload,
         )
+        .await
     }
 
-    /// Decodes the events, or says to reject the message: an event that
-    /// cannot be decoded now never will be.
-    pub fn decode_or_reject<E: DomainEvent + crate::upcast::Upcast>(
+    /// Decodes the events, or says what to do instead: an erased owner's
+    /// message is done with (nothing of theirs is processed again); one
+    /// that cannot be decoded now never will be (reject); the keyring out
+    /// of reach is a wait.
+    pub async fn decode_or_reject<E: DomainEvent + crate::upcast::Upcast>(
         &self,
     ) -> Result<StoredEvents<E>, Outcome> {
-        self.decode().map_err(|e| Outcome::Reject {
-            reason: e.to_string(),
-        })
+        match self.decode().await {
+            Ok(Decoded::Events(stored)) => Ok(stored),
+            Ok(Decoded::Erased(_)) => Err(Outcome::Done),
+            Err(e) if e.kind() == BusErrorKind::Unavailable => Err(Outcome::Unavailable {
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == BusErrorKind::Erased => Err(Outcome::Done),
+            Err(e) => Err(Outcome::Reject {
+                reason: e.to_string(),
+            }),
+        }
     }
 
     /// Tells JetStream the work goes on (resets the ack wait).
@@ -435,7 +450,7 @@ pub async fn run<H: Handler>(
                     Err(_) => break 'pulling,
                 },
             };
-            let delivery = match Delivery::new(message) {
+            let delivery = match Delivery::new(message, bus.keys.clone()) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!(error = %e, "dropping a non-JetStream message");
@@ -586,7 +601,7 @@ async fn run_fair<H: Handler>(
             } => match next {
                 Some(Ok(m)) => {
                     pull_backoff.reset();
-                    match Delivery::new(m) {
+                    match Delivery::new(m, bus.keys.clone()) {
                         // Not for this service: acknowledged now, so the
                         // window holds only work.
                         Ok(d) if !handler.wants(&d) => d.ack_unwanted().await,
@@ -862,11 +877,22 @@ pub fn append_outcome<E: std::error::Error>(e: &crate::ExecuteError<E>) -> Outco
         crate::ExecuteError::Refused(_) => Outcome::Reject {
             reason: e.to_string(),
         },
-        crate::ExecuteError::Conflict { .. } | crate::ExecuteError::Bus(_) => {
-            Outcome::Unavailable {
-                reason: e.to_string(),
-            }
-        }
+        crate::ExecuteError::Bus(b) => bus_outcome(b),
+        crate::ExecuteError::Conflict { .. } => Outcome::Unavailable {
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// A bus error said as what to do with the delivery: the owner erased is
+/// `Done` (nothing of theirs is processed again); anything else is an
+/// outage, waited out.
+pub fn bus_outcome(e: &BusError) -> Outcome {
+    match e.kind() {
+        BusErrorKind::Erased => Outcome::Done,
+        _ => Outcome::Unavailable {
+            reason: e.to_string(),
+        },
     }
 }
 
@@ -902,7 +928,7 @@ pub async fn append_failure<A>(
     A::Event: crate::upcast::Upcast,
     A::Command: Clone,
 {
-    let Ok(stored) = delivery.decode::<A::Event>() else {
+    let Ok(Decoded::Events(stored)) = delivery.decode::<A::Event>().await else {
         return;
     };
     let Some(command) = stored.events.iter().find_map(fail) else {

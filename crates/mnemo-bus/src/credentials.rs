@@ -95,6 +95,10 @@ pub struct NatsOptions {
     /// (an open server, e.g. a developer's own).
     pub creds: Option<PathBuf>,
     pub tls: NatsTls,
+    /// The deployment's key file (`--key-file`, `MNEMO_KEY_FILE`): the root
+    /// of every owner's data key ([`crate::keys::file`]). Required: a bus
+    /// without it cannot read or write anyone's events.
+    pub key_file: Option<PathBuf>,
 }
 
 impl NatsOptions {
@@ -104,7 +108,13 @@ impl NatsOptions {
             url: url.into(),
             creds: None,
             tls: NatsTls::default(),
+            key_file: None,
         }
+    }
+
+    pub fn with_key_file(mut self, key_file: Option<PathBuf>) -> Self {
+        self.key_file = key_file;
+        self
     }
 
     pub fn with_creds(mut self, creds: Option<PathBuf>) -> Self {

@@ -222,6 +222,14 @@ pub fn names_event_kind<K: EventKind>(headers: Option<&HeaderMap>, kinds: &[K]) 
     )
 }
 
+/// Whether a message's `Mnemo-Event-Type` header names one of `types`
+/// (event types outside the domain's kinds, e.g. `LearnerErased`).
+pub fn names_event_types(headers: Option<&HeaderMap>, types: &[&str]) -> bool {
+    headers
+        .and_then(|h| h.get(EVENT_TYPE))
+        .is_some_and(|v| v.as_str().split(',').any(|t| types.contains(&t)))
+}
+
 /// `00-<32 hex>-<16 hex>-<2 hex>`, not all-zero ids.
 pub fn valid_traceparent(t: &str) -> bool {
     let parts: Vec<&str> = t.split('-').collect();

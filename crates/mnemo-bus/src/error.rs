@@ -22,6 +22,9 @@ pub enum BusErrorKind {
     /// --max-event-mib/--max-blob-mib`): nothing more is stored until the
     /// limit is raised. Retrying does not help.
     Full,
+    /// The owner was erased (their data key destroyed): nothing of theirs
+    /// is read or written again. Retrying does not help.
+    Erased,
 }
 
 /// An error from the bus.

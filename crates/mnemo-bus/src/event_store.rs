@@ -115,6 +115,7 @@ pub struct JetStreamEventStore<A: Aggregate> {
     namespace: Namespace,
     kind: &'static str,
     cache: Arc<Mutex<Cache<A>>>,
+    keys: crate::keys::Keyring,
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -126,6 +127,7 @@ impl<A: Aggregate> Clone for JetStreamEventStore<A> {
             namespace: self.namespace.clone(),
             kind: self.kind,
             cache: self.cache.clone(),
+            keys: self.keys.clone(),
             _aggregate: PhantomData,
         }
     }
@@ -140,13 +142,68 @@ pub struct StoredEvents<E> {
     pub events: Vec<E>,
 }
 
-/// Decodes an event message's headers and payload.
-pub fn decode_message<E: DomainEvent + crate::upcast::Upcast>(
+/// An event message whose owner was erased: its payload is not read (its
+/// key is gone; a plaintext one from before keys is not read either).
+/// Readers skip it and carry on; [`Tombstone::learner_erased`] marks the
+/// `LearnerErased` message itself, on which they drop what they hold of
+/// the owner.
+#[derive(Debug, Clone)]
+pub struct Tombstone {
+    pub envelope: Envelope,
+    pub stream_sequence: u64,
+    pub subject: String,
+    pub owner_token: String,
+    pub learner_erased: bool,
+}
+
+/// What one event message holds for a reader.
+#[derive(Debug, Clone)]
+pub enum Decoded<E> {
+    Events(StoredEvents<E>),
+    Erased(Tombstone),
+}
+
+impl<E> Decoded<E> {
+    /// The message's stream sequence.
+    pub fn stream_sequence(&self) -> u64 {
+        match self {
+            Self::Events(s) => s.stream_sequence,
+            Self::Erased(t) => t.stream_sequence,
+        }
+    }
+}
+
+/// Header on a sealed event message (its payload is `nonce ‖ AES-256-GCM`
+/// under the owner's key, the event id as associated data). Messages
+/// without it are plaintext, as every message was before keys.
+pub const SEALED: &str = "Mnemo-Sealed";
+/// [`SEALED`]'s one value so far.
+pub const SEALED_V1: &str = "aes-256-gcm/v1";
+/// The event type of the message an erasure appends (plaintext: only its
+/// time; on `<ns>.ev.doc.<token>.erased` and
+/// `<ns>.ev.learn.<token>.learner.erased`).
+pub const LEARNER_ERASED: &str = "LearnerErased";
+
+/// An event message's payload, opened with its owner's key.
+pub enum Opened<'a> {
+    Plain {
+        envelope: Envelope,
+        payload: std::borrow::Cow<'a, [u8]>,
+    },
+    Erased(Tombstone),
+}
+
+/// Opens an event message: its envelope, and its payload opened with the
+/// owner's key (a plaintext one from before keys as it is). A message of
+/// an erased owner is a [`Tombstone`]; the `LearnerErased` message itself
+/// also tells this process's keyring the owner is gone.
+pub async fn open_message<'a>(
+    keys: &crate::keys::Keyring,
     subject: &str,
     stream_sequence: u64,
     headers: Option<&async_nats::HeaderMap>,
-    payload: &[u8],
-) -> Result<StoredEvents<E>, BusError> {
+    payload: &'a [u8],
+) -> Result<Opened<'a>, BusError> {
     let headers = headers.ok_or_else(|| {
         BusError::new(
             BusErrorKind::Corrupt,
@@ -154,7 +211,63 @@ pub fn decode_message<E: DomainEvent + crate::upcast::Upcast>(
         )
     })?;
     let envelope = Envelope::from_headers(headers)?;
-    let events: Vec<E> = crate::upcast::decode(&envelope, payload).map_err(|e| {
+    let token = keys.namespace().owner_token_of(subject).ok_or_else(|| {
+        BusError::new(
+            BusErrorKind::Corrupt,
+            format!("event message {stream_sequence}: '{subject}' names no owner"),
+        )
+    })?;
+    let tombstone = |envelope: Envelope, learner_erased| {
+        Opened::Erased(Tombstone {
+            envelope,
+            stream_sequence,
+            subject: subject.to_owned(),
+            owner_token: token.to_owned(),
+            learner_erased,
+        })
+    };
+    if envelope.event_types.iter().any(|t| t == LEARNER_ERASED) {
+        keys.mark_erased(token);
+        return Ok(tombstone(envelope, true));
+    }
+    let sealed = headers.get(SEALED).is_some();
+    let state = if sealed {
+        keys.state_for_sealed(token).await?
+    } else {
+        keys.state(token).await?
+    };
+    let payload = match (state, sealed) {
+        (crate::keys::KeyState::Erased, _) => return Ok(tombstone(envelope, false)),
+        (crate::keys::KeyState::Live(key), true) => {
+            std::borrow::Cow::Owned(key.open_event(&envelope.event_id, payload)?)
+        }
+        (crate::keys::KeyState::Missing, true) => {
+            return Err(BusError::new(
+                BusErrorKind::Corrupt,
+                format!("event message {stream_sequence} is sealed but its owner has no key"),
+            ))
+        }
+        (_, false) => std::borrow::Cow::Borrowed(payload),
+    };
+    Ok(Opened::Plain { envelope, payload })
+}
+
+/// Decodes an event message: [`open_message`], then the upcasters, and
+/// checks it against its headers. A message of an erased owner is a
+/// [`Tombstone`].
+pub async fn decode_message<E: DomainEvent + crate::upcast::Upcast>(
+    keys: &crate::keys::Keyring,
+    subject: &str,
+    stream_sequence: u64,
+    headers: Option<&async_nats::HeaderMap>,
+    payload: &[u8],
+) -> Result<Decoded<E>, BusError> {
+    let (envelope, plain) =
+        match open_message(keys, subject, stream_sequence, headers, payload).await? {
+            Opened::Plain { envelope, payload } => (envelope, payload),
+            Opened::Erased(t) => return Ok(Decoded::Erased(t)),
+        };
+    let events: Vec<E> = crate::upcast::decode(&envelope, &plain).map_err(|e| {
         BusError::with_source(
             BusErrorKind::Corrupt,
             format!(
@@ -172,12 +285,12 @@ pub fn decode_message<E: DomainEvent + crate::upcast::Upcast>(
             ),
         ));
     }
-    Ok(StoredEvents {
+    Ok(Decoded::Events(StoredEvents {
         envelope,
         stream_sequence,
         subject: subject.to_owned(),
         events,
-    })
+    }))
 }
 
 impl<A> JetStreamEventStore<A>
@@ -196,6 +309,7 @@ where
                 entries: HashMap::new(),
                 capacity: cache_capacity,
             })),
+            keys: bus.keys.clone(),
             _aggregate: PhantomData,
         }
     }
@@ -257,12 +371,11 @@ where
                 },
             };
             next = sequence + 1;
-            out.push(decode_message(
-                &subject,
-                sequence,
-                Some(&headers),
-                &payload,
-            )?);
+            match decode_message(&self.keys, &subject, sequence, Some(&headers), &payload).await? {
+                Decoded::Events(stored) => out.push(stored),
+                // An erased owner's aggregate is gone for good.
+                Decoded::Erased(t) => return Err(crate::keys::erased(&t.owner_token)),
+            }
         }
     }
 
@@ -402,9 +515,16 @@ where
             events.iter().map(DomainEvent::event_version).collect(),
             metadata,
         );
-        let payload = Bytes::from(serde_json::to_vec(events).map_err(|e| {
+        let plain = serde_json::to_vec(events).map_err(|e| {
             BusError::with_source(BusErrorKind::Rejected, "cannot encode events", e)
-        })?);
+        })?;
+        // Sealed with the owner's key (made on their first event): the
+        // aggregate id starts with the owner's token.
+        let token = context.aggregate_id.split('.').next().unwrap_or_default();
+        let key = self.keys.for_writing(token).await?;
+        let payload = Bytes::from(key.seal_event(&envelope.event_id, &plain)?);
+        let mut headers = envelope.to_headers();
+        headers.insert(SEALED, SEALED_V1);
         let span = tracing::debug_span!("append", event_id = %envelope.event_id, aggregate_id = %context.aggregate_id);
         let _enter = span.enter();
         let mut attempt = 0;
@@ -414,7 +534,7 @@ where
         loop {
             attempt += 1;
             let message = PublishMessage::build()
-                .headers(envelope.to_headers())
+                .headers(headers.clone())
                 .expected_last_subject_sequence(context.last_sequence)
                 .payload(payload.clone());
             let result = match self.js.send_publish(subject.clone(), message).await {

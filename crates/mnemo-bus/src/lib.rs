@@ -24,7 +24,10 @@
 //!   the express runtime for an owner beside another's batch.
 //! - [`metrics`]: the consumers' metrics (lag, results, handling time).
 //! - [`dlq`]: listing and clearing dead letters (`mnemo dlq`).
-//! - [`blob_store`]: SHA-256-addressed blobs on the JetStream Object Store.
+//! - [`keys`]: per-owner data keys (envelope encryption), the keyring stream,
+//!   and the key file they are wrapped under.
+//! - [`erase`]: erasing a learner (crypto-shredding).
+//! - [`blob_store`]: each owner's blobs, sealed, on the JetStream Object Store.
 //! - [`upcast`]: older event schemas read as current ones.
 //! - [`backoff`]: the delays every retry loop in mnemo waits (backon).
 //! - [`error`]: `BusError` and its `kind()`.
@@ -36,9 +39,11 @@ pub mod consumer;
 pub mod credentials;
 pub mod dlq;
 pub mod envelope;
+pub mod erase;
 pub mod error;
 pub mod event_store;
 pub mod fair;
+pub mod keys;
 pub mod metrics;
 pub mod namespace;
 pub mod setup;
@@ -52,5 +57,6 @@ pub use credentials::{NatsOptions, NatsTls, Role};
 pub use envelope::Envelope;
 pub use error::{BusError, BusErrorKind};
 pub use event_store::{JetStreamEventStore, StoredEvents};
+pub use keys::{KeyState, Keyring, OwnerKey};
 pub use namespace::Namespace;
 pub use setup::{connect, ensure_blob_bucket, ensure_event_stream, Bus};

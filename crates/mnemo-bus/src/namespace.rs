@@ -73,6 +73,37 @@ impl Namespace {
         format!("{}_blobs", self.0)
     }
 
+    /// The keyring stream (owners' wrapped data keys, erasure markers, the
+    /// namespace's key record): `<NS>_KEYS`.
+    pub fn keys_stream(&self) -> String {
+        format!("{}_KEYS", self.0.to_ascii_uppercase())
+    }
+
+    /// Subject of an owner's wrapped data key: `<ns>.keys.<owner token>`.
+    pub fn key_subject(&self, owner_token: &str) -> String {
+        format!("{}.keys.{owner_token}", self.0)
+    }
+
+    /// Subject of an owner's erasure marker: `<ns>.erased.<owner token>`.
+    pub fn erased_subject(&self, owner_token: &str) -> String {
+        format!("{}.erased.{owner_token}", self.0)
+    }
+
+    /// Subject of the namespace's key record (KEK id, token scheme).
+    pub fn keyring_subject(&self) -> String {
+        format!("{}.keyring", self.0)
+    }
+
+    /// The owner token of an event subject (`<ns>.ev.<kind>.<token>.…`).
+    pub fn owner_token_of<'a>(&self, subject: &'a str) -> Option<&'a str> {
+        let rest = subject
+            .strip_prefix(self.0.as_str())?
+            .strip_prefix(".ev.")?;
+        let mut parts = rest.split('.');
+        parts.next()?;
+        parts.next().filter(|t| !t.is_empty())
+    }
+
     /// A durable consumer's name: `<ns>_<service>`.
     pub fn consumer(&self, service: &str) -> String {
         format!("{}_{service}", self.0)

@@ -27,6 +27,8 @@ pub struct Bus {
     pub jetstream: jetstream::Context,
     pub namespace: Namespace,
     pub events: stream::Stream,
+    /// The owners' data keys (every event payload and blob is sealed).
+    pub keys: crate::keys::Keyring,
 }
 
 impl Bus {
@@ -41,6 +43,17 @@ impl Bus {
         namespace: Namespace,
         replicas: usize,
     ) -> Result<Self, BusError> {
+        // The key file first: without it nothing can be read or written,
+        // and a wrong one must stop the process before it connects.
+        let key_file = match &options.key_file {
+            Some(path) => crate::keys::KeyFile::load(path)?,
+            None => {
+                return Err(BusError::config(
+                    "no key file: give --key-file (MNEMO_KEY_FILE); every learner's data key is wrapped under it \
+                     (`mnemo keys init FILE` makes one for a new deployment)",
+                ))
+            }
+        };
         let client = connect(options, role, &format!("mnemo:{namespace}:{role}")).await?;
         let jetstream = jetstream::new(client.clone());
         let declares = role == Role::Operator || options.creds.is_none();
@@ -52,11 +65,15 @@ impl Bus {
         } else {
             open_streams(&jetstream, &namespace, replicas).await?
         };
+        let keys =
+            crate::keys::Keyring::open(&jetstream, &namespace, &key_file, declares, replicas)
+                .await?;
         Ok(Self {
             client,
             jetstream,
             namespace,
             events,
+            keys,
         })
     }
 
@@ -443,6 +460,7 @@ pub async fn delete_namespace(js: &jetstream::Context, ns: &Namespace) -> Result
     for name in [
         ns.event_stream(),
         ns.dlq_stream(),
+        ns.keys_stream(),
         format!("OBJ_{}", ns.blob_bucket()),
     ] {
         if let Err(e) = js.delete_stream(&name).await {

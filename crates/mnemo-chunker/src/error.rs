@@ -62,7 +62,7 @@ impl ChunkerError {
         let reason = self.to_string();
         match self {
             Self::Append(e) => mnemo_bus::consumer::append_outcome(e),
-            Self::Bus(_) => Outcome::Unavailable { reason },
+            Self::Bus(e) => mnemo_bus::consumer::bus_outcome(e),
             Self::UnreadableText(_) | Self::Chunking(_) => Outcome::Reject { reason },
             Self::Task(_) | Self::Config(_) | Self::Tokenizer(_) => Outcome::Retry { reason },
         }

@@ -23,6 +23,7 @@ const BATCH_CHUNKS: usize = 128;
 pub struct Chunker {
     executor: CommandExecutor<Document>,
     blobs: BlobStore,
+    keys: mnemo_bus::Keyring,
     tokenizer: Arc<ModelTokenizer>,
     params: ChunkParams,
     heartbeat: std::time::Duration,
@@ -41,6 +42,7 @@ impl Chunker {
                 RetryPolicy::default(),
             ),
             blobs: bus.blob_store().await?,
+            keys: bus.keys.clone(),
             tokenizer: Arc::new(tokenizer),
             params: config.params,
             heartbeat: heartbeat_every(config.ack_wait),
@@ -69,7 +71,8 @@ impl Chunker {
         let Some(document_id) = doc.id.map(|i| i.to_string()) else {
             return Ok(());
         };
-        let bytes = self.blobs.get(text_sha).await?;
+        let key = self.keys.for_aggregate(aggregate).await?;
+        let bytes = self.blobs.get(&key, text_sha).await?;
         let text: ExtractedText =
             serde_json::from_slice(&bytes).map_err(ChunkerError::UnreadableText)?;
         let pages: Vec<PageText> = text
@@ -137,7 +140,7 @@ impl Handler for Chunker {
     }
 
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        let stored = match delivery.decode_or_reject::<DocumentEvent>() {
+        let stored = match delivery.decode_or_reject::<DocumentEvent>().await {
             Ok(s) => s,
             Err(outcome) => return outcome,
         };

@@ -137,7 +137,7 @@ impl Handler for Backfill {
         if !delivery.has_event_type(&[mnemo_domain::DocumentEventKind::DocumentIndexed]) {
             return Outcome::Done;
         }
-        let stored = match delivery.decode_or_reject::<DocumentEvent>() {
+        let stored = match delivery.decode_or_reject::<DocumentEvent>().await {
             Ok(s) => s,
             Err(outcome) => return outcome,
         };

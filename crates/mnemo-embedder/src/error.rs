@@ -182,7 +182,7 @@ impl EmbedderError {
         let reason = self.to_string();
         match self {
             Self::Append(e) => mnemo_bus::consumer::append_outcome(e),
-            Self::Bus(_) => mnemo_bus::Outcome::Unavailable { reason },
+            Self::Bus(e) => mnemo_bus::consumer::bus_outcome(e),
             Self::ChunkTooLong { .. } => mnemo_bus::Outcome::Reject { reason },
             Self::Embed(_) | Self::QueueStopped | Self::UnknownText(_) => {
                 mnemo_bus::Outcome::Retry { reason }

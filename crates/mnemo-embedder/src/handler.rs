@@ -180,7 +180,7 @@ impl Handler for EmbedderService {
     }
 
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        let stored = match delivery.decode_or_reject::<DocumentEvent>() {
+        let stored = match delivery.decode_or_reject::<DocumentEvent>().await {
             Ok(s) => s,
             Err(outcome) => return outcome,
         };

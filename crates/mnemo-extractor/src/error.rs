@@ -97,7 +97,7 @@ impl ExtractorError {
         match self {
             Self::Append(e) => mnemo_bus::consumer::append_outcome(e),
             // NATS or the blob store: not this document's fault, not an attempt.
-            Self::Bus(_) => Outcome::Unavailable { reason },
+            Self::Bus(e) => mnemo_bus::consumer::bus_outcome(e),
             // A tool missing, an I/O error around it: may pass, counts.
             Self::Extract(_) | Self::Encode(_) | Self::Sandbox(_) => Outcome::Retry { reason },
         }

@@ -22,6 +22,7 @@ use crate::{ExtractError, ExtractorConfig};
 pub struct Extractor {
     executor: CommandExecutor<Document>,
     blobs: BlobStore,
+    keys: mnemo_bus::Keyring,
     config: ExtractorConfig,
 }
 
@@ -34,6 +35,7 @@ impl Extractor {
                 RetryPolicy::default(),
             ),
             blobs: bus.blob_store().await?,
+            keys: bus.keys.clone(),
             config,
         }))
     }
@@ -77,7 +79,8 @@ impl Extractor {
             return Ok(());
         };
         tracing::info!(?content_type, "extracting");
-        let bytes = self.blobs.get(sha.as_str()).await?;
+        let key = self.keys.for_aggregate(aggregate).await?;
+        let bytes = self.blobs.get(&key, sha.as_str()).await?;
         let too_large = ExtractError::TooLarge {
             limit_mib: self.config.max_text_bytes / (1024 * 1024),
         };
@@ -108,7 +111,7 @@ impl Extractor {
         let digest: [u8; 32] = Sha256::digest(&json).into();
         let text_sha = Sha256Hex::from_digest(&digest);
         self.blobs
-            .put(text_sha.as_str(), &mut json.as_slice())
+            .put(&key, text_sha.as_str(), &mut json.as_slice())
             .await?;
         let command = DocumentCommand::RecordTextExtracted {
             run,
@@ -166,7 +169,7 @@ impl Handler for Extractor {
     }
 
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        let stored = match delivery.decode_or_reject::<DocumentEvent>() {
+        let stored = match delivery.decode_or_reject::<DocumentEvent>().await {
             Ok(s) => s,
             Err(outcome) => return outcome,
         };

@@ -11,8 +11,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use mnemo_bus::envelope::Envelope;
-use mnemo_bus::event_store::{decode_message, StoredEvents};
-use mnemo_bus::{BusError, Namespace};
+use mnemo_bus::event_store::{decode_message, Decoded, StoredEvents};
+use mnemo_bus::{BusError, Keyring};
 use mnemo_domain::DocumentEvent;
 use tokio_postgres::{Client, GenericClient};
 use uuid::Uuid;
@@ -32,30 +32,51 @@ pub struct EventMessage {
     pub stored: StoredEvents<DocumentEvent>,
     /// The message as stored, for a dead letter should it come to that.
     pub payload: bytes::Bytes,
+    /// A tombstone (its owner was erased: no events): `Some(true)` for the
+    /// `LearnerErased` message, on which the owner's rows are deleted.
+    pub erased: Option<bool>,
 }
 
 impl EventMessage {
-    /// Decodes a message of the document subjects.
-    pub fn decode(
-        ns: &Namespace,
+    /// Decodes a message of the document subjects (opened with its
+    /// owner's key; an erased owner's is a tombstone).
+    pub async fn decode(
+        keys: &Keyring,
         subject: &str,
         sequence: u64,
         headers: Option<&async_nats::HeaderMap>,
         payload: &bytes::Bytes,
     ) -> Result<Self, BusError> {
-        let stored = decode_message::<DocumentEvent>(subject, sequence, headers, payload)?;
-        let prefix = format!("{}.", ns.events_of("doc"));
-        let owner_token = subject
-            .strip_prefix(prefix.as_str())
-            .and_then(|rest| rest.split('.').next())
+        let owner_token = keys
+            .namespace()
+            .owner_token_of(subject)
             .unwrap_or_default()
             .to_owned();
+        let (stored, erased) =
+            match decode_message::<DocumentEvent>(keys, subject, sequence, headers, payload).await?
+            {
+                Decoded::Events(stored) => (stored, None),
+                Decoded::Erased(t) => (
+                    StoredEvents {
+                        envelope: t.envelope,
+                        stream_sequence: t.stream_sequence,
+                        subject: t.subject,
+                        events: Vec::new(),
+                    },
+                    Some(t.learner_erased),
+                ),
+            };
+        let document_id = match erased {
+            Some(true) => Uuid::nil(),
+            _ => documents::document_id_of(&stored.envelope),
+        };
         Ok(Self {
             sequence,
             owner_token,
-            document_id: documents::document_id_of(&stored.envelope),
+            document_id,
             stored,
             payload: payload.clone(),
+            erased,
         })
     }
 
@@ -267,6 +288,62 @@ pub async fn wait_for(
 }
 
 async fn fold_and_flush(
+    tx: &impl GenericClient,
+    projections: &[Projection],
+    fresh: &[&EventMessage],
+    lexemes_from: Option<&str>,
+) -> Result<u64, ProjectorError> {
+    // Tombstones fold nothing; a `LearnerErased` deletes its owner's rows
+    // once the batch's other writes are in (in log order: whatever of the
+    // owner came before it is gone, and nothing of theirs comes after).
+    let erased: BTreeSet<&str> = fresh
+        .iter()
+        .filter(|m| m.erased == Some(true))
+        .map(|m| m.owner_token.as_str())
+        .collect();
+    let fresh: Vec<&EventMessage> = fresh
+        .iter()
+        .copied()
+        .filter(|m| m.erased.is_none())
+        .collect();
+    let events = fold_events(tx, projections, &fresh, lexemes_from).await?;
+    for owner in erased {
+        delete_owner(tx, projections, owner).await?;
+    }
+    Ok(events)
+}
+
+/// Deletes every row of `owner` from the document read models.
+async fn delete_owner(
+    tx: &impl GenericClient,
+    projections: &[Projection],
+    owner: &str,
+) -> Result<(), ProjectorError> {
+    if projections.contains(&Projection::Chunks) {
+        tx.execute(
+            "DELETE FROM chunk_embeddings WHERE chunk_id IN (SELECT chunk_id FROM chunks WHERE owner_token = $1)",
+            &[&owner],
+        )
+        .await?;
+        tx.execute("DELETE FROM chunks WHERE owner_token = $1", &[&owner])
+            .await?;
+    }
+    if projections.contains(&Projection::Documents) {
+        tx.execute("DELETE FROM documents WHERE owner_token = $1", &[&owner])
+            .await?;
+    }
+    if projections.contains(&Projection::StageTimings) {
+        tx.execute(
+            "DELETE FROM stage_timings WHERE owner_token = $1",
+            &[&owner],
+        )
+        .await?;
+    }
+    tracing::info!(owner, "an erased learner's document rows deleted");
+    Ok(())
+}
+
+async fn fold_events(
     tx: &impl GenericClient,
     projections: &[Projection],
     fresh: &[&EventMessage],

@@ -55,7 +55,7 @@ impl ProjectorError {
             }
             Self::Bus(e) => match e.kind() {
                 BusErrorKind::Corrupt => ProjectorErrorKind::Corrupt,
-                BusErrorKind::Config => ProjectorErrorKind::Refused,
+                BusErrorKind::Config | BusErrorKind::Erased => ProjectorErrorKind::Refused,
                 BusErrorKind::Unavailable
                 | BusErrorKind::Conflict
                 | BusErrorKind::NotFound

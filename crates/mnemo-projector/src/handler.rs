@@ -14,7 +14,7 @@
 use std::future::Future;
 
 use bytes::Bytes;
-use mnemo_bus::{Bus, BusError, CommandExecutor, ExecuteError, JetStreamEventStore, Namespace};
+use mnemo_bus::{Bus, BusError, CommandExecutor, ExecuteError, JetStreamEventStore, Keyring};
 use mnemo_domain::{Document, DocumentCommand};
 use tokio_postgres::Client;
 
@@ -35,16 +35,18 @@ pub trait FeedHandler: Send + Sync + 'static {
     /// The feed this handler folds.
     fn feed(&self) -> Feed;
 
-    /// Decodes one message; an error means it can never be read by this
-    /// build (the runner dead-letters it and steps over it).
+    /// Decodes one message, opened with its owner's key (an erased
+    /// owner's is a tombstone); an error of kind `Unavailable` is retried,
+    /// any other means it can never be read by this build (the runner
+    /// dead-letters it and steps over it).
     fn decode(
         &self,
-        ns: &Namespace,
+        keys: &Keyring,
         subject: &str,
         sequence: u64,
         headers: Option<&async_nats::HeaderMap>,
         payload: &Bytes,
-    ) -> Result<Self::Message, BusError>;
+    ) -> impl Future<Output = Result<Self::Message, BusError>> + Send;
 
     /// Applies `messages` (in stream order; those at or below the
     /// checkpoint are skipped) and moves the checkpoint `key` to `through`,
@@ -92,15 +94,15 @@ impl FeedHandler for Documents {
         Feed::Documents
     }
 
-    fn decode(
+    async fn decode(
         &self,
-        ns: &Namespace,
+        keys: &Keyring,
         subject: &str,
         sequence: u64,
         headers: Option<&async_nats::HeaderMap>,
         payload: &Bytes,
     ) -> Result<EventMessage, BusError> {
-        EventMessage::decode(ns, subject, sequence, headers, payload)
+        EventMessage::decode(keys, subject, sequence, headers, payload).await
     }
 
     async fn apply(
@@ -169,15 +171,15 @@ impl FeedHandler for Learning {
         Feed::Learning
     }
 
-    fn decode(
+    async fn decode(
         &self,
-        ns: &Namespace,
+        keys: &Keyring,
         subject: &str,
         sequence: u64,
         headers: Option<&async_nats::HeaderMap>,
         payload: &Bytes,
     ) -> Result<LearningMessage, BusError> {
-        learning::decode(ns, subject, sequence, headers, payload)
+        learning::decode(keys, subject, sequence, headers, payload).await
     }
 
     async fn apply(

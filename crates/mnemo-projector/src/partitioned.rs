@@ -149,6 +149,13 @@ impl Writers {
         let n = self.clients.len();
         let mut parts: Vec<Vec<EventMessage>> = (0..n).map(|_| Vec::new()).collect();
         for m in messages {
+            if m.erased == Some(true) {
+                // An erasure deletes the owner's rows in every partition.
+                for part in parts.iter_mut() {
+                    part.push(m.clone());
+                }
+                continue;
+            }
             parts[partition(m.document_id, n)].push(m);
         }
         let applied = try_join_all(self.clients.iter_mut().zip(&self.keys).zip(&parts).map(

@@ -35,7 +35,7 @@
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
-use mnemo_bus::{Bus, Namespace};
+use mnemo_bus::{Bus, BusError, Namespace};
 use tokio_postgres::Client;
 
 use crate::batch::{self, EventMessage};
@@ -632,44 +632,54 @@ impl Reader {
                 break;
             }
         }
-        // Decoding (JSON, vectors) is most of this process's work: it runs
-        // on a blocking-pool thread, so the task that drives the writers'
-        // statements is never held up by it.
-        let (ns, feed) = (bus.namespace.clone(), self.feed);
-        let out = tokio::task::spawn_blocking(move || decode_all(feed, &ns, raw)).await?;
+        // Decoding (opening, JSON, vectors) is most of this process's
+        // work: it runs as a task of its own, so the task that drives the
+        // writers' statements is never held up by it.
+        let (keys, feed) = (bus.keys.clone(), self.feed);
+        let out = tokio::spawn(async move { decode_all(feed, &keys, raw).await }).await??;
         Ok((out, through))
     }
 }
 
 /// Decodes a batch's messages; one that does not decode is stepped over
-/// (the live runner dead-lettered it).
-fn decode_all(
+/// (the live runner dead-lettered it), an erased owner's is a tombstone;
+/// the keyring out of reach fails the rebuild (nothing is stepped over
+/// for it).
+async fn decode_all(
     feed: Feed,
-    ns: &Namespace,
+    keys: &mnemo_bus::Keyring,
     raw: Vec<(u64, async_nats::jetstream::Message)>,
-) -> Batch {
-    fn each<T, E: std::fmt::Display>(
-        raw: Vec<(u64, async_nats::jetstream::Message)>,
-        decode: impl Fn(u64, &async_nats::jetstream::Message) -> Result<T, E>,
-    ) -> Vec<T> {
-        raw.into_iter()
-            .filter_map(|(seq, m)| match decode(seq, &m) {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    tracing::warn!(error = %e, seq, "skipping an undecodable event");
-                    None
-                }
-            })
-            .collect()
+) -> Result<Batch, ProjectorError> {
+    fn keep<T>(seq: u64, decoded: Result<T, BusError>) -> Result<Option<T>, ProjectorError> {
+        match decoded {
+            Ok(d) => Ok(Some(d)),
+            Err(e) if e.kind() == mnemo_bus::BusErrorKind::Unavailable => Err(e.into()),
+            Err(e) => {
+                tracing::warn!(error = %e, seq, "skipping an undecodable event");
+                Ok(None)
+            }
+        }
     }
-    match feed {
-        Feed::Documents => Batch::Documents(each(raw, |seq, m| {
-            EventMessage::decode(ns, &m.subject, seq, m.headers.as_ref(), &m.payload)
-        })),
-        Feed::Learning => Batch::Learning(each(raw, |seq, m| {
-            learning::decode(ns, &m.subject, seq, m.headers.as_ref(), &m.payload)
-        })),
-    }
+    Ok(match feed {
+        Feed::Documents => {
+            let mut out = Vec::with_capacity(raw.len());
+            for (seq, m) in raw {
+                let d = EventMessage::decode(keys, &m.subject, seq, m.headers.as_ref(), &m.payload)
+                    .await;
+                out.extend(keep(seq, d)?);
+            }
+            Batch::Documents(out)
+        }
+        Feed::Learning => {
+            let mut out = Vec::with_capacity(raw.len());
+            for (seq, m) in raw {
+                let d =
+                    learning::decode(keys, &m.subject, seq, m.headers.as_ref(), &m.payload).await;
+                out.extend(keep(seq, d)?);
+            }
+            Batch::Learning(out)
+        }
+    })
 }
 
 fn delivered(

@@ -200,7 +200,6 @@ impl<H: FeedHandler> Live<H> {
         shutdown: &mut (impl Future<Output = ()> + Unpin),
     ) -> Result<Ended, ProjectorError> {
         let feed = self.handler.feed();
-        let ns = self.config.namespace.clone();
         // Leadership: wait (as a standby) until no other copy is active.
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&self.key];
         let lock = client.execute("SELECT pg_advisory_lock(hashtext($1))", &params);
@@ -247,11 +246,23 @@ impl<H: FeedHandler> Live<H> {
                 through = seq;
                 match self
                     .handler
-                    .decode(&ns, &m.subject, seq, m.headers.as_ref(), &m.payload)
+                    .decode(
+                        &self.bus.keys,
+                        &m.subject,
+                        seq,
+                        m.headers.as_ref(),
+                        &m.payload,
+                    )
+                    .await
                 {
                     Ok(d) => {
                         decoded.push(d);
                         origins.push((seq, m));
+                    }
+                    // The keyring out of reach: read again from the
+                    // checkpoint once it answers (never dead-letter for it).
+                    Err(e) if e.kind() == mnemo_bus::BusErrorKind::Unavailable => {
+                        return Err(e.into());
                     }
                     // It can never succeed: set it aside rather than stall
                     // every later event.

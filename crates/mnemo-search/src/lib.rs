@@ -353,7 +353,22 @@ pub async fn follow(
         let Ok(sequence) = msg.info().map(|i| i.stream_sequence) else {
             continue;
         };
-        if let Some((document, what)) = refresh_needed(&msg, sequence, &indexes) {
+        if let Some(owner) = erased_owner(&bus, &msg) {
+            // In log order: what the owner had is dropped now, and nothing
+            // of theirs is loaded again (their rows are gone, their events
+            // tombstones).
+            bus.keys.mark_erased(owner);
+            indexes.vectors().remove_owner(owner);
+            indexes.terms.remove_owner(owner);
+            tracing::info!(
+                owner,
+                sequence,
+                "an erased learner dropped from the search indexes"
+            );
+            indexes.set_applied(sequence);
+            continue;
+        }
+        if let Some((document, what)) = refresh_needed(&bus.keys, &msg, sequence, &indexes).await {
             let span = tracing::info_span!("search_refresh", document_id = %document, sequence);
             async {
                 loop {
@@ -465,11 +480,27 @@ enum Refresh {
     Vectors,
 }
 
+/// The owner a `LearnerErased` message erased, if it is one.
+fn erased_owner<'m>(
+    bus: &mnemo_bus::Bus,
+    msg: &'m async_nats::jetstream::Message,
+) -> Option<&'m str> {
+    let erased = mnemo_bus::envelope::names_event_types(
+        msg.headers.as_ref(),
+        &[mnemo_bus::event_store::LEARNER_ERASED],
+    );
+    if !erased {
+        return None;
+    }
+    bus.namespace.owner_token_of(msg.subject.as_str())
+}
+
 /// Whether `msg` changes what search holds for its document. Only
 /// `DocumentIndexed` and `ChunksEmbedded` are looked at (from the
 /// `Mnemo-Event-Type` header); only the latter is decoded, to see whether
 /// it is a backfill of the served model.
-fn refresh_needed(
+async fn refresh_needed(
+    keys: &mnemo_bus::Keyring,
     msg: &async_nats::jetstream::Message,
     sequence: u64,
     indexes: &Indexes,
@@ -488,14 +519,19 @@ fn refresh_needed(
         return None;
     }
     let served = indexes.vectors();
-    let served = served.model()?;
+    let served = served.model()?.to_owned();
     let stored = match mnemo_bus::event_store::decode_message::<mnemo_domain::DocumentEvent>(
+        keys,
         &msg.subject,
         sequence,
         msg.headers.as_ref(),
         &msg.payload,
-    ) {
-        Ok(s) => s,
+    )
+    .await
+    {
+        Ok(mnemo_bus::event_store::Decoded::Events(s)) => s,
+        // An erased owner's: nothing of theirs is loaded.
+        Ok(mnemo_bus::event_store::Decoded::Erased(_)) => return None,
         Err(e) => {
             tracing::warn!(error = %e, sequence, "cannot decode vectors; not reloaded");
             return None;
@@ -505,7 +541,7 @@ fn refresh_needed(
         .events
         .iter()
         .any(|e| {
-            matches!(e, mnemo_domain::DocumentEvent::ChunksEmbedded { backfill: true, model, .. } if model == served)
+            matches!(e, mnemo_domain::DocumentEvent::ChunksEmbedded { backfill: true, model, .. } if *model == served)
         })
         .then_some((document, Refresh::Vectors))
 }

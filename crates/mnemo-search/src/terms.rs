@@ -290,6 +290,13 @@ impl TermIndex {
         }
     }
 
+    /// Drops everything of `owner` (an erased learner).
+    pub fn remove_owner(&self, owner: &str) {
+        if let Ok(mut owners) = self.owners.write() {
+            owners.remove(owner);
+        }
+    }
+
     pub fn remove_document(&self, document: Uuid) {
         if let Ok(mut owners) = self.owners.write() {
             for o in owners.values_mut() {

@@ -279,6 +279,13 @@ impl VectorIndex {
         self.maintain(owner);
     }
 
+    /// Drops everything of `owner` (an erased learner).
+    pub fn remove_owner(&self, owner: &str) {
+        if let Ok(mut owners) = self.inner.owners.write() {
+            owners.remove(owner);
+        }
+    }
+
     /// Removes `document` from whichever owner holds it.
     pub fn remove_document(&self, document: Uuid) {
         let holders: Vec<String> = match self.inner.owners.read() {

@@ -142,6 +142,11 @@ pub struct Backend {
     /// Prefixes streams, subjects, consumers and the SQL schema.
     #[arg(long, env = "MNEMO_NAMESPACE", default_value = "mnemo")]
     pub namespace: String,
+    /// The deployment's key file: every learner's data key is wrapped
+    /// under the key derived from it (`mnemo keys init FILE` makes one;
+    /// mode 0600; keep a copy safe: without it nothing can be read).
+    #[arg(long, env = "MNEMO_KEY_FILE", value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
     /// JetStream replicas for the stream and bucket (3 on a cluster).
     #[arg(long, env = "MNEMO_REPLICAS", default_value_t = 1)]
     pub replicas: usize,
@@ -158,6 +163,7 @@ impl Backend {
             ("MNEMO_NATS_CA", &self.nats_ca),
             ("MNEMO_NATS_CERT", &self.nats_cert),
             ("MNEMO_NATS_KEY", &self.nats_key),
+            ("MNEMO_KEY_FILE", &self.key_file),
         ] {
             if let Some(p) = path {
                 env.push((name, p.into()));
@@ -185,6 +191,7 @@ impl Backend {
                 client_cert: self.nats_cert.clone().zip(self.nats_key.clone()),
                 required: false,
             },
+            key_file: self.key_file.clone(),
         }
     }
 }
@@ -244,6 +251,10 @@ pub enum Command {
     Study(cmd::study::StudyArgs),
     /// Audit: rebuild a learner's state from their events alone.
     Replay(cmd::replay::ReplayArgs),
+    /// Operators: erase a learner (crypto-shredding; irreversible).
+    Learner(cmd::learner::LearnerArgs),
+    /// Operators: the deployment's key file (every learner's key is wrapped under it).
+    Keys(cmd::keys::KeysArgs),
 }
 
 #[cfg(test)]

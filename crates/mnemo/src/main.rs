@@ -42,5 +42,7 @@ async fn main() -> std::process::ExitCode {
         Command::Review(args) => cmd::review::run(&cli.global, args).await,
         Command::Study(args) => cmd::study::run(&cli.global, args).await,
         Command::Replay(args) => cmd::replay::run(&cli.global, args).await,
+        Command::Learner(args) => cmd::learner::run(args).await,
+        Command::Keys(args) => cmd::keys::run(args),
     })
 }

@@ -20,11 +20,16 @@ async fn upload(bus: &Bus, filename: &str, bytes: &[u8]) -> String {
     let digest: [u8; 32] = Sha256::digest(bytes).into();
     let sha = Sha256Hex::from_digest(&digest);
     let blobs = bus.blob_store().await.expect("blob store");
+    let owner = OwnerId::new("alice").expect("owner");
+    let key = bus
+        .keys
+        .for_writing(&owner.token())
+        .await
+        .expect("alice's key");
     blobs
-        .put(sha.as_str(), &mut &bytes[..])
+        .put(&key, sha.as_str(), &mut &bytes[..])
         .await
         .expect("blob stored");
-    let owner = OwnerId::new("alice").expect("owner");
     let id = DocumentId::new();
     let aggregate = aggregate_id(&owner, &id);
     let executor: CommandExecutor<Document> = CommandExecutor::new(

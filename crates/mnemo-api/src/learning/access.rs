@@ -91,13 +91,20 @@ impl AccessLog {
                 Err(e) => return Err(status::unavailable("the event log", &e)),
             };
             next = msg.sequence + 1;
-            let stored = decode_message::<AccessEvent>(
+            let stored = match decode_message::<AccessEvent>(
+                &self.bus.keys,
                 msg.subject.as_str(),
                 msg.sequence,
                 Some(&msg.headers),
                 &msg.payload,
             )
-            .map_err(|e| status::from_bus_error(&e))?;
+            .await
+            .map_err(|e| status::from_bus_error(&e))?
+            {
+                mnemo_bus::event_store::Decoded::Events(stored) => stored,
+                // An erased owner's: nothing of theirs is listed.
+                mnemo_bus::event_store::Decoded::Erased(_) => return Ok(Vec::new()),
+            };
             for event in stored.events {
                 let AccessEvent::OwnerDataAccessed { by, action, at, .. } = event;
                 out.push(pb::DataAccess {

@@ -116,7 +116,6 @@ async fn walk(
     until: Option<OffsetDateTime>,
     tx: &mpsc::Sender<Result<pb::LearningHistoryEvent, Status>>,
 ) -> Result<(), Status> {
-    let ns = &state.bus.namespace;
     let mut next = 1;
     while next <= last {
         let msg = match state
@@ -133,13 +132,15 @@ async fn walk(
             return Ok(());
         }
         next = msg.sequence + 1;
+        // An erased owner's messages are tombstones: no events, nothing sent.
         let decoded = mnemo_projector::learning::decode(
-            ns,
+            &state.bus.keys,
             msg.subject.as_str(),
             msg.sequence,
             Some(&msg.headers),
             &msg.payload,
         )
+        .await
         .map_err(|e| crate::status::from_bus_error(&e))?;
         let at = decoded.envelope.occurred_at;
         if from.is_some_and(|f| at < f) || until.is_some_and(|u| at > u) {

@@ -145,12 +145,15 @@ async fn walk(
         read += 1;
         next = msg.sequence + 1;
         let Some(event) = decode(
+            &bus.keys,
             &subject,
             msg.sequence,
             Some(&msg.headers),
             &msg.payload,
             document,
-        ) else {
+        )
+        .await
+        else {
             continue;
         };
         if !admitted {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::pull::{Ordered, OrderedConfig};
 use async_nats::jetstream::consumer::DeliverPolicy;
 use futures::StreamExt;
-use mnemo_bus::event_store::decode_message;
+use mnemo_bus::event_store::{decode_message, Decoded, LEARNER_ERASED};
 use mnemo_bus::{Bus, BusError};
 use mnemo_domain::progress::slim;
 use mnemo_domain::{DocumentEvent, DocumentId};
@@ -86,7 +86,7 @@ async fn run(hub: ProgressHub, bus: Bus, mut messages: Ordered) {
                 backoff.reset();
                 let Ok(info) = msg.info() else { continue };
                 let sequence = info.stream_sequence;
-                let (owner, event) = route(&prefix, &msg.subject, sequence, &msg);
+                let (owner, event) = route(&bus, &prefix, &msg.subject, sequence, &msg).await;
                 hub.publish(sequence, owner, event);
             }
             other => {
@@ -115,23 +115,33 @@ async fn run(hub: ProgressHub, bus: Bus, mut messages: Ordered) {
 
 /// The owner token of a message and its decoded, slimmed events (None when
 /// it cannot be read: logged, and skipped the same way by history reads).
-fn route<'s>(
+async fn route<'s>(
+    bus: &Bus,
     prefix: &str,
     subject: &'s str,
     sequence: u64,
     msg: &async_nats::jetstream::Message,
 ) -> (&'s str, Option<HubEvent>) {
+    let erased = mnemo_bus::envelope::names_event_types(msg.headers.as_ref(), &[LEARNER_ERASED]);
+    if erased {
+        // Nothing to show: the owner's later messages are tombstones.
+        let owner = bus.namespace.owner_token_of(subject).unwrap_or_default();
+        bus.keys.mark_erased(owner);
+        return (owner, None);
+    }
     let Some((owner, document)) = split_subject(prefix, subject) else {
         tracing::warn!(sequence, subject, "not a document subject; skipped");
         return ("", None);
     };
     let event = decode(
+        &bus.keys,
         subject,
         sequence,
         msg.headers.as_ref(),
         &msg.payload,
         document,
-    );
+    )
+    .await;
     (owner, event)
 }
 
@@ -142,16 +152,19 @@ pub(crate) fn split_subject<'s>(prefix: &str, subject: &'s str) -> Option<(&'s s
 }
 
 /// Decodes one message into a hub event; undecodable ones are logged and
-/// skipped (identically by the pump and by history reads).
-pub(crate) fn decode(
+/// skipped (identically by the pump and by history reads), and so are an
+/// erased owner's (tombstones: nothing of theirs is shown again).
+pub(crate) async fn decode(
+    keys: &mnemo_bus::Keyring,
     subject: &str,
     sequence: u64,
     headers: Option<&async_nats::HeaderMap>,
     payload: &[u8],
     document: DocumentId,
 ) -> Option<HubEvent> {
-    match decode_message::<DocumentEvent>(subject, sequence, headers, payload) {
-        Ok(stored) => Some(HubEvent {
+    match decode_message::<DocumentEvent>(keys, subject, sequence, headers, payload).await {
+        Ok(Decoded::Erased(_)) => None,
+        Ok(Decoded::Events(stored)) => Some(HubEvent {
             sequence,
             document,
             events: stored.events.into_iter().map(slim).collect(),

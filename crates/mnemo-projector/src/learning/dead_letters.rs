@@ -99,12 +99,13 @@ async fn reads_now(bus: &Bus, letter: &DeadLetter) -> Result<(), Kept> {
             reason: e.to_string(),
         })?;
     super::decode(
-        &bus.namespace,
+        &bus.keys,
         &m.subject,
         m.sequence,
         Some(&m.headers),
         &m.payload,
     )
+    .await
     .map(|_| ())
     .map_err(|source| Kept::StillUnreadable { sequence, source })
 }

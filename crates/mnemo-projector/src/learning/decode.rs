@@ -4,8 +4,8 @@
 //! JSON only.
 
 use mnemo_bus::envelope::Envelope;
-use mnemo_bus::event_store::decode_message;
-use mnemo_bus::{BusError, BusErrorKind, Namespace};
+use mnemo_bus::event_store::{decode_message, open_message, Decoded, Opened};
+use mnemo_bus::{BusError, BusErrorKind, Keyring};
 use mnemo_domain::learn::{CardEvent, LearnerEvent, SessionEvent, TopicEvent};
 use uuid::Uuid;
 
@@ -29,6 +29,9 @@ pub struct LearningMessage {
     pub id: Uuid,
     pub envelope: Envelope,
     pub events: Vec<DecodedEvent>,
+    /// A tombstone (its owner was erased: no events): `Some(true)` for the
+    /// `LearnerErased` message, on which the owner's rows are deleted.
+    pub erased: Option<bool>,
 }
 
 fn corrupt(sequence: u64, what: &str) -> BusError {
@@ -38,14 +41,27 @@ fn corrupt(sequence: u64, what: &str) -> BusError {
     )
 }
 
-/// Decodes a message of the learning subjects.
-pub fn decode(
-    ns: &Namespace,
+/// Decodes a message of the learning subjects, opened with its owner's
+/// key; an erased owner's is a tombstone.
+pub async fn decode(
+    keys: &Keyring,
     subject: &str,
     sequence: u64,
     headers: Option<&async_nats::HeaderMap>,
     payload: &[u8],
 ) -> Result<LearningMessage, BusError> {
+    let ns = keys.namespace();
+    if let Opened::Erased(t) = open_message(keys, subject, sequence, headers, payload).await? {
+        return Ok(LearningMessage {
+            sequence,
+            owner_token: t.owner_token,
+            kind: "erased".to_owned(),
+            id: Uuid::nil(),
+            envelope: t.envelope,
+            events: Vec::new(),
+            erased: Some(t.learner_erased),
+        });
+    }
     let prefix = format!("{}.", ns.events_of("learn"));
     let tail = subject
         .strip_prefix(prefix.as_str())
@@ -75,7 +91,7 @@ pub fn decode(
     }
     let (envelope, events) = match kind {
         "card" => {
-            let s = decode_message::<CardEvent>(subject, sequence, headers, payload)?;
+            let s = events::<CardEvent>(keys, subject, sequence, headers, payload).await?;
             let json = to_json(&s.events);
             let ev = s
                 .events
@@ -85,7 +101,7 @@ pub fn decode(
             typed(ev, json, s.envelope)
         }
         "topic" => {
-            let s = decode_message::<TopicEvent>(subject, sequence, headers, payload)?;
+            let s = events::<TopicEvent>(keys, subject, sequence, headers, payload).await?;
             let json = to_json(&s.events);
             let ev = s
                 .events
@@ -98,7 +114,7 @@ pub fn decode(
             typed(ev, json, s.envelope)
         }
         "session" => {
-            let s = decode_message::<SessionEvent>(subject, sequence, headers, payload)?;
+            let s = events::<SessionEvent>(keys, subject, sequence, headers, payload).await?;
             let json = to_json(&s.events);
             let ev = s
                 .events
@@ -111,9 +127,12 @@ pub fn decode(
             typed(ev, json, s.envelope)
         }
         _ => {
-            let headers = headers.ok_or_else(|| corrupt(sequence, "no headers"))?;
-            let envelope = Envelope::from_headers(headers)?;
-            let json: Vec<serde_json::Value> = serde_json::from_slice(payload)
+            let Opened::Plain { envelope, payload } =
+                open_message(keys, subject, sequence, headers, payload).await?
+            else {
+                return Err(corrupt(sequence, "erased while read"));
+            };
+            let json: Vec<serde_json::Value> = serde_json::from_slice(&payload)
                 .map_err(|_| corrupt(sequence, "payload is not a JSON array"))?;
             typed(Vec::new(), json, envelope)
         }
@@ -125,7 +144,23 @@ pub fn decode(
         id,
         envelope,
         events,
+        erased: None,
     })
+}
+
+/// The events of a message of a known kind (its owner was not erased a
+/// moment ago, or this is the tombstone's error).
+async fn events<E: cqrs_es::DomainEvent + mnemo_bus::upcast::Upcast>(
+    keys: &Keyring,
+    subject: &str,
+    sequence: u64,
+    headers: Option<&async_nats::HeaderMap>,
+    payload: &[u8],
+) -> Result<mnemo_bus::StoredEvents<E>, BusError> {
+    match decode_message::<E>(keys, subject, sequence, headers, payload).await? {
+        Decoded::Events(s) => Ok(s),
+        Decoded::Erased(t) => Err(mnemo_bus::keys::erased(&t.owner_token)),
+    }
 }
 
 impl LearningMessage {
@@ -163,12 +198,15 @@ mod tests {
         (format!("t_x.ev.learn.{id}"), env.to_headers())
     }
 
-    #[test]
-    fn learning_messages_decode_by_the_kind_in_their_subject() {
-        let ns = Namespace::new("t_x").unwrap();
+    #[tokio::test]
+    async fn learning_messages_decode_by_the_kind_in_their_subject() {
+        // Plaintext messages (as before keys): an offline keyring reads them.
+        let ns = Keyring::offline(mnemo_bus::Namespace::new("t_x").unwrap());
         let payload = r#"[{"type":"CardSuspended"},{"type":"CardResumed"}]"#;
         let (subject, headers) = message("card", &["CardSuspended", "CardResumed"]);
-        let m = decode(&ns, &subject, 7, Some(&headers), payload.as_bytes()).unwrap();
+        let m = decode(&ns, &subject, 7, Some(&headers), payload.as_bytes())
+            .await
+            .unwrap();
         assert_eq!(
             (m.kind.as_str(), m.owner_token.as_str(), m.sequence),
             ("card", "ebqxe", 7)
@@ -187,7 +225,9 @@ mod tests {
         // A kind the fold does not know keeps its JSON, with no fold event.
         let payload = r#"[{"type":"QuestionAsked","data":{"q":"why?"}}]"#;
         let (subject, headers) = message("question", &["QuestionAsked"]);
-        let m = decode(&ns, &subject, 8, Some(&headers), payload.as_bytes()).unwrap();
+        let m = decode(&ns, &subject, 8, Some(&headers), payload.as_bytes())
+            .await
+            .unwrap();
         assert_eq!(m.events.len(), 1);
         assert!(m.events[0].event.is_none());
         assert_eq!(m.recorded().count(), 0);
@@ -199,6 +239,7 @@ mod tests {
             Some(&headers),
             payload.as_bytes()
         )
+        .await
         .is_err());
     }
 }

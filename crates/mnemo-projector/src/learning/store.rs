@@ -86,6 +86,42 @@ pub async fn fold_and_flush(
     tx: &impl GenericClient,
     messages: &[&LearningMessage],
 ) -> Result<u64, ProjectorError> {
+    // Tombstones fold nothing; a `LearnerErased` deletes its owner's rows
+    // once the batch's other writes are in (log order, as in `batch`).
+    let erased: BTreeSet<&str> = messages
+        .iter()
+        .filter(|m| m.erased == Some(true))
+        .map(|m| m.owner_token.as_str())
+        .collect();
+    let messages: Vec<&LearningMessage> = messages
+        .iter()
+        .copied()
+        .filter(|m| m.erased.is_none())
+        .collect();
+    let events = fold_events(tx, &messages).await?;
+    for owner in erased {
+        for table in [
+            "learning_reviews",
+            "learning_cards",
+            "learning_topic_documents",
+            "learning_topics",
+            "learning_sessions",
+        ] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE owner_token = $1"),
+                &[&owner],
+            )
+            .await?;
+        }
+        tracing::info!(owner, "an erased learner's learning rows deleted");
+    }
+    Ok(events)
+}
+
+async fn fold_events(
+    tx: &impl GenericClient,
+    messages: &[&LearningMessage],
+) -> Result<u64, ProjectorError> {
     let mut card_keys = BTreeSet::new();
     let mut topic_keys = BTreeSet::new();
     let mut session_keys = BTreeSet::new();

@@ -1,7 +1,8 @@
 //! Commands, one module each, each with its `Args` beside the code that
 //! runs it ([`watch`] is the resuming progress stream that `progress` and
 //! `upload --watch` share). Client commands speak only the public gRPC
-//! API; the operator commands `dlq`, `projections`, `backfill` and `nats` talk to
+//! API; the operator commands `dlq`, `projections`, `backfill`, `nats`,
+//! `learner` and `keys` talk to
 //! NATS and PostgreSQL directly (like `serve`); `extract` and `fsrs` run
 //! domain logic locally; [`bench`] only hands `bench` and `eval` to the
 //! `mnemo-bench` binary.
@@ -16,6 +17,8 @@ pub mod docs;
 pub mod doctor;
 pub mod extract;
 pub mod fsrs;
+pub mod keys;
+pub mod learner;
 pub mod model;
 pub mod nats;
 pub mod progress;

@@ -31,11 +31,12 @@ pub enum NatsCommand {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
     },
-    /// Declare the namespace's event stream, dead letters and blob bucket
-    /// (or update their config), as the operator.
+    /// Declare the namespace's event stream, dead letters, blob bucket and
+    /// keyring (or update their config), as the operator.
     Setup {
+        // Boxed (clippy's large_enum_variant): the other variant is a path.
         #[command(flatten)]
-        backend: Backend,
+        backend: Box<Backend>,
         /// MiB the event log may hold; at the limit, appends are refused
         /// (nothing is ever dropped). 0 lifts the limit; unset keeps it.
         #[arg(long, env = "MNEMO_MAX_EVENT_MIB", value_name = "MIB")]

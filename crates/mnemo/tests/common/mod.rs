@@ -20,6 +20,7 @@ pub fn nats_url() -> String {
 pub fn nats() -> mnemo_bus::NatsOptions {
     mnemo_bus::NatsOptions::open(nats_url())
         .with_creds(std::env::var_os("MNEMO_NATS_CREDS").map(PathBuf::from))
+        .with_key_file(std::env::var_os("MNEMO_KEY_FILE").map(PathBuf::from))
 }
 
 /// Runs `work` on a private runtime on a plain thread (for `new` and
