@@ -101,12 +101,15 @@ async fn events_carry_the_envelope_headers_and_a_sealed_payload() {
         assert!(!msg.payload.windows(plain.len()).any(|w| w == plain));
     }
     let alice = env.owner_key("alice").await;
-    let event_id = h("Mnemo-Event-Id").unwrap();
-    let opened = alice.open_event(&event_id, &msg.payload).unwrap();
+    let envelope = mnemo_bus::Envelope::from_headers(&msg.headers).unwrap();
+    let aad = mnemo_bus::event_store::event_aad(&envelope, &subject);
+    let opened = alice.open_event(&aad, &msg.payload).unwrap();
     let payload: serde_json::Value = serde_json::from_slice(&opened).unwrap();
     assert_eq!(payload[0]["type"], "DocumentUploaded");
     assert_eq!(payload[0]["data"]["sha256"], r.sha256);
-    assert!(alice.open_event("another-event", &msg.payload).is_err());
+    // Bound to its subject: replayed under another, it does not open.
+    let elsewhere = mnemo_bus::event_store::event_aad(&envelope, &format!("{subject}x"));
+    assert!(alice.open_event(&elsewhere, &msg.payload).is_err());
 }
 
 #[tokio::test]

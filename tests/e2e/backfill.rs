@@ -326,3 +326,52 @@ async fn a_second_backfill_of_the_same_model_is_refused_while_one_runs() {
     let first = first.await.expect("join").expect("the first backfill");
     assert!(!first.finished, "{first:?}");
 }
+
+/// A backfill after an erasure: the erased learner's indexed document is
+/// a tombstone, stepped over; the other learner's is re-embedded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_skips_an_erased_learner() {
+    let other = load_model_from(backfill_model_dir());
+    let env = TestEnv::start_with(EnvOptions {
+        run_pipeline: true,
+        extra_models: vec![other.clone()],
+        ..Default::default()
+    })
+    .await;
+    let alice = upload(&mut env.documents("alice").await, "cells.md", CELLS)
+        .await
+        .unwrap();
+    let bob = upload(&mut env.documents("bob").await, "oceans.md", OCEANS)
+        .await
+        .unwrap();
+    indexed(&env, "alice", &alice.document_id).await;
+    indexed(&env, "bob", &bob.document_id).await;
+    let token = mnemo_domain::OwnerId::new("alice").unwrap().token();
+    mnemo_bus::erase::erase_learner(&env.bus, &token, "operator")
+        .await
+        .expect("alice erased");
+
+    let report = backfill::run(
+        &env.bus,
+        other.clone(),
+        BackfillOptions::default(),
+        |_| {},
+        pending(),
+    )
+    .await
+    .expect("the backfill runs past the tombstones");
+    assert!(report.finished, "{report:?}");
+    assert_eq!(report.documents, 1, "bob's alone: {report:?}");
+    let db = mnemo_projector::db::connect(&mnemo_tests::database_url(), &env.ns)
+        .await
+        .unwrap();
+    let alices: i64 = db
+        .query_one(
+            "SELECT count(*) FROM chunk_embeddings e JOIN chunks c USING (chunk_id) WHERE c.owner_token = $1",
+            &[&token],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(alices, 0, "nothing of alice's is embedded again");
+}

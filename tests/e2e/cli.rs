@@ -173,6 +173,8 @@ async fn doctor_fails_when_the_api_does_not_answer() {
         stdout.contains("nothing answers at 127.0.0.1:9"),
         "{stdout}"
     );
+    // Without a key file (the environment is cleared) it says so.
+    assert!(stdout.contains("[FAIL] key file"), "{stdout}");
     // And passes that check against a running API (bare host:port).
     let addr = env.addr.unwrap().to_string();
     let out = doctor(addr.clone()).await;

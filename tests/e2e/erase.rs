@@ -53,6 +53,26 @@ async fn search(env: &TestEnv, owner: &str, query: &str, seen: u64) -> pb::Searc
         .into_inner()
 }
 
+/// How many live objects of `owner` the blob bucket holds.
+async fn objects_of(env: &TestEnv, owner: &str) -> usize {
+    use futures::StreamExt;
+    let store = env
+        .bus
+        .jetstream
+        .get_object_store(&env.ns.blob_bucket())
+        .await
+        .unwrap();
+    let mut list = store.list().await.unwrap();
+    let mut n = 0;
+    while let Some(info) = list.next().await {
+        let info = info.unwrap();
+        if !info.deleted && info.name.starts_with(&format!("{owner}.")) {
+            n += 1;
+        }
+    }
+    n
+}
+
 fn token_of(owner: &str) -> String {
     mnemo_domain::OwnerId::new(owner).unwrap().token()
 }
@@ -219,6 +239,8 @@ async fn an_erased_learner_leaves_nothing_readable_and_the_other_is_untouched() 
         Vec::<String>::new()
     );
 
+    assert_eq!(objects_of(&env, &token_of("alice")).await, 2);
+
     // Someone else may not erase alice; alice must confirm.
     let mut as_bob = account(&env, env.token("bob")).await;
     let refused = as_bob
@@ -248,11 +270,17 @@ async fn an_erased_learner_leaves_nothing_readable_and_the_other_is_untouched() 
         .await
         .unwrap()
         .into_inner();
-    assert!(erased.key_destroyed, "{erased:?}");
+    assert!(erased.had_key && erased.key_destroyed, "{erased:?}");
     assert!(erased.read_models_clean, "{erased:?}");
     assert_eq!(
-        erased.files_deleted, 2,
-        "the upload and its text: {erased:?}"
+        objects_of(&env, &token_of("alice")).await,
+        0,
+        "her files are deleted"
+    );
+    assert_eq!(
+        objects_of(&env, &token_of("bob")).await,
+        2,
+        "the upload and its text"
     );
     assert_eq!(erased.owner_token, token_of("alice"));
 

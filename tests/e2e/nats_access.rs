@@ -138,22 +138,26 @@ async fn each_service_role_is_refused_everything_beyond_its_grant() {
         let mut c = client_as(&nats, role).await;
         let js = |what: &str| format!("$JS.API.{what}");
         // The log's existence and history: no delete, purge, update,
-        // message delete, or new stream. The API alone may erase messages
-        // and purge (an erasure: keys, dead letters, the owner's blobs);
-        // the event stream itself refuses both, below.
-        let erasing = [
+        // message delete, or new stream. The projector alone may erase
+        // messages and purge (shredding an erased learner: their key,
+        // dead letters and blobs); the event stream itself refuses both,
+        // below. The API alone writes erasure markers, and no pipeline
+        // role may append a LearnerErased.
+        let shredding = [
             js(&format!("STREAM.PURGE.{events}")),
             js(&format!("STREAM.MSG.DELETE.{events}")),
             js(&format!("STREAM.PURGE.OBJ_{}", ns.blob_bucket())),
             js(&format!("STREAM.MSG.DELETE.{}", ns.keys_stream())),
-            ns.erased_subject("someonestoken"),
         ];
-        let erasing = if role == Role::Api {
-            vec![]
-        } else {
-            erasing.to_vec()
-        };
-        for subject in erasing.into_iter().chain([
+        let mut refused: Vec<String> = Vec::new();
+        if role != Role::Projector {
+            refused.extend(shredding);
+        }
+        if role != Role::Api {
+            refused.push(ns.erased_subject("someonestoken"));
+            refused.push(format!("{}.someonestoken.erased", ns.events_of("doc")));
+        }
+        for subject in refused.into_iter().chain([
             js(&format!("STREAM.DELETE.{events}")),
             js(&format!("STREAM.UPDATE.{events}")),
             js(&format!("STREAM.DELETE.{}", ns.keys_stream())),
@@ -242,16 +246,19 @@ async fn each_service_role_is_refused_everything_beyond_its_grant() {
         .expect("a service cannot create the namespace's streams");
     assert!(err.to_string().contains("mnemo nats setup"), "{err}");
 
-    // The API's erasing grant stops at the stream's config: the event log
-    // denies message delete and purge to everyone.
-    let api = Bus::start(&nats.nats(), Role::Api, ns.clone(), 1)
+    // The projector's shredding grant stops at the stream's config: the
+    // event log denies message delete and purge to everyone.
+    let projector = Bus::start(&nats.nats(), Role::Projector, ns.clone(), 1)
         .await
-        .expect("the API opens the namespace");
+        .expect("the projector opens the namespace");
     assert!(
-        api.events.delete_message(1).await.is_err(),
+        projector.events.delete_message(1).await.is_err(),
         "the log denies message delete"
     );
-    assert!(api.events.purge().await.is_err(), "the log denies purge");
+    assert!(
+        projector.events.purge().await.is_err(),
+        "the log denies purge"
+    );
 
     // Nothing reached the log, and it still has every property it had.
     assert_eq!(env.event_count().await, before, "no forged event landed");

@@ -399,9 +399,11 @@ async fn a_damaged_stored_file_downloads_as_data_loss() {
         .get_object_store(&env.ns.blob_bucket())
         .await
         .unwrap();
+    // The object alice's blob is stored as (sealed with her key).
+    let name = env.owner_key("alice").await.blob_name(&up.sha256);
     store
         .put(
-            up.sha256.as_str(),
+            name.as_str(),
             &mut &b"# Cells\nsomething else entirely\n"[..],
         )
         .await

@@ -1,10 +1,14 @@
 //! `AccountService.EraseLearner`: a learner erased by crypto-shredding
 //! (decision 022; the bus's part is `mnemo_bus::erase`).
 //!
-//! The owner themself, or an admin token naming `owner`; `confirm` must
-//! repeat the owner id. The call returns once the projector's two
-//! checkpoints and this API's search index have passed the two
-//! `LearnerErased` events (bounded by [`CLEAN_WAIT`]), so a client that
+//! The owner themself with a token issued in the last [`FRESH_SIGN_IN`]
+//! (an irreversible call asks for a fresh sign-in, not a month-old link),
+//! or an admin token naming `owner`; `confirm` must repeat the owner id.
+//! The API writes the marker and `LearnerErased`
+//! (`mnemo_bus::erase::request_erasure`); the projector shreds the key and
+//! files when it applies them. The call returns once the projector's two
+//! checkpoints and this API's search index have passed the two events and
+//! the key is erased on disk (bounded by [`CLEAN_WAIT`]), so a client that
 //! reads right after sees nothing of the learner.
 
 use std::sync::Arc;
@@ -20,6 +24,9 @@ use crate::status;
 
 /// Longest the call waits for the read models to drop the learner.
 pub const CLEAN_WAIT: Duration = Duration::from_secs(10);
+
+/// How recent a learner's token must be for them to erase themselves.
+pub const FRESH_SIGN_IN: Duration = Duration::from_secs(15 * 60);
 
 pub struct AccountApi {
     state: Arc<ApiState>,
@@ -56,20 +63,35 @@ impl AccountService for AccountApi {
             ));
         }
         let by = if owner == who.owner { "owner" } else { "admin" };
+        if by == "owner" && !who.admin && !who.signed_in_within(FRESH_SIGN_IN) {
+            return Err(Status::failed_precondition(format!(
+                "erasing yourself needs a token issued in the last {} minutes: sign in again",
+                FRESH_SIGN_IN.as_secs() / 60
+            )));
+        }
         let token = owner.token();
         tracing::warn!(owner = %token, requested_by = %who.owner.token(), by, "erasing a learner");
-        let report = mnemo_bus::erase::erase_learner(&self.state.bus, &token, by)
+        // Its own task: a client that goes away (or the handler's time
+        // limit) cannot cut an erasure between its steps.
+        let bus = self.state.bus.clone();
+        let (erasing, by) = (token.clone(), by.to_owned());
+        let report =
+            tokio::spawn(
+                async move { mnemo_bus::erase::request_erasure(&bus, &erasing, &by).await },
+            )
             .await
+            .map_err(|e| status::internal("erasing a learner", &e))?
             .map_err(|e| status::from_bus_error(&e))?;
         let read_models_clean = self.wait_clean(report.sequences).await;
+        let key_destroyed = report.had_key && self.wait_shredded(&token).await;
         Ok(Response::new(pb::EraseLearnerResponse {
             owner_token: report.owner_token,
-            key_destroyed: report.key_destroyed,
-            files_deleted: report.blobs_deleted as u32,
-            dead_letters_erased: report.dead_letters_erased as u32,
+            had_key: report.had_key,
+            key_destroyed,
             document_sequence: report.sequences[0],
             learning_sequence: report.sequences[1],
             read_models_clean,
+            plaintext_events: report.plaintext_events,
         }))
     }
 }
@@ -90,5 +112,41 @@ impl AccountApi {
         matches!(docs, Ok(at) if at >= documents)
             && matches!(learn, Ok(at) if at >= learning)
             && search
+    }
+    /// Whether the projector has erased the learner's key on disk (it
+    /// does once it applies their `LearnerErased`), within [`CLEAN_WAIT`].
+    async fn wait_shredded(&self, token: &str) -> bool {
+        let deadline = tokio::time::Instant::now() + CLEAN_WAIT;
+        loop {
+            match self.state.bus.keys.has_key_records(token).await {
+                Ok(false) => return true,
+                Ok(true) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                _ => return false,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Caller;
+
+    #[test]
+    fn only_a_fresh_sign_in_may_erase_itself() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let caller = |issued_at| Caller {
+            owner: mnemo_domain::OwnerId::new("alice").unwrap(),
+            admin: false,
+            issued_at,
+        };
+        assert!(caller(now - 60).signed_in_within(FRESH_SIGN_IN));
+        assert!(!caller(now - 16 * 60).signed_in_within(FRESH_SIGN_IN));
+        assert!(!caller(now - 30 * 24 * 3600).signed_in_within(FRESH_SIGN_IN));
     }
 }

@@ -72,6 +72,16 @@ pub struct Claims {
 pub struct Caller {
     pub owner: OwnerId,
     pub admin: bool,
+    /// When the token was issued (`iat`, seconds since the epoch): calls
+    /// that cannot be undone ask for a recent sign-in.
+    pub issued_at: u64,
+}
+
+impl Caller {
+    /// Whether the token was issued within `window` (a fresh sign-in).
+    pub fn signed_in_within(&self, window: std::time::Duration) -> bool {
+        now_secs().saturating_sub(self.issued_at) <= window.as_secs()
+    }
 }
 
 /// Why a token was refused.
@@ -460,7 +470,11 @@ impl Authenticator {
         let admin = roles(&claims, &self.config.roles_claim)
             .iter()
             .any(|r| r == ADMIN_ROLE);
-        Ok(Caller { owner, admin })
+        Ok(Caller {
+            owner,
+            admin,
+            issued_at: iat,
+        })
     }
 
     /// The tonic interceptor: verifies `authorization` and stores the [`Caller`].

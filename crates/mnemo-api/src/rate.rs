@@ -124,6 +124,7 @@ mod tests {
         req.extensions_mut().insert(Caller {
             owner: OwnerId::new(owner).unwrap(),
             admin: false,
+            issued_at: 0,
         });
         req
     }

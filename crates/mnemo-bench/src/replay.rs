@@ -296,12 +296,8 @@ async fn write_log(bench: &ReplayBench, bus: &Bus) -> Result<Log> {
                 &HashMap::new(),
             );
             let plain = serde_json::to_vec(&[event])?;
-            let payload = bytes::Bytes::from(key.seal_event(&envelope.event_id, &plain)?);
-            let mut headers = envelope.to_headers();
-            headers.insert(
-                mnemo_bus::event_store::SEALED,
-                mnemo_bus::event_store::SEALED_V1,
-            );
+            let (headers, payload) =
+                mnemo_bus::event_store::seal_message(&key, &envelope, &subject, &plain)?;
             log.messages += 1;
             log.events += 1;
             log.bytes += payload.len() as u64;

@@ -1,20 +1,29 @@
 //! Erasing a learner from an immutable log: crypto-shredding (decision 022).
 //!
-//! [`erase_learner`] is what `mnemo learner erase` and
-//! `AccountService.EraseLearner` run, in this order:
-//! 1. the owner's data key is destroyed ([`crate::keys::Keyring::destroy`]:
-//!    erasure marker, then the key's messages erased on disk). From here
-//!    every event, blob and dead letter of the owner is ciphertext under a
-//!    key nobody has; readers see their events as tombstones;
-//! 2. `LearnerErased` is appended on `<ns>.ev.doc.<token>.erased` and
-//!    `<ns>.ev.learn.<token>.learner.erased`, so each ordered reader (the
-//!    projector's runners, the search index, the progress hub) drops what
-//!    it holds of the owner *in log order*: a rebuild does the same;
-//! 3. the owner's blobs are deleted, and their dead letters erased.
+//! An erasure has two halves:
+//! - [`request_erasure`], which `AccountService.EraseLearner` runs in the
+//!   API:
+//!   1. the owner's erasure marker is written
+//!      ([`crate::keys::Keyring::mark_erasure`]). From here every reader
+//!      takes their events for tombstones, and no key of theirs is made
+//!      again;
+//!   2. `LearnerErased` is appended on `<ns>.ev.doc.<token>.erased` and
+//!      `<ns>.ev.learn.<token>.learner.erased`. Each ordered reader (the
+//!      projector's runners, the search index, the progress hub) drops
+//!      what it holds of the owner there, *in log order*, and a rebuild
+//!      does the same.
+//! - [`shred`], which the projector runs when it applies `LearnerErased`
+//!   (a role that is not exposed, and the only service allowed to erase
+//!   messages and purge):
+//!   1. the owner's blobs are deleted;
+//!   2. their dead letters are erased;
+//!   3. the key's messages are erased on disk
+//!      ([`crate::keys::Keyring::shred_key`]), last, so that a key gone
+//!      means everything is.
 //!
-//! Every step is idempotent: an erase interrupted half-way is run again.
-//! The read models are the projector's: it deletes the owner's rows when
-//! it reads step 2 ([`ErasureReport::sequences`] says where to wait).
+//! [`erase_learner`] runs both: `mnemo learner erase`, as the operator.
+//! Every step is idempotent. An erasure interrupted half-way is run again,
+//! or finished by the projector.
 
 use std::collections::HashMap;
 
@@ -32,16 +41,28 @@ pub struct ErasureReport {
     pub owner_token: String,
     /// Whether the owner had a data key (none: nothing sealed of theirs;
     /// a history from before keys stays readable as raw bytes).
-    pub key_destroyed: bool,
-    pub blobs_deleted: usize,
-    pub dead_letters_erased: usize,
+    pub had_key: bool,
+    /// The owner's events written before keys (plaintext, in a log that
+    /// is immutable): mnemo reads them as tombstones from now on, but
+    /// their raw bytes stay readable on the stream (docs/security.md).
+    pub plaintext_events: u64,
     /// Stream sequences of the two `LearnerErased` messages (documents,
     /// learning): the read models are clean once their checkpoints pass.
     pub sequences: [u64; 2],
+    /// What [`shred`] erased, when it ran here (the operator's erase).
+    pub shredded: Option<Shredded>,
 }
 
-/// Erases the owner `token`: see the module documentation.
-pub async fn erase_learner(bus: &Bus, token: &str, by: &str) -> Result<ErasureReport, BusError> {
+/// What [`shred`] erased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Shredded {
+    pub key_messages: usize,
+    pub blobs: usize,
+    pub dead_letters: usize,
+}
+
+/// Checks an owner token: `[a-z2-7]+`.
+fn check_token(token: &str) -> Result<(), BusError> {
     if token.is_empty()
         || !token
             .bytes()
@@ -49,7 +70,14 @@ pub async fn erase_learner(bus: &Bus, token: &str, by: &str) -> Result<ErasureRe
     {
         return Err(BusError::config(format!("'{token}' is not an owner token")));
     }
-    let key_destroyed = bus.keys.destroy(token).await?;
+    Ok(())
+}
+
+/// The API's half: the marker and `LearnerErased` (see the module).
+pub async fn request_erasure(bus: &Bus, token: &str, by: &str) -> Result<ErasureReport, BusError> {
+    check_token(token)?;
+    let plaintext_events = count_plaintext(bus, token).await?;
+    let had_key = bus.keys.mark_erasure(token).await?;
     let ns = &bus.namespace;
     let mut sequences = [0; 2];
     for (i, (subject, kind)) in [
@@ -64,23 +92,88 @@ pub async fn erase_learner(bus: &Bus, token: &str, by: &str) -> Result<ErasureRe
     {
         sequences[i] = append_erased(bus, &subject, kind, token, by).await?;
     }
-    let blobs_deleted = bus.blob_store().await?.delete_owner(token).await?;
-    let dead_letters_erased = erase_dead_letters(bus, token).await?;
     tracing::info!(
         owner = token,
-        key_destroyed,
-        blobs_deleted,
-        dead_letters_erased,
+        had_key,
+        plaintext_events,
         by,
         "learner erased"
     );
+    if plaintext_events > 0 {
+        tracing::warn!(owner = token, plaintext_events, "the learner's events from before keys stay readable as raw bytes on the stream (the log is immutable)");
+    }
     Ok(ErasureReport {
         owner_token: token.to_owned(),
-        key_destroyed,
-        blobs_deleted,
-        dead_letters_erased,
+        had_key,
+        plaintext_events,
         sequences,
+        shredded: None,
     })
+}
+
+/// The projector's half: the key erased on disk, the blobs and dead
+/// letters deleted. Only for an owner whose erasure marker is there.
+pub async fn shred(bus: &Bus, token: &str) -> Result<Shredded, BusError> {
+    check_token(token)?;
+    if !bus.keys.confirm_erased(token).await? {
+        return Err(BusError::new(
+            BusErrorKind::Rejected,
+            format!("owner {token} has no erasure marker: nothing is shredded"),
+        ));
+    }
+    let blobs = bus.blob_store().await?.delete_owner(token).await?;
+    let dead_letters = erase_dead_letters(bus, token).await?;
+    // The key last: once its records are gone, so is everything else
+    // (what `EraseLearner` waits for).
+    let key_messages = bus.keys.shred_key(token).await?;
+    tracing::info!(
+        owner = token,
+        key_messages,
+        blobs,
+        dead_letters,
+        "an erased learner's key, files and dead letters shredded"
+    );
+    Ok(Shredded {
+        key_messages,
+        blobs,
+        dead_letters,
+    })
+}
+
+/// Both halves at once: the operator's `mnemo learner erase`.
+pub async fn erase_learner(bus: &Bus, token: &str, by: &str) -> Result<ErasureReport, BusError> {
+    let mut report = request_erasure(bus, token, by).await?;
+    report.shredded = Some(shred(bus, token).await?);
+    Ok(report)
+}
+
+/// How many of the owner's event messages are plaintext (written before
+/// keys): every message of their subjects without the sealed header.
+async fn count_plaintext(bus: &Bus, token: &str) -> Result<u64, BusError> {
+    let mut plaintext = 0;
+    for kind in ["doc", "learn"] {
+        let subjects = format!("{}.{token}.>", bus.namespace.events_of(kind));
+        let mut next = 1;
+        loop {
+            let message = match bus
+                .events
+                .direct_get_next_for_subject(subjects.as_str(), Some(next))
+                .await
+            {
+                Ok(m) => m,
+                Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
+                Err(e) => return Err(BusError::unavailable("cannot read the event log", e)),
+            };
+            next = message.sequence + 1;
+            let sealed = message.headers.get(crate::event_store::SEALED).is_some();
+            let erased =
+                crate::envelope::names_event_types(Some(&message.headers), &[LEARNER_ERASED]);
+            if !sealed && !erased {
+                plaintext += 1;
+            }
+        }
+    }
+    Ok(plaintext)
 }
 
 /// Appends one `LearnerErased` message (plaintext: only its time and who

@@ -227,8 +227,15 @@ pub async fn open_message<'a>(
         })
     };
     if envelope.event_types.iter().any(|t| t == LEARNER_ERASED) {
-        keys.mark_erased(token);
-        return Ok(tombstone(envelope, true));
+        // Only an erasure the keyring confirms (its marker, which only the
+        // API and the operator may write) counts; a forged one is corrupt.
+        if keys.confirm_erased(token).await? {
+            return Ok(tombstone(envelope, true));
+        }
+        return Err(BusError::new(
+            BusErrorKind::Corrupt,
+            format!("event message {stream_sequence}: LearnerErased without its erasure marker"),
+        ));
     }
     let sealed = headers.get(SEALED).is_some();
     let state = if sealed {
@@ -236,20 +243,56 @@ pub async fn open_message<'a>(
     } else {
         keys.state(token).await?
     };
-    let payload = match (state, sealed) {
-        (crate::keys::KeyState::Erased, _) => return Ok(tombstone(envelope, false)),
-        (crate::keys::KeyState::Live(key), true) => {
-            std::borrow::Cow::Owned(key.open_event(&envelope.event_id, payload)?)
+    if matches!(state, crate::keys::KeyState::Erased) {
+        return Ok(tombstone(envelope, false));
+    }
+    if !sealed && stream_sequence >= keys.sealed_from() {
+        // Every event since keys is sealed: an unsealed one was not
+        // written by mnemo.
+        return Err(BusError::new(
+            BusErrorKind::Corrupt,
+            format!("event message {stream_sequence} is unsealed where every event is sealed"),
+        ));
+    }
+    let payload = match state {
+        crate::keys::KeyState::Live(key) if sealed => {
+            std::borrow::Cow::Owned(key.open_event(&event_aad(&envelope, subject), payload)?)
         }
-        (crate::keys::KeyState::Missing, true) => {
-            return Err(BusError::new(
-                BusErrorKind::Corrupt,
-                format!("event message {stream_sequence} is sealed but its owner has no key"),
-            ))
-        }
-        (_, false) => std::borrow::Cow::Borrowed(payload),
+        // Sealed with no key is `Unavailable` (state_for_sealed).
+        _ => std::borrow::Cow::Borrowed(payload),
     };
     Ok(Opened::Plain { envelope, payload })
+}
+
+/// What a sealed payload is bound to: the event id, the subject, and the
+/// types and versions the headers name. A payload replayed under another
+/// event, subject or type does not open.
+pub fn event_aad(envelope: &Envelope, subject: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(128);
+    for part in [
+        envelope.event_id.as_str(),
+        subject,
+        &envelope.event_types.join(","),
+        &envelope.schema_versions.join(","),
+    ] {
+        aad.extend_from_slice(part.as_bytes());
+        aad.push(0);
+    }
+    aad
+}
+
+/// An event message's headers and sealed payload, as every writer stores
+/// them: `plain` (the JSON array) sealed with the owner's `key`.
+pub fn seal_message(
+    key: &crate::keys::OwnerKey,
+    envelope: &Envelope,
+    subject: &str,
+    plain: &[u8],
+) -> Result<(async_nats::HeaderMap, Bytes), BusError> {
+    let payload = Bytes::from(key.seal_event(&event_aad(envelope, subject), plain)?);
+    let mut headers = envelope.to_headers();
+    headers.insert(SEALED, SEALED_V1);
+    Ok((headers, payload))
 }
 
 /// Decodes an event message: [`open_message`], then the upcasters, and
@@ -267,14 +310,17 @@ pub async fn decode_message<E: DomainEvent + crate::upcast::Upcast>(
             Opened::Plain { envelope, payload } => (envelope, payload),
             Opened::Erased(t) => return Ok(Decoded::Erased(t)),
         };
+    // The serde error is left out: it may quote the opened payload, and
+    // this message goes to logs and dead letters in the clear.
     let events: Vec<E> = crate::upcast::decode(&envelope, &plain).map_err(|e| {
-        BusError::with_source(
+        BusError::new(
             BusErrorKind::Corrupt,
             format!(
-                "cannot decode event message {stream_sequence} ({})",
-                envelope.event_types.join(",")
+                "cannot decode event message {stream_sequence} ({}): line {}, column {}",
+                envelope.event_types.join(","),
+                e.line(),
+                e.column()
             ),
-            e,
         )
     })?;
     if events.len() != envelope.event_types.len() {
@@ -522,9 +568,7 @@ where
         // aggregate id starts with the owner's token.
         let token = context.aggregate_id.split('.').next().unwrap_or_default();
         let key = self.keys.for_writing(token).await?;
-        let payload = Bytes::from(key.seal_event(&envelope.event_id, &plain)?);
-        let mut headers = envelope.to_headers();
-        headers.insert(SEALED, SEALED_V1);
+        let (headers, payload) = seal_message(&key, &envelope, &subject, &plain)?;
         let span = tracing::debug_span!("append", event_id = %envelope.event_id, aggregate_id = %context.aggregate_id);
         let _enter = span.enter();
         let mut attempt = 0;

@@ -4,9 +4,12 @@
 //! Owns: stream and bucket definitions (idempotent setup), the event envelope
 //! (headers every event message carries), optimistic-concurrency appends,
 //! aggregate loading (with a cache kept honest by the expected-sequence
-//! check), content-addressed blobs, the namespace's size limits, and the
-//! order in which a service's workers take messages (owners in turn).
-//! Must not: know what a PDF, a chunk or a gRPC status is. Domain types come
+//! check), each owner's sealed blobs, the owners' data keys (every payload
+//! and blob sealed with its owner's; erasing a learner destroys theirs),
+//! the namespace's size limits, and the order in which a service's workers
+//! take messages (owners in turn).
+//! Must not: know what a PDF, a chunk or a gRPC status is; store a
+//! personal byte unsealed. Domain types come
 //! in through cqrs-es's `Aggregate` and `DomainEvent` (and
 //! `mnemo_domain::schema::Upcast` for their older schema versions).
 //!

@@ -1,6 +1,7 @@
 //! The PDF readers' sandbox, attacked from inside: a child started the way
 //! the extractor starts `pdftotext` and the pdf-rs worker tries to read the
-//! service's secret (from a file and from its environment), to open a
+//! service's secret or the deployment's key file (from a file and from
+//! its environment), to open a
 //! socket to a server on this machine, and to write outside its own
 //! temporary directory. Every attempt must fail; reading the one PDF it is
 //! given and writing its own /tmp must work.
@@ -49,6 +50,11 @@ async fn a_reader_can_take_no_secret_reach_no_server_and_write_nowhere_but_its_t
     let secret = vault.join("jwt-secret");
     std::fs::write(&secret, "s3cr3t-signing-key").unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // And the deployment's key file, which every learner's data key is
+    // wrapped under (made as `mnemo keys init` makes it).
+    let key_file = vault.join("master.key");
+    mnemo_bus::keys::KeyFile::init(&key_file).unwrap();
+    std::env::set_var("MNEMO_KEY_FILE", &key_file);
     // SAFETY of the test: this test binary runs no other test that reads it.
     std::env::set_var("MNEMO_JWT_SECRET", "s3cr3t-from-the-environment");
     // The one file the reader is given, in the extractor's own spool.
@@ -59,6 +65,7 @@ async fn a_reader_can_take_no_secret_reach_no_server_and_write_nowhere_but_its_t
     let script = format!(
         r#"
 echo "secret_file=$(cat {secret} 2>/dev/null || echo DENIED)"
+echo "key_file=$(cat {key_file} 2>/dev/null || echo DENIED)"
 echo "secret_env=$(env | grep -c MNEMO_)"
 echo "other_environ=$(cat /proc/[0-9]*/environ 2>/dev/null | tr '\0' '\n' | grep -c MNEMO_)"
 echo "socket=$(bash -c 'exec 3<>/dev/tcp/127.0.0.1/{nats_port}' 2>/dev/null && echo OPEN || echo DENIED)"
@@ -70,6 +77,7 @@ echo "read_pdf=$(head -c 8 {pdf})"
 echo "uid=$(id -u)"
 "#,
         secret = secret.display(),
+        key_file = key_file.display(),
         spool = spool.display(),
         pdf = pdf.path().display(),
     );
@@ -77,6 +85,7 @@ echo "uid=$(id -u)"
     let _ = std::fs::remove_dir_all(&vault);
     let is = |k: &str| got.get(k).map(String::as_str);
     assert_eq!(is("secret_file"), Some("DENIED"), "{got:?}");
+    assert_eq!(is("key_file"), Some("DENIED"), "{got:?}");
     assert_eq!(is("secret_env"), Some("0"), "{got:?}");
     assert_eq!(is("other_environ"), Some("0"), "{got:?}");
     assert_eq!(is("socket"), Some("DENIED"), "{got:?}");

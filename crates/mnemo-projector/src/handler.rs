@@ -12,6 +12,7 @@
 //! Adding a feed is a handler here plus its line in [`crate::run`].
 
 use std::future::Future;
+use std::time::Duration;
 
 use bytes::Bytes;
 use mnemo_bus::{Bus, BusError, CommandExecutor, ExecuteError, JetStreamEventStore, Keyring};
@@ -69,14 +70,28 @@ pub trait FeedHandler: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), ProjectorError>> + Send;
 }
 
-/// The document read models, and declaring runs indexed.
+/// The document read models, declaring runs indexed, and shredding what
+/// an erased learner left (their key, files and dead letters:
+/// `mnemo_bus::erase::shred`, once their `LearnerErased` is applied).
 pub struct Documents {
     executor: CommandExecutor<Document>,
+    bus: Bus,
+}
+
+/// Attempts at shredding an erased learner's key and files.
+const SHRED_ATTEMPTS: u32 = 5;
+
+/// What a committed document batch leaves to do.
+pub struct DocumentsApplied {
+    candidates: Candidates,
+    /// Owners whose `LearnerErased` the batch applied.
+    erased: Vec<String>,
 }
 
 impl Documents {
     pub fn new(bus: &Bus) -> Self {
         Self {
+            bus: bus.clone(),
             executor: CommandExecutor::new(
                 JetStreamEventStore::<Document>::new(bus, "doc", 10_000),
                 (),
@@ -88,7 +103,7 @@ impl Documents {
 
 impl FeedHandler for Documents {
     type Message = EventMessage;
-    type Applied = Candidates;
+    type Applied = DocumentsApplied;
 
     fn feed(&self) -> Feed {
         Feed::Documents
@@ -111,10 +126,18 @@ impl FeedHandler for Documents {
         key: &str,
         messages: &[EventMessage],
         through: u64,
-    ) -> Result<Candidates, ProjectorError> {
+    ) -> Result<DocumentsApplied, ProjectorError> {
         let applied =
             batch::apply(client, key, &Projection::OF_DOCUMENTS, messages, through).await?;
-        Ok(applied.candidates)
+        let erased = messages
+            .iter()
+            .filter(|m| m.erased == Some(true))
+            .map(|m| m.owner_token.clone())
+            .collect();
+        Ok(DocumentsApplied {
+            candidates: applied.candidates,
+            erased,
+        })
     }
 
     /// Declares indexed every candidate whose chunks are all stored with
@@ -122,8 +145,34 @@ impl FeedHandler for Documents {
     async fn after_commit(
         &self,
         client: &Client,
-        candidates: Candidates,
+        applied: DocumentsApplied,
     ) -> Result<(), ProjectorError> {
+        // An erased learner's rows are gone with the batch; their key's
+        // bytes, files and dead letters go now. The checkpoint has moved
+        // past the erasure, so it is retried here; should it still fail,
+        // nothing of theirs is readable anyway (their marker is there) and
+        // the operator finishes it with `mnemo learner erase`.
+        for owner in &applied.erased {
+            let mut backoff =
+                mnemo_bus::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match mnemo_bus::erase::shred(&self.bus, owner).await {
+                    Ok(_) => break,
+                    Err(e) if attempt < SHRED_ATTEMPTS => {
+                        tracing::warn!(owner = %owner, error = %e, attempt, "shredding an erased learner failed; trying again");
+                        tokio::time::sleep(backoff.next_delay().unwrap_or(Duration::from_secs(2)))
+                            .await;
+                    }
+                    Err(e) => {
+                        tracing::error!(owner = %owner, error = %e, "could not shred an erased learner's key and files; run `mnemo learner erase` for them");
+                        break;
+                    }
+                }
+            }
+        }
+        let candidates = applied.candidates;
         if candidates.is_empty() {
             return Ok(());
         }

@@ -356,8 +356,16 @@ pub async fn follow(
         if let Some(owner) = erased_owner(&bus, &msg) {
             // In log order: what the owner had is dropped now, and nothing
             // of theirs is loaded again (their rows are gone, their events
-            // tombstones).
-            bus.keys.mark_erased(owner);
+            // tombstones). Only an erasure the keyring confirms counts.
+            if !bus.keys.confirm_erased(owner).await.unwrap_or(false) {
+                tracing::warn!(
+                    owner,
+                    sequence,
+                    "a LearnerErased without its erasure marker; ignored"
+                );
+                indexes.set_applied(sequence);
+                continue;
+            }
             indexes.vectors().remove_owner(owner);
             indexes.terms.remove_owner(owner);
             tracing::info!(

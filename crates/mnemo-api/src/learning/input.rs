@@ -94,6 +94,7 @@ mod tests {
         Caller {
             owner: OwnerId::new(owner).unwrap(),
             admin,
+            issued_at: 0,
         }
     }
 

@@ -124,9 +124,10 @@ async fn route<'s>(
 ) -> (&'s str, Option<HubEvent>) {
     let erased = mnemo_bus::envelope::names_event_types(msg.headers.as_ref(), &[LEARNER_ERASED]);
     if erased {
-        // Nothing to show: the owner's later messages are tombstones.
+        // Nothing to show: the owner's later messages are tombstones (once
+        // the keyring confirms the erasure; a forged one changes nothing).
         let owner = bus.namespace.owner_token_of(subject).unwrap_or_default();
-        bus.keys.mark_erased(owner);
+        let _ = bus.keys.confirm_erased(owner).await;
         return (owner, None);
     }
     let Some((owner, document)) = split_subject(prefix, subject) else {

@@ -69,6 +69,10 @@ pub enum KeyState {
 struct KeyringRecord {
     kek_id: String,
     owner_tokens: String,
+    /// The first event-stream sequence written with keys: every event from
+    /// here on must be sealed (an unsealed one is forged or corrupt).
+    #[serde(default)]
+    sealed_from: u64,
     #[serde(with = "time::serde::rfc3339")]
     created_at: time::OffsetDateTime,
 }
@@ -106,6 +110,8 @@ struct Inner {
     ns: Namespace,
     kek: Arc<dyn KeyEncryptionKey>,
     cache: Mutex<HashMap<String, (KeyState, Instant)>>,
+    /// See [`KeyringRecord::sealed_from`] (0 offline: nothing required).
+    sealed_from: u64,
 }
 
 impl Keyring {
@@ -172,6 +178,7 @@ impl Keyring {
                 ns: ns.clone(),
                 kek: Arc::new(key_file.kek().clone()),
                 cache: Mutex::new(HashMap::new()),
+                sealed_from: record.sealed_from,
             }),
         })
     }
@@ -186,6 +193,7 @@ impl Keyring {
                 ns,
                 kek: Arc::new(KeyFile::from_master(&[0; 32]).kek().clone()),
                 cache: Mutex::new(HashMap::new()),
+                sealed_from: u64::MAX,
             }),
         }
     }
@@ -201,6 +209,11 @@ impl Keyring {
         &self.inner.ns
     }
 
+    /// The first event-stream sequence at which every event is sealed.
+    pub fn sealed_from(&self) -> u64 {
+        self.inner.sealed_from
+    }
+
     /// The state of `token`'s key: from the cache when younger than
     /// [`KEY_TTL`] (an erasure is final, so cached for good).
     pub async fn state(&self, token: &str) -> Result<KeyState, BusError> {
@@ -212,11 +225,37 @@ impl Keyring {
 
     /// `token`'s key for reading a *sealed* message: a cached "missing" is
     /// looked up again (another process may have made the key since).
+    /// Still missing is `Unavailable`: the key is on its way (a replica
+    /// behind the leader), since a sealed message proves it was made.
     pub async fn state_for_sealed(&self, token: &str) -> Result<KeyState, BusError> {
-        match self.cached(token) {
-            Some(KeyState::Missing) | None => self.fetch(token).await,
-            Some(state) => Ok(state),
+        let state = match self.cached(token) {
+            Some(KeyState::Missing) | None => self.fetch(token).await?,
+            Some(state) => state,
+        };
+        match state {
+            KeyState::Missing => Err(BusError::new(
+                BusErrorKind::Unavailable,
+                format!("the key of owner {token} is not readable yet"),
+            )),
+            state => Ok(state),
         }
+    }
+
+    /// Whether `token`'s erasure marker is there, read afresh (not from
+    /// the cache): what a `LearnerErased` event is checked against, since
+    /// only the API and the operator may write a marker. If so, this
+    /// process holds the owner erased from now on.
+    pub async fn confirm_erased(&self, token: &str) -> Result<bool, BusError> {
+        let Some(store) = &self.inner.store else {
+            return Ok(false);
+        };
+        let marked = first_message(&store.stream, &self.inner.ns.erased_subject(token))
+            .await?
+            .is_some();
+        if marked {
+            self.mark_erased(token);
+        }
+        Ok(marked)
     }
 
     /// `token`'s key for writing: made (and stored, wrapped) if the owner
@@ -280,13 +319,42 @@ impl Keyring {
         {
             KeyState::Erased
         } else {
-            match first_message(&store.stream, &ns.key_subject(token)).await? {
-                Some(bytes) => KeyState::Live(self.unwrap_record(token, &bytes).await?),
-                None => KeyState::Missing,
+            match self.first_good_key(store, token).await? {
+                Scan::Found(key) => KeyState::Live(key),
+                Scan::None { .. } => KeyState::Missing,
             }
         };
         self.remember(token, &state);
         Ok(state)
+    }
+
+    /// The owner's key: the first record of their key subject that unwraps
+    /// under the KEK bound to their token (a record another process could
+    /// publish first, garbage or wrapped under another key, is skipped).
+    async fn first_good_key(&self, store: &Store, token: &str) -> Result<Scan, BusError> {
+        let subject = self.inner.ns.key_subject(token);
+        let mut next = 1;
+        let mut last = 0;
+        loop {
+            let message = match store
+                .stream
+                .direct_get_next_for_subject(subject.as_str(), Some(next))
+                .await
+            {
+                Ok(m) => m,
+                Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
+                Err(e) => return Err(BusError::unavailable("cannot read the keyring", e)),
+            };
+            next = message.sequence + 1;
+            last = message.sequence;
+            match self.unwrap_record(token, &message.payload).await {
+                Ok(key) => return Ok(Scan::Found(key)),
+                Err(e) => {
+                    tracing::error!(owner = token, sequence = message.sequence, error = %e, "a key record that does not unwrap; skipped");
+                }
+            }
+        }
+        Ok(Scan::None { last })
     }
 
     async fn unwrap_record(&self, token: &str, bytes: &[u8]) -> Result<OwnerKey, BusError> {
@@ -313,6 +381,17 @@ impl Keyring {
     }
 
     async fn create(&self, token: &str) -> Result<OwnerKey, BusError> {
+        let store = self.store()?;
+        // After the last record there is (none, or only ones that do not
+        // unwrap): a record published since makes this one fail, and the
+        // next look finds it.
+        let last = match self.first_good_key(store, token).await? {
+            Scan::Found(key) => {
+                self.remember(token, &KeyState::Live(key.clone()));
+                return Ok(key);
+            }
+            Scan::None { last } => last,
+        };
         let mut dek = Zeroizing::new([0u8; 32]);
         rand::rng().fill_bytes(&mut dek[..]);
         let wrapped = self.inner.kek.wrap(&dek, &wrap_context(token)).await?;
@@ -326,14 +405,20 @@ impl Keyring {
         })?;
         let subject = self.inner.ns.key_subject(token);
         let message = jetstream::message::PublishMessage::build()
-            .expected_last_subject_sequence(0)
+            .expected_last_subject_sequence(last)
             .payload(payload.into());
-        let sent = match self.store()?.js.send_publish(subject, message).await {
+        let sent = match store.js.send_publish(subject, message).await {
             Ok(ack) => ack.await,
             Err(e) => Err(e),
         };
         match sent {
-            Ok(_) => {
+            Ok(ack) => {
+                // An erasure may have come between the look and the
+                // publish: then this key is erased at once, never used.
+                if self.confirm_erased(token).await? {
+                    let _ = store.stream.delete_message(ack.sequence).await;
+                    return Err(erased(token));
+                }
                 let key = OwnerKey::new(token, &dek);
                 self.remember(token, &KeyState::Live(key.clone()));
                 Ok(key)
@@ -358,10 +443,10 @@ impl Keyring {
         }
     }
 
-    /// Destroys `token`'s key: writes the erasure marker, then erases
-    /// every message of the key's subject (JetStream overwrites erased
-    /// messages on disk). Returns whether there was a key. Idempotent.
-    pub async fn destroy(&self, token: &str) -> Result<bool, BusError> {
+    /// Writes `token`'s erasure marker (once): from here on every reader
+    /// takes the owner for erased, and no key of theirs is made again.
+    /// Returns whether the owner had a key record.
+    pub async fn mark_erasure(&self, token: &str) -> Result<bool, BusError> {
         let ns = &self.inner.ns;
         let store = self.store()?;
         if first_message(&store.stream, &ns.erased_subject(token))
@@ -385,34 +470,66 @@ impl Keyring {
                 .await
                 .map_err(|e| BusError::unavailable("cannot write an erasure marker", e))?;
         }
-        self.remember(token, &KeyState::Erased);
-        let subject = ns.key_subject(token);
-        let mut had_key = false;
+        self.mark_erased(token);
+        self.has_key_records(token).await
+    }
+
+    /// Erases every message of `token`'s key subject (JetStream overwrites
+    /// an erased message on disk), once the marker is there. Returns how
+    /// many. Idempotent.
+    pub async fn shred_key(&self, token: &str) -> Result<usize, BusError> {
+        let store = self.store()?;
+        if !self.confirm_erased(token).await? {
+            return Err(BusError::new(
+                BusErrorKind::Rejected,
+                format!("owner {token} has no erasure marker: their key is not shredded"),
+            ));
+        }
+        let subject = self.inner.ns.key_subject(token);
+        let (mut next, mut erased_messages) = (1, 0);
         loop {
             let message = match store
                 .stream
-                .direct_get_next_for_subject(subject.as_str(), None)
+                .direct_get_next_for_subject(subject.as_str(), Some(next))
                 .await
             {
                 Ok(m) => m,
                 Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
                 Err(e) => return Err(BusError::unavailable("cannot read the keyring", e)),
             };
-            had_key = true;
-            store
-                .stream
-                .delete_message(message.sequence)
-                .await
-                .map_err(|e| {
-                    BusError::with_source(
-                        BusErrorKind::Rejected,
-                        format!("cannot erase the key of owner {token}"),
-                        e,
-                    )
-                })?;
+            next = message.sequence + 1;
+            // Erased already (a replica behind still showed it) is fine.
+            if store.stream.delete_message(message.sequence).await.is_ok() {
+                erased_messages += 1;
+            }
         }
-        Ok(had_key)
+        if self.has_key_records(token).await? {
+            return Err(BusError::new(
+                BusErrorKind::Unavailable,
+                format!("the key of owner {token} is not erased yet; run the erasure again"),
+            ));
+        }
+        Ok(erased_messages)
     }
+
+    /// Whether any record of `token`'s key is still stored.
+    pub async fn has_key_records(&self, token: &str) -> Result<bool, BusError> {
+        let store = self.store()?;
+        Ok(
+            first_message(&store.stream, &self.inner.ns.key_subject(token))
+                .await?
+                .is_some(),
+        )
+    }
+}
+
+/// What a scan of an owner's key subject found.
+enum Scan {
+    Found(OwnerKey),
+    /// No record that unwraps; `last` is the subject's last sequence (0: none).
+    None {
+        last: u64,
+    },
 }
 
 /// The error for anything written or asked of an erased owner.
@@ -458,24 +575,50 @@ async fn create_keyring_record(
     ns: &Namespace,
     kek_id: &str,
 ) -> Result<KeyringRecord, BusError> {
-    let has_events = match js.get_stream(ns.event_stream()).await {
+    // Keys or markers without the record: it was lost (or removed). Never
+    // write a new one over them: its token scheme could differ.
+    let keyring = js
+        .get_stream(ns.keys_stream())
+        .await
+        .map_err(|e| BusError::unavailable("cannot open the keyring", e))?;
+    let others = first_message(&keyring, &format!("{}.keys.>", ns.as_str()))
+        .await?
+        .is_some()
+        || first_message(&keyring, &format!("{}.erased.>", ns.as_str()))
+            .await?
+            .is_some();
+    if others {
+        return Err(BusError::config(format!(
+            "namespace {ns}'s keyring holds keys but not its record ({}): restore it from a backup of the keyring; it is never written again over keys",
+            ns.keyring_subject()
+        )));
+    }
+    let last_event = match js.get_stream(ns.event_stream()).await {
         Ok(mut s) => s
             .info()
             .await
-            .map(|i| i.state.messages > 0)
+            .map(|i| {
+                if i.state.messages > 0 {
+                    i.state.last_sequence
+                } else {
+                    0
+                }
+            })
             .map_err(|e| BusError::unavailable("cannot read event stream info", e))?,
-        Err(_) => false,
+        Err(_) => 0,
     };
     let record = KeyringRecord {
         kek_id: kek_id.to_owned(),
-        owner_tokens: if has_events {
+        owner_tokens: if last_event > 0 {
             TOKENS_BASE32
         } else {
             TOKENS_KEYED
         }
         .to_owned(),
+        sealed_from: last_event + 1,
         created_at: time::OffsetDateTime::now_utc(),
     };
+
     let payload = serde_json::to_vec(&record)
         .map_err(|e| BusError::with_source(BusErrorKind::Rejected, "cannot encode", e))?;
     let message = jetstream::message::PublishMessage::build()

@@ -3,8 +3,9 @@
 //! segment (a data key seals far fewer than the 2^32 messages that bound
 //! random nonces).
 //!
-//! - An event payload is `nonce ‖ ciphertext ‖ tag`, the event id as
-//!   associated data: a payload copied under another event does not open.
+//! - An event payload is `nonce ‖ ciphertext ‖ tag`, bound to the event id,
+//!   subject, types and versions (`event_store::event_aad`): a payload
+//!   copied under another event, subject or type does not open.
 //! - A blob's name is `<owner token>.<HMAC(name key, sha256)>`: owners no
 //!   longer share bytes (nor learn, by timing, that another holds them),
 //!   and an erased owner's leftover names say nothing.
@@ -72,19 +73,18 @@ impl OwnerKey {
         &self.inner.token
     }
 
-    /// Seals an event message's payload under its event id.
-    pub fn seal_event(&self, event_id: &str, plain: &[u8]) -> Result<Vec<u8>, BusError> {
-        self.seal(plain, event_id.as_bytes())
+    /// Seals an event message's payload, bound to `aad` (the event id,
+    /// subject, types and versions: `event_store::event_aad`).
+    pub fn seal_event(&self, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, BusError> {
+        self.seal(plain, aad)
     }
 
-    /// Opens what [`Self::seal_event`] sealed; a wrong key, id or a changed
-    /// byte is [`BusErrorKind::Corrupt`].
-    pub fn open_event(&self, event_id: &str, sealed: &[u8]) -> Result<Vec<u8>, BusError> {
-        self.open(sealed, event_id.as_bytes()).ok_or_else(|| {
-            corrupt(format!(
-                "event {event_id} does not open with its owner's key"
-            ))
-        })
+    /// Opens what [`Self::seal_event`] sealed with the same `aad`; a wrong
+    /// key, other associated data or a changed byte is
+    /// [`BusErrorKind::Corrupt`].
+    pub fn open_event(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, BusError> {
+        self.open(sealed, aad)
+            .ok_or_else(|| corrupt("an event does not open with its owner's key".to_owned()))
     }
 
     /// The object name of this owner's blob with plaintext `sha256_hex`.
@@ -156,24 +156,27 @@ mod tests {
     fn an_event_opens_only_with_its_key_and_its_id() {
         let alice = OwnerKey::new("aaaa", &[1; 32]);
         let bob = OwnerKey::new("bbbb", &[2; 32]);
-        let sealed = alice.seal_event("e1", b"[{\"type\":\"X\"}]").unwrap();
+        let sealed = alice.seal_event(b"e1", b"[{\"type\":\"X\"}]").unwrap();
         assert!(!sealed.windows(4).any(|w| w == b"type"));
         assert_eq!(
-            alice.open_event("e1", &sealed).unwrap(),
+            alice.open_event(b"e1", &sealed).unwrap(),
             b"[{\"type\":\"X\"}]"
         );
-        assert!(alice.open_event("e2", &sealed).is_err(), "another event id");
         assert!(
-            bob.open_event("e1", &sealed).is_err(),
+            alice.open_event(b"e2", &sealed).is_err(),
+            "another event id"
+        );
+        assert!(
+            bob.open_event(b"e1", &sealed).is_err(),
             "another owner's key"
         );
         let mut flipped = sealed.clone();
         flipped[20] ^= 1;
         assert_eq!(
-            alice.open_event("e1", &flipped).unwrap_err().kind(),
+            alice.open_event(b"e1", &flipped).unwrap_err().kind(),
             BusErrorKind::Corrupt
         );
-        assert!(alice.open_event("e1", &sealed[..10]).is_err());
+        assert!(alice.open_event(b"e1", &sealed[..10]).is_err());
     }
 
     #[test]

@@ -424,9 +424,34 @@ fn sandbox_check(out: &mut Vec<Check>) {
     }
 }
 
+/// The key file every learner's data key is wrapped under: given, private,
+/// and a key (whether it is the namespace's, a service checks at start).
+fn key_file_check(args: &DoctorArgs, out: &mut Vec<Check>) {
+    let fix = "mnemo keys init FILE for a new deployment, or restore the deployment's key file; \
+               give it as --key-file / MNEMO_KEY_FILE";
+    let Some(path) = &args.backend.key_file else {
+        out.push(check("key file", Level::Fail, "none given", fix));
+        return;
+    };
+    match mnemo_bus::keys::KeyFile::load(path) {
+        Ok(keys) => out.push(check(
+            "key file",
+            Level::Ok,
+            format!(
+                "{} (key-encryption key {})",
+                path.display(),
+                mnemo_bus::keys::KeyEncryptionKey::id(keys.kek())
+            ),
+            "",
+        )),
+        Err(e) => out.push(check("key file", Level::Fail, e.to_string(), fix)),
+    }
+}
+
 pub async fn run(global: &Global, args: DoctorArgs) -> Result<ExitCode> {
     let mut checks = Vec::new();
     nats_checks(&args, &mut checks).await;
+    key_file_check(&args, &mut checks);
     postgres_checks(&args, &mut checks).await;
     sandbox_check(&mut checks);
     // Loading a model is blocking work.

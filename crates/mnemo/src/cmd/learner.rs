@@ -71,13 +71,25 @@ pub async fn run(args: LearnerArgs) -> Result<ExitCode> {
         value["read_models_clean"] = clean.into();
         println!("{value}");
     } else {
+        let shredded = report.shredded.unwrap_or(mnemo_bus::erase::Shredded {
+            key_messages: 0,
+            blobs: 0,
+            dead_letters: 0,
+        });
         println!(
             "erased learner {}: key {}, {} file(s) deleted, {} dead letter(s) erased; LearnerErased at {documents} and {learning}",
             report.owner_token,
-            if report.key_destroyed { "destroyed" } else { "none (nothing was sealed)" },
-            report.blobs_deleted,
-            report.dead_letters_erased,
+            if report.had_key { "erased on disk" } else { "none (nothing was sealed)" },
+            shredded.blobs,
+            shredded.dead_letters,
         );
+        if report.plaintext_events > 0 {
+            println!(
+                "warning: {} event(s) of theirs were written before keys, in plaintext: mnemo reads them as tombstones now, \
+                 but their raw bytes stay on the stream, which is immutable (docs/security.md, *What an erasure cannot do*)",
+                report.plaintext_events
+            );
+        }
         if clean {
             println!("the read models hold nothing of them");
         } else {
