@@ -96,9 +96,19 @@ impl DocumentApi {
                 received.sha256.clone(),
                 received.size,
             );
+            // The owner's key (made with their first upload): the blob is
+            // sealed with it, and so is every event of theirs.
+            let owner_key = self.owner_key(&who).await?;
             let document_id = id_by_key.or(random_id).unwrap_or_else(|| {
-                let content =
-                    serde_json::json!([who.owner.token(), sha256.as_str(), topic, external_id,]);
+                // The bytes by their keyed name, never their bare hash: an
+                // id in a subject must not confirm, once the owner is
+                // erased, that they held a file someone else has.
+                let content = serde_json::json!([
+                    who.owner.token(),
+                    owner_key.blob_name(sha256.as_str()),
+                    topic,
+                    external_id,
+                ]);
                 DocumentId::from(Uuid::new_v5(
                     &CONTENT_NAMESPACE,
                     content.to_string().as_bytes(),
@@ -112,9 +122,6 @@ impl DocumentApi {
                 .check_room(size)
                 .await
                 .map_err(|e| status::from_bus_error(&e))?;
-            // The owner's key (made with their first upload): the blob is
-            // sealed with it, and so is every event of theirs.
-            let owner_key = self.owner_key(&who).await?;
             self.state
                 .blobs
                 .put(&owner_key, sha256.as_str(), &mut reader)
