@@ -240,6 +240,32 @@ async fn an_erased_learner_leaves_nothing_readable_and_the_other_is_untouched() 
     );
 
     assert_eq!(objects_of(&env, &token_of("alice")).await, 2);
+    // A service gave up on one of alice's events, and one of bob's: both
+    // dead letters copy the sealed event.
+    for owner in ["alice", "bob"] {
+        let filter = format!("{}.{}.>", env.ns.events_of("doc"), token_of(owner));
+        let m = env
+            .bus
+            .events
+            .direct_get_next_for_subject(filter.as_str(), None)
+            .await
+            .unwrap();
+        mnemo_bus::dlq::publish(
+            &env.bus.jetstream,
+            &env.ns,
+            "extractor",
+            &mnemo_bus::dlq::Origin {
+                subject: &m.subject,
+                stream_sequence: m.sequence,
+                deliveries: 5,
+                headers: Some(&m.headers),
+                payload: &m.payload,
+            },
+            "gave up (a test's letter)",
+        )
+        .await;
+    }
+    assert_eq!(mnemo_bus::dlq::list(&env.bus).await.unwrap().len(), 2);
 
     // Someone else may not erase alice; alice must confirm.
     let mut as_bob = account(&env, env.token("bob")).await;
@@ -277,6 +303,13 @@ async fn an_erased_learner_leaves_nothing_readable_and_the_other_is_untouched() 
         0,
         "her files are deleted"
     );
+    let letters = mnemo_bus::dlq::list(&env.bus).await.unwrap();
+    assert_eq!(
+        letters.len(),
+        1,
+        "her dead letter is erased, bob's stays: {letters:?}"
+    );
+    assert!(letters[0].event_subject.contains(&token_of("bob")));
     assert_eq!(
         objects_of(&env, &token_of("bob")).await,
         2,

@@ -486,10 +486,16 @@ async fn v1_events_on_the_stream_read_as_v2() {
         &HashMap::new(),
     );
     let subject = env.ns.aggregate_subject("doc", &agg);
+    // Sealed with alice's key, as every event is since keys (the schema
+    // version lives inside the seal; a namespace from before keys reads
+    // its plaintext ones: crates/mnemo/tests/keys_before_keys.rs).
+    let key = env.owner_key("alice").await;
+    let (headers, payload) =
+        mnemo_bus::event_store::seal_message(&key, &envelope, &subject, v1).unwrap();
     let ack = env
         .bus
         .jetstream
-        .publish_with_headers(subject.clone(), envelope.to_headers(), v1.to_vec().into())
+        .publish_with_headers(subject.clone(), headers, payload)
         .await
         .unwrap()
         .await
