@@ -8,7 +8,8 @@
 # the API examples run grpcio from examples/python/setup.sh's own venv and
 # the npm packages examples/typescript/setup.sh installs. The web app is
 # built (web/build.sh) and its browser tests get Debian's chromium and
-# playwright-core (web/setup-browser.sh).
+# playwright-core (web/setup-browser.sh). deploy/ is checked with Debian's
+# docker-compose and PyPI's kubernetes-validate (deploy/check/setup.sh).
 # Ends with one summary line over every test binary: "N passed, N failed".
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -38,6 +39,12 @@ export MNEMO_EXAMPLES_PYTHON
 MNEMO_CHROMIUM="$("$repo/web/setup-browser.sh")"
 export MNEMO_CHROMIUM
 "$repo/tools/buf/setup.sh"
+# docker-compose and kubernetes-validate check deploy/ offline
+# (crates/mnemo/tests/deploy_files.rs).
+set -a
+# shellcheck disable=SC1090
+. <("$repo/deploy/check/setup.sh")
+set +a
 # shellcheck disable=SC1091
 . "$state/model.env"
 log="$state/test.log"

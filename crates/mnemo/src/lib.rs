@@ -2,7 +2,8 @@
 //! (`mnemo serve …`) and the client commands (`upload`, `docs list`,
 //! `progress`, `search`, `ask`, `token`, `doctor`, `cards`, `topics`,
 //! `review`, `study stats`, `replay learner`), the operator commands (`dlq`,
-//! `projections`, `backfill`, `model`), and `fsrs simulate`, which runs the
+//! `projections`, `backfill`, `model`, `learner erase`, `keys init`), and
+//! `fsrs simulate`, which runs the
 //! domain's scheduler locally.
 //!
 //! Owns: command-line parsing, configuration (flags with env fallbacks),
@@ -22,6 +23,8 @@
 //! - [`serve`]: `mnemo serve [all|api|extractor|chunker|embedder|projector]`:
 //!   each service's flags flattened from its crate (`<Service>Args`), and
 //!   the settings services share (`ModelArgs`).
+//! - [`health`]: the operator's port of `serve` (`--metrics-listen`):
+//!   `/metrics`, `/healthz`, `/readyz`.
 //! - [`client`]: gRPC channel with the bearer token.
 //! - [`secret`]: where the JWT secret comes from (flag, env, or a local file).
 
@@ -30,5 +33,6 @@ pub mod binary;
 pub mod cli;
 pub mod client;
 pub mod cmd;
+pub mod health;
 pub mod secret;
 pub mod serve;

@@ -60,8 +60,9 @@ pub struct ServeArgs {
     pub pipeline_express: bool,
     /// Serve Prometheus metrics at `http://ADDR/metrics`: every service
     /// this process runs (consumers and their lag, gRPC calls by method
-    /// and code, progress watchers; docs/operations.md, *Metrics*). Off
-    /// when not given.
+    /// and code, progress watchers; docs/operations.md, *Metrics*), and
+    /// the probes `/healthz` (alive) and `/readyz` (every service started
+    /// and connected; 503 while stopping). Off when not given.
     #[arg(long, env = "MNEMO_METRICS_LISTEN")]
     pub metrics_listen: Option<std::net::SocketAddr>,
 }
@@ -165,15 +166,19 @@ const METRIC_BUCKETS: &[f64] = &[
 ];
 
 /// Records the metrics every crate emits (the `metrics` facade) and
-/// serves them for Prometheus at `http://addr/metrics`.
-fn serve_metrics(addr: std::net::SocketAddr) -> Result<()> {
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .with_http_listener(addr)
+/// serves them for Prometheus at `http://addr/metrics`, beside the
+/// liveness and readiness probes (`crate::health`).
+async fn serve_metrics(addr: std::net::SocketAddr, health: crate::health::Health) -> Result<()> {
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets(METRIC_BUCKETS)
         .context("the metrics' buckets")?
-        .install()
+        .install_recorder()
+        .context("recording metrics")?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
         .with_context(|| format!("serving metrics on {addr} (is the port free?)"))?;
-    tracing::info!(%addr, "metrics at http://{addr}/metrics");
+    tokio::spawn(crate::health::serve(listener, metrics, health));
+    tracing::info!(%addr, "metrics at http://{addr}/metrics, probes at /healthz and /readyz");
     Ok(())
 }
 
@@ -283,8 +288,21 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     // Listening for SIGTERM starts before any service does (see
     // `stop_signal`).
     let mut stop = Box::pin(stop_signal());
+    let health = crate::health::Health::new(
+        [
+            (Service::Projector, "projector"),
+            (Service::Extractor, "extractor"),
+            (Service::Chunker, "chunker"),
+            (Service::Embedder, "embedder"),
+            (Service::Api, "api"),
+        ]
+        .into_iter()
+        .filter(|(s, _)| runs(*s))
+        .map(|(_, name)| name)
+        .collect(),
+    );
     if let Some(addr) = args.metrics_listen {
-        serve_metrics(addr)?;
+        serve_metrics(addr, health.clone()).await?;
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -302,6 +320,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             .context("preparing PostgreSQL (try `mnemo doctor`)")?;
         if runs(Service::Projector) {
             let (bus, rx) = (bus_for(Role::Projector).await?, stop_rx.clone());
+            health.started("projector", bus.client.clone());
             tasks.spawn(async move {
                 mnemo_projector::run(bus, config, stopped(rx))
                     .await
@@ -316,6 +335,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             pipeline.connect(bus_for(Role::Extractor)).await?,
             stop_rx.clone(),
         );
+        health.started("extractor", bus.client.clone());
         pipeline.spawn(&mut tasks, async move {
             mnemo_extractor::run(bus, config, stopped(rx))
                 .await
@@ -330,6 +350,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             pipeline.connect(bus_for(Role::Chunker)).await?,
             stop_rx.clone(),
         );
+        health.started("chunker", bus.client.clone());
         pipeline.spawn(&mut tasks, async move {
             mnemo_chunker::run(bus, config, stopped(rx))
                 .await
@@ -354,6 +375,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         let mut config = args.embedder.service(model, express);
         config.fair = args.fair_share();
         let (bus, rx) = (bus_for(Role::Embedder).await?, stop_rx.clone());
+        health.started("embedder", bus.client.clone());
         tasks.spawn(async move {
             mnemo_embedder::run(bus, config, stopped(rx))
                 .await
@@ -377,6 +399,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         }
         let config = args.api.config(database_url, secret, embedders)?;
         let (bus, rx) = (bus_for(Role::Api).await?, stop_rx.clone());
+        health.started("api", bus.client.clone());
         tasks.spawn(async move {
             mnemo_api::run(bus, config, stopped(rx))
                 .await
@@ -398,6 +421,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             code = ExitCode::FAILURE;
         }
     }
+    health.stopping();
     let _ = stop_tx.send(true);
     while let Some(done) = tasks.join_next().await {
         if let Ok(Err(e)) = done {

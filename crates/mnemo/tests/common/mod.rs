@@ -102,9 +102,14 @@ pub struct Service {
 impl Service {
     /// Starts `mnemo serve <service> --namespace <ns>` with `extra` flags.
     pub fn start(service: &str, ns: &TestNamespace, extra: &[&str]) -> Self {
+        Self::start_at(&nats_url(), service, ns, extra)
+    }
+
+    /// [`Service::start`] against the NATS at `url`.
+    pub fn start_at(url: &str, service: &str, ns: &TestNamespace, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_mnemo"))
             .args(["serve", service, "--namespace", ns.name()])
-            .args(["--nats-url", &nats_url(), "--log", "info"])
+            .args(["--nats-url", url, "--log", "info"])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
