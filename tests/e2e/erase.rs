@@ -40,14 +40,7 @@ async fn audit(env: &TestEnv, owner: &str) -> Audit {
 async fn search(env: &TestEnv, owner: &str, query: &str, seen: u64) -> pb::SearchResponse {
     env.search(owner)
         .await
-        .search(pb::SearchRequest {
-            query: query.into(),
-            k: 5,
-            document_ids: vec![],
-            topic: String::new(),
-            mode: pb::SearchMode::Hybrid as i32,
-            min_sequence: seen,
-        })
+        .search(mnemo_tests::hybrid_search(query, 5, seen))
         .await
         .unwrap()
         .into_inner()

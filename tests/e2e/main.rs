@@ -19,6 +19,7 @@ mod progress_scopes;
 mod projector;
 mod qa;
 mod quota;
+mod replicas;
 mod search;
 mod stats;
 mod web;

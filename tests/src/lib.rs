@@ -841,6 +841,18 @@ pub fn watch_all(from_sequence: u64, follow: bool) -> pb::WatchRequest {
     }
 }
 
+/// A hybrid search for `query`, `k` hits, as of stream sequence `seen`.
+pub fn hybrid_search(query: &str, k: u32, seen: u64) -> pb::SearchRequest {
+    pb::SearchRequest {
+        query: query.into(),
+        k,
+        document_ids: vec![],
+        topic: String::new(),
+        mode: pb::SearchMode::Hybrid as i32,
+        min_sequence: seen,
+    }
+}
+
 /// Follows `owner`'s document through its Watch stream to the terminal
 /// update (indexed, failed or cancelled) and returns it; fails the test if
 /// the pipeline stops moving for two minutes.
@@ -976,6 +988,108 @@ impl TestEnvPipeline {
             &stop,
         );
         Self { stop, tasks }
+    }
+}
+
+/// A second copy of every service on an env's namespace (the env runs
+/// the first): extractor, chunker, embedder, projector (a standby while
+/// the first holds the lock) and an API with its own search index and
+/// progress hub, on a port of its own. Stopped on drop.
+pub struct SecondCopies {
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    api: Option<RunningApi>,
+    /// The second API's address.
+    pub addr: SocketAddr,
+}
+
+impl SecondCopies {
+    pub async fn start(env: &TestEnv) -> Self {
+        let setup = env.api_setup.as_ref().expect("the env runs an API");
+        let (stop, _) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let model = load_model();
+        let mut tasks = spawn_chunker_and_embedder(
+            &env.bus_as(Role::Chunker).await,
+            &env.bus_as(Role::Embedder).await,
+            model.clone(),
+            &stop,
+        );
+        let (b, rx) = (env.bus_as(Role::Extractor).await, stop.subscribe());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = mnemo_extractor::run(b, extractor_config(), stopped(rx)).await {
+                eprintln!("second extractor failed: {e}");
+            }
+        }));
+        let (b, rx) = (env.bus_as(Role::Projector).await, stop.subscribe());
+        let config = mnemo_projector::ProjectorConfig::new(env.ns.clone(), database_url());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = mnemo_projector::run(b, config, stopped(rx)).await {
+                eprintln!("second projector failed: {e}");
+            }
+        }));
+        // The second API: its own index (and follower), hub and port.
+        let bus = env.bus_as(Role::Api).await;
+        let index = Arc::new(mnemo_search::Indexes::new(
+            mnemo_search::VectorIndex::new(384).for_model(model.model_id()),
+            mnemo_search::TermIndex::default(),
+        ));
+        let (b, rx, follow) = (bus.clone(), stop.subscribe(), index.clone());
+        tasks.push(tokio::spawn(async move {
+            tokio::select! {
+                r = mnemo_search::follow(b, database_url(), follow) => {
+                    if let Err(e) = r {
+                        eprintln!("second search index failed: {e}");
+                    }
+                }
+                _ = stopped(rx) => {}
+            }
+        }));
+        let second = ApiSetup {
+            secret: setup.secret.clone(),
+            max_upload_bytes: setup.max_upload_bytes,
+            watch_queue: setup.watch_queue,
+            limits: setup.limits.clone(),
+            index,
+            models: setup.models.clone(),
+            llm: setup.llm.clone(),
+            tls: setup.tls.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let api = Some(second.start(&bus, listener).await);
+        Self {
+            stop,
+            tasks,
+            api,
+            addr,
+        }
+    }
+
+    /// A channel to the second API.
+    pub async fn channel(&self) -> Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect to the second API")
+    }
+}
+
+impl Drop for SecondCopies {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(api) = self.api.take() {
+            let _ = api.stop.send(true);
+            api.task.abort();
+        }
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
     }
 }
 
