@@ -434,23 +434,7 @@ async fn an_erased_learner_leaves_nothing_readable_and_the_other_is_untouched() 
 
     // A rebuild of every read model from the log equals the live ones:
     // alice's events are tombstones, read past.
-    let live = mnemo_projector::checksum::checksums(&db).await.unwrap();
-    mnemo_projector::rebuild::rebuild(
-        &env.bus,
-        &mnemo_tests::database_url(),
-        &mnemo_projector::Projection::ALL,
-        &Default::default(),
-        |_| {},
-    )
-    .await
-    .unwrap();
-    let db = mnemo_projector::db::connect(&mnemo_tests::database_url(), &env.ns)
-        .await
-        .unwrap();
-    assert_eq!(
-        mnemo_projector::checksum::checksums(&db).await.unwrap(),
-        live
-    );
+    let db = mnemo_tests::assert_rebuild_equals_live(&env, &db).await;
     assert_eq!(rows_of(&db, &token_of("bob")).await, bob_before);
 
     // Erasing again changes nothing and says there was no key left.

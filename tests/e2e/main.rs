@@ -4,6 +4,7 @@
 mod api;
 mod backfill;
 mod cli;
+mod cluster;
 mod consumer;
 mod erase;
 mod event_store;

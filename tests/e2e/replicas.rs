@@ -4,14 +4,17 @@
 //! through one API while watching, listing and searching through the
 //! other, read-your-writes by `min_sequence`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use mnemo_proto::v1 as pb;
 use mnemo_proto::v1::document_service_client::DocumentServiceClient;
 use mnemo_proto::v1::progress_service_client::ProgressServiceClient;
 use mnemo_proto::v1::search_service_client::SearchServiceClient;
-use mnemo_tests::{upload, watch_all, BearerInterceptor, EnvOptions, SecondCopies, TestEnv};
+use mnemo_tests::{
+    assert_chunks_once, upload, watch_all, BearerInterceptor, EnvOptions, ProgressSeen,
+    SecondCopies, TestEnv,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_copies_of_every_service_share_the_work_and_either_api_reads_it() {
@@ -42,34 +45,17 @@ async fn two_copies_of_every_service_share_the_work_and_either_api_reads_it() {
         .await
         .unwrap()
         .into_inner();
-    let mut fraction: BTreeMap<String, f64> = BTreeMap::new();
-    let mut indexed = BTreeSet::new();
-    let mut seen = 0;
-    while indexed.len() < uploaded.len() {
+    let mut progress_seen = ProgressSeen::default();
+    while progress_seen.indexed.len() < uploaded.len() {
         let u = tokio::time::timeout(Duration::from_secs(120), stream.message())
             .await
             .expect("the pipeline keeps moving")
             .unwrap()
             .expect("the stream follows");
-        if u.document_id.is_empty() {
-            continue;
-        }
-        let before = fraction
-            .insert(u.document_id.clone(), u.fraction)
-            .unwrap_or(0.0);
-        assert!(
-            u.fraction >= before,
-            "{} went back: {before} → {}",
-            u.document_id,
-            u.fraction
-        );
-        assert_ne!(u.stage, pb::Stage::Failed as i32, "{u:?}");
-        if u.stage == pb::Stage::Indexed as i32 {
-            indexed.insert(u.document_id.clone());
-            seen = seen.max(u.sequence);
-        }
+        progress_seen.observe(&u);
     }
-    assert_eq!(indexed, uploaded);
+    let seen = progress_seen.last;
+    assert_eq!(progress_seen.indexed, uploaded);
 
     // Listed and searched through the second API, at least as of what it
     // showed: its own read of the read models and its own search index.
@@ -100,17 +86,6 @@ async fn two_copies_of_every_service_share_the_work_and_either_api_reads_it() {
     let db = mnemo_projector::db::connect(&mnemo_tests::database_url(), &env.ns)
         .await
         .unwrap();
-    let (rows, distinct): (i64, i64) = {
-        let r = db
-            .query_one(
-                "SELECT count(*), count(DISTINCT (document_id, ordinal)) FROM chunks",
-                &[],
-            )
-            .await
-            .unwrap();
-        (r.get(0), r.get(1))
-    };
-    assert!(rows >= uploaded.len() as i64);
-    assert_eq!(rows, distinct, "no chunk is stored twice");
+    assert_chunks_once(&db, uploaded.len()).await;
     drop(second);
 }

@@ -199,6 +199,8 @@ pub struct EnvOptions {
     pub nats: Option<NatsOptions>,
     /// TLS on the API's port (None: plaintext).
     pub tls: Option<mnemo_api::config::TlsFiles>,
+    /// JetStream replicas of the namespace's streams (3 on a cluster).
+    pub replicas: usize,
 }
 
 impl Default for EnvOptions {
@@ -215,6 +217,7 @@ impl Default for EnvOptions {
             extra_models: Vec::new(),
             nats: None,
             tls: None,
+            replicas: 1,
         }
     }
 }
@@ -267,6 +270,18 @@ pub fn two_deployments_conf(repo_conf: &str) -> String {
     format!("{}\n{other}{}", &repo_conf[..end], &repo_conf[end..])
 }
 
+/// Fresh nkeys for every role: the seeds' directory, and each public key
+/// by the environment variable nats.conf reads it from.
+fn role_credentials() -> (tempfile::TempDir, Vec<(String, String)>) {
+    let creds = tempfile::tempdir().expect("a credentials dir");
+    let public_keys = mnemo_bus::credentials::ensure_credentials(creds.path())
+        .expect("role credentials")
+        .into_iter()
+        .map(|(role, key)| (role.public_key_env(), key))
+        .collect();
+    (creds, public_keys)
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -301,12 +316,7 @@ impl PrivateNats {
     }
 
     fn prepare() -> Self {
-        let creds = tempfile::tempdir().expect("a credentials dir");
-        let public_keys = mnemo_bus::credentials::ensure_credentials(creds.path())
-            .expect("role credentials")
-            .into_iter()
-            .map(|(role, key)| (role.public_key_env(), key))
-            .collect();
+        let (creds, public_keys) = role_credentials();
         Self {
             port: free_port(),
             monitor_port: free_port(),
@@ -389,6 +399,155 @@ impl Drop for PrivateNats {
     }
 }
 
+/// A NATS JetStream cluster of the test's own: `n` nats-servers on
+/// loopback, each the repository's `nats.conf` (the same fresh nkeys for
+/// every node), routed to each other, JetStream in a store dir each. A
+/// node can be killed and started again on its port and store: what a
+/// crash and a restart of a cluster member do.
+pub struct NatsCluster {
+    creds: tempfile::TempDir,
+    public_keys: Vec<(String, String)>,
+    nodes: Vec<ClusterNode>,
+}
+
+struct ClusterNode {
+    name: String,
+    port: u16,
+    monitor_port: u16,
+    cluster_port: u16,
+    store: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl NatsCluster {
+    /// Starts `n` nodes and waits until JetStream has a meta leader.
+    pub async fn start(n: usize) -> Self {
+        let (creds, public_keys) = role_credentials();
+        let nodes = (0..n)
+            .map(|i| ClusterNode {
+                name: format!("n{}", i + 1),
+                port: free_port(),
+                monitor_port: free_port(),
+                cluster_port: free_port(),
+                store: tempfile::tempdir().expect("a store dir"),
+                child: None,
+            })
+            .collect();
+        let mut cluster = Self {
+            creds,
+            public_keys,
+            nodes,
+        };
+        for i in 0..n {
+            cluster.spawn(i);
+        }
+        cluster.until_jetstream_answers().await;
+        cluster
+    }
+
+    /// Every node's URL (the client fails over between them), with every
+    /// role's seed and the suite's key file.
+    pub fn nats(&self) -> NatsOptions {
+        let url = self
+            .nodes
+            .iter()
+            .map(|n| format!("nats://127.0.0.1:{}", n.port))
+            .collect::<Vec<_>>()
+            .join(",");
+        NatsOptions::open(url)
+            .with_creds(Some(self.creds.path().to_path_buf()))
+            .with_key_file(nats().key_file)
+    }
+
+    /// The index of the node named `name` (a stream's leader, say).
+    pub fn node(&self, name: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no node {name}"))
+    }
+
+    /// Kills node `i` (SIGKILL).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts node `i` again on its port and store.
+    pub async fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.spawn(i);
+        self.until_jetstream_answers().await;
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let routes = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, n)| format!("nats://127.0.0.1:{}", n.cluster_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        let node = &self.nodes[i];
+        let child = std::process::Command::new(
+            std::env::var("MNEMO_NATS_SERVER").unwrap_or_else(|_| "nats-server".into()),
+        )
+        .env_clear()
+        .envs(std::env::var_os("PATH").map(|p| ("PATH", p)))
+        .envs(self.public_keys.iter().map(|(env, k)| (env, k)))
+        .arg("-c")
+        .arg(repo_nats_conf())
+        .args(["--name", &node.name, "-a", "127.0.0.1", "-p"])
+        .arg(node.port.to_string())
+        .arg("-m")
+        .arg(node.monitor_port.to_string())
+        .args(["--cluster_name", "mnemo_test", "--cluster"])
+        .arg(format!("nats://127.0.0.1:{}", node.cluster_port))
+        .args(["--routes", &routes, "-sd"])
+        .arg(node.store.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nats-server runs (deploy/local/bootstrap.sh installs it)");
+        self.nodes[i].child = Some(child);
+    }
+
+    /// Waits (on the server's answers, bounded) until JetStream answers
+    /// account requests through every running node: a meta leader exists.
+    async fn until_jetstream_answers(&self) {
+        let options = self.nats();
+        let answered = eventually(Duration::from_secs(60), || {
+            let options = options.clone();
+            async move {
+                let Ok(client) =
+                    mnemo_bus::setup::connect_once(&options, Role::Operator, "cluster check").await
+                else {
+                    return false;
+                };
+                match client.request("$JS.API.INFO", bytes::Bytes::new()).await {
+                    Ok(m) => serde_json::from_slice::<serde_json::Value>(&m.payload)
+                        .map(|v| v.get("error").is_none())
+                        .unwrap_or(false),
+                    Err(_) => false,
+                }
+            }
+        })
+        .await;
+        assert!(answered, "the cluster's JetStream answers");
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}
+
 /// One test's world: namespace, bus, and optionally the API and projector.
 pub struct TestEnv {
     pub ns: Namespace,
@@ -396,6 +555,8 @@ pub struct TestEnv {
     pub bus: Bus,
     /// Where NATS is and every role's credential.
     pub nats: NatsOptions,
+    /// JetStream replicas of the namespace's streams.
+    pub replicas: usize,
     /// The API's connection (signed in as `api`).
     api_bus: Option<Bus>,
     pub addr: Option<SocketAddr>,
@@ -487,13 +648,14 @@ impl TestEnv {
         let nats = opts.nats.clone().unwrap_or_else(nats);
         // The test is the operator: it declares the namespace (and deletes
         // it when dropped); each service signs in as its own role.
-        let bus = Bus::start(&nats, Role::Operator, ns.clone(), 1)
+        let replicas = opts.replicas;
+        let bus = Bus::start(&nats, Role::Operator, ns.clone(), replicas)
             .await
             .expect("NATS with JetStream must run (deploy/local/bootstrap.sh)");
         let as_role = |role: Role| {
             let (nats, ns) = (nats.clone(), ns.clone());
             async move {
-                Bus::start(&nats, role, ns, 1)
+                Bus::start(&nats, role, ns, replicas)
                     .await
                     .unwrap_or_else(|e| panic!("the {role} signs in to NATS: {e}"))
             }
@@ -582,6 +744,7 @@ impl TestEnv {
             ns,
             bus,
             nats,
+            replicas,
             api_bus,
             addr,
             auth: Authenticator::new(&secret),
@@ -628,7 +791,7 @@ impl TestEnv {
 
     /// A connection to this env's namespace signed in as `role`.
     pub async fn bus_as(&self, role: Role) -> Bus {
-        Bus::start(&self.nats, role, self.ns.clone(), 1)
+        Bus::start(&self.nats, role, self.ns.clone(), self.replicas)
             .await
             .unwrap_or_else(|e| panic!("the {role} signs in to NATS: {e}"))
     }
@@ -838,6 +1001,85 @@ pub fn watch_all(from_sequence: u64, follow: bool) -> pb::WatchRequest {
         scope: Some(pb::watch_request::Scope::All(pb::AllDocuments {})),
         from_sequence,
         follow,
+    }
+}
+
+/// Rebuilds every read model of `env` from sequence 1 and asserts the
+/// checksums equal the live ones (`db` is the live read models, up to
+/// date). Returns a fresh session on the swapped-in tables.
+pub async fn assert_rebuild_equals_live(
+    env: &TestEnv,
+    db: &tokio_postgres::Client,
+) -> tokio_postgres::Client {
+    let live = mnemo_projector::checksum::checksums(db).await.unwrap();
+    mnemo_projector::rebuild::rebuild(
+        &env.bus,
+        &database_url(),
+        &mnemo_projector::Projection::ALL,
+        &Default::default(),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let db = mnemo_projector::db::connect(&database_url(), &env.ns)
+        .await
+        .unwrap();
+    assert_eq!(
+        mnemo_projector::checksum::checksums(&db).await.unwrap(),
+        live
+    );
+    db
+}
+
+/// Asserts no chunk is stored twice and at least `documents` are; returns
+/// how many there are.
+pub async fn assert_chunks_once(db: &tokio_postgres::Client, documents: usize) -> i64 {
+    let r = db
+        .query_one(
+            "SELECT count(*), count(DISTINCT (document_id, ordinal)) FROM chunks",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (rows, distinct): (i64, i64) = (r.get(0), r.get(1));
+    assert!(
+        rows >= documents as i64,
+        "{rows} chunks for {documents} documents"
+    );
+    assert_eq!(rows, distinct, "no chunk is stored twice");
+    rows
+}
+
+/// What a learner's Watch showed, checked as it comes: no document's
+/// progress goes backwards, none fails; which are indexed, the last
+/// sequence seen.
+#[derive(Default)]
+pub struct ProgressSeen {
+    fraction: std::collections::BTreeMap<String, f64>,
+    pub indexed: std::collections::BTreeSet<String>,
+    pub last: u64,
+}
+
+impl ProgressSeen {
+    pub fn observe(&mut self, u: &pb::ProgressUpdate) {
+        self.last = self.last.max(u.sequence);
+        if u.document_id.is_empty() {
+            return;
+        }
+        let before = self
+            .fraction
+            .insert(u.document_id.clone(), u.fraction)
+            .unwrap_or(0.0);
+        assert!(
+            u.fraction >= before,
+            "{} went back: {before} → {}",
+            u.document_id,
+            u.fraction
+        );
+        assert_ne!(u.stage, pb::Stage::Failed as i32, "{u:?}");
+        if u.stage == pb::Stage::Indexed as i32 {
+            self.indexed.insert(u.document_id.clone());
+        }
     }
 }
 

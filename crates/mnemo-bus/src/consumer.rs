@@ -335,11 +335,15 @@ pub async fn durable_consumer(
             format!("cannot create consumer {name}: {e}"),
         )
     };
-    let mut consumer = bus
-        .events
-        .get_or_create_consumer(&name, config.clone())
-        .await
-        .map_err(|e| cannot(&e))?;
+    // Idempotent, so tried again while JetStream does not answer (a
+    // cluster forming or electing a consumer leader).
+    let mut consumer = crate::setup::while_unavailable("creating the consumer", || async {
+        bus.events
+            .get_or_create_consumer(&name, config.clone())
+            .await
+            .map_err(|e| cannot(&e))
+    })
+    .await?;
     let current = &consumer.cached_info().config;
     if current.ack_wait != config.ack_wait
         || current.max_deliver != config.max_deliver

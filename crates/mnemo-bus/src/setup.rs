@@ -57,17 +57,24 @@ impl Bus {
         let client = connect(options, role, &format!("mnemo:{namespace}:{role}")).await?;
         let jetstream = jetstream::new(client.clone());
         let declares = role == Role::Operator || options.creds.is_none();
-        let events = if declares {
-            let events = ensure_event_stream(&jetstream, &namespace, replicas).await?;
-            ensure_dlq_stream(&jetstream, &namespace, replicas).await?;
-            ensure_blob_bucket(&jetstream, &namespace, replicas).await?;
-            events
-        } else {
-            open_streams(&jetstream, &namespace, replicas).await?
-        };
-        let keys =
-            crate::keys::Keyring::open(&jetstream, &namespace, &key_file, declares, replicas)
-                .await?;
+        // JetStream may not answer in time while a cluster forms or elects
+        // a leader: the declarations are tried again (they are idempotent)
+        // rather than failing the service's start.
+        let (events, keys) = while_unavailable("opening the namespace", || async {
+            let events = if declares {
+                let events = ensure_event_stream(&jetstream, &namespace, replicas).await?;
+                ensure_dlq_stream(&jetstream, &namespace, replicas).await?;
+                ensure_blob_bucket(&jetstream, &namespace, replicas).await?;
+                events
+            } else {
+                open_streams(&jetstream, &namespace, replicas).await?
+            };
+            let keys =
+                crate::keys::Keyring::open(&jetstream, &namespace, &key_file, declares, replicas)
+                    .await?;
+            Ok((events, keys))
+        })
+        .await?;
         Ok(Self {
             client,
             jetstream,
@@ -77,9 +84,40 @@ impl Bus {
         })
     }
 
-    /// The blob store of this namespace (its bucket must exist: see [`Bus::start`]).
+    /// The blob store of this namespace (its bucket must exist: see
+    /// [`Bus::start`]); tried again while JetStream does not answer.
     pub async fn blob_store(&self) -> Result<crate::BlobStore, BusError> {
-        crate::BlobStore::open(&self.jetstream, &self.namespace).await
+        while_unavailable("opening the blob bucket", || {
+            crate::BlobStore::open(&self.jetstream, &self.namespace)
+        })
+        .await
+    }
+}
+
+/// How long a start waits for JetStream to answer before giving up.
+const START_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Runs `attempt` until it succeeds, fails for another reason than
+/// `Unavailable`, or [`START_PATIENCE`] has passed (with backoff, logged).
+pub(crate) async fn while_unavailable<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, BusError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, BusError>>,
+{
+    let deadline = tokio::time::Instant::now() + START_PATIENCE;
+    let mut backoff = crate::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    loop {
+        match attempt().await {
+            Err(e)
+                if e.kind() == BusErrorKind::Unavailable
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                let delay = backoff.next_delay().unwrap_or(Duration::from_secs(5));
+                tracing::warn!(error = %e, ?delay, "{what}: JetStream did not answer; trying again");
+                tokio::time::sleep(delay).await;
+            }
+            other => return other,
+        }
     }
 }
 

@@ -131,8 +131,18 @@ impl Keyring {
             ensure_keys_stream(js, ns, replicas).await?
         } else {
             js.get_stream(ns.keys_stream()).await.map_err(|e| {
+                let missing = matches!(
+                    e.kind(),
+                    jetstream::context::GetStreamErrorKind::JetStream(ref j)
+                        if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+                );
+                let kind = if missing {
+                    BusErrorKind::Config
+                } else {
+                    BusErrorKind::Unavailable
+                };
                 BusError::with_source(
-                    BusErrorKind::Config,
+                    kind,
                     format!(
                         "cannot open the keyring {} of namespace {ns}: an operator declares it with `mnemo nats setup`",
                         ns.keys_stream()
