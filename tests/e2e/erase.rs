@@ -486,3 +486,99 @@ async fn a_process_with_another_key_file_refuses_to_start() {
         .expect("no key file at all is refused");
     assert!(err.to_string().contains("no key file"), "{err}");
 }
+
+/// An erasure only counts with its marker, which only the API and the
+/// operator may write: a `LearnerErased` published without one (by
+/// anyone who may publish document events) is refused as corrupt, and
+/// the learner's rows stay. And once a learner is erased, no key of
+/// theirs is made again.
+#[tokio::test]
+async fn a_forged_erasure_changes_nothing_and_an_erased_learner_gets_no_new_key() {
+    use mnemo_bus::event_store::{decode_message, LEARNER_ERASED};
+    use mnemo_domain::DocumentEvent;
+
+    let env = TestEnv::start().await;
+    let mut docs = env.documents("bob").await;
+    let up = upload(&mut docs, "notes.md", b"# Bob\n\nhis notes\n")
+        .await
+        .unwrap();
+    let bob = token_of("bob");
+    let envelope = mnemo_bus::Envelope::for_commit(
+        "learner",
+        &bob,
+        1,
+        vec![LEARNER_ERASED.to_owned()],
+        vec!["1".to_owned()],
+        &Default::default(),
+    );
+    let subject = format!("{}.{bob}.erased", env.ns.events_of("doc"));
+    let forged = env
+        .bus
+        .jetstream
+        .publish_with_headers(
+            subject.clone(),
+            envelope.to_headers(),
+            br#"[{"type":"LearnerErased","data":{}}]"#.to_vec().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+        .sequence;
+    let m = env.bus.events.get_raw_message(forged).await.unwrap();
+    let refused = decode_message::<DocumentEvent>(
+        &env.bus.keys,
+        &m.subject,
+        forged,
+        Some(&m.headers),
+        &m.payload,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        refused.kind(),
+        mnemo_bus::BusErrorKind::Corrupt,
+        "{refused}"
+    );
+    // The projector steps over it (dead-lettered); bob's row stays.
+    let db = mnemo_projector::db::connect(&mnemo_tests::database_url(), &env.ns)
+        .await
+        .unwrap();
+    mnemo_projector::runner::wait_for(&db, &env.ns, forged, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        rows_of(&db, &bob).await[0].1,
+        1,
+        "bob's document is still there"
+    );
+    let got = docs
+        .get(pb::GetDocumentRequest {
+            document_id: up.document_id,
+        })
+        .await;
+    assert!(got.is_ok(), "{got:?}");
+
+    // A real erasure: from then on no key is made for bob again.
+    mnemo_bus::erase::erase_learner(&env.bus, &bob, "operator")
+        .await
+        .unwrap();
+    let again = env.bus.keys.for_writing(&bob).await.unwrap_err();
+    assert_eq!(again.kind(), mnemo_bus::BusErrorKind::Erased);
+    let fresh = Keyring::fresh(&env).await;
+    let again = fresh.for_writing(&bob).await.unwrap_err();
+    assert_eq!(
+        again.kind(),
+        mnemo_bus::BusErrorKind::Erased,
+        "another process too"
+    );
+}
+
+/// Another process's view of the keyring (nothing cached).
+struct Keyring;
+
+impl Keyring {
+    async fn fresh(env: &TestEnv) -> mnemo_bus::Keyring {
+        env.bus_as(mnemo_bus::Role::Api).await.keys
+    }
+}

@@ -241,14 +241,15 @@ impl BlobStore {
         let mut names = Vec::new();
         let mut next = 1;
         loop {
-            let message = match self
-                .stream
-                .direct_get_next_for_subject(meta_subjects.as_str(), Some(next))
-                .await
-            {
-                Ok(m) => m,
-                Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
-                Err(e) => return Err(cannot_read("the bucket's records", &e)),
+            let Some(message) = crate::scan::next_message(
+                &self.stream,
+                &meta_subjects,
+                next,
+                "the bucket's records",
+            )
+            .await?
+            else {
+                break;
             };
             next = message.sequence + 1;
             let Ok(info) = serde_json::from_slice::<async_nats::jetstream::object_store::ObjectInfo>(

@@ -27,7 +27,7 @@
 
 use std::collections::HashMap;
 
-use async_nats::jetstream::stream::DirectGetErrorKind;
+use crate::scan::next_message;
 
 use crate::envelope::Envelope;
 use crate::error::{BusError, BusErrorKind};
@@ -155,14 +155,9 @@ async fn count_plaintext(bus: &Bus, token: &str) -> Result<u64, BusError> {
         let subjects = format!("{}.{token}.>", bus.namespace.events_of(kind));
         let mut next = 1;
         loop {
-            let message = match bus
-                .events
-                .direct_get_next_for_subject(subjects.as_str(), Some(next))
-                .await
-            {
-                Ok(m) => m,
-                Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
-                Err(e) => return Err(BusError::unavailable("cannot read the event log", e)),
+            let Some(message) = next_message(&bus.events, &subjects, next, "the event log").await?
+            else {
+                break;
             };
             next = message.sequence + 1;
             let sealed = message.headers.get(crate::event_store::SEALED).is_some();
@@ -230,13 +225,9 @@ async fn erase_dead_letters(bus: &Bus, token: &str) -> Result<usize, BusError> {
     let mut erased = 0;
     let mut next = 1;
     loop {
-        let message = match stream
-            .direct_get_next_for_subject(subjects.as_str(), Some(next))
-            .await
-        {
-            Ok(m) => m,
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
-            Err(e) => return Err(BusError::unavailable("cannot read the dead letters", e)),
+        let Some(message) = next_message(&stream, &subjects, next, "the dead letters").await?
+        else {
+            break;
         };
         next = message.sequence + 1;
         let event_subject = message

@@ -31,6 +31,7 @@
 //!   and the key file they are wrapped under.
 //! - [`erase`]: erasing a learner (crypto-shredding).
 //! - [`blob_store`]: each owner's blobs, sealed, on the JetStream Object Store.
+//! - [`scan`]: walking a subject's messages by direct get.
 //! - [`upcast`]: older event schemas read as current ones.
 //! - [`backoff`]: the delays every retry loop in mnemo waits (backon).
 //! - [`error`]: `BusError` and its `kind()`.
@@ -49,6 +50,7 @@ pub mod fair;
 pub mod keys;
 pub mod metrics;
 pub mod namespace;
+pub mod scan;
 pub mod setup;
 pub mod upcast;
 

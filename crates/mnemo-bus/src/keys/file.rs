@@ -109,7 +109,7 @@ impl KeyFile {
         let id = hex::encode(&mac.finalize().into_bytes()[..8]);
         Self {
             kek: FileKek {
-                cipher: Aes256Gcm::new_from_slice(&kek[..]).expect("a 32-byte key"),
+                cipher: Aes256Gcm::new(&(*kek).into()),
                 id,
             },
             token_key,

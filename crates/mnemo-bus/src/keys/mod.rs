@@ -41,6 +41,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{BusError, BusErrorKind};
 use crate::namespace::Namespace;
+use crate::scan::next_message;
 pub use file::{KeyEncryptionKey, KeyFile};
 pub use seal::OwnerKey;
 
@@ -346,14 +347,8 @@ impl Keyring {
         let mut next = 1;
         let mut last = 0;
         loop {
-            let message = match store
-                .stream
-                .direct_get_next_for_subject(subject.as_str(), Some(next))
-                .await
-            {
-                Ok(m) => m,
-                Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
-                Err(e) => return Err(BusError::unavailable("cannot read the keyring", e)),
+            let Some(message) = next_message(&store.stream, &subject, next, KEYRING).await? else {
+                break;
             };
             next = message.sequence + 1;
             last = message.sequence;
@@ -498,14 +493,8 @@ impl Keyring {
         let subject = self.inner.ns.key_subject(token);
         let (mut next, mut erased_messages) = (1, 0);
         loop {
-            let message = match store
-                .stream
-                .direct_get_next_for_subject(subject.as_str(), Some(next))
-                .await
-            {
-                Ok(m) => m,
-                Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
-                Err(e) => return Err(BusError::unavailable("cannot read the keyring", e)),
+            let Some(message) = next_message(&store.stream, &subject, next, KEYRING).await? else {
+                break;
             };
             next = message.sequence + 1;
             // Erased already (a replica behind still showed it) is fine.
@@ -557,12 +546,13 @@ fn wrap_context(token: &str) -> Vec<u8> {
 
 /// The first message of `subject`, if any.
 async fn first_message(stream: &Stream, subject: &str) -> Result<Option<bytes::Bytes>, BusError> {
-    match stream.direct_get_next_for_subject(subject, None).await {
-        Ok(m) => Ok(Some(m.payload)),
-        Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
-        Err(e) => Err(BusError::unavailable("cannot read the keyring", e)),
-    }
+    Ok(next_message(stream, subject, 1, KEYRING)
+        .await?
+        .map(|m| m.payload))
 }
+
+/// What the keyring's read errors name.
+const KEYRING: &str = "the keyring";
 
 async fn last_json<T: serde::de::DeserializeOwned>(
     stream: &Stream,

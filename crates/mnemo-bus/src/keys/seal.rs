@@ -62,7 +62,7 @@ impl OwnerKey {
         Self {
             inner: Arc::new(Inner {
                 token: token.to_owned(),
-                cipher: Aes256Gcm::new_from_slice(dek).expect("a 32-byte key"),
+                cipher: Aes256Gcm::new(&(*dek).into()),
                 name_key,
             }),
         }
