@@ -14,6 +14,7 @@ mod learning;
 mod nats_access;
 mod owners;
 mod pipeline;
+mod postgres_restart;
 mod postgres_role;
 mod progress;
 mod progress_scopes;

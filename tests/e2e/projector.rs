@@ -688,3 +688,109 @@ async fn a_read_only_database_is_named_in_the_error_and_waited_out() {
     );
     assert!(e.is_transient(), "{said}");
 }
+
+/// A crash between a batch's commit and its `MarkIndexed` (or that append
+/// failing while NATS elects a leader) left the document at "embedding"
+/// for good: no later event of its own made it a candidate again. Found on
+/// the 3-node cluster (issue 20); the projector now finishes such
+/// documents whenever it starts reading.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_document_whose_mark_indexed_never_ran_is_indexed_when_the_projector_starts() {
+    use futures::StreamExt;
+    use mnemo_projector::batch::{self, EventMessage};
+    use mnemo_projector::{Feed, Projection};
+
+    let env = TestEnv::start_with(EnvOptions {
+        run_pipeline: true,
+        run_projector: false,
+        ..Default::default()
+    })
+    .await;
+    let mut docs = env.documents("alice").await;
+    let id = upload(
+        &mut docs,
+        "kiwi.md",
+        b"# Kiwi\n\nThe kiwi note, embedded.\n",
+    )
+    .await
+    .unwrap()
+    .document_id;
+    let mut progress = env.progress("alice").await;
+    let mut updates = progress
+        .watch(mnemo_tests::watch_document(&id, 0, true))
+        .await
+        .unwrap()
+        .into_inner();
+    loop {
+        let u = tokio::time::timeout(Duration::from_secs(120), updates.message())
+            .await
+            .expect("its vectors come")
+            .unwrap()
+            .expect("the stream goes on");
+        if u.event_type == "ChunksEmbedded" {
+            break;
+        }
+    }
+
+    // What the projector commits for those events, and nothing of what
+    // follows the commit: a crash right there.
+    let last = mnemo_tests::last_sequence(&env.bus).await;
+    let mut messages = batch::read_from(&env.bus, Feed::Documents, 1)
+        .await
+        .unwrap();
+    let mut decoded = Vec::new();
+    while let Some(m) = messages.next().await {
+        let m = m.unwrap();
+        let seq = m.info().unwrap().stream_sequence;
+        decoded.push(
+            EventMessage::decode(
+                &env.bus.keys,
+                &m.subject,
+                seq,
+                m.headers.as_ref(),
+                &m.payload,
+            )
+            .await
+            .unwrap(),
+        );
+        if seq >= last {
+            break;
+        }
+    }
+    let mut db = mnemo_projector::db::connect(&env.database_url, &env.ns)
+        .await
+        .unwrap();
+    let key = Feed::Documents.checkpoint_name(&env.ns);
+    batch::apply(&mut db, &key, &Projection::OF_DOCUMENTS, &decoded, last)
+        .await
+        .unwrap();
+    assert_eq!(stage_of(&db, &id).await, "embedding");
+
+    // The projector starts after the checkpoint, where nothing names the
+    // document any more, and still declares it indexed.
+    let _projector = TestEnvProjector::start(&env).await;
+    loop {
+        let u = tokio::time::timeout(Duration::from_secs(60), updates.message())
+            .await
+            .expect("the document is declared indexed")
+            .unwrap()
+            .expect("the stream goes on");
+        if u.stage == pb::Stage::Indexed as i32 {
+            break;
+        }
+    }
+    let indexed_at = mnemo_tests::last_sequence(&env.bus).await;
+    mnemo_projector::runner::wait_for(&db, &env.ns, indexed_at, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(stage_of(&db, &id).await, "indexed");
+}
+
+/// The read model's stage of a document.
+async fn stage_of(db: &tokio_postgres::Client, id: &str) -> String {
+    let id: uuid::Uuid = id.parse().unwrap();
+    db.query_one("SELECT stage FROM documents WHERE document_id = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0)
+}

@@ -201,6 +201,9 @@ pub struct EnvOptions {
     pub tls: Option<mnemo_api::config::TlsFiles>,
     /// JetStream replicas of the namespace's streams (3 on a cluster).
     pub replicas: usize,
+    /// Another PostgreSQL than the suite's (e.g. a [`PrivatePostgres`] the
+    /// test restarts); None: [`database_url`].
+    pub database_url: Option<String>,
 }
 
 impl Default for EnvOptions {
@@ -218,6 +221,7 @@ impl Default for EnvOptions {
             nats: None,
             tls: None,
             replicas: 1,
+            database_url: None,
         }
     }
 }
@@ -399,43 +403,347 @@ impl Drop for PrivateNats {
     }
 }
 
-/// A NATS JetStream cluster of the test's own: `n` nats-servers on
-/// loopback, each the repository's `nats.conf` (the same fresh nkeys for
-/// every node), routed to each other, JetStream in a store dir each. A
-/// node can be killed and started again on its port and store: what a
-/// crash and a restart of a cluster member do.
+/// A PostgreSQL server of the test's own: `initdb` in a temp dir, run as
+/// the `postgres` system user on a free loopback port (no fsync), its
+/// superuser signed in with a random password (SCRAM): another local user
+/// gets nothing from it.
+/// Unlike the machine's, a test may crash it (`pg_ctl stop -m immediate`,
+/// what a killed server leaves) and start it again on the same data.
+pub struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    password: String,
+}
+
+impl PrivatePostgres {
+    /// Makes the cluster and starts it.
+    pub fn start() -> Self {
+        let bin = std::env::var_os("MNEMO_PG_BIN")
+            .map(PathBuf::from)
+            .or_else(|| {
+                let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+                    .ok()?
+                    .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+                    .filter(|p| p.join("initdb").is_file())
+                    .collect();
+                found.sort();
+                found.pop()
+            })
+            .expect(
+                "PostgreSQL's server binaries (/usr/lib/postgresql/<version>/bin, or MNEMO_PG_BIN)",
+            );
+        let dir = tempfile::tempdir().expect("a dir");
+        let chown = std::process::Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(dir.path())
+            .status()
+            .expect("chown runs");
+        assert!(chown.success(), "the dir is given to the postgres user");
+        let pg = Self {
+            dir,
+            bin,
+            port: free_port(),
+            password: uuid::Uuid::new_v4().simple().to_string(),
+        };
+        let pwfile = pg.dir.path().join("pw");
+        std::fs::write(&pwfile, &pg.password).expect("the password file");
+        let chown = std::process::Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(&pwfile)
+            .status()
+            .expect("chown runs");
+        assert!(chown.success());
+        pg.as_postgres(
+            "initdb",
+            &[
+                "-A",
+                "scram-sha-256",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "--pwfile",
+            ],
+            &[pwfile.clone(), "-D".into(), pg.data()],
+        );
+        let _ = std::fs::remove_file(pwfile);
+        pg.start_again();
+        pg
+    }
+
+    /// Where the services connect.
+    pub fn url(&self) -> String {
+        format!(
+            "postgres://postgres:{}@127.0.0.1:{}/postgres",
+            self.password, self.port
+        )
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Runs `<bin>/<tool> args… paths…` as the postgres user.
+    fn as_postgres(&self, tool: &str, args: &[&str], paths: &[PathBuf]) {
+        let out = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join(tool))
+            .args(args)
+            .args(paths)
+            .output()
+            .expect("runuser runs");
+        assert!(
+            out.status.success(),
+            "{tool} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+
+    /// Starts the server (again) on its port and data; returns once it
+    /// accepts connections (`pg_ctl -w`).
+    pub fn start_again(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        self.as_postgres(
+            "pg_ctl",
+            &["-w", "-o", &options, "-l"],
+            &[
+                self.dir.path().join("log"),
+                "-D".into(),
+                self.data(),
+                "start".into(),
+            ],
+        );
+    }
+
+    /// Stops the server at once, as a crash does: no checkpoint, every
+    /// connection cut; the next start recovers from the WAL.
+    pub fn crash(&self) {
+        self.as_postgres(
+            "pg_ctl",
+            &["-w", "-m", "immediate", "-D"],
+            &[self.data(), "stop".into()],
+        );
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .args(["-m", "immediate", "-D"])
+            .arg(self.data())
+            .arg("stop")
+            .output();
+    }
+}
+
+/// A NATS JetStream cluster of the test's own: `n` nats-servers, each in a
+/// network namespace of its own, on a bridge the test makes (the
+/// benchmark range 198.18.0.0/15, never a real network). Each runs the
+/// repository's `nats.conf` (the same fresh nkeys for every node), routed
+/// to the others, JetStream in a store dir each. A node can be killed and
+/// started again on its address and store (a crash and a restart), or cut
+/// off the network and put back (a partition and its healing). Needs
+/// CAP_NET_ADMIN (root), as CI has; everything is removed when dropped.
 pub struct NatsCluster {
     creds: tempfile::TempDir,
     public_keys: Vec<(String, String)>,
+    /// Held for the bridge: it goes after the nodes (fields drop after `drop`).
+    _net: TestNet,
     nodes: Vec<ClusterNode>,
 }
 
 struct ClusterNode {
     name: String,
-    port: u16,
-    monitor_port: u16,
-    cluster_port: u16,
+    /// Its network namespace.
+    netns: String,
+    /// Its address on the bridge.
+    ip: String,
+    /// The bridge's end of its veth pair: down is a partition.
+    link: String,
     store: tempfile::TempDir,
     child: Option<std::process::Child>,
 }
+
+/// A bridge in the test's network namespace, with an address on it, that
+/// the nodes' namespaces are attached to. It owns them: dropped, it kills
+/// what runs in them and deletes them and the bridge. Names carry the
+/// test process's pid, so what a killed run left is swept by the next.
+struct TestNet {
+    /// `<pid hex><counter hex>`: in the bridge's and links' names.
+    id: String,
+    bridge: String,
+    /// `198.18.N`: the bridge is `.1`, node i is `.(11 + i)`.
+    subnet: String,
+    /// The namespaces made so far.
+    hosts: Vec<String>,
+}
+
+/// Runs `ip args…`; panics with its error output if it fails.
+fn ip(args: &[&str]) {
+    let out = ip_output(args);
+    assert!(
+        out.status.success(),
+        "ip {}: {} (the cluster tests make network namespaces: they need CAP_NET_ADMIN)",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+}
+
+fn ip_output(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .expect("`ip` runs (Debian's iproute2)")
+}
+
+/// Kills whatever runs in network namespace `netns` and deletes it.
+fn remove_netns(netns: &str) {
+    let pids = ip_output(&["netns", "pids", netns]);
+    for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", pid])
+            .output();
+    }
+    let _ = ip_output(&["netns", "del", netns]);
+}
+
+impl TestNet {
+    fn new() -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        Self::sweep();
+        let pid = std::process::id();
+        let count = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{pid:x}{:x}", count % 16);
+        // A /24 of the benchmark range no interface has yet.
+        let subnet = (0..256u32)
+            .map(|k| format!("198.18.{}", (pid + count + k) & 0xff))
+            .find(|subnet| {
+                let taken = ip_output(&["-o", "addr", "show", "to", &format!("{subnet}.0/24")]);
+                taken.status.success() && taken.stdout.is_empty()
+            })
+            .expect("a free /24 in 198.18.0.0/16");
+        let net = Self {
+            bridge: format!("mnb{id}"),
+            subnet,
+            id,
+            hosts: Vec::new(),
+        };
+        ip(&["link", "add", &net.bridge, "type", "bridge"]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}.1/24", net.subnet),
+            "dev",
+            &net.bridge,
+        ]);
+        ip(&["link", "set", &net.bridge, "up"]);
+        net
+    }
+
+    /// Removes the namespaces and bridges of test processes that are gone
+    /// (killed before their `Drop` ran).
+    fn sweep() {
+        let gone = |pid: &str| {
+            pid.parse::<u32>()
+                .is_ok_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+        };
+        let list = ip_output(&["netns", "list"]);
+        for name in String::from_utf8_lossy(&list.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+        {
+            let pid = name
+                .strip_prefix("mnemo-")
+                .and_then(|r| r.split('-').next());
+            if pid.is_some_and(gone) {
+                remove_netns(name);
+            }
+        }
+        let links = ip_output(&["-o", "link", "show", "type", "bridge"]);
+        for name in String::from_utf8_lossy(&links.stdout)
+            .lines()
+            .filter_map(|l| l.split(':').nth(1).map(str::trim))
+        {
+            // `mnb<pid hex><counter hex>`
+            let Some(id) = name.strip_prefix("mnb").filter(|id| id.len() >= 2) else {
+                continue;
+            };
+            let pid = u32::from_str_radix(&id[..id.len() - 1], 16);
+            if pid.is_ok_and(|p| gone(&p.to_string())) {
+                let _ = ip_output(&["link", "del", name]);
+            }
+        }
+    }
+
+    /// Attaches a fresh namespace as host `i`: its name, address and the
+    /// bridge's end of its link.
+    fn host(&mut self, i: usize) -> (String, String, String) {
+        let netns = format!("mnemo-{}-{}-{i}", std::process::id(), self.id);
+        let link = format!("mnv{}{i}", self.id);
+        let addr = format!("{}.{}", self.subnet, 11 + i);
+        ip(&["netns", "add", &netns]);
+        self.hosts.push(netns.clone());
+        ip(&[
+            "link", "add", &link, "type", "veth", "peer", "name", "eth0", "netns", &netns,
+        ]);
+        ip(&["link", "set", &link, "master", &self.bridge, "up"]);
+        ip(&[
+            "-n",
+            &netns,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            "eth0",
+        ]);
+        ip(&["-n", &netns, "link", "set", "eth0", "up"]);
+        ip(&["-n", &netns, "link", "set", "lo", "up"]);
+        (netns, addr, link)
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        for netns in &self.hosts {
+            remove_netns(netns);
+        }
+        let _ = ip_output(&["link", "del", &self.bridge]);
+    }
+}
+
+/// The ports every node listens on in its namespace.
+const CLIENT_PORT: u16 = 4222;
+const MONITOR_PORT: u16 = 8222;
+const ROUTE_PORT: u16 = 6222;
 
 impl NatsCluster {
     /// Starts `n` nodes and waits until JetStream has a meta leader.
     pub async fn start(n: usize) -> Self {
         let (creds, public_keys) = role_credentials();
+        let mut net = TestNet::new();
         let nodes = (0..n)
-            .map(|i| ClusterNode {
-                name: format!("n{}", i + 1),
-                port: free_port(),
-                monitor_port: free_port(),
-                cluster_port: free_port(),
-                store: tempfile::tempdir().expect("a store dir"),
-                child: None,
+            .map(|i| {
+                let (netns, ip, link) = net.host(i);
+                ClusterNode {
+                    name: format!("n{}", i + 1),
+                    netns,
+                    ip,
+                    link,
+                    store: tempfile::tempdir().expect("a store dir"),
+                    child: None,
+                }
             })
             .collect();
         let mut cluster = Self {
             creds,
             public_keys,
+            _net: net,
             nodes,
         };
         for i in 0..n {
@@ -451,7 +759,7 @@ impl NatsCluster {
         let url = self
             .nodes
             .iter()
-            .map(|n| format!("nats://127.0.0.1:{}", n.port))
+            .map(|n| format!("nats://{}:{CLIENT_PORT}", n.ip))
             .collect::<Vec<_>>()
             .join(",");
         NatsOptions::open(url)
@@ -475,11 +783,23 @@ impl NatsCluster {
         }
     }
 
-    /// Starts node `i` again on its port and store.
+    /// Starts node `i` again on its address and store.
     pub async fn restart(&mut self, i: usize) {
         self.kill(i);
         self.spawn(i);
         self.until_jetstream_answers().await;
+    }
+
+    /// Cuts node `i` off the network: its peers and its clients reach it
+    /// no more, and it reaches nobody (packets are dropped, nothing is
+    /// refused: each side finds out by its own timeouts).
+    pub fn partition(&self, i: usize) {
+        ip(&["link", "set", &self.nodes[i].link, "down"]);
+    }
+
+    /// Puts node `i` back on the network.
+    pub fn heal(&self, i: usize) {
+        ip(&["link", "set", &self.nodes[i].link, "up"]);
     }
 
     fn spawn(&mut self, i: usize) {
@@ -488,30 +808,28 @@ impl NatsCluster {
             .iter()
             .enumerate()
             .filter(|(j, _)| *j != i)
-            .map(|(_, n)| format!("nats://127.0.0.1:{}", n.cluster_port))
+            .map(|(_, n)| format!("nats://{}:{ROUTE_PORT}", n.ip))
             .collect::<Vec<_>>()
             .join(",");
         let node = &self.nodes[i];
-        let child = std::process::Command::new(
-            std::env::var("MNEMO_NATS_SERVER").unwrap_or_else(|_| "nats-server".into()),
-        )
-        .env_clear()
-        .envs(std::env::var_os("PATH").map(|p| ("PATH", p)))
-        .envs(self.public_keys.iter().map(|(env, k)| (env, k)))
-        .arg("-c")
-        .arg(repo_nats_conf())
-        .args(["--name", &node.name, "-a", "127.0.0.1", "-p"])
-        .arg(node.port.to_string())
-        .arg("-m")
-        .arg(node.monitor_port.to_string())
-        .args(["--cluster_name", "mnemo_test", "--cluster"])
-        .arg(format!("nats://127.0.0.1:{}", node.cluster_port))
-        .args(["--routes", &routes, "-sd"])
-        .arg(node.store.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("nats-server runs (deploy/local/bootstrap.sh installs it)");
+        let server = std::env::var("MNEMO_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
+        let child = std::process::Command::new("ip")
+            .env_clear()
+            .envs(std::env::var_os("PATH").map(|p| ("PATH", p)))
+            .envs(self.public_keys.iter().map(|(env, k)| (env, k)))
+            .args(["netns", "exec", &node.netns, &server, "-c"])
+            .arg(repo_nats_conf())
+            .args(["--name", &node.name, "-a", &node.ip, "-p"])
+            .arg(CLIENT_PORT.to_string())
+            .args(["-m", &MONITOR_PORT.to_string()])
+            .args(["--cluster_name", "mnemo_test", "--cluster"])
+            .arg(format!("nats://{}:{ROUTE_PORT}", node.ip))
+            .args(["--routes", &routes, "-sd"])
+            .arg(node.store.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server runs (deploy/local/bootstrap.sh installs it)");
         self.nodes[i].child = Some(child);
     }
 
@@ -541,6 +859,7 @@ impl NatsCluster {
 }
 
 impl Drop for NatsCluster {
+    /// The servers first; the network goes with `_net` after.
     fn drop(&mut self) {
         for i in 0..self.nodes.len() {
             self.kill(i);
@@ -557,6 +876,8 @@ pub struct TestEnv {
     pub nats: NatsOptions,
     /// JetStream replicas of the namespace's streams.
     pub replicas: usize,
+    /// The read models' PostgreSQL.
+    pub database_url: String,
     /// The API's connection (signed in as `api`).
     api_bus: Option<Bus>,
     pub addr: Option<SocketAddr>,
@@ -570,6 +891,7 @@ pub struct TestEnv {
 
 /// Everything the in-process API is started from; kept for restarts.
 struct ApiSetup {
+    database_url: String,
     secret: Vec<u8>,
     max_upload_bytes: u64,
     watch_queue: Option<usize>,
@@ -593,7 +915,7 @@ impl ApiSetup {
     /// Serves a fresh `ApiState` (so a fresh progress hub) on `listener`.
     async fn start(&self, bus: &Bus, listener: tokio::net::TcpListener) -> RunningApi {
         let addr = listener.local_addr().expect("addr");
-        let mut config = ApiConfig::new(addr, database_url(), self.secret.clone());
+        let mut config = ApiConfig::new(addr, self.database_url.clone(), self.secret.clone());
         config.max_upload_bytes = self.max_upload_bytes;
         config.tls = self.tls.clone();
         // Longer than a test waits for the API to stop: streams that held
@@ -660,7 +982,8 @@ impl TestEnv {
                     .unwrap_or_else(|e| panic!("the {role} signs in to NATS: {e}"))
             }
         };
-        let projector_config = mnemo_projector::ProjectorConfig::new(ns.clone(), database_url());
+        let database_url = opts.database_url.clone().unwrap_or_else(database_url);
+        let projector_config = mnemo_projector::ProjectorConfig::new(ns.clone(), &database_url);
         mnemo_projector::runner::prepare(&projector_config)
             .await
             .expect("PostgreSQL must run (deploy/local/bootstrap.sh)");
@@ -715,10 +1038,10 @@ impl TestEnv {
                 mnemo_search::TermIndex::default(),
             ));
             let (b, rx) = (bus.clone(), stop.subscribe());
-            let follow_index = index.clone();
+            let (follow_index, url) = (index.clone(), database_url.clone());
             tasks.push(tokio::spawn(async move {
                 tokio::select! {
-                    r = mnemo_search::follow(b, database_url(), follow_index) => {
+                    r = mnemo_search::follow(b, url, follow_index) => {
                         if let Err(e) = r {
                             eprintln!("search index failed: {e}");
                         }
@@ -727,6 +1050,7 @@ impl TestEnv {
                 }
             }));
             let setup = ApiSetup {
+                database_url: database_url.clone(),
                 secret: secret.clone(),
                 max_upload_bytes: opts.max_upload_bytes,
                 watch_queue: opts.watch_queue,
@@ -745,6 +1069,7 @@ impl TestEnv {
             bus,
             nats,
             replicas,
+            database_url,
             api_bus,
             addr,
             auth: Authenticator::new(&secret),
@@ -1014,14 +1339,14 @@ pub async fn assert_rebuild_equals_live(
     let live = mnemo_projector::checksum::checksums(db).await.unwrap();
     mnemo_projector::rebuild::rebuild(
         &env.bus,
-        &database_url(),
+        &env.database_url,
         &mnemo_projector::Projection::ALL,
         &Default::default(),
         |_| {},
     )
     .await
     .unwrap();
-    let db = mnemo_projector::db::connect(&database_url(), &env.ns)
+    let db = mnemo_projector::db::connect(&env.database_url, &env.ns)
         .await
         .unwrap();
     assert_eq!(
@@ -1081,6 +1406,66 @@ impl ProgressSeen {
             self.indexed.insert(u.document_id.clone());
         }
     }
+}
+
+impl ProgressSeen {
+    /// Reads `updates` until every one of `documents` is indexed. A stream
+    /// that ends (the API's hub recovering from a failover) is watched
+    /// again from the last sequence seen, as clients do. `Err` when no
+    /// update comes for `quiet`.
+    pub async fn until_indexed(
+        &mut self,
+        progress: &mut Progress,
+        updates: &mut tonic::Streaming<pb::ProgressUpdate>,
+        documents: &std::collections::BTreeSet<String>,
+        quiet: Duration,
+    ) -> Result<(), String> {
+        while !documents.is_subset(&self.indexed) {
+            match tokio::time::timeout(quiet, updates.message()).await {
+                Ok(Ok(Some(u))) => self.observe(&u),
+                Ok(Ok(None)) | Ok(Err(_)) => {
+                    *updates = progress
+                        .watch(watch_all(self.last, true))
+                        .await
+                        .map_err(|e| format!("watching again: {e}"))?
+                        .into_inner();
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "stuck: {} of {} indexed",
+                        documents.intersection(&self.indexed).count(),
+                        documents.len()
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Once the projector has applied everything up to `last`: every one of
+/// `documents` has its chunks stored once, and a rebuild of every read
+/// model from the log equals the live ones.
+pub async fn assert_caught_up_and_rebuilt(env: &TestEnv, last: u64, documents: usize) {
+    let db = mnemo_projector::db::connect(&env.database_url, &env.ns)
+        .await
+        .unwrap();
+    mnemo_projector::runner::wait_for(&db, &env.ns, last, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_chunks_once(&db, documents).await;
+    assert_rebuild_equals_live(env, &db).await;
+}
+
+/// The event stream's last sequence now.
+pub async fn last_sequence(bus: &Bus) -> u64 {
+    bus.events
+        .clone()
+        .info()
+        .await
+        .expect("the event stream's info")
+        .state
+        .last_sequence
 }
 
 /// A hybrid search for `query`, `k` hits, as of stream sequence `seen`.
@@ -1155,7 +1540,11 @@ impl Drop for TestEnv {
         }
         // Cleanup needs async I/O but Drop is sync: use a private runtime on
         // a plain thread so this works inside or outside a tokio runtime.
-        let (ns, nats) = (self.ns.clone(), self.nats.clone());
+        let (ns, nats, url) = (
+            self.ns.clone(),
+            self.nats.clone(),
+            self.database_url.clone(),
+        );
         let _ = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -1165,7 +1554,7 @@ impl Drop for TestEnv {
             };
             rt.block_on(async {
                 delete_namespace(&nats, &ns).await;
-                if let Err(e) = mnemo_projector::db::drop_schema(&database_url(), &ns).await {
+                if let Err(e) = mnemo_projector::db::drop_schema(&url, &ns).await {
                     eprintln!("could not drop schema {ns}: {e}");
                 }
             });
@@ -1194,7 +1583,7 @@ pub struct TestEnvProjector {
 impl TestEnvProjector {
     pub async fn start(env: &TestEnv) -> Self {
         let (stop, rx) = watch::channel(false);
-        let config = mnemo_projector::ProjectorConfig::new(env.ns.clone(), database_url());
+        let config = mnemo_projector::ProjectorConfig::new(env.ns.clone(), &env.database_url);
         let bus = env.bus_as(Role::Projector).await;
         let task = tokio::spawn(async move {
             let mut rx = rx;
@@ -1266,7 +1655,7 @@ impl SecondCopies {
             }
         }));
         let (b, rx) = (env.bus_as(Role::Projector).await, stop.subscribe());
-        let config = mnemo_projector::ProjectorConfig::new(env.ns.clone(), database_url());
+        let config = mnemo_projector::ProjectorConfig::new(env.ns.clone(), &env.database_url);
         tasks.push(tokio::spawn(async move {
             if let Err(e) = mnemo_projector::run(b, config, stopped(rx)).await {
                 eprintln!("second projector failed: {e}");
@@ -1279,9 +1668,10 @@ impl SecondCopies {
             mnemo_search::TermIndex::default(),
         ));
         let (b, rx, follow) = (bus.clone(), stop.subscribe(), index.clone());
+        let url = env.database_url.clone();
         tasks.push(tokio::spawn(async move {
             tokio::select! {
-                r = mnemo_search::follow(b, database_url(), follow) => {
+                r = mnemo_search::follow(b, url, follow) => {
                     if let Err(e) = r {
                         eprintln!("second search index failed: {e}");
                     }
@@ -1290,6 +1680,7 @@ impl SecondCopies {
             }
         }));
         let second = ApiSetup {
+            database_url: setup.database_url.clone(),
             secret: setup.secret.clone(),
             max_upload_bytes: setup.max_upload_bytes,
             watch_queue: setup.watch_queue,

@@ -219,7 +219,11 @@ pub(crate) fn command_metadata<T>(
             .filter(|v| v.len() <= MAX_LABEL)
             .unwrap_or(command_id),
     );
-    if let Some(tp) = header("traceparent") {
+    // The request's span continues the caller's `traceparent`
+    // (request_id.rs): with traces exported, what the command appends
+    // carries the current span on; without, the caller's context as sent.
+    let current = mnemo_bus::trace::traceparent_of(&tracing::Span::current());
+    if let Some(tp) = current.or_else(|| header("traceparent")) {
         md.insert(meta::TRACEPARENT.to_owned(), tp);
     }
     md

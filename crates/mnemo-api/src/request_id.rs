@@ -82,6 +82,13 @@ where
             req.headers_mut().insert(HEADER, v.clone());
         }
         let span = tracing::info_span!("request", request_id = %id, method = %req.uri().path());
+        // A step of the caller's trace, if it sent one (W3C `traceparent`).
+        mnemo_bus::trace::continue_trace(
+            &span,
+            req.headers()
+                .get(mnemo_bus::envelope::TRACEPARENT)
+                .and_then(|v| v.to_str().ok()),
+        );
         let call = self.inner.call(req);
         Box::pin(
             CURRENT.scope(

@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use mnemo::cli::Global;
 
 use crate::{
-    abuse, append, embed, eval, extract, fairness, load, pipeline, progress, replay, search,
+    abuse, append, chaos, embed, eval, extract, fairness, load, pipeline, progress, replay, search,
 };
 
 #[derive(Parser)]
@@ -52,6 +52,9 @@ pub enum Command {
     /// Watchers, searches and uploads of many owners at once: a bystander
     /// owner's Get and Search latency, and the server's RSS.
     Load(load::LoadBench),
+    /// Every service killed (SIGKILL) and stopped (SIGTERM) mid-run, then a
+    /// rolling restart under load: every document indexed with exactly its chunks.
+    Chaos(chaos::ChaosBench),
     /// Quality evaluations (print a table).
     Eval(eval::EvalArgs),
 }

@@ -335,7 +335,7 @@ pub(crate) async fn wait_indexed(
 }
 
 /// Follows the batch until `documents` have ended; returns how many failed.
-async fn follow_batch(
+pub(crate) async fn follow_batch(
     mut progress: mnemo::client::Progress,
     batch_id: &str,
     documents: usize,

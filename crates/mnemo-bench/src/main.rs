@@ -29,11 +29,14 @@
 //! - [`fairness`]: `fairness` (a small upload under another owner's batch).
 //! - [`load`]: `load` (many owners' watchers, searches and uploads; a
 //!   bystander's latency).
+//! - [`chaos`]: `chaos` (every service killed and stopped mid-run, a
+//!   rolling restart under load).
 //! - [`services`]: the `mnemo` binary's services as child processes.
 //! - [`timing`]: percentiles and milliseconds as the tables print them.
 
 mod abuse;
 mod append;
+mod chaos;
 mod cli;
 mod embed;
 mod eval;
@@ -72,6 +75,7 @@ async fn main() -> ExitCode {
         Command::Abuse(bench) => abuse::run(&global, bench).await,
         Command::Fairness(bench) => fairness::run(&global, bench).await,
         Command::Load(bench) => load::run(&global, bench).await,
+        Command::Chaos(bench) => chaos::run(&global, bench).await,
         Command::Eval(args) => match args.command {
             eval::EvalCommand::Ir(ir) => eval::run(&global, ir).await,
         },

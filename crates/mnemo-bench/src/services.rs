@@ -157,6 +157,8 @@ pub(crate) struct Served {
     pub token: String,
     /// Signs more owners' tokens ([`Served::token_for`]).
     auth: mnemo_api::auth::Authenticator,
+    /// Starts a service (again) as the first ones were ([`Served::spawn`]).
+    spawner: Spawner,
     /// Holds the secret file for as long as the servers run.
     _secret_dir: tempfile::TempDir,
 }
@@ -165,6 +167,27 @@ pub(crate) struct Served {
 pub(crate) const ALL_IN_ONE: [&str; 1] = ["all"];
 /// Every service in a process of its own.
 pub(crate) const EACH_ALONE: [&str; 5] = ["projector", "extractor", "chunker", "embedder", "api"];
+
+/// How the services are started: the binary and its environment.
+struct Spawner {
+    exe: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Spawner {
+    fn spawn(&self, name: &'static str, extra: &[(&str, String)]) -> Result<ServiceProcess> {
+        use anyhow::Context;
+        let child = Command::new(&self.exe)
+            .args(["serve", name])
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start `mnemo serve {name}`"))?;
+        Ok(ServiceProcess { name, child })
+    }
+}
 
 impl Served {
     /// Starts `services`; `env` is more environment for the children
@@ -178,30 +201,42 @@ impl Served {
         services: &[&'static str],
         env: &[(&str, String)],
     ) -> Result<Self> {
-        use anyhow::Context;
         let port = free_port()?;
         let secret_dir = tempfile::tempdir()?;
         let secret_file = secret_dir.path().join("jwt-secret");
         let secret = String::from_utf8(mnemo::secret::create_file(&secret_file)?)?;
-        let exe = mnemo_binary()?;
+        let mut all: Vec<(String, String)> = backend
+            .nats_env()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string_lossy().into_owned()))
+            .collect();
+        all.extend([
+            ("MNEMO_DATABASE_URL".into(), backend.database_url.clone()),
+            ("MNEMO_NAMESPACE".into(), ns.as_str().to_owned()),
+            ("MNEMO_LISTEN".into(), format!("127.0.0.1:{port}")),
+            (
+                "MNEMO_JWT_SECRET_FILE".into(),
+                secret_file.display().to_string(),
+            ),
+            ("MNEMO_MODEL_DIR".into(), model_dir.display().to_string()),
+        ]);
+        all.extend(
+            UNLIMITED_RATE
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        all.extend(env.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        all.push((
+            "MNEMO_LOG".into(),
+            global.log.clone().unwrap_or_else(|| "warn".into()),
+        ));
+        let spawner = Spawner {
+            exe: mnemo_binary()?,
+            env: all,
+        };
         let mut started = Vec::new();
         for &name in services {
-            let child = Command::new(&exe)
-                .args(["serve", name])
-                .envs(backend.nats_env())
-                .env("MNEMO_DATABASE_URL", &backend.database_url)
-                .env("MNEMO_NAMESPACE", ns.as_str())
-                .env("MNEMO_LISTEN", format!("127.0.0.1:{port}"))
-                .env("MNEMO_JWT_SECRET_FILE", &secret_file)
-                .env("MNEMO_MODEL_DIR", model_dir)
-                .envs(UNLIMITED_RATE)
-                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-                .env("MNEMO_LOG", global.log.as_deref().unwrap_or("warn"))
-                .stdin(std::process::Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .with_context(|| format!("cannot start `mnemo serve {name}`"))?;
-            started.push(ServiceProcess { name, child });
+            started.push(spawner.spawn(name, &[])?);
         }
         let auth = mnemo_api::auth::Authenticator::new(secret.as_bytes());
         let owner = mnemo_domain::OwnerId::new(owner.to_owned())?;
@@ -211,8 +246,20 @@ impl Served {
             port,
             token,
             auth,
+            spawner,
             _secret_dir: secret_dir,
         })
+    }
+
+    /// Starts one more `mnemo serve <name>` as the first ones were (a
+    /// restart after a fault, another copy), with more environment for
+    /// this copy (its own `MNEMO_METRICS_LISTEN`, say).
+    pub fn spawn_with(
+        &self,
+        name: &'static str,
+        extra: &[(&str, String)],
+    ) -> Result<ServiceProcess> {
+        self.spawner.spawn(name, extra)
     }
 
     /// A token for another owner, valid for a week.

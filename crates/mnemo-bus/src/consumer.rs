@@ -759,6 +759,17 @@ async fn handle_delivery<H: Handler>(
             .map(|v| v.as_str().to_owned())
             .unwrap_or_default(),
     );
+    // The delivery is a step of the trace its event carries: what the
+    // handler appends carries this span on (`caused_metadata`).
+    crate::trace::continue_trace(
+        &span,
+        delivery
+            .message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(crate::envelope::TRACEPARENT))
+            .map(|v| v.as_str()),
+    );
     async move {
         let started = std::time::Instant::now();
         let mut outage = crate::Backoff::new(Duration::from_millis(200), Duration::from_secs(10))

@@ -85,6 +85,9 @@ pub struct NatsTls {
     pub required: bool,
 }
 
+/// How often a connection pings its server (see `connect_options`).
+pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Where NATS is and how to sign in: what `--nats-url`, `--nats-creds` and
 /// the `--nats-tls-*` flags say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +153,10 @@ impl NatsOptions {
             .name(name)
             .custom_inbox_prefix(role.inbox_prefix())
             .connection_timeout(Duration::from_secs(5))
+            // A server that stops answering (cut off by a partition, its
+            // host frozen) is left after two unanswered pings for another
+            // in the cluster: 10–15 s, not the client's default minutes.
+            .ping_interval(PING_INTERVAL)
             .max_reconnects(None);
         if let Some(ca) = &self.tls.ca {
             options = options.add_root_certificates(ca.clone());

@@ -116,12 +116,16 @@ impl Envelope {
     }
 
     /// Metadata for a command this event causes: the event is its cause,
-    /// the correlation and trace carry on.
+    /// the correlation and trace carry on (as the current span's context
+    /// when it handles this event in an exported trace: [`crate::trace`]).
     pub fn caused_metadata(&self) -> HashMap<String, String> {
         HashMap::from([
             (meta::CAUSATION_ID.to_owned(), self.event_id.clone()),
             (meta::CORRELATION_ID.to_owned(), self.correlation_id.clone()),
-            (meta::TRACEPARENT.to_owned(), self.traceparent.clone()),
+            (
+                meta::TRACEPARENT.to_owned(),
+                crate::trace::child_traceparent(&self.traceparent),
+            ),
         ])
     }
 

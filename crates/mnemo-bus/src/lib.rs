@@ -26,6 +26,8 @@
 //! - [`fair`]: reading ahead and serving owners in turn (fair sharing), and
 //!   the express runtime for an owner beside another's batch.
 //! - [`metrics`]: the consumers' metrics (lag, results, handling time).
+//! - [`trace`]: continuing the trace an event carries (W3C `traceparent`)
+//!   in the span that handles it, and on what that span appends.
 //! - [`dlq`]: listing and clearing dead letters (`mnemo dlq`).
 //! - [`keys`]: per-owner data keys (envelope encryption), the keyring stream,
 //!   and the key file they are wrapped under.
@@ -52,6 +54,7 @@ pub mod metrics;
 pub mod namespace;
 pub mod scan;
 pub mod setup;
+pub mod trace;
 pub mod upcast;
 
 pub use backoff::Backoff;

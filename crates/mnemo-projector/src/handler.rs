@@ -18,6 +18,7 @@ use bytes::Bytes;
 use mnemo_bus::{Bus, BusError, CommandExecutor, ExecuteError, JetStreamEventStore, Keyring};
 use mnemo_domain::{Document, DocumentCommand};
 use tokio_postgres::Client;
+use tracing::Instrument;
 
 use crate::batch::{self, Candidates, EventMessage};
 use crate::learning::{self, LearningMessage};
@@ -61,13 +62,21 @@ pub trait FeedHandler: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Self::Applied, ProjectorError>> + Send;
 
     /// Runs once a batch has committed. A failure here never re-applies the
-    /// batch: the runner starts again from the checkpoint, and the next
-    /// batch's `after_commit` covers what this one missed.
+    /// batch: the runner starts again from the checkpoint, and
+    /// [`FeedHandler::resume`] finishes what this one left.
     fn after_commit(
         &self,
         client: &Client,
         applied: Self::Applied,
     ) -> impl Future<Output = Result<(), ProjectorError>> + Send;
+
+    /// Runs when this copy becomes the active one and each time it reads
+    /// again from the checkpoint: does what an `after_commit` that failed
+    /// or never ran (a crash between the commit and it) left undone. An
+    /// error is retried like a failed read.
+    fn resume(&self, _client: &Client) -> impl Future<Output = Result<(), ProjectorError>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// The document read models, declaring runs indexed, and shredding what
@@ -86,19 +95,6 @@ pub struct DocumentsApplied {
     candidates: Candidates,
     /// Owners whose `LearnerErased` the batch applied.
     erased: Vec<String>,
-}
-
-impl Documents {
-    pub fn new(bus: &Bus) -> Self {
-        Self {
-            bus: bus.clone(),
-            executor: CommandExecutor::new(
-                JetStreamEventStore::<Document>::new(bus, "doc", 10_000),
-                (),
-                mnemo_bus::RetryPolicy::default(),
-            ),
-        }
-    }
 }
 
 impl FeedHandler for Documents {
@@ -173,19 +169,78 @@ impl FeedHandler for Documents {
             }
         }
         let candidates = applied.candidates;
-        if candidates.is_empty() {
+        let ids: Vec<uuid::Uuid> = candidates.keys().copied().collect();
+        self.index_ready(client, &ids, |id| {
+            candidates.get(id).map(|(_, cause)| cause)
+        })
+        .await
+    }
+
+    /// Every document whose chunks all have vectors but that is not
+    /// declared indexed: one whose `MarkIndexed` failed (NATS electing a
+    /// leader, a partition) or never ran (the projector killed after the
+    /// commit). Without this it would wait at "embedding" for good: no
+    /// later event of its own makes it a candidate again. Only documents
+    /// ready to index are loaded (usually none); one whose `MarkIndexed`
+    /// cannot succeed is skipped, so the read goes on. The `DocumentIndexed`
+    /// it appends starts a trace and a correlation of its own: the event
+    /// that completed the chunks is not at hand here.
+    async fn resume(&self, client: &Client) -> Result<(), ProjectorError> {
+        let waiting: Vec<uuid::Uuid> = client
+            .query(
+                "SELECT document_id FROM documents WHERE stage = 'embedding' AND chunks_final",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if !waiting.is_empty() {
+            tracing::info!(
+                documents = waiting.len(),
+                "resuming: declaring indexed what is ready"
+            );
+        }
+        self.index_ready(client, &waiting, |_| None).await
+    }
+}
+
+impl Documents {
+    pub fn new(bus: &Bus) -> Self {
+        Self {
+            bus: bus.clone(),
+            executor: CommandExecutor::new(
+                JetStreamEventStore::<Document>::new(bus, "doc", 10_000),
+                (),
+                mnemo_bus::RetryPolicy::default(),
+            ),
+        }
+    }
+
+    /// Appends `MarkIndexed` for each of `ids` whose chunks are all stored
+    /// with vectors; `cause` is the event that completed them, when known
+    /// (its correlation and trace carry on).
+    async fn index_ready<'c>(
+        &self,
+        client: &Client,
+        ids: &[uuid::Uuid],
+        cause: impl Fn(&uuid::Uuid) -> Option<&'c mnemo_bus::envelope::Envelope>,
+    ) -> Result<(), ProjectorError> {
+        if ids.is_empty() {
             return Ok(());
         }
-        let ids: Vec<uuid::Uuid> = candidates.keys().copied().collect();
-        for (document_id, owner_token, run) in chunks::ready_to_index(client, &ids).await? {
-            let Some((_, cause)) = candidates.get(&document_id) else {
-                continue;
-            };
-            let metadata = cause.caused_metadata();
+        for (document_id, owner_token, run) in chunks::ready_to_index(client, ids).await? {
+            // The last step of the document's trace: a child of the
+            // event that completed its chunks.
+            let span = tracing::info_span!("index", document = %document_id, run);
+            let cause = cause(&document_id);
+            mnemo_bus::trace::continue_trace(&span, cause.map(|c| c.traceparent.as_str()));
+            let metadata = span.in_scope(|| cause.map(|c| c.caused_metadata()).unwrap_or_default());
             let aggregate = format!("{owner_token}.{document_id}");
             match self
                 .executor
                 .execute(&aggregate, DocumentCommand::MarkIndexed { run }, &metadata)
+                .instrument(span)
                 .await
             {
                 Ok(done) => {
@@ -193,15 +248,27 @@ impl FeedHandler for Documents {
                         tracing::info!(document = %document_id, run, "document indexed");
                     }
                 }
-                // Not ready after all, or a newer run: the aggregate knows best.
+                // Not ready after all, already declared, or a newer run:
+                // the aggregate knows best.
                 Err(ExecuteError::Refused(e)) => {
                     tracing::debug!(document = %document_id, run, reason = %e, "not indexed")
                 }
-                Err(ExecuteError::Bus(e)) => return Err(e.into()),
+                // NATS away: read again from the checkpoint, and `resume`
+                // tries again.
+                Err(ExecuteError::Bus(e)) if e.kind() == mnemo_bus::BusErrorKind::Unavailable => {
+                    return Err(e.into())
+                }
                 Err(e @ ExecuteError::Conflict { .. }) => {
                     return Err(
                         BusError::new(mnemo_bus::BusErrorKind::Conflict, e.to_string()).into(),
                     )
+                }
+                // Never for this document now (its owner erased, a stream
+                // at its limit, an event this build cannot read): it must
+                // not hold up every other document, nor the events that
+                // come after (an erasure's among them).
+                Err(ExecuteError::Bus(e)) => {
+                    tracing::warn!(document = %document_id, run, error = %e, "cannot declare it indexed; skipped")
                 }
             }
         }

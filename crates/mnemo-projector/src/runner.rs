@@ -207,6 +207,8 @@ impl<H: FeedHandler> Live<H> {
             _ = &mut *shutdown => return Ok(Ended::Shutdown),
             r = lock => { r?; }
         }
+        // What a failed or interrupted `after_commit` left undone.
+        self.handler.resume(client).await?;
         let from = batch::checkpoint(&*client, &self.key).await? + 1;
         let mut messages = batch::read_from(&self.bus, feed, from).await?;
         tracing::info!(checkpoint = %self.key, from, "projector running");

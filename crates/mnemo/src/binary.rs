@@ -14,20 +14,12 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 
 /// Logs go to stderr: stdout is for results (tables, `--json`) and, for
-/// `extract-worker`, a protocol.
+/// `extract-worker`, a protocol. Commands other than `serve` export no
+/// traces ([`crate::telemetry`]).
 pub fn init_tracing(filter: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colours only on a terminal: a log written to a file (a service's
-    // stderr under a supervisor, the benchmarks' logs) stays plain text that
-    // tools can read.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .with_target(false)
-        .init();
+    if let Err(e) = crate::telemetry::init(filter, None) {
+        eprintln!("warning: {e:#}");
+    }
 }
 
 /// A command's outcome as the process's exit status; an error is printed

@@ -36,3 +36,4 @@ pub mod cmd;
 pub mod health;
 pub mod secret;
 pub mod serve;
+pub mod telemetry;

@@ -4,7 +4,7 @@
 
 use clap::Parser;
 use mnemo::cli::{Cli, Command};
-use mnemo::{allocator, binary, cmd, serve};
+use mnemo::{allocator, binary, cmd, serve, telemetry};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -16,8 +16,17 @@ async fn main() -> std::process::ExitCode {
         Command::ExtractWorker { .. } => "off",
         _ => "warn",
     };
-    binary::init_tracing(cli.global.log.as_deref().unwrap_or(default_log));
-    binary::exit_code(match cli.command {
+    let filter = cli.global.log.as_deref().unwrap_or(default_log);
+    // Only `serve` exports traces (--otlp-endpoint), under its service's name.
+    let otlp = match &cli.command {
+        Command::Serve(args) => Some((&args.otlp, args.service.name())),
+        _ => None,
+    };
+    let telemetry = match telemetry::init(filter, otlp) {
+        Ok(t) => t,
+        Err(e) => return binary::exit_code(Err(e)),
+    };
+    let code = binary::exit_code(match cli.command {
         Command::Serve(args) => serve::run(&cli.global, *args).await,
         Command::Token(args) => cmd::token::run(&cli.global, args),
         Command::Upload(args) => cmd::upload::run(&cli.global, args).await,
@@ -44,5 +53,8 @@ async fn main() -> std::process::ExitCode {
         Command::Replay(args) => cmd::replay::run(&cli.global, args).await,
         Command::Learner(args) => cmd::learner::run(args).await,
         Command::Keys(args) => cmd::keys::run(args),
-    })
+    });
+    // The last spans go out before the process ends (blocking: off the runtime).
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    code
 }

@@ -65,6 +65,8 @@ pub struct ServeArgs {
     /// and connected; 503 while stopping). Off when not given.
     #[arg(long, env = "MNEMO_METRICS_LISTEN")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    #[command(flatten, next_help_heading = "Traces")]
+    pub otlp: crate::telemetry::OtlpArgs,
 }
 
 impl ServeArgs {
@@ -124,6 +126,20 @@ pub enum Service {
     Embedder,
     /// PostgreSQL read models; declares runs indexed.
     Projector,
+}
+
+impl Service {
+    /// The name on the command line (`all`, `api`, `extractor`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Api => "api",
+            Self::Extractor => "extractor",
+            Self::Chunker => "chunker",
+            Self::Embedder => "embedder",
+            Self::Projector => "projector",
+        }
+    }
 }
 
 /// Resolves when the process is asked to stop (SIGTERM or Ctrl-C).
