@@ -4,7 +4,9 @@
 //! 1. A throwaway namespace (`bench_<random>`) is prepared (streams, schema),
 //!    then each service starts as its own child process (`mnemo serve api`,
 //!    `extractor`, `chunker`, `embedder`, `projector`), so each one's peak
-//!    RSS (`VmHWM`) can be read on its own.
+//!    RSS (`VmHWM`) can be read on its own. With `--copies N`, N processes
+//!    of each pipeline service share the work (the projector's extra
+//!    copies stand by).
 //! 2. Every file of DIR is uploaded (a few at a time, one batch) and watched
 //!    until it is indexed or failed. The clock runs from the first upload to
 //!    the last terminal update.
@@ -61,6 +63,11 @@ pub struct PipelineBench {
     /// efficiency): for end-to-end comparisons (`baseline/compare.py`).
     #[arg(long)]
     pub no_alone: bool,
+    /// Copies of the extractor, chunker, embedder and projector (one
+    /// active, the others standing by), each a process sharing its
+    /// durable consumer: replicas' throughput against one.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub copies: u32,
 }
 
 fn pdfs_in(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -176,8 +183,20 @@ async fn measure(
     let embedder_log =
         std::env::temp_dir().join(format!("mnemo-bench-{}-embedder.log", ns.as_str()));
     let base_log = global.log.clone().unwrap_or_else(|| "warn".into());
-    for name in ["projector", "extractor", "chunker", "embedder", "api"] {
-        let (log, stderr) = if name == "embedder" {
+    let copies = bench.copies as usize;
+    let pipeline = ["projector", "extractor", "chunker", "embedder"];
+    let names = pipeline
+        .iter()
+        .flat_map(|name| std::iter::repeat_n(*name, copies))
+        .chain(["api"]);
+    let mut embedders = 0;
+    for name in names {
+        // The first embedder's log is read for its queue's figures.
+        let first_embedder = name == "embedder" && {
+            embedders += 1;
+            embedders == 1
+        };
+        let (log, stderr) = if first_embedder {
             let file = std::fs::File::create(&embedder_log)
                 .with_context(|| format!("cannot create {}", embedder_log.display()))?;
             (
@@ -447,7 +466,12 @@ fn report(bench: &PipelineBench, e2e: &EndToEnd, alone: &Option<Alone>) -> Resul
     }
     let per_s = |n: f64, s: f64| if s > 0.0 { n / s } else { 0.0 };
     let mb = |b: u64| b as f64 / 1e6;
-    println!("pipeline on {} ({} files)", bench.dir.display(), e2e.files);
+    println!(
+        "pipeline on {} ({} files; {} of each pipeline service)",
+        bench.dir.display(),
+        e2e.files,
+        bench.copies
+    );
     println!();
     println!("| what | value |");
     println!("|---|---:|");
