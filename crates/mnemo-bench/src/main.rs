@@ -1,6 +1,6 @@
 //! `mnemo-bench`: mnemo's benchmarks and evaluations, kept out of the
 //! user-facing `mnemo` binary. `mnemo-bench append|progress|pipeline|extract|
-//! embed|search|replay` each print a table of measurements (docs/benchmarks.md
+//! embed|search|replay|abuse|fairness|load|chaos` each print a table of measurements (docs/benchmarks.md
 //! has the figures and how they were taken); `mnemo-bench eval ir` scores
 //! retrieval on a BEIR dataset. `mnemo bench …` and `mnemo eval …` run this
 //! binary with the rest of their command line.
@@ -10,7 +10,7 @@
 //! and the tables.
 //! Must not: be needed to run mnemo, or leave anything behind — every run
 //! deletes its namespace (streams, bucket, schema) unless `--keep`. The
-//! processes it measures (`pipeline`'s and `eval ir`'s services, `extract`'s
+//! processes it measures (`pipeline`'s, `chaos`'s and `eval ir`'s services, `extract`'s
 //! PDF worker) are started from the `mnemo` binary beside this one (or
 //! `MNEMO_BIN`), so what is measured is what ships.
 //!

@@ -7,7 +7,7 @@
 //! domain's scheduler locally.
 //!
 //! Owns: command-line parsing, configuration (flags with env fallbacks),
-//! logging setup, signal handling, and presenting results to people
+//! logging and trace export setup, signal handling, and presenting results to people
 //! (tables, progress bars) or scripts (`--json`).
 //! Must not: hold business logic. Servers are the library crates' `run`/`serve`;
 //! client commands speak only the public gRPC API. Nor carry the benchmarks:
@@ -16,8 +16,10 @@
 //!
 //! # Layout
 //! - [`allocator`]: the global allocator (mimalloc) and its tuning.
-//! - [`binary`]: logging setup, exit status, and how `mnemo` and
-//!   `mnemo-bench` find each other.
+//! - [`binary`]: logging for `mnemo-bench` (through [`telemetry`]), exit
+//!   status, and how `mnemo` and `mnemo-bench` find each other.
+//! - [`telemetry`]: logs to stderr and `serve`'s trace export over OTLP
+//!   (`--otlp-endpoint`).
 //! - [`cli`]: the parser, the global and backend flags, the list of commands.
 //! - [`cmd`]: one module per command, each with its `Args`.
 //! - [`serve`]: `mnemo serve [all|api|extractor|chunker|embedder|projector]`:
