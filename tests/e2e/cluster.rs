@@ -13,8 +13,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use mnemo_tests::{
-    assert_caught_up_and_rebuilt, eventually, upload, watch_all, EnvOptions, NatsCluster,
-    ProgressSeen, TestEnv,
+    assert_caught_up_and_rebuilt, eventually, upload, EnvOptions, NatsCluster, ProgressSeen,
+    TestEnv,
 };
 
 /// Uploads `text` as `name`, trying again while the cluster elects a
@@ -164,12 +164,7 @@ async fn the_pipeline_survives_its_stream_leader_killed_restarted_and_partitione
     assert_eq!(info.config.num_replicas, 3);
 
     // The learner follows everything, from before the first upload.
-    let mut progress = env.progress("alice").await;
-    let mut updates = progress
-        .watch(watch_all(0, true))
-        .await
-        .unwrap()
-        .into_inner();
+    let (mut progress, mut updates) = env.watch_everything("alice").await;
     let flow = Instant::now();
     let mut uploaded = BTreeSet::new();
     upload_phase(&env, "before", per_phase, &mut uploaded).await;

@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use mnemo_tests::{
-    assert_caught_up_and_rebuilt, last_sequence, upload, watch_all, EnvOptions, PrivatePostgres,
-    ProgressSeen, TestEnv,
+    assert_caught_up_and_rebuilt, last_sequence, upload, EnvOptions, PrivatePostgres, ProgressSeen,
+    TestEnv,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -20,12 +20,7 @@ async fn the_projector_resumes_from_its_checkpoint_after_postgresql_crashes() {
         ..Default::default()
     })
     .await;
-    let mut progress = env.progress("alice").await;
-    let mut updates = progress
-        .watch(watch_all(0, true))
-        .await
-        .unwrap()
-        .into_inner();
+    let (mut progress, mut updates) = env.watch_everything("alice").await;
     // Twenty notes of some length at once: more work than the crash takes.
     let uploads = (0..20).map(|i| {
         let env = &env;

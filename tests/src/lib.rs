@@ -1171,6 +1171,21 @@ impl TestEnv {
         )
     }
 
+    /// `owner`'s progress client and a Watch of all their documents from
+    /// the first event, following.
+    pub async fn watch_everything(
+        &self,
+        owner: &str,
+    ) -> (Progress, tonic::Streaming<pb::ProgressUpdate>) {
+        let mut progress = self.progress(owner).await;
+        let updates = progress
+            .watch(watch_all(0, true))
+            .await
+            .expect("a watch of every document")
+            .into_inner();
+        (progress, updates)
+    }
+
     /// A ProgressService client whose connection lets only `window` bytes
     /// be in flight towards it: a client that reads slowly, or not at all.
     pub async fn progress_with_window(&self, owner: &str, window: u32) -> Progress {

@@ -178,13 +178,17 @@ fn provider(
             exporter: Arc::new(exporter),
             runtime: runtime.handle().clone(),
         })
-        // By the trace id alone, the same way in every process: a trace is
-        // exported whole or not at all, and a caller's `traceparent` flag
-        // cannot force (or hide) its requests past the ratio.
-        .with_sampler(Sampler::TraceIdRatioBased(args.otlp_sample_ratio))
+        .with_sampler(sampler(args.otlp_sample_ratio))
         .with_resource(resource)
         .build();
     Ok((provider, runtime))
+}
+
+/// By the trace id alone, the same way in every process: a trace is
+/// exported whole or not at all, and a caller's `traceparent` flag cannot
+/// force (or hide) its requests past the ratio.
+fn sampler(ratio: f64) -> Sampler {
+    Sampler::TraceIdRatioBased(ratio)
 }
 
 fn hostname() -> String {
@@ -222,5 +226,41 @@ impl SpanExporter for OnItsRuntime {
         if let Some(exporter) = Arc::get_mut(&mut self.exporter) {
             exporter.set_resource(resource);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{
+        Span as _, SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+        Tracer as _,
+    };
+
+    /// Whether a span that continues a caller's context with `flags` is
+    /// recorded and exported under `ratio`.
+    fn sampled(ratio: f64, flags: TraceFlags) -> bool {
+        let provider = SdkTracerProvider::builder()
+            .with_sampler(sampler(ratio))
+            .build();
+        let caller = SpanContext::new(
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+            flags,
+            true,
+            TraceState::default(),
+        );
+        let cx = opentelemetry::Context::new().with_remote_span_context(caller);
+        let span = provider.tracer("test").start_with_context("request", &cx);
+        span.span_context().is_sampled()
+    }
+
+    #[test]
+    fn a_callers_sampled_flag_neither_forces_nor_hides_a_trace() {
+        // Flagged sampled, past a ratio of 0: not exported.
+        assert!(!sampled(0.0, TraceFlags::SAMPLED));
+        // Flagged not sampled, under a ratio of 1: exported all the same.
+        assert!(sampled(1.0, TraceFlags::default()));
+        assert!(sampled(1.0, TraceFlags::SAMPLED));
     }
 }
