@@ -1,6 +1,8 @@
 //! Hybrid search over indexed documents: full text and meaning, citations,
 //! owner isolation, filters, and clear errors for bad requests.
 
+use std::time::Duration;
+
 use mnemo_proto::v1 as pb;
 use mnemo_tests::{indexed, upload, EnvOptions, SearchClient, TestEnv};
 
@@ -226,10 +228,7 @@ async fn a_words_stem_is_postgresqls_lexeme() {
     words.sort();
     words.dedup();
     assert!(words.len() > 300, "{} words", words.len());
-    let (db, conn) = tokio_postgres::connect(&mnemo_tests::database_url(), tokio_postgres::NoTls)
-        .await
-        .expect("PostgreSQL");
-    tokio::spawn(conn);
+    let db = postgres().await;
     let rows = db
         .query(
             "SELECT w, ARRAY(SELECT lexeme FROM unnest(to_tsvector('english', w)))
@@ -256,4 +255,153 @@ async fn a_words_stem_is_postgresqls_lexeme() {
         "{} of {compared} words stem otherwise than in PostgreSQL: {differ:?}",
         differ.len()
     );
+}
+
+/// The BM25 side reads each chunk's lexemes as `tsv::text` and parses them
+/// (`mnemo_search::terms::parse_tsvector`): for every chunk of a real paper
+/// and some awkward words, the parse equals what unnesting the tsvector in
+/// PostgreSQL gives.
+#[tokio::test]
+async fn lexemes_parsed_from_text_equal_postgresqls() {
+    let pages = mnemo_pdf::extract(mnemo_tests::corpus_pdf("med_bmc_health_services.pdf"))
+        .expect("the corpus paper extracts");
+    let mut texts: Vec<String> = pages;
+    texts.push(r"O'Brien's back\slash 'quoted' don''t naïve café C:\x 42 3.14 e-mail".into());
+    let db = postgres().await;
+    let rows = db
+        .query(
+            "SELECT to_tsvector('english', t)::text,
+                    ARRAY(SELECT lexeme FROM unnest(to_tsvector('english', t))),
+                    ARRAY(SELECT coalesce(array_length(positions, 1), 1)
+                            FROM unnest(to_tsvector('english', t)))
+               FROM unnest($1::text[]) t",
+            &[&texts],
+        )
+        .await
+        .expect("lexemes");
+    let mut lexemes_seen = 0;
+    for row in rows {
+        let (text, lexemes, counts): (String, Vec<String>, Vec<i32>) =
+            (row.get(0), row.get(1), row.get(2));
+        let parsed = mnemo_search::terms::parse_tsvector(&text);
+        assert_eq!(parsed, Some((lexemes.clone(), counts)), "{text}");
+        lexemes_seen += lexemes.len();
+    }
+    assert!(lexemes_seen > 1000, "{lexemes_seen} lexemes compared");
+}
+
+/// A session of the suite's PostgreSQL (no namespace).
+async fn postgres() -> tokio_postgres::Client {
+    let (db, conn) = tokio_postgres::connect(&mnemo_tests::database_url(), tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL");
+    tokio::spawn(conn);
+    db
+}
+
+/// Uploads `bytes` and waits until the search index has seen them indexed:
+/// the document's id and that stream sequence.
+async fn searchable(
+    env: &TestEnv,
+    owner: &str,
+    docs: &mut mnemo_tests::Documents,
+    (filename, bytes): (&str, &[u8]),
+) -> (String, u64) {
+    let id = upload(docs, filename, bytes).await.unwrap().document_id;
+    let seen = indexed(env, owner, &id).await;
+    let index = env.search_index();
+    assert!(index.wait_for(seen, Duration::from_secs(30)).await >= seen);
+    (id, seen)
+}
+
+/// One API replica serves any number of owners in bounded memory
+/// (`mnemo_search::resident`): nobody's search state is read until they
+/// search; past the budget (here one byte: only the owner just read stays),
+/// the owner searched least recently is dropped; a dropped owner's next
+/// search reads them again, with what was indexed while they were not held;
+/// and a held owner's new document is refreshed in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_are_read_at_their_first_search_and_dropped_past_the_budget() {
+    let env = TestEnv::start_with(EnvOptions {
+        run_pipeline: true,
+        search_budget: Some(1),
+        ..Default::default()
+    })
+    .await;
+    let index = env.search_index();
+    let token = |owner: &str| mnemo_domain::OwnerId::new(owner).unwrap().token();
+    let (alice_token, bob_token) = (token("alice"), token("bob"));
+    let mut alice_docs = env.documents("alice").await;
+    let mut bob_docs = env.documents("bob").await;
+    let cells = upload(&mut alice_docs, "cells.md", CELLS).await.unwrap();
+    let bobs = upload(&mut bob_docs, "history.md", HISTORY).await.unwrap();
+    let seen = indexed(&env, "alice", &cells.document_id)
+        .await
+        .max(indexed(&env, "bob", &bobs.document_id).await);
+    assert!(
+        !index.is_held(&alice_token) && !index.is_held(&bob_token),
+        "nobody has searched: nothing is held"
+    );
+    let (alice, bob) = (env.search("alice").await, env.search("bob").await);
+    let found = |r: &pb::SearchResponse, id: &str| r.hits.iter().any(|h| h.document_id == id);
+    // A hybrid search whose first hit is `id`'s, found by words and meaning.
+    let first_by_both = |client: &SearchClient, query: &'static str, id: String, seen: u64| {
+        let client = client.clone();
+        async move {
+            let r = search(&client, request_after(query, pb::SearchMode::Hybrid, seen)).await;
+            let first = r.hits.first();
+            assert!(
+                first.is_some_and(|h| h.document_id == id
+                    && h.lexical_rank > 0
+                    && h.vector_rank > 0),
+                "{r:?}"
+            );
+            r
+        }
+    };
+
+    // Alice's first search reads her state; both sides find her document.
+    first_by_both(&alice, "mitochondria ATP", cells.document_id.clone(), seen).await;
+    assert!(index.is_held(&alice_token) && !index.is_held(&bob_token));
+
+    // Bob's first search reads his, and drops alice's (over the budget).
+    let r = first_by_both(&bob, "Westphalia treaty", bobs.document_id.clone(), seen).await;
+    assert!(index.is_held(&bob_token) && !index.is_held(&alice_token));
+    assert!(!found(&r, &cells.document_id), "{r:?}");
+
+    // Alice, not held, indexes another document: nothing of hers is read
+    // for it, and her next search reads it with the first.
+    let ribosomes: &[u8] =
+        b"# Ribosomes\n\nRibosomes translate messenger RNA into polypeptide chains.\n";
+    let (notes, seen) =
+        searchable(&env, "alice", &mut alice_docs, ("ribosomes.md", ribosomes)).await;
+    assert!(
+        !index.is_held(&alice_token),
+        "a refresh does not read an owner not held"
+    );
+    first_by_both(&alice, "polypeptide chains", notes.clone(), seen).await;
+    first_by_both(&alice, "mitochondria ATP", cells.document_id.clone(), seen).await;
+    assert!(index.is_held(&alice_token) && !index.is_held(&bob_token));
+
+    // Held, she indexes a third: the follower refreshes her in place.
+    let golgi: &[u8] = b"# Golgi\n\nThe Golgi apparatus packages proteins into vesicles.\n";
+    let (third, seen) = searchable(&env, "alice", &mut alice_docs, ("golgi.md", golgi)).await;
+    assert!(
+        index.is_held(&alice_token),
+        "a refresh keeps a held owner held"
+    );
+    let r = search(
+        &alice,
+        request_after("Golgi vesicles", pb::SearchMode::Vector, seen),
+    )
+    .await;
+    assert!(found(&r, &third), "{r:?}");
+    // Bob was dropped while alice was read again; his search reads him back.
+    let r = search(
+        &bob,
+        request_after("Westphalia treaty", pb::SearchMode::Hybrid, seen),
+    )
+    .await;
+    assert!(found(&r, &bobs.document_id), "{r:?}");
+    assert!(index.is_held(&bob_token));
 }

@@ -204,6 +204,8 @@ pub struct EnvOptions {
     /// Another PostgreSQL than the suite's (e.g. a [`PrivatePostgres`] the
     /// test restarts); None: [`database_url`].
     pub database_url: Option<String>,
+    /// Bytes of owners' search state the API holds (None: the default).
+    pub search_budget: Option<usize>,
 }
 
 impl Default for EnvOptions {
@@ -222,6 +224,7 @@ impl Default for EnvOptions {
             tls: None,
             replicas: 1,
             database_url: None,
+            search_budget: None,
         }
     }
 }
@@ -1033,9 +1036,10 @@ impl TestEnv {
                 Some(m) => vectors.for_model(m.model_id()),
                 None => vectors,
             };
-            let index = Arc::new(mnemo_search::Indexes::new(
+            let index = Arc::new(mnemo_search::Indexes::with_budget(
                 vectors,
                 mnemo_search::TermIndex::default(),
+                opts.search_budget.unwrap_or(mnemo_search::DEFAULT_BUDGET),
             ));
             let (b, rx) = (bus.clone(), stop.subscribe());
             let (follow_index, url) = (index.clone(), database_url.clone());
@@ -1092,6 +1096,12 @@ impl TestEnv {
             .expect("the API stops within the limit (open streams must end)")
             .expect("the API task");
         started.elapsed()
+    }
+
+    /// The API's search indexes (which owners are held, how far they are).
+    pub fn search_index(&self) -> Arc<mnemo_search::Indexes> {
+        let setup = self.api_setup.as_ref().expect("this env runs an API");
+        setup.index.clone()
     }
 
     /// Starts the API again on the same address and namespace (a new

@@ -78,6 +78,7 @@ impl ApiArgs {
             embedders,
             search_model: self.search_model.clone(),
             vectors: self.vectors.config(),
+            search_budget: self.vectors.budget(),
             bm25: self.fusion.bm25()?,
             fusion: self.fusion.fusion()?,
             llm: self
@@ -96,6 +97,9 @@ pub struct ServeConfig {
     /// Which of them serves search at start (default: the first).
     pub search_model: Option<String>,
     pub vectors: mnemo_search::VectorConfig,
+    /// Bytes of owners' search state held at most (least recently searched
+    /// owners are dropped past it, and read again at their next search).
+    pub search_budget: usize,
     pub bm25: mnemo_search::Bm25,
     pub fusion: mnemo_search::Fusion,
     /// Answers and cards with this chat model (extractive/offline without).
@@ -457,9 +461,20 @@ pub struct VectorArgs {
     /// Threads a graph build uses (default: every core).
     #[arg(long, env = "MNEMO_SEARCH_BUILD_THREADS")]
     pub search_build_threads: Option<usize>,
+    /// MiB of owners' search state (vectors, graphs, lexemes) held in
+    /// memory; past it, the owners searched least recently are dropped and
+    /// read again from PostgreSQL at their next search.
+    #[arg(long, env = "MNEMO_SEARCH_MEMORY_MIB", default_value_t = (mnemo_search::DEFAULT_BUDGET >> 20) as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub search_memory_mib: u64,
 }
 
 impl VectorArgs {
+    /// `--search-memory-mib` in bytes.
+    pub fn budget(&self) -> usize {
+        usize::try_from(self.search_memory_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+    }
+
     pub fn config(&self) -> mnemo_search::VectorConfig {
         let mut ann = mnemo_search::vectors::AnnConfig {
             connectivity: self.search_hnsw_m.max(2),

@@ -84,6 +84,7 @@ pub async fn run(
         embedders,
         search_model,
         vectors,
+        search_budget,
         bm25,
         fusion,
         llm,
@@ -110,9 +111,10 @@ pub async fn run(
     if served.is_none() {
         tracing::warn!("no --model-dir: search answers from full text only");
     }
-    let index = Arc::new(mnemo_search::Indexes::new(
+    let index = Arc::new(mnemo_search::Indexes::with_budget(
         index,
         mnemo_search::TermIndex::new(bm25),
+        search_budget,
     ));
     let listen = api.listen;
     let database_url = api.database_url.clone();

@@ -166,7 +166,7 @@ pub async fn use_model(
         .switch_vectors(index)
         .await
         .map_err(|e| crate::status::from_search_error(&e))?;
-    tracing::info!(model = %id, vectors = loaded, previous = ?current.model(), "search model switched");
+    tracing::info!(model = %id, held_vectors = loaded, previous = ?current.model(), "search model switched");
     models(state, search).await
 }
 

@@ -1,6 +1,8 @@
 //! `mnemo-bench search`: the vector index at scale (exact scan against the
 //! HNSW graph: build time, memory, latency, recall@10), then the whole
-//! hybrid search path over PostgreSQL at 100,000 chunks ([`hybrid`]).
+//! hybrid search path over PostgreSQL at 100,000 chunks ([`hybrid`]), then
+//! 1,000,000 chunks over 1,000 owners within the API's memory budget
+//! ([`owners`]).
 //!
 //! Vectors are synthetic ([`synthetic`]) around real all-MiniLM embeddings
 //! of SciFact abstracts (when the model is prepared), 20 chunks per
@@ -10,6 +12,7 @@
 //! share of the exact top 10 that the default path returns.
 
 mod hybrid;
+mod owners;
 mod synthetic;
 
 use std::collections::BTreeMap;
@@ -78,6 +81,18 @@ pub struct SearchBench {
     pub hybrid_chunks: usize,
     #[command(flatten)]
     pub vectors: VectorArgs,
+    /// Chunks over all owners in the many-owners part (0: skip it).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub owner_chunks: usize,
+    /// Owners in the many-owners part.
+    #[arg(long, default_value_t = 1_000)]
+    pub owners: usize,
+    /// Owners searched again and again (warm) after every owner's first search.
+    #[arg(long, default_value_t = 100)]
+    pub warm_owners: usize,
+    /// Queries over the warm owners.
+    #[arg(long, default_value_t = 2_000)]
+    pub warm_queries: usize,
     /// How the graph stores vectors: f32, f16 or i8.
     #[arg(long, default_value = "f32")]
     pub quantization: QuantizationArg,
@@ -143,10 +158,15 @@ struct Row {
 }
 
 fn rss() -> u64 {
+    status_bytes("VmRSS:")
+}
+
+/// A size line of `/proc/self/status` (`VmRSS:`, `VmHWM:`), in bytes.
+fn status_bytes(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            let l = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_string();
+            let l = s.lines().find(|l| l.starts_with(field))?.to_string();
             l.split_whitespace().nth(1)?.parse::<u64>().ok()
         })
         .map_or(0, |kb| kb * 1024)
@@ -244,19 +264,34 @@ pub async fn run(b: SearchBench) -> Result<ExitCode> {
             );
         }
     }
+    let chunk_texts = if b.hybrid_chunks > 0 || b.owner_chunks > 0 {
+        let corpus = corpus
+            .context("the hybrid and many-owners parts need the SciFact corpus (--corpus)")?;
+        texts(&corpus, usize::MAX)?
+    } else {
+        Vec::new()
+    };
     let hybrid = if b.hybrid_chunks > 0 {
-        let corpus = corpus.context("the hybrid part needs the SciFact corpus (--corpus)")?;
-        let chunk_texts = texts(&corpus, usize::MAX)?;
         Some(
             hybrid::run(hybrid::HybridBench {
-                backend: &b.backend,
+                source: Source::of(&b, &chunk_texts, &mut mixture, &real_queries, config),
                 chunks: b.hybrid_chunks,
-                texts: &chunk_texts,
-                mixture: &mut mixture,
-                queries: &real_queries,
-                config,
                 explain: b.explain,
-                keep: b.keep,
+            })
+            .await?,
+        )
+    } else {
+        None
+    };
+    let owners = if b.owner_chunks > 0 {
+        Some(
+            owners::run(owners::OwnersBench {
+                source: Source::of(&b, &chunk_texts, &mut mixture, &real_queries, config),
+                owners: b.owners,
+                chunks: b.owner_chunks,
+                budget: b.vectors.budget(),
+                warm_owners: b.warm_owners,
+                warm_queries: b.warm_queries,
             })
             .await?,
         )
@@ -274,6 +309,7 @@ pub async fn run(b: SearchBench) -> Result<ExitCode> {
                 "vectors": rows,
                 "neighbour_cosines": cosines.iter().map(|(n, c)| serde_json::json!({"vectors": n, "top1": c.0, "top10": c.1})).collect::<Vec<_>>(),
                 "hybrid": hybrid,
+                "owners": owners,
             })
         );
         return Ok(ExitCode::SUCCESS);
@@ -281,6 +317,10 @@ pub async fn run(b: SearchBench) -> Result<ExitCode> {
     if let Some(h) = hybrid {
         println!();
         h.print();
+    }
+    if let Some(o) = owners {
+        println!();
+        o.print();
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -324,6 +364,216 @@ pub(super) fn documents(
         centres.push(centre);
     }
     (docs, centres)
+}
+
+/// What the parts that write read models take: where, which texts and
+/// vectors, which queries, and the index's knobs.
+pub(super) struct Source<'a> {
+    pub backend: &'a Backend,
+    /// SciFact `title. text` lines, the chunks' texts.
+    pub texts: &'a [String],
+    pub mixture: &'a mut Mixture,
+    /// Query texts with their real embeddings (empty: no model, lexical
+    /// queries from the corpus).
+    pub queries: &'a [(String, Vec<f32>)],
+    pub config: VectorConfig,
+    /// Keep the namespace afterwards.
+    pub keep: bool,
+}
+
+/// Latency figures of one kind of query.
+#[derive(serde::Serialize)]
+pub(super) struct Latency {
+    what: String,
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+pub(super) fn latency(what: &str, mut d: Vec<Duration>) -> Latency {
+    d.sort();
+    let f = |x: Duration| x.as_secs_f64() * 1000.0;
+    Latency {
+        what: what.into(),
+        p50_ms: f(percentile(&d, 0.50)),
+        p95_ms: f(percentile(&d, 0.95)),
+        p99_ms: f(percentile(&d, 0.99)),
+        max_ms: f(d.last().copied().unwrap_or_default()),
+    }
+}
+
+impl<'a> Source<'a> {
+    fn of(
+        b: &'a SearchBench,
+        texts: &'a [String],
+        mixture: &'a mut Mixture,
+        queries: &'a [(String, Vec<f32>)],
+        config: VectorConfig,
+    ) -> Self {
+        Self {
+            backend: &b.backend,
+            texts,
+            mixture,
+            queries,
+            config,
+            keep: b.keep,
+        }
+    }
+
+    /// The queries with their vectors, or without a model `n` lexical ones:
+    /// each of the first `n` texts' first eight words.
+    fn queries_or_words(&self, n: usize) -> Vec<(String, Option<Vec<f32>>)> {
+        if self.queries.is_empty() {
+            let words = |t: &String| t.split_whitespace().take(8).collect::<Vec<_>>().join(" ");
+            self.texts
+                .iter()
+                .take(n)
+                .map(|t| (words(t), None))
+                .collect()
+        } else {
+            self.queries
+                .iter()
+                .map(|(t, v)| (t.clone(), Some(v.clone())))
+                .collect()
+        }
+    }
+}
+
+/// A throwaway namespace for a part that writes read models.
+pub(super) fn bench_namespace() -> Result<mnemo_bus::Namespace> {
+    Ok(mnemo_bus::Namespace::new(format!(
+        "bench_{}",
+        &Uuid::new_v4().simple().to_string()[..8]
+    ))?)
+}
+
+/// Drops the namespace's schema, or says where it is (`--keep`).
+pub(super) async fn done_with(
+    backend: &Backend,
+    ns: &mnemo_bus::Namespace,
+    keep: bool,
+) -> Result<()> {
+    if keep {
+        eprintln!("kept namespace {ns} (schema {})", ns.sql_schema());
+    } else {
+        mnemo_projector::db::drop_schema(&backend.database_url, ns).await?;
+    }
+    Ok(())
+}
+
+/// A binary COPY into `chunks` (chunk_id, document_id, owner_token, run,
+/// ordinal, text, page_start, page_end, tokens, created_at).
+pub(super) async fn copy_chunks(
+    db: &tokio_postgres::Client,
+) -> Result<tokio_postgres::binary_copy::BinaryCopyInWriter> {
+    use tokio_postgres::types::Type;
+    let sink = db
+        .copy_in(
+            "COPY chunks (chunk_id, document_id, owner_token, run, ordinal, text, page_start,
+                          page_end, tokens, created_at) FROM STDIN BINARY",
+        )
+        .await?;
+    Ok(tokio_postgres::binary_copy::BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::TEXT,
+            Type::UUID,
+            Type::TEXT,
+            Type::INT4,
+            Type::INT4,
+            Type::TEXT,
+            Type::INT4,
+            Type::INT4,
+            Type::INT4,
+            Type::TIMESTAMPTZ,
+        ],
+    ))
+}
+
+/// A binary COPY into `chunk_embeddings` (chunk_id, run, model,
+/// document_id, owner_token, dims, vector).
+pub(super) async fn copy_vectors(
+    db: &tokio_postgres::Client,
+) -> Result<tokio_postgres::binary_copy::BinaryCopyInWriter> {
+    use tokio_postgres::types::Type;
+    let sink = db
+        .copy_in(
+            "COPY chunk_embeddings (chunk_id, run, model, document_id, owner_token, dims, vector)
+             FROM STDIN BINARY",
+        )
+        .await?;
+    Ok(tokio_postgres::binary_copy::BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::TEXT,
+            Type::INT4,
+            Type::TEXT,
+            Type::UUID,
+            Type::TEXT,
+            Type::INT4,
+            Type::BYTEA,
+        ],
+    ))
+}
+
+/// One chunk (run 1, page 1) into [`copy_chunks`]'s writer.
+pub(super) async fn write_chunk(
+    writer: std::pin::Pin<&mut tokio_postgres::binary_copy::BinaryCopyInWriter>,
+    (chunk, document, owner): (&str, &Uuid, &str),
+    ordinal: usize,
+    text: &str,
+    now: &std::time::SystemTime,
+) -> Result<()> {
+    let tokens = (text.split_whitespace().count() as i32).min(256);
+    let row: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
+        &chunk,
+        document,
+        &owner,
+        &1i32,
+        &(ordinal as i32),
+        &text,
+        &1i32,
+        &1i32,
+        &tokens,
+        now,
+    ];
+    Ok(writer.write(&row).await?)
+}
+
+/// One chunk's vector (run 1, model "synthetic") into [`copy_vectors`]'s writer.
+pub(super) async fn write_vector(
+    writer: std::pin::Pin<&mut tokio_postgres::binary_copy::BinaryCopyInWriter>,
+    (chunk, document, owner): (&str, &Uuid, &str),
+    vector: &[f32],
+) -> Result<()> {
+    let bytes = mnemo_projector::chunks::vector_bytes(vector);
+    let row: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+        &chunk,
+        &1i32,
+        &"synthetic",
+        document,
+        &owner,
+        &(DIMS as i32),
+        &bytes,
+    ];
+    Ok(writer.write(&row).await?)
+}
+
+/// Makes PostgreSQL compute each chunk's lexemes as the benchmark's COPY
+/// inserts it, the way the projector writes them (`chunks.tsv` is no
+/// generated column since the chunks projection's V3): a trigger in the
+/// benchmark's own schema, dropped with it.
+pub(super) async fn lexemes_on_insert(db: &tokio_postgres::Client) -> Result<()> {
+    db.batch_execute(
+        "CREATE FUNCTION bench_chunk_lexemes() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN NEW.tsv := to_tsvector('english', NEW.text); RETURN NEW; END $$;
+         CREATE TRIGGER bench_chunk_lexemes BEFORE INSERT ON chunks
+            FOR EACH ROW EXECUTE FUNCTION bench_chunk_lexemes();",
+    )
+    .await
+    .context("the benchmark's lexeme trigger")?;
+    Ok(())
 }
 
 pub(super) fn scope() -> Scope {

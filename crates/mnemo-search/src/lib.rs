@@ -3,7 +3,9 @@
 //! Owns: the lexical side (BM25 over the chunks' PostgreSQL lexemes in
 //! memory, [`terms`]; PostgreSQL full text for queries in websearch syntax,
 //! [`lexical`]), the in-memory vector index ([`vectors`], per owner: exact
-//! scan for small owners, an HNSW graph for big ones), keeping both fresh
+//! scan for small owners, an HNSW graph for big ones), which owners' state
+//! is held within a memory budget ([`resident`]: loaded at an owner's first
+//! search, least recently searched dropped), keeping what is held fresh
 //! from `DocumentIndexed` events ([`follow`]) and saying how far they are
 //! ([`Indexes::wait_for`]), switching the served model's vectors without a
 //! pause ([`Indexes::switch_vectors`]), reciprocal rank fusion
@@ -15,11 +17,12 @@
 //! owner's chunk.
 //!
 //! # Layout
-//! - [`terms`]: BM25 over every chunk's lexemes, per owner.
+//! - [`terms`]: BM25 over the held owners' chunk lexemes, per owner.
 //! - [`lexical`]: the PostgreSQL full-text query, query lexemes, hit
 //!   details.
 //! - [`vectors`]: the in-memory vector index (per-owner snapshots, exact
 //!   scan, HNSW graph through usearch, rebuilds off the runtime).
+//! - [`resident`]: owners held, loaded on demand, evicted past the budget.
 //! - [`fusion`]: reciprocal rank fusion.
 //! - [`snippet`]: highlighted snippets of hits.
 //! - [`passages`]: the full text of retrieved chunks, and of one document's
@@ -30,6 +33,7 @@
 pub mod fusion;
 pub mod lexical;
 pub mod passages;
+pub mod resident;
 pub mod snippet;
 pub mod terms;
 pub mod vectors;
@@ -41,6 +45,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 pub use fusion::{Fused, Fusion};
+pub use resident::{Residence, DEFAULT_BUDGET};
 pub use terms::{Bm25, TermIndex};
 pub use vectors::{VectorConfig, VectorIndex};
 
@@ -143,6 +148,8 @@ pub struct Indexes {
     pub terms: TermIndex,
     /// Every document event up to this stream sequence is in both indexes.
     applied: tokio::sync::watch::Sender<u64>,
+    /// Whose state is held, within the memory budget ([`resident`]).
+    resident: resident::Residency,
     /// Model switches, carried out by [`follow`] between two events.
     switch_tx: tokio::sync::mpsc::Sender<Switch>,
     switch_rx: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<Switch>>>,
@@ -156,11 +163,20 @@ struct Switch {
 }
 
 impl Indexes {
+    /// Indexes holding at most [`DEFAULT_BUDGET`] bytes of owners' state.
     pub fn new(vectors: VectorIndex, terms: TermIndex) -> Self {
+        Self::with_budget(vectors, terms, DEFAULT_BUDGET)
+    }
+
+    /// Indexes holding at most `budget` bytes of owners' state (roughly:
+    /// vectors, graphs, lexemes); past it, owners searched least recently
+    /// are dropped and read again at their next search ([`resident`]).
+    pub fn with_budget(vectors: VectorIndex, terms: TermIndex, budget: usize) -> Self {
         let (switch_tx, switch_rx) = tokio::sync::mpsc::channel(4);
         Self {
             vectors: std::sync::RwLock::new(Arc::new(vectors)),
             terms,
+            resident: resident::Residency::new(budget),
             applied: tokio::sync::watch::Sender::new(0),
             switch_tx,
             switch_rx: std::sync::Mutex::new(Some(switch_rx)),
@@ -244,6 +260,11 @@ pub async fn search_in(
     q: &Query<'_>,
 ) -> Result<Vec<Hit>, SearchError> {
     let (scope, query, k) = (&q.scope, q.text, q.k);
+    // The caller's state, read now if it is not held. (During a model
+    // switch a cold owner is read into the new model's index; a snapshot
+    // of the old one then finds no vectors of theirs for this one query.)
+    // Held (not dropped) until the lists are made.
+    let _held = indexes.ensure(client, &scope.owner_token).await?;
     let n = (k * CANDIDATES_PER_HIT).max(MIN_CANDIDATES);
     // The query's lexemes: BM25 ranks by them, snippets highlight them.
     let lexemes = lexical::lexemes(client, query).await?;
@@ -281,15 +302,19 @@ pub async fn search_in(
     Ok(hits)
 }
 
-/// Fills the indexes from the read models, then keeps them fresh: reloads
-/// a document's vectors and lexemes each time one of its runs is indexed
-/// (and its vectors when a backfill adds the served model's), carries out
-/// model switches ([`Indexes::switch_vectors`]) between two events, and
-/// advances [`Indexes::applied`] past every document event it has seen.
-/// The load reads the read models once the projector's checkpoint C is
-/// known, and events are followed from C + 1: whatever the projector
-/// applied after C is seen again as an event (a reload is idempotent), so
-/// nothing indexed around the load is missed. Ends when the stream ends.
+/// Keeps the held owners' state fresh ([`resident`]): reloads a document's
+/// vectors and lexemes each time one of its runs is indexed (and its
+/// vectors when a backfill adds the served model's), if its owner is held;
+/// carries out model switches ([`Indexes::switch_vectors`]) between two
+/// events; and advances [`Indexes::applied`] past every document event it
+/// has seen. Events are followed from the projector's checkpoint C + 1, and
+/// [`Indexes::applied`] starts at C: an owner loaded at any time reads the
+/// read models, which hold at least everything up to C, and whatever the
+/// projector applied after C is seen again as an event (a reload is
+/// idempotent). An event's refresh, held owner or not, waits until the
+/// projector has applied it (for up to 30 s; past that the follower goes
+/// on and says so in the log), so a load after [`Indexes::applied`] passed
+/// an event sees what it says. Ends when the stream ends.
 ///
 /// PostgreSQL going away (a restart, a failover, its sessions killed) is
 /// waited out: the connection is made again (with backoff, logged) and the
@@ -329,10 +354,15 @@ pub async fn follow(
         .messages()
         .await
         .map_err(|e| mnemo_bus::BusError::unavailable("cannot follow the document events", e))?;
-    let vectors = indexes.vectors().load_all(&*db).await?;
-    let chunks = indexes.terms.load_all(&*db).await?;
+    // Nothing is loaded now: each owner's state is read at their first
+    // search (`Indexes::ensure`); events from here refresh owners held.
     indexes.set_applied(from);
-    tracing::info!(vectors, chunks, sequence = from, "search indexes loaded");
+    metrics::gauge!("mnemo_search_budget_bytes").set(indexes.budget() as f64);
+    tracing::info!(
+        sequence = from,
+        budget_mib = indexes.budget() >> 20,
+        "search follows the document events; owners are loaded at their first search"
+    );
     loop {
         let msg = tokio::select! {
             msg = messages.next() => match msg {
@@ -366,8 +396,11 @@ pub async fn follow(
                 indexes.set_applied(sequence);
                 continue;
             }
-            indexes.vectors().remove_owner(owner);
-            indexes.terms.remove_owner(owner);
+            // Their rows go when the projector applies this event: until
+            // then a search could read them back in.
+            let db = conn.client().await;
+            wait_for_projector(&db, &bus.namespace, sequence, "erasure").await;
+            indexes.drop_owner(owner).await;
             tracing::info!(
                 owner,
                 sequence,
@@ -376,16 +409,26 @@ pub async fn follow(
             indexes.set_applied(sequence);
             continue;
         }
-        if let Some((document, what)) = refresh_needed(&bus.keys, &msg, sequence, &indexes).await {
+        let needed = match bus.namespace.owner_token_of(msg.subject.as_str()) {
+            Some(owner) => refresh_needed(&bus.keys, &msg, sequence, &indexes)
+                .await
+                .map(|(document, what)| (owner, document, what)),
+            None => None,
+        };
+        if let Some((owner, document, what)) = needed {
             let span = tracing::info_span!("search_refresh", document_id = %document, sequence);
             async {
                 loop {
                     let db = conn.client().await;
                     // The projector stores what this event says when it
-                    // applies this very event: wait until it has.
+                    // applies this very event: wait until it has (also for
+                    // an owner not held, whose next load must see it).
                     wait_for_projector(&db, &bus.namespace, sequence, "refresh").await;
-                    match refresh(&db, &indexes, document, what).await {
-                        Ok(()) => break,
+                    let refreshed = indexes
+                        .refresh_held(owner, || refresh(&db, &indexes, document, what))
+                        .await;
+                    match refreshed {
+                        Ok(_) => break,
                         // PostgreSQL is away: connect again and redo this
                         // refresh before going past its event.
                         Err(e) if e.kind() == SearchErrorKind::Unavailable => {
@@ -562,11 +605,17 @@ async fn next_switch(rx: &mut Option<tokio::sync::mpsc::Receiver<Switch>>) -> Op
     }
 }
 
-/// Loads the new model's vectors and swaps them in; events wait meanwhile
-/// (searches do not: they use the old index until the swap).
+/// Loads the held owners' vectors of the new model and swaps them in;
+/// events and cold owners' loads wait meanwhile (searches of held owners
+/// do not: they use the old index until the swap).
 async fn switch_model(db: &tokio_postgres::Client, indexes: &Indexes, switch: Switch) {
     let model = switch.index.model().unwrap_or("any").to_owned();
-    let loaded = switch.index.load_all(db).await;
+    // The owners held keep being held, now with the new model's vectors;
+    // no owner is loaded, refreshed or dropped until the swap (a cold
+    // owner's first search waits for it; the old and new vectors of the
+    // held owners are both in memory meanwhile).
+    let (owners, _frozen) = indexes.freeze_held().await;
+    let loaded = switch.index.load_owners(db, &owners).await;
     if let Ok(n) = &loaded {
         indexes.set_vectors(Arc::new(switch.index));
         tracing::info!(

@@ -78,6 +78,20 @@ pub struct Rebuilt {
     pub took: Duration,
 }
 
+/// How a rebuild ended.
+enum Rebuild {
+    Done(Rebuilt),
+    /// The owner was loaded again meanwhile: the result was thrown away.
+    Stale,
+    /// Nothing to rebuild (owner gone), or the build failed.
+    Nothing,
+}
+
+/// One owner's vectors, built off the async runtime by
+/// [`VectorIndex::prepare`], put in place by [`VectorIndex::install`].
+#[derive(Debug)]
+pub struct PreparedVectors(Arc<Owner>);
+
 /// Every owner's vectors.
 #[derive(Debug)]
 pub struct VectorIndex {
@@ -171,6 +185,24 @@ impl VectorIndex {
         // Streamed: a million rows of 384 floats need not sit in memory
         // twice (as rows and as vectors).
         let rows = client.query_raw(LOAD, [&self.model]).await?;
+        self.load_rows(rows).await
+    }
+
+    /// Loads the vectors of `owners` only, replacing what was held (a
+    /// model switch loads the owners held, [`crate::resident`]).
+    pub async fn load_owners(
+        &self,
+        client: &impl GenericClient,
+        owners: &[String],
+    ) -> Result<usize, SearchError> {
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&self.model, &owners];
+        let rows = client
+            .query_raw(&format!("{LOAD} AND c.owner_token = ANY($2)"), params)
+            .await?;
+        self.load_rows(rows).await
+    }
+
+    async fn load_rows(&self, rows: tokio_postgres::RowStream) -> Result<usize, SearchError> {
         pin_mut!(rows);
         let mut by_owner: HashMap<String, BTreeMap<Uuid, DocumentVectors>> = HashMap::new();
         let mut n = 0;
@@ -199,12 +231,49 @@ impl VectorIndex {
         Ok(n)
     }
 
+    /// Reads `owner`'s vectors (each document's indexed run) without
+    /// changing what is held; [`Self::load_owner`] puts them in place.
+    pub async fn fetch_owner(
+        &self,
+        client: &impl GenericClient,
+        owner: &str,
+    ) -> Result<BTreeMap<Uuid, DocumentVectors>, SearchError> {
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&self.model, &owner];
+        let rows = client
+            .query_raw(&format!("{LOAD} AND c.owner_token = $2"), params)
+            .await?;
+        pin_mut!(rows);
+        let mut docs = BTreeMap::new();
+        while let Some(r) = rows.try_next().await? {
+            self.push(&mut docs, &r);
+        }
+        Ok(docs)
+    }
+
     /// Sets all of `owner`'s documents at once (scannable at once; a graph
-    /// follows in the background when due, or at [`Self::rebuild`]).
+    /// follows in the background when due, or at [`Self::rebuild`]). An
+    /// owner without documents is not held.
     pub fn load_owner(&self, owner: &str, docs: BTreeMap<Uuid, DocumentVectors>) {
-        let o = Arc::new(self.inner.exact(docs));
+        let prepared = self.prepare(docs);
+        self.install(owner, prepared);
+    }
+
+    /// Builds an owner's snapshot from their documents (copies every
+    /// vector: run it off the async threads for a big owner).
+    pub fn prepare(&self, docs: BTreeMap<Uuid, DocumentVectors>) -> PreparedVectors {
+        PreparedVectors(Arc::new(self.inner.exact(docs)))
+    }
+
+    /// Sets `owner`'s snapshot (an empty one: `owner` is not held); a graph
+    /// follows in the background when due.
+    pub fn install(&self, owner: &str, prepared: PreparedVectors) {
+        let o = prepared.0;
         if let Ok(mut held) = self.inner.owners.write() {
-            held.insert(owner.to_string(), o);
+            if o.len() == 0 {
+                held.remove(owner);
+            } else {
+                held.insert(owner.to_string(), o);
+            }
         }
         self.maintain(owner);
     }
@@ -310,7 +379,10 @@ impl VectorIndex {
         }
         let done = self.inner.rebuild(owner);
         self.inner.release(owner);
-        done
+        match done {
+            Rebuild::Done(r) => Some(r),
+            Rebuild::Stale | Rebuild::Nothing => None,
+        }
     }
 
     /// Starts a rebuild of `owner` in the background if one is due and we
@@ -318,29 +390,7 @@ impl VectorIndex {
     /// rows takes tens of seconds). Searches keep the current snapshot
     /// until the new one is swapped in.
     fn maintain(&self, owner: &str) {
-        let Some(o) = self.inner.snapshot(owner) else {
-            return;
-        };
-        if !self.inner.due(&o) {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        if !self.inner.claim(owner) {
-            return;
-        }
-        let (inner, owner) = (self.inner.clone(), owner.to_string());
-        runtime.spawn_blocking(move || {
-            let done = inner.rebuild(&owner);
-            inner.release(&owner);
-            if let Some(r) = done {
-                tracing::info!(
-                    owner = %owner, rows = r.rows, graph = r.graph,
-                    ms = r.took.as_millis() as u64, "vector index rebuilt"
-                );
-            }
-        });
+        Inner::maintain(&self.inner, owner);
     }
 
     /// Returns once no rebuild is in flight (the benchmark times builds
@@ -430,9 +480,44 @@ impl Inner {
         self.building.lock().map_or(true, |b| b.is_empty())
     }
 
-    fn rebuild(&self, owner: &str) -> Option<Rebuilt> {
+    /// [`VectorIndex::maintain`] on the shared state (a rebuild that found
+    /// its owner reloaded meanwhile starts the next one from here).
+    fn maintain(inner: &Arc<Inner>, owner: &str) {
+        let Some(o) = inner.snapshot(owner) else {
+            return;
+        };
+        if !inner.due(&o) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if !inner.claim(owner) {
+            return;
+        }
+        let (inner, owner) = (inner.clone(), owner.to_string());
+        runtime.spawn_blocking(move || {
+            let done = inner.rebuild(&owner);
+            inner.release(&owner);
+            match done {
+                Rebuild::Done(r) => tracing::info!(
+                    owner = %owner, rows = r.rows, graph = r.graph,
+                    ms = r.took.as_millis() as u64, "vector index rebuilt"
+                ),
+                // The owner was loaded again while this ran (dropped and read
+                // back, or a model switch): the load's own `maintain` found
+                // this build in flight and did nothing, so go again.
+                Rebuild::Stale => Inner::maintain(&inner, &owner),
+                Rebuild::Nothing => {}
+            }
+        });
+    }
+
+    fn rebuild(&self, owner: &str) -> Rebuild {
         let started = Instant::now();
-        let then = self.snapshot(owner)?;
+        let Some(then) = self.snapshot(owner) else {
+            return Rebuild::Nothing;
+        };
         let graph = then.len() >= self.config.exact_below;
         let built = match Owner::freeze(
             self.dims,
@@ -442,15 +527,20 @@ impl Inner {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(owner = %owner, error = %e, "vector index rebuild failed; staying exact");
-                return None;
+                return Rebuild::Nothing;
             }
         };
         let rows = built.len();
-        let mut owners = self.owners.write().ok()?;
-        let now = owners.get(owner)?.clone();
+        let Ok(mut owners) = self.owners.write() else {
+            return Rebuild::Nothing;
+        };
+        let Some(now) = owners.get(owner).cloned() else {
+            // Dropped meanwhile.
+            return Rebuild::Nothing;
+        };
         if !now.same_base(&then) {
             // Reloaded meanwhile: this rebuild describes an older world.
-            return None;
+            return Rebuild::Stale;
         }
         let caught_up = Owner::catch_up(built, &then, &now);
         if caught_up.len() == 0 {
@@ -458,7 +548,7 @@ impl Inner {
         } else {
             owners.insert(owner.to_string(), Arc::new(caught_up));
         }
-        Some(Rebuilt {
+        Rebuild::Done(Rebuilt {
             rows,
             graph,
             took: started.elapsed(),

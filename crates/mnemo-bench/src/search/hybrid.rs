@@ -5,41 +5,21 @@
 //! `mnemo_search::search` timed for SciFact training queries, with its
 //! parts (full text, vectors, details and snippets) timed alone.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use futures::pin_mut;
-use mnemo::cli::Backend;
 use mnemo_bus::Namespace;
-use mnemo_search::{lexical, Fusion, Indexes, Query, TermIndex, VectorConfig, VectorIndex};
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{ToSql, Type};
+use mnemo_search::{lexical, Fusion, Indexes, Query, TermIndex, VectorIndex};
 use uuid::Uuid;
 
-use super::synthetic::Mixture;
 use super::{documents, scope, DIMS, OWNER, SEARCH_CANDIDATES};
-use crate::timing::percentile;
 
 pub struct HybridBench<'a> {
-    pub backend: &'a Backend,
+    /// Chunk i gets text line i mod len.
+    pub source: super::Source<'a>,
     pub chunks: usize,
-    /// SciFact `title. text` lines; chunk i gets line i mod len.
-    pub texts: &'a [String],
-    pub mixture: &'a mut Mixture,
-    /// Query texts with their real embeddings (empty: no model, lexical
-    /// queries only from the corpus titles).
-    pub queries: &'a [(String, Vec<f32>)],
-    pub config: VectorConfig,
     pub explain: bool,
-    pub keep: bool,
-}
-
-#[derive(serde::Serialize)]
-pub struct Part {
-    what: String,
-    p50_ms: f64,
-    p95_ms: f64,
-    p99_ms: f64,
 }
 
 #[derive(serde::Serialize)]
@@ -49,7 +29,7 @@ pub struct HybridReport {
     copy_s: f64,
     index_load_s: f64,
     graph_build_s: f64,
-    parts: Vec<Part>,
+    parts: Vec<super::Latency>,
 }
 
 impl HybridReport {
@@ -71,36 +51,19 @@ impl HybridReport {
     }
 }
 
-fn part(what: &str, mut d: Vec<Duration>) -> Part {
-    d.sort();
-    let f = |x: Duration| x.as_secs_f64() * 1000.0;
-    Part {
-        what: what.into(),
-        p50_ms: f(percentile(&d, 0.50)),
-        p95_ms: f(percentile(&d, 0.95)),
-        p99_ms: f(percentile(&d, 0.99)),
-    }
-}
-
 pub async fn run(mut b: HybridBench<'_>) -> Result<HybridReport> {
-    let ns = Namespace::new(format!(
-        "bench_{}",
-        &Uuid::new_v4().simple().to_string()[..8]
-    ))?;
+    let ns = super::bench_namespace()?;
     let result = measure(&mut b, &ns).await;
-    if b.keep {
-        eprintln!("kept namespace {ns} (schema {})", ns.sql_schema());
-    } else {
-        mnemo_projector::db::drop_schema(&b.backend.database_url, &ns).await?;
-    }
+    super::done_with(b.source.backend, &ns, b.source.keep).await?;
     result
 }
 
 async fn measure(b: &mut HybridBench<'_>, ns: &Namespace) -> Result<HybridReport> {
-    anyhow::ensure!(!b.texts.is_empty(), "no corpus text");
-    let mut db = mnemo_projector::db::connect(&b.backend.database_url, ns).await?;
+    anyhow::ensure!(!b.source.texts.is_empty(), "no corpus text");
+    let mut db = mnemo_projector::db::connect(&b.source.backend.database_url, ns).await?;
     mnemo_projector::migrations::apply(&mut db, ns.sql_schema()).await?;
-    let (mut mixture_docs, _) = documents(b.chunks, b.mixture);
+    super::lexemes_on_insert(&db).await?;
+    let (mut mixture_docs, _) = documents(b.chunks, b.source.mixture);
     let started = Instant::now();
     let n_docs = mixture_docs.len() as i64;
     db.execute(
@@ -115,81 +78,24 @@ async fn measure(b: &mut HybridBench<'_>, ns: &Namespace) -> Result<HybridReport
     .await?;
     // Text and vectors go to their own tables (as the projector writes
     // them), each by one binary COPY.
-    let chunks = BinaryCopyInWriter::new(
-        db.copy_in(
-            "COPY chunks (chunk_id, document_id, owner_token, run, ordinal, text, page_start,
-                          page_end, tokens, created_at) FROM STDIN BINARY",
-        )
-        .await?,
-        &[
-            Type::TEXT,
-            Type::UUID,
-            Type::TEXT,
-            Type::INT4,
-            Type::INT4,
-            Type::TEXT,
-            Type::INT4,
-            Type::INT4,
-            Type::INT4,
-            Type::TIMESTAMPTZ,
-        ],
-    );
+    let chunks = super::copy_chunks(&db).await?;
     pin_mut!(chunks);
     let now = SystemTime::now();
     let mut i = 0usize;
     for (doc, v) in &mixture_docs {
         for (ordinal, chunk) in v.chunk_ids.iter().enumerate() {
-            let text = &b.texts[i % b.texts.len()];
+            let text = &b.source.texts[i % b.source.texts.len()];
             i += 1;
-            let tokens = (text.split_whitespace().count() as i32).min(256);
-            let row: [&(dyn ToSql + Sync); 10] = [
-                chunk,
-                doc,
-                &OWNER,
-                &1i32,
-                &(ordinal as i32),
-                text,
-                &1i32,
-                &1i32,
-                &tokens,
-                &now,
-            ];
-            chunks.as_mut().write(&row).await?;
+            super::write_chunk(chunks.as_mut(), (chunk, doc, OWNER), ordinal, text, &now).await?;
         }
     }
     chunks.finish().await?;
-    let vectors = BinaryCopyInWriter::new(
-        db.copy_in(
-            "COPY chunk_embeddings (chunk_id, run, model, document_id, owner_token, dims, vector)
-             FROM STDIN BINARY",
-        )
-        .await?,
-        &[
-            Type::TEXT,
-            Type::INT4,
-            Type::TEXT,
-            Type::UUID,
-            Type::TEXT,
-            Type::INT4,
-            Type::BYTEA,
-        ],
-    );
+    let vectors = super::copy_vectors(&db).await?;
     pin_mut!(vectors);
     for (doc, v) in &mixture_docs {
         for (ordinal, chunk) in v.chunk_ids.iter().enumerate() {
-            let bytes = mnemo_projector::chunks::vector_bytes(
-                &v.data[ordinal * DIMS..(ordinal + 1) * DIMS],
-            );
-            let row: [&(dyn ToSql + Sync); 7] = [
-                chunk,
-                &1i32,
-                &"synthetic",
-                doc,
-                &OWNER,
-                &(DIMS as i32),
-                &bytes,
-            ];
-            vectors.as_mut().write(&row).await?;
+            let vector = &v.data[ordinal * DIMS..(ordinal + 1) * DIMS];
+            super::write_vector(vectors.as_mut(), (chunk, doc, OWNER), vector).await?;
         }
     }
     vectors.finish().await?;
@@ -199,37 +105,30 @@ async fn measure(b: &mut HybridBench<'_>, ns: &Namespace) -> Result<HybridReport
     mixture_docs.clear();
     eprintln!("hybrid: {} chunks written in {copy_s:.1} s", b.chunks);
 
-    let index = Indexes::new(
-        VectorIndex::with_config(DIMS, b.config),
+    // One owner, held whatever its size: its vectors and lexemes are read
+    // as its first search reads them.
+    let index = Indexes::with_budget(
+        VectorIndex::with_config(DIMS, b.source.config),
         TermIndex::default(),
+        usize::MAX,
     );
     let started = Instant::now();
-    let loaded = index.vectors().load_all(&db).await?;
+    index.ensure(&db, OWNER).await?;
     let index_load_s = started.elapsed().as_secs_f64();
+    let loaded = index.vectors().len();
     index.vectors().until_built().await;
     let graph_build_s = started.elapsed().as_secs_f64() - index_load_s;
-    let started = Instant::now();
-    let terms = index.terms.load_all(&db).await?;
-    let terms_load_s = started.elapsed().as_secs_f64();
-    eprintln!("hybrid: BM25 lexemes of {terms} chunks loaded in {terms_load_s:.1} s");
+    eprintln!(
+        "hybrid: vectors and BM25 lexemes of {} chunks loaded in {index_load_s:.1} s",
+        index.terms.len()
+    );
     anyhow::ensure!(
         loaded == b.chunks,
         "loaded {loaded} vectors, wrote {}",
         b.chunks
     );
 
-    let queries: Vec<(String, Option<Vec<f32>>)> = if b.queries.is_empty() {
-        b.texts
-            .iter()
-            .take(200)
-            .map(|t| (first_words(t, 8), None))
-            .collect()
-    } else {
-        b.queries
-            .iter()
-            .map(|(t, v)| (t.clone(), Some(v.clone())))
-            .collect()
-    };
+    let queries = b.source.queries_or_words(200);
     if b.explain {
         explain(&db, &queries[0].0).await?;
     }
@@ -273,14 +172,14 @@ async fn measure(b: &mut HybridBench<'_>, ns: &Namespace) -> Result<HybridReport
         det.push(t.elapsed());
     }
     let mut parts = vec![
-        part("BM25: query lexemes + top 50 ids", bm25),
-        part("PostgreSQL full text (websearch syntax): top 50 ids", lex),
+        super::latency("BM25: query lexemes + top 50 ids", bm25),
+        super::latency("PostgreSQL full text (websearch syntax): top 50 ids", lex),
     ];
     if !vec_.is_empty() {
-        parts.push(part("vectors: top 50 (HNSW)", vec_));
+        parts.push(super::latency("vectors: top 50 (HNSW)", vec_));
     }
-    parts.push(part("details + snippets for 10 hits", det));
-    parts.push(part("**mnemo_search::search, k = 10**", full));
+    parts.push(super::latency("details + snippets for 10 hits", det));
+    parts.push(super::latency("**mnemo_search::search, k = 10**", full));
     Ok(HybridReport {
         chunks: b.chunks,
         queries: queries.len(),
@@ -289,10 +188,6 @@ async fn measure(b: &mut HybridBench<'_>, ns: &Namespace) -> Result<HybridReport
         graph_build_s,
         parts,
     })
-}
-
-fn first_words(t: &str, n: usize) -> String {
-    t.split_whitespace().take(n).collect::<Vec<_>>().join(" ")
 }
 
 /// The lexical query's plan, to stderr.

@@ -157,3 +157,27 @@ fn scores_match_the_bm25_formula() {
         hits[0].1
     );
 }
+
+#[test]
+fn a_tsvectors_text_gives_its_lexemes_and_counts() {
+    let (lexemes, counts) = parse_tsvector("'atp':4 'cell':1,7B,9 'mitochondria':2A").unwrap();
+    assert_eq!(lexemes, ["atp", "cell", "mitochondria"]);
+    assert_eq!(counts, [1, 3, 1]);
+    // Without positions (a tsvector stripped or cast from text): once.
+    let (lexemes, counts) = parse_tsvector("'a' 'b':3,5").unwrap();
+    assert_eq!(
+        (lexemes, counts),
+        (vec!["a".into(), "b".into()], vec![1, 2])
+    );
+    // A quote and a backslash inside a lexeme come doubled.
+    let (lexemes, _) = parse_tsvector(r"'o''brien':1 'c:\\x':2 'ünïcode':3").unwrap();
+    assert_eq!(lexemes, ["o'brien", r"c:\x", "ünïcode"]);
+    assert_eq!(parse_tsvector("").unwrap(), (vec![], vec![]));
+}
+
+#[test]
+fn text_postgresql_would_not_print_is_refused() {
+    for bad in ["atp:1", "'atp", "'atp':", "'atp':x", "'a':1 b", r"'a\"] {
+        assert!(parse_tsvector(bad).is_none(), "{bad:?}");
+    }
+}

@@ -99,6 +99,9 @@ pub(crate) struct SearchPlan {
     pub path: Path,
 }
 
+/// A chunk id held (a `String` and its text, `<document>-<ordinal>-<hash>`), roughly.
+const ID_BYTES: usize = std::mem::size_of::<String>() + 64;
+
 /// Below this share of the base allowed by a filter, the graph would walk
 /// mostly through rejected nodes: scan the allowed rows exactly instead.
 const MIN_SELECTIVITY: f64 = 0.05;
@@ -166,8 +169,13 @@ impl Owner {
     pub fn memory(&self) -> usize {
         let f = std::mem::size_of::<f32>();
         self.base.data.len() * f
+            + self.base.chunk_ids.len() * (ID_BYTES + std::mem::size_of::<u32>())
             + self.base.ann.as_ref().map_or(0, |a| a.memory())
-            + self.delta.values().map(|d| d.data.len() * f).sum::<usize>()
+            + self
+                .delta
+                .values()
+                .map(|d| d.data.len() * f + d.chunk_ids.len() * ID_BYTES)
+                .sum::<usize>()
     }
 
     pub fn contains(&self, document: Uuid) -> bool {
