@@ -19,7 +19,7 @@
 mod tests;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
 use futures::{pin_mut, TryStreamExt};
 use tokio_postgres::GenericClient;
@@ -73,72 +73,129 @@ impl DocumentTerms {
     }
 }
 
-impl DocumentTerms {
-    /// Bytes this document's postings take, roughly (strings, vectors and
-    /// hash-table slots).
-    pub fn memory(&self) -> usize {
-        // A hash slot with its control byte and the table's spare room
-        // (7/8 full at most), and each heap block's allocator rounding.
-        let slot = (std::mem::size_of::<(String, Vec<(u32, u32)>)>() + 1) * 8 / 7;
-        self.chunk_ids
-            .iter()
-            .map(|c| c.len() + ALLOCATION + std::mem::size_of::<String>() + 4)
-            .sum::<usize>()
-            + self
-                .postings
-                .iter()
-                .map(|(l, p)| l.len() + slot + 2 * ALLOCATION + p.capacity() * 8)
-                .sum::<usize>()
-    }
-}
-
-/// What the allocator adds to a small heap block, roughly (size classes).
+/// What the allocator adds to a heap block, roughly (size classes).
 const ALLOCATION: usize = 16;
 
-/// A lexeme's slot in an owner's document frequencies, beside its text.
-const FREQUENCY_SLOT: usize = (std::mem::size_of::<(String, u32)>() + 1) * 8 / 7 + ALLOCATION;
+/// One document's postings as an owner holds them: its lexemes as the
+/// owner's lexeme ids, sorted, each with its run of (chunk, occurrences)
+/// pairs in one array. About 20 bytes per lexeme of a document, against
+/// about 110 as a map of strings to vectors (the strings are the owner's,
+/// once).
+#[derive(Debug)]
+struct HeldDocument {
+    topic: Option<String>,
+    chunk_ids: Vec<String>,
+    /// Each chunk's length in lexeme occurrences.
+    lengths: Vec<u32>,
+    /// Lexeme ids, ascending.
+    lexemes: Vec<u32>,
+    /// `postings[starts[i]..starts[i + 1]]` are `lexemes[i]`'s (the last
+    /// runs to the end).
+    starts: Vec<u32>,
+    postings: Vec<(u32, u32)>,
+    /// Bytes all of this takes, roughly.
+    bytes: usize,
+}
+
+impl HeldDocument {
+    /// The (chunk, occurrences) pairs of lexeme `id` in this document.
+    fn postings_of(&self, id: u32) -> &[(u32, u32)] {
+        let Ok(i) = self.lexemes.binary_search(&id) else {
+            return &[];
+        };
+        let start = self.starts[i] as usize;
+        let end = self
+            .starts
+            .get(i + 1)
+            .map_or(self.postings.len(), |&e| e as usize);
+        &self.postings[start..end]
+    }
+}
 
 /// One owner's documents and the statistics BM25 needs.
 #[derive(Debug, Default)]
 struct OwnerTerms {
-    documents: HashMap<Uuid, (Arc<DocumentTerms>, usize)>,
-    /// Chunks containing each lexeme.
-    frequency: HashMap<String, u32>,
+    documents: HashMap<Uuid, HeldDocument>,
+    /// Every lexeme the owner's documents have had → its id.
+    lexicon: HashMap<Box<str>, u32>,
+    /// Per lexeme id: chunks containing it now (0: none any more).
+    frequency: Vec<u32>,
     chunks: u64,
     total_length: u64,
-    /// Bytes of the documents' postings and the frequencies, roughly.
+    /// Bytes of the documents' postings and the lexicon, roughly.
     bytes: usize,
 }
 
 impl OwnerTerms {
-    fn add(&mut self, document: Uuid, terms: Arc<DocumentTerms>) {
-        self.remove(document);
-        for (lexeme, postings) in &terms.postings {
-            let f = self.frequency.entry(lexeme.clone()).or_insert_with(|| {
-                self.bytes += lexeme.len() + FREQUENCY_SLOT;
-                0
-            });
-            *f += postings.len() as u32;
+    fn id_of(&mut self, lexeme: String) -> u32 {
+        if let Some(&id) = self.lexicon.get(lexeme.as_str()) {
+            return id;
         }
-        self.chunks += terms.chunk_ids.len() as u64;
-        self.total_length += terms.lengths.iter().map(|&l| u64::from(l)).sum::<u64>();
-        let bytes = terms.memory();
-        self.bytes += bytes;
-        self.documents.insert(document, (terms, bytes));
+        let id = self.frequency.len() as u32;
+        // The map's slot (7/8 full at most), the text, its count.
+        self.bytes +=
+            (std::mem::size_of::<(Box<str>, u32)>() + 1) * 8 / 7 + lexeme.len() + ALLOCATION + 4;
+        self.lexicon.insert(lexeme.into_boxed_str(), id);
+        self.frequency.push(0);
+        id
+    }
+
+    fn add(&mut self, document: Uuid, terms: DocumentTerms) {
+        self.remove(document);
+        let DocumentTerms {
+            topic,
+            chunk_ids,
+            lengths,
+            postings,
+        } = terms;
+        let mut by_id: Vec<(u32, Vec<(u32, u32)>)> = postings
+            .into_iter()
+            .map(|(lexeme, p)| (self.id_of(lexeme), p))
+            .collect();
+        by_id.sort_unstable_by_key(|(id, _)| *id);
+        let mut held = HeldDocument {
+            topic,
+            lexemes: Vec::with_capacity(by_id.len()),
+            starts: Vec::with_capacity(by_id.len()),
+            postings: Vec::with_capacity(by_id.iter().map(|(_, p)| p.len()).sum()),
+            chunk_ids,
+            lengths,
+            bytes: 0,
+        };
+        for (id, p) in by_id {
+            self.frequency[id as usize] += p.len() as u32;
+            held.lexemes.push(id);
+            held.starts.push(held.postings.len() as u32);
+            held.postings.extend(p);
+        }
+        held.bytes = held
+            .chunk_ids
+            .iter()
+            .map(|c| c.len() + ALLOCATION + std::mem::size_of::<String>() + 4)
+            .sum::<usize>()
+            + held.lexemes.len() * 8
+            + held.postings.len() * 8
+            + 5 * ALLOCATION
+            + std::mem::size_of::<(Uuid, HeldDocument)>();
+        self.chunks += held.chunk_ids.len() as u64;
+        self.total_length += held.lengths.iter().map(|&l| u64::from(l)).sum::<u64>();
+        self.bytes += held.bytes;
+        self.documents.insert(document, held);
     }
 
     fn remove(&mut self, document: Uuid) {
-        let Some((old, bytes)) = self.documents.remove(&document) else {
+        let Some(old) = self.documents.remove(&document) else {
             return;
         };
-        self.bytes = self.bytes.saturating_sub(bytes);
-        for (lexeme, postings) in &old.postings {
-            if let Some(f) = self.frequency.get_mut(lexeme) {
-                *f = f.saturating_sub(postings.len() as u32);
-                if *f == 0 {
-                    self.frequency.remove(lexeme);
-                    self.bytes = self.bytes.saturating_sub(lexeme.len() + FREQUENCY_SLOT);
-                }
+        self.bytes = self.bytes.saturating_sub(old.bytes);
+        for (i, &id) in old.lexemes.iter().enumerate() {
+            let end = old
+                .starts
+                .get(i + 1)
+                .map_or(old.postings.len(), |&e| e as usize);
+            let n = (end - old.starts[i] as usize) as u32;
+            if let Some(f) = self.frequency.get_mut(id as usize) {
+                *f = f.saturating_sub(n);
             }
         }
         self.chunks = self.chunks.saturating_sub(old.chunk_ids.len() as u64);
@@ -155,29 +212,28 @@ impl OwnerTerms {
         let total = self.chunks as f64;
         let average = (self.total_length as f64 / total).max(1.0);
         // Each distinct query lexeme once, with its idf (absent: skipped).
-        let mut weighted: Vec<(&str, f64)> = Vec::new();
+        let mut weighted: Vec<(u32, f64)> = Vec::new();
         for l in lexemes {
-            if weighted.iter().any(|(w, _)| *w == l.as_str()) {
+            let Some(&id) = self.lexicon.get(l.as_str()) else {
+                continue;
+            };
+            let df = self.frequency[id as usize];
+            if df == 0 || weighted.iter().any(|(w, _)| *w == id) {
                 continue;
             }
-            if let Some(&df) = self.frequency.get(l) {
-                let df = f64::from(df);
-                weighted.push((l, (1.0 + (total - df + 0.5) / (df + 0.5)).ln()));
-            }
+            let df = f64::from(df);
+            weighted.push((id, (1.0 + (total - df + 0.5) / (df + 0.5)).ln()));
         }
         if weighted.is_empty() {
             return Vec::new();
         }
         let mut scored: Vec<(f64, &str)> = Vec::new();
         let mut scores: Vec<f64> = Vec::new();
-        for (_, doc) in self.admitted(scope) {
+        for doc in self.admitted(scope) {
             scores.clear();
             scores.resize(doc.chunk_ids.len(), 0.0);
-            for (lexeme, idf) in &weighted {
-                let Some(postings) = doc.postings.get(*lexeme) else {
-                    continue;
-                };
-                for &(chunk, tf) in postings {
+            for &(id, idf) in &weighted {
+                for &(chunk, tf) in doc.postings_of(id) {
                     let tf = f64::from(tf);
                     let len = f64::from(doc.lengths[chunk as usize]);
                     let norm = p.k1 * (1.0 - p.b + p.b * len / average);
@@ -200,11 +256,8 @@ impl OwnerTerms {
         scored.into_iter().map(|(s, c)| (c.to_owned(), s)).collect()
     }
 
-    fn admitted<'a>(
-        &'a self,
-        scope: &'a Scope,
-    ) -> Box<dyn Iterator<Item = (&'a Uuid, &'a Arc<DocumentTerms>)> + 'a> {
-        let topic_ok = move |d: &DocumentTerms| {
+    fn admitted<'a>(&'a self, scope: &'a Scope) -> Box<dyn Iterator<Item = &'a HeldDocument> + 'a> {
+        let topic_ok = move |d: &HeldDocument| {
             scope
                 .topic
                 .as_deref()
@@ -213,16 +266,10 @@ impl OwnerTerms {
         match &scope.documents {
             Some(ids) => Box::new(
                 ids.iter()
-                    .filter_map(|id| self.documents.get_key_value(id))
-                    .map(|(id, (d, _))| (id, d))
-                    .filter(move |(_, d)| topic_ok(d)),
+                    .filter_map(|id| self.documents.get(id))
+                    .filter(move |d| topic_ok(d)),
             ),
-            None => Box::new(
-                self.documents
-                    .iter()
-                    .map(|(id, (d, _))| (id, d))
-                    .filter(move |(_, d)| topic_ok(d)),
-            ),
+            None => Box::new(self.documents.values().filter(move |d| topic_ok(d))),
         }
     }
 }
@@ -287,7 +334,7 @@ impl TermIndex {
         for (owner, docs) in by_owner {
             let mut terms = OwnerTerms::default();
             for (id, doc) in docs {
-                terms.add(id, Arc::new(doc));
+                terms.add(id, doc);
             }
             owners.insert(owner, terms);
         }
@@ -335,7 +382,7 @@ impl TermIndex {
     pub fn prepare(docs: BTreeMap<Uuid, DocumentTerms>) -> PreparedTerms {
         let mut terms = OwnerTerms::default();
         for (id, doc) in docs {
-            terms.add(id, Arc::new(doc));
+            terms.add(id, doc);
         }
         PreparedTerms(terms)
     }
@@ -375,7 +422,6 @@ impl TermIndex {
     }
 
     pub fn replace_document(&self, owner: &str, document: Uuid, terms: DocumentTerms) {
-        let terms = Arc::new(terms);
         if let Ok(mut owners) = self.owners.write() {
             // A document belongs to one owner; drop it anywhere else first.
             for (name, o) in owners.iter_mut() {

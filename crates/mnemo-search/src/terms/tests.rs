@@ -181,3 +181,29 @@ fn text_postgresql_would_not_print_is_refused() {
         assert!(parse_tsvector(bad).is_none(), "{bad:?}");
     }
 }
+
+/// Lexemes are held as the owner's ids: one that every document lost is
+/// found nowhere (its frequency 0), and comes back with its right
+/// frequency when a document has it again; a document's lexemes are found
+/// whatever their order among the owner's ids.
+#[test]
+fn a_lexeme_gone_from_every_document_and_back_counts_right() {
+    let index = TermIndex::new(Bm25::default());
+    let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+    index.replace_document(
+        "alice",
+        a,
+        doc(None, &[("a0", "zebra apple"), ("a1", "apple")]),
+    );
+    index.replace_document("alice", a, doc(None, &[("a0", "apple pear")]));
+    assert!(index.top(&scope("alice"), &words("zebra"), 10).is_empty());
+    index.replace_document("alice", b, doc(None, &[("b0", "zebra"), ("b1", "mango")]));
+    let hits = index.top(&scope("alice"), &words("zebra pear"), 10);
+    assert_eq!(ids(&hits), ["b0", "a0"]);
+    // Same scores as a fresh owner with the same documents.
+    let fresh = TermIndex::new(Bm25::default());
+    fresh.replace_document("bob", b, doc(None, &[("b0", "zebra"), ("b1", "mango")]));
+    fresh.replace_document("bob", a, doc(None, &[("a0", "apple pear")]));
+    assert_eq!(fresh.top(&scope("bob"), &words("zebra pear"), 10), hits);
+    assert!(index.memory_of("alice") > 0);
+}
