@@ -112,14 +112,27 @@ impl HeldDocument {
     }
 }
 
+/// An owner keeps lexemes no document has any more until they are more
+/// than this and than the others.
+const MIN_DEAD_LEXEMES: usize = 1024;
+
+/// Bytes a lexicon entry takes: the map's slot (7/8 full at most), the
+/// text, its frequency.
+fn lexicon_entry(lexeme: &str) -> usize {
+    (std::mem::size_of::<(Box<str>, u32)>() + 1) * 8 / 7 + lexeme.len() + ALLOCATION + 4
+}
+
 /// One owner's documents and the statistics BM25 needs.
 #[derive(Debug, Default)]
 struct OwnerTerms {
     documents: HashMap<Uuid, HeldDocument>,
-    /// Every lexeme the owner's documents have had → its id.
+    /// Every lexeme the owner's documents have had since the last
+    /// compaction → its id.
     lexicon: HashMap<Box<str>, u32>,
     /// Per lexeme id: chunks containing it now (0: none any more).
     frequency: Vec<u32>,
+    /// Ids whose frequency is above 0.
+    live: usize,
     chunks: u64,
     total_length: u64,
     /// Bytes of the documents' postings and the lexicon, roughly.
@@ -132,12 +145,49 @@ impl OwnerTerms {
             return id;
         }
         let id = self.frequency.len() as u32;
-        // The map's slot (7/8 full at most), the text, its count.
-        self.bytes +=
-            (std::mem::size_of::<(Box<str>, u32)>() + 1) * 8 / 7 + lexeme.len() + ALLOCATION + 4;
+        self.bytes += lexicon_entry(&lexeme);
         self.lexicon.insert(lexeme.into_boxed_str(), id);
         self.frequency.push(0);
         id
+    }
+
+    /// Forgets the lexemes no document has any more, once they outnumber
+    /// the others (an owner edited for months would otherwise keep every
+    /// word it ever had). Ids are renumbered in their order, so every
+    /// document's ids stay sorted.
+    fn compact_if_due(&mut self) {
+        let dead = self.frequency.len() - self.live;
+        if dead <= self.live.max(MIN_DEAD_LEXEMES) {
+            return;
+        }
+        let mut renumbered = vec![u32::MAX; self.frequency.len()];
+        let mut frequency = Vec::with_capacity(self.live);
+        for (old, &f) in self.frequency.iter().enumerate() {
+            if f > 0 {
+                renumbered[old] = frequency.len() as u32;
+                frequency.push(f);
+            }
+        }
+        let mut freed = 0;
+        self.lexicon
+            .retain(|lexeme, id| match renumbered[*id as usize] {
+                u32::MAX => {
+                    freed += lexicon_entry(lexeme);
+                    false
+                }
+                new => {
+                    *id = new;
+                    true
+                }
+            });
+        for d in self.documents.values_mut() {
+            for id in &mut d.lexemes {
+                *id = renumbered[*id as usize];
+            }
+        }
+        self.lexicon.shrink_to_fit();
+        self.frequency = frequency;
+        self.bytes = self.bytes.saturating_sub(freed);
     }
 
     fn add(&mut self, document: Uuid, terms: DocumentTerms) {
@@ -162,12 +212,18 @@ impl OwnerTerms {
             lengths,
             bytes: 0,
         };
-        for (id, p) in by_id {
-            self.frequency[id as usize] += p.len() as u32;
+        for (id, p) in by_id.into_iter().filter(|(_, p)| !p.is_empty()) {
+            let f = &mut self.frequency[id as usize];
+            if *f == 0 {
+                self.live += 1;
+            }
+            *f += p.len() as u32;
             held.lexemes.push(id);
             held.starts.push(held.postings.len() as u32);
             held.postings.extend(p);
         }
+        held.chunk_ids.shrink_to_fit();
+        held.lengths.shrink_to_fit();
         held.bytes = held
             .chunk_ids
             .iter()
@@ -195,9 +251,13 @@ impl OwnerTerms {
                 .map_or(old.postings.len(), |&e| e as usize);
             let n = (end - old.starts[i] as usize) as u32;
             if let Some(f) = self.frequency.get_mut(id as usize) {
+                if *f > 0 && *f <= n {
+                    self.live -= 1;
+                }
                 *f = f.saturating_sub(n);
             }
         }
+        self.compact_if_due();
         self.chunks = self.chunks.saturating_sub(old.chunk_ids.len() as u64);
         self.total_length = self
             .total_length
@@ -264,8 +324,11 @@ impl OwnerTerms {
                 .is_none_or(|t| d.topic.as_deref() == Some(t))
         };
         match &scope.documents {
+            // Each document once, however often the filter names it.
             Some(ids) => Box::new(
                 ids.iter()
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
                     .filter_map(|id| self.documents.get(id))
                     .filter(move |d| topic_ok(d)),
             ),

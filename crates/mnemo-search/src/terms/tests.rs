@@ -185,25 +185,105 @@ fn text_postgresql_would_not_print_is_refused() {
 /// Lexemes are held as the owner's ids: one that every document lost is
 /// found nowhere (its frequency 0), and comes back with its right
 /// frequency when a document has it again; a document's lexemes are found
-/// whatever their order among the owner's ids.
+/// whatever their order among the owner's ids; and after a series of
+/// changes the owner scores exactly as one built from its documents now.
 #[test]
 fn a_lexeme_gone_from_every_document_and_back_counts_right() {
     let index = TermIndex::new(Bm25::default());
     let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+    let a_before = [("a0", "zebra apple apple kiwi"), ("a1", "apple zebra")];
+    let a_after = [("a0", "apple pear pear kiwi"), ("a1", "pear apple")];
+    let b_now = [
+        ("b0", "zebra kiwi zebra"),
+        ("b1", "mango pear"),
+        ("b2", "apple"),
+    ];
+    index.replace_document("alice", a, doc(None, &a_before));
+    index.replace_document("alice", a, doc(None, &a_after));
+    assert!(index.top(&scope("alice"), &words("zebra"), 10).is_empty());
+    index.replace_document("alice", b, doc(None, &b_now));
+    let query = words("zebra pear apple kiwi mango");
+    let hits = index.top(&scope("alice"), &query, 10);
+    assert_eq!(hits.len(), 5, "{hits:?}");
+    let fresh = TermIndex::new(Bm25::default());
+    fresh.replace_document("bob", b, doc(None, &b_now));
+    fresh.replace_document("bob", a, doc(None, &a_after));
+    assert_eq!(fresh.top(&scope("bob"), &query, 10), hits);
+}
+
+/// Lexemes no document has any more are forgotten once they outnumber the
+/// others (ids renumbered), and nothing else changes: frequencies, scores
+/// and every document's lookups are as in an owner built afresh.
+#[test]
+fn forgotten_lexemes_are_compacted_away_without_changing_a_score() {
+    let many: String = (0..3_000).map(|i| format!("word{i} ")).collect();
+    let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+    let keep = [
+        ("b0", "zebra kiwi zebra word7"),
+        ("b1", "mango pear word2999"),
+    ];
+    let mut owner = OwnerTerms::default();
+    owner.add(b, doc(None, &keep));
+    owner.add(
+        a,
+        doc(None, &[("a0", many.as_str()), ("a1", "pear pear apple")]),
+    );
+    let bytes_before = owner.bytes;
+    assert_eq!(owner.lexicon.len(), 3_005);
+    // a loses its 3,000 words: they outnumber the rest, so they go.
+    owner.add(
+        a,
+        doc(None, &[("a0", "apple kiwi"), ("a1", "pear word2999")]),
+    );
+    assert_eq!(
+        owner.lexicon.len(),
+        owner.live,
+        "only live lexemes are kept"
+    );
+    assert_eq!(owner.frequency.len(), owner.live);
+    assert!(
+        owner.bytes < bytes_before / 2,
+        "{} → {}",
+        bytes_before,
+        owner.bytes
+    );
+    let mut fresh = OwnerTerms::default();
+    fresh.add(
+        a,
+        doc(None, &[("a0", "apple kiwi"), ("a1", "pear word2999")]),
+    );
+    fresh.add(b, doc(None, &keep));
+    for (lexeme, &id) in &owner.lexicon {
+        let other = fresh.lexicon[lexeme];
+        assert_eq!(
+            owner.frequency[id as usize], fresh.frequency[other as usize],
+            "{lexeme}"
+        );
+    }
+    let query = words("zebra kiwi mango pear apple word7 word2999 word5");
+    let p = Bm25::default();
+    assert_eq!(
+        owner.top(&scope("x"), &query, 10, p),
+        fresh.top(&scope("x"), &query, 10, p)
+    );
+    assert_eq!(owner.top(&scope("x"), &query, 10, p).len(), 4);
+    // Each document's ids are still sorted (its lookups binary-search).
+    for d in owner.documents.values() {
+        assert!(d.lexemes.windows(2).all(|w| w[0] < w[1]));
+    }
+}
+
+/// A filter naming a document twice gives its chunks once.
+#[test]
+fn a_document_named_twice_in_the_filter_is_scored_once() {
+    let index = TermIndex::new(Bm25::default());
+    let a = Uuid::from_u128(1);
     index.replace_document(
         "alice",
         a,
-        doc(None, &[("a0", "zebra apple"), ("a1", "apple")]),
+        doc(None, &[("a0", "cell"), ("a1", "cell wall")]),
     );
-    index.replace_document("alice", a, doc(None, &[("a0", "apple pear")]));
-    assert!(index.top(&scope("alice"), &words("zebra"), 10).is_empty());
-    index.replace_document("alice", b, doc(None, &[("b0", "zebra"), ("b1", "mango")]));
-    let hits = index.top(&scope("alice"), &words("zebra pear"), 10);
-    assert_eq!(ids(&hits), ["b0", "a0"]);
-    // Same scores as a fresh owner with the same documents.
-    let fresh = TermIndex::new(Bm25::default());
-    fresh.replace_document("bob", b, doc(None, &[("b0", "zebra"), ("b1", "mango")]));
-    fresh.replace_document("bob", a, doc(None, &[("a0", "apple pear")]));
-    assert_eq!(fresh.top(&scope("bob"), &words("zebra pear"), 10), hits);
-    assert!(index.memory_of("alice") > 0);
+    let mut twice = scope("alice");
+    twice.documents = Some(vec![a, a]);
+    assert_eq!(ids(&index.top(&twice, &words("cell"), 10)), ["a0", "a1"]);
 }
