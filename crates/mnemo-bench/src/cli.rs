@@ -38,7 +38,8 @@ pub enum Command {
     /// (deploy/model/prepare.sh --bench), and the way the service batches.
     Embed(embed::EmbedBench),
     /// The vector index at scale (exact scan vs HNSW: build, memory, latency,
-    /// recall@10) and the hybrid search path over PostgreSQL at 100,000 chunks.
+    /// recall@10), the hybrid search path over PostgreSQL at 100,000 chunks,
+    /// and 1,000,000 chunks over 1,000 owners within the API's memory budget.
     Search(search::SearchBench),
     /// A folder through the real services end to end (each its own process),
     /// then the embedder alone on the same chunks; peak RSS per service.

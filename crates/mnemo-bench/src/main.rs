@@ -22,7 +22,8 @@
 //! - [`pipeline`]: `pipeline DIR` (a folder through the real services).
 //! - [`extract`]: `extract DIR` (pdf-rs against pdftotext).
 //! - [`embed`]: `embed CORPUS` (the model's tokens per CPU-second).
-//! - [`search`]: `search` (vector index exact vs HNSW, hybrid search).
+//! - [`search`]: `search` (vector index exact vs HNSW, hybrid search, many
+//!   owners within the API's memory budget).
 //! - [`replay`]: `replay` (rebuilding the read models from sequence 1).
 //! - [`eval`]: `eval ir` (nDCG@10, recall@100 on a BEIR dataset).
 //! - [`abuse`]: `abuse` (pathological inputs, peak RSS per case).
