@@ -391,6 +391,32 @@ pub(super) struct Latency {
     max_ms: f64,
 }
 
+/// Which tail a latency table shows beside p50 and p95.
+#[derive(Clone, Copy)]
+pub(super) enum Tail {
+    P99,
+    Max,
+}
+
+/// A markdown table of `rows`, `first` naming its first column.
+pub(super) fn print_latencies(first: &str, rows: &[Latency], tail: Tail) {
+    let (name, value): (&str, fn(&Latency) -> f64) = match tail {
+        Tail::P99 => ("p99", |l| l.p99_ms),
+        Tail::Max => ("max", |l| l.max_ms),
+    };
+    println!("| {first} | p50 | p95 | {name} |");
+    println!("|---|---:|---:|---:|");
+    for l in rows {
+        println!(
+            "| {} | {:.2} ms | {:.2} ms | {:.2} ms |",
+            l.what,
+            l.p50_ms,
+            l.p95_ms,
+            value(l)
+        );
+    }
+}
+
 pub(super) fn latency(what: &str, mut d: Vec<Duration>) -> Latency {
     d.sort();
     let f = |x: Duration| x.as_secs_f64() * 1000.0;

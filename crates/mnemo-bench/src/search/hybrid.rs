@@ -40,14 +40,7 @@ impl HybridReport {
             self.chunks, self.queries, self.copy_s, self.index_load_s, self.graph_build_s
         );
         println!();
-        println!("| part | p50 | p95 | p99 |");
-        println!("|---|---:|---:|---:|");
-        for p in &self.parts {
-            println!(
-                "| {} | {:.2} ms | {:.2} ms | {:.2} ms |",
-                p.what, p.p50_ms, p.p95_ms, p.p99_ms
-            );
-        }
+        super::print_latencies("part", &self.parts, super::Tail::P99);
     }
 }
 

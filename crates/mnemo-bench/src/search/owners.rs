@@ -66,14 +66,7 @@ impl OwnersReport {
             self.owner_mb * self.owners as f64,
         );
         println!();
-        println!("| query | p50 | p95 | max |");
-        println!("|---|---:|---:|---:|");
-        for l in &self.latencies {
-            println!(
-                "| {} | {:.2} ms | {:.2} ms | {:.2} ms |",
-                l.what, l.p50_ms, l.p95_ms, l.max_ms
-            );
-        }
+        super::print_latencies("query", &self.latencies, super::Tail::Max);
         println!();
         println!(
             "RSS {:.0} MB at the first search, peak {:.0} MB during them (+{:.0} MB); \
